@@ -1,0 +1,16 @@
+# Annotations understood by capnpc-ferry. Import with:
+#
+#     using Ferry = import "/ferry/annotations.capnp";
+#
+# and annotate methods, e.g. `notify @0 (event :Text) -> () $Ferry.oneway;`.
+@0x95e8e32fe30ee399;
+
+annotation oneway @0xbfff24751f0de528 (method) :Void;
+# The caller does not wait: the proxy sends the request and returns at once, and no response is
+# ever sent. The method must have no results. Failures (unreachable object, servant exception) are
+# not reported to the caller; they are logged and counted by the runtime.
+
+annotation idempotent @0xda852124e0c1b0d0 (method) :Void;
+# Executing the call twice has the same effect as executing it once. Over datagram transports an
+# idempotent call may be retried transparently after a loss; any other call is executed at most
+# once (the UDP transport's reply cache enforces it).

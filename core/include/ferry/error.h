@@ -1,0 +1,136 @@
+// ferry::Error, the one exception type of the broker, and the macros that raise it.
+//
+// Every failure a caller can observe is an `Error` carrying an `Errc`. The codes are COM-flavoured
+// and travel unchanged on the wire (core/schema/orpc.capnp, `ErrorCode`), so a client sees the
+// same code whether the failure happened in its own apartment or in another process.
+//
+// Expected absence is not an exception: lookups that may miss are named `tryFind…` and return a
+// pointer or std::optional. Exceptions never cross a libuv callback or the plugin ABI: those entry
+// points catch everything (see FERRY_GUARD_CALLBACK).
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace ferry {
+
+// The numeric values are part of the wire protocol (orpc.capnp ErrorCode); never renumber.
+enum class Errc : uint16_t {
+  ok = 0,
+  // Object model.
+  noInterface = 1,          // the object does not implement the requested interface
+  classNotRegistered = 2,   // createInstance of an unknown class
+  notInitialized = 3,       // the calling thread belongs to no apartment
+  wrongApartment = 4,       // a proxy was used outside the apartment that unmarshaled it
+  invalidArgument = 5,      // a null or malformed argument from the caller
+  // References and lifetime.
+  objectNotConnected = 6,   // the packet was consumed, or the proxy's apartment shut down
+  disconnected = 7,         // the object behind the proxy was disconnected or released
+  objectNotRegistered = 8,  // a tableWeak packet names an object that has died
+  invalidObjRef = 9,        // an OBJREF failed validation
+  // Calls.
+  serverFault = 10,         // the servant threw; the message carries what it said
+  callRejected = 11,        // the server's message filter rejected the call
+  retryLater = 12,          // the server's message filter asked to retry later
+  deadlineExceeded = 13,    // the call did not complete before its deadline
+  canceled = 14,            // the call was canceled
+  outcomeUnknown = 15,      // the call may or may not have executed (connection lost mid-call)
+  protocolError = 16,       // the peer sent something the protocol forbids
+  // Environment.
+  accessDenied = 17,        // a security provider refused the peer
+  unavailable = 18,         // no route to the exporter (resolver or transport failure)
+  shuttingDown = 19,        // the runtime or apartment is being torn down
+  internal = 20,            // a bug in ferry; the message says where
+};
+
+// The code's name as written in DESIGN.md, e.g. "noInterface".
+std::string_view errcName(Errc code) noexcept;
+
+// True if `value` is a defined Errc (used when decoding codes from the wire).
+bool isKnownErrc(uint16_t value) noexcept;
+
+class Error : public std::exception {
+public:
+  Error(Errc code, std::string message);
+
+  Errc code() const noexcept { return _code; }
+  // Without the code prefix; what() is "<codeName>: <message>".
+  const std::string& message() const noexcept { return _message; }
+  const char* what() const noexcept override { return _what.c_str(); }
+
+private:
+  Errc _code;
+  std::string _message;
+  std::string _what;
+};
+
+namespace detail {
+
+// Appends the values a FERRY_REQUIRE/FERRY_ASSERT names, comma separated.
+inline void appendValues(std::ostringstream&) {}
+
+template <typename T, typename... Rest>
+void appendValues(std::ostringstream& out, const T& value, const Rest&... rest) {
+  out << value;
+  if constexpr (sizeof...(Rest) > 0) out << ", ";
+  appendValues(out, rest...);
+}
+
+[[noreturn]] void throwError(Errc code, const char* file, int line, const char* condition,
+                             std::string message);
+
+template <typename... Values>
+[[noreturn]] void fail(Errc code, const char* file, int line, const char* condition,
+                       std::string_view message, const char* names, const Values&... values) {
+  std::ostringstream out;
+  out << message;
+  if constexpr (sizeof...(Values) > 0) {
+    out << " (" << names << " = ";
+    appendValues(out, values...);
+    out << ")";
+  }
+  throwError(code, file, line, condition, out.str());
+}
+
+}  // namespace detail
+}  // namespace ferry
+
+// FERRY_REQUIRE(cond, code, message, values...): a caller's or peer's error. Throws
+// ferry::Error(code) whose message carries `message` and the values named after it.
+#define FERRY_REQUIRE(cond, code, message, ...)                                              \
+  do {                                                                                       \
+    if (!(cond)) [[unlikely]]                                                                \
+      ::ferry::detail::fail((code), __FILE__, __LINE__, nullptr, (message),                  \
+                            #__VA_ARGS__ __VA_OPT__(, ) __VA_ARGS__);                        \
+  } while (false)
+
+// FERRY_FAIL(code, message, values...): FERRY_REQUIRE without a condition.
+#define FERRY_FAIL(code, message, ...)                                                       \
+  ::ferry::detail::fail((code), __FILE__, __LINE__, nullptr, (message),                      \
+                        #__VA_ARGS__ __VA_OPT__(, ) __VA_ARGS__)
+
+// FERRY_ASSERT(cond, values...): our own invariant. Throws Errc::internal naming the file, line
+// and the condition, with the values named after it.
+#define FERRY_ASSERT(cond, ...)                                                              \
+  do {                                                                                       \
+    if (!(cond)) [[unlikely]]                                                                \
+      ::ferry::detail::fail(::ferry::Errc::internal, __FILE__, __LINE__, #cond,              \
+                            "assertion failed: " #cond, #__VA_ARGS__ __VA_OPT__(, )          \
+                            __VA_ARGS__);                                                    \
+  } while (false)
+
+// FERRY_UV(expr): a libuv call that must succeed; a negative return becomes Errc::internal with
+// libuv's error name.
+#define FERRY_UV(expr)                                                                       \
+  do {                                                                                       \
+    int ferryUvResult_ = (expr);                                                             \
+    if (ferryUvResult_ < 0) [[unlikely]]                                                     \
+      ::ferry::detail::failUv(ferryUvResult_, #expr, __FILE__, __LINE__);                    \
+  } while (false)
+
+namespace ferry::detail {
+[[noreturn]] void failUv(int uvError, const char* expr, const char* file, int line);
+}

@@ -1,0 +1,191 @@
+// Support for the code capnpc-ferry generates. Not for hand-written code: the names here may
+// change with the generator, which is built and shipped together with this header.
+//
+// For every Cap'n Proto `interface I` in a schema, capnpc-ferry emits (namespace `<ns>::iface`,
+// where <ns> is the schema's $Cxx.namespace):
+//
+//   class I : public virtual ferry::Interface (or its `extends` bases)
+//       static constexpr ferry::Iid iid; static constexpr const char* interfaceName;
+//       one pure virtual method per schema method, plus a non-virtual `fooAsync` companion;
+//       static ferryCast(I*, Iid)         queryInterface support over I and its bases;
+//       static _ferryDispatch(I*, method, ServerCall&)  the stub for I's own methods;
+//       static _ferryBuild_foo / _ferryRead_foo          params/results (de)serialization.
+//   a proxy class (in the .ferry.c++) deriving from I and ProxyBase;
+//   a stub dispatcher covering I and all its ancestors;
+//   an InterfaceRegistration tying the IID to the proxy factory and the stub dispatcher.
+//
+// Wire convention: interface-typed parameters and results are left null inside the params and
+// results structs; the interface pointers travel as OBJREFs in the message's capability list,
+// numbered 0.. in the order of the interface-typed fields (orpc.capnp, `Request.caps`).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include <capnp/any.h>
+#include <capnp/message.h>
+
+#include <ferry/error.h>
+#include <ferry/future.h>
+#include <ferry/ids.h>
+#include <ferry/object.h>
+#include <ferry/owned.h>
+
+namespace ferry::detail {
+
+class ProxyBase;
+class ProxyManager;
+class PendingCall;
+class OutgoingRequest;
+class IncomingResponse;
+class IncomingRequest;
+struct ProxyInit;
+class ClientResponse;
+
+// A request being built by a proxy method. Move-only, used once.
+class ClientCall {
+public:
+  ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId, uint32_t capCount);
+  ClientCall(ClientCall&&) noexcept;
+  ClientCall& operator=(ClientCall&&) = delete;
+  ~ClientCall();
+
+  template <typename Params>
+  typename Params::Builder initParams() {
+    return paramsPointer().template initAs<Params>();
+  }
+
+  // Marshals `object` (may be null) as the index-th capability of the request.
+  void setCap(uint32_t index, Interface* object, Iid iid);
+
+  // Sends and waits for the response (an STA dispatches incoming calls meanwhile). Throws
+  // ferry::Error on any failure, including the servant's (serverFault).
+  ClientResponse send();
+  // Sends; the caller waits or attaches a continuation through Future.
+  std::shared_ptr<PendingCall> sendAsync();
+  // Sends without a response. Errors are not reported (logged).
+  void sendOneway();
+
+private:
+  capnp::AnyPointer::Builder paramsPointer();
+
+  ProxyBase* _proxy;
+  std::unique_ptr<OutgoingRequest> _request;
+};
+
+// A response received by a proxy, read in the calling apartment.
+class ClientResponse {
+public:
+  explicit ClientResponse(std::unique_ptr<IncomingResponse> response);
+  ClientResponse(ClientResponse&&) noexcept;
+  ClientResponse& operator=(ClientResponse&&) = delete;
+  ~ClientResponse();
+
+  template <typename Results>
+  typename Results::Reader results() const {
+    return resultsPointer().template getAs<Results>();
+  }
+
+  // Unmarshals the index-th capability of the results into the calling apartment (null if the
+  // servant returned null).
+  template <InterfaceType I>
+  Ref<I> cap(uint32_t index) {
+    return Ref<I>::adopt(static_cast<I*>(unmarshalCap(index, I::iid)));
+  }
+
+private:
+  capnp::AnyPointer::Reader resultsPointer() const;
+  void* unmarshalCap(uint32_t index, Iid iid);
+
+  std::unique_ptr<IncomingResponse> _response;
+};
+
+// A request being served by a stub, in the object's apartment.
+class ServerCall {
+public:
+  virtual ~ServerCall() = default;
+
+  template <typename Params>
+  typename Params::Reader params() const {
+    return paramsPointer().template getAs<Params>();
+  }
+
+  template <InterfaceType I>
+  Ref<I> cap(uint32_t index) {
+    return Ref<I>::adopt(static_cast<I*>(unmarshalCap(index, I::iid)));
+  }
+
+  template <typename Results>
+  typename Results::Builder initResults(uint32_t capCount) {
+    return resultsPointer(capCount).template initAs<Results>();
+  }
+
+  // Marshals `object` (may be null) as the index-th capability of the results.
+  virtual void setResultCap(uint32_t index, Interface* object, Iid iid) = 0;
+
+protected:
+  virtual capnp::AnyPointer::Reader paramsPointer() const = 0;
+  virtual void* unmarshalCap(uint32_t index, Iid iid) = 0;
+  virtual capnp::AnyPointer::Builder resultsPointer(uint32_t capCount) = 0;
+};
+
+// The base of every generated interface proxy. One interface proxy exists per (proxy manager,
+// IID); the proxy manager is the identity. Reference counts are local: only the last release of
+// an interface proxy goes on the wire (as a batched remote release of its cached references).
+class ProxyBase : public virtual Interface {
+public:
+  uint32_t addRef() noexcept final;
+  uint32_t release() noexcept final;
+  void* queryInterface(Iid id) final;
+
+  ClientCall newCall(uint64_t interfaceId, uint16_t methodId, uint32_t capCount) {
+    return ClientCall(*this, interfaceId, methodId, capCount);
+  }
+
+  ProxyManager& manager() const noexcept { return *_manager; }
+  // This proxy as a pointer to the interface it proxies (what queryInterface returns for it).
+  void* interfacePointer() noexcept { return castSelf(_iid); }
+  Iid proxiedIid() const noexcept { return _iid; }
+  Ipid ipid() const noexcept { return _ipid; }
+
+protected:
+  explicit ProxyBase(const ProxyInit& init) noexcept;
+  ~ProxyBase() override;
+
+  // Generated: `return I::ferryCast(this, id);`
+  virtual void* castSelf(Iid id) noexcept = 0;
+
+private:
+  friend class ProxyManager;
+
+  ProxyManager* _manager;
+  Iid _iid;
+  Ipid _ipid;
+  std::atomic<uint32_t> _localRefs{0};
+};
+
+// nullptr when `object` is a real object rather than a proxy.
+ProxyBase* asProxy(Interface* object) noexcept;
+
+using ProxyFactory = ProxyBase* (*)(const ProxyInit& init);
+// `object` is the pointer queryInterface(iid) returned for the interface the stub serves.
+using StubDispatch = void (*)(void* object, uint64_t interfaceId, uint16_t methodId,
+                              ServerCall& call);
+
+struct InterfaceInfo {
+  Iid iid;
+  const char* name;        // "file.capnp:Interface"
+  ProxyFactory newProxy;
+  StubDispatch dispatch;
+};
+
+// A static object in each generated .ferry.c++ registers its interfaces at load time.
+class InterfaceRegistration {
+public:
+  explicit InterfaceRegistration(const InterfaceInfo& info) noexcept;
+};
+
+[[noreturn]] void unknownMethod(uint64_t interfaceId, uint16_t methodId);
+
+}  // namespace ferry::detail

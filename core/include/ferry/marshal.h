@@ -1,0 +1,83 @@
+// Marshaling interface pointers: COM's CoMarshalInterface / CoUnmarshalInterface contract.
+//
+// marshalInterface writes an OBJREF (core/schema/objref.capnp): a byte string naming the object,
+// the interface and the apartment the object lives in — never the object's state. Marshal in the
+// apartment that holds the pointer (the object's own apartment, or the apartment owning a proxy,
+// which marshals the original object, never a proxy of a proxy).
+//
+// unmarshalInterface, in any apartment, returns:
+//   * the real object, when the caller is in the object's apartment;
+//   * otherwise a proxy. Unmarshaling the same object twice in one apartment gives proxies with the
+//     same identity (one proxy manager per apartment and object).
+//
+// Flags (COM's MSHLFLAGS):
+//   normal       the packet may be unmarshaled once; a successful unmarshal consumes it, a second
+//                one fails with objectNotConnected. A packet never unmarshaled must be given to
+//                releaseMarshalData, or the references it carries keep the object alive.
+//   tableStrong  unmarshal any number of times; the packet keeps the object alive until
+//                releaseMarshalData.
+//   tableWeak    unmarshal any number of times while the object lives; the packet does not keep
+//                it alive; after the object died unmarshal fails with objectNotRegistered.
+//   noPing       (combinable) the object is exempt from distributed garbage collection.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <ferry/object.h>
+
+namespace ferry {
+
+// How far the importer is from the exporter; decides the channel and marshaler choices.
+enum class MarshalContext : uint8_t { inproc, local, noSharedMemory, differentMachine };
+
+std::string_view toString(MarshalContext context) noexcept;
+
+enum class MarshalFlags : uint8_t {
+  normal = 0,
+  tableStrong = 1,
+  tableWeak = 2,
+  noPing = 4,
+};
+
+constexpr MarshalFlags operator|(MarshalFlags a, MarshalFlags b) noexcept {
+  return static_cast<MarshalFlags>(static_cast<uint8_t>(a) | static_cast<uint8_t>(b));
+}
+constexpr bool hasFlag(MarshalFlags set, MarshalFlags flag) noexcept {
+  return (static_cast<uint8_t>(set) & static_cast<uint8_t>(flag)) != 0;
+}
+
+using ObjRefBytes = std::vector<uint8_t>;
+
+// Throws: invalidArgument (null object, tableStrong|tableWeak together), noInterface (the object
+// lacks `iid`, or no proxy/stub is registered for it), notInitialized, wrongApartment (a proxy
+// marshaled outside its apartment).
+ObjRefBytes marshalInterface(Interface* object, Iid iid,
+                             MarshalContext context = MarshalContext::inproc,
+                             MarshalFlags flags = MarshalFlags::normal);
+
+template <InterfaceType I>
+ObjRefBytes marshalInterface(const Ref<I>& object, MarshalContext context = MarshalContext::inproc,
+                             MarshalFlags flags = MarshalFlags::normal) {
+  return marshalInterface(static_cast<Interface*>(object.get()), I::iid, context, flags);
+}
+
+namespace detail {
+void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid);
+}
+
+// Throws: invalidObjRef (malformed bytes: nothing changes), objectNotConnected (a consumed
+// normal packet), objectNotRegistered (tableWeak, object gone), noInterface (the object lacks I;
+// a normal packet is consumed all the same), disconnected/unavailable (exporter gone).
+template <InterfaceType I>
+Ref<I> unmarshalInterface(std::span<const uint8_t> objref) {
+  return Ref<I>::adopt(static_cast<I*>(detail::unmarshalInterfaceErased(objref, I::iid)));
+}
+
+// Releases the references a packet holds: a normal packet never unmarshaled, or a table packet.
+// Throws objectNotConnected for a packet already consumed or released.
+void releaseMarshalData(std::span<const uint8_t> objref);
+
+}  // namespace ferry

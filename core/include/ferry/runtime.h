@@ -1,0 +1,257 @@
+// The runtime, apartments and activation.
+//
+// A process creates one `ferry::Runtime` (creating a second while one exists is an error) and
+// destroys it last. Every thread that touches ferry objects belongs to an apartment:
+//
+//   STA   one thread running a libuv loop. Calls into its objects run on that thread, one at a
+//         time; while the thread waits for one of its own outgoing calls it keeps dispatching
+//         incoming calls (so A→B→A callbacks never deadlock). Three ways in:
+//           Runtime::newSta(name)        spawns a thread that runs the loop;
+//           Runtime::enterSta(name)      makes the calling thread an STA; run() runs its loop;
+//           Runtime::attachSta(loop, …)  adopts a uv_loop_t an embedding service already runs on
+//                                        the calling thread.
+//   MTA   one per process, a pool of threads (RuntimeOptions). Calls into its objects run
+//         concurrently on pool threads. Runtime::joinMta() lets the calling thread act in it.
+//
+// Interface pointers do not cross apartments by themselves: marshal them (ferry/marshal.h), pass
+// them as parameters of a call, or use the activation below, and the other apartment gets a proxy.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <ferry/error.h>
+#include <ferry/ids.h>
+#include <ferry/object.h>
+
+struct uv_loop_s;
+typedef struct uv_loop_s uv_loop_t;  // NOLINT: matches uv.h
+
+namespace ferry {
+
+namespace detail {
+class ApartmentImpl;
+class StaImpl;
+class RuntimeImpl;
+}  // namespace detail
+
+enum class ApartmentKind : uint8_t { sta, mta };
+
+// What a class tolerates (COM's ThreadingModel). Activation honours it:
+//
+//   caller \ model   apartment              free                 both
+//   STA              direct, in the caller  proxy → MTA          direct
+//   MTA              proxy → host STA       direct               direct
+enum class ThreadingModel : uint8_t { apartment, free, both };
+
+std::string_view toString(ApartmentKind kind) noexcept;
+std::string_view toString(ThreadingModel model) noexcept;
+
+struct RuntimeOptions {
+  // MTA pool threads kept running.
+  unsigned mtaThreads = 2;
+  // The pool grows up to this many threads when every pool thread is blocked in an outgoing call,
+  // so MTA→STA→MTA chains deeper than mtaThreads do not deadlock.
+  unsigned mtaMaxThreads = 64;
+  // Deadline of a call made without a CallTimeout scope, carried in the request.
+  std::chrono::milliseconds callTimeout{30'000};
+};
+
+// A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
+class Apartment {
+public:
+  Apartment() = default;
+
+  ApartmentKind kind() const;
+  Oxid oxid() const;
+  const std::string& name() const;
+  bool isCurrent() const;
+  explicit operator bool() const noexcept { return _impl != nullptr; }
+
+  // Runs `fn` in this apartment and returns its result (or rethrows what it threw). The calling
+  // apartment keeps dispatching incoming calls while it waits; the wait is bounded by the call
+  // timeout (deadlineExceeded). Runs `fn` inline when the caller is already in this apartment.
+  template <typename Fn>
+  auto invoke(Fn&& fn) -> std::invoke_result_t<Fn&>;
+
+  // Queues `fn` to run in this apartment. Throws shuttingDown if the apartment is closed.
+  void post(std::function<void()> fn) const;
+
+  friend bool operator==(const Apartment& a, const Apartment& b) noexcept {
+    return a._impl == b._impl;
+  }
+
+  explicit Apartment(std::shared_ptr<detail::ApartmentImpl> impl) : _impl(std::move(impl)) {}
+  detail::ApartmentImpl* impl() const noexcept { return _impl.get(); }
+
+private:
+  void invokeErased(const std::function<void()>& fn) const;
+
+  std::shared_ptr<detail::ApartmentImpl> _impl;
+};
+
+// An STA thread spawned by Runtime::newSta. Destroying the handle (or stop()) stops the loop,
+// tears the apartment down (its exported objects are released, its proxies disconnected) and
+// joins the thread.
+class Sta : public Apartment {
+public:
+  Sta() = default;
+  Sta(Sta&&) noexcept = default;
+  Sta& operator=(Sta&&) noexcept;
+  ~Sta();
+
+  // The loop the STA thread runs. Only touch it from that thread (e.g. inside post()).
+  uv_loop_t* loop() const;
+  void stop();
+
+private:
+  friend class Runtime;
+  explicit Sta(std::shared_ptr<detail::ApartmentImpl> impl) : Apartment(std::move(impl)) {}
+};
+
+// The calling thread turned into an STA (Runtime::enterSta). Lives on that thread's stack.
+class CurrentSta : public Apartment {
+public:
+  CurrentSta(CurrentSta&&) = delete;
+  ~CurrentSta();
+
+  uv_loop_t* loop() const;
+  // Runs the loop until stop() is called (from any thread, or from inside the loop).
+  void run();
+  void stop();
+
+private:
+  friend class Runtime;
+  explicit CurrentSta(std::shared_ptr<detail::ApartmentImpl> impl) : Apartment(std::move(impl)) {}
+};
+
+// An STA on a uv_loop_t the embedding service runs itself (Runtime::attachSta). Create and
+// destroy it on the loop's thread. ferry adds one uv_async_t to the loop; destruction closes it,
+// and its close callback runs on the loop's next iteration, so keep running the loop until
+// uv_run returns.
+class AttachedSta : public Apartment {
+public:
+  AttachedSta(AttachedSta&&) = delete;
+  ~AttachedSta();
+
+private:
+  friend class Runtime;
+  explicit AttachedSta(std::shared_ptr<detail::ApartmentImpl> impl)
+      : Apartment(std::move(impl)) {}
+};
+
+// The calling thread acting in the MTA until the scope ends.
+class MtaScope {
+public:
+  MtaScope(MtaScope&&) = delete;
+  ~MtaScope();
+
+private:
+  friend class Runtime;
+  MtaScope();
+  detail::ApartmentImpl* _previous = nullptr;
+};
+
+// Overrides the call timeout for calls made by this thread while the scope lives.
+class CallTimeout {
+public:
+  explicit CallTimeout(std::chrono::milliseconds timeout);
+  CallTimeout(CallTimeout&&) = delete;
+  ~CallTimeout();
+
+private:
+  std::optional<std::chrono::milliseconds> _previous;
+};
+
+// A class name for activation, e.g. "calc.Calculator".
+struct Clsid {
+  std::string name;
+  friend bool operator==(const Clsid&, const Clsid&) = default;
+};
+
+using ClassFactory = std::function<Ref<Interface>()>;
+
+// Counts of live runtime resources, for leak checks (tests assert all are zero at teardown).
+struct RuntimeStats {
+  int64_t apartments = 0;          // apartments not yet torn down (the MTA included)
+  int64_t staThreads = 0;          // STA threads started by newSta and not yet joined
+  int64_t mtaThreads = 0;          // MTA pool threads alive
+  int64_t exportedObjects = 0;     // stub managers (objects with external references)
+  int64_t proxyManagers = 0;       // imported object identities
+  int64_t interfaceProxies = 0;
+  int64_t servants = 0;            // objects derived from Implements<> alive
+  int64_t leakedLoopHandles = 0;   // libuv handles found open when an STA loop closed
+  int64_t protocolErrors = 0;      // malformed or unexpected input dropped and counted
+  int64_t onewayFailures = 0;      // oneway calls (releases included) that could not be delivered
+};
+
+class Runtime {
+public:
+  explicit Runtime(RuntimeOptions options = {});
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  // Stops every STA started with newSta (and the host STA), tears down the MTA and joins its
+  // threads. CurrentSta, AttachedSta and MtaScope objects must be gone by then.
+  ~Runtime();
+
+  // The live runtime; throws notInitialized when there is none.
+  static Runtime& current();
+
+  Sta newSta(std::string name);
+  CurrentSta enterSta(std::string name);
+  AttachedSta attachSta(uv_loop_t* loop, std::string name);
+  MtaScope joinMta();
+  Apartment mta() const;
+
+  const RuntimeOptions& options() const noexcept;
+
+  // Registers a class for createInstance. Re-registering a name replaces it.
+  void registerClass(Clsid clsid, ThreadingModel model, ClassFactory factory);
+  void revokeClass(const Clsid& clsid);
+
+  // Creates an instance of a registered class and returns it as I: the object itself when the
+  // class's threading model fits the caller's apartment, else a proxy to an object created in
+  // the right one (see ThreadingModel). Throws classNotRegistered, noInterface, notInitialized.
+  template <InterfaceType I>
+  Ref<I> createInstance(const Clsid& clsid) {
+    return Ref<I>::adopt(static_cast<I*>(createInstanceErased(clsid, I::iid)));
+  }
+
+  RuntimeStats stats() const;
+
+  detail::RuntimeImpl& impl() const noexcept { return *_impl; }
+
+private:
+  void* createInstanceErased(const Clsid& clsid, Iid iid);
+
+  std::unique_ptr<detail::RuntimeImpl> _impl;
+};
+
+// The calling thread's apartment; throws notInitialized if it has none.
+Apartment currentApartment();
+// The calling thread's apartment, or an empty handle.
+Apartment tryCurrentApartment() noexcept;
+
+template <typename Fn>
+auto Apartment::invoke(Fn&& fn) -> std::invoke_result_t<Fn&> {
+  using R = std::invoke_result_t<Fn&>;
+  // fn and its result live in shared slots: on a timeout the caller returns while fn may still
+  // run (a task that has not started by then is not started at all).
+  auto task = std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn));
+  if constexpr (std::is_void_v<R>) {
+    invokeErased([task] { (*task)(); });
+  } else {
+    auto slot = std::make_shared<std::optional<R>>();
+    invokeErased([task, slot] { slot->emplace((*task)()); });
+    return std::move(**slot);
+  }
+}
+
+}  // namespace ferry

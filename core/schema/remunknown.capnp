@@ -1,0 +1,59 @@
+# RemUnknown: the remote face of every exporter (COM's IRemUnknown).
+#
+# Each apartment exports one RemUnknown object under a well-known IPID (handed out by the OXID
+# resolver, or by the in-process apartment registry). Importers use it to query further
+# interfaces of an object they hold, to acquire references and to return them. Calls to it are
+# never subject to distributed GC, never refcounted and never disconnected, and the message filter
+# always admits them.
+@0xcade5de71b9867ef;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("ferry::wire");
+
+using Ferry = import "/ferry/annotations.capnp";
+using import "objref.capnp".Ipid;
+
+interface RemUnknown @0xef82f385fdfd76e2 {
+  queryInterfaces @0 (request :QiRequest) -> (reply :QiReply);
+  # Asks the object that `request.ipid` belongs to for each IID in `request.iids`, in one round
+  # trip. For each IID found, the exporter creates (or reuses) its interface stub and transfers
+  # `request.refs` public references on it to the caller.
+
+  addRefs @1 (request :RefBatch) -> (reply :AddRefReply);
+  # Acquires references: `refs` more public references on each IPID. Per entry, an unknown IPID is
+  # `objectNotRegistered` and changes nothing.
+
+  releaseRefs @2 (request :RefBatch) -> () $Ferry.oneway;
+  # Returns public references, batched per exporter. Releasing more references than are held, or
+  # on an unknown IPID, is a protocol error for that entry and is counted; the rest of the batch
+  # still applies. When an object's last strong reference goes, its stubs go and the object is
+  # released in its apartment.
+}
+
+struct QiRequest {
+  ipid @0 :Ipid;
+  refs @1 :UInt32;          # 1..1024
+  iids @2 :List(UInt64);    # 1..64 entries
+}
+
+struct QiReply {
+  results @0 :List(QiResult);   # one per requested IID, same order
+}
+
+struct QiResult {
+  code @0 :UInt16;          # 0 (ok) or a ferry::Errc, typically noInterface
+  ipid @1 :Ipid;            # the interface's stub, when ok
+}
+
+struct RefBatch {
+  entries @0 :List(RefEntry);   # 1..1024 entries
+}
+
+struct RefEntry {
+  ipid @0 :Ipid;
+  refs @1 :UInt32;          # 1..1024
+}
+
+struct AddRefReply {
+  codes @0 :List(UInt16);   # one per entry: 0 or a ferry::Errc
+}

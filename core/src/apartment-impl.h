@@ -1,0 +1,215 @@
+// Apartments: the STA (a libuv loop thread) and the MTA (a thread pool), their work queues, the
+// modal wait of an STA making an outgoing call, and teardown.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include <ferry/runtime.h>
+
+#include "export-table.h"
+#include "import-table.h"
+#include "rem-unknown.h"
+
+namespace ferry::detail {
+
+class RuntimeImpl;
+class PendingCall;
+class IncomingRequest;
+class ReplySink;
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+// One unit of work queued to an apartment.
+class WorkItem {
+public:
+  enum class Kind : uint8_t { call, task };
+
+  explicit WorkItem(Kind kind) noexcept : kind(kind) {}
+  virtual ~WorkItem() = default;
+  // Runs the work on the apartment's thread. Must not throw.
+  virtual void run() noexcept = 0;
+  // The apartment will never run this item (it is shutting down): answer the caller, if any.
+  virtual void abandon() noexcept {}
+
+  const Kind kind;
+  // Calls: the caller's causality id (the message filter's input).
+  CausalityId causality{};
+};
+
+// A task from a callable.
+template <typename Fn>
+class TaskItem final : public WorkItem {
+public:
+  explicit TaskItem(Fn fn) : WorkItem(Kind::task), _fn(std::move(fn)) {}
+  void run() noexcept override;
+
+private:
+  Fn _fn;
+};
+
+void logTaskFailure() noexcept;
+
+template <typename Fn>
+void TaskItem<Fn>::run() noexcept {
+  try {
+    _fn();
+  } catch (...) {
+    logTaskFailure();
+  }
+}
+
+template <typename Fn>
+std::unique_ptr<WorkItem> makeTask(Fn fn) {
+  return std::make_unique<TaskItem<Fn>>(std::move(fn));
+}
+
+class ApartmentImpl : public std::enable_shared_from_this<ApartmentImpl> {
+public:
+  ApartmentImpl(RuntimeImpl& runtime, ApartmentKind kind, std::string name);
+  virtual ~ApartmentImpl();
+
+  ApartmentKind kind() const noexcept { return _kind; }
+  Oxid oxid() const noexcept { return _oxid; }
+  const std::string& name() const noexcept { return _name; }
+  RuntimeImpl& runtime() const noexcept { return _runtime; }
+  // "sta:name" or "mta", for log lines.
+  const std::string& label() const noexcept { return _label; }
+
+  ExportTable& exports() noexcept { return _exports; }
+  ImportTable& imports() noexcept { return _imports; }
+  // The IPID of this apartment's RemUnknown object.
+  Ipid remUnknownIpid() const noexcept { return _remUnknownIpid; }
+
+  // Queues work. Returns false (and leaves `item` with the caller) once the apartment is closed.
+  virtual bool post(std::unique_ptr<WorkItem>& item) = 0;
+
+  // Waits until `call` completes or its deadline passes (then it is failed with
+  // deadlineExceeded). An STA dispatches incoming work meanwhile; an MTA thread blocks.
+  virtual void wait(PendingCall& call) = 0;
+
+  // Serves one request in this apartment, on the calling thread (which must belong to it), and
+  // hands the response to `replyTo` (null for oneway calls). `distance` is how far the caller
+  // is: interface pointers in the results are marshaled for it.
+  void serve(IncomingRequest& request, Deadline deadline, MarshalContext distance,
+             const std::shared_ptr<ReplySink>& replyTo) noexcept;
+
+  bool closed() const noexcept { return _closed.load(std::memory_order_acquire); }
+
+protected:
+  // This apartment's RemUnknown servant, created on first use.
+  RemUnknownServant& remUnknown();
+
+  // Server and client side teardown, on the apartment's thread: every exported object is
+  // released, every proxy disconnected (its references returned at once).
+  void tearDown() noexcept;
+  void markClosed() noexcept { _closed.store(true, std::memory_order_release); }
+
+private:
+  RuntimeImpl& _runtime;
+  const ApartmentKind _kind;
+  const Oxid _oxid;
+  const std::string _name;
+  const std::string _label;
+  const Ipid _remUnknownIpid;
+  std::atomic<bool> _closed{false};
+  std::once_flag _remUnknownOnce;
+  RemUnknownServant _remUnknown;
+  ExportTable _exports;
+  ImportTable _imports;
+};
+
+// A single-threaded apartment on a libuv loop.
+class StaImpl final : public ApartmentImpl {
+public:
+  enum class Mode : uint8_t { spawned, current, attached };
+
+  StaImpl(RuntimeImpl& runtime, std::string name, Mode mode, uv_loop_t* externalLoop);
+  ~StaImpl() override;
+
+  // Runs on the STA thread: sets up the loop hooks and the thread's apartment.
+  void enter();
+  // Runs the loop until stop() (spawned and current modes).
+  void runLoop();
+  // Any thread: asks the loop to end. Idempotent.
+  void stop();
+  // On the STA thread after the loop ended (or, attached, when the embedder detaches):
+  // tears the apartment down, closes ferry's loop handles and checks nothing leaked.
+  void leave();
+
+  uv_loop_t* loop() const noexcept { return _loop; }
+  std::thread::id threadId() const noexcept { return _threadId; }
+
+  bool post(std::unique_ptr<WorkItem>& item) override;
+  void wait(PendingCall& call) override;
+
+  // Spawned mode: the thread running the loop.
+  std::thread thread;
+
+private:
+  static void onAsync(uv_async_t* handle);
+  void drain() noexcept;
+  // Pops the next item, waiting until `deadline`; null on timeout.
+  std::unique_ptr<WorkItem> popUntil(Deadline deadline);
+  // Runs one dequeued item (calls go through the message filter).
+  void runItem(std::unique_ptr<WorkItem> item) noexcept;
+  void wakeLoopLocked();
+
+  const Mode _mode;
+  uv_loop_t* _loop = nullptr;
+  uv_loop_t _ownLoop{};
+  uv_async_t* _async = nullptr;  // heap: its close callback may outlive `this` (attached mode)
+  std::thread::id _threadId;
+
+  std::mutex _mutex;
+  std::condition_variable _wakeModal;
+  std::deque<std::unique_ptr<WorkItem>> _queue;
+  int _modalDepth = 0;       // > 0 while the thread waits on its own call
+  bool _accepting = false;   // between enter() and leave()
+  bool _stopRequested = false;
+};
+
+// The process's multithreaded apartment.
+class MtaImpl final : public ApartmentImpl {
+public:
+  MtaImpl(RuntimeImpl& runtime, unsigned minThreads, unsigned maxThreads);
+  ~MtaImpl() override;
+
+  // Starts the pool threads (after the runtime registered the apartment).
+  void start();
+
+  bool post(std::unique_ptr<WorkItem>& item) override;
+  void wait(PendingCall& call) override;
+
+  // Tears down the apartment and joins the pool. Called once by the runtime.
+  void shutdown();
+  size_t threadCount();
+
+private:
+  void workerLoop(size_t index) noexcept;
+  void spawnLocked();
+
+  const unsigned _minThreads;
+  const unsigned _maxThreads;
+  std::mutex _mutex;
+  std::condition_variable _work;
+  std::deque<std::unique_ptr<WorkItem>> _queue;
+  std::vector<std::thread> _threads;
+  unsigned _idle = 0;
+  unsigned _blocked = 0;  // pool threads waiting on an outgoing call
+  bool _stopping = false;
+  bool _shutDown = false;
+};
+
+}  // namespace ferry::detail

@@ -1,0 +1,373 @@
+#include "apartment-impl.h"
+
+#include <cstring>
+
+#include "channel.h"
+#include "log.h"
+#include "message.h"
+#include "pending-call.h"
+#include "rem-unknown.h"
+#include "runtime-impl.h"
+#include "server-call.h"
+#include "stats.h"
+#include "thread-state.h"
+
+namespace ferry::detail {
+
+void logTaskFailure() noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    FERRY_LOG(error, "a task posted to the apartment threw: " << e.what());
+  } catch (...) {
+    FERRY_LOG(error, "a task posted to the apartment threw a non-std exception");
+  }
+}
+
+ApartmentImpl& requireCurrentApartment() {
+  ApartmentImpl* apartment = threadState().apartment;
+  FERRY_REQUIRE(apartment != nullptr, Errc::notInitialized,
+                "this thread belongs to no apartment (use Runtime::newSta/enterSta/attachSta or "
+                "joinMta)");
+  return *apartment;
+}
+
+std::string_view currentApartmentName() noexcept {
+  ApartmentImpl* apartment = threadState().apartment;
+  return apartment == nullptr ? std::string_view("-") : std::string_view(apartment->label());
+}
+
+// ---------------------------------------------------------------------------------------------
+// ApartmentImpl
+
+ApartmentImpl::ApartmentImpl(RuntimeImpl& runtime, ApartmentKind kind, std::string name)
+    : _runtime(runtime),
+      _kind(kind),
+      _oxid(newOxid()),
+      _name(std::move(name)),
+      _label(kind == ApartmentKind::mta ? std::string("mta") : "sta:" + _name),
+      _remUnknownIpid(newIpid()),
+      _imports(*this) {}
+
+ApartmentImpl::~ApartmentImpl() = default;
+
+void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalContext distance,
+                          const std::shared_ptr<ReplySink>& replyTo) noexcept {
+  auto response = std::make_unique<OutgoingResponse>();
+  std::optional<Error> failure;
+  try {
+    wire::Request::Reader root = request.root();
+    FERRY_REQUIRE(root.getFlags() <= kRequestFlagOneway, Errc::protocolError,
+                  "request has unknown flag bits", root.getFlags());
+    FERRY_REQUIRE(Clock::now() <= deadline, Errc::deadlineExceeded,
+                  "the call's deadline passed before it started");
+    Ipid ipid(root.getIpid().getHi(), root.getIpid().getLo());
+    auto causality = root.getCausality();
+    CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
+    ServerCallImpl call(*this, root, *response, distance);
+    if (ipid == _remUnknownIpid) {
+      RemUnknownServant& servant = remUnknown();
+      servant.dispatch(servant.itf, root.getInterfaceId(), root.getMethodId(), call);
+    } else {
+      std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
+      FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
+                    "the object was disconnected or released by its apartment", _label);
+      lease->dispatch(lease->object, root.getInterfaceId(), root.getMethodId(), call);
+    }
+  } catch (const Error& e) {
+    failure = e;
+  } catch (const std::exception& e) {
+    failure = Error(Errc::serverFault, e.what());
+  } catch (...) {
+    failure = Error(Errc::serverFault, "the servant threw an exception not derived from std::exception");
+  }
+
+  if (failure) {
+    if (!replyTo) {
+      stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
+      FERRY_LOG(warn, "oneway call failed: " << failure->what());
+      return;
+    }
+    // Whatever the stub built is dropped: an error response carries no results.
+    response = std::make_unique<OutgoingResponse>();
+    auto error = response->root.initError();
+    error.setCode(static_cast<uint16_t>(failure->code()));
+    std::string_view message = failure->message();
+    if (message.size() > kMaxErrorMessage) message = message.substr(0, kMaxErrorMessage);
+    auto text = error.initMessage(message.size());
+    std::memcpy(text.begin(), message.data(), message.size());
+  }
+  if (replyTo) replyTo->deliver(std::move(response));
+}
+
+RemUnknownServant& ApartmentImpl::remUnknown() {
+  std::call_once(_remUnknownOnce, [this] { _remUnknown = makeRemUnknown(*this); });
+  return _remUnknown;
+}
+
+void ApartmentImpl::tearDown() noexcept {
+  // Client side first: references this apartment holds on other exporters go back at once.
+  _imports.disconnectAll();
+  // Server side: every exported object gets its final release here, on the apartment's thread.
+  Retired retired = _exports.clear();
+  retired.clear();
+  _remUnknown = RemUnknownServant{};
+}
+
+// ---------------------------------------------------------------------------------------------
+// StaImpl
+
+StaImpl::StaImpl(RuntimeImpl& runtime, std::string name, Mode mode, uv_loop_t* externalLoop)
+    : ApartmentImpl(runtime, ApartmentKind::sta, std::move(name)),
+      _mode(mode),
+      _loop(externalLoop) {}
+
+StaImpl::~StaImpl() = default;
+
+void StaImpl::enter() {
+  FERRY_REQUIRE(threadState().apartment == nullptr, Errc::invalidArgument,
+                "this thread already belongs to an apartment", currentApartmentName());
+  if (_mode != Mode::attached) {
+    FERRY_UV(uv_loop_init(&_ownLoop));
+    _loop = &_ownLoop;
+  }
+  _async = new uv_async_t;
+  int rc = uv_async_init(_loop, _async, &StaImpl::onAsync);
+  if (rc < 0) {
+    delete _async;
+    _async = nullptr;
+    if (_mode != Mode::attached) uv_loop_close(&_ownLoop);
+    FERRY_UV(rc);
+  }
+  _async->data = this;
+  _threadId = std::this_thread::get_id();
+  threadState().apartment = this;
+  {
+    std::lock_guard lock(_mutex);
+    _accepting = true;
+  }
+  runtime().registerApartment(shared_from_this());
+}
+
+void StaImpl::onAsync(uv_async_t* handle) {
+  static_cast<StaImpl*>(handle->data)->drain();
+}
+
+void StaImpl::drain() noexcept {
+  for (;;) {
+    std::unique_ptr<WorkItem> item;
+    {
+      std::lock_guard lock(_mutex);
+      if (_queue.empty()) break;
+      item = std::move(_queue.front());
+      _queue.pop_front();
+    }
+    runItem(std::move(item));
+  }
+  bool stop;
+  {
+    std::lock_guard lock(_mutex);
+    stop = _stopRequested;
+  }
+  if (stop) uv_stop(_loop);
+}
+
+void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept { item->run(); }
+
+void StaImpl::wakeLoopLocked() {
+  if (_modalDepth > 0) {
+    _wakeModal.notify_one();
+  } else if (_async != nullptr && _accepting) {
+    uv_async_send(_async);
+  }
+}
+
+bool StaImpl::post(std::unique_ptr<WorkItem>& item) {
+  std::lock_guard lock(_mutex);
+  if (!_accepting) return false;
+  _queue.push_back(std::move(item));
+  wakeLoopLocked();
+  return true;
+}
+
+void StaImpl::runLoop() {
+  FERRY_REQUIRE(std::this_thread::get_id() == _threadId, Errc::wrongApartment,
+                "an STA's loop runs on its own thread", label());
+  {
+    std::lock_guard lock(_mutex);
+    if (_stopRequested) return;
+  }
+  // Work queued before the loop started (or while nobody ran it) is picked up at once.
+  uv_async_send(_async);
+  uv_run(_loop, UV_RUN_DEFAULT);
+}
+
+void StaImpl::stop() {
+  std::lock_guard lock(_mutex);
+  _stopRequested = true;
+  wakeLoopLocked();
+}
+
+void StaImpl::wait(PendingCall& call) {
+  FERRY_ASSERT(std::this_thread::get_id() == _threadId);
+  std::unique_lock lock(_mutex);
+  ++_modalDepth;
+  while (!call.done()) {
+    if (_queue.empty()) {
+      if (_wakeModal.wait_until(lock, call.deadline()) == std::cv_status::timeout &&
+          _queue.empty() && !call.done()) {
+        lock.unlock();
+        call.expire();
+        lock.lock();
+        break;
+      }
+      continue;
+    }
+    std::unique_ptr<WorkItem> item = std::move(_queue.front());
+    _queue.pop_front();
+    lock.unlock();
+    runItem(std::move(item));
+    lock.lock();
+  }
+  --_modalDepth;
+  // Whatever arrived during the wait and is still queued is run by the loop.
+  if (_modalDepth == 0 && !_queue.empty()) wakeLoopLocked();
+}
+
+void StaImpl::leave() {
+  FERRY_ASSERT(std::this_thread::get_id() == _threadId);
+  tearDown();
+  std::deque<std::unique_ptr<WorkItem>> leftovers;
+  {
+    std::lock_guard lock(_mutex);
+    _accepting = false;
+    leftovers.swap(_queue);
+  }
+  markClosed();
+  runtime().unregisterApartment(oxid());
+  for (auto& item : leftovers) item->abandon();
+  leftovers.clear();
+
+  uv_close(reinterpret_cast<uv_handle_t*>(_async),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
+  _async = nullptr;
+  threadState().apartment = nullptr;
+  if (_mode == Mode::attached) return;  // the embedder's loop runs the close callback
+
+  // Our own loop: run the close callbacks, then make sure nothing else was left open.
+  uv_run(_loop, UV_RUN_NOWAIT);
+  int leaked = 0;
+  uv_walk(
+      _loop,
+      [](uv_handle_t* handle, void* arg) {
+        if (uv_is_closing(handle) == 0) {
+          ++*static_cast<int*>(arg);
+          uv_close(handle, nullptr);
+        }
+      },
+      &leaked);
+  if (leaked > 0) {
+    stats().leakedLoopHandles.fetch_add(leaked, std::memory_order_relaxed);
+    FERRY_LOG(error, leaked << " libuv handle(s) were still open when " << label()
+                            << " stopped; closed them");
+  }
+  uv_run(_loop, UV_RUN_NOWAIT);
+  int rc = uv_loop_close(_loop);
+  if (rc != 0) {
+    stats().leakedLoopHandles.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(error, "uv_loop_close failed for " << label() << ": " << uv_err_name(rc));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MtaImpl
+
+MtaImpl::MtaImpl(RuntimeImpl& runtime, unsigned minThreads, unsigned maxThreads)
+    : ApartmentImpl(runtime, ApartmentKind::mta, "mta"),
+      _minThreads(std::max(1u, minThreads)),
+      _maxThreads(std::max(std::max(1u, minThreads), maxThreads)) {}
+
+MtaImpl::~MtaImpl() { shutdown(); }
+
+void MtaImpl::start() {
+  std::lock_guard lock(_mutex);
+  while (_threads.size() < _minThreads) spawnLocked();
+}
+
+void MtaImpl::spawnLocked() {
+  size_t index = _threads.size();
+  _threads.emplace_back([this, index] { workerLoop(index); });
+}
+
+bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
+  std::lock_guard lock(_mutex);
+  if (_stopping) return false;
+  _queue.push_back(std::move(item));
+  // Every pool thread is busy (typically blocked in an outgoing call): grow, so a call back into
+  // the MTA cannot deadlock.
+  if (_idle == 0 && _threads.size() < _maxThreads) {
+    spawnLocked();
+  } else {
+    _work.notify_one();
+  }
+  return true;
+}
+
+void MtaImpl::workerLoop(size_t) noexcept {
+  stats().mtaThreads.fetch_add(1, std::memory_order_relaxed);
+  threadState().apartment = this;
+  std::unique_lock lock(_mutex);
+  for (;;) {
+    while (_queue.empty() && !_stopping) {
+      ++_idle;
+      _work.wait(lock);
+      --_idle;
+    }
+    if (_queue.empty()) break;  // stopping, and nothing left to run
+    std::unique_ptr<WorkItem> item = std::move(_queue.front());
+    _queue.pop_front();
+    lock.unlock();
+    item->run();
+    item.reset();
+    lock.lock();
+  }
+  threadState().apartment = nullptr;
+  stats().mtaThreads.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void MtaImpl::wait(PendingCall& call) { call.waitBlocking(); }
+
+size_t MtaImpl::threadCount() {
+  std::lock_guard lock(_mutex);
+  return _threads.size();
+}
+
+void MtaImpl::shutdown() {
+  {
+    std::lock_guard lock(_mutex);
+    if (_shutDown) return;
+    _shutDown = true;
+  }
+  // Tear down as a member of the MTA: objects are released "in" it.
+  ApartmentImpl* previous = std::exchange(threadState().apartment, this);
+  tearDown();
+  threadState().apartment = previous;
+
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(_mutex);
+    _stopping = true;
+    _work.notify_all();
+  }
+  // Pool threads finish what is queued (releases, replies) and exit. New threads cannot appear:
+  // post() refuses work once _stopping is set.
+  {
+    std::lock_guard lock(_mutex);
+    threads.swap(_threads);
+  }
+  for (auto& t : threads) t.join();
+  markClosed();
+  runtime().unregisterApartment(oxid());
+}
+
+}  // namespace ferry::detail

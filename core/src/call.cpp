@@ -1,0 +1,160 @@
+// The generated code's view of a call: ClientCall/ClientResponse on the proxy side,
+// ServerCallImpl on the stub side, and the Future plumbing.
+#include <ferry/generated.h>
+
+#include "apartment-impl.h"
+#include "import-table.h"
+#include "log.h"
+#include "marshal-impl.h"
+#include "message.h"
+#include "pending-call.h"
+#include "server-call.h"
+#include "thread-state.h"
+
+namespace ferry::detail {
+
+namespace {
+
+// The proxy may be used here: same apartment, still connected.
+void checkCallable(ProxyManager& manager) {
+  ApartmentImpl* here = threadState().apartment;
+  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
+                "calling a proxy from a thread in no apartment");
+  FERRY_REQUIRE(here == &manager.apartment(), Errc::wrongApartment,
+                "a proxy can only be used in the apartment that unmarshaled it",
+                manager.apartment().label(), here->label());
+  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
+                "the proxy was disconnected (its apartment tore it down)");
+}
+
+wire::ObjRef::Builder capSlot(capnp::List<wire::ObjRef>::Builder caps, uint32_t index) {
+  FERRY_ASSERT(index < caps.size(), index, caps.size());
+  return caps[index];
+}
+
+wire::ObjRef::Reader capSlot(capnp::List<wire::ObjRef>::Reader caps, uint32_t index) {
+  FERRY_REQUIRE(index < caps.size(), Errc::protocolError,
+                "the message has fewer capabilities than the method declares", index, caps.size());
+  return caps[index];
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ClientCall
+
+ClientCall::ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId,
+                       uint32_t capCount)
+    : _proxy(&proxy) {
+  checkCallable(proxy.manager());
+  _request = std::make_unique<OutgoingRequest>();
+  auto ipid = _request->root.initIpid();
+  ipid.setHi(proxy.ipid().hi);
+  ipid.setLo(proxy.ipid().lo);
+  _request->root.setInterfaceId(interfaceId);
+  _request->root.setMethodId(methodId);
+  if (capCount > 0) _request->root.initCaps(capCount);
+}
+
+ClientCall::ClientCall(ClientCall&&) noexcept = default;
+ClientCall::~ClientCall() = default;
+
+capnp::AnyPointer::Builder ClientCall::paramsPointer() { return _request->root.getParams(); }
+
+void ClientCall::setCap(uint32_t index, Interface* object, Iid iid) {
+  ObjRefData data = marshalData(object, iid, _proxy->manager().link().channel().distance(),
+                                MarshalFlags::normal);
+  writeObjRef(capSlot(_request->root.getCaps(), index), data);
+}
+
+ClientResponse ClientCall::send() {
+  ProxyManager& manager = _proxy->manager();
+  auto call = startCall(manager.apartment(), manager.link().channel(), std::move(_request));
+  return ClientResponse(finishCall(*call));
+}
+
+std::shared_ptr<PendingCall> ClientCall::sendAsync() {
+  ProxyManager& manager = _proxy->manager();
+  return startCall(manager.apartment(), manager.link().channel(), std::move(_request));
+}
+
+void ClientCall::sendOneway() {
+  detail::sendOneway(_proxy->manager().link().channel(), std::move(_request));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientResponse
+
+ClientResponse::ClientResponse(std::unique_ptr<IncomingResponse> response)
+    : _response(std::move(response)) {}
+ClientResponse::ClientResponse(ClientResponse&&) noexcept = default;
+ClientResponse::~ClientResponse() = default;
+
+capnp::AnyPointer::Reader ClientResponse::resultsPointer() const {
+  return _response->root().getResults();
+}
+
+void* ClientResponse::unmarshalCap(uint32_t index, Iid iid) {
+  return unmarshalData(readObjRef(capSlot(_response->root().getCaps(), index)), iid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerCallImpl
+
+void* ServerCallImpl::unmarshalCap(uint32_t index, Iid iid) {
+  return unmarshalData(readObjRef(capSlot(_request.getCaps(), index)), iid);
+}
+
+capnp::AnyPointer::Builder ServerCallImpl::resultsPointer(uint32_t capCount) {
+  if (capCount > 0) _response.root.initCaps(capCount);
+  return _response.root.getResults();
+}
+
+void ServerCallImpl::setResultCap(uint32_t index, Interface* object, Iid iid) {
+  ObjRefData data = marshalData(object, iid, _distance, MarshalFlags::normal);
+  writeObjRef(capSlot(_response.root.getCaps(), index), data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Future plumbing (ferry/future.h)
+
+void waitPendingCall(PendingCall& call, const std::function<void(ClientResponse&)>& read) {
+  ClientResponse response(finishCall(call));
+  read(response);
+}
+
+void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
+                       std::function<void(ClientResponse*, const Error*)> onDone) {
+  call->setContinuation([call, onDone = std::move(onDone)] {
+    std::unique_ptr<IncomingResponse> response;
+    try {
+      response = call->takeResponse();
+    } catch (const Error& e) {
+      onDone(nullptr, &e);
+      return;
+    }
+    ClientResponse wrapped(std::move(response));
+    onDone(&wrapped, nullptr);
+  });
+}
+
+void postToCurrentApartment(std::function<void()> fn) {
+  ApartmentImpl& here = requireCurrentApartment();
+  std::unique_ptr<WorkItem> task = makeTask(std::move(fn));
+  FERRY_REQUIRE(here.post(task), Errc::shuttingDown, "the apartment is shutting down",
+                here.label());
+}
+
+Error currentExceptionAsError() {
+  try {
+    throw;
+  } catch (const Error& e) {
+    return e;
+  } catch (const std::exception& e) {
+    return Error(Errc::serverFault, e.what());
+  } catch (...) {
+    return Error(Errc::serverFault, "an exception not derived from std::exception");
+  }
+}
+
+}  // namespace ferry::detail

@@ -1,0 +1,61 @@
+// Channels: a client apartment's route to one exporter.
+//
+// A channel carries requests to the exporter's apartment and responses back. The in-process
+// channel hands the built message to the target apartment's queue (no socket, no copy); the
+// transport channels of other processes and hosts serialize it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <ferry/marshal.h>
+
+#include "apartment-impl.h"
+
+namespace ferry::detail {
+
+class OutgoingRequest;
+class OutgoingResponse;
+
+// Where a response goes. deliver/fail may be called from any thread, at most once in total.
+class ReplySink {
+public:
+  virtual ~ReplySink() = default;
+  virtual void deliver(std::unique_ptr<OutgoingResponse> response) noexcept = 0;
+  virtual void fail(Errc code, std::string message) noexcept = 0;
+};
+
+class Channel {
+public:
+  virtual ~Channel() = default;
+
+  // Sends a request with its absolute deadline; the response goes to `replyTo` (null: oneway).
+  // Never throws: a failure to deliver is reported to `replyTo`, or counted for oneway calls.
+  virtual void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+                    std::shared_ptr<ReplySink> replyTo) noexcept = 0;
+
+  // The marshal context of the exporter as seen from this channel's importer.
+  virtual MarshalContext distance() const noexcept = 0;
+
+  // For logs and the proxy's transport query: "inproc", "pipe:…", "tcp:…".
+  virtual std::string describe() const = 0;
+};
+
+// The in-process channel: posts the request into the target apartment's queue.
+class InprocChannel final : public Channel {
+public:
+  explicit InprocChannel(std::weak_ptr<ApartmentImpl> target) : _target(std::move(target)) {}
+
+  void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+            std::shared_ptr<ReplySink> replyTo) noexcept override;
+  MarshalContext distance() const noexcept override { return MarshalContext::inproc; }
+  std::string describe() const override { return "inproc"; }
+
+private:
+  std::weak_ptr<ApartmentImpl> _target;
+};
+
+// Returns the references the capabilities of an undelivered request hold (best effort).
+void releaseRequestCaps(OutgoingRequest& request) noexcept;
+
+}  // namespace ferry::detail

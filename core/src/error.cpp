@@ -1,0 +1,50 @@
+#include <ferry/error.h>
+
+#include <uv.h>
+
+namespace ferry {
+
+namespace {
+constexpr std::string_view kNames[] = {
+    "ok",           "noInterface",        "classNotRegistered", "notInitialized",
+    "wrongApartment", "invalidArgument",  "objectNotConnected", "disconnected",
+    "objectNotRegistered", "invalidObjRef", "serverFault",      "callRejected",
+    "retryLater",   "deadlineExceeded",   "canceled",           "outcomeUnknown",
+    "protocolError", "accessDenied",      "unavailable",        "shuttingDown",
+    "internal",
+};
+}  // namespace
+
+std::string_view errcName(Errc code) noexcept {
+  auto index = static_cast<size_t>(code);
+  return index < std::size(kNames) ? kNames[index] : std::string_view("unknownError");
+}
+
+bool isKnownErrc(uint16_t value) noexcept { return value < std::size(kNames); }
+
+Error::Error(Errc code, std::string message)
+    : _code(code), _message(std::move(message)) {
+  _what.reserve(_message.size() + 24);
+  _what.append(errcName(code)).append(": ").append(_message);
+}
+
+namespace detail {
+
+void throwError(Errc code, const char* file, int line, const char* condition,
+                std::string message) {
+  if (code == Errc::internal) {
+    // Our own bug: say where, so the report can be acted on.
+    message.append(" at ").append(file).append(":").append(std::to_string(line));
+  }
+  (void)condition;
+  throw Error(code, std::move(message));
+}
+
+void failUv(int uvError, const char* expr, const char* file, int line) {
+  std::string message = std::string(expr) + " failed: " + uv_err_name(uvError) + " (" +
+                        uv_strerror(uvError) + ")";
+  throwError(Errc::internal, file, line, nullptr, std::move(message));
+}
+
+}  // namespace detail
+}  // namespace ferry

@@ -1,0 +1,310 @@
+#include "export-table.h"
+
+#include <ferry/lifetime.h>
+
+#include "interface-registry.h"
+#include "log.h"
+#include "stats.h"
+
+namespace ferry::detail {
+
+namespace {
+
+// Calls the object's ExternalConnection hook. Hooks are user code: a throwing hook is logged.
+void notifyHook(ExternalConnection* hook, bool connect, bool lastReleaseCloses) noexcept {
+  if (hook == nullptr) return;
+  try {
+    if (connect) {
+      hook->addConnection();
+    } else {
+      hook->releaseConnection(lastReleaseCloses);
+    }
+  } catch (const std::exception& e) {
+    FERRY_LOG(error, "ExternalConnection hook threw: " << e.what());
+  } catch (...) {
+    FERRY_LOG(error, "ExternalConnection hook threw a non-std exception");
+  }
+}
+
+}  // namespace
+
+ExportTable::~ExportTable() {
+  // Apartments clear their table in tearDown(); anything left here is released now.
+  Retired leftovers = clear();
+  leftovers.clear();
+}
+
+StubManager* ExportTable::findByIdentityLocked(Interface* identity) {
+  auto it = _byIdentity.find(identity);
+  return it == _byIdentity.end() ? nullptr : it->second.get();
+}
+
+StubManager* ExportTable::findByIpidLocked(Ipid ipid) {
+  auto it = _byIpid.find(ipid);
+  return it == _byIpid.end() ? nullptr : it->second.manager;
+}
+
+void ExportTable::addStrongLocked(StubManager& manager, uint32_t refs) {
+  bool first = manager.strongRefs == 0;
+  manager.strongRefs += refs;
+  // The hook is user code but cannot re-enter the table without a thread hop (it is told about
+  // references, it does not take them), so it runs under the lock.
+  if (first && refs > 0) notifyHook(manager.externalConnection, true, false);
+}
+
+void ExportTable::dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired) {
+  manager.strongRefs -= refs;
+  if (manager.strongRefs == 0) retireLocked(manager, retired, true);
+}
+
+void ExportTable::retireLocked(StubManager& manager, Retired& retired, bool hook) {
+  if (hook) notifyHook(manager.externalConnection, false, true);
+  for (auto& [iid, stub] : manager.stubs) _byIpid.erase(stub.ipid);
+  _byOid.erase(manager.oid);
+  retired.push_back(std::move(manager.identity));
+  Interface* key = retired.back().get();
+  _byIdentity.erase(key);
+  stats().exportedObjects.fetch_sub(1, std::memory_order_relaxed);
+}
+
+ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, PacketKind kind,
+                                               uint32_t normalRefs) {
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshaling a null interface pointer");
+  FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
+  Ref<Interface> identity = identityOf(object);
+  const InterfaceInfo* info = tryFindInterface(iid);
+  FERRY_REQUIRE(info != nullptr, Errc::noInterface,
+                "no proxy/stub is registered for the interface (is its schema compiled in?)",
+                toString(iid));
+  // queryInterface outside the lock: it is the object's code.
+  void* itf = identity->queryInterface(iid);
+  FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
+                info->name);
+  // A real object has one reference count: the stub manager's reference on the identity keeps
+  // `itf` valid, so the one queryInterface added is returned at once.
+  identity->release();
+
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIdentityLocked(identity.get());
+  if (manager == nullptr) {
+    auto created = std::make_unique<StubManager>();
+    created->oid = newOid();
+    created->identity = identity;
+    created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
+    manager = created.get();
+    _byOid.emplace(manager->oid, manager);
+    _byIdentity.emplace(identity.get(), std::move(created));
+    stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto [it, inserted] = manager->stubs.try_emplace(iid);
+  if (inserted) {
+    it->second = InterfaceStub{newIpid(), iid, itf, info->dispatch};
+    _byIpid.emplace(it->second.ipid, IpidEntry{manager, &it->second});
+  }
+
+  ExportedInterface out;
+  out.oid = manager->oid;
+  out.ipid = it->second.ipid;
+  out.packetId = randomNonZero64();
+  switch (kind) {
+    case PacketKind::normal:
+      out.publicRefs = normalRefs;
+      addStrongLocked(*manager, normalRefs);
+      break;
+    case PacketKind::tableStrong:
+      addStrongLocked(*manager, 1);
+      break;
+    case PacketKind::tableWeak:
+      manager->weakEntries += 1;
+      break;
+  }
+  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, kind, out.publicRefs});
+  return out;
+}
+
+ClaimedPacket ExportTable::claimPacket(uint64_t packetId, uint32_t tableRefs) {
+  std::lock_guard lock(_mutex);
+  auto it = _packets.find(packetId);
+  FERRY_REQUIRE(it != _packets.end(), Errc::objectNotConnected,
+                "the marshal packet was already consumed or released");
+  Packet packet = it->second;
+  ClaimedPacket claimed{packet.oid, packet.ipid, 0};
+  switch (packet.kind) {
+    case PacketKind::normal:
+      // Its references pass to the importer; the packet is consumed.
+      claimed.publicRefs = packet.refs;
+      _packets.erase(it);
+      break;
+    case PacketKind::tableStrong:
+    case PacketKind::tableWeak: {
+      StubManager* manager = findByIpidLocked(packet.ipid);
+      FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                    "the object of this table packet is no longer exported",
+                    toString(Oid(packet.oid)));
+      addStrongLocked(*manager, tableRefs);
+      claimed.publicRefs = tableRefs;
+      break;
+    }
+  }
+  return claimed;
+}
+
+ExportedInterface ExportTable::addTablePacket(Ipid ipid, PacketKind kind) {
+  FERRY_ASSERT(kind != PacketKind::normal);
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIpidLocked(ipid);
+  FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                "table packet for an IPID that is no longer exported", toString(ipid));
+  ExportedInterface out{manager->oid, ipid, randomNonZero64(), 0};
+  if (kind == PacketKind::tableStrong) {
+    addStrongLocked(*manager, 1);
+  } else {
+    manager->weakEntries += 1;
+  }
+  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, kind, 0});
+  return out;
+}
+
+Retired ExportTable::releasePacket(uint64_t packetId) {
+  Retired retired;
+  std::lock_guard lock(_mutex);
+  auto it = _packets.find(packetId);
+  FERRY_REQUIRE(it != _packets.end(), Errc::objectNotConnected,
+                "the marshal packet was already consumed or released");
+  Packet packet = it->second;
+  _packets.erase(it);
+  StubManager* manager = findByIpidLocked(packet.ipid);
+  if (manager == nullptr) return retired;  // a weak packet of a retired object
+  switch (packet.kind) {
+    case PacketKind::normal:
+      dropStrongLocked(*manager, packet.refs, retired);
+      break;
+    case PacketKind::tableStrong:
+      dropStrongLocked(*manager, 1, retired);
+      break;
+    case PacketKind::tableWeak:
+      manager->weakEntries -= 1;
+      if (manager->weakEntries == 0 && manager->strongRefs == 0) {
+        retireLocked(*manager, retired, false);
+      }
+      break;
+  }
+  return retired;
+}
+
+void ExportTable::addRefs(Ipid ipid, uint32_t refs) {
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIpidLocked(ipid);
+  FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered, "addRefs on an unknown IPID",
+                toString(ipid));
+  addStrongLocked(*manager, refs);
+}
+
+bool ExportTable::releaseRefs(Ipid ipid, uint32_t refs, Retired& retired) {
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIpidLocked(ipid);
+  if (manager == nullptr || manager->strongRefs < refs) return false;
+  dropStrongLocked(*manager, refs, retired);
+  return true;
+}
+
+Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
+  Ref<Interface> identity;
+  {
+    std::lock_guard lock(_mutex);
+    StubManager* manager = findByIpidLocked(anyIpid);
+    FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                  "queryInterface on an unknown IPID", toString(anyIpid));
+    auto it = manager->stubs.find(iid);
+    if (it != manager->stubs.end()) {
+      addStrongLocked(*manager, refs);
+      return it->second.ipid;
+    }
+    identity = manager->identity;
+  }
+  // A new stub: exportInterface does the queryInterface and creates it; the packet it records is
+  // consumed at once, so its references are the ones transferred.
+  ExportedInterface exported = exportInterface(identity.get(), iid, PacketKind::normal, refs);
+  std::lock_guard lock(_mutex);
+  _packets.erase(exported.packetId);
+  return exported.ipid;
+}
+
+std::optional<StubLease> ExportTable::tryAcquireStub(Ipid ipid) {
+  std::lock_guard lock(_mutex);
+  auto it = _byIpid.find(ipid);
+  if (it == _byIpid.end()) return std::nullopt;
+  const InterfaceStub& stub = *it->second.stub;
+  return StubLease{it->second.manager->identity, stub.object, stub.dispatch, stub.iid};
+}
+
+Ref<Interface> ExportTable::tryFindObject(Oid oid) {
+  std::lock_guard lock(_mutex);
+  auto it = _byOid.find(oid);
+  return it == _byOid.end() ? nullptr : it->second->identity;
+}
+
+void ExportTable::lockExternal(Interface* object, bool lock, bool lastUnlockReleases,
+                               Retired& retired) {
+  Ref<Interface> identity = identityOf(object);
+  std::lock_guard guard(_mutex);
+  StubManager* manager = findByIdentityLocked(identity.get());
+  if (lock) {
+    if (manager == nullptr) {
+      auto created = std::make_unique<StubManager>();
+      created->oid = newOid();
+      created->identity = identity;
+      created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
+      manager = created.get();
+      _byOid.emplace(manager->oid, manager);
+      _byIdentity.emplace(identity.get(), std::move(created));
+      stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
+    }
+    addStrongLocked(*manager, 1);
+    return;
+  }
+  FERRY_REQUIRE(manager != nullptr && manager->strongRefs > 0, Errc::invalidArgument,
+                "lockObjectExternal(unlock) on an object without external references");
+  manager->strongRefs -= 1;
+  if (manager->strongRefs == 0) {
+    notifyHook(manager->externalConnection, false, lastUnlockReleases);
+    // An outstanding tableWeak entry keeps the stub manager (COM's rule for unlock).
+    if (lastUnlockReleases && manager->weakEntries == 0) retireLocked(*manager, retired, false);
+  }
+}
+
+Retired ExportTable::disconnect(Interface* object) {
+  Retired retired;
+  Ref<Interface> identity = identityOf(object);
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIdentityLocked(identity.get());
+  if (manager == nullptr) return retired;
+  for (auto it = _packets.begin(); it != _packets.end();) {
+    it = it->second.oid == manager->oid ? _packets.erase(it) : std::next(it);
+  }
+  retireLocked(*manager, retired, false);
+  return retired;
+}
+
+Retired ExportTable::clear() {
+  Retired retired;
+  std::lock_guard lock(_mutex);
+  while (!_byIdentity.empty()) retireLocked(*_byIdentity.begin()->second, retired, false);
+  _packets.clear();
+  return retired;
+}
+
+size_t ExportTable::size() {
+  std::lock_guard lock(_mutex);
+  return _byIdentity.size();
+}
+
+std::pair<uint32_t, uint32_t> ExportTable::refCounts(Interface* object) {
+  Ref<Interface> identity = identityOf(object);
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIdentityLocked(identity.get());
+  if (manager == nullptr) return {0, 0};
+  return {manager->strongRefs, manager->weakEntries};
+}
+
+}  // namespace ferry::detail

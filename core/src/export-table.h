@@ -1,0 +1,164 @@
+// The exporter table of one apartment: OID → stub manager (object identity, external references),
+// IPID → interface stub, packet id → outstanding marshal packet.
+//
+// Reference economics (COM's, [MS-DCOM] 3.2.4.x):
+//   * a stub manager holds its object strongly while it exists;
+//   * strong external references come from normal packets (5 each, handed to the importer),
+//     tableStrong entries (1 each, held by the table), addRefs, and lockObjectExternal;
+//   * tableWeak entries are counted apart and never keep the object alive;
+//   * when the strong count drops to zero the stub manager retires: its stubs go and its reference
+//     on the object is released — on the apartment's thread, by whoever called the method that
+//     dropped it (RemUnknown.release runs there).
+//
+// Thread-safety: every method may be called from any thread (importers of the same process claim
+// packets directly); a mutex guards the maps. Methods that may release an object return the
+// reference instead, so it is released by the caller outside the lock (destructors may re-enter).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include <ferry/generated.h>
+#include <ferry/marshal.h>
+#include <ferry/object.h>
+
+namespace ferry {
+class ExternalConnection;
+}
+
+namespace ferry::detail {
+
+class ExportTable;
+
+struct InterfaceStub {
+  Ipid ipid;
+  Iid iid;
+  void* object = nullptr;  // what queryInterface(iid) returned; valid while the manager lives
+  StubDispatch dispatch = nullptr;
+};
+
+class StubManager {
+public:
+  Oid oid;
+  Ref<Interface> identity;
+  ExternalConnection* externalConnection = nullptr;  // the object's optional hook
+  std::unordered_map<Iid, InterfaceStub> stubs;
+  uint32_t strongRefs = 0;
+  uint32_t weakEntries = 0;
+};
+
+// A stub found for a call: keeps the object alive for the call's duration.
+struct StubLease {
+  Ref<Interface> keepAlive;
+  void* object = nullptr;
+  StubDispatch dispatch = nullptr;
+  Iid iid;
+};
+
+struct ExportedInterface {
+  Oid oid;
+  Ipid ipid;
+  uint64_t packetId = 0;
+  uint32_t publicRefs = 0;
+};
+
+enum class PacketKind : uint8_t { normal, tableStrong, tableWeak };
+
+// What an importer obtained by claiming a packet.
+struct ClaimedPacket {
+  Oid oid;
+  Ipid ipid;
+  uint32_t publicRefs = 0;  // strong references now owned by the importer
+};
+
+// Objects whose last strong reference went; release them outside any lock.
+using Retired = std::vector<Ref<Interface>>;
+
+class ExportTable {
+public:
+  ExportTable() = default;
+  ExportTable(const ExportTable&) = delete;
+  ~ExportTable();
+
+  // Creates (or reuses) the stub manager of `object`'s identity and its stub for `iid`, and
+  // records a packet of `kind`. normal: `normalRefs` strong references go into the packet;
+  // tableStrong: one strong reference held by the table; tableWeak: a weak entry.
+  // Throws noInterface when the object lacks `iid` or no stub is registered for it.
+  ExportedInterface exportInterface(Interface* object, Iid iid, PacketKind kind,
+                                    uint32_t normalRefs);
+
+  // Importer side of unmarshal: normal packets are consumed (their references pass to the
+  // importer); table packets give `tableRefs` new strong references. Errors: objectNotConnected
+  // (unknown or consumed packet), objectNotRegistered (tableWeak whose object retired).
+  ClaimedPacket claimPacket(uint64_t packetId, uint32_t tableRefs);
+
+  // A table packet for an object already exported here, made on behalf of an importer that
+  // table-marshals its proxy (the GIT does). Throws objectNotRegistered for an unknown IPID.
+  ExportedInterface addTablePacket(Ipid ipid, PacketKind kind);
+
+  // releaseMarshalData: drops the packet and what it holds.
+  [[nodiscard]] Retired releasePacket(uint64_t packetId);
+
+  // RemUnknown.addRefs for one entry: objectNotRegistered for an unknown IPID.
+  void addRefs(Ipid ipid, uint32_t refs);
+  // RemUnknown.release for one entry. Returns false (nothing changes) when the IPID is unknown or
+  // holds fewer references than released.
+  [[nodiscard]] bool releaseRefs(Ipid ipid, uint32_t refs, Retired& retired);
+
+  // RemUnknown.queryInterfaces for one IID: the IPID of the stub, with `refs` strong references
+  // transferred. Throws noInterface / objectNotRegistered.
+  Ipid queryInterface(Ipid anyIpidOfObject, Iid iid, uint32_t refs);
+
+  // A stub for a call; nullopt when the IPID is unknown (released or disconnected).
+  std::optional<StubLease> tryAcquireStub(Ipid ipid);
+
+  // Same-apartment unmarshal: the object of a live stub manager.
+  Ref<Interface> tryFindObject(Oid oid);
+
+  // lockObjectExternal: adds or removes one strong reference without a proxy.
+  void lockExternal(Interface* object, bool lock, bool lastUnlockReleases, Retired& retired);
+
+  // disconnectObject: every stub of the object goes, every external reference is dropped (the
+  // hook is not told), packets naming it are dropped. Calls already running keep the object.
+  [[nodiscard]] Retired disconnect(Interface* object);
+
+  // Apartment teardown: everything goes.
+  [[nodiscard]] Retired clear();
+
+  // Live stub managers (for tests and stats).
+  size_t size();
+  // Strong references and weak entries of an object's stub manager (0, 0 if none): for tests.
+  std::pair<uint32_t, uint32_t> refCounts(Interface* object);
+
+private:
+  struct Packet {
+    Oid oid;
+    Ipid ipid;
+    PacketKind kind;
+    uint32_t refs;
+  };
+
+  StubManager* findByIdentityLocked(Interface* identity);
+  StubManager* findByIpidLocked(Ipid ipid);
+  void addStrongLocked(StubManager& manager, uint32_t refs);
+  // Drops `refs` strong references; retires the manager when none remain.
+  void dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired);
+  void retireLocked(StubManager& manager, Retired& retired, bool notifyHook);
+
+  std::mutex _mutex;
+  std::unordered_map<Interface*, std::unique_ptr<StubManager>> _byIdentity;
+  std::unordered_map<Oid, StubManager*> _byOid;
+  struct IpidEntry {
+    StubManager* manager;
+    InterfaceStub* stub;  // a node of manager->stubs: stable until the manager retires
+  };
+  std::unordered_map<Ipid, IpidEntry> _byIpid;
+  std::unordered_map<uint64_t, Packet> _packets;
+};
+
+}  // namespace ferry::detail

@@ -1,0 +1,429 @@
+#include "import-table.h"
+
+#include "apartment-impl.h"
+#include "channel.h"
+#include "interface-registry.h"
+#include "log.h"
+#include "message.h"
+#include "pending-call.h"
+#include "remunknown.capnp.h"
+#include "stats.h"
+#include "thread-state.h"
+
+namespace ferry::detail {
+
+namespace {
+
+// References asked for per RemUnknown round trip (COM's number).
+constexpr uint32_t kRefsPerRequest = 5;
+
+void writeIpid(wire::Ipid::Builder out, Ipid ipid) {
+  out.setHi(ipid.hi);
+  out.setLo(ipid.lo);
+}
+
+// Starts a RemUnknown request; the caller fills the params.
+std::unique_ptr<OutgoingRequest> newRemUnknownRequest(Ipid remUnknownIpid, uint16_t methodId) {
+  auto request = std::make_unique<OutgoingRequest>();
+  writeIpid(request->root.initIpid(), remUnknownIpid);
+  request->root.setInterfaceId(capnp::typeId<wire::RemUnknown>());
+  request->root.setMethodId(methodId);
+  return request;
+}
+
+// Ordinals in remunknown.capnp.
+constexpr uint16_t kQueryInterfaces = 0;
+constexpr uint16_t kAddRefs = 1;
+constexpr uint16_t kRelease = 2;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ExporterLink
+
+ExporterLink::ExporterLink(ApartmentImpl& importer, Oxid oxid, Address address,
+                           std::shared_ptr<Channel> channel, Ipid remUnknownIpid)
+    : _importer(importer),
+      _oxid(oxid),
+      _address(std::move(address)),
+      _channel(std::move(channel)),
+      _remUnknownIpid(remUnknownIpid) {}
+
+ExporterLink::~ExporterLink() = default;
+
+std::vector<QiOutcome> ExporterLink::queryInterfaces(Ipid ipid, std::span<const Iid> iids,
+                                                     uint32_t refs) {
+  auto request = newRemUnknownRequest(_remUnknownIpid, kQueryInterfaces);
+  auto params = request->root.getParams().initAs<wire::RemUnknown::QueryInterfacesParams>();
+  auto qi = params.initRequest();
+  writeIpid(qi.initIpid(), ipid);
+  qi.setRefs(refs);
+  auto list = qi.initIids(iids.size());
+  for (size_t i = 0; i < iids.size(); ++i) list.set(i, iids[i].value);
+
+  auto call = startCall(_importer, *_channel, std::move(request));
+  std::unique_ptr<IncomingResponse> response = finishCall(*call);
+  auto results = response->root()
+                     .getResults()
+                     .getAs<wire::RemUnknown::QueryInterfacesResults>()
+                     .getReply()
+                     .getResults();
+  FERRY_REQUIRE(results.size() == iids.size(), Errc::protocolError,
+                "RemUnknown.queryInterfaces answered the wrong number of results", results.size(),
+                iids.size());
+  std::vector<QiOutcome> out(iids.size());
+  for (size_t i = 0; i < iids.size(); ++i) {
+    uint16_t code = results[i].getCode();
+    out[i].code = isKnownErrc(code) ? static_cast<Errc>(code) : Errc::protocolError;
+    out[i].ipid = Ipid(results[i].getIpid().getHi(), results[i].getIpid().getLo());
+    if (out[i].code == Errc::ok && !out[i].ipid) out[i].code = Errc::protocolError;
+  }
+  return out;
+}
+
+void ExporterLink::addRefs(Ipid ipid, uint32_t refs) {
+  auto request = newRemUnknownRequest(_remUnknownIpid, kAddRefs);
+  auto params = request->root.getParams().initAs<wire::RemUnknown::AddRefsParams>();
+  auto entry = params.initRequest().initEntries(1)[0];
+  writeIpid(entry.initIpid(), ipid);
+  entry.setRefs(refs);
+  auto call = startCall(_importer, *_channel, std::move(request));
+  std::unique_ptr<IncomingResponse> response = finishCall(*call);
+  auto codes = response->root()
+                   .getResults()
+                   .getAs<wire::RemUnknown::AddRefsResults>()
+                   .getReply()
+                   .getCodes();
+  FERRY_REQUIRE(codes.size() == 1, Errc::protocolError,
+                "RemUnknown.addRefs answered the wrong number of codes", codes.size());
+  uint16_t code = codes[0];
+  FERRY_REQUIRE(code == 0, isKnownErrc(code) ? static_cast<Errc>(code) : Errc::protocolError,
+                "RemUnknown.addRefs refused", toString(ipid));
+}
+
+void ExporterLink::release(Ipid ipid, uint32_t refs) noexcept {
+  try {
+    // TODO(perf): batch the releases of one loop iteration into one message per exporter.
+    auto request = newRemUnknownRequest(_remUnknownIpid, kRelease);
+    request->root.setFlags(kRequestFlagOneway);
+    auto params = request->root.getParams().initAs<wire::RemUnknown::ReleaseRefsParams>();
+    auto entry = params.initRequest().initEntries(1)[0];
+    writeIpid(entry.initIpid(), ipid);
+    entry.setRefs(refs);
+    sendOneway(*_channel, std::move(request));
+  } catch (const std::exception& e) {
+    stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(warn, "could not return " << refs << " reference(s) to " << _oxid << ": "
+                                        << e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ProxyBase
+
+ProxyBase::ProxyBase(const ProxyInit& init) noexcept
+    : _manager(init.manager), _iid(init.iid), _ipid(init.ipid) {
+  stats().interfaceProxies.fetch_add(1, std::memory_order_relaxed);
+}
+
+ProxyBase::~ProxyBase() { stats().interfaceProxies.fetch_sub(1, std::memory_order_relaxed); }
+
+uint32_t ProxyBase::addRef() noexcept { return _localRefs.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+uint32_t ProxyBase::release() noexcept {
+  // Above one the count moves lock-free; the last reference goes under the table lock, where
+  // lookups revive proxies, so a proxy is never revived while it is being destroyed.
+  uint32_t n = _localRefs.load(std::memory_order_relaxed);
+  while (n > 1) {
+    if (_localRefs.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return n - 1;
+  }
+  return _manager->releaseInterfaceProxy(*this);
+}
+
+void* ProxyBase::queryInterface(Iid id) {
+  if (id == _iid) {
+    addRef();
+    return castSelf(id);
+  }
+  return _manager->queryInterface(id);
+}
+
+ProxyBase* asProxy(Interface* object) noexcept { return dynamic_cast<ProxyBase*>(object); }
+
+// ---------------------------------------------------------------------------------------------
+// ProxyManager
+
+ProxyManager::ProxyManager(ImportTable& table, ApartmentImpl& apartment,
+                           std::shared_ptr<ExporterLink> link, Oid oid)
+    : _table(table), _apartment(apartment), _link(std::move(link)), _oid(oid) {
+  stats().proxyManagers.fetch_add(1, std::memory_order_relaxed);
+}
+
+ProxyManager::~ProxyManager() { stats().proxyManagers.fetch_sub(1, std::memory_order_relaxed); }
+
+uint32_t ProxyManager::addRef() noexcept {
+  return _identityRefs.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+uint32_t ProxyManager::release() noexcept {
+  uint32_t n = _identityRefs.load(std::memory_order_relaxed);
+  while (n > 1) {
+    if (_identityRefs.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return n - 1;
+  }
+  bool destroy = false;
+  {
+    std::lock_guard lock(_table._mutex);
+    n = _identityRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (n == 0 && _interfaces.empty()) {
+      _table._managers.erase(ImportTable::Key{_link->oxid(), _oid});
+      destroy = true;
+    }
+  }
+  if (destroy) delete this;
+  return n;
+}
+
+void* ProxyManager::queryInterface(Iid iid) {
+  if (iid == Interface::iid) {
+    addRef();
+    return static_cast<Interface*>(this);
+  }
+  std::vector<void*> found = queryInterfaces(std::span<const Iid>(&iid, 1));
+  return found[0];
+}
+
+std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
+  std::vector<void*> out(iids.size(), nullptr);
+  std::vector<Iid> missing;
+  Ipid anyIpid;
+  {
+    std::lock_guard lock(_table._mutex);
+    for (size_t i = 0; i < iids.size(); ++i) {
+      auto it = _interfaces.find(iids[i]);
+      if (it != _interfaces.end()) {
+        it->second.proxy->_localRefs.fetch_add(1, std::memory_order_relaxed);
+        out[i] = it->second.proxy->interfacePointer();
+      } else if (iids[i] == Interface::iid) {
+        _identityRefs.fetch_add(1, std::memory_order_relaxed);
+        out[i] = static_cast<Interface*>(this);
+      } else {
+        missing.push_back(iids[i]);
+      }
+    }
+    if (!_interfaces.empty()) anyIpid = _interfaces.begin()->second.proxy->_ipid;
+  }
+  if (missing.empty()) return out;
+
+  // Misses go to the exporter, all in one round trip.
+  ApartmentImpl* here = threadState().apartment;
+  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
+                "queryInterface on a proxy from a thread in no apartment");
+  FERRY_REQUIRE(here == &_apartment, Errc::wrongApartment,
+                "a proxy can only be used in the apartment that unmarshaled it", _apartment.label(),
+                here->label());
+  FERRY_REQUIRE(!disconnected(), Errc::objectNotConnected,
+                "the proxy was disconnected (its apartment tore it down)");
+  FERRY_ASSERT(static_cast<bool>(anyIpid));
+  std::vector<QiOutcome> outcomes = _link->queryInterfaces(anyIpid, missing, kRefsPerRequest);
+  std::vector<bool> local(iids.size());
+  for (size_t i = 0; i < iids.size(); ++i) local[i] = out[i] != nullptr;
+  std::optional<Error> failure;
+  {
+    std::lock_guard lock(_table._mutex);
+    for (size_t i = 0, m = 0; i < iids.size(); ++i) {
+      if (local[i]) continue;
+      const QiOutcome& outcome = outcomes[m++];
+      if (outcome.code == Errc::ok) {
+        try {
+          out[i] = addInterfaceLocked(iids[i], outcome.ipid, kRefsPerRequest);
+        } catch (const Error& e) {
+          // No proxy class for it here: give the references back.
+          _link->release(outcome.ipid, kRefsPerRequest);
+          if (!failure) failure = e;
+        }
+      } else if (outcome.code != Errc::noInterface && !failure) {
+        failure = Error(outcome.code, "remote queryInterface failed for " + toString(iids[i]));
+      }
+    }
+  }
+  if (failure) {
+    // Nothing handed out survives a failed query.
+    for (size_t i = 0; i < iids.size(); ++i) {
+      if (out[i] == nullptr) continue;
+      if (iids[i] == Interface::iid) {
+        release();
+      } else {
+        std::lock_guard lock(_table._mutex);
+        ProxyBase* proxy = _interfaces.at(iids[i]).proxy;
+        out[i] = proxy;  // released below, outside the lock
+      }
+    }
+    for (size_t i = 0; i < iids.size(); ++i) {
+      if (out[i] != nullptr && iids[i] != Interface::iid) static_cast<ProxyBase*>(out[i])->release();
+    }
+    throw *failure;
+  }
+  return out;
+}
+
+void* ProxyManager::addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs) {
+  auto it = _interfaces.find(iid);
+  if (it == _interfaces.end()) {
+    const InterfaceInfo* info = tryFindInterface(iid);
+    FERRY_REQUIRE(info != nullptr, Errc::noInterface,
+                  "no proxy is registered for the interface (is its schema compiled in?)",
+                  toString(iid));
+    ProxyBase* proxy = info->newProxy(ProxyInit{this, iid, ipid});
+    it = _interfaces.emplace(iid, Entry{proxy, 0}).first;
+  }
+  it->second.publicRefs += refs;
+  it->second.proxy->_localRefs.fetch_add(1, std::memory_order_relaxed);
+  return it->second.proxy->interfacePointer();
+}
+
+uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
+  uint32_t refsToReturn = 0;
+  bool destroyManager = false;
+  {
+    std::lock_guard lock(_table._mutex);
+    uint32_t n = proxy._localRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (n > 0) return n;
+    auto it = _interfaces.find(proxy._iid);
+    FERRY_ASSERT(it != _interfaces.end() && it->second.proxy == &proxy);
+    refsToReturn = it->second.publicRefs;
+    _interfaces.erase(it);
+    if (unusedLocked()) {
+      _table._managers.erase(ImportTable::Key{_link->oxid(), _oid});
+      destroyManager = true;
+    }
+  }
+  // Only the last release of an interface proxy goes on the wire.
+  if (refsToReturn > 0 && !disconnected()) _link->release(proxy._ipid, refsToReturn);
+  delete &proxy;
+  if (destroyManager) delete this;
+  return 0;
+}
+
+std::pair<Ipid, uint32_t> ProxyManager::takeRefsForMarshal(Iid iid) {
+  // When the interface is not held yet it is acquired first; that temporary interface proxy is
+  // released at the end, returning whatever references the packet did not take.
+  struct Temporary {
+    ProxyBase* proxy = nullptr;
+    ~Temporary() {
+      if (proxy != nullptr) proxy->release();
+    }
+  } temporary;
+
+  Ipid ipid;
+  uint32_t cached = 0;
+  {
+    std::lock_guard lock(_table._mutex);
+    auto it = _interfaces.find(iid);
+    if (it != _interfaces.end()) {
+      ipid = it->second.proxy->_ipid;
+      cached = it->second.publicRefs;
+    }
+  }
+  if (!ipid) {
+    void* itf = queryInterface(iid);
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
+                  toString(iid));
+    std::lock_guard lock(_table._mutex);
+    const Entry& entry = _interfaces.at(iid);
+    temporary.proxy = entry.proxy;
+    ipid = entry.proxy->_ipid;
+    cached = entry.publicRefs;
+  }
+  if (cached < 2) {
+    _link->addRefs(ipid, kRefsPerRequest);
+    std::lock_guard lock(_table._mutex);
+    cached = (_interfaces.at(iid).publicRefs += kRefsPerRequest);
+  }
+  std::lock_guard lock(_table._mutex);
+  uint32_t& held = _interfaces.at(iid).publicRefs;
+  uint32_t give = held / 2;
+  held -= give;
+  return {ipid, give};
+}
+
+void ProxyManager::disconnectLocked(std::vector<PendingRelease>& toReturn) noexcept {
+  if (_disconnected.exchange(true)) return;
+  for (auto& [iid, entry] : _interfaces) {
+    if (entry.publicRefs > 0) toReturn.push_back({_link, entry.proxy->_ipid, entry.publicRefs});
+    entry.publicRefs = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ImportTable
+
+ImportTable::~ImportTable() {
+  // Proxies still referenced by user code outlive the table only if the apartment object does;
+  // teardown disconnected them already.
+}
+
+ProxyBase* ImportTable::importInterface(
+    const Import& import, const std::function<std::shared_ptr<ExporterLink>()>& makeLink) {
+  std::shared_ptr<ExporterLink> link;
+  {
+    std::lock_guard lock(_mutex);
+    auto it = _links.find(import.oxid);
+    if (it != _links.end()) link = it->second.lock();
+  }
+  if (!link) {
+    try {
+      link = makeLink();
+    } catch (...) {
+      // The references cannot be returned without a link; the exporter reclaims them when its
+      // apartment goes (or, across processes, when pings stop).
+      throw;
+    }
+    std::lock_guard lock(_mutex);
+    auto& slot = _links[import.oxid];
+    if (auto existing = slot.lock()) {
+      link = existing;
+    } else {
+      slot = link;
+    }
+  }
+
+  std::lock_guard lock(_mutex);
+  FERRY_REQUIRE(!_apartment.closed(), Errc::shuttingDown,
+                "unmarshaling into an apartment that is shutting down", _apartment.label());
+  Key key{import.oxid, import.oid};
+  auto it = _managers.find(key);
+  ProxyManager* manager;
+  if (it != _managers.end()) {
+    manager = it->second;
+  } else {
+    manager = new ProxyManager(*this, _apartment, link, import.oid);
+    _managers.emplace(key, manager);
+  }
+  try {
+    manager->addInterfaceLocked(import.iid, import.ipid, import.publicRefs);
+  } catch (...) {
+    if (manager->unusedLocked()) {
+      _managers.erase(key);
+      delete manager;
+    }
+    if (import.publicRefs > 0) link->release(import.ipid, import.publicRefs);
+    throw;
+  }
+  return manager->_interfaces.at(import.iid).proxy;
+}
+
+void ImportTable::disconnectAll() noexcept {
+  std::vector<ProxyManager::PendingRelease> toReturn;
+  {
+    std::lock_guard lock(_mutex);
+    for (auto& [key, manager] : _managers) manager->disconnectLocked(toReturn);
+  }
+  for (auto& r : toReturn) r.link->release(r.ipid, r.refs);
+}
+
+size_t ImportTable::size() {
+  std::lock_guard lock(_mutex);
+  return _managers.size();
+}
+
+}  // namespace ferry::detail

@@ -1,0 +1,188 @@
+// The importer side of one apartment: proxy managers (one per imported object identity) and the
+// links to the exporters they talk to.
+//
+// Reference rules (COM's, [MS-DCOM] 3.2.4.4):
+//   * each interface proxy caches public references it received (from OBJREFs or RemUnknown);
+//   * addRef/release on a proxy are local; only the last release of an interface proxy sends a
+//     remote release of its cached references (batched per exporter, oneway);
+//   * a proxy manager lives while any of its interface proxies or identity references live.
+//
+// Locking: one mutex per apartment's import table guards the maps, the managers' interface maps
+// and every count transition through zero. Counts above one move lock-free.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include <ferry/generated.h>
+
+#include "objref.h"
+
+namespace ferry::detail {
+
+class ApartmentImpl;
+class Channel;
+class ImportTable;
+
+struct ProxyInit {
+  ProxyManager* manager;
+  Iid iid;
+  Ipid ipid;
+};
+
+struct QiOutcome {
+  Errc code = Errc::ok;
+  Ipid ipid;
+};
+
+// One importing apartment's route to one exporter: the channel and the exporter's RemUnknown.
+class ExporterLink {
+public:
+  // Where the exporter is, as its OBJREFs say; handed on when a proxy is marshaled onward.
+  struct Address {
+    std::array<uint8_t, 16> hostId{};
+    uint64_t processId = 0;
+    std::vector<StringBindingData> bindings;
+  };
+
+  ExporterLink(ApartmentImpl& importer, Oxid oxid, Address address,
+               std::shared_ptr<Channel> channel, Ipid remUnknownIpid);
+  ~ExporterLink();
+
+  Oxid oxid() const noexcept { return _oxid; }
+  Channel& channel() const noexcept { return *_channel; }
+  const std::array<uint8_t, 16>& exporterHostId() const noexcept { return _address.hostId; }
+  uint64_t exporterProcessId() const noexcept { return _address.processId; }
+  const std::vector<StringBindingData>& exporterBindings() const noexcept {
+    return _address.bindings;
+  }
+
+  // Synchronous RemUnknown calls; the caller must be in the importing apartment.
+  std::vector<QiOutcome> queryInterfaces(Ipid ipid, std::span<const Iid> iids, uint32_t refs);
+  void addRefs(Ipid ipid, uint32_t refs);
+  // Returns references (oneway; any thread; never throws — failures are counted and logged).
+  void release(Ipid ipid, uint32_t refs) noexcept;
+
+private:
+  ApartmentImpl& _importer;
+  const Oxid _oxid;
+  const Address _address;
+  const std::shared_ptr<Channel> _channel;
+  const Ipid _remUnknownIpid;
+};
+
+// The identity of an imported object in one apartment.
+class ProxyManager final : public Interface {
+public:
+  ProxyManager(ImportTable& table, ApartmentImpl& apartment, std::shared_ptr<ExporterLink> link,
+               Oid oid);
+  ~ProxyManager() override;
+
+  uint32_t addRef() noexcept override;
+  uint32_t release() noexcept override;
+  // Answered locally for interfaces already held, otherwise by the exporter's RemUnknown.
+  void* queryInterface(Iid iid) override;
+
+  ApartmentImpl& apartment() const noexcept { return _apartment; }
+  ExporterLink& link() const noexcept { return *_link; }
+  Oid oid() const noexcept { return _oid; }
+  bool disconnected() const noexcept { return _disconnected.load(std::memory_order_acquire); }
+
+  // Queries several interfaces in one round trip; returns an addRef'd pointer per IID (null for
+  // the ones the object lacks).
+  std::vector<void*> queryInterfaces(std::span<const Iid> iids);
+
+  // Hands `refs` of the interface's cached public references to a packet being marshaled
+  // (normal flags): half of the cache, topped up with a remote addRefs first when fewer than two
+  // remain. Acquires the interface first when it is not held. Returns {ipid, refs}.
+  std::pair<Ipid, uint32_t> takeRefsForMarshal(Iid iid);
+
+  struct PendingRelease {
+    std::shared_ptr<ExporterLink> link;
+    Ipid ipid;
+    uint32_t refs;
+  };
+  // Client-side teardown, under the table lock: later calls fail with objectNotConnected; the
+  // cached references are collected into `toReturn`, to be returned outside the lock.
+  void disconnectLocked(std::vector<PendingRelease>& toReturn) noexcept;
+
+private:
+  friend class ImportTable;
+  friend class ProxyBase;
+
+  struct Entry {
+    ProxyBase* proxy;
+    uint32_t publicRefs;
+  };
+
+  // Under the table lock: adds `refs` to the interface's cache, creating its proxy if needed.
+  // Returns the addRef'd interface pointer. Throws noInterface when no proxy is registered.
+  void* addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs);
+  // The final release of an interface proxy (count reaches zero under the lock).
+  uint32_t releaseInterfaceProxy(ProxyBase& proxy) noexcept;
+  bool unusedLocked() const noexcept { return _identityRefs == 0 && _interfaces.empty(); }
+
+  ImportTable& _table;
+  ApartmentImpl& _apartment;
+  std::shared_ptr<ExporterLink> _link;
+  const Oid _oid;
+  std::atomic<bool> _disconnected{false};
+  std::atomic<uint32_t> _identityRefs{0};
+  std::unordered_map<Iid, Entry> _interfaces;  // guarded by the table lock
+};
+
+class ImportTable {
+public:
+  explicit ImportTable(ApartmentImpl& apartment) : _apartment(apartment) {}
+  ImportTable(const ImportTable&) = delete;
+  ~ImportTable();
+
+  struct Import {
+    Oxid oxid;
+    Oid oid;
+    Ipid ipid;
+    Iid iid;
+    uint32_t publicRefs;  // owned by the caller until this call takes them over
+  };
+
+  // Gives the apartment a proxy for the interface, reusing the object's proxy manager if any.
+  // Takes over `publicRefs` (returned to the exporter on failure). Returns the addRef'd
+  // interface proxy for `iid`. `makeLink` is asked for the exporter link when this
+  // apartment has none for the OXID yet.
+  ProxyBase* importInterface(const Import& import,
+                        const std::function<std::shared_ptr<ExporterLink>()>& makeLink);
+
+  // Client-side teardown of the apartment.
+  void disconnectAll() noexcept;
+
+  size_t size();
+  std::mutex& mutex() noexcept { return _mutex; }
+
+private:
+  friend class ProxyManager;
+
+  struct Key {
+    Oxid oxid;
+    Oid oid;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept {
+      return std::hash<uint64_t>{}(k.oxid.value ^ (k.oid.value * 0x9e3779b97f4a7c15ull));
+    }
+  };
+
+  ApartmentImpl& _apartment;
+  std::mutex _mutex;
+  std::unordered_map<Key, ProxyManager*, KeyHash> _managers;
+  std::unordered_map<Oxid, std::weak_ptr<ExporterLink>> _links;
+};
+
+}  // namespace ferry::detail

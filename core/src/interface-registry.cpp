@@ -1,0 +1,50 @@
+#include "interface-registry.h"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "log.h"
+
+namespace ferry::detail {
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<Iid, InterfaceInfo> byIid;
+};
+
+// Function-local static: registrations run from static initializers of other translation units.
+Registry& registry() {
+  static Registry instance;
+  return instance;
+}
+
+}  // namespace
+
+InterfaceRegistration::InterfaceRegistration(const InterfaceInfo& info) noexcept {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto [it, inserted] = r.byIid.emplace(info.iid, info);
+  if (!inserted && it->second.dispatch != info.dispatch) {
+    // The same schema compiled into two modules of one process: the first registration wins;
+    // both were generated from the same IID, so either serves.
+    FERRY_LOG(debug, "interface " << info.name << " registered twice; keeping the first");
+  }
+}
+
+const InterfaceInfo* tryFindInterface(Iid iid) noexcept {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.byIid.find(iid);
+  return it == r.byIid.end() ? nullptr : &it->second;
+}
+
+void unknownMethod(uint64_t interfaceId, uint16_t methodId) {
+  const InterfaceInfo* info = tryFindInterface(Iid(interfaceId));
+  FERRY_FAIL(Errc::protocolError, "the stub has no such method",
+             (info != nullptr ? info->name : "unknown interface"), toString(Iid(interfaceId)),
+             methodId);
+}
+
+}  // namespace ferry::detail

@@ -1,0 +1,220 @@
+#include <ferry/marshal.h>
+
+#include "marshal-impl.h"
+
+#include "apartment-impl.h"
+#include "import-table.h"
+#include "log.h"
+#include "runtime-impl.h"
+#include "thread-state.h"
+
+namespace ferry {
+
+std::string_view toString(MarshalContext context) noexcept {
+  switch (context) {
+    case MarshalContext::inproc:
+      return "inproc";
+    case MarshalContext::local:
+      return "local";
+    case MarshalContext::noSharedMemory:
+      return "noSharedMemory";
+    case MarshalContext::differentMachine:
+      return "differentMachine";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+namespace {
+
+// Standard marshaling gives the importer this many public references (COM's number).
+constexpr uint32_t kNormalPublicRefs = 5;
+
+PacketKind packetKindOf(MarshalFlags flags) {
+  bool strong = hasFlag(flags, MarshalFlags::tableStrong);
+  bool weak = hasFlag(flags, MarshalFlags::tableWeak);
+  FERRY_REQUIRE(!(strong && weak), Errc::invalidArgument,
+                "marshal flags tableStrong and tableWeak exclude each other");
+  return strong ? PacketKind::tableStrong : weak ? PacketKind::tableWeak : PacketKind::normal;
+}
+
+void fillExporterIdentity(ObjRefData& out, RuntimeImpl& runtime) {
+  out.hostId = runtime.hostId;
+  out.processId = runtime.processId;
+}
+
+ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool noPing) {
+  ApartmentImpl& here = requireCurrentApartment();
+  FERRY_REQUIRE(&manager.apartment() == &here, Errc::wrongApartment,
+                "a proxy can only be marshaled in the apartment that owns it",
+                manager.apartment().label(), here.label());
+  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
+                "the proxy was disconnected (its apartment tore it down)");
+  ObjRefData out;
+  out.iid = iid;
+  out.kind = ObjRefData::Kind::standard;
+  out.oxid = manager.link().oxid();
+  out.oid = manager.oid();
+  out.noPing = noPing;
+  out.table = kind;
+  out.hostId = manager.link().exporterHostId();
+  out.processId = manager.link().exporterProcessId();
+  out.bindings = manager.link().exporterBindings();
+  if (kind == PacketKind::normal) {
+    // The packet names the original object and carries part of this proxy's references; it is
+    // not recorded at the exporter (packetId 0), as the exporter learns of it only when it is
+    // used.
+    auto [ipid, refs] = manager.takeRefsForMarshal(iid);
+    out.ipid = ipid;
+    out.publicRefs = refs;
+    return out;
+  }
+  // Table packets are recorded at the exporter, which in this process is reachable directly.
+  std::shared_ptr<ApartmentImpl> exporter = here.runtime().tryFindApartment(out.oxid);
+  FERRY_REQUIRE(exporter != nullptr, Errc::invalidArgument,
+                "table-marshaling a proxy is only supported for objects of this process",
+                toString(out.oxid));
+  // Make sure this proxy holds the interface, so the exporter has its stub.
+  auto [ipid, refs] = manager.takeRefsForMarshal(iid);
+  if (refs > 0) {
+    // Give back what takeRefsForMarshal handed out: the table records its own reference.
+    manager.link().release(ipid, refs);
+  }
+  ExportedInterface exported = exporter->exports().addTablePacket(ipid, kind);
+  out.ipid = exported.ipid;
+  out.packetId = exported.packetId;
+  return out;
+}
+
+}  // namespace
+
+ProxyManager* asProxyManager(Interface* object) noexcept {
+  if (object == nullptr) return nullptr;
+  if (ProxyBase* proxy = asProxy(object)) return &proxy->manager();
+  return dynamic_cast<ProxyManager*>(object);
+}
+
+ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, MarshalFlags flags) {
+  ObjRefData out;
+  out.iid = iid;
+  FERRY_REQUIRE(iid.value != 0, Errc::invalidArgument, "marshaling with IID 0");
+  if (object == nullptr) return out;  // Kind::null
+  PacketKind kind = packetKindOf(flags);
+  bool noPing = hasFlag(flags, MarshalFlags::noPing);
+  if (ProxyManager* manager = asProxyManager(object)) return marshalProxy(*manager, iid, kind, noPing);
+
+  ApartmentImpl& here = requireCurrentApartment();
+  ExportedInterface exported = here.exports().exportInterface(object, iid, kind, kNormalPublicRefs);
+  out.kind = ObjRefData::Kind::standard;
+  out.oxid = here.oxid();
+  out.oid = exported.oid;
+  out.ipid = exported.ipid;
+  out.publicRefs = exported.publicRefs;
+  out.table = kind;
+  out.noPing = noPing;
+  out.packetId = exported.packetId;
+  fillExporterIdentity(out, here.runtime());
+  if (context != MarshalContext::inproc) {
+    // TODO(transport): the bindings of the transports this process listens on.
+    FERRY_LOG(debug, "marshaled for " << toString(context) << " without string bindings");
+  }
+  return out;
+}
+
+void* unmarshalData(const ObjRefData& objref, Iid iid) {
+  switch (objref.kind) {
+    case ObjRefData::Kind::null:
+      return nullptr;
+    case ObjRefData::Kind::custom:
+    case ObjRefData::Kind::byValue:
+      FERRY_FAIL(Errc::invalidObjRef, "custom and by-value OBJREFs are not supported yet",
+                 objref.unmarshalerClass);
+    case ObjRefData::Kind::standard:
+      break;
+  }
+  ApartmentImpl& here = requireCurrentApartment();
+  RuntimeImpl& runtime = here.runtime();
+
+  if (objref.oxid == here.oxid()) {
+    // The exporter's own apartment: the real object. A normal packet is consumed all the same,
+    // even when the object lacks `iid` ([MS-DCOM] 3.1.1.5.3).
+    uint32_t consumed = objref.publicRefs;
+    if (objref.packetId != 0) consumed = here.exports().claimPacket(objref.packetId, 0).publicRefs;
+    Ref<Interface> object = here.exports().tryFindObject(objref.oid);
+    if (consumed > 0) {
+      Retired retired;
+      if (!here.exports().releaseRefs(objref.ipid, consumed, retired)) {
+        FERRY_LOG(warn, "unmarshal in the exporter: packet references were not held");
+      }
+    }
+    FERRY_REQUIRE(object != nullptr, Errc::objectNotRegistered,
+                  "the object named by the OBJREF is no longer exported", toString(objref.oid));
+    void* itf = object->queryInterface(iid);
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
+                  toString(iid));
+    return itf;
+  }
+
+  // Another apartment. Packets of this process's exporters are claimed at the exporter directly.
+  uint32_t refs = objref.publicRefs;
+  if (objref.packetId != 0) {
+    std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
+    FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
+                  "the apartment that marshaled the object has shut down", toString(objref.oxid));
+    refs = exporter->exports().claimPacket(objref.packetId, kNormalPublicRefs).publicRefs;
+  }
+  ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs};
+  ProxyBase* proxy = here.imports().importInterface(import, [&] {
+    return runtime.makeLink(here, objref);
+  });
+  if (iid == objref.iid) return proxy->interfacePointer();
+  // Another interface was asked for: query it through the proxy's identity.
+  Ref<ProxyBase> held = Ref<ProxyBase>::adopt(proxy);
+  void* itf = proxy->manager().queryInterface(iid);
+  FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
+                toString(iid));
+  return itf;
+}
+
+void releaseData(const ObjRefData& objref) {
+  FERRY_REQUIRE(objref.kind == ObjRefData::Kind::standard, Errc::invalidArgument,
+                "releaseMarshalData needs a standard OBJREF");
+  RuntimeImpl& runtime = currentRuntime();
+  if (objref.packetId == 0) {
+    // A proxy's onward packet: its references go straight back to the exporter.
+    ApartmentImpl& here = requireCurrentApartment();
+    std::shared_ptr<ExporterLink> link = runtime.makeLink(here, objref);
+    if (objref.publicRefs > 0) link->release(objref.ipid, objref.publicRefs);
+    return;
+  }
+  std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
+  FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
+                "the apartment that marshaled the object has shut down", toString(objref.oxid));
+  Retired retired = exporter->exports().releasePacket(objref.packetId);
+  if (retired.empty()) return;
+  // The object's last reference went: release it in its own apartment.
+  if (threadState().apartment == exporter.get()) return;  // `retired` releases it here
+  auto task = makeTask([objects = std::move(retired)]() mutable { objects.clear(); });
+  if (!exporter->post(task)) {
+    FERRY_LOG(warn, "releaseMarshalData: the exporter closed; releasing on this thread");
+  }
+}
+
+void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid) {
+  return unmarshalData(decodeObjRef(objref), iid);
+}
+
+}  // namespace detail
+
+ObjRefBytes marshalInterface(Interface* object, Iid iid, MarshalContext context,
+                             MarshalFlags flags) {
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshalInterface of a null pointer");
+  return detail::encodeObjRef(detail::marshalData(object, iid, context, flags));
+}
+
+void releaseMarshalData(std::span<const uint8_t> objref) {
+  detail::releaseData(detail::decodeObjRef(objref));
+}
+
+}  // namespace ferry

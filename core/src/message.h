@@ -1,0 +1,83 @@
+// ORPC messages in flight: a request or response either as built (handed over as is between
+// apartments of one process) or as received bytes (from a transport).
+#pragma once
+
+#include <memory>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/array.h>
+
+#include "orpc.capnp.h"
+
+namespace ferry::detail {
+
+// Request.flags bit 0: the caller expects no response.
+constexpr uint16_t kRequestFlagOneway = 1;
+// ErrorInfo.message is truncated to this many bytes.
+constexpr size_t kMaxErrorMessage = 4096;
+
+// First segment size for ORPC messages: a null call and a 1 KiB echo fit in one segment.
+constexpr unsigned kOrpcFirstSegmentWords = 256;
+
+// A Cap'n Proto message owned either as a builder or as received words.
+class OrpcMessage {
+public:
+  OrpcMessage() : _builder(std::make_unique<capnp::MallocMessageBuilder>(kOrpcFirstSegmentWords)) {}
+
+  // Takes ownership of received words; `options` bound the reader.
+  OrpcMessage(kj::Array<capnp::word> words, const capnp::ReaderOptions& options)
+      : _words(kj::mv(words)),
+        _reader(std::make_unique<capnp::FlatArrayMessageReader>(_words, options)) {}
+
+  bool isBuilt() const noexcept { return _builder != nullptr; }
+  capnp::MallocMessageBuilder& builder() { return *_builder; }
+
+  template <typename T>
+  typename T::Reader root() {
+    if (_builder) return _builder->getRoot<T>().asReader();
+    return _reader->getRoot<T>();
+  }
+
+private:
+  std::unique_ptr<capnp::MallocMessageBuilder> _builder;
+  kj::Array<capnp::word> _words;
+  std::unique_ptr<capnp::FlatArrayMessageReader> _reader;
+};
+
+// A request being built by a proxy.
+class OutgoingRequest {
+public:
+  OutgoingRequest() : root(message.builder().initRoot<wire::Request>()) {}
+  OrpcMessage message;
+  wire::Request::Builder root;
+};
+
+// A request as the serving apartment sees it.
+class IncomingRequest {
+public:
+  explicit IncomingRequest(OrpcMessage message) : _message(std::move(message)) {}
+  wire::Request::Reader root() { return _message.root<wire::Request>(); }
+
+private:
+  OrpcMessage _message;
+};
+
+// A response being built by a stub.
+class OutgoingResponse {
+public:
+  OutgoingResponse() : root(message.builder().initRoot<wire::Response>()) {}
+  OrpcMessage message;
+  wire::Response::Builder root;
+};
+
+class IncomingResponse {
+public:
+  explicit IncomingResponse(OrpcMessage message) : _message(std::move(message)) {}
+  wire::Response::Reader root() { return _message.root<wire::Response>(); }
+
+private:
+  OrpcMessage _message;
+};
+
+}  // namespace ferry::detail

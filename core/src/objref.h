@@ -1,0 +1,66 @@
+// OBJREF encoding and validation (core/schema/objref.capnp is the specification).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <ferry/ids.h>
+#include <ferry/marshal.h>
+
+#include "export-table.h"
+#include "objref.capnp.h"
+
+namespace ferry::detail {
+
+struct StringBindingData {
+  std::string protseq;
+  std::string address;
+  std::string endpoint;
+  friend bool operator==(const StringBindingData&, const StringBindingData&) = default;
+};
+
+struct SecurityBindingData {
+  std::string provider;
+  std::string principal;
+  friend bool operator==(const SecurityBindingData&, const SecurityBindingData&) = default;
+};
+
+// An OBJREF as plain values. Produced only by readObjRef/decodeObjRef, which validate every field.
+struct ObjRefData {
+  enum class Kind : uint8_t { null, standard, custom, byValue };
+
+  Iid iid;
+  Kind kind = Kind::null;
+  // standard
+  Oxid oxid;
+  Oid oid;
+  Ipid ipid;
+  uint32_t publicRefs = 0;
+  PacketKind table = PacketKind::normal;
+  bool noPing = false;
+  uint64_t packetId = 0;
+  std::array<uint8_t, 16> hostId{};
+  uint64_t processId = 0;
+  std::vector<StringBindingData> bindings;
+  std::vector<SecurityBindingData> securityBindings;
+  // custom, byValue
+  std::string unmarshalerClass;
+  std::vector<uint8_t> data;
+};
+
+constexpr size_t kMaxObjRefBytes = 64 * 1024;
+constexpr uint32_t kMaxPublicRefs = 1024;
+
+// Validates and converts; throws invalidObjRef naming the offending field.
+ObjRefData readObjRef(wire::ObjRef::Reader reader);
+void writeObjRef(wire::ObjRef::Builder builder, const ObjRefData& data);
+
+// The byte form (a single-segment Cap'n Proto message, unpacked). decodeObjRef is the one entry
+// point for untrusted bytes; the fuzzer drives it.
+ObjRefBytes encodeObjRef(const ObjRefData& data);
+ObjRefData decodeObjRef(std::span<const uint8_t> bytes);
+
+}  // namespace ferry::detail

@@ -1,0 +1,148 @@
+#include "pending-call.h"
+
+#include "log.h"
+#include "message.h"
+#include "runtime-impl.h"
+#include "thread-state.h"
+
+namespace ferry::detail {
+
+PendingCall::PendingCall(std::shared_ptr<ApartmentImpl> home, Deadline deadline,
+                         CausalityId causality)
+    : _home(std::move(home)), _deadline(deadline), _causality(causality) {}
+
+PendingCall::~PendingCall() = default;
+
+void PendingCall::deliver(std::unique_ptr<OutgoingResponse> response) noexcept {
+  // In one process the built message is handed over as it is.
+  deliverReceived(std::make_unique<IncomingResponse>(std::move(response->message)));
+}
+
+void PendingCall::deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept {
+  complete(std::move(response), std::nullopt);
+}
+
+void PendingCall::fail(Errc code, std::string message) noexcept {
+  try {
+    complete(nullptr, Error(code, std::move(message)));
+  } catch (...) {
+    complete(nullptr, Error(code, ""));
+  }
+}
+
+void PendingCall::expire() noexcept {
+  fail(Errc::deadlineExceeded, "no response before the call's deadline");
+}
+
+void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
+                           std::optional<Error> error) noexcept {
+  std::function<void()> continuation;
+  {
+    std::lock_guard lock(_mutex);
+    if (_done.load(std::memory_order_relaxed)) return;  // first completion wins (late replies)
+    _response = std::move(response);
+    _error = std::move(error);
+    continuation = std::move(_continuation);
+    _done.store(true, std::memory_order_release);
+  }
+  _cv.notify_all();
+  // An STA waiting in its modal loop wakes on its queue; a continuation runs in the home
+  // apartment. An MTA waiter woke on the condition variable above.
+  if (_home->kind() == ApartmentKind::sta || continuation) {
+    std::unique_ptr<WorkItem> task = makeTask([fn = std::move(continuation)] {
+      if (fn) fn();
+    });
+    if (!_home->post(task)) {
+      FERRY_LOG(debug, "a response arrived for an apartment that has shut down");
+    }
+  }
+}
+
+std::unique_ptr<IncomingResponse> PendingCall::takeResponse() {
+  std::lock_guard lock(_mutex);
+  FERRY_ASSERT(_done.load(std::memory_order_relaxed));
+  if (_error) throw *_error;
+  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument, "the call's response was already taken");
+  wire::Response::Reader root = _response->root();
+  if (root.isError()) {
+    auto info = root.getError();
+    uint16_t code = info.getCode();
+    Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
+    throw Error(errc, std::string(info.getMessage().cStr(), info.getMessage().size()));
+  }
+  return std::move(_response);
+}
+
+void PendingCall::throwIfFailed() {
+  std::lock_guard lock(_mutex);
+  if (_error) throw *_error;
+}
+
+void PendingCall::setContinuation(std::function<void()> fn) {
+  {
+    std::lock_guard lock(_mutex);
+    if (!_done.load(std::memory_order_relaxed)) {
+      _continuation = std::move(fn);
+      return;
+    }
+  }
+  std::unique_ptr<WorkItem> task = makeTask(std::move(fn));
+  FERRY_REQUIRE(_home->post(task), Errc::shuttingDown,
+                "the calling apartment has shut down", _home->label());
+}
+
+void PendingCall::waitBlocking() {
+  std::unique_lock lock(_mutex);
+  if (!_cv.wait_until(lock, _deadline, [this] { return _done.load(std::memory_order_relaxed); })) {
+    lock.unlock();
+    expire();
+  }
+}
+
+Deadline callDeadline() {
+  std::optional<std::chrono::milliseconds> scoped = threadState().callTimeout;
+  return Clock::now() + (scoped ? *scoped : currentRuntime().options.callTimeout);
+}
+
+namespace {
+
+void stampRequest(wire::Request::Builder root, Deadline deadline) {
+  CausalityId causality = threadState().causality;
+  if (!causality) causality = newCausalityId();
+  auto c = root.initCausality();
+  c.setHi(causality.hi);
+  c.setLo(causality.lo);
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  root.setTimeoutMicros(static_cast<uint64_t>(std::max<int64_t>(1, left.count())));
+}
+
+}  // namespace
+
+std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
+                                       std::unique_ptr<OutgoingRequest> request) {
+  Deadline deadline = callDeadline();
+  stampRequest(request->root, deadline);
+  auto c = request->root.getCausality();
+  auto call = std::make_shared<PendingCall>(home.shared_from_this(), deadline,
+                                            CausalityId(c.getHi(), c.getLo()));
+  channel.send(std::move(request), deadline, call);
+  return call;
+}
+
+void sendOneway(Channel& channel, std::unique_ptr<OutgoingRequest> request) noexcept {
+  try {
+    Deadline deadline = callDeadline();
+    stampRequest(request->root, deadline);
+    request->root.setFlags(request->root.getFlags() | kRequestFlagOneway);
+    channel.send(std::move(request), deadline, nullptr);
+  } catch (const std::exception& e) {
+    FERRY_LOG(warn, "oneway call not sent: " << e.what());
+  }
+}
+
+std::unique_ptr<IncomingResponse> finishCall(PendingCall& call) {
+  if (!call.done()) call.home().wait(call);
+  return call.takeResponse();
+}
+
+}  // namespace ferry::detail

@@ -1,0 +1,105 @@
+#include "rem-unknown.h"
+
+#include "apartment-impl.h"
+#include "interface-registry.h"
+#include "log.h"
+#include "remunknown.ferry.h"
+#include "stats.h"
+
+namespace ferry::detail {
+
+namespace {
+
+constexpr uint32_t kMaxRefsPerEntry = 1024;
+constexpr uint32_t kMaxQiIids = 64;
+constexpr uint32_t kMaxBatchEntries = 1024;
+
+Ipid readIpid(wire::Ipid::Reader ipid) { return Ipid(ipid.getHi(), ipid.getLo()); }
+
+void countProtocolError() { stats().protocolErrors.fetch_add(1, std::memory_order_relaxed); }
+
+class RemUnknownImpl final : public Implements<wire::iface::RemUnknown> {
+public:
+  explicit RemUnknownImpl(ApartmentImpl& apartment) : _apartment(apartment) {}
+
+  Owned<wire::QiReply> queryInterfaces(wire::QiRequest::Reader request) override {
+    auto iids = request.getIids();
+    uint32_t refs = request.getRefs();
+    if (refs == 0 || refs > kMaxRefsPerEntry || iids.size() == 0 || iids.size() > kMaxQiIids) {
+      countProtocolError();
+      FERRY_FAIL(Errc::protocolError, "RemUnknown.queryInterfaces out of range", refs,
+                 iids.size());
+    }
+    Ipid ipid = readIpid(request.getIpid());
+    Owned<wire::QiReply> reply;
+    auto results = reply.builder().initResults(iids.size());
+    for (uint32_t i = 0; i < iids.size(); ++i) {
+      try {
+        Ipid found = _apartment.exports().queryInterface(ipid, Iid(iids[i]), refs);
+        results[i].initIpid().setHi(found.hi);
+        results[i].getIpid().setLo(found.lo);
+      } catch (const Error& e) {
+        results[i].setCode(static_cast<uint16_t>(e.code()));
+      }
+    }
+    return reply;
+  }
+
+  Owned<wire::AddRefReply> addRefs(wire::RefBatch::Reader request) override {
+    auto entries = request.getEntries();
+    checkBatch(entries);
+    Owned<wire::AddRefReply> reply;
+    auto codes = reply.builder().initCodes(entries.size());
+    for (uint32_t i = 0; i < entries.size(); ++i) {
+      try {
+        _apartment.exports().addRefs(readIpid(entries[i].getIpid()), entries[i].getRefs());
+      } catch (const Error& e) {
+        codes.set(i, static_cast<uint16_t>(e.code()));
+      }
+    }
+    return reply;
+  }
+
+  void releaseRefs(wire::RefBatch::Reader request) override {
+    auto entries = request.getEntries();
+    checkBatch(entries);
+    Retired retired;
+    for (auto entry : entries) {
+      Ipid ipid = readIpid(entry.getIpid());
+      if (!_apartment.exports().releaseRefs(ipid, entry.getRefs(), retired)) {
+        countProtocolError();
+        FERRY_LOG(warn, "RemUnknown.releaseRefs of " << entry.getRefs()
+                                                 << " reference(s) not held on IPID " << ipid);
+      }
+    }
+    // The objects whose last reference went are released here, in their apartment.
+    retired.clear();
+  }
+
+private:
+  static void checkBatch(capnp::List<wire::RefEntry>::Reader entries) {
+    bool ok = entries.size() > 0 && entries.size() <= kMaxBatchEntries;
+    for (auto entry : entries) ok = ok && entry.getRefs() > 0 && entry.getRefs() <= kMaxRefsPerEntry;
+    if (!ok) {
+      countProtocolError();
+      FERRY_FAIL(Errc::protocolError, "RemUnknown reference batch out of range", entries.size());
+    }
+  }
+
+  ApartmentImpl& _apartment;
+};
+
+}  // namespace
+
+RemUnknownServant makeRemUnknown(ApartmentImpl& apartment) {
+  const InterfaceInfo* info = tryFindInterface(wire::iface::RemUnknown::iid);
+  FERRY_ASSERT(info != nullptr);
+  RemUnknownServant servant;
+  auto* impl = new RemUnknownImpl(apartment);
+  servant.object = Ref<Interface>(impl);
+  servant.itf = static_cast<wire::iface::RemUnknown*>(impl);
+  servant.dispatch = info->dispatch;
+  return servant;
+}
+
+}  // namespace ferry::detail

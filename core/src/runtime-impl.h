@@ -1,0 +1,76 @@
+// The process-wide state behind ferry::Runtime.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <ferry/runtime.h>
+
+#include "apartment-impl.h"
+#include "objref.h"
+
+namespace ferry::detail {
+
+class ExporterLink;
+
+class RuntimeImpl {
+public:
+  explicit RuntimeImpl(RuntimeOptions options);
+  ~RuntimeImpl();
+
+  const RuntimeOptions options;
+  // 16 bytes naming this host (from /etc/machine-id, else random per boot of the runtime).
+  const std::array<uint8_t, 16> hostId;
+  // pid << 32 | 32 random bits.
+  const uint64_t processId;
+
+  MtaImpl& mta() noexcept { return *_mta; }
+  std::shared_ptr<MtaImpl> mtaShared() noexcept { return _mta; }
+
+  // The apartment registry: in-process importers find exporters here.
+  void registerApartment(const std::shared_ptr<ApartmentImpl>& apartment);
+  void unregisterApartment(Oxid oxid) noexcept;
+  std::shared_ptr<ApartmentImpl> tryFindApartment(Oxid oxid);
+
+  // Spawned STA threads, stopped and joined at shutdown.
+  std::shared_ptr<StaImpl> spawnSta(std::string name);
+  // The STA that hosts `apartment`-model classes activated from the MTA; created on first use.
+  std::shared_ptr<StaImpl> hostSta();
+
+  // A link from `importer` to the exporter an OBJREF names (in-process exporters only, for now).
+  std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref);
+
+  struct ClassEntry {
+    ThreadingModel model;
+    ClassFactory factory;
+  };
+  void registerClass(const Clsid& clsid, ThreadingModel model, ClassFactory factory);
+  void revokeClass(const Clsid& clsid);
+  ClassEntry findClass(const Clsid& clsid);
+
+  // Stops every spawned STA and the MTA; joins their threads.
+  void shutdown() noexcept;
+
+private:
+  std::mutex _mutex;
+  std::shared_ptr<MtaImpl> _mta;
+  std::unordered_map<Oxid, std::weak_ptr<ApartmentImpl>> _apartments;
+  std::vector<std::shared_ptr<StaImpl>> _spawned;
+  std::shared_ptr<StaImpl> _hostSta;
+  std::unordered_map<std::string, ClassEntry> _classes;
+  bool _shutDown = false;
+};
+
+// The live runtime, or null.
+RuntimeImpl* tryCurrentRuntime() noexcept;
+RuntimeImpl& currentRuntime();
+
+// Stops a spawned STA and joins its thread (idempotent).
+void stopSpawnedSta(StaImpl& sta) noexcept;
+
+}  // namespace ferry::detail

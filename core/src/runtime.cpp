@@ -1,0 +1,480 @@
+#include <ferry/runtime.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "channel.h"
+#include "import-table.h"
+#include "log.h"
+#include "marshal-impl.h"
+#include "message.h"
+#include "pending-call.h"
+#include "runtime-impl.h"
+#include "stats.h"
+#include "thread-state.h"
+
+namespace ferry {
+
+namespace detail {
+
+namespace {
+
+std::atomic<RuntimeImpl*> gRuntime{nullptr};
+
+std::array<uint8_t, 16> readHostId() {
+  std::array<uint8_t, 16> id{};
+  std::ifstream in("/etc/machine-id");
+  std::string hex;
+  if (in >> hex && hex.size() >= 32) {
+    bool ok = true;
+    for (size_t i = 0; i < 16 && ok; ++i) {
+      unsigned value = 0;
+      ok = std::sscanf(hex.c_str() + 2 * i, "%2x", &value) == 1;
+      id[i] = static_cast<uint8_t>(value);
+    }
+    if (ok) return id;
+  }
+  // No machine id: a random one, so at least this process is consistent with itself.
+  uint64_t a = randomNonZero64();
+  uint64_t b = randomNonZero64();
+  std::memcpy(id.data(), &a, 8);
+  std::memcpy(id.data() + 8, &b, 8);
+  return id;
+}
+
+uint64_t makeProcessId() {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(getpid())) << 32) |
+         static_cast<uint32_t>(randomNonZero64());
+}
+
+}  // namespace
+
+Stats& stats() noexcept {
+  static Stats instance;
+  return instance;
+}
+
+std::atomic<int64_t> liveServants{0};
+
+RuntimeImpl* tryCurrentRuntime() noexcept { return gRuntime.load(std::memory_order_acquire); }
+
+RuntimeImpl& currentRuntime() {
+  RuntimeImpl* runtime = tryCurrentRuntime();
+  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, "no ferry::Runtime is alive");
+  return *runtime;
+}
+
+RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
+    : options(opts), hostId(readHostId()), processId(makeProcessId()) {
+  FERRY_REQUIRE(options.mtaThreads >= 1, Errc::invalidArgument, "mtaThreads must be at least 1");
+  FERRY_REQUIRE(options.callTimeout.count() > 0, Errc::invalidArgument,
+                "callTimeout must be positive");
+  RuntimeImpl* expected = nullptr;
+  FERRY_REQUIRE(gRuntime.compare_exchange_strong(expected, this), Errc::invalidArgument,
+                "a ferry::Runtime already exists in this process");
+  try {
+    _mta = std::make_shared<MtaImpl>(*this, options.mtaThreads, options.mtaMaxThreads);
+    registerApartment(_mta);
+    _mta->start();
+  } catch (...) {
+    gRuntime.store(nullptr);
+    throw;
+  }
+}
+
+RuntimeImpl::~RuntimeImpl() {
+  shutdown();
+  gRuntime.store(nullptr, std::memory_order_release);
+}
+
+void RuntimeImpl::registerApartment(const std::shared_ptr<ApartmentImpl>& apartment) {
+  std::lock_guard lock(_mutex);
+  _apartments[apartment->oxid()] = apartment;
+  stats().apartments.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RuntimeImpl::unregisterApartment(Oxid oxid) noexcept {
+  std::lock_guard lock(_mutex);
+  if (_apartments.erase(oxid) == 1) stats().apartments.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::shared_ptr<ApartmentImpl> RuntimeImpl::tryFindApartment(Oxid oxid) {
+  std::lock_guard lock(_mutex);
+  auto it = _apartments.find(oxid);
+  if (it == _apartments.end()) return nullptr;
+  auto apartment = it->second.lock();
+  return apartment != nullptr && !apartment->closed() ? apartment : nullptr;
+}
+
+std::shared_ptr<StaImpl> RuntimeImpl::spawnSta(std::string name) {
+  auto sta = std::make_shared<StaImpl>(*this, std::move(name), StaImpl::Mode::spawned, nullptr);
+  std::mutex readyMutex;
+  std::condition_variable readyCv;
+  bool ready = false;
+  std::exception_ptr failure;
+  sta->thread = std::thread([sta, &readyMutex, &readyCv, &ready, &failure] {
+    stats().staThreads.fetch_add(1, std::memory_order_relaxed);
+    try {
+      sta->enter();
+    } catch (...) {
+      std::lock_guard lock(readyMutex);
+      failure = std::current_exception();
+      ready = true;
+      readyCv.notify_one();
+      stats().staThreads.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    {
+      std::lock_guard lock(readyMutex);
+      ready = true;
+      readyCv.notify_one();
+    }
+    sta->runLoop();
+    sta->leave();
+    stats().staThreads.fetch_sub(1, std::memory_order_relaxed);
+  });
+  {
+    std::unique_lock lock(readyMutex);
+    readyCv.wait(lock, [&] { return ready; });
+  }
+  if (failure) {
+    sta->thread.join();
+    std::rethrow_exception(failure);
+  }
+  std::lock_guard lock(_mutex);
+  _spawned.push_back(sta);
+  return sta;
+}
+
+std::shared_ptr<StaImpl> RuntimeImpl::hostSta() {
+  {
+    std::lock_guard lock(_mutex);
+    if (_hostSta) return _hostSta;
+    FERRY_REQUIRE(!_shutDown, Errc::shuttingDown, "the runtime is shutting down");
+  }
+  auto sta = spawnSta("host");
+  std::lock_guard lock(_mutex);
+  if (!_hostSta) _hostSta = sta;
+  return _hostSta;
+}
+
+std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
+                                                    const ObjRefData& objref) {
+  FERRY_REQUIRE(objref.processId == processId, Errc::unavailable,
+                "the OBJREF names an object in another process; no transport is loaded",
+                toString(objref.oxid));
+  std::shared_ptr<ApartmentImpl> exporter = tryFindApartment(objref.oxid);
+  FERRY_REQUIRE(exporter != nullptr, Errc::disconnected,
+                "the apartment that exported the object has shut down", toString(objref.oxid));
+  ExporterLink::Address address{objref.hostId, objref.processId, objref.bindings};
+  return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
+                                        std::make_shared<InprocChannel>(exporter),
+                                        exporter->remUnknownIpid());
+}
+
+void RuntimeImpl::registerClass(const Clsid& clsid, ThreadingModel model, ClassFactory factory) {
+  FERRY_REQUIRE(!clsid.name.empty(), Errc::invalidArgument, "registerClass with an empty name");
+  FERRY_REQUIRE(factory != nullptr, Errc::invalidArgument, "registerClass without a factory",
+                clsid.name);
+  std::lock_guard lock(_mutex);
+  _classes[clsid.name] = ClassEntry{model, std::move(factory)};
+}
+
+void RuntimeImpl::revokeClass(const Clsid& clsid) {
+  std::lock_guard lock(_mutex);
+  FERRY_REQUIRE(_classes.erase(clsid.name) == 1, Errc::classNotRegistered,
+                "revokeClass of a class that is not registered", clsid.name);
+}
+
+RuntimeImpl::ClassEntry RuntimeImpl::findClass(const Clsid& clsid) {
+  std::lock_guard lock(_mutex);
+  auto it = _classes.find(clsid.name);
+  FERRY_REQUIRE(it != _classes.end(), Errc::classNotRegistered,
+                "no class is registered under this name", clsid.name);
+  return it->second;
+}
+
+void stopSpawnedSta(StaImpl& sta) noexcept {
+  sta.stop();
+  if (sta.thread.joinable()) {
+    if (sta.thread.get_id() == std::this_thread::get_id()) {
+      FERRY_LOG(error, "an STA cannot stop and join itself; detaching " << sta.label());
+      sta.thread.detach();
+      return;
+    }
+    sta.thread.join();
+  }
+}
+
+void RuntimeImpl::shutdown() noexcept {
+  std::vector<std::shared_ptr<StaImpl>> spawned;
+  {
+    std::lock_guard lock(_mutex);
+    if (_shutDown) return;
+    _shutDown = true;
+    spawned.swap(_spawned);
+    _hostSta.reset();
+  }
+  // STAs first: their releases of MTA objects still reach a running MTA.
+  for (auto& sta : spawned) stopSpawnedSta(*sta);
+  spawned.clear();
+  {
+    std::lock_guard lock(_mutex);
+    for (auto& [oxid, weak] : _apartments) {
+      auto apartment = weak.lock();
+      if (apartment && apartment->kind() == ApartmentKind::sta) {
+        FERRY_LOG(error, "Runtime destroyed while " << apartment->label()
+                                                    << " (CurrentSta/AttachedSta) still lives");
+      }
+    }
+  }
+  _mta->shutdown();
+}
+
+}  // namespace detail
+
+// -----------------------------------------------------------------------------------------------
+// Public API
+
+std::string_view toString(ApartmentKind kind) noexcept {
+  return kind == ApartmentKind::sta ? "sta" : "mta";
+}
+
+std::string_view toString(ThreadingModel model) noexcept {
+  switch (model) {
+    case ThreadingModel::apartment:
+      return "apartment";
+    case ThreadingModel::free:
+      return "free";
+    case ThreadingModel::both:
+      return "both";
+  }
+  return "unknown";
+}
+
+ApartmentKind Apartment::kind() const { return _impl->kind(); }
+Oxid Apartment::oxid() const { return _impl->oxid(); }
+const std::string& Apartment::name() const { return _impl->name(); }
+bool Apartment::isCurrent() const {
+  return _impl != nullptr && detail::threadState().apartment == _impl.get();
+}
+
+void Apartment::post(std::function<void()> fn) const {
+  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument, "post on an empty apartment handle");
+  std::unique_ptr<detail::WorkItem> task = detail::makeTask(std::move(fn));
+  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown, "the apartment is shutting down",
+                _impl->label());
+}
+
+void Apartment::invokeErased(const std::function<void()>& fn) const {
+  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument, "invoke on an empty apartment handle");
+  if (isCurrent()) {
+    fn();
+    return;
+  }
+  // The task is waited for like a call: an STA caller keeps dispatching, the wait is bounded.
+  detail::ApartmentImpl& here = detail::requireCurrentApartment();
+  auto call = std::make_shared<detail::PendingCall>(here.shared_from_this(),
+                                                    detail::callDeadline(), CausalityId());
+  auto failure = std::make_shared<std::exception_ptr>();
+  std::unique_ptr<detail::WorkItem> task = detail::makeTask([fn, call, failure] {
+    if (call->done()) return;  // the caller gave up before the task started
+    try {
+      fn();
+    } catch (...) {
+      *failure = std::current_exception();
+    }
+    call->deliverReceived(nullptr);
+  });
+  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown, "the apartment is shutting down",
+                _impl->label());
+  if (!call->done()) here.wait(*call);
+  call->throwIfFailed();
+  if (*failure) std::rethrow_exception(*failure);
+}
+
+Sta& Sta::operator=(Sta&& other) noexcept {
+  if (this != &other) {
+    stop();
+    Apartment::operator=(std::move(other));
+  }
+  return *this;
+}
+
+Sta::~Sta() { stop(); }
+
+uv_loop_t* Sta::loop() const { return static_cast<detail::StaImpl*>(impl())->loop(); }
+
+void Sta::stop() {
+  if (impl() == nullptr) return;
+  detail::stopSpawnedSta(*static_cast<detail::StaImpl*>(impl()));
+}
+
+CurrentSta::~CurrentSta() {
+  auto* sta = static_cast<detail::StaImpl*>(impl());
+  try {
+    sta->leave();
+  } catch (const std::exception& e) {
+    FERRY_LOG(error, "leaving the STA failed: " << e.what());
+  }
+}
+
+uv_loop_t* CurrentSta::loop() const { return static_cast<detail::StaImpl*>(impl())->loop(); }
+void CurrentSta::run() { static_cast<detail::StaImpl*>(impl())->runLoop(); }
+void CurrentSta::stop() { static_cast<detail::StaImpl*>(impl())->stop(); }
+
+AttachedSta::~AttachedSta() {
+  try {
+    static_cast<detail::StaImpl*>(impl())->leave();
+  } catch (const std::exception& e) {
+    FERRY_LOG(error, "detaching the STA failed: " << e.what());
+  }
+}
+
+MtaScope::MtaScope() {
+  detail::RuntimeImpl& runtime = detail::currentRuntime();
+  detail::ThreadState& state = detail::threadState();
+  FERRY_REQUIRE(state.apartment == nullptr || state.apartment == &runtime.mta(),
+                Errc::invalidArgument, "this thread already belongs to an STA",
+                detail::currentApartmentName());
+  _previous = std::exchange(state.apartment, &runtime.mta());
+}
+
+MtaScope::~MtaScope() { detail::threadState().apartment = _previous; }
+
+CallTimeout::CallTimeout(std::chrono::milliseconds timeout)
+    : _previous(std::exchange(detail::threadState().callTimeout, timeout)) {
+  FERRY_REQUIRE(timeout.count() > 0, Errc::invalidArgument, "CallTimeout must be positive");
+}
+
+CallTimeout::~CallTimeout() { detail::threadState().callTimeout = _previous; }
+
+namespace {
+std::atomic<Runtime*> gPublicRuntime{nullptr};
+}
+
+Runtime::Runtime(RuntimeOptions options)
+    : _impl(std::make_unique<detail::RuntimeImpl>(options)) {
+  gPublicRuntime.store(this, std::memory_order_release);
+}
+
+Runtime::~Runtime() {
+  _impl->shutdown();
+  gPublicRuntime.store(nullptr, std::memory_order_release);
+}
+
+Runtime& Runtime::current() {
+  Runtime* runtime = gPublicRuntime.load(std::memory_order_acquire);
+  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, "no ferry::Runtime is alive");
+  return *runtime;
+}
+
+Sta Runtime::newSta(std::string name) { return Sta(_impl->spawnSta(std::move(name))); }
+
+CurrentSta Runtime::enterSta(std::string name) {
+  auto sta = std::make_shared<detail::StaImpl>(*_impl, std::move(name),
+                                               detail::StaImpl::Mode::current, nullptr);
+  sta->enter();
+  return CurrentSta(std::move(sta));
+}
+
+AttachedSta Runtime::attachSta(uv_loop_t* loop, std::string name) {
+  FERRY_REQUIRE(loop != nullptr, Errc::invalidArgument, "attachSta needs a loop");
+  auto sta = std::make_shared<detail::StaImpl>(*_impl, std::move(name),
+                                               detail::StaImpl::Mode::attached, loop);
+  sta->enter();
+  return AttachedSta(std::move(sta));
+}
+
+MtaScope Runtime::joinMta() { return MtaScope(); }
+
+Apartment Runtime::mta() const { return Apartment(_impl->mtaShared()); }
+
+const RuntimeOptions& Runtime::options() const noexcept { return _impl->options; }
+
+void Runtime::registerClass(Clsid clsid, ThreadingModel model, ClassFactory factory) {
+  _impl->registerClass(clsid, model, std::move(factory));
+}
+
+void Runtime::revokeClass(const Clsid& clsid) { _impl->revokeClass(clsid); }
+
+void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
+  detail::RuntimeImpl::ClassEntry entry = _impl->findClass(clsid);
+  detail::ApartmentImpl& here = detail::requireCurrentApartment();
+  bool callerIsSta = here.kind() == ApartmentKind::sta;
+  bool direct = entry.model == ThreadingModel::both ||
+                (entry.model == ThreadingModel::apartment && callerIsSta) ||
+                (entry.model == ThreadingModel::free && !callerIsSta);
+  if (direct) {
+    Ref<Interface> object = entry.factory();
+    FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the class factory returned null",
+                  clsid.name);
+    void* itf = object->queryInterface(iid);
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the class does not implement the interface",
+                  clsid.name, toString(iid));
+    return itf;
+  }
+  // The object lives in the apartment its model asks for; the caller gets a proxy.
+  Apartment target = entry.model == ThreadingModel::free ? mta()
+                                                         : Apartment(_impl->hostSta());
+  ObjRefBytes packet = target.invoke([factory = entry.factory, name = clsid.name, iid] {
+    Ref<Interface> object = factory();
+    FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the class factory returned null", name);
+    return marshalInterface(object.get(), iid, MarshalContext::inproc, MarshalFlags::normal);
+  });
+  try {
+    return detail::unmarshalInterfaceErased(packet, iid);
+  } catch (...) {
+    try {
+      releaseMarshalData(packet);
+    } catch (const Error&) {
+      // Consumed by the failed unmarshal already.
+    }
+    throw;
+  }
+}
+
+RuntimeStats Runtime::stats() const {
+  detail::Stats& s = detail::stats();
+  RuntimeStats out;
+  out.apartments = s.apartments.load();
+  out.staThreads = s.staThreads.load();
+  out.mtaThreads = s.mtaThreads.load();
+  out.exportedObjects = s.exportedObjects.load();
+  out.proxyManagers = s.proxyManagers.load();
+  out.interfaceProxies = s.interfaceProxies.load();
+  out.servants = detail::liveServants.load();
+  out.leakedLoopHandles = s.leakedLoopHandles.load();
+  out.protocolErrors = s.protocolErrors.load();
+  out.onewayFailures = s.onewayFailures.load();
+  return out;
+}
+
+Apartment currentApartment() {
+  return Apartment(detail::requireCurrentApartment().shared_from_this());
+}
+
+Apartment tryCurrentApartment() noexcept {
+  detail::ApartmentImpl* apartment = detail::threadState().apartment;
+  return apartment == nullptr ? Apartment() : Apartment(apartment->shared_from_this());
+}
+
+// -----------------------------------------------------------------------------------------------
+// object.h
+
+Ref<Interface> identityOf(Interface* object) {
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "identity of a null pointer");
+  return Ref<Interface>::adopt(static_cast<Interface*>(object->queryInterface(Interface::iid)));
+}
+
+namespace detail {
+void throwNoInterface(Iid iid, const char* name) {
+  FERRY_FAIL(Errc::noInterface, "the object does not implement the interface", name,
+             toString(iid));
+}
+}  // namespace detail
+
+}  // namespace ferry

@@ -1,0 +1,33 @@
+// The server side of one call: what the generated stub reads params from and writes results to.
+#pragma once
+
+#include <ferry/generated.h>
+#include <ferry/marshal.h>
+
+#include "message.h"
+
+namespace ferry::detail {
+
+class ApartmentImpl;
+
+class ServerCallImpl final : public ServerCall {
+public:
+  ServerCallImpl(ApartmentImpl& apartment, wire::Request::Reader request,
+                 OutgoingResponse& response, MarshalContext distance)
+      : _apartment(apartment), _request(request), _response(response), _distance(distance) {}
+
+  void setResultCap(uint32_t index, Interface* object, Iid iid) override;
+
+protected:
+  capnp::AnyPointer::Reader paramsPointer() const override { return _request.getParams(); }
+  void* unmarshalCap(uint32_t index, Iid iid) override;
+  capnp::AnyPointer::Builder resultsPointer(uint32_t capCount) override;
+
+private:
+  ApartmentImpl& _apartment;
+  wire::Request::Reader _request;
+  OutgoingResponse& _response;
+  MarshalContext _distance;
+};
+
+}  // namespace ferry::detail

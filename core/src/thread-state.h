@@ -1,0 +1,48 @@
+// What ferry knows about the calling thread: its apartment and the call it is serving.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include <ferry/ids.h>
+
+namespace ferry::detail {
+
+class ApartmentImpl;
+
+struct ThreadState {
+  // The apartment this thread belongs to right now (null: none).
+  ApartmentImpl* apartment = nullptr;
+  // The causality id of the call this thread is serving (zero when none): outgoing calls made
+  // while serving it carry it on.
+  CausalityId causality{};
+  // CallTimeout scope override.
+  std::optional<std::chrono::milliseconds> callTimeout;
+};
+
+inline ThreadState& threadState() noexcept {
+  thread_local ThreadState state;
+  return state;
+}
+
+// Throws notInitialized when the thread belongs to no apartment.
+ApartmentImpl& requireCurrentApartment();
+
+// For log lines: "sta:name", "mta" or "-".
+std::string_view currentApartmentName() noexcept;
+
+// Sets the served causality for a scope.
+class CausalityScope {
+public:
+  explicit CausalityScope(CausalityId id) noexcept
+      : _previous(std::exchange(threadState().causality, id)) {}
+  CausalityScope(const CausalityScope&) = delete;
+  ~CausalityScope() { threadState().causality = _previous; }
+
+private:
+  CausalityId _previous;
+};
+
+}  // namespace ferry::detail

@@ -1,0 +1,19 @@
+# expect: parameter 'value': AnyPointer is not supported (Holder.Inner.put)
+# expect-line: 17
+@0xf327503c36a6c48f;
+
+interface Inner {
+  put @0 (value :Text) -> ();
+}
+
+struct Holder {
+  # Inner.put @0 is mentioned here, in a comment, and in "put @0" a string:
+  label @0 :Text = "put @0";
+
+  interface Other {
+    put @0 (value :Text) -> ();
+  }
+  interface Inner {
+    put @0 (value :AnyPointer) -> ();
+  }
+}

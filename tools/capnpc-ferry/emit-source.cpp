@@ -1,0 +1,376 @@
+// Prints foo.ferry.c++: for each interface its out-of-line members (ferryCast, the stub, the
+// (de)serializers, the async companions), then its proxy, stub dispatcher and registration.
+
+#include "emitter.h"
+
+namespace ferry::idl {
+
+namespace {
+
+std::string baseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// `value` (a vector<uint8_t> or span<const uint8_t>) as capnp's Data::Reader.
+std::string dataReader(const std::string& value) {
+  return "::kj::arrayPtr(reinterpret_cast<const ::kj::byte*>(" + value + ".data()), " + value +
+         ".size())";
+}
+
+bool usesReader(const std::vector<Field>& fields) {
+  for (const Field& field : fields) {
+    if (field.type.kind != TypeKind::interface) return true;
+  }
+  return false;
+}
+
+// Declares the local `field.name` holding `field`, read from `reader` (a params or results
+// reader) or, for an interface, from the capabilities of `capSource` (`_call` or `_response`).
+// A stub reads parameters as views into the request; a proxy reads results into owned values.
+void emitRead(Code& code, const std::string& indent, const Field& field, const std::string& reader,
+              const std::string& capSource, bool owning) {
+  const std::string& name = field.name;
+  std::string get = reader + ".get" + field.accessor + "()";
+  const MappedType& type = field.type;
+  switch (type.kind) {
+    case TypeKind::primitive:
+    case TypeKind::enumeration:
+      code.line(indent, type.name, " ", name, " = ", get, ";");
+      return;
+    case TypeKind::text:
+      code.line(indent, owning ? "std::string " : "std::string_view ", name, "(", get,
+                ".cStr(), ", get, ".size());");
+      return;
+    case TypeKind::data:
+      if (owning) {
+        code.line(indent, "std::vector<uint8_t> ", name, "(", get, ".begin(), ", get, ".end());");
+      } else {
+        code.line(indent, "std::span<const uint8_t> ", name, "(", get, ".begin(), ", get,
+                  ".size());");
+      }
+      return;
+    case TypeKind::list: {
+      code.line(indent, type.valueType(), " ", name, ";");
+      code.line(indent, name, ".reserve(", get, ".size());");
+      std::string add = type.elementKind == TypeKind::text   ? ".emplace_back(_element.cStr(), _element.size());"
+                        : type.elementKind == TypeKind::data ? ".emplace_back(_element.begin(), _element.end());"
+                                                             : ".push_back(_element);";
+      code.line(indent, "for (auto _element : ", get, ") ", name, add);
+      return;
+    }
+    case TypeKind::structure:
+      if (owning) {
+        code.line(indent, type.valueType(), " ", name, "(", get, ");");
+      } else {
+        code.line(indent, type.paramType(), " ", name, " = ", get, ";");
+      }
+      return;
+    case TypeKind::interface:
+      code.line(indent, type.valueType(), " ", name, " = ", capSource, ".cap<", type.name, ">(",
+                field.capIndex, ");");
+      return;
+  }
+}
+
+// Writes `value` (an expression of the field's parameter or result type) into field `field` of
+// `builder`; an interface goes to the capability list through `setCap` (`_call.setCap` or
+// `_call.setResultCap`). `owned` says a struct value is an Owned<S> rather than a Reader.
+void emitWrite(Code& code, const std::string& indent, const Field& field,
+               const std::string& builder, const std::string& value, const std::string& setCap,
+               bool owned) {
+  const std::string& accessor = field.accessor;
+  const MappedType& type = field.type;
+  switch (type.kind) {
+    case TypeKind::primitive:
+    case TypeKind::enumeration:
+      code.line(indent, builder, ".set", accessor, "(", value, ");");
+      return;
+    case TypeKind::text:
+      // Not Text::Reader(data, size): it requires a NUL terminator a string_view may lack.
+      code.line(indent, "std::copy(", value, ".begin(), ", value, ".end(), ", builder, ".init",
+                accessor, "(static_cast<unsigned>(", value, ".size())).begin());");
+      return;
+    case TypeKind::data:
+      code.line(indent, builder, ".set", accessor, "(", dataReader(value), ");");
+      return;
+    case TypeKind::list: {
+      std::string element = value + "[_i]";
+      if (type.elementKind == TypeKind::text) {
+        element = "::capnp::Text::Reader(" + element + ".c_str(), " + element + ".size())";
+      } else if (type.elementKind == TypeKind::data) {
+        element = dataReader(element);
+      }
+      code.line(indent, "{");
+      code.line(indent, "  auto _list = ", builder, ".init", accessor, "(static_cast<unsigned>(",
+                value, ".size()));");
+      code.line(indent, "  for (unsigned _i = 0; _i < _list.size(); ++_i) _list.set(_i, ", element,
+                ");");
+      code.line(indent, "}");
+      return;
+    }
+    case TypeKind::structure:
+      code.line(indent, builder, ".set", accessor, "(", value, owned ? ".reader()" : "", ");");
+      return;
+    case TypeKind::interface:
+      code.line(indent, setCap, "(", field.capIndex, ", ", value, ".get(), ", type.name,
+                "::iid);");
+      return;
+  }
+}
+
+void emitFerryCast(Code& code, const Interface& interface) {
+  const std::string& self = interface.qualified;
+  code.list("", "void* " + interface.className + "::ferryCast(", {self + "* self", "::ferry::Iid id"},
+            ") noexcept {");
+  code.line("  if (id == ", self, "::iid) return static_cast<void*>(self);");
+  for (const Interface* base : interface.bases) {
+    code.line("  if (void* found = ", base->qualified, "::ferryCast(self, id)) return found;");
+  }
+  code.line("  return ::ferry::Interface::ferryCast(self, id);");
+  code.line("}");
+  code.line();
+}
+
+void emitBuildFunction(Code& code, const Interface& interface, const Method& method) {
+  code.list("", "void " + interface.className + "::_ferryBuild_" + method.stem + "(",
+            parameters(method, "::ferry::detail::ClientCall& _call"), ") {");
+  if (usesReader(method.params)) {
+    code.line("  auto _params = _call.initParams<", method.paramsStruct, ">();");
+  } else {
+    code.line("  _call.initParams<", method.paramsStruct, ">();");
+  }
+  for (const Field& field : method.params) {
+    emitWrite(code, "  ", field, "_params", field.name, "_call.setCap", false);
+  }
+  code.line("}");
+  code.line();
+}
+
+void emitReadFunction(Code& code, const Interface& interface, const Method& method) {
+  std::string returnType = method.returnType(interface.qualified);
+  if (method.results.empty()) {
+    code.line("void ", interface.className, "::_ferryRead_", method.stem,
+              "(::ferry::detail::ClientResponse&) {}");
+    code.line();
+    return;
+  }
+  code.list("", returnType + " " + interface.className + "::_ferryRead_" + method.stem + "(",
+            {"::ferry::detail::ClientResponse& _response"}, ") {");
+  if (usesReader(method.results)) {
+    code.line("  auto _results = _response.results<", method.resultsStruct, ">();");
+  }
+  std::vector<std::string> members;
+  for (const Field& field : method.results) {
+    emitRead(code, "  ", field, "_results", "_response", true);
+    members.push_back(field.type.movable() ? "std::move(" + field.name + ")" : field.name);
+  }
+  if (method.results.size() == 1) {
+    code.line("  return ", method.results[0].name, ";");
+  } else {
+    code.list("  ", "return {", members, "};");
+  }
+  code.line("}");
+  code.line();
+}
+
+void emitAsync(Code& code, const Interface& interface, const Method& method) {
+  std::string returnType = method.returnType(interface.qualified);
+  std::string future = "::ferry::Future<" + returnType + ">";
+  const std::string& self = interface.qualified;
+  code.list("", future + " " + interface.className + "::" + method.stem + "Async(",
+            parameters(method), ") {");
+  code.line("  if (auto* _proxy = ::ferry::detail::asProxy(this)) {");
+  code.line("    auto _call = _proxy->newCall(", self, "::iid.value, ", method.ordinal, ", ",
+            method.paramCaps, ");");
+  code.list("    ", self + "::_ferryBuild_" + method.stem + "(", arguments(method, "_call"), ");");
+  if (method.oneway) {
+    code.line("    _call.sendOneway();");
+    code.line("    return ::ferry::Future<void>::ready(::ferry::Result<void>());");
+  } else {
+    code.line("    return ", future, "(_call.sendAsync(), &", self, "::_ferryRead_", method.stem,
+              ");");
+  }
+  code.line("  }");
+  code.line("  return ::ferry::detail::runNow<", returnType, ">([&] {");
+  code.list("    ", std::string(method.results.empty() ? "" : "return ") + "this->" + method.name +
+            "(", arguments(method), ");");
+  code.line("  });");
+  code.line("}");
+  code.line();
+}
+
+void emitStubCase(Code& code, const Method& method) {
+  code.line("    case ", method.ordinal, ": {  // ", method.capnpName);
+  if (usesReader(method.params)) {
+    code.line("      auto _params = _call.params<", method.paramsStruct, ">();");
+  }
+  for (const Field& field : method.params) {
+    emitRead(code, "      ", field, "_params", "_call", false);
+  }
+  std::string call = "_self->" + method.name + "(";
+  code.list("      ", method.results.empty() ? call : "auto _result = " + call, arguments(method),
+            ");");
+  if (!method.oneway) {
+    std::string init = "_call.initResults<" + method.resultsStruct + ">(" +
+                       std::to_string(method.resultCaps) + ")";
+    if (usesReader(method.results)) {
+      code.line("      auto _results = ", init, ";");
+    } else {
+      code.line("      ", init, ";");
+    }
+    for (const Field& field : method.results) {
+      std::string value = method.results.size() == 1 ? "_result" : "_result." + field.name;
+      emitWrite(code, "      ", field, "_results", value, "_call.setResultCap", true);
+    }
+  }
+  code.line("      return;");
+  code.line("    }");
+}
+
+void emitStub(Code& code, const Interface& interface) {
+  const std::string& self = interface.qualified;
+  std::string head = "void " + interface.className + "::_ferryDispatch(";
+  if (interface.methods.empty()) {
+    code.list("", head, {self + "*", "uint16_t _methodId", "::ferry::detail::ServerCall&"}, ") {");
+  } else {
+    code.list("", head, {self + "* _self", "uint16_t _methodId", "::ferry::detail::ServerCall& _call"},
+              ") {");
+    code.line("  switch (_methodId) {");
+    for (const Method& method : interface.methods) emitStubCase(code, method);
+    code.line("    default:");
+    code.line("      break;");
+    code.line("  }");
+  }
+  code.line("  ::ferry::detail::unknownMethod(", self, "::iid.value, _methodId);");
+  code.line("}");
+  code.line();
+}
+
+void emitMembers(Code& code, const Interface& interface) {
+  code.line("// ", interface.displayName);
+  code.line();
+  emitFerryCast(code, interface);
+  emitStub(code, interface);
+  for (const Method& method : interface.methods) {
+    emitBuildFunction(code, interface, method);
+    if (!method.oneway) emitReadFunction(code, interface, method);
+    emitAsync(code, interface, method);
+  }
+}
+
+// An override in a proxy: marshal, send, unmarshal, through the static members of `owner`, the
+// interface that declares the method.
+void emitProxyMethod(Code& code, const Interface& owner, const Method& method) {
+  const std::string& declaring = owner.qualified;
+  std::string returnType = method.returnType(declaring);
+  code.list("  ", returnType + " " + method.name + "(", parameters(method), ") override {");
+  code.line("    auto _call = ::ferry::detail::ProxyBase::newCall(", declaring, "::iid.value, ",
+            method.ordinal, ", ", method.paramCaps, ");");
+  code.list("    ", declaring + "::_ferryBuild_" + method.stem + "(", arguments(method, "_call"),
+            ");");
+  if (method.oneway) {
+    code.line("    _call.sendOneway();");
+  } else {
+    code.line("    auto _response = _call.send();");
+    code.line("    ", method.results.empty() ? "" : "return ", declaring, "::_ferryRead_",
+              method.stem, "(_response);");
+  }
+  code.line("  }");
+}
+
+void emitProxy(Code& code, const Interface& interface) {
+  const std::string& self = interface.qualified;
+  std::string proxy = interface.className + "Proxy";
+  code.line("class ", proxy, " final : public ", self, ", public ::ferry::detail::ProxyBase {");
+  code.line("public:");
+  code.line("  explicit ", proxy, "(const ::ferry::detail::ProxyInit& init)");
+  code.line("      : ::ferry::detail::ProxyBase(init) {}");
+  for (const Method& method : interface.methods) {
+    code.line();
+    emitProxyMethod(code, interface, method);
+  }
+  for (const Interface* ancestor : interface.ancestors) {
+    for (const Method& method : ancestor->methods) {
+      code.line();
+      emitProxyMethod(code, *ancestor, method);
+    }
+  }
+  code.line();
+  code.line("private:");
+  code.line("  void* castSelf(::ferry::Iid id) noexcept override {");
+  code.line("    return ", self, "::ferryCast(this, id);");
+  code.line("  }");
+  code.line("};");
+  code.line();
+}
+
+// The stub dispatcher serves the interface and every interface it extends: a client may call a
+// base's method through the derived interface's IPID.
+void emitDispatcher(Code& code, const Interface& interface) {
+  const std::string& self = interface.qualified;
+  code.list("", "void dispatch" + interface.className + "(",
+            {"void* object", "uint64_t interfaceId", "uint16_t methodId",
+             "::ferry::detail::ServerCall& call"},
+            ") {");
+  code.line("  auto* self = static_cast<", self, "*>(object);");
+  code.line("  switch (interfaceId) {");
+  code.line("    case ", self, "::iid.value:");
+  code.line("      return ", self, "::_ferryDispatch(self, methodId, call);");
+  for (const Interface* ancestor : interface.ancestors) {
+    code.line("    case ", ancestor->qualified, "::iid.value:");
+    code.line("      return ", ancestor->qualified, "::_ferryDispatch(self, methodId, call);");
+  }
+  code.line("    default:");
+  code.line("      break;");
+  code.line("  }");
+  code.line("  ::ferry::detail::unknownMethod(interfaceId, methodId);");
+  code.line("}");
+  code.line();
+}
+
+void emitRegistration(Code& code, const Interface& interface) {
+  const std::string& self = interface.qualified;
+  code.line("const ::ferry::detail::InterfaceRegistration register", interface.className, "{{");
+  code.line("    ", self, "::iid,");
+  code.line("    ", self, "::interfaceName,");
+  code.line("    [](const ::ferry::detail::ProxyInit& init) -> ::ferry::detail::ProxyBase* {");
+  code.line("      return new ", interface.className, "Proxy(init);");
+  code.line("    },");
+  code.line("    &dispatch", interface.className, "}};");
+  code.line();
+}
+
+}  // namespace
+
+std::string emitSource(const FileModel& file) {
+  Code code;
+  code.line("// Generated by capnpc-ferry from ", file.filename, ". Do not edit.");
+  code.line("#include \"", baseName(withoutCapnpSuffix(file.filename)), ".ferry.h\"");
+  code.line();
+  code.line("#include <algorithm>");
+  code.line("#include <utility>");
+  code.line();
+  code.line("namespace ", file.ferryNamespace, " {");
+  code.line();
+  for (const Interface* interface : file.interfaces) emitMembers(code, *interface);
+  code.line("}  // namespace ", file.ferryNamespace);
+  if (file.interfaces.empty()) return code.text();
+
+  // A namespace of its own: no schema type can be named `generated` (type names start with a
+  // capital letter), so the proxies cannot clash with an interface.
+  code.line();
+  code.line("namespace ", file.ferryNamespace, "::generated {");
+  code.line("namespace {");
+  code.line();
+  for (const Interface* interface : file.interfaces) {
+    emitProxy(code, *interface);
+    emitDispatcher(code, *interface);
+    emitRegistration(code, *interface);
+  }
+  code.line("}  // namespace");
+  code.line("}  // namespace ", file.ferryNamespace, "::generated");
+  return code.text();
+}
+
+}  // namespace ferry::idl
