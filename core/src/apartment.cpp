@@ -194,12 +194,17 @@ void StaImpl::runLoop() {
   FERRY_REQUIRE(std::this_thread::get_id() == _threadId, Errc::wrongApartment,
                 "an STA's loop runs on its own thread", label());
   {
-    std::lock_guard lock(_mutex);
-    if (_stopRequested) return;
+    std::unique_lock lock(_mutex);
+    if (!_stopRequested) {
+      lock.unlock();
+      // Work queued before the loop started (or while nobody ran it) is picked up at once.
+      uv_async_send(_async);
+      uv_run(_loop, UV_RUN_DEFAULT);
+      lock.lock();
+    }
+    // A stop ends one run(); the next run() turns the loop again.
+    _stopRequested = false;
   }
-  // Work queued before the loop started (or while nobody ran it) is picked up at once.
-  uv_async_send(_async);
-  uv_run(_loop, UV_RUN_DEFAULT);
 }
 
 void StaImpl::stop() {

@@ -275,8 +275,11 @@ void Apartment::invokeErased(const std::function<void()>& fn) const {
     fn();
     return;
   }
-  // The task is waited for like a call: an STA caller keeps dispatching, the wait is bounded.
-  detail::ApartmentImpl& here = detail::requireCurrentApartment();
+  // The task is waited for like a call: an STA caller keeps dispatching, an MTA thread or a
+  // thread in no apartment blocks; the wait is bounded either way.
+  detail::ApartmentImpl* current = detail::threadState().apartment;
+  detail::ApartmentImpl& here =
+      current != nullptr ? *current : static_cast<detail::ApartmentImpl&>(detail::currentRuntime().mta());
   auto call = std::make_shared<detail::PendingCall>(here.shared_from_this(),
                                                     detail::callDeadline(), CausalityId());
   auto failure = std::make_shared<std::exception_ptr>();
@@ -315,6 +318,7 @@ void Sta::stop() {
 
 CurrentSta::~CurrentSta() {
   auto* sta = static_cast<detail::StaImpl*>(impl());
+  if (sta == nullptr) return;
   try {
     sta->leave();
   } catch (const std::exception& e) {
@@ -327,6 +331,7 @@ void CurrentSta::run() { static_cast<detail::StaImpl*>(impl())->runLoop(); }
 void CurrentSta::stop() { static_cast<detail::StaImpl*>(impl())->stop(); }
 
 AttachedSta::~AttachedSta() {
+  if (impl() == nullptr) return;
   try {
     static_cast<detail::StaImpl*>(impl())->leave();
   } catch (const std::exception& e) {
@@ -437,7 +442,7 @@ void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
   }
 }
 
-RuntimeStats Runtime::stats() const {
+RuntimeStats Runtime::stats() {
   detail::Stats& s = detail::stats();
   RuntimeStats out;
   out.apartments = s.apartments.load();
@@ -461,6 +466,8 @@ Apartment tryCurrentApartment() noexcept {
   detail::ApartmentImpl* apartment = detail::threadState().apartment;
   return apartment == nullptr ? Apartment() : Apartment(apartment->shared_from_this());
 }
+
+CausalityId currentCausalityId() noexcept { return detail::threadState().causality; }
 
 // -----------------------------------------------------------------------------------------------
 // object.h

@@ -271,10 +271,14 @@ void ModelBuilder::checkGeneratedNames(Interface& model) {
   // implies one of their async companions, which is then not reported again.
   std::set<std::pair<const Method*, const Method*>> reportedPairs;
   auto report = [&](const std::string& name, const std::vector<const GeneratedName*>& claims) {
-    // Report at a method of this interface when one is involved.
+    // Report at a method of this interface when one is involved, preferably at the one that
+    // declares `name` itself.
+    auto rank = [&](const GeneratedName* claim) {
+      return (claim->owner == &model ? 2 : 0) + (std::string_view(claim->kind) == "method" ? 1 : 0);
+    };
     const GeneratedName* reported = claims.front();
     for (const GeneratedName* claim : claims) {
-      if (claim->owner == &model && reported->owner != &model) reported = claim;
+      if (rank(claim) > rank(reported)) reported = claim;
     }
     const GeneratedName* other = nullptr;
     for (const GeneratedName* claim : claims) {

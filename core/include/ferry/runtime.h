@@ -75,11 +75,12 @@ public:
   bool isCurrent() const;
   explicit operator bool() const noexcept { return _impl != nullptr; }
 
-  // Runs `fn` in this apartment and returns its result (or rethrows what it threw). The calling
-  // apartment keeps dispatching incoming calls while it waits; the wait is bounded by the call
-  // timeout (deadlineExceeded). Runs `fn` inline when the caller is already in this apartment.
+  // Runs `fn` in this apartment and returns its result (or rethrows what it threw). A calling STA
+  // keeps dispatching incoming calls while it waits; other threads (MTA, or in no apartment)
+  // block. The wait is bounded by the call timeout (deadlineExceeded). Runs `fn` inline when the
+  // caller is already in this apartment.
   template <typename Fn>
-  auto invoke(Fn&& fn) -> std::invoke_result_t<Fn&>;
+  auto invoke(Fn&& fn) const -> std::invoke_result_t<Fn&>;
 
   // Queues `fn` to run in this apartment. Throws shuttingDown if the apartment is closed.
   void post(std::function<void()> fn) const;
@@ -119,7 +120,8 @@ private:
 // The calling thread turned into an STA (Runtime::enterSta). Lives on that thread's stack.
 class CurrentSta : public Apartment {
 public:
-  CurrentSta(CurrentSta&&) = delete;
+  CurrentSta(CurrentSta&&) noexcept = default;  // the moved-from handle owns nothing
+  CurrentSta& operator=(CurrentSta&&) = delete;
   ~CurrentSta();
 
   uv_loop_t* loop() const;
@@ -138,7 +140,8 @@ private:
 // uv_run returns.
 class AttachedSta : public Apartment {
 public:
-  AttachedSta(AttachedSta&&) = delete;
+  AttachedSta(AttachedSta&&) noexcept = default;  // the moved-from handle owns nothing
+  AttachedSta& operator=(AttachedSta&&) = delete;
   ~AttachedSta();
 
 private:
@@ -224,7 +227,8 @@ public:
     return Ref<I>::adopt(static_cast<I*>(createInstanceErased(clsid, I::iid)));
   }
 
-  RuntimeStats stats() const;
+  // Process-wide counters; valid with or without a live runtime.
+  static RuntimeStats stats();
 
   detail::RuntimeImpl& impl() const noexcept { return *_impl; }
 
@@ -239,8 +243,12 @@ Apartment currentApartment();
 // The calling thread's apartment, or an empty handle.
 Apartment tryCurrentApartment() noexcept;
 
+// The causality id of the call the calling thread is serving; zero outside a call. Outgoing calls
+// made while serving a call carry it on, so a whole A→B→A chain shares one id.
+CausalityId currentCausalityId() noexcept;
+
 template <typename Fn>
-auto Apartment::invoke(Fn&& fn) -> std::invoke_result_t<Fn&> {
+auto Apartment::invoke(Fn&& fn) const -> std::invoke_result_t<Fn&> {
   using R = std::invoke_result_t<Fn&>;
   // fn and its result live in shared slots: on a timeout the caller returns while fn may still
   // run (a task that has not started by then is not started at all).
