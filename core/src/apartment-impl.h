@@ -164,7 +164,8 @@ private:
   std::unique_ptr<WorkItem> popUntil(Deadline deadline);
   // Runs one dequeued item (calls go through the message filter).
   void runItem(std::unique_ptr<WorkItem> item) noexcept;
-  void wakeLoopLocked();
+  // Wakes the loop (uv_async_send) or returns true when the modal wait must be notified instead.
+  bool wakeLoopLocked();
 
   const Mode _mode;
   uv_loop_t* _loop = nullptr;

@@ -174,19 +174,23 @@ void StaImpl::drain() noexcept {
 
 void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept { item->run(); }
 
-void StaImpl::wakeLoopLocked() {
-  if (_modalDepth > 0) {
-    _wakeModal.notify_one();
-  } else if (_async != nullptr && _accepting) {
-    uv_async_send(_async);
-  }
+bool StaImpl::wakeLoopLocked() {
+  if (_modalDepth > 0) return true;
+  // uv_async_send stays under the lock: leave() closes the handle under it.
+  if (_async != nullptr && _accepting) uv_async_send(_async);
+  return false;
 }
 
 bool StaImpl::post(std::unique_ptr<WorkItem>& item) {
-  std::lock_guard lock(_mutex);
-  if (!_accepting) return false;
-  _queue.push_back(std::move(item));
-  wakeLoopLocked();
+  bool notifyModal;
+  {
+    std::lock_guard lock(_mutex);
+    if (!_accepting) return false;
+    _queue.push_back(std::move(item));
+    notifyModal = wakeLoopLocked();
+  }
+  // Outside the lock, so the woken thread does not block on it straight away.
+  if (notifyModal) _wakeModal.notify_one();
   return true;
 }
 
@@ -208,9 +212,13 @@ void StaImpl::runLoop() {
 }
 
 void StaImpl::stop() {
-  std::lock_guard lock(_mutex);
-  _stopRequested = true;
-  wakeLoopLocked();
+  bool notifyModal;
+  {
+    std::lock_guard lock(_mutex);
+    _stopRequested = true;
+    notifyModal = wakeLoopLocked();
+  }
+  if (notifyModal) _wakeModal.notify_one();
 }
 
 void StaImpl::wait(PendingCall& call) {
@@ -236,7 +244,7 @@ void StaImpl::wait(PendingCall& call) {
   }
   --_modalDepth;
   // Whatever arrived during the wait and is still queued is run by the loop.
-  if (_modalDepth == 0 && !_queue.empty()) wakeLoopLocked();
+  if (_modalDepth == 0 && !_queue.empty()) (void)wakeLoopLocked();
 }
 
 void StaImpl::leave() {
@@ -305,16 +313,18 @@ void MtaImpl::spawnLocked() {
 }
 
 bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
-  std::lock_guard lock(_mutex);
-  if (_stopping) return false;
-  _queue.push_back(std::move(item));
-  // Every pool thread is busy (typically blocked in an outgoing call): grow, so a call back into
-  // the MTA cannot deadlock.
-  if (_idle == 0 && _threads.size() < _maxThreads) {
-    spawnLocked();
-  } else {
-    _work.notify_one();
+  {
+    std::lock_guard lock(_mutex);
+    if (_stopping) return false;
+    _queue.push_back(std::move(item));
+    // Every pool thread is busy (typically blocked in an outgoing call): grow, so a call back
+    // into the MTA cannot deadlock.
+    if (_idle == 0 && _threads.size() < _maxThreads) {
+      spawnLocked();
+      return true;
+    }
   }
+  _work.notify_one();
   return true;
 }
 

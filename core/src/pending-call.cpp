@@ -83,6 +83,8 @@ void PendingCall::setContinuation(std::function<void()> fn) {
     std::lock_guard lock(_mutex);
     if (!_done.load(std::memory_order_relaxed)) {
       _continuation = std::move(fn);
+      // Nobody waits for this call: the watch fails it at its deadline.
+      if (RuntimeImpl* runtime = tryCurrentRuntime()) runtime->deadlines().watch(shared_from_this());
       return;
     }
   }
@@ -96,6 +98,49 @@ void PendingCall::waitBlocking() {
   if (!_cv.wait_until(lock, _deadline, [this] { return _done.load(std::memory_order_relaxed); })) {
     lock.unlock();
     expire();
+  }
+}
+
+DeadlineWatch::DeadlineWatch() : _thread([this] { run(); }) {}
+
+DeadlineWatch::~DeadlineWatch() {
+  {
+    std::lock_guard lock(_mutex);
+    _stopping = true;
+  }
+  _wake.notify_one();
+  _thread.join();
+}
+
+void DeadlineWatch::watch(const std::shared_ptr<PendingCall>& call) {
+  bool earliest;
+  {
+    std::lock_guard lock(_mutex);
+    auto it = _calls.emplace(call->deadline(), call);
+    earliest = it == _calls.begin();
+  }
+  if (earliest) _wake.notify_one();
+}
+
+void DeadlineWatch::run() noexcept {
+  std::unique_lock lock(_mutex);
+  while (!_stopping) {
+    if (_calls.empty()) {
+      _wake.wait(lock);
+      continue;
+    }
+    auto first = _calls.begin();
+    if (Clock::now() < first->first) {
+      _wake.wait_until(lock, first->first);
+      continue;
+    }
+    std::shared_ptr<PendingCall> call = first->second.lock();
+    _calls.erase(first);
+    if (call == nullptr) continue;
+    lock.unlock();
+    call->expire();  // a no-op when the call completed meanwhile
+    call.reset();
+    lock.lock();
   }
 }
 

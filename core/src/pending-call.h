@@ -4,6 +4,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,6 +60,24 @@ private:
   std::unique_ptr<IncomingResponse> _response;
   std::optional<Error> _error;
   std::function<void()> _continuation;
+};
+
+// Expires calls nobody waits for (those with a continuation) when their deadline passes: a
+// thread that sleeps until the earliest deadline. Owned by the runtime.
+class DeadlineWatch {
+public:
+  DeadlineWatch();
+  ~DeadlineWatch();
+  void watch(const std::shared_ptr<PendingCall>& call);
+
+private:
+  void run() noexcept;
+
+  std::mutex _mutex;
+  std::condition_variable _wake;
+  std::multimap<Deadline, std::weak_ptr<PendingCall>> _calls;
+  bool _stopping = false;
+  std::thread _thread;
 };
 
 // The deadline for a call starting now (CallTimeout scope, else the runtime's option).

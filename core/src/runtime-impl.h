@@ -13,6 +13,7 @@
 
 #include "apartment-impl.h"
 #include "objref.h"
+#include "pending-call.h"
 
 namespace ferry::detail {
 
@@ -30,6 +31,7 @@ public:
   const uint64_t processId;
 
   MtaImpl& mta() noexcept { return *_mta; }
+  DeadlineWatch& deadlines() noexcept { return *_deadlines; }
   std::shared_ptr<MtaImpl> mtaShared() noexcept { return _mta; }
 
   // The apartment registry: in-process importers find exporters here.
@@ -58,6 +60,7 @@ public:
 
 private:
   std::mutex _mutex;
+  std::unique_ptr<DeadlineWatch> _deadlines;
   std::shared_ptr<MtaImpl> _mta;
   std::unordered_map<Oxid, std::weak_ptr<ApartmentImpl>> _apartments;
   std::vector<std::shared_ptr<StaImpl>> _spawned;

@@ -76,6 +76,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
   FERRY_REQUIRE(gRuntime.compare_exchange_strong(expected, this), Errc::invalidArgument,
                 "a ferry::Runtime already exists in this process");
   try {
+    _deadlines = std::make_unique<DeadlineWatch>();
     _mta = std::make_shared<MtaImpl>(*this, options.mtaThreads, options.mtaMaxThreads);
     registerApartment(_mta);
     _mta->start();

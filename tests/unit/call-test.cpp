@@ -259,6 +259,24 @@ BOOST_AUTO_TEST_CASE(a_call_that_outlives_its_deadline_fails_with_deadline_excee
   BOOST_CHECK_NO_THROW(probe->nothing());
 }
 
+BOOST_AUTO_TEST_CASE(an_async_call_nobody_waits_for_still_ends_at_its_deadline) {
+  Sta server = rt().newSta("slow");
+  auto sta = rt().enterSta("client");
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(server);
+  std::optional<Errc> outcome;
+  {
+    CallTimeout timeout(std::chrono::milliseconds(100));
+    probe->sleepMillisAsync(1000).then([&](Result<void> r) {
+      outcome = r.ok() ? Errc::ok : r.error().code();
+      sta.stop();
+    });
+  }
+  sta.run();
+  BOOST_REQUIRE(outcome.has_value());
+  BOOST_CHECK(*outcome == Errc::deadlineExceeded);
+  probe.reset();
+}
+
 BOOST_AUTO_TEST_CASE(an_sta_can_run_on_the_current_thread) {
   auto sta = rt().enterSta("main");
   BOOST_CHECK(currentApartment() == sta);

@@ -1,0 +1,24 @@
+# The demo's interfaces: a calculator that reports every result to the listeners it was given.
+@0xb4f17908d3f9dcae;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("demo");
+
+interface Calculator {
+  add @0 (a :Float64, b :Float64) -> (sum :Float64);
+  divide @1 (a :Float64, b :Float64) -> (quotient :Float64);
+  # Throws (and the caller gets serverFault) when b is 0.
+
+  subscribe @2 (listener :Listener) -> (listeners :UInt32);
+  # Every later result is reported to `listener`, in the listener's own apartment. Returns how
+  # many listeners there are now.
+
+  unsubscribeAll @3 () -> ();
+
+  whereAmI @4 () -> (apartment :Text);
+  # The name of the apartment the calculator runs in.
+}
+
+interface Listener {
+  onResult @0 (operation :Text, value :Float64) -> ();
+}
