@@ -53,9 +53,12 @@ void emitRead(Code& code, const std::string& indent, const Field& field, const s
     case TypeKind::list: {
       code.line(indent, type.valueType(), " ", name, ";");
       code.line(indent, name, ".reserve(", get, ".size());");
-      std::string add = type.elementKind == TypeKind::text   ? ".emplace_back(_element.cStr(), _element.size());"
-                        : type.elementKind == TypeKind::data ? ".emplace_back(_element.begin(), _element.end());"
-                                                             : ".push_back(_element);";
+      std::string add = ".push_back(_element);";
+      if (type.elementKind == TypeKind::text) {
+        add = ".emplace_back(_element.cStr(), _element.size());";
+      } else if (type.elementKind == TypeKind::data) {
+        add = ".emplace_back(_element.begin(), _element.end());";
+      }
       code.line(indent, "for (auto _element : ", get, ") ", name, add);
       return;
     }
@@ -97,6 +100,7 @@ void emitWrite(Code& code, const std::string& indent, const Field& field,
     case TypeKind::list: {
       std::string element = value + "[_i]";
       if (type.elementKind == TypeKind::text) {
+        // Safe here, unlike for a string_view: a std::string is NUL-terminated.
         element = "::capnp::Text::Reader(" + element + ".c_str(), " + element + ".size())";
       } else if (type.elementKind == TypeKind::data) {
         element = dataReader(element);
@@ -121,8 +125,8 @@ void emitWrite(Code& code, const std::string& indent, const Field& field,
 
 void emitFerryCast(Code& code, const Interface& interface) {
   const std::string& self = interface.qualified;
-  code.list("", "void* " + interface.className + "::ferryCast(", {self + "* self", "::ferry::Iid id"},
-            ") noexcept {");
+  code.list("", "void* " + interface.className + "::ferryCast(",
+            {self + "* self", "::ferry::Iid id"}, ") noexcept {");
   code.line("  if (id == ", self, "::iid) return static_cast<void*>(self);");
   for (const Interface* base : interface.bases) {
     code.line("  if (void* found = ", base->qualified, "::ferryCast(self, id)) return found;");
@@ -234,7 +238,8 @@ void emitStub(Code& code, const Interface& interface) {
   if (interface.methods.empty()) {
     code.list("", head, {self + "*", "uint16_t _methodId", "::ferry::detail::ServerCall&"}, ") {");
   } else {
-    code.list("", head, {self + "* _self", "uint16_t _methodId", "::ferry::detail::ServerCall& _call"},
+    code.list("", head,
+              {self + "* _self", "uint16_t _methodId", "::ferry::detail::ServerCall& _call"},
               ") {");
     code.line("  switch (_methodId) {");
     for (const Method& method : interface.methods) emitStubCase(code, method);

@@ -18,7 +18,9 @@ void emitDocComment(Code& code, const std::string& indent, const std::string& do
 std::vector<std::string> parameters(const Method& method, const std::string& first) {
   std::vector<std::string> list;
   if (!first.empty()) list.push_back(first);
-  for (const Field& field : method.params) list.push_back(field.type.paramType() + " " + field.name);
+  for (const Field& field : method.params) {
+    list.push_back(field.type.paramType() + " " + field.name);
+  }
   return list;
 }
 

@@ -103,9 +103,11 @@ FileModel ModelBuilder::file(capnp::schema::CodeGeneratorRequest::RequestedFile:
       model.includes.push_back(includeFor(import.getName().cStr()));
     }
   }
-  // Reached through another file's alias rather than imported: name it from the import path.
+  // Reached through another file's alias rather than imported: a display name is the path
+  // under an import directory, so include it as an absolute import.
   for (uint64_t fileId : usedFiles) {
-    model.includes.push_back(includeFor("/" + std::string(_naming.node(fileId).getDisplayName())));
+    std::string displayName = _naming.node(fileId).getDisplayName().cStr();
+    model.includes.push_back(includeFor("/" + displayName));
   }
   return model;
 }
@@ -138,7 +140,8 @@ const Interface& ModelBuilder::interface(uint64_t id) {
     _building.insert(id);
     for (auto superclass : proto.getInterface().getSuperclasses()) {
       if (_building.count(superclass.getId()) > 0) {
-        addProblem(*model, nullptr, "an interface cannot extend itself");
+        addProblem(*model, nullptr,
+                   "extends form a cycle through " + _naming.ferryClass(superclass.getId()));
         continue;
       }
       const Interface& base = interface(superclass.getId());
@@ -274,7 +277,8 @@ void ModelBuilder::checkGeneratedNames(Interface& model) {
     // Report at a method of this interface when one is involved, preferably at the one that
     // declares `name` itself.
     auto rank = [&](const GeneratedName* claim) {
-      return (claim->owner == &model ? 2 : 0) + (std::string_view(claim->kind) == "method" ? 1 : 0);
+      bool own = claim->owner == &model;
+      return (own ? 2 : 0) + (std::string_view(claim->kind) == "method" ? 1 : 0);
     };
     const GeneratedName* reported = claims.front();
     for (const GeneratedName* claim : claims) {

@@ -77,7 +77,8 @@ struct FileModel {
   uint64_t id = 0;
   std::string filename;                     // as requested: "dir/calc.capnp"
   std::string ferryNamespace;               // "calc::iface"
-  std::vector<std::string> includes;        // ferry headers of imports: "\"x.ferry.h\"", "<y.ferry.h>"
+  // The ferry headers of the imports whose interfaces this file names: "\"x.ferry.h\"".
+  std::vector<std::string> includes;
   std::vector<const Interface*> interfaces;  // bases before the interfaces extending them
 };
 

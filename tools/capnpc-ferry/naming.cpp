@@ -24,7 +24,9 @@ std::string cxxName(capnp::List<Annotation>::Reader annotations, std::string_vie
 
 std::string titleCase(std::string_view name) {
   std::string result(name);
-  if (!result.empty() && result[0] >= 'a' && result[0] <= 'z') result[0] = char(result[0] - 'a' + 'A');
+  if (!result.empty() && result[0] >= 'a' && result[0] <= 'z') {
+    result[0] = char(result[0] - 'a' + 'A');
+  }
   return result;
 }
 

@@ -97,6 +97,9 @@ SchemaText SchemaText::load(std::string_view filename) {
     }
     candidates.push_back(parentCwd + "/" + name);
     candidates.push_back(name);
+    // Given a file outside every --src-prefix, capnp names it by its absolute path minus the
+    // leading slash.
+    candidates.push_back("/" + name);
   }
   for (const auto& path : candidates) {
     if (auto text = readFile(path)) return SchemaText(std::move(*text));

@@ -20,9 +20,9 @@ class SchemaText {
 public:
   // The schema `filename` (as capnp reports it: relative to capnp's working directory, minus
   // any --src-prefix) read from where capnp found it. capnp runs plugins with the output
-  // directory as working directory, so this looks at the parent process: its working directory
-  // and the --src-prefix options on its command line, then `filename` itself. A schema that
-  // cannot be found yields an empty text, in which every lookup answers line 1.
+  // directory as working directory, so this looks at the parent process: under each
+  // --src-prefix on its command line, then in its working directory, then at `filename` itself.
+  // A schema that cannot be found yields an empty text, in which every lookup answers line 1.
   static SchemaText load(std::string_view filename);
 
   explicit SchemaText(std::string text);

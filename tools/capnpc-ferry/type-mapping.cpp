@@ -72,7 +72,9 @@ std::variant<MappedType, Unsupported> mapListElement(capnp::Type element, const 
       list.name = "std::vector<uint8_t>";
       return list;
     case Which::ENUM:
-      if (isGeneric(element.asEnum())) return Unsupported{"enums of generic scopes are not supported"};
+      if (isGeneric(element.asEnum())) {
+        return Unsupported{"enums of generic scopes are not supported"};
+      }
       list.elementKind = TypeKind::enumeration;
       list.name = naming.capnpType(element.asEnum().getProto().getId());
       return list;
