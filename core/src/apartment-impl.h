@@ -208,7 +208,6 @@ private:
   std::deque<std::unique_ptr<WorkItem>> _queue;
   std::vector<std::thread> _threads;
   unsigned _idle = 0;
-  unsigned _blocked = 0;  // pool threads waiting on an outgoing call
   bool _stopping = false;
   bool _shutDown = false;
 };

@@ -64,7 +64,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     Ipid ipid(root.getIpid().getHi(), root.getIpid().getLo());
     auto causality = root.getCausality();
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
-    ServerCallImpl call(*this, root, *response, distance);
+    ServerCallImpl call(root, *response, distance);
     if (ipid == _remUnknownIpid) {
       RemUnknownServant& servant = remUnknown();
       servant.dispatch(servant.itf, root.getInterfaceId(), root.getMethodId(), call);

@@ -68,7 +68,7 @@ void ExportTable::retireLocked(StubManager& manager, Retired& retired, bool hook
 }
 
 ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                               uint32_t normalRefs) {
+                                               uint32_t normalRefs, bool noPing) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshaling a null interface pointer");
   FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
   Ref<Interface> identity = identityOf(object);
@@ -118,15 +118,25 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
       manager->weakEntries += 1;
       break;
   }
-  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, kind, out.publicRefs});
+  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, iid, kind, out.publicRefs, noPing});
   return out;
 }
 
-ClaimedPacket ExportTable::claimPacket(uint64_t packetId, uint32_t tableRefs) {
-  std::lock_guard lock(_mutex);
-  auto it = _packets.find(packetId);
+std::unordered_map<uint64_t, ExportTable::Packet>::iterator ExportTable::findPacketLocked(
+    const PacketClaim& claim) {
+  auto it = _packets.find(claim.packetId);
   FERRY_REQUIRE(it != _packets.end(), Errc::objectNotConnected,
                 "the marshal packet was already consumed or released");
+  const Packet& p = it->second;
+  FERRY_REQUIRE(p.oid == claim.oid && p.ipid == claim.ipid && p.iid == claim.iid &&
+                    p.kind == claim.kind && p.refs == claim.publicRefs && p.noPing == claim.noPing,
+                Errc::invalidObjRef, "the OBJREF disagrees with the exporter's record of its packet");
+  return it;
+}
+
+ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableRefs) {
+  std::lock_guard lock(_mutex);
+  auto it = findPacketLocked(claim);
   Packet packet = it->second;
   ClaimedPacket claimed{packet.oid, packet.ipid, 0};
   switch (packet.kind) {
@@ -149,7 +159,7 @@ ClaimedPacket ExportTable::claimPacket(uint64_t packetId, uint32_t tableRefs) {
   return claimed;
 }
 
-ExportedInterface ExportTable::addTablePacket(Ipid ipid, PacketKind kind) {
+ExportedInterface ExportTable::addTablePacket(Ipid ipid, Iid iid, PacketKind kind, bool noPing) {
   FERRY_ASSERT(kind != PacketKind::normal);
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
@@ -161,16 +171,14 @@ ExportedInterface ExportTable::addTablePacket(Ipid ipid, PacketKind kind) {
   } else {
     manager->weakEntries += 1;
   }
-  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, kind, 0});
+  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, iid, kind, 0, noPing});
   return out;
 }
 
-Retired ExportTable::releasePacket(uint64_t packetId) {
+Retired ExportTable::releasePacket(const PacketClaim& claim) {
   Retired retired;
   std::lock_guard lock(_mutex);
-  auto it = _packets.find(packetId);
-  FERRY_REQUIRE(it != _packets.end(), Errc::objectNotConnected,
-                "the marshal packet was already consumed or released");
+  auto it = findPacketLocked(claim);
   Packet packet = it->second;
   _packets.erase(it);
   StubManager* manager = findByIpidLocked(packet.ipid);
@@ -224,7 +232,7 @@ Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
   }
   // A new stub: exportInterface does the queryInterface and creates it; the packet it records is
   // consumed at once, so its references are the ones transferred.
-  ExportedInterface exported = exportInterface(identity.get(), iid, PacketKind::normal, refs);
+  ExportedInterface exported = exportInterface(identity.get(), iid, PacketKind::normal, refs, false);
   std::lock_guard lock(_mutex);
   _packets.erase(exported.packetId);
   return exported.ipid;

@@ -90,19 +90,32 @@ public:
   // tableStrong: one strong reference held by the table; tableWeak: a weak entry.
   // Throws noInterface when the object lacks `iid` or no stub is registered for it.
   ExportedInterface exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                    uint32_t normalRefs);
+                                    uint32_t normalRefs, bool noPing);
+
+  // What an OBJREF says of its packet; checked against the exporter's record, so a packet whose
+  // bytes were altered is refused (invalidObjRef) instead of consumed.
+  struct PacketClaim {
+    uint64_t packetId;
+    Oid oid;
+    Ipid ipid;
+    Iid iid;
+    PacketKind kind;
+    uint32_t publicRefs;
+    bool noPing;
+  };
 
   // Importer side of unmarshal: normal packets are consumed (their references pass to the
   // importer); table packets give `tableRefs` new strong references. Errors: objectNotConnected
-  // (unknown or consumed packet), objectNotRegistered (tableWeak whose object retired).
-  ClaimedPacket claimPacket(uint64_t packetId, uint32_t tableRefs);
+  // (unknown or consumed packet), invalidObjRef (the OBJREF disagrees with the record),
+  // objectNotRegistered (tableWeak whose object retired).
+  ClaimedPacket claimPacket(const PacketClaim& claim, uint32_t tableRefs);
 
   // A table packet for an object already exported here, made on behalf of an importer that
   // table-marshals its proxy (the GIT does). Throws objectNotRegistered for an unknown IPID.
-  ExportedInterface addTablePacket(Ipid ipid, PacketKind kind);
+  ExportedInterface addTablePacket(Ipid ipid, Iid iid, PacketKind kind, bool noPing);
 
   // releaseMarshalData: drops the packet and what it holds.
-  [[nodiscard]] Retired releasePacket(uint64_t packetId);
+  [[nodiscard]] Retired releasePacket(const PacketClaim& claim);
 
   // RemUnknown.addRefs for one entry: objectNotRegistered for an unknown IPID.
   void addRefs(Ipid ipid, uint32_t refs);
@@ -139,9 +152,14 @@ private:
   struct Packet {
     Oid oid;
     Ipid ipid;
+    Iid iid;
     PacketKind kind;
     uint32_t refs;
+    bool noPing;
   };
+
+  // The record of `claim`'s packet, checked against it. Throws.
+  std::unordered_map<uint64_t, Packet>::iterator findPacketLocked(const PacketClaim& claim);
 
   StubManager* findByIdentityLocked(Interface* identity);
   StubManager* findByIpidLocked(Ipid ipid);

@@ -81,10 +81,22 @@ ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool no
     // Give back what takeRefsForMarshal handed out: the table records its own reference.
     manager.link().release(ipid, refs);
   }
-  ExportedInterface exported = exporter->exports().addTablePacket(ipid, kind);
+  ExportedInterface exported = exporter->exports().addTablePacket(ipid, iid, kind, noPing);
   out.ipid = exported.ipid;
   out.packetId = exported.packetId;
   return out;
+}
+
+ExportTable::PacketClaim claimOf(const ObjRefData& objref) {
+  return {objref.packetId, objref.oid,   objref.ipid,  objref.iid,
+          objref.table,    objref.publicRefs, objref.noPing};
+}
+
+// An OBJREF naming an exporter of this process must say so: host and process identity included.
+void checkLocalIdentity(const ObjRefData& objref, RuntimeImpl& runtime) {
+  FERRY_REQUIRE(objref.processId == runtime.processId && objref.hostId == runtime.hostId,
+                Errc::invalidObjRef,
+                "the OBJREF names an apartment of this process under another host/process id");
 }
 
 }  // namespace
@@ -105,7 +117,8 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
   if (ProxyManager* manager = asProxyManager(object)) return marshalProxy(*manager, iid, kind, noPing);
 
   ApartmentImpl& here = requireCurrentApartment();
-  ExportedInterface exported = here.exports().exportInterface(object, iid, kind, kNormalPublicRefs);
+  ExportedInterface exported =
+      here.exports().exportInterface(object, iid, kind, kNormalPublicRefs, noPing);
   out.kind = ObjRefData::Kind::standard;
   out.oxid = here.oxid();
   out.oid = exported.oid;
@@ -139,8 +152,9 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
   if (objref.oxid == here.oxid()) {
     // The exporter's own apartment: the real object. A normal packet is consumed all the same,
     // even when the object lacks `iid` ([MS-DCOM] 3.1.1.5.3).
+    checkLocalIdentity(objref, runtime);
     uint32_t consumed = objref.publicRefs;
-    if (objref.packetId != 0) consumed = here.exports().claimPacket(objref.packetId, 0).publicRefs;
+    if (objref.packetId != 0) consumed = here.exports().claimPacket(claimOf(objref), 0).publicRefs;
     Ref<Interface> object = here.exports().tryFindObject(objref.oid);
     if (consumed > 0) {
       Retired retired;
@@ -162,7 +176,8 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
     FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
                   "the apartment that marshaled the object has shut down", toString(objref.oxid));
-    refs = exporter->exports().claimPacket(objref.packetId, kNormalPublicRefs).publicRefs;
+    checkLocalIdentity(objref, runtime);
+    refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
   }
   ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs};
   ProxyBase* proxy = here.imports().importInterface(import, [&] {
@@ -191,7 +206,8 @@ void releaseData(const ObjRefData& objref) {
   std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
   FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
                 "the apartment that marshaled the object has shut down", toString(objref.oxid));
-  Retired retired = exporter->exports().releasePacket(objref.packetId);
+  checkLocalIdentity(objref, runtime);
+  Retired retired = exporter->exports().releasePacket(claimOf(objref));
   if (retired.empty()) return;
   // The object's last reference went: release it in its own apartment.
   if (threadState().apartment == exporter.get()) return;  // `retired` releases it here

@@ -49,6 +49,8 @@ struct ObjRefData {
   // custom, byValue
   std::string unmarshalerClass;
   std::vector<uint8_t> data;
+
+  friend bool operator==(const ObjRefData&, const ObjRefData&) = default;
 };
 
 constexpr size_t kMaxObjRefBytes = 64 * 1024;

@@ -8,13 +8,11 @@
 
 namespace ferry::detail {
 
-class ApartmentImpl;
-
 class ServerCallImpl final : public ServerCall {
 public:
-  ServerCallImpl(ApartmentImpl& apartment, wire::Request::Reader request,
-                 OutgoingResponse& response, MarshalContext distance)
-      : _apartment(apartment), _request(request), _response(response), _distance(distance) {}
+  ServerCallImpl(wire::Request::Reader request, OutgoingResponse& response,
+                 MarshalContext distance)
+      : _request(request), _response(response), _distance(distance) {}
 
   void setResultCap(uint32_t index, Interface* object, Iid iid) override;
 
@@ -24,7 +22,6 @@ protected:
   capnp::AnyPointer::Builder resultsPointer(uint32_t capCount) override;
 
 private:
-  ApartmentImpl& _apartment;
   wire::Request::Reader _request;
   OutgoingResponse& _response;
   MarshalContext _distance;

@@ -1,17 +1,10 @@
 // Prints foo.ferry.h: one abstract class per interface, as generated.h describes.
 
-#include <algorithm>
-
 #include "emitter.h"
 
 namespace ferry::idl {
 
 namespace {
-
-std::string baseName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 std::string stringLiteral(const std::string& text) {
   std::string literal = "\"";

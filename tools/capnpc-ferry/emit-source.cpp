@@ -7,11 +7,6 @@ namespace ferry::idl {
 
 namespace {
 
-std::string baseName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 // `value` (a vector<uint8_t> or span<const uint8_t>) as capnp's Data::Reader.
 std::string dataReader(const std::string& value) {
   return "::kj::arrayPtr(reinterpret_cast<const ::kj::byte*>(" + value + ".data()), " + value +

@@ -3,7 +3,8 @@
 //
 // Generated function bodies name their own locals and parameters with a leading underscore
 // (`_call`, `_params`, `_self`): schema names cannot contain underscores, so they never clash
-// with an argument. For the same reason everything in the .ferry.c++ is fully qualified.
+// with an argument. And the .ferry.c++ names everything fully qualified, so an argument called
+// `iid` or `add` cannot shadow what the generated code means.
 #pragma once
 
 #include <sstream>

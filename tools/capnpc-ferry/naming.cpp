@@ -1,8 +1,8 @@
 #include "naming.h"
 
 #include <algorithm>
-#include <iterator>
 #include <cstdio>
+#include <iterator>
 #include <stdexcept>
 
 namespace ferry::idl {
@@ -48,6 +48,11 @@ std::string safeIdentifier(std::string_view name) {
       "import", "module"};
   bool keyword = std::find(std::begin(kKeywords), std::end(kKeywords), name) != std::end(kKeywords);
   return keyword ? std::string(name) + "_" : std::string(name);
+}
+
+std::string baseName(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
 std::string withoutCapnpSuffix(std::string_view path) {

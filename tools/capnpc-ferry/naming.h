@@ -42,6 +42,9 @@ std::string titleCase(std::string_view name);
 // A C++ keyword gets a trailing underscore, as capnp does ("delete" -> "delete_").
 std::string safeIdentifier(std::string_view name);
 
+// "dir/calc.capnp" -> "calc.capnp".
+std::string baseName(std::string_view path);
+
 // "dir/calc.capnp" -> "dir/calc": the stem of generated file names.
 std::string withoutCapnpSuffix(std::string_view path);
 

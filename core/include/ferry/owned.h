@@ -39,7 +39,6 @@ public:
 
   Builder builder() { return _message->getRoot<S>(); }
   Reader reader() const { return _message->getRoot<S>().asReader(); }
-  Builder operator->() { return builder(); }
 
 private:
   static constexpr unsigned kFirstSegmentWords = 64;

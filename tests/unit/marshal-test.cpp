@@ -1,0 +1,251 @@
+// Marshaling semantics (COM's MSHLFLAGS contract) and OBJREF validation.
+#define BOOST_TEST_MODULE marshal
+#include <boost/test/unit_test.hpp>
+
+#include <random>
+
+#include <ferry/generated.h>
+
+#include "apartment-impl.h"
+#include "objref.h"
+#include "servants.h"
+
+using namespace ferry;
+using namespace ferry::test;
+using testing::iface::Callback;
+using testing::iface::Probe;
+
+namespace {
+
+// A Probe that reports its death.
+class MortalProbe final : public Implements<Probe> {
+public:
+  explicit MortalProbe(std::shared_ptr<std::atomic<bool>> alive) : _alive(std::move(alive)) {
+    *_alive = true;
+  }
+  ~MortalProbe() override { *_alive = false; }
+  uint64_t threadId() override { return threadHash(); }
+  std::vector<uint8_t> echo(std::span<const uint8_t> d) override { return {d.begin(), d.end()}; }
+  void nothing() override {}
+  void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
+  void sleepMillis(uint32_t) override {}
+
+private:
+  std::shared_ptr<std::atomic<bool>> _alive;
+};
+
+// Strong references and weak entries the exporter holds for `object` (white box).
+std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
+  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
+}
+
+struct World {
+  explicit World(Runtime& rt) : server(rt.newSta("server")), client(rt.newSta("client")) {}
+  Sta server;
+  Sta client;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(marshal, RuntimeFixture)
+
+BOOST_AUTO_TEST_CASE(a_normal_packet_unmarshals_once) {
+  World w(rt());
+  auto alive = std::make_shared<std::atomic<bool>>(false);
+  Ref<Probe> object;
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<MortalProbe>(alive);
+    return marshalInterface(object);
+  });
+  BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(5u, 0u));
+  w.client.invoke([&] {
+    Ref<Probe> proxy = unmarshalInterface<Probe>(packet);
+    BOOST_CHECK(detail::asProxy(proxy.get()) != nullptr);
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected);
+    BOOST_CHECK_NO_THROW(proxy->nothing());
+  });
+  // The proxy's release travelled back: the stub manager retired, the object lives on locally.
+  BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 0; }));
+  BOOST_CHECK(*alive);
+  w.server.invoke([&] { object.reset(); });
+  BOOST_CHECK(!*alive);
+}
+
+BOOST_AUTO_TEST_CASE(release_marshal_data_frees_a_normal_packet_never_unmarshaled) {
+  World w(rt());
+  auto alive = std::make_shared<std::atomic<bool>>(false);
+  ObjRefBytes packet = w.server.invoke([&] {
+    return marshalInterface(Ref<Probe>(make<MortalProbe>(alive)));
+  });
+  BOOST_CHECK(*alive);  // the packet's references keep it
+  w.client.invoke([&] { releaseMarshalData(packet); });
+  BOOST_CHECK(eventually([&] { return !*alive; }));
+  w.client.invoke([&] {
+    FERRY_CHECK_ERRC(releaseMarshalData(packet), Errc::objectNotConnected);
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(same_apartment_unmarshal_returns_the_object_and_consumes_the_packet) {
+  World w(rt());
+  w.server.invoke([&] {
+    Ref<Probe> object = make<ProbeImpl>();
+    ObjRefBytes packet = marshalInterface(object);
+    Ref<Probe> back = unmarshalInterface<Probe>(packet);
+    BOOST_CHECK(back.get() == object.get());
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected);
+    BOOST_CHECK(w.server.impl()->exports().refCounts(object.get()).first == 0);
+
+    // Asking for an interface the object lacks fails, and consumes the packet all the same.
+    ObjRefBytes second = marshalInterface(object);
+    FERRY_CHECK_ERRC(unmarshalInterface<Callback>(second), Errc::noInterface);
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(second), Errc::objectNotConnected);
+    BOOST_CHECK_EQUAL(w.server.impl()->exports().size(), 0u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_table_strong_packet_unmarshals_many_times_and_keeps_the_object) {
+  World w(rt());
+  auto alive = std::make_shared<std::atomic<bool>>(false);
+  ObjRefBytes packet = w.server.invoke([&] {
+    return marshalInterface(Ref<Probe>(make<MortalProbe>(alive)), MarshalContext::inproc,
+                            MarshalFlags::tableStrong);
+  });
+  w.client.invoke([&] {
+    for (int i = 0; i < 3; ++i) {
+      Ref<Probe> proxy = unmarshalInterface<Probe>(packet);
+      proxy->nothing();
+    }
+  });
+  BOOST_CHECK(*alive);
+  w.server.invoke([&] {
+    // The table's own reference is all that remains once the proxies' releases arrived.
+    BOOST_CHECK(eventually([&] { return w.server.impl()->exports().size() == 1; }));
+    Ref<Probe> local = unmarshalInterface<Probe>(packet);  // the real object, here
+    BOOST_CHECK(detail::asProxy(local.get()) == nullptr);
+  });
+  w.client.invoke([&] { releaseMarshalData(packet); });
+  BOOST_CHECK(eventually([&] { return !*alive; }));
+  w.client.invoke([&] { FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected); });
+}
+
+BOOST_AUTO_TEST_CASE(a_table_weak_packet_does_not_keep_the_object_alive) {
+  World w(rt());
+  auto alive = std::make_shared<std::atomic<bool>>(false);
+  Ref<Probe> object;
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<MortalProbe>(alive);
+    return marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
+  });
+  BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(0u, 1u));
+  w.client.invoke([&] {
+    Ref<Probe> a = unmarshalInterface<Probe>(packet);
+    Ref<Probe> b = unmarshalInterface<Probe>(packet);
+    BOOST_CHECK(a.get() == b.get());
+    a->nothing();
+  });
+  // The last proxy went: the stub manager retired although the weak entry remains.
+  BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 0; }));
+  w.server.invoke([&] { object.reset(); });
+  BOOST_CHECK(!*alive);
+  w.client.invoke([&] {
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotRegistered);
+    BOOST_CHECK_NO_THROW(releaseMarshalData(packet));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(marshaling_an_interface_the_object_lacks_fails_with_no_interface) {
+  World w(rt());
+  w.server.invoke([&] {
+    Ref<Probe> object = make<ProbeImpl>();
+    FERRY_CHECK_ERRC(marshalInterface(object.get(), Callback::iid), Errc::noInterface);
+    FERRY_CHECK_ERRC(marshalInterface(object.get(), Iid(0x8000000000000001ull)), Errc::noInterface);
+    FERRY_CHECK_ERRC(marshalInterface(object.get(), Probe::iid, MarshalContext::inproc,
+                                      MarshalFlags::tableStrong | MarshalFlags::tableWeak),
+                     Errc::invalidArgument);
+    BOOST_CHECK_EQUAL(w.server.impl()->exports().size(), 0u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(objref_bytes_round_trip) {
+  detail::ObjRefData data;
+  data.iid = Probe::iid;
+  data.kind = detail::ObjRefData::Kind::standard;
+  data.oxid = newOxid();
+  data.oid = newOid();
+  data.ipid = newIpid();
+  data.publicRefs = 5;
+  data.packetId = 77;
+  data.processId = 1234;
+  data.hostId[3] = 9;
+  data.noPing = true;
+  data.bindings.push_back({"tcp", "192.0.2.7", "7135"});
+  data.securityBindings.push_back({"psk", "server"});
+  detail::ObjRefData back = detail::decodeObjRef(detail::encodeObjRef(data));
+  BOOST_CHECK(back.iid == data.iid);
+  BOOST_CHECK(back.oxid == data.oxid && back.oid == data.oid && back.ipid == data.ipid);
+  BOOST_CHECK_EQUAL(back.publicRefs, 5u);
+  BOOST_CHECK_EQUAL(back.packetId, 77u);
+  BOOST_CHECK(back.noPing);
+  BOOST_CHECK(back.hostId == data.hostId);
+  BOOST_CHECK(back.bindings == data.bindings);
+  BOOST_CHECK(back.securityBindings == data.securityBindings);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_objrefs_fail_with_invalid_objref_and_change_nothing) {
+  World w(rt());
+  auto alive = std::make_shared<std::atomic<bool>>(false);
+  Ref<Probe> object;
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<MortalProbe>(alive);
+    return marshalInterface(object);
+  });
+  auto before = exportCounts(w.server, object.get());
+  const detail::ObjRefData original = detail::decodeObjRef(packet);
+  std::mt19937 random(20261121);
+  int rejected = 0;
+  w.client.invoke([&] {
+    // Every truncation of a valid packet.
+    for (size_t n = 0; n < packet.size(); ++n) {
+      std::span<const uint8_t> cut(packet.data(), n);
+      try {
+        unmarshalInterface<Probe>(cut);
+        BOOST_ERROR("a truncated OBJREF of " << n << " bytes was accepted");
+      } catch (const Error& e) {
+        BOOST_CHECK(e.code() == Errc::invalidObjRef);
+        ++rejected;
+      }
+    }
+    // Random bytes, and random corruption of the valid packet.
+    for (int i = 0; i < 2000; ++i) {
+      std::vector<uint8_t> bytes;
+      if (i % 2 == 0) {
+        bytes.resize(8 * (1 + random() % 40));
+        for (auto& b : bytes) b = static_cast<uint8_t>(random());
+      } else {
+        bytes = packet;
+        for (int flips = 0; flips < 3; ++flips) bytes[random() % bytes.size()] ^= 1u << (random() % 8);
+        // Flips in padding leave the same OBJREF: that is the packet itself, not a corruption.
+        try {
+          if (detail::decodeObjRef(bytes) == original) continue;
+        } catch (const Error&) {
+        }
+      }
+      try {
+        Ref<Probe> p = unmarshalInterface<Probe>(bytes);
+        BOOST_ERROR("a corrupted OBJREF was accepted at iteration " << i);
+      } catch (const Error& e) {
+        BOOST_CHECK(e.code() == Errc::invalidObjRef || e.code() == Errc::objectNotConnected ||
+                    e.code() == Errc::unavailable || e.code() == Errc::disconnected ||
+                    e.code() == Errc::noInterface || e.code() == Errc::objectNotRegistered);
+      }
+    }
+  });
+  BOOST_CHECK_EQUAL(rejected, static_cast<int>(packet.size()));
+  // The exporter's counts are exactly as before, and the real packet still works once.
+  BOOST_CHECK(exportCounts(w.server, object.get()) == before);
+  w.client.invoke([&] { BOOST_CHECK_NO_THROW(unmarshalInterface<Probe>(packet)->nothing()); });
+  w.server.invoke([&] { object.reset(); });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
