@@ -11,10 +11,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <uv.h>
 
+#include <ferry/message-filter.h>
 #include <ferry/runtime.h>
 
 #include "export-table.h"
@@ -42,10 +44,15 @@ public:
   virtual void run() noexcept = 0;
   // The apartment will never run this item (it is shutting down): answer the caller, if any.
   virtual void abandon() noexcept {}
+  // Calls: the message filter refused it; answer the caller with `code` without serving.
+  virtual void reject(Errc code) noexcept { (void)code; }
 
   const Kind kind;
-  // Calls: the caller's causality id (the message filter's input).
+  // Calls: what the message filter sees.
   CausalityId causality{};
+  uint64_t interfaceId = 0;
+  uint16_t methodId = 0;
+  bool internal = false;  // RemUnknown: always served
 };
 
 // A task from a callable.
@@ -154,6 +161,14 @@ public:
   bool post(std::unique_ptr<WorkItem>& item) override;
   void wait(PendingCall& call) override;
 
+  // Keeps dispatching (like a wait) until `until`.
+  void pause(Deadline until);
+
+  std::shared_ptr<MessageFilter> setFilter(std::shared_ptr<MessageFilter> filter) {
+    return std::exchange(_filter, std::move(filter));
+  }
+  MessageFilter* filter() const noexcept { return _filter.get(); }
+
   // Spawned mode: the thread running the loop.
   std::thread thread;
 
@@ -177,6 +192,9 @@ private:
   std::condition_variable _wakeModal;
   std::deque<std::unique_ptr<WorkItem>> _queue;
   int _modalDepth = 0;       // > 0 while the thread waits on its own call
+  // Causality ids of the outgoing calls this thread waits on, innermost last (STA thread only).
+  std::vector<CausalityId> _waitingOn;
+  std::shared_ptr<MessageFilter> _filter;  // STA thread only
   bool _accepting = false;   // between enter() and leave()
   bool _stopRequested = false;
 };

@@ -24,6 +24,21 @@ void logTaskFailure() noexcept {
   }
 }
 
+}  // namespace ferry::detail
+
+namespace ferry {
+
+std::shared_ptr<MessageFilter> setMessageFilter(std::shared_ptr<MessageFilter> filter) {
+  detail::ApartmentImpl& here = detail::requireCurrentApartment();
+  FERRY_REQUIRE(here.kind() == ApartmentKind::sta, Errc::invalidArgument,
+                "the MTA has no message filter (only an STA can install one)");
+  return static_cast<detail::StaImpl&>(here).setFilter(std::move(filter));
+}
+
+}  // namespace ferry
+
+namespace ferry::detail {
+
 ApartmentImpl& requireCurrentApartment() {
   ApartmentImpl* apartment = threadState().apartment;
   FERRY_REQUIRE(apartment != nullptr, Errc::notInitialized,
@@ -172,7 +187,28 @@ void StaImpl::drain() noexcept {
   if (stop) uv_stop(_loop);
 }
 
-void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept { item->run(); }
+void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept {
+  if (item->kind == WorkItem::Kind::call && !item->internal && _filter) {
+    IncomingCallInfo info{CallType::topLevel, item->interfaceId, item->methodId, item->causality};
+    if (!_waitingOn.empty()) {
+      info.type = item->causality == _waitingOn.back() ? CallType::nested
+                                                       : CallType::topLevelCallPending;
+    }
+    FilterVerdict verdict = FilterVerdict::handle;
+    try {
+      verdict = _filter->handleIncomingCall(info);
+    } catch (const std::exception& e) {
+      FERRY_LOG(error, "the message filter threw (the call is served): " << e.what());
+    } catch (...) {
+      FERRY_LOG(error, "the message filter threw (the call is served)");
+    }
+    if (verdict != FilterVerdict::handle) {
+      item->reject(verdict == FilterVerdict::reject ? Errc::callRejected : Errc::retryLater);
+      return;
+    }
+  }
+  item->run();
+}
 
 bool StaImpl::wakeLoopLocked() {
   if (_modalDepth > 0) return true;
@@ -221,8 +257,16 @@ void StaImpl::stop() {
   if (notifyModal) _wakeModal.notify_one();
 }
 
+void StaImpl::pause(Deadline until) {
+  // A call nobody answers, with the pause's end as its deadline: the modal wait serves incoming
+  // work until it expires.
+  auto nothing = std::make_shared<PendingCall>(shared_from_this(), until, CausalityId());
+  wait(*nothing);
+}
+
 void StaImpl::wait(PendingCall& call) {
   FERRY_ASSERT(std::this_thread::get_id() == _threadId);
+  _waitingOn.push_back(call.causality());
   std::unique_lock lock(_mutex);
   ++_modalDepth;
   while (!call.done()) {
@@ -243,6 +287,7 @@ void StaImpl::wait(PendingCall& call) {
     lock.lock();
   }
   --_modalDepth;
+  _waitingOn.pop_back();
   // Whatever arrived during the wait and is still queued is run by the loop.
   if (_modalDepth == 0 && !_queue.empty()) (void)wakeLoopLocked();
 }

@@ -69,8 +69,34 @@ void ClientCall::setCap(uint32_t index, Interface* object, Iid iid) {
 
 ClientResponse ClientCall::send() {
   ProxyManager& manager = _proxy->manager();
-  auto call = startCall(manager.apartment(), manager.link().channel(), std::move(_request));
-  return ClientResponse(finishCall(*call));
+  ApartmentImpl& home = manager.apartment();
+  MessageFilter* filter =
+      home.kind() == ApartmentKind::sta ? static_cast<StaImpl&>(home).filter() : nullptr;
+  bool hasCaps = _request->root.hasCaps() && _request->root.getCaps().size() > 0;
+  for (int attempt = 1;; ++attempt) {
+    // A rejected call consumes nothing; keep what is needed to resend it or release its caps.
+    std::unique_ptr<OutgoingRequest> kept;
+    if (filter != nullptr || hasCaps) kept = OutgoingRequest::copyOf(*_request);
+    auto call = startCall(home, manager.link().channel(), std::move(_request));
+    try {
+      return ClientResponse(finishCall(*call));
+    } catch (const Error& e) {
+      bool rejected = e.code() == Errc::callRejected || e.code() == Errc::retryLater;
+      if (!rejected) throw;
+      std::optional<std::chrono::milliseconds> delay;
+      if (filter != nullptr) {
+        delay = filter->retryRejectedCall(
+            e.code() == Errc::callRejected ? FilterVerdict::reject : FilterVerdict::retryLater,
+            attempt);
+      }
+      if (!delay) {
+        if (kept) releaseRequestCaps(*kept);
+        throw;
+      }
+      static_cast<StaImpl&>(home).pause(Clock::now() + *delay);
+      _request = std::move(kept);
+    }
+  }
 }
 
 std::shared_ptr<PendingCall> ClientCall::sendAsync() {

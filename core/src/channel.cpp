@@ -19,12 +19,20 @@ public:
         _request(std::move(request->message)),
         _deadline(deadline),
         _replyTo(std::move(replyTo)) {
-    auto c = _request.root().getCausality();
+    auto root = _request.root();
+    auto c = root.getCausality();
     causality = CausalityId(c.getHi(), c.getLo());
+    interfaceId = root.getInterfaceId();
+    methodId = root.getMethodId();
+    internal = Ipid(root.getIpid().getHi(), root.getIpid().getLo()) == _target->remUnknownIpid();
   }
 
   void run() noexcept override {
     _target->serve(_request, _deadline, MarshalContext::inproc, _replyTo);
+  }
+
+  void reject(Errc code) noexcept override {
+    if (_replyTo) _replyTo->fail(code, "the server's message filter refused the call");
   }
 
   void abandon() noexcept override {

@@ -208,12 +208,14 @@ void ExportTable::addRefs(Ipid ipid, uint32_t refs) {
   addStrongLocked(*manager, refs);
 }
 
-bool ExportTable::releaseRefs(Ipid ipid, uint32_t refs, Retired& retired) {
+ExportTable::ReleaseOutcome ExportTable::releaseRefs(Ipid ipid, uint32_t refs,
+                                                     Retired& retired) {
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
-  if (manager == nullptr || manager->strongRefs < refs) return false;
+  if (manager == nullptr) return ReleaseOutcome::unknownIpid;
+  if (manager->strongRefs < refs) return ReleaseOutcome::notHeld;
   dropStrongLocked(*manager, refs, retired);
-  return true;
+  return ReleaseOutcome::released;
 }
 
 Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {

@@ -119,9 +119,11 @@ public:
 
   // RemUnknown.addRefs for one entry: objectNotRegistered for an unknown IPID.
   void addRefs(Ipid ipid, uint32_t refs);
-  // RemUnknown.release for one entry. Returns false (nothing changes) when the IPID is unknown or
-  // holds fewer references than released.
-  [[nodiscard]] bool releaseRefs(Ipid ipid, uint32_t refs, Retired& retired);
+  // RemUnknown.releaseRefs for one entry. Nothing changes unless the outcome is `released`. An
+  // unknown IPID is normal after disconnectObject or apartment teardown (the importer cannot
+  // know); releasing more than is held is the importer's error.
+  enum class ReleaseOutcome : uint8_t { released, unknownIpid, notHeld };
+  [[nodiscard]] ReleaseOutcome releaseRefs(Ipid ipid, uint32_t refs, Retired& retired);
 
   // RemUnknown.queryInterfaces for one IID: the IPID of the stub, with `refs` strong references
   // transferred. Throws noInterface / objectNotRegistered.

@@ -1,5 +1,7 @@
 #include "import-table.h"
 
+#include <algorithm>
+
 #include "apartment-impl.h"
 #include "channel.h"
 #include "interface-registry.h"
@@ -101,20 +103,69 @@ void ExporterLink::addRefs(Ipid ipid, uint32_t refs) {
                 "RemUnknown.addRefs refused", toString(ipid));
 }
 
+namespace {
+
+// Sends a link's pending releases on the importing apartment's next turn, or at once if the
+// apartment will not run it.
+class FlushItem final : public WorkItem {
+public:
+  explicit FlushItem(std::shared_ptr<ExporterLink> link)
+      : WorkItem(Kind::task), _link(std::move(link)) {}
+  void run() noexcept override { _link->flushReleases(); }
+  void abandon() noexcept override { _link->flushReleases(); }
+
+private:
+  std::shared_ptr<ExporterLink> _link;
+};
+
+// RemUnknown.releaseRefs takes at most this many entries per message.
+constexpr size_t kMaxReleaseBatch = 1024;
+
+}  // namespace
+
 void ExporterLink::release(Ipid ipid, uint32_t refs) noexcept {
+  bool schedule;
+  {
+    std::lock_guard lock(_batchMutex);
+    _batch.push_back({ipid, refs});
+    schedule = !_flushScheduled;
+    _flushScheduled = true;
+  }
+  if (!schedule) return;
   try {
-    // TODO(perf): batch the releases of one loop iteration into one message per exporter.
-    auto request = newRemUnknownRequest(_remUnknownIpid, kRelease);
-    request->root.setFlags(kRequestFlagOneway);
-    auto params = request->root.getParams().initAs<wire::RemUnknown::ReleaseRefsParams>();
-    auto entry = params.initRequest().initEntries(1)[0];
-    writeIpid(entry.initIpid(), ipid);
-    entry.setRefs(refs);
-    sendOneway(*_channel, std::move(request));
-  } catch (const std::exception& e) {
-    stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
-    FERRY_LOG(warn, "could not return " << refs << " reference(s) to " << _oxid << ": "
-                                        << e.what());
+    std::unique_ptr<WorkItem> item = std::make_unique<FlushItem>(shared_from_this());
+    if (!_importer.post(item)) flushReleases();
+  } catch (const std::exception&) {
+    flushReleases();
+  }
+}
+
+void ExporterLink::flushReleases() noexcept {
+  std::vector<PendingEntry> entries;
+  {
+    std::lock_guard lock(_batchMutex);
+    entries.swap(_batch);
+    _flushScheduled = false;
+  }
+  if (!entries.empty()) sendReleases(std::move(entries));
+}
+
+void ExporterLink::sendReleases(std::vector<PendingEntry> entries) noexcept {
+  for (size_t start = 0; start < entries.size(); start += kMaxReleaseBatch) {
+    size_t count = std::min(kMaxReleaseBatch, entries.size() - start);
+    try {
+      auto request = newRemUnknownRequest(_remUnknownIpid, kRelease);
+      auto params = request->root.getParams().initAs<wire::RemUnknown::ReleaseRefsParams>();
+      auto list = params.initRequest().initEntries(static_cast<unsigned>(count));
+      for (size_t i = 0; i < count; ++i) {
+        writeIpid(list[i].initIpid(), entries[start + i].ipid);
+        list[i].setRefs(entries[start + i].refs);
+      }
+      sendOneway(*_channel, std::move(request));
+    } catch (const std::exception& e) {
+      stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
+      FERRY_LOG(warn, "could not return references to " << _oxid << ": " << e.what());
+    }
   }
 }
 
@@ -414,11 +465,17 @@ ProxyBase* ImportTable::importInterface(
 
 void ImportTable::disconnectAll() noexcept {
   std::vector<ProxyManager::PendingRelease> toReturn;
+  std::vector<std::shared_ptr<ExporterLink>> links;
   {
     std::lock_guard lock(_mutex);
     for (auto& [key, manager] : _managers) manager->disconnectLocked(toReturn);
+    for (auto& [oxid, weak] : _links) {
+      if (auto link = weak.lock()) links.push_back(std::move(link));
+    }
   }
+  // Teardown returns everything at once: the apartment will not take another turn.
   for (auto& r : toReturn) r.link->release(r.ipid, r.refs);
+  for (auto& link : links) link->flushReleases();
 }
 
 size_t ImportTable::size() {

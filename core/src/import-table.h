@@ -43,7 +43,7 @@ struct QiOutcome {
 };
 
 // One importing apartment's route to one exporter: the channel and the exporter's RemUnknown.
-class ExporterLink {
+class ExporterLink : public std::enable_shared_from_this<ExporterLink> {
 public:
   // Where the exporter is, as its OBJREFs say; handed on when a proxy is marshaled onward.
   struct Address {
@@ -68,14 +68,27 @@ public:
   std::vector<QiOutcome> queryInterfaces(Ipid ipid, std::span<const Iid> iids, uint32_t refs);
   void addRefs(Ipid ipid, uint32_t refs);
   // Returns references (oneway; any thread; never throws — failures are counted and logged).
+  // Releases are batched: those made before the importing apartment's next turn travel in one
+  // message.
   void release(Ipid ipid, uint32_t refs) noexcept;
+  // Sends the pending batch now.
+  void flushReleases() noexcept;
 
 private:
+  struct PendingEntry {
+    Ipid ipid;
+    uint32_t refs;
+  };
+  void sendReleases(std::vector<PendingEntry> entries) noexcept;
+
   ApartmentImpl& _importer;
   const Oxid _oxid;
   const Address _address;
   const std::shared_ptr<Channel> _channel;
   const Ipid _remUnknownIpid;
+  std::mutex _batchMutex;
+  std::vector<PendingEntry> _batch;
+  bool _flushScheduled = false;
 };
 
 // The identity of an imported object in one apartment.

@@ -158,7 +158,8 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     Ref<Interface> object = here.exports().tryFindObject(objref.oid);
     if (consumed > 0) {
       Retired retired;
-      if (!here.exports().releaseRefs(objref.ipid, consumed, retired)) {
+      if (here.exports().releaseRefs(objref.ipid, consumed, retired) !=
+          ExportTable::ReleaseOutcome::released) {
         FERRY_LOG(warn, "unmarshal in the exporter: packet references were not held");
       }
     }
@@ -215,6 +216,14 @@ void releaseData(const ObjRefData& objref) {
   if (!exporter->post(task)) {
     FERRY_LOG(warn, "releaseMarshalData: the exporter closed; releasing on this thread");
   }
+}
+
+std::vector<void*> queryInterfacesErased(Interface* object, std::span<const Iid> iids) {
+  if (ProxyManager* manager = asProxyManager(object)) return manager->queryInterfaces(iids);
+  std::vector<void*> out;
+  out.reserve(iids.size());
+  for (Iid iid : iids) out.push_back(object->queryInterface(iid));
+  return out;
 }
 
 void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid) {

@@ -49,6 +49,16 @@ private:
 class OutgoingRequest {
 public:
   OutgoingRequest() : root(message.builder().initRoot<wire::Request>()) {}
+
+  // A deep copy, kept by a caller that may have to resend the request or release its
+  // capabilities after a rejection.
+  static std::unique_ptr<OutgoingRequest> copyOf(OutgoingRequest& original) {
+    auto copy = std::make_unique<OutgoingRequest>();
+    copy->message.builder().setRoot(original.root.asReader());
+    copy->root = copy->message.builder().getRoot<wire::Request>();
+    return copy;
+  }
+
   OrpcMessage message;
   wire::Request::Builder root;
 };

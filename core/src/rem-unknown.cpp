@@ -66,10 +66,17 @@ public:
     Retired retired;
     for (auto entry : entries) {
       Ipid ipid = readIpid(entry.getIpid());
-      if (!_apartment.exports().releaseRefs(ipid, entry.getRefs(), retired)) {
-        countProtocolError();
-        FERRY_LOG(warn, "RemUnknown.releaseRefs of " << entry.getRefs()
-                                                 << " reference(s) not held on IPID " << ipid);
+      switch (_apartment.exports().releaseRefs(ipid, entry.getRefs(), retired)) {
+        case ExportTable::ReleaseOutcome::released:
+          break;
+        case ExportTable::ReleaseOutcome::unknownIpid:
+          FERRY_LOG(debug, "references returned for IPID " << ipid << ", already gone");
+          break;
+        case ExportTable::ReleaseOutcome::notHeld:
+          countProtocolError();
+          FERRY_LOG(warn, "RemUnknown.releaseRefs of " << entry.getRefs()
+                                                   << " reference(s) not held on IPID " << ipid);
+          break;
       }
     }
     // The objects whose last reference went are released here, in their apartment.

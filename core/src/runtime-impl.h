@@ -31,6 +31,7 @@ public:
   const uint64_t processId;
 
   MtaImpl& mta() noexcept { return *_mta; }
+  GlobalInterfaceTable& git() noexcept { return _git; }
   DeadlineWatch& deadlines() noexcept { return *_deadlines; }
   std::shared_ptr<MtaImpl> mtaShared() noexcept { return _mta; }
 
@@ -60,6 +61,7 @@ public:
 
 private:
   std::mutex _mutex;
+  GlobalInterfaceTable _git;
   std::unique_ptr<DeadlineWatch> _deadlines;
   std::shared_ptr<MtaImpl> _mta;
   std::unordered_map<Oxid, std::weak_ptr<ApartmentImpl>> _apartments;

@@ -399,6 +399,8 @@ MtaScope Runtime::joinMta() { return MtaScope(); }
 
 Apartment Runtime::mta() const { return Apartment(_impl->mtaShared()); }
 
+GlobalInterfaceTable& Runtime::git() noexcept { return _impl->git(); }
+
 const RuntimeOptions& Runtime::options() const noexcept { return _impl->options; }
 
 void Runtime::registerClass(Clsid clsid, ThreadingModel model, ClassFactory factory) {

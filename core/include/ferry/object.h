@@ -22,8 +22,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <ferry/error.h>
 #include <ferry/ids.h>
@@ -140,6 +143,34 @@ Ref<To> queryInterface(const Ref<From>& object) {
   Ref<To> result = tryQueryInterface<To>(object);
   if (!result) detail::throwNoInterface(To::iid, To::interfaceName);
   return result;
+}
+
+namespace detail {
+// Addref'd pointers, null where the object lacks the interface. On a proxy, the interfaces not
+// held yet are asked of the exporter in one round trip.
+std::vector<void*> queryInterfacesErased(Interface* object, std::span<const Iid> iids);
+}  // namespace detail
+
+// Several queryInterface at once (COM's IMultiQI): `auto [a, b] = queryInterfaces<A, B>(obj);`,
+// each null when the object lacks it.
+namespace detail {
+template <InterfaceType... To, size_t... I>
+std::tuple<Ref<To>...> adoptAll(const std::vector<void*>& found, std::index_sequence<I...>) {
+  return std::tuple<Ref<To>...>{Ref<To>::adopt(static_cast<To*>(found[I]))...};
+}
+}  // namespace detail
+
+template <InterfaceType... To>
+std::tuple<Ref<To>...> queryInterfaces(Interface* object) {
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "queryInterfaces on a null pointer");
+  const Iid iids[] = {To::iid...};
+  return detail::adoptAll<To...>(detail::queryInterfacesErased(object, iids),
+                                 std::index_sequence_for<To...>{});
+}
+
+template <InterfaceType... To, typename From>
+std::tuple<Ref<To>...> queryInterfaces(const Ref<From>& object) {
+  return queryInterfaces<To...>(static_cast<Interface*>(object.get()));
 }
 
 // The identity of an object or proxy: equal for every interface of one object.

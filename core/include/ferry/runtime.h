@@ -28,6 +28,7 @@
 #include <utility>
 
 #include <ferry/error.h>
+#include <ferry/git.h>
 #include <ferry/ids.h>
 #include <ferry/object.h>
 
@@ -226,6 +227,9 @@ public:
   Ref<I> createInstance(const Clsid& clsid) {
     return Ref<I>::adopt(static_cast<I*>(createInstanceErased(clsid, I::iid)));
   }
+
+  // The process's Global Interface Table.
+  GlobalInterfaceTable& git() noexcept;
 
   // Process-wide counters; valid with or without a live runtime.
   static RuntimeStats stats();
