@@ -12,8 +12,6 @@ using testing::iface::Probe;
 
 namespace {
 
-bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }
-
 struct Expectation {
   ThreadingModel model;
   ApartmentKind caller;

@@ -21,18 +21,6 @@ using testing::iface::Probe;
 
 namespace {
 
-// Creates a servant in `apartment` and returns a proxy for the calling apartment.
-template <typename I, typename Impl, typename... Args>
-Ref<I> exportFrom(const Apartment& apartment, Args... args) {
-  ObjRefBytes packet = apartment.invoke([=] {
-    Ref<I> object = make<Impl>(args...);
-    return marshalInterface(object);
-  });
-  return unmarshalInterface<I>(packet);
-}
-
-bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }
-
 class ChainImpl final : public Implements<Chain> {
 public:
   ChainImpl(std::shared_ptr<std::vector<CausalityId>> seen, std::shared_ptr<std::mutex> mutex)

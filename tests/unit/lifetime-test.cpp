@@ -5,7 +5,6 @@
 
 #include <ferry/generated.h>
 
-#include "apartment-impl.h"
 #include "everything.ferry.h"
 #include "servants.h"
 
@@ -16,53 +15,6 @@ using testing::iface::Holder;
 using testing::iface::Probe;
 
 namespace {
-
-// A Probe that reports its death and its external connections.
-class WatchedProbe final : public Implements<Probe>, public ExternalConnection {
-public:
-  struct Log {
-    std::atomic<bool> alive{false};
-    std::atomic<int> connects{0};
-    std::atomic<int> disconnects{0};
-    std::atomic<bool> lastCloses{false};
-    std::atomic<int> running{0};
-  };
-  explicit WatchedProbe(std::shared_ptr<Log> log) : _log(std::move(log)) { _log->alive = true; }
-  ~WatchedProbe() override { _log->alive = false; }
-
-  uint64_t threadId() override { return threadHash(); }
-  std::vector<uint8_t> echo(std::span<const uint8_t> d) override { return {d.begin(), d.end()}; }
-  void nothing() override {}
-  void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
-  void sleepMillis(uint32_t millis) override {
-    _log->running += 1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
-    _log->running -= 1;
-  }
-
-  void addConnection() override { _log->connects += 1; }
-  void releaseConnection(bool lastReleaseCloses) override {
-    _log->disconnects += 1;
-    _log->lastCloses = lastReleaseCloses;
-  }
-
-private:
-  std::shared_ptr<Log> _log;
-};
-
-std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
-  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
-}
-
-size_t exportedIn(const Apartment& apartment) {
-  return apartment.invoke([&] { return apartment.impl()->exports().size(); });
-}
-
-template <typename I, typename Impl, typename... Args>
-Ref<I> exportFrom(const Apartment& apartment, Args... args) {
-  ObjRefBytes packet = apartment.invoke([=] { return marshalInterface(Ref<I>(make<Impl>(args...))); });
-  return unmarshalInterface<I>(packet);
-}
 
 class GadgetImpl final : public Implements<idltest::iface::Gadget> {
 public:

@@ -6,7 +6,6 @@
 
 #include <ferry/generated.h>
 
-#include "apartment-impl.h"
 #include "objref.h"
 #include "servants.h"
 
@@ -17,32 +16,20 @@ using testing::iface::Probe;
 
 namespace {
 
-// A Probe that reports its death.
-class MortalProbe final : public Implements<Probe> {
-public:
-  explicit MortalProbe(std::shared_ptr<std::atomic<bool>> alive) : _alive(std::move(alive)) {
-    *_alive = true;
-  }
-  ~MortalProbe() override { *_alive = false; }
-  uint64_t threadId() override { return threadHash(); }
-  std::vector<uint8_t> echo(std::span<const uint8_t> d) override { return {d.begin(), d.end()}; }
-  void nothing() override {}
-  void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
-  void sleepMillis(uint32_t) override {}
-
-private:
-  std::shared_ptr<std::atomic<bool>> _alive;
-};
-
-// Strong references and weak entries the exporter holds for `object` (white box).
-std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
-  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
-}
-
 struct World {
   explicit World(Runtime& rt) : server(rt.newSta("server")), client(rt.newSta("client")) {}
+  // A watched object in `server`, marshaled with `flags`.
+  ObjRefBytes exportWatched(Ref<Probe>& object, MarshalFlags flags = MarshalFlags::normal) {
+    return server.invoke([&] {
+      object = make<WatchedProbe>(log);
+      return marshalInterface(object, MarshalContext::inproc, flags);
+    });
+  }
+  bool alive() const { return log->alive; }
+
   Sta server;
   Sta client;
+  std::shared_ptr<WatchedProbe::Log> log = std::make_shared<WatchedProbe::Log>();
 };
 
 }  // namespace
@@ -51,12 +38,8 @@ BOOST_FIXTURE_TEST_SUITE(marshal, RuntimeFixture)
 
 BOOST_AUTO_TEST_CASE(a_normal_packet_unmarshals_once) {
   World w(rt());
-  auto alive = std::make_shared<std::atomic<bool>>(false);
   Ref<Probe> object;
-  ObjRefBytes packet = w.server.invoke([&] {
-    object = make<MortalProbe>(alive);
-    return marshalInterface(object);
-  });
+  ObjRefBytes packet = w.exportWatched(object);
   BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(5u, 0u));
   w.client.invoke([&] {
     Ref<Probe> proxy = unmarshalInterface<Probe>(packet);
@@ -66,20 +49,19 @@ BOOST_AUTO_TEST_CASE(a_normal_packet_unmarshals_once) {
   });
   // The proxy's release travelled back: the stub manager retired, the object lives on locally.
   BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 0; }));
-  BOOST_CHECK(*alive);
+  BOOST_CHECK(w.alive());
   w.server.invoke([&] { object.reset(); });
-  BOOST_CHECK(!*alive);
+  BOOST_CHECK(!w.alive());
 }
 
 BOOST_AUTO_TEST_CASE(release_marshal_data_frees_a_normal_packet_never_unmarshaled) {
   World w(rt());
-  auto alive = std::make_shared<std::atomic<bool>>(false);
-  ObjRefBytes packet = w.server.invoke([&] {
-    return marshalInterface(Ref<Probe>(make<MortalProbe>(alive)));
-  });
-  BOOST_CHECK(*alive);  // the packet's references keep it
+  Ref<Probe> object;
+  ObjRefBytes packet = w.exportWatched(object);
+  w.server.invoke([&] { object.reset(); });
+  BOOST_CHECK(w.alive());  // the packet's references keep it
   w.client.invoke([&] { releaseMarshalData(packet); });
-  BOOST_CHECK(eventually([&] { return !*alive; }));
+  BOOST_CHECK(eventually([&] { return !w.alive(); }));
   w.client.invoke([&] {
     FERRY_CHECK_ERRC(releaseMarshalData(packet), Errc::objectNotConnected);
     FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected);
@@ -106,18 +88,16 @@ BOOST_AUTO_TEST_CASE(same_apartment_unmarshal_returns_the_object_and_consumes_th
 
 BOOST_AUTO_TEST_CASE(a_table_strong_packet_unmarshals_many_times_and_keeps_the_object) {
   World w(rt());
-  auto alive = std::make_shared<std::atomic<bool>>(false);
-  ObjRefBytes packet = w.server.invoke([&] {
-    return marshalInterface(Ref<Probe>(make<MortalProbe>(alive)), MarshalContext::inproc,
-                            MarshalFlags::tableStrong);
-  });
+  Ref<Probe> object;
+  ObjRefBytes packet = w.exportWatched(object, MarshalFlags::tableStrong);
+  w.server.invoke([&] { object.reset(); });
   w.client.invoke([&] {
     for (int i = 0; i < 3; ++i) {
       Ref<Probe> proxy = unmarshalInterface<Probe>(packet);
       proxy->nothing();
     }
   });
-  BOOST_CHECK(*alive);
+  BOOST_CHECK(w.alive());
   w.server.invoke([&] {
     // The table's own reference is all that remains once the proxies' releases arrived.
     BOOST_CHECK(eventually([&] { return w.server.impl()->exports().size() == 1; }));
@@ -125,18 +105,14 @@ BOOST_AUTO_TEST_CASE(a_table_strong_packet_unmarshals_many_times_and_keeps_the_o
     BOOST_CHECK(detail::asProxy(local.get()) == nullptr);
   });
   w.client.invoke([&] { releaseMarshalData(packet); });
-  BOOST_CHECK(eventually([&] { return !*alive; }));
+  BOOST_CHECK(eventually([&] { return !w.alive(); }));
   w.client.invoke([&] { FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotConnected); });
 }
 
 BOOST_AUTO_TEST_CASE(a_table_weak_packet_does_not_keep_the_object_alive) {
   World w(rt());
-  auto alive = std::make_shared<std::atomic<bool>>(false);
   Ref<Probe> object;
-  ObjRefBytes packet = w.server.invoke([&] {
-    object = make<MortalProbe>(alive);
-    return marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
-  });
+  ObjRefBytes packet = w.exportWatched(object, MarshalFlags::tableWeak);
   BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(0u, 1u));
   w.client.invoke([&] {
     Ref<Probe> a = unmarshalInterface<Probe>(packet);
@@ -147,7 +123,7 @@ BOOST_AUTO_TEST_CASE(a_table_weak_packet_does_not_keep_the_object_alive) {
   // The last proxy went: the stub manager retired although the weak entry remains.
   BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 0; }));
   w.server.invoke([&] { object.reset(); });
-  BOOST_CHECK(!*alive);
+  BOOST_CHECK(!w.alive());
   w.client.invoke([&] {
     FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotRegistered);
     BOOST_CHECK_NO_THROW(releaseMarshalData(packet));
@@ -194,12 +170,8 @@ BOOST_AUTO_TEST_CASE(objref_bytes_round_trip) {
 
 BOOST_AUTO_TEST_CASE(malformed_objrefs_fail_with_invalid_objref_and_change_nothing) {
   World w(rt());
-  auto alive = std::make_shared<std::atomic<bool>>(false);
   Ref<Probe> object;
-  ObjRefBytes packet = w.server.invoke([&] {
-    object = make<MortalProbe>(alive);
-    return marshalInterface(object);
-  });
+  ObjRefBytes packet = w.exportWatched(object);
   auto before = exportCounts(w.server, object.get());
   const detail::ObjRefData original = detail::decodeObjRef(packet);
   std::mt19937 random(20261121);

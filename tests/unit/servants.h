@@ -9,7 +9,9 @@
 #include <vector>
 
 #include <ferry/ferry.h>
+#include <ferry/generated.h>
 
+#include "apartment-impl.h"
 #include "fixture.h"
 #include "testing.ferry.h"
 
@@ -54,5 +56,57 @@ public:
 
   Ref<testing::iface::Callback> held;
 };
+
+// A Probe that reports its death, its running calls and its external connections.
+class WatchedProbe final : public Implements<testing::iface::Probe>, public ExternalConnection {
+public:
+  struct Log {
+    std::atomic<bool> alive{false};
+    std::atomic<int> connects{0};
+    std::atomic<int> disconnects{0};
+    std::atomic<bool> lastCloses{false};
+    std::atomic<int> running{0};
+  };
+  explicit WatchedProbe(std::shared_ptr<Log> log) : _log(std::move(log)) { _log->alive = true; }
+  ~WatchedProbe() override { _log->alive = false; }
+
+  uint64_t threadId() override { return threadHash(); }
+  std::vector<uint8_t> echo(std::span<const uint8_t> d) override { return {d.begin(), d.end()}; }
+  void nothing() override {}
+  void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
+  void sleepMillis(uint32_t millis) override {
+    _log->running += 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+    _log->running -= 1;
+  }
+
+  void addConnection() override { _log->connects += 1; }
+  void releaseConnection(bool lastReleaseCloses) override {
+    _log->disconnects += 1;
+    _log->lastCloses = lastReleaseCloses;
+  }
+
+private:
+  std::shared_ptr<Log> _log;
+};
+
+inline bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }
+
+// Creates a servant in `apartment` and returns a proxy for the calling apartment.
+template <typename I, typename Impl, typename... Args>
+Ref<I> exportFrom(const Apartment& apartment, Args... args) {
+  ObjRefBytes packet = apartment.invoke([=] { return marshalInterface(Ref<I>(make<Impl>(args...))); });
+  return unmarshalInterface<I>(packet);
+}
+
+// Strong references and weak entries `apartment`'s exporter table holds for `object`.
+inline std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
+  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
+}
+
+// Objects `apartment` exports.
+inline size_t exportedIn(const Apartment& apartment) {
+  return apartment.invoke([&] { return apartment.impl()->exports().size(); });
+}
 
 }  // namespace ferry::test
