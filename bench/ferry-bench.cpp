@@ -4,12 +4,17 @@
 //   ferry-bench [--calls N] [--warmup N] [--rows pattern]
 //
 // Rows (in-process, issue "foundation"):
-//   floor/futex         a bare cross-thread hand-off round trip (two futex words),
+//   floor/futex         a bare cross-thread hand-off round trip (two futex words), measured
+//                       again before each row,
 //                       the cost any thread-hopping call must pay at least;
 //   STA->STA, STA->MTA, MTA->STA: a null call and a 1 KiB echo through a proxy;
 //   MTA->MTA            in one process both sides are the same apartment, so COM's rule gives
 //                       the caller the object itself: this row is a direct virtual call.
 // Each row prints median and p99 latency, calls/s, and the ratio of its median to the floor's.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -60,35 +65,49 @@ Summary measure(const Options& options, const std::function<void()>& call) {
   return s;
 }
 
-// The floor: a round trip to another thread through two futex words (C++20 atomic wait/notify),
-// the cheapest blocking hand-off there is: each side sleeps in the kernel until woken.
+// The floor: a round trip to another thread through two futex words, each side sleeping in the
+// kernel until the other wakes it (raw FUTEX_WAIT/FUTEX_WAKE: no user-space spinning, which would
+// make the floor a measure of two busy cores instead of a hand-off).
+void futexWait(std::atomic<uint32_t>& word, uint32_t seen) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, seen, nullptr,
+          nullptr, 0);
+}
+
+void futexWake(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+          0);
+}
+
 Summary measureFloor(const Options& options) {
-  std::atomic<uint64_t> request{0};
-  std::atomic<uint64_t> reply{0};
+  std::atomic<uint32_t> request{0};
+  std::atomic<uint32_t> reply{0};
+  constexpr uint32_t kStop = UINT32_MAX;
   std::thread server([&] {
-    uint64_t served = 0;
+    uint32_t served = 0;
     for (;;) {
-      request.wait(served, std::memory_order_acquire);
-      uint64_t next = request.load(std::memory_order_acquire);
-      if (next == UINT64_MAX) return;
+      uint32_t next = request.load(std::memory_order_acquire);
+      if (next == served) {
+        futexWait(request, served);
+        continue;
+      }
+      if (next == kStop) return;
       served = next;
       reply.store(served, std::memory_order_release);
-      reply.notify_one();
+      futexWake(reply);
     }
   });
-  uint64_t sent = 0;
+  uint32_t sent = 0;
   Summary s = measure(options, [&] {
-    uint64_t mine = ++sent;
+    uint32_t mine = ++sent;
     request.store(mine, std::memory_order_release);
-    request.notify_one();
-    uint64_t seen = reply.load(std::memory_order_acquire);
-    while (seen != mine) {
-      reply.wait(seen, std::memory_order_acquire);
-      seen = reply.load(std::memory_order_acquire);
+    futexWake(request);
+    for (uint32_t seen = reply.load(std::memory_order_acquire); seen != mine;
+         seen = reply.load(std::memory_order_acquire)) {
+      futexWait(reply, seen);
     }
   });
-  request.store(UINT64_MAX, std::memory_order_release);
-  request.notify_one();
+  request.store(kStop, std::memory_order_release);
+  futexWake(request);
   server.join();
   return s;
 }
@@ -146,6 +165,7 @@ int main(int argc, char** argv) {
   printHeader();
   Summary floor = measureFloor(options);
   printRow("floor/futex round trip", floor, floor.medianUs);
+  std::printf("(each row's ratio is to the floor measured right before it)\n");
 
   ferry::Runtime runtime;
   ferry::Sta serverSta = runtime.newSta("bench-server");
@@ -159,10 +179,14 @@ int main(int argc, char** argv) {
     ferry::ObjRefBytes packet = server.invoke([] {
       return ferry::marshalInterface(ferry::Ref<bench::iface::Bench>(ferry::make<BenchImpl>()));
     });
+    // The floor again right before the row, so a change in the machine's load between rows
+    // does not skew the ratio.
+    Summary rowFloor = measureFloor(options);
+    printRow("  floor before " + name, rowFloor, rowFloor.medianUs);
     client.invoke([&] {
       auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(packet);
-      printRow(name + " null", measure(options, [&] { proxy->null(); }), floor.medianUs);
-      printRow(name + " echo 1KiB", measure(options, [&] { proxy->echo(kib); }), floor.medianUs);
+      printRow(name + " null", measure(options, [&] { proxy->null(); }), rowFloor.medianUs);
+      printRow(name + " echo 1KiB", measure(options, [&] { proxy->echo(kib); }), rowFloor.medianUs);
     });
   };
   run("STA->STA", serverSta, clientSta);
