@@ -80,7 +80,7 @@ void releaseRequestCaps(OutgoingRequest& request) noexcept {
   for (auto cap : caps) {
     try {
       ObjRefData data = readObjRef(cap);
-      if (data.kind == ObjRefData::Kind::standard) releaseData(data);
+      releaseData(data);
     } catch (const std::exception& e) {
       FERRY_LOG(debug, "could not release a capability of an undelivered request: " << e.what());
     }

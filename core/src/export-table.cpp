@@ -317,4 +317,11 @@ std::pair<uint32_t, uint32_t> ExportTable::refCounts(Interface* object) {
   return {manager->strongRefs, manager->weakEntries};
 }
 
+std::pair<uint32_t, uint32_t> ExportTable::refCounts(Oid oid) {
+  std::lock_guard lock(_mutex);
+  auto it = _byOid.find(oid);
+  if (it == _byOid.end()) return {0, 0};
+  return {it->second->strongRefs, it->second->weakEntries};
+}
+
 }  // namespace ferry::detail

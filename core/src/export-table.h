@@ -149,6 +149,7 @@ public:
   size_t size();
   // Strong references and weak entries of an object's stub manager (0, 0 if none): for tests.
   std::pair<uint32_t, uint32_t> refCounts(Interface* object);
+  std::pair<uint32_t, uint32_t> refCounts(Oid oid);
 
 private:
   struct Packet {

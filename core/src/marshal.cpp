@@ -117,6 +117,19 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
   if (ProxyManager* manager = asProxyManager(object)) return marshalProxy(*manager, iid, kind, noPing);
 
   ApartmentImpl& here = requireCurrentApartment();
+  if (auto* custom = dynamic_cast<CustomMarshaler*>(object)) {
+    std::optional<CustomMarshaler::Packet> packet = custom->marshalCustom(iid, context, flags);
+    if (packet) {
+      FERRY_REQUIRE(!packet->unmarshalerClass.empty() && packet->unmarshalerClass.size() <= 255 &&
+                        packet->data.size() <= kMaxObjRefBytes / 2,
+                    Errc::invalidArgument, "a custom marshaler returned an oversized packet",
+                    packet->unmarshalerClass.size(), packet->data.size());
+      out.kind = packet->byValue ? ObjRefData::Kind::byValue : ObjRefData::Kind::custom;
+      out.unmarshalerClass = std::move(packet->unmarshalerClass);
+      out.data = std::move(packet->data);
+      return out;
+    }
+  }
   ExportedInterface exported =
       here.exports().exportInterface(object, iid, kind, kNormalPublicRefs, noPing);
   out.kind = ObjRefData::Kind::standard;
@@ -140,9 +153,18 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     case ObjRefData::Kind::null:
       return nullptr;
     case ObjRefData::Kind::custom:
-    case ObjRefData::Kind::byValue:
-      FERRY_FAIL(Errc::invalidObjRef, "custom and by-value OBJREFs are not supported yet",
-                 objref.unmarshalerClass);
+    case ObjRefData::Kind::byValue: {
+      requireCurrentApartment();  // the new object belongs to the caller's apartment
+      RuntimeImpl::UnmarshalerEntry entry = currentRuntime().findUnmarshaler(objref.unmarshalerClass);
+      Ref<Interface> object = entry.unmarshal(objref.data);
+      FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the unmarshaler returned null",
+                    objref.unmarshalerClass);
+      void* itf = object->queryInterface(iid);
+      FERRY_REQUIRE(itf != nullptr, Errc::noInterface,
+                    "the unmarshaled object does not implement the interface",
+                    objref.unmarshalerClass, toString(iid));
+      return itf;
+    }
     case ObjRefData::Kind::standard:
       break;
   }
@@ -194,9 +216,19 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
 }
 
 void releaseData(const ObjRefData& objref) {
-  FERRY_REQUIRE(objref.kind == ObjRefData::Kind::standard, Errc::invalidArgument,
-                "releaseMarshalData needs a standard OBJREF");
   RuntimeImpl& runtime = currentRuntime();
+  switch (objref.kind) {
+    case ObjRefData::Kind::null:
+    case ObjRefData::Kind::byValue:
+      return;  // nothing is held
+    case ObjRefData::Kind::custom: {
+      RuntimeImpl::UnmarshalerEntry entry = runtime.findUnmarshaler(objref.unmarshalerClass);
+      if (entry.release) entry.release(objref.data);
+      return;
+    }
+    case ObjRefData::Kind::standard:
+      break;
+  }
   if (objref.packetId == 0) {
     // A proxy's onward packet: its references go straight back to the exporter.
     ApartmentImpl& here = requireCurrentApartment();

@@ -52,6 +52,14 @@ public:
     ThreadingModel model;
     ClassFactory factory;
   };
+  struct UnmarshalerEntry {
+    Runtime::Unmarshaler unmarshal;
+    Runtime::CustomRelease release;
+  };
+  void registerUnmarshaler(std::string name, UnmarshalerEntry entry);
+  // Throws classNotRegistered.
+  UnmarshalerEntry findUnmarshaler(const std::string& name);
+
   void registerClass(const Clsid& clsid, ThreadingModel model, ClassFactory factory);
   void revokeClass(const Clsid& clsid);
   ClassEntry findClass(const Clsid& clsid);
@@ -68,6 +76,7 @@ private:
   std::vector<std::shared_ptr<StaImpl>> _spawned;
   std::shared_ptr<StaImpl> _hostSta;
   std::unordered_map<std::string, ClassEntry> _classes;
+  std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
   bool _shutDown = false;
 };
 

@@ -184,6 +184,23 @@ void RuntimeImpl::registerClass(const Clsid& clsid, ThreadingModel model, ClassF
   _classes[clsid.name] = ClassEntry{model, std::move(factory)};
 }
 
+void RuntimeImpl::registerUnmarshaler(std::string name, UnmarshalerEntry entry) {
+  FERRY_REQUIRE(!name.empty() && name.size() <= 255, Errc::invalidArgument,
+                "an unmarshaler class name has 1..255 bytes", name.size());
+  FERRY_REQUIRE(entry.unmarshal != nullptr, Errc::invalidArgument,
+                "registerUnmarshaler without a function", name);
+  std::lock_guard lock(_mutex);
+  _unmarshalers[std::move(name)] = std::move(entry);
+}
+
+RuntimeImpl::UnmarshalerEntry RuntimeImpl::findUnmarshaler(const std::string& name) {
+  std::lock_guard lock(_mutex);
+  auto it = _unmarshalers.find(name);
+  FERRY_REQUIRE(it != _unmarshalers.end(), Errc::classNotRegistered,
+                "no unmarshaler is registered for this custom OBJREF's class", name);
+  return it->second;
+}
+
 void RuntimeImpl::revokeClass(const Clsid& clsid) {
   std::lock_guard lock(_mutex);
   FERRY_REQUIRE(_classes.erase(clsid.name) == 1, Errc::classNotRegistered,
@@ -408,6 +425,12 @@ void Runtime::registerClass(Clsid clsid, ThreadingModel model, ClassFactory fact
 }
 
 void Runtime::revokeClass(const Clsid& clsid) { _impl->revokeClass(clsid); }
+
+void Runtime::registerUnmarshaler(std::string unmarshalerClass, Unmarshaler unmarshal,
+                                  CustomRelease release) {
+  _impl->registerUnmarshaler(std::move(unmarshalerClass),
+                             {std::move(unmarshal), std::move(release)});
+}
 
 void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
   detail::RuntimeImpl::ClassEntry entry = _impl->findClass(clsid);

@@ -123,6 +123,120 @@ BOOST_AUTO_TEST_CASE(releasing_in_either_order_returns_every_reference) {
   }
 }
 
+// ---- every flag x importer x release order ----------------------------------------------------
+
+namespace {
+
+struct State {
+  size_t stubs;     // stub managers in the exporter
+  uint32_t strong;  // strong external references
+  uint32_t weak;    // weak table entries
+  bool alive;
+  friend bool operator==(const State&, const State&) = default;
+  friend std::ostream& operator<<(std::ostream& out, const State& s) {
+    return out << "{stubs " << s.stubs << ", strong " << s.strong << ", weak " << s.weak
+               << (s.alive ? ", alive}" : ", dead}");
+  }
+};
+
+struct Scenario {
+  const char* name;
+  MarshalFlags flags;
+  bool sameApartment;
+  bool releasePacketFirst;
+  State afterMarshal, afterUnmarshal, afterFirstStep, afterSecondStep;
+  // releaseMarshalData fails (the packet was consumed) in this scenario.
+  bool releaseFails;
+};
+
+// COM's semantics ([MS-DCOM] 3.2.4.x; Win32 MSHLFLAGS; Wine's marshal tests), the local reference
+// dropped right after marshaling so the exporter alone decides whether the object lives.
+const Scenario kScenarios[] = {
+    {"normal/other/packet-first", MarshalFlags::normal, false, true,
+     {1, 5, 0, true}, {1, 5, 0, true}, {1, 5, 0, true}, {0, 0, 0, false}, true},
+    {"normal/other/proxy-first", MarshalFlags::normal, false, false,
+     {1, 5, 0, true}, {1, 5, 0, true}, {0, 0, 0, false}, {0, 0, 0, false}, true},
+    {"normal/same/packet-first", MarshalFlags::normal, true, true,
+     {1, 5, 0, true}, {0, 0, 0, true}, {0, 0, 0, true}, {0, 0, 0, false}, true},
+    {"normal/same/object-first", MarshalFlags::normal, true, false,
+     {1, 5, 0, true}, {0, 0, 0, true}, {0, 0, 0, false}, {0, 0, 0, false}, true},
+    {"tableStrong/other/packet-first", MarshalFlags::tableStrong, false, true,
+     {1, 1, 0, true}, {1, 6, 0, true}, {1, 5, 0, true}, {0, 0, 0, false}, false},
+    {"tableStrong/other/proxy-first", MarshalFlags::tableStrong, false, false,
+     {1, 1, 0, true}, {1, 6, 0, true}, {1, 1, 0, true}, {0, 0, 0, false}, false},
+    {"tableStrong/same/packet-first", MarshalFlags::tableStrong, true, true,
+     {1, 1, 0, true}, {1, 1, 0, true}, {0, 0, 0, true}, {0, 0, 0, false}, false},
+    {"tableStrong/same/object-first", MarshalFlags::tableStrong, true, false,
+     {1, 1, 0, true}, {1, 1, 0, true}, {1, 1, 0, true}, {0, 0, 0, false}, false},
+    {"tableWeak/other/packet-first", MarshalFlags::tableWeak, false, true,
+     {1, 0, 1, true}, {1, 5, 1, true}, {1, 5, 0, true}, {0, 0, 0, false}, false},
+    {"tableWeak/other/proxy-first", MarshalFlags::tableWeak, false, false,
+     {1, 0, 1, true}, {1, 5, 1, true}, {0, 0, 0, false}, {0, 0, 0, false}, false},
+    {"tableWeak/same/packet-first", MarshalFlags::tableWeak, true, true,
+     {1, 0, 1, true}, {1, 0, 1, true}, {0, 0, 0, true}, {0, 0, 0, false}, false},
+    {"tableWeak/same/object-first", MarshalFlags::tableWeak, true, false,
+     {1, 0, 1, true}, {1, 0, 1, true}, {1, 0, 1, true}, {0, 0, 0, false}, false},
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_flag_importer_and_release_order_keeps_com_reference_semantics) {
+  for (const Scenario& sc : kScenarios) {
+    BOOST_TEST_CONTEXT("scenario " << sc.name) {
+      Sta server = rt().newSta("server");
+      Sta other = rt().newSta("other");
+      const Apartment& importer = sc.sameApartment ? static_cast<const Apartment&>(server) : other;
+      auto log = std::make_shared<WatchedProbe::Log>();
+      Oid oid;  // the object's, from its packet: the object itself may be gone
+      auto state = [&] {
+        return server.invoke([&] {
+          auto counts = server.impl()->exports().refCounts(oid);
+          return State{server.impl()->exports().size(), counts.first, counts.second,
+                       log->alive.load()};
+        });
+      };
+      // Releases travel asynchronously: a state is reached when it holds.
+      auto reaches = [&](const State& want) {
+        bool ok = eventually([&] { return state() == want; }, std::chrono::seconds(5));
+        if (!ok) BOOST_TEST_MESSAGE("state is " << state() << ", expected " << want);
+        return ok;
+      };
+
+      ObjRefBytes packet = server.invoke([&] {
+        Ref<Probe> object = make<WatchedProbe>(log);
+        return marshalInterface(object, MarshalContext::inproc, sc.flags);
+      });  // the local reference is gone
+      oid = detail::decodeObjRef(packet).oid;
+      BOOST_CHECK(reaches(sc.afterMarshal));
+
+      Ref<Probe> held = importer.invoke([&] { return unmarshalInterface<Probe>(packet); });
+      BOOST_CHECK_EQUAL(isProxy(held.get()), !sc.sameApartment);
+      BOOST_CHECK(reaches(sc.afterUnmarshal));
+
+      auto releasePacket = [&] {
+        importer.invoke([&] {
+          if (sc.releaseFails) {
+            FERRY_CHECK_ERRC(releaseMarshalData(packet), Errc::objectNotConnected);
+          } else {
+            BOOST_CHECK_NO_THROW(releaseMarshalData(packet));
+          }
+        });
+      };
+      auto dropHeld = [&] { importer.invoke([&] { held.reset(); }); };
+      if (sc.releasePacketFirst) {
+        releasePacket();
+        BOOST_CHECK(reaches(sc.afterFirstStep));
+        dropHeld();
+      } else {
+        dropHeld();
+        BOOST_CHECK(reaches(sc.afterFirstStep));
+        releasePacket();
+      }
+      BOOST_CHECK(reaches(sc.afterSecondStep));
+    }
+  }
+}
+
 // ---- identity --------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(the_identity_compares_equal_across_all_interfaces_of_one_object) {

@@ -143,6 +143,81 @@ BOOST_AUTO_TEST_CASE(marshaling_an_interface_the_object_lacks_fails_with_no_inte
   });
 }
 
+namespace {
+
+// Marshals by value: the importer gets its own Callback holding the same recorded values.
+class ValueCallback final : public Implements<Callback>, public CustomMarshaler {
+public:
+  explicit ValueCallback(std::vector<int64_t> values) : values(std::move(values)) {}
+  uint64_t called(int64_t value) override {
+    values.push_back(value);
+    return threadHash();
+  }
+  std::optional<Packet> marshalCustom(Iid, MarshalContext, MarshalFlags) override {
+    Packet packet{"test.ValueCallback", {}, true};
+    for (int64_t v : values) packet.data.push_back(static_cast<uint8_t>(v));
+    return packet;
+  }
+  static Ref<Interface> unmarshal(std::span<const uint8_t> data) {
+    return Ref<Interface>(make<ValueCallback>(std::vector<int64_t>(data.begin(), data.end())));
+  }
+  std::vector<int64_t> values;
+};
+
+// A custom reference: the packet names an entry of a process-wide directory.
+class DirectoryEntry final : public Implements<Callback>, public CustomMarshaler {
+public:
+  uint64_t called(int64_t) override { return 0; }
+  std::optional<Packet> marshalCustom(Iid, MarshalContext, MarshalFlags) override {
+    return Packet{"test.Directory", {7}, false};
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_object_may_marshal_itself_by_value_or_by_a_custom_reference) {
+  World w(rt());
+  rt().registerUnmarshaler("test.ValueCallback", &ValueCallback::unmarshal);
+  auto directory = std::make_shared<std::vector<Ref<Interface>>>();
+  auto released = std::make_shared<int>(0);
+  rt().registerUnmarshaler(
+      "test.Directory",
+      [directory](std::span<const uint8_t> data) { return directory->at(data[0] - 7); },
+      [released](std::span<const uint8_t>) { ++*released; });
+
+  ObjRefBytes byValue = w.server.invoke([] {
+    return marshalInterface(Ref<Callback>(make<ValueCallback>(std::vector<int64_t>{1, 2, 3})));
+  });
+  BOOST_CHECK(detail::decodeObjRef(byValue).kind == detail::ObjRefData::Kind::byValue);
+  BOOST_CHECK_EQUAL(exportedIn(w.server), 0u);  // nothing exported: no reference remains
+  w.client.invoke([&] {
+    Ref<Callback> copy = unmarshalInterface<Callback>(byValue);
+    BOOST_CHECK(!isProxy(copy.get()));
+    BOOST_CHECK_EQUAL(copy->called(4), threadHash());  // a local object of the client
+    auto* local = dynamic_cast<ValueCallback*>(copy.get());
+    BOOST_REQUIRE(local != nullptr);
+    BOOST_CHECK((local->values == std::vector<int64_t>{1, 2, 3, 4}));
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(byValue), Errc::noInterface);
+  });
+
+  directory->push_back(Ref<Interface>(make<DirectoryEntry>()));
+  ObjRefBytes custom = w.server.invoke([&] {
+    return marshalInterface(Ref<Callback>(make<DirectoryEntry>()));
+  });
+  w.client.invoke([&] {
+    Ref<Callback> entry = unmarshalInterface<Callback>(custom);
+    BOOST_CHECK(static_cast<Interface*>(entry.get()) == directory->front().get());
+    releaseMarshalData(custom);
+    BOOST_CHECK_EQUAL(*released, 1);
+    // A class nobody registered: a clear error.
+    detail::ObjRefData unknown = detail::decodeObjRef(custom);
+    unknown.unmarshalerClass = "test.Nobody";
+    FERRY_CHECK_ERRC(unmarshalInterface<Callback>(detail::encodeObjRef(unknown)),
+                     Errc::classNotRegistered);
+  });
+  directory->clear();
+}
+
 BOOST_AUTO_TEST_CASE(objref_bytes_round_trip) {
   detail::ObjRefData data;
   data.iid = Probe::iid;

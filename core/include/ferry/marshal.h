@@ -22,6 +22,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,6 +52,29 @@ constexpr bool hasFlag(MarshalFlags set, MarshalFlags flag) noexcept {
 }
 
 using ObjRefBytes = std::vector<uint8_t>;
+
+// An object that marshals itself (COM's IMarshal), implemented as a second base class beside
+// Implements<…>. Custom packets name an unmarshaler class registered in the importing process
+// (Runtime::registerUnmarshaler), which turns the bytes back into an object there.
+class CustomMarshaler {
+public:
+  struct Packet {
+    std::string unmarshalerClass;
+    std::vector<uint8_t> data;
+    // By value: the packet carries the object's state and no reference to it remains; the
+    // importer gets a fresh object of its own. Otherwise the packet is a custom reference whose
+    // lifetime the marshaler manages (releaseCustom).
+    bool byValue = false;
+  };
+
+  // Called by marshalInterface in the object's apartment. Return nullopt to be marshaled the
+  // standard way (e.g. only marshal by value for some contexts).
+  virtual std::optional<Packet> marshalCustom(Iid iid, MarshalContext context,
+                                              MarshalFlags flags) = 0;
+
+protected:
+  ~CustomMarshaler() = default;
+};
 
 // Throws: invalidArgument (null object, tableStrong|tableWeak together), noInterface (the object
 // lacks `iid`, or no proxy/stub is registered for it), notInitialized, wrongApartment (a proxy

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -219,6 +220,14 @@ public:
   // Registers a class for createInstance. Re-registering a name replaces it.
   void registerClass(Clsid clsid, ThreadingModel model, ClassFactory factory);
   void revokeClass(const Clsid& clsid);
+
+  // Turns the bytes of a custom OBJREF (see CustomMarshaler) back into an object in the
+  // importing apartment. `release` (optional) runs for releaseMarshalData of a packet never
+  // unmarshaled. Re-registering a name replaces it.
+  using Unmarshaler = std::function<Ref<Interface>(std::span<const uint8_t> data)>;
+  using CustomRelease = std::function<void(std::span<const uint8_t> data)>;
+  void registerUnmarshaler(std::string unmarshalerClass, Unmarshaler unmarshal,
+                           CustomRelease release = {});
 
   // Creates an instance of a registered class and returns it as I: the object itself when the
   // class's threading model fits the caller's apartment, else a proxy to an object created in
