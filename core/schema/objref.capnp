@@ -30,8 +30,9 @@ struct ObjRef {
     # apartment).
 
     custom @3 :CustomObjRef;
-    # The object supplied its own marshaler; the importer creates `unmarshalerClass` and hands it
-    # `data`.
+    # The object supplied its own marshaler (ferry::CustomMarshaler); the importing process hands
+    # `data` to the unmarshaler registered under `unmarshalerClass`
+    # (Runtime::registerUnmarshaler), whose release function also serves releaseMarshalData.
 
     byValue @4 :CustomObjRef;
     # The object chose to marshal its state: the importer creates a fresh object of
@@ -57,9 +58,15 @@ struct StdObjRef {
   flags @4 :MarshalFlags;
 
   packetId @5 :UInt64;
-  # Unique per marshal operation, never 0. The exporter keeps a record per packet until it is
-  # consumed (`normal`) or released (`releaseMarshalData`): a second unmarshal of a `normal`
-  # packet, or a release of an unknown packet, fails with `objectNotConnected`.
+  # Unique per marshal operation. The exporter keeps a record per packet until it is consumed
+  # (`normal`) or released (`releaseMarshalData`): a second unmarshal of a `normal` packet, or a
+  # release of an unknown packet, fails with `objectNotConnected`; a packet whose fields disagree
+  # with the record (oid, ipid, iid, table kind, publicRefs, noPing) is `invalidObjRef` and is not
+  # consumed.
+  #
+  # 0 only for a `normal` packet an importer writes when it hands its proxy onward: such packets
+  # are not recorded at the exporter (the importer cannot reach the exporter's table without a
+  # round trip), and the references they carry are taken as transferred.
 
   hostId @6 :Data;
   # 16 bytes identifying the exporter's host (derived from /etc/machine-id). Together with
