@@ -257,6 +257,25 @@ BOOST_AUTO_TEST_CASE(the_identity_compares_equal_across_all_interfaces_of_one_ob
   FERRY_CHECK_ERRC(queryInterface<Probe>(gadget), Errc::noInterface);
 }
 
+BOOST_AUTO_TEST_CASE(marshaling_a_proxy_as_an_interface_it_does_not_hold_asks_the_exporter_first) {
+  Sta server = rt().newSta("server");
+  Sta other = rt().newSta("other");
+  auto mta = rt().joinMta();
+  Ref<idltest::iface::Gadget> gadget = exportFrom<idltest::iface::Gadget, GadgetImpl>(server);
+  BOOST_CHECK_EQUAL(Runtime::stats().interfaceProxies, 1);
+  ObjRefBytes asNamed = marshalInterface(gadget.get(), idltest::iface::Named::iid);
+  detail::ObjRefData d = detail::decodeObjRef(asNamed);
+  BOOST_CHECK(d.iid == idltest::iface::Named::iid);
+  BOOST_CHECK(d.oxid == server.oxid());
+  BOOST_CHECK(d.ipid != detail::asProxy(gadget.get())->ipid());  // the exporter's Named stub
+  other.invoke([&] {
+    auto named = unmarshalInterface<idltest::iface::Named>(asNamed);
+    BOOST_CHECK_EQUAL(named->name(), "gadget");
+  });
+  // The temporary Named proxy went once the packet had its references.
+  BOOST_CHECK_EQUAL(Runtime::stats().interfaceProxies, 1);
+}
+
 // ---- disconnect and external locks -----------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(disconnect_lets_running_calls_finish_and_fails_new_ones) {
