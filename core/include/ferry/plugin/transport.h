@@ -1,0 +1,104 @@
+/* Transport plugins, ABI version 1.
+ *
+ * A transport moves whole messages between two processes over connections: it frames them, keeps
+ * them in order, and reports connections coming and going. Everything above (calls, routing,
+ * security) is ferry core's.
+ *
+ * Threading: an instance lives on one libuv loop, the host's I/O loop. The host calls every
+ * function in the table on that loop's thread, and the plugin invokes every event callback on
+ * that thread too, never from inside a table function (events are reported from the loop: a
+ * connect that fails at once still reports `connected` with an error on a later iteration).
+ *
+ * Connection ids are chosen by the plugin, never 0, never reused within an instance.
+ *
+ * Errors are negative numbers; transport_strerror names them. Table functions return 0 on
+ * success. No function blocks. */
+#ifndef FERRY_PLUGIN_TRANSPORT_H
+#define FERRY_PLUGIN_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ferry_transport ferry_transport; /* an instance, opaque to the host */
+typedef uint64_t ferry_conn_id;
+
+/* Who is at the other end of a connection. Strings valid during the callback only. */
+typedef struct ferry_peer_info_v1 {
+  uint32_t struct_size;
+  const char* address;     /* printable, e.g. "127.0.0.1:40312", "[::1]:5000", "pipe" */
+  int has_credentials;     /* 1 when uid/gid/pid below are the kernel's (pipe: SO_PEERCRED) */
+  uint32_t uid;
+  uint32_t gid;
+  int32_t pid;
+} ferry_peer_info_v1;
+
+/* Callbacks the host registers with an instance. */
+typedef struct ferry_transport_events_v1 {
+  uint32_t struct_size;
+  void* context;
+  /* A listener accepted a connection. */
+  void (*accepted)(void* context, ferry_conn_id conn, const ferry_peer_info_v1* peer);
+  /* A connect() finished: status 0, or an error (peer is NULL then). On error `closed` does not
+   * follow: the connection never existed. */
+  void (*connected)(void* context, ferry_conn_id conn, int status, const ferry_peer_info_v1* peer);
+  /* One whole message arrived; `data` is valid during the call only. */
+  void (*received)(void* context, ferry_conn_id conn, const uint8_t* data, size_t size);
+  /* An established connection is gone: the peer closed it (status 0), an error (status < 0,
+   * e.g. a malformed frame), or the host closed it. No event follows for it. */
+  void (*closed)(void* context, ferry_conn_id conn, int status);
+} ferry_transport_events_v1;
+
+typedef struct ferry_transport_v1 {
+  uint32_t struct_size;
+  uint32_t abi_version;
+
+  /* The largest message send() accepts and received() delivers, in bytes. */
+  size_t max_message_size;
+
+  /* Creates an instance on `loop`. `events` is copied. */
+  int (*create)(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1* events,
+                ferry_transport** out);
+
+  /* Closes every listener and connection (without further events) and frees the instance once
+   * its handles are closed; then `done(arg)` runs on the loop. The loop must keep running until
+   * then. */
+  void (*destroy)(ferry_transport* transport, void (*done)(void* arg), void* arg);
+
+  /* Starts listening. `address`: tcp: a numeric IPv4/IPv6 address; pipe: "" (the host's runtime
+   * directory) or a directory. `endpoint`: tcp: a port ("" or "0" picks one); pipe: a socket file
+   * name ("" picks a unique one). The endpoint actually bound is written to endpoint_out
+   * (NUL-terminated). May be called several times for several listeners. */
+  int (*listen)(ferry_transport* transport, const char* address, const char* endpoint,
+                char* endpoint_out, size_t endpoint_cap);
+
+  /* Starts connecting; `connected` reports the outcome, at the latest `timeout_ms` later. */
+  int (*connect)(ferry_transport* transport, const char* address, const char* endpoint,
+                 uint32_t timeout_ms, ferry_conn_id* conn_out);
+
+  /* Queues one message on an established connection; the data is copied. Messages arrive whole
+   * and in the order sent. Error for an unknown or closed connection, or an oversized message. */
+  int (*send)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size);
+
+  /* Closes a connection; `closed` follows (status 0). Unknown ids are ignored. */
+  void (*close)(ferry_transport* transport, ferry_conn_id conn);
+
+  /* Validates an (address, endpoint) pair as connect() would take it, without side effects. */
+  int (*check_binding)(const char* address, const char* endpoint);
+
+  /* A static, human-readable text for an error this plugin returned. */
+  const char* (*strerror)(int error);
+} ferry_transport_v1;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_PLUGIN_TRANSPORT_H */

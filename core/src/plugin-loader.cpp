@@ -1,0 +1,237 @@
+#include "plugin-loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <ferry/error.h>
+
+#include "log.h"
+
+#ifndef FERRY_PLUGIN_INSTALL_DIR
+#define FERRY_PLUGIN_INSTALL_DIR "/usr/local/lib/ferry/plugins"
+#endif
+
+namespace ferry::detail {
+
+namespace {
+
+void hostLog(void*, int level, const char* plugin, const char* message) {
+  const char* p = plugin != nullptr ? plugin : "?";
+  const char* m = message != nullptr ? message : "";
+  switch (level) {
+    case FERRY_LOG_ERROR:
+      FERRY_LOG(error, "plugin " << p << ": " << m);
+      break;
+    case FERRY_LOG_WARN:
+      FERRY_LOG(warn, "plugin " << p << ": " << m);
+      break;
+    case FERRY_LOG_INFO:
+      FERRY_LOG(info, "plugin " << p << ": " << m);
+      break;
+    default:
+      FERRY_LOG(debug, "plugin " << p << ": " << m);
+      break;
+  }
+}
+
+bool ensurePrivateDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  // Sockets in a directory another user controls could be swapped under us.
+  if (st.st_uid != geteuid()) return false;
+  if ((st.st_mode & 0077) != 0 && chmod(path.c_str(), 0700) != 0) return false;
+  return true;
+}
+
+std::string chooseRuntimeDirectory() {
+  std::vector<std::string> candidates;
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
+    candidates.push_back(std::string(xdg) + "/ferry");
+  }
+  candidates.push_back("/run/user/" + std::to_string(geteuid()) + "/ferry");
+  candidates.push_back("/tmp/ferry-" + std::to_string(geteuid()));
+  for (const std::string& dir : candidates) {
+    if (ensurePrivateDirectory(dir)) return dir;
+  }
+  FERRY_LOG(error, "no usable private runtime directory (tried $XDG_RUNTIME_DIR/ferry, "
+                   "/run/user/<uid>/ferry, /tmp/ferry-<uid>); pipe endpoints will fail");
+  return candidates.back();
+}
+
+// "ferry-transport-tcp.so" → kind transport, name "tcp".
+bool parseFileName(const std::string& file, uint32_t& kind, std::string& name) {
+  static const std::pair<const char*, uint32_t> kPrefixes[] = {
+      {"ferry-transport-", FERRY_PLUGIN_TRANSPORT}, {"ferry-security-", FERRY_PLUGIN_SECURITY}};
+  if (file.size() < 4 || file.compare(file.size() - 3, 3, ".so") != 0) return false;
+  for (auto [prefix, k] : kPrefixes) {
+    size_t n = std::strlen(prefix);
+    if (file.compare(0, n, prefix) == 0) {
+      kind = k;
+      name = file.substr(n, file.size() - n - 3);
+      return !name.empty();
+    }
+  }
+  return false;
+}
+
+bool validName(const char* name) {
+  if (name == nullptr) return false;
+  size_t n = std::strlen(name);
+  if (n == 0 || n > 16) return false;
+  return std::all_of(name, name + n, [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+}
+
+// Why a transport table is unusable, or "".
+std::string checkTransportTable(const ferry_transport_v1* t) {
+  if (t == nullptr) return "the descriptor has no transport table";
+  if (t->struct_size < sizeof(ferry_transport_v1)) {
+    return "transport table is " + std::to_string(t->struct_size) + " bytes, version 1 needs " +
+           std::to_string(sizeof(ferry_transport_v1));
+  }
+  if (t->abi_version != FERRY_PLUGIN_ABI_VERSION) {
+    return "transport table is ABI version " + std::to_string(t->abi_version) + ", expected 1";
+  }
+  if (t->create == nullptr || t->destroy == nullptr || t->listen == nullptr ||
+      t->connect == nullptr || t->send == nullptr || t->close == nullptr ||
+      t->check_binding == nullptr || t->strerror == nullptr) {
+    return "transport table lacks a function";
+  }
+  if (t->max_message_size < 1024) return "transport max_message_size below 1 KiB";
+  return "";
+}
+
+}  // namespace
+
+const std::string& runtimeDirectory() {
+  static const std::string dir = chooseRuntimeDirectory();
+  return dir;
+}
+
+const ferry_host_v1* PluginRegistry::host() noexcept {
+  static const ferry_host_v1 services = [] {
+    ferry_host_v1 h{};
+    h.struct_size = sizeof(ferry_host_v1);
+    h.abi_version = FERRY_PLUGIN_ABI_VERSION;
+    h.context = nullptr;
+    h.log = &hostLog;
+    h.runtime_dir = runtimeDirectory().c_str();
+    return h;
+  }();
+  return &services;
+}
+
+PluginRegistry& PluginRegistry::instance() {
+  static PluginRegistry registry;
+  return registry;
+}
+
+PluginRegistry::PluginRegistry() {
+  std::vector<std::string> directories;
+  if (const char* path = std::getenv("FERRY_PLUGIN_PATH")) {
+    std::string list = path;
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t end = list.find(':', start);
+      if (end == std::string::npos) end = list.size();
+      if (end > start) directories.push_back(list.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  directories.push_back(FERRY_PLUGIN_INSTALL_DIR);
+  for (const std::string& dir : directories) scan(dir);
+  for (const LoadedPlugin& p : _loaded) {
+    FERRY_LOG(info, "loaded " << (p.kind == FERRY_PLUGIN_TRANSPORT ? "transport" : "security")
+                              << " plugin '" << p.name << "' from " << p.path);
+  }
+}
+
+void PluginRegistry::scan(const std::string& directory) {
+  DIR* dir = opendir(directory.c_str());
+  if (dir == nullptr) return;  // a missing directory is normal (e.g. nothing installed)
+  std::vector<std::string> files;
+  while (dirent* entry = readdir(dir)) {
+    uint32_t kind;
+    std::string name;
+    if (parseFileName(entry->d_name, kind, name)) files.push_back(entry->d_name);
+  }
+  closedir(dir);
+  std::sort(files.begin(), files.end());
+  for (const std::string& file : files) tryLoad(directory + "/" + file);
+}
+
+std::string PluginRegistry::tryLoad(const std::string& path) {
+  auto refuse = [&](std::string reason) {
+    FERRY_LOG(warn, "plugin " << path << " refused: " << reason);
+    _refused.push_back({path, reason});
+    return reason;
+  };
+  std::string file = path.substr(path.rfind('/') + 1);
+  uint32_t kind = 0;
+  std::string name;
+  if (!parseFileName(file, kind, name)) {
+    return refuse("file name is not ferry-transport-<name>.so or ferry-security-<name>.so");
+  }
+  for (const LoadedPlugin& p : _loaded) {
+    if (p.kind == kind && p.name == name) {
+      FERRY_LOG(info, "plugin " << path << " shadowed by " << p.path);
+      return "shadowed by " + p.path;
+    }
+  }
+  // RTLD_LOCAL: plugins do not see each other's symbols. Never dlclose'd once loaded.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* err = dlerror();
+    return refuse(std::string("dlopen failed: ") + (err != nullptr ? err : "unknown error"));
+  }
+  auto entry = reinterpret_cast<ferry_plugin_entry_v1_fn>(dlsym(handle, FERRY_PLUGIN_ENTRY_V1_SYMBOL));
+  if (entry == nullptr) {
+    dlclose(handle);
+    return refuse(std::string("missing symbol ") + FERRY_PLUGIN_ENTRY_V1_SYMBOL);
+  }
+  const ferry_plugin_v1* descriptor = entry(host());
+  std::string problem;
+  if (descriptor == nullptr) {
+    problem = "its entry point refused to initialize";
+  } else if (descriptor->struct_size < sizeof(ferry_plugin_v1)) {
+    problem = "descriptor is " + std::to_string(descriptor->struct_size) + " bytes, version 1 needs " +
+              std::to_string(sizeof(ferry_plugin_v1));
+  } else if (descriptor->abi_version != FERRY_PLUGIN_ABI_VERSION) {
+    problem = "built for plugin ABI version " + std::to_string(descriptor->abi_version) +
+              ", this ferry speaks version 1";
+  } else if (descriptor->kind != kind) {
+    problem = "its descriptor's kind does not match its file name";
+  } else if (!validName(descriptor->name) || name != descriptor->name) {
+    problem = "its descriptor's name does not match its file name";
+  } else if (kind == FERRY_PLUGIN_TRANSPORT) {
+    problem = checkTransportTable(static_cast<const ferry_transport_v1*>(descriptor->table));
+  }
+  if (!problem.empty()) {
+    // Refused before any of its code is used further: safe to unload.
+    dlclose(handle);
+    return refuse(problem);
+  }
+  _loaded.push_back({path, name, kind,
+                     descriptor->description != nullptr ? descriptor->description : "",
+                     descriptor});
+  return "";
+}
+
+const ferry_transport_v1* PluginRegistry::tryFindTransport(const std::string& name) const noexcept {
+  for (const LoadedPlugin& p : _loaded) {
+    if (p.kind == FERRY_PLUGIN_TRANSPORT && p.name == name) {
+      return static_cast<const ferry_transport_v1*>(p.descriptor->table);
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace ferry::detail
