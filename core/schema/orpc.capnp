@@ -6,8 +6,24 @@
 # schema declares for the method; interface-typed fields inside them are left null and the
 # interface pointers travel in `caps` instead, numbered in the order of the interface-typed fields.
 #
-# In one process the messages are handed over as built (no serialization); between processes they
-# are serialized with Cap'n Proto's standard framing, one message per transport message.
+# In one process the messages are handed over as built (no serialization). Between processes each
+# transport message is one frame:
+#
+#   offset size  field
+#        0    4  magic "FRY1" (0x46 0x52 0x59 0x31)
+#        4    1  kind: 1 request, 2 response, 3 resolve request, 4 resolve reply
+#        5    1  flags: 0 (other values are a protocol error)
+#        6    2  reserved: 0
+#        8    8  call id (little-endian): chosen by the requester, echoed by the reply; 0 only for
+#                oneway requests
+#       16    8  OXID (little-endian): the exporter a request is for; 0 in replies and resolves
+#       24    -  a Cap'n Proto message in standard framing (segment table, then segments):
+#                Request, Response, resolver.capnp ResolveRequest or ResolveReply by kind.
+#
+# The receiver checks every field, the payload's length (a multiple of 8, at most the negotiated
+# maximum message size) and its structure before it acts; a frame that fails is counted as a
+# protocol error and closes that connection only. Calls on one connection are multiplexed by call
+# id; responses may arrive in any order.
 @0xb34fe436a4584f51;
 
 using Cxx = import "/capnp/c++.capnp";

@@ -28,6 +28,32 @@ interface RemUnknown @0xef82f385fdfd76e2 {
   # on an unknown IPID, is a protocol error for that entry and is counted; the rest of the batch
   # still applies. When an object's last strong reference goes, its stubs go and the object is
   # released in its apartment.
+
+  claimPacket @3 (request :PacketClaim) -> (reply :ClaimReply);
+  # An importer in another process unmarshals an explicitly marshaled packet (packetId != 0): a
+  # `normal` packet is consumed and its references pass to the caller; a table packet gives the
+  # caller `tableRefs` new references. The claim must match the exporter's record of the packet.
+  # Errors as for unmarshalInterface: objectNotConnected, invalidObjRef, objectNotRegistered.
+
+  releasePacket @4 (request :PacketClaim) -> (reply :ClaimReply);
+  # releaseMarshalData from another process. `tableRefs` is ignored.
+}
+
+struct PacketClaim {
+  packetId @0 :UInt64;
+  oid @1 :UInt64;
+  ipid @2 :Ipid;
+  iid @3 :UInt64;
+  table @4 :UInt8;          # 0 normal, 1 tableStrong, 2 tableWeak
+  publicRefs @5 :UInt32;
+  noPing @6 :Bool;
+  tableRefs @7 :UInt32;     # 0..1024
+}
+
+struct ClaimReply {
+  code @0 :UInt16;          # 0 (ok) or a ferry::Errc
+  message @1 :Text;
+  publicRefs @2 :UInt32;    # references now owned by the caller
 }
 
 struct QiRequest {

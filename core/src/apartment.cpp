@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <kj/exception.h>
+
 #include "channel.h"
 #include "log.h"
 #include "message.h"
@@ -91,6 +93,11 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     }
   } catch (const Error& e) {
     failure = e;
+  } catch (const kj::Exception& e) {
+    // Reading a malformed request (from another process) failed.
+    stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+    failure = Error(Errc::protocolError,
+                    std::string("malformed request: ") + e.getDescription().cStr());
   } catch (const std::exception& e) {
     failure = Error(Errc::serverFault, e.what());
   } catch (...) {

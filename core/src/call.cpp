@@ -62,8 +62,9 @@ ClientCall::~ClientCall() = default;
 capnp::AnyPointer::Builder ClientCall::paramsPointer() { return _request->root.getParams(); }
 
 void ClientCall::setCap(uint32_t index, Interface* object, Iid iid) {
-  ObjRefData data = marshalData(object, iid, _proxy->manager().link().channel().distance(),
-                                MarshalFlags::normal);
+  MarshalContext distance = _proxy->manager().link()->channel().distance();
+  ObjRefData data = marshalData(object, iid, distance, MarshalFlags::normal,
+                                distance == MarshalContext::inproc);
   writeObjRef(capSlot(_request->root.getCaps(), index), data);
 }
 
@@ -77,7 +78,8 @@ ClientResponse ClientCall::send() {
     // A rejected call consumes nothing; keep what is needed to resend it or release its caps.
     std::unique_ptr<OutgoingRequest> kept;
     if (filter != nullptr || hasCaps) kept = OutgoingRequest::copyOf(*_request);
-    auto call = startCall(home, manager.link().channel(), std::move(_request));
+    std::shared_ptr<ExporterLink> link = manager.link();
+    auto call = startCall(home, link->channel(), std::move(_request));
     try {
       return ClientResponse(finishCall(*call));
     } catch (const Error& e) {
@@ -101,11 +103,11 @@ ClientResponse ClientCall::send() {
 
 std::shared_ptr<PendingCall> ClientCall::sendAsync() {
   ProxyManager& manager = _proxy->manager();
-  return startCall(manager.apartment(), manager.link().channel(), std::move(_request));
+  return startCall(manager.apartment(), manager.link()->channel(), std::move(_request));
 }
 
 void ClientCall::sendOneway() {
-  detail::sendOneway(_proxy->manager().link().channel(), std::move(_request));
+  detail::sendOneway(_proxy->manager().link()->channel(), std::move(_request));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +139,8 @@ capnp::AnyPointer::Builder ServerCallImpl::resultsPointer(uint32_t capCount) {
 }
 
 void ServerCallImpl::setResultCap(uint32_t index, Interface* object, Iid iid) {
-  ObjRefData data = marshalData(object, iid, _distance, MarshalFlags::normal);
+  ObjRefData data = marshalData(object, iid, _distance, MarshalFlags::normal,
+                                _distance == MarshalContext::inproc);
   writeObjRef(capSlot(_response.root.getCaps(), index), data);
 }
 

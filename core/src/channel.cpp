@@ -1,5 +1,7 @@
 #include "channel.h"
 
+#include <kj/exception.h>
+
 #include "log.h"
 #include "marshal-impl.h"
 #include "message.h"
@@ -7,48 +9,37 @@
 
 namespace ferry::detail {
 
-namespace {
-
-// A request queued to the target apartment.
-class CallItem final : public WorkItem {
-public:
-  CallItem(std::shared_ptr<ApartmentImpl> target, std::unique_ptr<OutgoingRequest> request,
-           Deadline deadline, std::shared_ptr<ReplySink> replyTo)
-      : WorkItem(Kind::call),
-        _target(std::move(target)),
-        _request(std::move(request->message)),
-        _deadline(deadline),
-        _replyTo(std::move(replyTo)) {
+CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request,
+                   Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo)
+    : WorkItem(Kind::call),
+      _target(std::move(target)),
+      _request(std::move(request)),
+      _deadline(deadline),
+      _distance(distance),
+      _replyTo(std::move(replyTo)) {
+  // What the message filter sees. A malformed request reads as zeros here; serve() reports it.
+  try {
     auto root = _request.root();
     auto c = root.getCausality();
     causality = CausalityId(c.getHi(), c.getLo());
     interfaceId = root.getInterfaceId();
     methodId = root.getMethodId();
     internal = Ipid(root.getIpid().getHi(), root.getIpid().getLo()) == _target->remUnknownIpid();
+  } catch (const kj::Exception&) {
   }
+}
 
-  void run() noexcept override {
-    _target->serve(_request, _deadline, MarshalContext::inproc, _replyTo);
+void CallItem::run() noexcept { _target->serve(_request, _deadline, _distance, _replyTo); }
+
+void CallItem::reject(Errc code) noexcept {
+  if (_replyTo) _replyTo->fail(code, "the server's message filter refused the call");
+}
+
+void CallItem::abandon() noexcept {
+  if (_replyTo) {
+    _replyTo->fail(Errc::disconnected, "the object's apartment shut down before serving the call");
   }
-
-  void reject(Errc code) noexcept override {
-    if (_replyTo) _replyTo->fail(code, "the server's message filter refused the call");
-  }
-
-  void abandon() noexcept override {
-    if (_replyTo) {
-      _replyTo->fail(Errc::disconnected, "the object's apartment shut down before serving the call");
-    }
-  }
-
-private:
-  std::shared_ptr<ApartmentImpl> _target;
-  IncomingRequest _request;
-  Deadline _deadline;
-  std::shared_ptr<ReplySink> _replyTo;
-};
-
-}  // namespace
+}
 
 void InprocChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
                          std::shared_ptr<ReplySink> replyTo) noexcept {
@@ -56,7 +47,8 @@ void InprocChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline dead
   if (target != nullptr && !target->closed()) {
     std::unique_ptr<WorkItem> item;
     try {
-      item = std::make_unique<CallItem>(target, std::move(request), deadline, replyTo);
+      item = std::make_unique<CallItem>(target, IncomingRequest(std::move(request->message)),
+                                        deadline, MarshalContext::inproc, replyTo);
     } catch (const std::exception& e) {
       if (replyTo) replyTo->fail(Errc::internal, e.what());
       return;

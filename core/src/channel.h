@@ -11,6 +11,7 @@
 #include <ferry/marshal.h>
 
 #include "apartment-impl.h"
+#include "message.h"
 
 namespace ferry::detail {
 
@@ -53,6 +54,25 @@ public:
 
 private:
   std::weak_ptr<ApartmentImpl> _target;
+};
+
+// A request queued to the apartment that serves it: from an in-process caller, or received from
+// a transport.
+class CallItem final : public WorkItem {
+public:
+  CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request, Deadline deadline,
+           MarshalContext distance, std::shared_ptr<ReplySink> replyTo);
+
+  void run() noexcept override;
+  void reject(Errc code) noexcept override;
+  void abandon() noexcept override;
+
+private:
+  std::shared_ptr<ApartmentImpl> _target;
+  IncomingRequest _request;
+  Deadline _deadline;
+  MarshalContext _distance;
+  std::shared_ptr<ReplySink> _replyTo;
 };
 
 // Returns the references the capabilities of an undelivered request hold (best effort).

@@ -68,7 +68,8 @@ void ExportTable::retireLocked(StubManager& manager, Retired& retired, bool hook
 }
 
 ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                               uint32_t normalRefs, bool noPing) {
+                                               uint32_t normalRefs, bool noPing,
+                                               bool recordPacket) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshaling a null interface pointer");
   FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
   Ref<Interface> identity = identityOf(object);
@@ -105,7 +106,8 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
   ExportedInterface out;
   out.oid = manager->oid;
   out.ipid = it->second.ipid;
-  out.packetId = randomNonZero64();
+  FERRY_ASSERT(recordPacket || kind == PacketKind::normal);
+  out.packetId = recordPacket ? randomNonZero64() : 0;
   switch (kind) {
     case PacketKind::normal:
       out.publicRefs = normalRefs;
@@ -118,7 +120,9 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
       manager->weakEntries += 1;
       break;
   }
-  _packets.emplace(out.packetId, Packet{out.oid, out.ipid, iid, kind, out.publicRefs, noPing});
+  if (recordPacket) {
+    _packets.emplace(out.packetId, Packet{out.oid, out.ipid, iid, kind, out.publicRefs, noPing});
+  }
   return out;
 }
 

@@ -89,8 +89,9 @@ public:
   // records a packet of `kind`. normal: `normalRefs` strong references go into the packet;
   // tableStrong: one strong reference held by the table; tableWeak: a weak entry.
   // Throws noInterface when the object lacks `iid` or no stub is registered for it.
+  // With `recordPacket` false (normal packets only) no record is kept and packetId is 0.
   ExportedInterface exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                    uint32_t normalRefs, bool noPing);
+                                    uint32_t normalRefs, bool noPing, bool recordPacket = true);
 
   // What an OBJREF says of its packet; checked against the exporter's record, so a packet whose
   // bytes were altered is refused (invalidObjRef) instead of consumed.

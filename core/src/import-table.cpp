@@ -83,6 +83,55 @@ std::vector<QiOutcome> ExporterLink::queryInterfaces(Ipid ipid, std::span<const 
   return out;
 }
 
+namespace {
+
+constexpr uint16_t kClaimPacket = 3;
+constexpr uint16_t kReleasePacket = 4;
+
+void writeClaim(wire::PacketClaim::Builder out, const ExportTable::PacketClaim& claim,
+                uint32_t tableRefs) {
+  out.setPacketId(claim.packetId);
+  out.setOid(claim.oid.value);
+  writeIpid(out.initIpid(), claim.ipid);
+  out.setIid(claim.iid.value);
+  out.setTable(static_cast<uint8_t>(claim.kind));
+  out.setPublicRefs(claim.publicRefs);
+  out.setNoPing(claim.noPing);
+  out.setTableRefs(tableRefs);
+}
+
+// Throws the exporter's error from a ClaimReply; returns its references otherwise.
+uint32_t readClaimReply(wire::ClaimReply::Reader reply) {
+  uint16_t code = reply.getCode();
+  if (code != 0) {
+    throw Error(isKnownErrc(code) ? static_cast<Errc>(code) : Errc::protocolError,
+                std::string(reply.getMessage().cStr()));
+  }
+  return reply.getPublicRefs();
+}
+
+}  // namespace
+
+uint32_t ExporterLink::claimPacket(const ExportTable::PacketClaim& claim, uint32_t tableRefs) {
+  auto request = newRemUnknownRequest(_remUnknownIpid, kClaimPacket);
+  writeClaim(request->root.getParams().initAs<wire::RemUnknown::ClaimPacketParams>().initRequest(),
+             claim, tableRefs);
+  auto call = startCall(_importer, *_channel, std::move(request));
+  std::unique_ptr<IncomingResponse> response = finishCall(*call);
+  return readClaimReply(
+      response->root().getResults().getAs<wire::RemUnknown::ClaimPacketResults>().getReply());
+}
+
+void ExporterLink::releasePacket(const ExportTable::PacketClaim& claim) {
+  auto request = newRemUnknownRequest(_remUnknownIpid, kReleasePacket);
+  writeClaim(request->root.getParams().initAs<wire::RemUnknown::ReleasePacketParams>().initRequest(),
+             claim, 0);
+  auto call = startCall(_importer, *_channel, std::move(request));
+  std::unique_ptr<IncomingResponse> response = finishCall(*call);
+  readClaimReply(
+      response->root().getResults().getAs<wire::RemUnknown::ReleasePacketResults>().getReply());
+}
+
 void ExporterLink::addRefs(Ipid ipid, uint32_t refs) {
   auto request = newRemUnknownRequest(_remUnknownIpid, kAddRefs);
   auto params = request->root.getParams().initAs<wire::RemUnknown::AddRefsParams>();
@@ -206,11 +255,28 @@ ProxyBase* asProxy(Interface* object) noexcept { return dynamic_cast<ProxyBase*>
 
 ProxyManager::ProxyManager(ImportTable& table, ApartmentImpl& apartment,
                            std::shared_ptr<ExporterLink> link, Oid oid)
-    : _table(table), _apartment(apartment), _link(std::move(link)), _oid(oid) {
+    : _table(table), _apartment(apartment), _link(std::move(link)), _oxid(_link->oxid()), _oid(oid) {
   stats().proxyManagers.fetch_add(1, std::memory_order_relaxed);
 }
 
 ProxyManager::~ProxyManager() { stats().proxyManagers.fetch_sub(1, std::memory_order_relaxed); }
+
+std::shared_ptr<ExporterLink> ProxyManager::link() const {
+  std::lock_guard lock(_table._mutex);
+  return _link;
+}
+
+void ProxyManager::setLink(std::shared_ptr<ExporterLink> link) {
+  FERRY_REQUIRE(threadState().apartment == &_apartment, Errc::wrongApartment,
+                "a proxy's transport can only be changed in its apartment");
+  FERRY_REQUIRE(link != nullptr && link->oxid() == _oxid, Errc::invalidArgument,
+                "a proxy can only be rerouted to its own exporter");
+  std::shared_ptr<ExporterLink> old;
+  {
+    std::lock_guard lock(_table._mutex);
+    old = std::exchange(_link, std::move(link));
+  }
+}
 
 uint32_t ProxyManager::addRef() noexcept {
   return _identityRefs.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -226,7 +292,7 @@ uint32_t ProxyManager::release() noexcept {
     std::lock_guard lock(_table._mutex);
     n = _identityRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (n == 0 && _interfaces.empty()) {
-      _table._managers.erase(ImportTable::Key{_link->oxid(), _oid});
+      _table._managers.erase(ImportTable::Key{_oxid, _oid});
       destroy = true;
     }
   }
@@ -275,7 +341,7 @@ std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
   FERRY_REQUIRE(!disconnected(), Errc::objectNotConnected,
                 "the proxy was disconnected (its apartment tore it down)");
   FERRY_ASSERT(static_cast<bool>(anyIpid));
-  std::vector<QiOutcome> outcomes = _link->queryInterfaces(anyIpid, missing, kRefsPerRequest);
+  std::vector<QiOutcome> outcomes = link()->queryInterfaces(anyIpid, missing, kRefsPerRequest);
   std::vector<bool> local(iids.size());
   for (size_t i = 0; i < iids.size(); ++i) local[i] = out[i] != nullptr;
   std::optional<Error> failure;
@@ -335,8 +401,10 @@ void* ProxyManager::addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs) {
 uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
   uint32_t refsToReturn = 0;
   bool destroyManager = false;
+  std::shared_ptr<ExporterLink> link;
   {
     std::lock_guard lock(_table._mutex);
+    link = _link;
     uint32_t n = proxy._localRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (n > 0) return n;
     auto it = _interfaces.find(proxy._iid);
@@ -344,12 +412,12 @@ uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
     refsToReturn = it->second.publicRefs;
     _interfaces.erase(it);
     if (unusedLocked()) {
-      _table._managers.erase(ImportTable::Key{_link->oxid(), _oid});
+      _table._managers.erase(ImportTable::Key{_oxid, _oid});
       destroyManager = true;
     }
   }
   // Only the last release of an interface proxy goes on the wire.
-  if (refsToReturn > 0 && !disconnected()) _link->release(proxy._ipid, refsToReturn);
+  if (refsToReturn > 0 && !disconnected()) link->release(proxy._ipid, refsToReturn);
   delete &proxy;
   if (destroyManager) delete this;
   return 0;
@@ -386,7 +454,7 @@ std::pair<Ipid, uint32_t> ProxyManager::takeRefsForMarshal(Iid iid) {
     cached = entry.publicRefs;
   }
   if (cached < 2) {
-    _link->addRefs(ipid, kRefsPerRequest);
+    link()->addRefs(ipid, kRefsPerRequest);
     std::lock_guard lock(_table._mutex);
     cached = (_interfaces.at(iid).publicRefs += kRefsPerRequest);
   }
@@ -413,34 +481,32 @@ ImportTable::~ImportTable() {
   // teardown disconnected them already.
 }
 
-ProxyBase* ImportTable::importInterface(
-    const Import& import, const std::function<std::shared_ptr<ExporterLink>()>& makeLink) {
-  std::shared_ptr<ExporterLink> link;
+std::shared_ptr<ExporterLink> ImportTable::linkFor(
+    Oxid oxid, const std::function<std::shared_ptr<ExporterLink>()>& makeLink) {
   {
     std::lock_guard lock(_mutex);
-    auto it = _links.find(import.oxid);
-    if (it != _links.end()) link = it->second.lock();
-  }
-  if (!link) {
-    try {
-      link = makeLink();
-    } catch (...) {
-      // The references cannot be returned without a link; the exporter reclaims them when its
-      // apartment goes (or, across processes, when pings stop).
-      throw;
-    }
-    std::lock_guard lock(_mutex);
-    auto& slot = _links[import.oxid];
-    if (auto existing = slot.lock()) {
-      link = existing;
-    } else {
-      slot = link;
+    auto it = _links.find(oxid);
+    if (it != _links.end()) {
+      if (auto link = it->second.lock()) return link;
     }
   }
-
+  // Made outside the lock: it may resolve the OXID over the network.
+  std::shared_ptr<ExporterLink> link = makeLink();
   std::lock_guard lock(_mutex);
-  FERRY_REQUIRE(!_apartment.closed(), Errc::shuttingDown,
-                "unmarshaling into an apartment that is shutting down", _apartment.label());
+  auto& slot = _links[oxid];
+  if (auto existing = slot.lock()) return existing;
+  slot = link;
+  return link;
+}
+
+ProxyBase* ImportTable::importInterface(const Import& import,
+                                        const std::shared_ptr<ExporterLink>& link) {
+  std::lock_guard lock(_mutex);
+  if (_apartment.closed()) {
+    if (import.publicRefs > 0) link->release(import.ipid, import.publicRefs);
+    FERRY_FAIL(Errc::shuttingDown, "unmarshaling into an apartment that is shutting down",
+               _apartment.label());
+  }
   Key key{import.oxid, import.oid};
   auto it = _managers.find(key);
   ProxyManager* manager;

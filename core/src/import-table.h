@@ -23,6 +23,7 @@
 
 #include <ferry/generated.h>
 
+#include "export-table.h"
 #include "objref.h"
 
 namespace ferry::detail {
@@ -67,6 +68,10 @@ public:
   // Synchronous RemUnknown calls; the caller must be in the importing apartment.
   std::vector<QiOutcome> queryInterfaces(Ipid ipid, std::span<const Iid> iids, uint32_t refs);
   void addRefs(Ipid ipid, uint32_t refs);
+  // RemUnknown.claimPacket / releasePacket for a packet of this exporter. Throw the exporter's
+  // error. claimPacket returns the references now owned by the caller.
+  uint32_t claimPacket(const ExportTable::PacketClaim& claim, uint32_t tableRefs);
+  void releasePacket(const ExportTable::PacketClaim& claim);
   // Returns references (oneway; any thread; never throws — failures are counted and logged).
   // Releases are batched: those made before the importing apartment's next turn travel in one
   // message.
@@ -104,7 +109,11 @@ public:
   void* queryInterface(Iid iid) override;
 
   ApartmentImpl& apartment() const noexcept { return _apartment; }
-  ExporterLink& link() const noexcept { return *_link; }
+  // The route to the exporter. A copy: setLink may replace it meanwhile.
+  std::shared_ptr<ExporterLink> link() const;
+  // Routes this proxy's later calls (and releases) through another link (a per-proxy transport
+  // override). The caller must be in the proxy's apartment.
+  void setLink(std::shared_ptr<ExporterLink> link);
   Oid oid() const noexcept { return _oid; }
   bool disconnected() const noexcept { return _disconnected.load(std::memory_order_acquire); }
 
@@ -144,7 +153,8 @@ private:
 
   ImportTable& _table;
   ApartmentImpl& _apartment;
-  std::shared_ptr<ExporterLink> _link;
+  std::shared_ptr<ExporterLink> _link;  // guarded by the table lock
+  const Oxid _oxid;
   const Oid _oid;
   std::atomic<bool> _disconnected{false};
   std::atomic<uint32_t> _identityRefs{0};
@@ -169,8 +179,11 @@ public:
   // Takes over `publicRefs` (returned to the exporter on failure). Returns the addRef'd
   // interface proxy for `iid`. `makeLink` is asked for the exporter link when this
   // apartment has none for the OXID yet.
-  ProxyBase* importInterface(const Import& import,
-                        const std::function<std::shared_ptr<ExporterLink>()>& makeLink);
+  ProxyBase* importInterface(const Import& import, const std::shared_ptr<ExporterLink>& link);
+
+  // This apartment's link to exporter `oxid`, made with `makeLink` the first time.
+  std::shared_ptr<ExporterLink> linkFor(Oxid oxid,
+                                        const std::function<std::shared_ptr<ExporterLink>()>& makeLink);
 
   // Client-side teardown of the apartment.
   void disconnectAll() noexcept;

@@ -10,7 +10,10 @@ namespace ferry::detail {
 class ProxyManager;
 
 // Marshals from the calling thread's apartment. `object` may be null (a null OBJREF).
-ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, MarshalFlags flags);
+// `recordPacket` false: the packet is not recorded at the exporter (packetId 0) — for interface
+// pointers inside a call to another process, consumed by the callee and nobody else.
+ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, MarshalFlags flags,
+                       bool recordPacket = true);
 
 // Unmarshals into the calling thread's apartment; returns an addRef'd pointer to `iid` (null for
 // a null OBJREF). `iid` may differ from the marshaled one (then it is queried).

@@ -51,16 +51,17 @@ ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool no
                 manager.apartment().label(), here.label());
   FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
                 "the proxy was disconnected (its apartment tore it down)");
+  std::shared_ptr<ExporterLink> link = manager.link();
   ObjRefData out;
   out.iid = iid;
   out.kind = ObjRefData::Kind::standard;
-  out.oxid = manager.link().oxid();
+  out.oxid = link->oxid();
   out.oid = manager.oid();
   out.noPing = noPing;
   out.table = kind;
-  out.hostId = manager.link().exporterHostId();
-  out.processId = manager.link().exporterProcessId();
-  out.bindings = manager.link().exporterBindings();
+  out.hostId = link->exporterHostId();
+  out.processId = link->exporterProcessId();
+  out.bindings = link->exporterBindings();
   if (kind == PacketKind::normal) {
     // The packet names the original object and carries part of this proxy's references; it is
     // not recorded at the exporter (packetId 0), as the exporter learns of it only when it is
@@ -79,7 +80,7 @@ ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool no
   auto [ipid, refs] = manager.takeRefsForMarshal(iid);
   if (refs > 0) {
     // Give back what takeRefsForMarshal handed out: the table records its own reference.
-    manager.link().release(ipid, refs);
+    link->release(ipid, refs);
   }
   ExportedInterface exported = exporter->exports().addTablePacket(ipid, iid, kind, noPing);
   out.ipid = exported.ipid;
@@ -107,7 +108,8 @@ ProxyManager* asProxyManager(Interface* object) noexcept {
   return dynamic_cast<ProxyManager*>(object);
 }
 
-ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, MarshalFlags flags) {
+ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, MarshalFlags flags,
+                       bool recordPacket) {
   ObjRefData out;
   out.iid = iid;
   FERRY_REQUIRE(iid.value != 0, Errc::invalidArgument, "marshaling with IID 0");
@@ -130,8 +132,8 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
       return out;
     }
   }
-  ExportedInterface exported =
-      here.exports().exportInterface(object, iid, kind, kNormalPublicRefs, noPing);
+  ExportedInterface exported = here.exports().exportInterface(object, iid, kind, kNormalPublicRefs,
+                                                              noPing, recordPacket);
   out.kind = ObjRefData::Kind::standard;
   out.oxid = here.oxid();
   out.oid = exported.oid;
@@ -141,10 +143,8 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
   out.noPing = noPing;
   out.packetId = exported.packetId;
   fillExporterIdentity(out, here.runtime());
-  if (context != MarshalContext::inproc) {
-    // TODO(transport): the bindings of the transports this process listens on.
-    FERRY_LOG(debug, "marshaled for " << toString(context) << " without string bindings");
-  }
+  // In-process packets carry no bindings (as COM's); anything farther says where we listen.
+  if (context != MarshalContext::inproc) out.bindings = here.runtime().bindings();
   return out;
 }
 
@@ -193,19 +193,26 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     return itf;
   }
 
-  // Another apartment. Packets of this process's exporters are claimed at the exporter directly.
+  // Another apartment: a proxy, through this apartment's link to the exporter.
+  bool local = objref.processId == runtime.processId;
+  if (local) checkLocalIdentity(objref, runtime);
+  std::shared_ptr<ExporterLink> link =
+      here.imports().linkFor(objref.oxid, [&] { return runtime.makeLink(here, objref); });
   uint32_t refs = objref.publicRefs;
   if (objref.packetId != 0) {
-    std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
-    FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
-                  "the apartment that marshaled the object has shut down", toString(objref.oxid));
-    checkLocalIdentity(objref, runtime);
-    refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
+    // An explicitly marshaled packet is claimed at its exporter: directly in this process, by a
+    // RemUnknown round trip in another.
+    if (local) {
+      std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
+      FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
+                    "the apartment that marshaled the object has shut down", toString(objref.oxid));
+      refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
+    } else {
+      refs = link->claimPacket(claimOf(objref), kNormalPublicRefs);
+    }
   }
   ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs};
-  ProxyBase* proxy = here.imports().importInterface(import, [&] {
-    return runtime.makeLink(here, objref);
-  });
+  ProxyBase* proxy = here.imports().importInterface(import, link);
   if (iid == objref.iid) return proxy->interfacePointer();
   // Another interface was asked for: query it through the proxy's identity.
   Ref<ProxyBase> held = Ref<ProxyBase>::adopt(proxy);
@@ -229,11 +236,16 @@ void releaseData(const ObjRefData& objref) {
     case ObjRefData::Kind::standard:
       break;
   }
-  if (objref.packetId == 0) {
-    // A proxy's onward packet: its references go straight back to the exporter.
+  if (objref.packetId == 0 || objref.processId != runtime.processId) {
+    // A packet of another process, or a proxy's onward packet: through a link to its exporter.
     ApartmentImpl& here = requireCurrentApartment();
-    std::shared_ptr<ExporterLink> link = runtime.makeLink(here, objref);
-    if (objref.publicRefs > 0) link->release(objref.ipid, objref.publicRefs);
+    std::shared_ptr<ExporterLink> link =
+        here.imports().linkFor(objref.oxid, [&] { return runtime.makeLink(here, objref); });
+    if (objref.packetId != 0) {
+      link->releasePacket(claimOf(objref));
+    } else if (objref.publicRefs > 0) {
+      link->release(objref.ipid, objref.publicRefs);
+    }
     return;
   }
   std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
@@ -268,6 +280,26 @@ ObjRefBytes marshalInterface(Interface* object, Iid iid, MarshalContext context,
                              MarshalFlags flags) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshalInterface of a null pointer");
   return detail::encodeObjRef(detail::marshalData(object, iid, context, flags));
+}
+
+std::string transportOf(Interface* object) {
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "transportOf a null pointer");
+  detail::ProxyManager* manager = detail::asProxyManager(object);
+  if (manager == nullptr) return "direct";
+  return manager->link()->channel().describe();
+}
+
+void setTransport(Interface* object, const std::string& protseq) {
+  detail::ProxyManager* manager = detail::asProxyManager(object);
+  FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
+                "setTransport needs a proxy; this is the object itself");
+  std::shared_ptr<detail::ExporterLink> current = manager->link();
+  detail::ObjRefData exporter;
+  exporter.oxid = current->oxid();
+  exporter.hostId = current->exporterHostId();
+  exporter.processId = current->exporterProcessId();
+  exporter.bindings = current->exporterBindings();
+  manager->setLink(detail::currentRuntime().makeLink(manager->apartment(), exporter, protseq));
 }
 
 void releaseMarshalData(std::span<const uint8_t> objref) {

@@ -85,6 +85,8 @@ class IncomingResponse {
 public:
   explicit IncomingResponse(OrpcMessage message) : _message(std::move(message)) {}
   wire::Response::Reader root() { return _message.root<wire::Response>(); }
+  // The message itself, for replies that are not ORPC responses (resolver replies).
+  OrpcMessage& message() { return _message; }
 
 private:
   OrpcMessage _message;

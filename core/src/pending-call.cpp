@@ -1,5 +1,7 @@
 #include "pending-call.h"
 
+#include <kj/exception.h>
+
 #include "log.h"
 #include "message.h"
 #include "runtime-impl.h"
@@ -63,13 +65,26 @@ std::unique_ptr<IncomingResponse> PendingCall::takeResponse() {
   FERRY_ASSERT(_done.load(std::memory_order_relaxed));
   if (_error) throw *_error;
   FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument, "the call's response was already taken");
-  wire::Response::Reader root = _response->root();
-  if (root.isError()) {
-    auto info = root.getError();
-    uint16_t code = info.getCode();
-    Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
-    throw Error(errc, std::string(info.getMessage().cStr(), info.getMessage().size()));
+  try {
+    wire::Response::Reader root = _response->root();
+    if (root.isError()) {
+      auto info = root.getError();
+      uint16_t code = info.getCode();
+      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
+      throw Error(errc, std::string(info.getMessage().cStr(), info.getMessage().size()));
+    }
+  } catch (const kj::Exception& e) {
+    throw Error(Errc::protocolError,
+                std::string("the response is not a valid message: ") + e.getDescription().cStr());
   }
+  return std::move(_response);
+}
+
+std::unique_ptr<IncomingResponse> PendingCall::takeRaw() {
+  std::lock_guard lock(_mutex);
+  FERRY_ASSERT(_done.load(std::memory_order_relaxed));
+  if (_error) throw *_error;
+  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument, "the reply was already taken");
   return std::move(_response);
 }
 

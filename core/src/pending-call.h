@@ -36,6 +36,9 @@ public:
 
   // After done(): the response; throws the call's error (an error response included).
   std::unique_ptr<IncomingResponse> takeResponse();
+  // After done(): the reply as received, without reading it as an ORPC response; throws the
+  // call's local error.
+  std::unique_ptr<IncomingResponse> takeRaw();
   // After done(): throws the call's local error (deadline, delivery), if any.
   void throwIfFailed();
 

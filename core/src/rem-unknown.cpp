@@ -83,7 +83,45 @@ public:
     retired.clear();
   }
 
+  Owned<wire::ClaimReply> claimPacket(wire::PacketClaim::Reader request) override {
+    Owned<wire::ClaimReply> reply;
+    try {
+      FERRY_REQUIRE(request.getTableRefs() <= kMaxRefsPerEntry, Errc::protocolError,
+                    "claimPacket asks for too many references", request.getTableRefs());
+      ClaimedPacket claimed = _apartment.exports().claimPacket(claimOf(request), request.getTableRefs());
+      reply.builder().setPublicRefs(claimed.publicRefs);
+    } catch (const Error& e) {
+      reply.builder().setCode(static_cast<uint16_t>(e.code()));
+      reply.builder().setMessage(e.message());
+    }
+    return reply;
+  }
+
+  Owned<wire::ClaimReply> releasePacket(wire::PacketClaim::Reader request) override {
+    Owned<wire::ClaimReply> reply;
+    try {
+      Retired retired = _apartment.exports().releasePacket(claimOf(request));
+      retired.clear();  // released here, in the object's apartment
+    } catch (const Error& e) {
+      reply.builder().setCode(static_cast<uint16_t>(e.code()));
+      reply.builder().setMessage(e.message());
+    }
+    return reply;
+  }
+
 private:
+  static ExportTable::PacketClaim claimOf(wire::PacketClaim::Reader r) {
+    FERRY_REQUIRE(r.getTable() <= 2, Errc::invalidObjRef, "unknown table kind in a packet claim",
+                  static_cast<unsigned>(r.getTable()));
+    return {r.getPacketId(),
+            Oid(r.getOid()),
+            readIpid(r.getIpid()),
+            Iid(r.getIid()),
+            static_cast<PacketKind>(r.getTable()),
+            r.getPublicRefs(),
+            r.getNoPing()};
+  }
+
   static void checkBatch(capnp::List<wire::RefEntry>::Reader entries) {
     bool ok = entries.size() > 0 && entries.size() <= kMaxBatchEntries;
     for (auto entry : entries) ok = ok && entry.getRefs() > 0 && entry.getRefs() <= kMaxRefsPerEntry;

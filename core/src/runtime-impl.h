@@ -14,6 +14,7 @@
 #include "apartment-impl.h"
 #include "objref.h"
 #include "pending-call.h"
+#include "transport-hub.h"
 
 namespace ferry::detail {
 
@@ -45,8 +46,16 @@ public:
   // The STA that hosts `apartment`-model classes activated from the MTA; created on first use.
   std::shared_ptr<StaImpl> hostSta();
 
-  // A link from `importer` to the exporter an OBJREF names (in-process exporters only, for now).
-  std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref);
+  // A link from `importer` to the exporter an OBJREF names: the in-process channel for this
+  // process's apartments; otherwise the exporter is resolved (cached) and the cheapest transport
+  // for the distance is chosen, unless `protseq` (or RuntimeOptions::preferredTransport) names
+  // one.
+  std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref,
+                                         const std::string& protseq = "");
+
+  // Where this process listens (empty when no transport runs).
+  std::vector<StringBindingData> bindings() const;
+  TransportHub* hub() noexcept { return _hub.get(); }
 
   struct ClassEntry {
     ThreadingModel model;
@@ -77,6 +86,10 @@ private:
   std::shared_ptr<StaImpl> _hostSta;
   std::unordered_map<std::string, ClassEntry> _classes;
   std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
+  std::unique_ptr<TransportHub> _hub;
+  std::unordered_map<Oxid, Resolution> _resolutions;  // guarded by _mutex
+
+  Resolution resolveCached(const ObjRefData& objref, MarshalContext distance);
   bool _shutDown = false;
 };
 

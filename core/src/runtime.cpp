@@ -80,7 +80,11 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     _mta = std::make_shared<MtaImpl>(*this, options.mtaThreads, options.mtaMaxThreads);
     registerApartment(_mta);
     _mta->start();
+    _hub = std::make_unique<TransportHub>(*this);
+    _hub->start(options);
   } catch (...) {
+    if (_mta) _mta->shutdown();
+    if (_hub) _hub->stop();
     gRuntime.store(nullptr);
     throw;
   }
@@ -162,11 +166,97 @@ std::shared_ptr<StaImpl> RuntimeImpl::hostSta() {
   return _hostSta;
 }
 
+std::vector<StringBindingData> RuntimeImpl::bindings() const {
+  return _hub ? _hub->bindings() : std::vector<StringBindingData>{};
+}
+
+namespace {
+
+// The transports to try for a distance, cheapest first.
+std::vector<std::string> preferenceFor(MarshalContext distance) {
+  if (distance == MarshalContext::differentMachine) return {"udp", "tcp"};
+  return {"pipe", "udp", "tcp"};
+}
+
+// The bindings of `candidates` this process can use for `distance`, best first; only `protseq`
+// when one is named.
+std::vector<StringBindingData> usableBindings(const std::vector<StringBindingData>& candidates,
+                                              MarshalContext distance, const std::string& protseq,
+                                              const TransportHub& hub) {
+  std::vector<StringBindingData> out;
+  std::vector<std::string> order =
+      protseq.empty() ? preferenceFor(distance) : std::vector<std::string>{protseq};
+  for (const std::string& p : order) {
+    if (!hub.hasTransport(p)) continue;
+    // A pipe only reaches processes of this host.
+    if (p == "pipe" && distance == MarshalContext::differentMachine) continue;
+    for (const StringBindingData& b : candidates) {
+      if (b.protseq == p) out.push_back(b);
+    }
+  }
+  return out;
+}
+
+std::string describe(const std::vector<StringBindingData>& bindings) {
+  std::string out;
+  for (const auto& b : bindings) out += (out.empty() ? "" : ", ") + bindingText(b);
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext distance) {
+  {
+    std::lock_guard lock(_mutex);
+    auto it = _resolutions.find(objref.oxid);
+    if (it != _resolutions.end()) return it->second;
+  }
+  std::vector<StringBindingData> tries = usableBindings(objref.bindings, distance, "", *_hub);
+  std::string failures;
+  for (const StringBindingData& binding : tries) {
+    try {
+      Resolution r = _hub->resolve(binding, objref.oxid);
+      std::lock_guard lock(_mutex);
+      return _resolutions.emplace(objref.oxid, std::move(r)).first->second;
+    } catch (const Error& e) {
+      if (e.code() != Errc::unavailable) throw;  // e.g. an unknown OXID: a definite answer
+      failures += "; " + bindingText(binding) + ": " + e.message();
+    }
+  }
+  FERRY_FAIL(Errc::unavailable,
+             "cannot reach the exporter's resolver (bindings: " + describe(objref.bindings) +
+                 "; usable here: " + describe(tries) + failures + ")",
+             toString(objref.oxid));
+}
+
 std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
-                                                    const ObjRefData& objref) {
-  FERRY_REQUIRE(objref.processId == processId, Errc::unavailable,
-                "the OBJREF names an object in another process; no transport is loaded",
-                toString(objref.oxid));
+                                                    const ObjRefData& objref,
+                                                    const std::string& protseq) {
+  if (objref.processId != processId) {
+    FERRY_REQUIRE(_hub != nullptr && !_hub->transports().empty(), Errc::unavailable,
+                  "the OBJREF names an object in another process and no transport is running "
+                  "(are the plugins on FERRY_PLUGIN_PATH?)",
+                  toString(objref.oxid));
+    MarshalContext distance =
+        objref.hostId == hostId ? MarshalContext::local : MarshalContext::differentMachine;
+    Resolution resolution = resolveCached(objref, distance);
+    const std::string& wanted = protseq.empty() ? options.preferredTransport : protseq;
+    std::vector<StringBindingData> usable =
+        usableBindings(resolution.bindings, distance, wanted, *_hub);
+    FERRY_REQUIRE(!usable.empty(), Errc::unavailable,
+                  "no binding of the exporter suits this process (wanted '" +
+                      (wanted.empty() ? std::string("by distance") : wanted) + "'; exporter has " +
+                      describe(resolution.bindings) + ")",
+                  toString(objref.oxid));
+    FERRY_LOG(debug, "importing from " << toString(objref.oxid) << " over " << bindingText(usable[0])
+                                       << " (" << toString(distance) << ")");
+    ExporterLink::Address address{resolution.hostId, resolution.processId, resolution.bindings};
+    return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
+                                          _hub->channel(usable[0], objref.oxid, distance),
+                                          resolution.remUnknown);
+  }
+  FERRY_REQUIRE(protseq.empty() || protseq == "inproc", Errc::invalidArgument,
+                "an object of this process is only reached in-process", protseq);
   std::shared_ptr<ApartmentImpl> exporter = tryFindApartment(objref.oxid);
   FERRY_REQUIRE(exporter != nullptr, Errc::disconnected,
                 "the apartment that exported the object has shut down", toString(objref.oxid));
@@ -250,6 +340,8 @@ void RuntimeImpl::shutdown() noexcept {
     }
   }
   _mta->shutdown();
+  // Last: the apartments' teardown returned references through it.
+  if (_hub) _hub->stop();
 }
 
 }  // namespace detail
@@ -481,6 +573,7 @@ RuntimeStats Runtime::stats() {
   out.leakedLoopHandles = s.leakedLoopHandles.load();
   out.protocolErrors = s.protocolErrors.load();
   out.onewayFailures = s.onewayFailures.load();
+  out.ioThreads = s.ioThreads.load();
   return out;
 }
 

@@ -16,6 +16,7 @@ struct Stats {
   std::atomic<int64_t> leakedLoopHandles{0};
   std::atomic<int64_t> protocolErrors{0};
   std::atomic<int64_t> onewayFailures{0};
+  std::atomic<int64_t> ioThreads{0};
 };
 
 Stats& stats() noexcept;

@@ -101,6 +101,17 @@ Ref<I> unmarshalInterface(std::span<const uint8_t> objref) {
   return Ref<I>::adopt(static_cast<I*>(detail::unmarshalInterfaceErased(objref, I::iid)));
 }
 
+// How calls through `object` travel: "direct" for a real object, "inproc" for a proxy to another
+// apartment of this process, else the binding in use, e.g. "pipe:/run/user/0/ferry[ferry-1-1]"
+// or "tcp:127.0.0.1[40211]".
+std::string transportOf(Interface* object);
+
+// Routes a proxy's later calls through another transport ("pipe", "tcp", "udp"), overriding the
+// distance rule for this proxy only. In the proxy's apartment. Throws invalidArgument for a real
+// object or an in-process proxy asked to leave the process, unavailable when the exporter has no
+// usable binding of that transport.
+void setTransport(Interface* proxy, const std::string& protseq);
+
 // Releases the references a packet holds: a normal packet never unmarshaled, or a table packet.
 // Throws objectNotConnected for a packet already consumed or released.
 void releaseMarshalData(std::span<const uint8_t> objref);

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <ferry/error.h>
 #include <ferry/git.h>
@@ -64,6 +65,18 @@ struct RuntimeOptions {
   unsigned mtaMaxThreads = 64;
   // Deadline of a call made without a CallTimeout scope, carried in the request.
   std::chrono::milliseconds callTimeout{30'000};
+
+  // Transport plugins to start (by protseq); empty: every loaded transport. With none, the
+  // runtime is in-process only.
+  std::vector<std::string> transports;
+  // Addresses the network transports listen on and advertise in OBJREFs. Use a host address
+  // reachable from the importers for cross-host use.
+  std::vector<std::string> listenAddresses{"127.0.0.1"};
+  // Port the network transports listen on ("0": any free port).
+  std::string listenPort = "0";
+  // Overrides the distance rule for every import of this process (e.g. "tcp"); "" = by distance:
+  // same process → in-process, same host → pipe, other host → udp if loaded, else tcp.
+  std::string preferredTransport;
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
@@ -195,6 +208,7 @@ struct RuntimeStats {
   int64_t leakedLoopHandles = 0;   // libuv handles found open when an STA loop closed
   int64_t protocolErrors = 0;      // malformed or unexpected input dropped and counted
   int64_t onewayFailures = 0;      // oneway calls (releases included) that could not be delivered
+  int64_t ioThreads = 0;           // transport I/O threads running
 };
 
 class Runtime {

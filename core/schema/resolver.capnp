@@ -1,0 +1,41 @@
+# The OXID resolver protocol: OXID → where the exporter listens and its RemUnknown IPID.
+#
+# Every process answers resolve requests for its own apartments on its own endpoints (the
+# embedded resolver). A host daemon, ferryd, answers the same requests for every process of its
+# host that registered with it. Replies are cached by the requester for the life of the exporter
+# (until a call to it fails with `unavailable` or `disconnected`). Resolution is idempotent and
+# may be retried.
+@0xb4107682426c83ff;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("ferry::wire");
+
+using import "objref.capnp".Ipid;
+using import "objref.capnp".StringBinding;
+using import "orpc.capnp".ErrorInfo;
+
+struct ResolveRequest {
+  oxid @0 :UInt64;
+  # Never 0.
+}
+
+struct ResolveReply {
+  union {
+    resolution @0 :Resolution;
+    error @1 :ErrorInfo;
+    # objectNotRegistered: no apartment with this OXID is known here ("unknown OXID").
+  }
+}
+
+struct Resolution {
+  oxid @0 :UInt64;
+  remUnknown @1 :Ipid;
+  # The IPID of the exporter's RemUnknown.
+
+  bindings @2 :List(StringBinding);
+  # Where the exporter listens, cheapest first (at most 32).
+
+  processId @3 :UInt64;
+  hostId @4 :Data;
+  # As in the exporter's OBJREFs (16 bytes).
+}

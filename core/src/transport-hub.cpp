@@ -1,0 +1,691 @@
+#include "transport-hub.h"
+
+#include <cstring>
+
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <kj/io.h>
+
+#include "apartment-impl.h"
+#include "log.h"
+#include "message.h"
+#include "pending-call.h"
+#include "plugin-loader.h"
+#include "resolver.capnp.h"
+#include "runtime-impl.h"
+#include "stats.h"
+#include "thread-state.h"
+
+namespace ferry::detail {
+
+namespace {
+
+constexpr size_t kFrameHeader = 24;
+constexpr uint8_t kMagic[4] = {'F', 'R', 'Y', '1'};
+enum FrameKind : uint8_t { kRequest = 1, kResponse = 2, kResolve = 3, kResolveReply = 4 };
+
+// Largest ORPC message accepted from a peer (16 MiB of payload, DESIGN §3).
+constexpr size_t kMaxMessageBytes = 16u * 1024 * 1024;
+// Connect attempts give up after this long (the call's own deadline may be shorter).
+constexpr uint32_t kConnectTimeoutMs = 5000;
+
+void putLe64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t getLe64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
+  return v;
+}
+
+std::vector<uint8_t> encodeFrame(uint8_t kind, uint64_t callId, uint64_t oxid,
+                                 capnp::MessageBuilder& message) {
+  size_t payload = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
+  std::vector<uint8_t> frame(kFrameHeader + payload);
+  std::memcpy(frame.data(), kMagic, 4);
+  frame[4] = kind;
+  putLe64(frame.data() + 8, callId);
+  putLe64(frame.data() + 16, oxid);
+  kj::ArrayOutputStream out(kj::arrayPtr(frame.data() + kFrameHeader, payload));
+  capnp::writeMessage(out, message);
+  return frame;
+}
+
+std::atomic<uint64_t> gNextCallId{1};
+
+// A served call's response, sent back on the connection it came from.
+class NetworkReplySink final : public ReplySink {
+public:
+  NetworkReplySink(TransportHub& hub, uint32_t instance, ferry_conn_id conn, uint64_t callId)
+      : _hub(hub), _instance(instance), _conn(conn), _callId(callId) {}
+
+  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
+    _hub.sendResponse(_instance, _conn, _callId, std::move(response));
+  }
+
+  void fail(Errc code, std::string message) noexcept override {
+    try {
+      auto response = std::make_unique<OutgoingResponse>();
+      auto error = response->root.initError();
+      error.setCode(static_cast<uint16_t>(code));
+      if (message.size() > kMaxErrorMessage) message.resize(kMaxErrorMessage);
+      error.setMessage(message);
+      deliver(std::move(response));
+    } catch (const std::exception& e) {
+      FERRY_LOG(error, "could not send an error response: " << e.what());
+    }
+  }
+
+private:
+  TransportHub& _hub;
+  uint32_t _instance;
+  ferry_conn_id _conn;
+  uint64_t _callId;
+};
+
+}  // namespace
+
+std::string bindingText(const StringBindingData& b) {
+  return b.protseq + ":" + b.address + "[" + b.endpoint + "]";
+}
+
+struct TransportHub::Instance {
+  TransportHub* hub = nullptr;
+  uint32_t index = 0;
+  std::string name;
+  const ferry_transport_v1* table = nullptr;
+  ferry_transport* transport = nullptr;
+  ferry_transport_events_v1 events{};
+};
+
+struct TransportHub::Connection {
+  Instance* instance = nullptr;
+  ferry_conn_id id = 0;
+  std::string key;  // outbound: the binding; inbound: ""
+  bool outbound = false;
+  bool open = false;
+  MarshalContext distance = MarshalContext::differentMachine;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> queued;  // (call id, frame)
+  std::unordered_map<uint64_t, std::shared_ptr<ReplySink>> calls;
+  std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> resolves;
+};
+
+namespace {
+
+// The event trampolines: on the I/O loop, never throwing into the plugin.
+template <typename Fn>
+void guarded(const char* what, Fn&& fn) noexcept {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    FERRY_LOG(error, "transport event " << what << " failed: " << e.what());
+  } catch (...) {
+    FERRY_LOG(error, "transport event " << what << " failed");
+  }
+}
+
+}  // namespace
+
+TransportHub::TransportHub(RuntimeImpl& runtime) : _runtime(runtime) {}
+
+TransportHub::~TransportHub() { stop(); }
+
+void TransportHub::start(const RuntimeOptions& options) {
+  PluginRegistry& plugins = PluginRegistry::instance();
+  std::vector<const LoadedPlugin*> chosen;
+  for (const LoadedPlugin& p : plugins.loaded()) {
+    if (p.kind != FERRY_PLUGIN_TRANSPORT) continue;
+    bool wanted = options.transports.empty() ||
+                  std::find(options.transports.begin(), options.transports.end(), p.name) !=
+                      options.transports.end();
+    if (wanted) chosen.push_back(&p);
+  }
+  for (const std::string& name : options.transports) {
+    if (plugins.tryFindTransport(name) == nullptr) {
+      FERRY_LOG(warn, "RuntimeOptions::transports names '" << name
+                                                             << "', which is not loaded (check "
+                                                                "FERRY_PLUGIN_PATH)");
+    }
+  }
+  if (chosen.empty()) return;  // in-process only
+
+  FERRY_UV(uv_loop_init(&_loop));
+  FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
+  _async.data = this;
+  _started = true;
+
+  // Instances are created and listen on the loop thread; start() waits for the bindings.
+  std::mutex readyMutex;
+  std::condition_variable readyCv;
+  bool ready = false;
+  std::vector<StringBindingData> bound;
+  post([&] {
+    for (const LoadedPlugin* p : chosen) {
+      auto instance = std::make_unique<Instance>();
+      instance->hub = this;
+      instance->index = static_cast<uint32_t>(_instances.size());
+      instance->name = p->name;
+      instance->table = static_cast<const ferry_transport_v1*>(p->descriptor->table);
+      Instance* self = instance.get();
+      instance->events.struct_size = sizeof(ferry_transport_events_v1);
+      instance->events.context = self;
+      instance->events.accepted = [](void* c, ferry_conn_id conn, const ferry_peer_info_v1* peer) {
+        auto* i = static_cast<Instance*>(c);
+        guarded("accepted", [&] { i->hub->onAccepted(*i, conn, peer); });
+      };
+      instance->events.connected = [](void* c, ferry_conn_id conn, int status,
+                                      const ferry_peer_info_v1*) {
+        auto* i = static_cast<Instance*>(c);
+        guarded("connected", [&] { i->hub->onConnected(*i, conn, status); });
+      };
+      instance->events.received = [](void* c, ferry_conn_id conn, const uint8_t* data,
+                                     size_t size) {
+        auto* i = static_cast<Instance*>(c);
+        guarded("received", [&] { i->hub->onReceived(*i, conn, data, size); });
+      };
+      instance->events.closed = [](void* c, ferry_conn_id conn, int status) {
+        auto* i = static_cast<Instance*>(c);
+        guarded("closed", [&] { i->hub->onClosed(*i, conn, status); });
+      };
+      int rc = instance->table->create(PluginRegistry::host(), &_loop, &instance->events,
+                                       &instance->transport);
+      if (rc < 0) {
+        FERRY_LOG(error, "transport " << p->name << " failed to start: "
+                                      << instance->table->strerror(rc));
+        continue;
+      }
+      std::vector<std::pair<std::string, std::string>> listens;
+      if (p->name == "pipe") {
+        listens.emplace_back("", "");
+      } else {
+        for (const std::string& address : options.listenAddresses) {
+          listens.emplace_back(address, options.listenPort);
+        }
+      }
+      for (auto& [address, endpoint] : listens) {
+        char bound_endpoint[256] = {};
+        rc = instance->table->listen(instance->transport, address.c_str(), endpoint.c_str(),
+                                     bound_endpoint, sizeof bound_endpoint);
+        if (rc < 0) {
+          FERRY_LOG(error, "transport " << p->name << " cannot listen on '" << address << "' ["
+                                        << endpoint << "]: " << instance->table->strerror(rc));
+          continue;
+        }
+        std::string advertised = p->name == "pipe" ? runtimeDirectory() : address;
+        bound.push_back({p->name, advertised, bound_endpoint});
+        FERRY_LOG(info, "listening on " << bindingText(bound.back()));
+      }
+      _instances.push_back(std::move(instance));
+    }
+    std::lock_guard lock(readyMutex);
+    ready = true;
+    readyCv.notify_one();
+  });
+  _thread = std::thread([this] { runLoop(); });
+  {
+    std::unique_lock lock(readyMutex);
+    readyCv.wait(lock, [&] { return ready; });
+  }
+  // Cheapest first: pipe, then the datagram transport, then streams.
+  auto rank = [](const std::string& protseq) {
+    return protseq == "pipe" ? 0 : protseq == "udp" ? 1 : protseq == "tcp" ? 2 : 3;
+  };
+  std::stable_sort(bound.begin(), bound.end(), [&](const auto& a, const auto& b) {
+    return rank(a.protseq) < rank(b.protseq);
+  });
+  std::lock_guard lock(_mutex);
+  _bindings = std::move(bound);
+}
+
+void TransportHub::runLoop() noexcept {
+  stats().ioThreads.fetch_add(1, std::memory_order_relaxed);
+  uv_run(&_loop, UV_RUN_DEFAULT);
+  stats().ioThreads.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void TransportHub::stop() noexcept {
+  if (!_started) return;
+  {
+    std::lock_guard lock(_tasksMutex);
+    if (_stopping) return;
+  }
+  // Close every instance on the loop; when all are done, close the async handle so uv_run ends.
+  post([this] {
+    auto remaining = std::make_shared<size_t>(_instances.size());
+    auto finish = [this] {
+      {
+        std::lock_guard lock(_tasksMutex);
+        _stopping = true;
+      }
+      for (auto& [key, connection] : _connections) {
+        failConnection(*connection, Errc::unavailable, "the runtime is shutting down");
+      }
+      _connections.clear();
+      _byKey.clear();
+      uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
+    };
+    if (*remaining == 0) {
+      finish();
+      return;
+    }
+    struct Done {
+      std::shared_ptr<size_t> remaining;
+      std::function<void()> finish;
+    };
+    for (auto& instance : _instances) {
+      auto* done = new Done{remaining, finish};
+      instance->table->destroy(instance->transport, [](void* arg) {
+        std::unique_ptr<Done> d(static_cast<Done*>(arg));
+        if (--*d->remaining == 0) d->finish();
+      }, done);
+    }
+  });
+  if (_thread.joinable()) _thread.join();
+  _instances.clear();
+  int rc = uv_loop_close(&_loop);
+  if (rc != 0) {
+    stats().leakedLoopHandles.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(error, "the transport loop did not close: " << uv_err_name(rc));
+  }
+  _started = false;
+}
+
+void TransportHub::post(std::function<void()> fn) {
+  std::lock_guard lock(_tasksMutex);
+  FERRY_REQUIRE(_started && !_stopping, Errc::shuttingDown, "the transport hub is not running");
+  _tasks.push_back(std::move(fn));
+  uv_async_send(&_async);
+}
+
+void TransportHub::onAsync(uv_async_t* handle) { static_cast<TransportHub*>(handle->data)->drainTasks(); }
+
+void TransportHub::drainTasks() noexcept {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::lock_guard lock(_tasksMutex);
+      if (_tasks.empty()) return;
+      task = std::move(_tasks.front());
+      _tasks.pop_front();
+    }
+    guarded("task", task);
+  }
+}
+
+std::vector<StringBindingData> TransportHub::bindings() const {
+  std::lock_guard lock(_mutex);
+  return _bindings;
+}
+
+std::vector<std::string> TransportHub::transports() const {
+  std::vector<std::string> out;
+  for (const StringBindingData& b : bindings()) {
+    if (std::find(out.begin(), out.end(), b.protseq) == out.end()) out.push_back(b.protseq);
+  }
+  return out;
+}
+
+bool TransportHub::hasTransport(const std::string& protseq) const {
+  auto names = transports();
+  return std::find(names.begin(), names.end(), protseq) != names.end();
+}
+
+// ---- connections (I/O thread) ------------------------------------------------------------------
+
+TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
+                                                      const StringBindingData& binding) {
+  auto it = _byKey.find(key);
+  if (it != _byKey.end()) return it->second;
+  Instance* instance = nullptr;
+  for (auto& i : _instances) {
+    if (i->name == binding.protseq) instance = i.get();
+  }
+  if (instance == nullptr) return nullptr;
+  ferry_conn_id id = 0;
+  int rc = instance->table->connect(instance->transport, binding.address.c_str(),
+                                    binding.endpoint.c_str(), kConnectTimeoutMs, &id);
+  if (rc < 0) {
+    FERRY_LOG(warn, "cannot connect to " << key << ": " << instance->table->strerror(rc));
+    return nullptr;
+  }
+  auto connection = std::make_unique<Connection>();
+  connection->instance = instance;
+  connection->id = id;
+  connection->key = key;
+  connection->outbound = true;
+  Connection* raw = connection.get();
+  _connections[{instance->index, id}] = std::move(connection);
+  _byKey[key] = raw;
+  FERRY_LOG(debug, "connecting to " << key);
+  return raw;
+}
+
+void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame) {
+  uint64_t callId = getLe64(frame.data() + 8);
+  if (!connection.open) {
+    connection.queued.emplace_back(callId, std::move(frame));
+    return;
+  }
+  const ferry_transport_v1* table = connection.instance->table;
+  int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
+  if (rc < 0) {
+    std::string why = "send on " + connection.key + " failed: " + table->strerror(rc);
+    if (auto it = connection.calls.find(callId); it != connection.calls.end()) {
+      auto sink = std::move(it->second);
+      connection.calls.erase(it);
+      sink->fail(Errc::unavailable, why);
+    } else if (auto r = connection.resolves.find(callId); r != connection.resolves.end()) {
+      auto pending = std::move(r->second);
+      connection.resolves.erase(r);
+      pending->fail(Errc::unavailable, why);
+    } else {
+      FERRY_LOG(warn, why);
+    }
+  }
+}
+
+void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
+                              const ferry_peer_info_v1* peer) {
+  auto connection = std::make_unique<Connection>();
+  connection->instance = &instance;
+  connection->id = conn;
+  connection->open = true;
+  // A pipe peer is on this host; tcp/udp peers may be anywhere.
+  connection->distance =
+      instance.name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
+  FERRY_LOG(debug, "accepted " << instance.name << " connection from "
+                               << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
+  _connections[{instance.index, conn}] = std::move(connection);
+}
+
+void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int status) {
+  auto it = _connections.find({instance.index, conn});
+  if (it == _connections.end()) return;
+  Connection& connection = *it->second;
+  if (status < 0) {
+    failConnection(connection, Errc::unavailable,
+                   "could not connect to " + connection.key + ": " + instance.table->strerror(status));
+    _byKey.erase(connection.key);
+    _connections.erase(it);
+    return;
+  }
+  connection.open = true;
+  auto queued = std::move(connection.queued);
+  for (auto& [callId, frame] : queued) sendFrame(connection, std::move(frame));
+}
+
+void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) {
+  auto it = _connections.find({instance.index, conn});
+  if (it == _connections.end()) return;
+  Connection& connection = *it->second;
+  std::string why = "the connection " + (connection.key.empty() ? instance.name : connection.key) +
+                    " closed" + (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
+  // A sent request may or may not have run.
+  failConnection(connection, Errc::outcomeUnknown, why);
+  if (!connection.key.empty()) _byKey.erase(connection.key);
+  _connections.erase(it);
+}
+
+void TransportHub::failConnection(Connection& connection, Errc code, const std::string& why) {
+  auto calls = std::move(connection.calls);
+  auto resolves = std::move(connection.resolves);
+  connection.calls.clear();
+  connection.resolves.clear();
+  for (auto& [id, sink] : calls) sink->fail(code, why);
+  for (auto& [id, pending] : resolves) pending->fail(code == Errc::outcomeUnknown ? Errc::unavailable : code, why);
+  // Frames never sent: the call certainly did not run.
+  for (auto& [id, frame] : connection.queued) (void)frame;
+  connection.queued.clear();
+}
+
+void TransportHub::protocolError(Instance& instance, ferry_conn_id conn, const std::string& why) {
+  stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+  FERRY_LOG(warn, "protocol error on a " << instance.name << " connection, closing it: " << why);
+  instance.table->close(instance.transport, conn);
+}
+
+void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data,
+                              size_t size) {
+  auto it = _connections.find({instance.index, conn});
+  if (it == _connections.end()) return;
+  Connection& connection = *it->second;
+  if (size < kFrameHeader || std::memcmp(data, kMagic, 4) != 0 || data[5] != 0 || data[6] != 0 ||
+      data[7] != 0) {
+    return protocolError(instance, conn, "bad frame header");
+  }
+  size_t payload = size - kFrameHeader;
+  if (payload == 0 || payload % sizeof(capnp::word) != 0 || payload > kMaxMessageBytes + 4096) {
+    return protocolError(instance, conn, "bad payload length " + std::to_string(payload));
+  }
+  uint8_t kind = data[4];
+  uint64_t callId = getLe64(data + 8);
+  Oxid oxid(getLe64(data + 16));
+  // Aligned words for the reader; the traversal limit is the payload itself, so a message cannot
+  // make the reader do more work than its size.
+  auto words = kj::heapArray<capnp::word>(payload / sizeof(capnp::word));
+  std::memcpy(words.begin(), data + kFrameHeader, payload);
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 2;
+  options.nestingLimit = 64;
+  std::optional<OrpcMessage> message;
+  try {
+    message.emplace(kj::mv(words), options);
+  } catch (const kj::Exception& e) {
+    return protocolError(instance, conn, std::string("bad message: ") + e.getDescription().cStr());
+  }
+
+  switch (kind) {
+    case kRequest:
+      return serveRequest(instance, connection, callId, oxid, std::move(*message));
+    case kResolve:
+      return serveResolve(connection, callId, std::move(*message));
+    case kResponse: {
+      auto call = connection.calls.find(callId);
+      if (call == connection.calls.end()) {
+        FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
+        return;
+      }
+      auto sink = std::move(call->second);
+      connection.calls.erase(call);
+      auto* pending = dynamic_cast<PendingCall*>(sink.get());
+      FERRY_ASSERT(pending != nullptr);
+      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
+      return;
+    }
+    case kResolveReply: {
+      auto r = connection.resolves.find(callId);
+      if (r == connection.resolves.end()) return;
+      auto pending = std::move(r->second);
+      connection.resolves.erase(r);
+      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
+      return;
+    }
+    default:
+      return protocolError(instance, conn, "unknown frame kind " + std::to_string(kind));
+  }
+}
+
+// ---- serving -----------------------------------------------------------------------------------
+
+void TransportHub::serveRequest(Instance& instance, Connection& connection, uint64_t callId,
+                                Oxid oxid, OrpcMessage message) {
+  auto request = std::make_unique<IncomingRequest>(std::move(message));
+  uint16_t flags;
+  uint64_t timeoutMicros;
+  try {
+    auto root = request->root();
+    flags = root.getFlags();
+    timeoutMicros = root.getTimeoutMicros();
+  } catch (const kj::Exception& e) {
+    return protocolError(instance, connection.id, std::string("bad request: ") + e.getDescription().cStr());
+  }
+  bool oneway = (flags & kRequestFlagOneway) != 0;
+  if (oneway != (callId == 0)) return protocolError(instance, connection.id, "call id and oneway flag disagree");
+  std::shared_ptr<ReplySink> replyTo;
+  if (!oneway) replyTo = std::make_shared<NetworkReplySink>(*this, instance.index, connection.id, callId);
+
+  std::shared_ptr<ApartmentImpl> apartment = _runtime.tryFindApartment(oxid);
+  if (apartment == nullptr) {
+    if (replyTo) replyTo->fail(Errc::disconnected, "no apartment " + toString(oxid) + " in this process");
+    return;
+  }
+  // The caller's deadline, relative, capped by this process's own call timeout.
+  auto cap = std::chrono::duration_cast<std::chrono::microseconds>(_runtime.options.callTimeout);
+  auto left = timeoutMicros == 0 ? cap
+                                 : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
+                                                     std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
+  std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
+      apartment, std::move(*request), Clock::now() + left, connection.distance, replyTo);
+  if (!apartment->post(item)) item->abandon();
+}
+
+void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMessage message) {
+  capnp::MallocMessageBuilder reply(128);
+  auto root = reply.initRoot<wire::ResolveReply>();
+  try {
+    Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
+    std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
+    if (apartment == nullptr) {
+      auto error = root.initError();
+      error.setCode(static_cast<uint16_t>(Errc::objectNotRegistered));
+      error.setMessage("unknown OXID " + toString(oxid) + ": no such apartment in this process");
+    } else {
+      auto r = root.initResolution();
+      r.setOxid(oxid.value);
+      r.initRemUnknown().setHi(apartment->remUnknownIpid().hi);
+      r.getRemUnknown().setLo(apartment->remUnknownIpid().lo);
+      std::vector<StringBindingData> mine = bindings();
+      auto list = r.initBindings(static_cast<unsigned>(mine.size()));
+      for (size_t i = 0; i < mine.size(); ++i) {
+        list[i].setProtseq(mine[i].protseq);
+        list[i].setAddress(mine[i].address);
+        list[i].setEndpoint(mine[i].endpoint);
+      }
+      r.setProcessId(_runtime.processId);
+      r.setHostId(kj::arrayPtr(_runtime.hostId.data(), _runtime.hostId.size()));
+    }
+  } catch (const kj::Exception& e) {
+    return protocolError(*connection.instance, connection.id,
+                         std::string("bad resolve request: ") + e.getDescription().cStr());
+  }
+  sendFrame(connection, encodeFrame(kResolveReply, callId, 0, reply));
+}
+
+// ---- client side ------------------------------------------------------------------------------
+
+void TransportHub::sendRequest(const std::string& key, const StringBindingData& binding, Oxid oxid,
+                               std::unique_ptr<OutgoingRequest> request, Deadline,
+                               std::shared_ptr<ReplySink> replyTo) {
+  uint64_t callId = replyTo ? gNextCallId.fetch_add(1, std::memory_order_relaxed) : 0;
+  std::vector<uint8_t> frame;
+  try {
+    frame = encodeFrame(kRequest, callId, oxid.value, request->message.builder());
+  } catch (const std::exception& e) {
+    if (replyTo) replyTo->fail(Errc::internal, e.what());
+    return;
+  }
+  if (frame.size() > kMaxMessageBytes + kFrameHeader) {
+    if (replyTo) {
+      replyTo->fail(Errc::invalidArgument, "the request is larger than the 16 MiB message limit");
+    }
+    return;
+  }
+  try {
+    post([this, key, binding, callId, replyTo, frame = std::move(frame)]() mutable {
+      Connection* connection = connectionFor(key, binding);
+      if (connection == nullptr) {
+        if (replyTo) replyTo->fail(Errc::unavailable, "cannot connect to " + key);
+        return;
+      }
+      if (replyTo) connection->calls[callId] = replyTo;
+      sendFrame(*connection, std::move(frame));
+    });
+  } catch (const Error& e) {
+    if (replyTo) replyTo->fail(e.code(), e.message());
+  }
+}
+
+void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
+                                std::unique_ptr<OutgoingResponse> response) {
+  try {
+    std::vector<uint8_t> frame = encodeFrame(kResponse, callId, 0, response->message.builder());
+    post([this, instance, conn, frame = std::move(frame)]() mutable {
+      auto it = _connections.find({instance, conn});
+      if (it == _connections.end()) {
+        FERRY_LOG(debug, "the caller's connection closed before its response was sent");
+        return;
+      }
+      sendFrame(*it->second, std::move(frame));
+    });
+  } catch (const std::exception& e) {
+    FERRY_LOG(warn, "response not sent: " << e.what());
+  }
+}
+
+std::shared_ptr<Channel> TransportHub::channel(const StringBindingData& binding, Oxid oxid,
+                                               MarshalContext distance) {
+  return std::make_shared<RemoteChannel>(*this, binding, oxid, distance);
+}
+
+Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
+  ApartmentImpl* current = threadState().apartment;
+  ApartmentImpl& home = current != nullptr ? *current : static_cast<ApartmentImpl&>(_runtime.mta());
+  auto pending = std::make_shared<PendingCall>(home.shared_from_this(), callDeadline(), CausalityId());
+  uint64_t callId = gNextCallId.fetch_add(1, std::memory_order_relaxed);
+  capnp::MallocMessageBuilder request(16);
+  request.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
+  std::vector<uint8_t> frame = encodeFrame(kResolve, callId, 0, request);
+  std::string key = bindingText(binding);
+  post([this, key, binding, callId, pending, frame = std::move(frame)]() mutable {
+    Connection* connection = connectionFor(key, binding);
+    if (connection == nullptr) {
+      pending->fail(Errc::unavailable, "cannot connect to " + key);
+      return;
+    }
+    connection->resolves[callId] = pending;
+    sendFrame(*connection, std::move(frame));
+  });
+  if (!pending->done()) home.wait(*pending);
+  std::unique_ptr<IncomingResponse> raw = pending->takeRaw();
+  try {
+    auto reply = raw->message().root<wire::ResolveReply>();
+    if (reply.isError()) {
+      uint16_t code = reply.getError().getCode();
+      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
+      throw Error(errc, std::string(reply.getError().getMessage().cStr()));
+    }
+    auto r = reply.getResolution();
+    Resolution out;
+    out.oxid = Oxid(r.getOxid());
+    out.remUnknown = Ipid(r.getRemUnknown().getHi(), r.getRemUnknown().getLo());
+    out.processId = r.getProcessId();
+    auto host = r.getHostId();
+    FERRY_REQUIRE(out.oxid == oxid && out.remUnknown && host.size() == 16 &&
+                      r.getBindings().size() <= 32,
+                  Errc::protocolError, "the resolver's reply is malformed", key);
+    std::memcpy(out.hostId.data(), host.begin(), 16);
+    for (auto b : r.getBindings()) {
+      out.bindings.push_back({std::string(b.getProtseq().cStr()), std::string(b.getAddress().cStr()),
+                              std::string(b.getEndpoint().cStr())});
+    }
+    return out;
+  } catch (const kj::Exception& e) {
+    FERRY_FAIL(Errc::protocolError, "the resolver's reply is not a valid message",
+               e.getDescription().cStr());
+  }
+}
+
+// ---- RemoteChannel -----------------------------------------------------------------------------
+
+RemoteChannel::RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid oxid,
+                             MarshalContext distance)
+    : _hub(hub), _binding(std::move(binding)), _key(bindingText(_binding)), _oxid(oxid),
+      _distance(distance) {}
+
+void RemoteChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+                         std::shared_ptr<ReplySink> replyTo) noexcept {
+  _hub.sendRequest(_key, _binding, _oxid, std::move(request), deadline, std::move(replyTo));
+}
+
+}  // namespace ferry::detail

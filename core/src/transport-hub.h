@@ -1,0 +1,149 @@
+// The transport hub: ferry's side of the transport plugins.
+//
+// One I/O thread runs a libuv loop with an instance of every loaded transport plugin. The hub
+// listens on each (the process's string bindings, written into its OBJREFs), keeps one
+// connection per remote endpoint and multiplexes calls on it by call id, turns received frames
+// into work for apartments (requests) or completions for waiting callers (responses), and answers
+// OXID resolve requests for this process's apartments (the embedded resolver).
+//
+// Frames are specified in core/schema/orpc.capnp. Malformed frames are counted as protocol
+// errors and close that connection only.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <uv.h>
+
+#include <ferry/marshal.h>
+#include <ferry/plugin/transport.h>
+#include <ferry/runtime.h>
+
+#include "channel.h"
+#include "objref.h"
+
+namespace ferry::detail {
+
+class RuntimeImpl;
+class OrpcMessage;
+
+// What an OXID resolves to.
+struct Resolution {
+  Oxid oxid;
+  Ipid remUnknown;
+  std::vector<StringBindingData> bindings;
+  uint64_t processId = 0;
+  std::array<uint8_t, 16> hostId{};
+};
+
+// "tcp:127.0.0.1[5000]"
+std::string bindingText(const StringBindingData& binding);
+
+class TransportHub {
+public:
+  explicit TransportHub(RuntimeImpl& runtime);
+  TransportHub(const TransportHub&) = delete;
+  ~TransportHub();
+
+  // Starts the I/O thread, creates an instance of each transport the options allow and listens
+  // on it. Transports that fail to start are logged and left out.
+  void start(const RuntimeOptions& options);
+  // Closes everything and joins the I/O thread. Idempotent.
+  void stop() noexcept;
+
+  // Where this process listens, cheapest first.
+  std::vector<StringBindingData> bindings() const;
+  // Names of the transports running.
+  std::vector<std::string> transports() const;
+  bool hasTransport(const std::string& protseq) const;
+
+  // A channel to exporter `oxid` through `binding` (one connection per endpoint, shared).
+  std::shared_ptr<Channel> channel(const StringBindingData& binding, Oxid oxid,
+                                   MarshalContext distance);
+
+  // Asks the resolver at `binding` for `oxid`; waits in the calling apartment (bounded by the
+  // call timeout). Throws objectNotRegistered for an unknown OXID, unavailable when the binding
+  // cannot be reached.
+  Resolution resolve(const StringBindingData& binding, Oxid oxid);
+
+  // For the remote channel: sends a request frame (or fails `replyTo`). Any thread.
+  void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
+                   std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+                   std::shared_ptr<ReplySink> replyTo);
+
+  // For replies of served calls: sends a response frame on an inbound connection. Any thread.
+  void sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
+                    std::unique_ptr<OutgoingResponse> response);
+
+private:
+  struct Instance;
+  struct Connection;
+
+  // I/O thread plumbing.
+  void post(std::function<void()> fn);
+  static void onAsync(uv_async_t* handle);
+  void runLoop() noexcept;
+  void drainTasks() noexcept;
+
+  // On the I/O thread.
+  Connection* connectionFor(const std::string& key, const StringBindingData& binding);
+  void sendFrame(Connection& connection, std::vector<uint8_t> frame);
+  void onAccepted(Instance& instance, ferry_conn_id conn, const ferry_peer_info_v1* peer);
+  void onConnected(Instance& instance, ferry_conn_id conn, int status);
+  void onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data, size_t size);
+  void onClosed(Instance& instance, ferry_conn_id conn, int status);
+  void failConnection(Connection& connection, Errc code, const std::string& why);
+  void serveRequest(Instance& instance, Connection& connection, uint64_t callId, Oxid oxid,
+                    OrpcMessage message);
+  void serveResolve(Connection& connection, uint64_t callId, OrpcMessage message);
+  void protocolError(Instance& instance, ferry_conn_id conn, const std::string& why);
+
+  RuntimeImpl& _runtime;
+
+  // I/O thread.
+  uv_loop_t _loop{};
+  uv_async_t _async{};
+  std::thread _thread;
+  std::mutex _tasksMutex;
+  std::deque<std::function<void()>> _tasks;
+  bool _stopping = false;  // guarded by _tasksMutex
+  bool _started = false;
+
+  // Loop thread only.
+  std::vector<std::unique_ptr<Instance>> _instances;
+  std::map<std::pair<uint32_t, ferry_conn_id>, std::unique_ptr<Connection>> _connections;
+  std::unordered_map<std::string, Connection*> _byKey;  // outbound, by binding key
+
+  // Written once by start().
+  mutable std::mutex _mutex;
+  std::vector<StringBindingData> _bindings;
+};
+
+// A channel to one exporter of another process, over the hub.
+class RemoteChannel final : public Channel {
+public:
+  RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid oxid, MarshalContext distance);
+  void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+            std::shared_ptr<ReplySink> replyTo) noexcept override;
+  MarshalContext distance() const noexcept override { return _distance; }
+  std::string describe() const override { return _key; }
+
+private:
+  TransportHub& _hub;
+  const StringBindingData _binding;
+  const std::string _key;
+  const Oxid _oxid;
+  const MarshalContext _distance;
+};
+
+}  // namespace ferry::detail
