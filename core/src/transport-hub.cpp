@@ -461,12 +461,13 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
   uint8_t kind = data[4];
   uint64_t callId = getLe64(data + 8);
   Oxid oxid(getLe64(data + 16));
-  // Aligned words for the reader; the traversal limit is the payload itself, so a message cannot
-  // make the reader do more work than its size.
+  // Aligned words for the reader. The traversal limit is linear in the payload, so a message
+  // cannot make the reader do much more work than its size (capnp counts every pointer followed,
+  // and the call path reads the header fields several times).
   auto words = kj::heapArray<capnp::word>(payload / sizeof(capnp::word));
   std::memcpy(words.begin(), data + kFrameHeader, payload);
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() * 2;
+  options.traversalLimitInWords = words.size() * 64 + 8192;
   options.nestingLimit = 64;
   std::optional<OrpcMessage> message;
   try {

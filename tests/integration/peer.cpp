@@ -1,0 +1,102 @@
+// The other process of the integration tests: serves a Holder and a Probe from an STA and prints
+// their OBJREFs, one per line ("holder <hex>", "probe <hex>"), then "ready". It runs until its
+// standard input closes, then shuts down and prints "stats <exported> <proxies> <servants>" (all
+// must be 0) and exits 0.
+//
+//   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <ferry/ferry.h>
+
+#include "testing.ferry.h"
+
+namespace {
+
+class PeerProbe final : public ferry::Implements<testing::iface::Probe> {
+public:
+  uint64_t threadId() override { return static_cast<uint64_t>(getpid()); }
+  std::vector<uint8_t> echo(std::span<const uint8_t> d) override { return {d.begin(), d.end()}; }
+  void nothing() override {}
+  void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
+  void sleepMillis(uint32_t millis) override { usleep(millis * 1000); }
+};
+
+class PeerHolder final : public ferry::Implements<testing::iface::Holder> {
+public:
+  void set(ferry::Ref<testing::iface::Callback> cb) override { _held = std::move(cb); }
+  ferry::Ref<testing::iface::Callback> get() override { return _held; }
+  uint64_t callBack(int64_t value) override { return _held->called(value); }
+  bool isSameAs(ferry::Ref<testing::iface::Callback> cb) override {
+    return ferry::sameObject(cb, _held);
+  }
+
+private:
+  ferry::Ref<testing::iface::Callback> _held;
+};
+
+std::string hex(const ferry::ObjRefBytes& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    if (end > start) out.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ferry::RuntimeOptions options;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--listen") == 0) options.listenAddresses = split(argv[i + 1]);
+    if (std::strcmp(argv[i], "--port") == 0) options.listenPort = argv[i + 1];
+    if (std::strcmp(argv[i], "--transports") == 0) options.transports = split(argv[i + 1]);
+  }
+  try {
+    {
+      ferry::Runtime runtime(options);
+      ferry::Sta sta = runtime.newSta("peer");
+      auto packets = sta.invoke([] {
+        auto holder = ferry::Ref<testing::iface::Holder>(ferry::make<PeerHolder>());
+        auto probe = ferry::Ref<testing::iface::Probe>(ferry::make<PeerProbe>());
+        // Table packets: the test may unmarshal them several times.
+        return std::make_pair(
+            ferry::marshalInterface(holder, ferry::MarshalContext::differentMachine,
+                                    ferry::MarshalFlags::tableStrong),
+            ferry::marshalInterface(probe, ferry::MarshalContext::differentMachine,
+                                    ferry::MarshalFlags::tableStrong));
+      });
+      std::printf("holder %s\nprobe %s\nready\n", hex(packets.first).c_str(),
+                  hex(packets.second).c_str());
+      std::fflush(stdout);
+      char buffer[256];
+      while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
+      }
+    }
+    auto stats = ferry::Runtime::stats();
+    std::printf("stats %lld %lld %lld\n", static_cast<long long>(stats.exportedObjects),
+                static_cast<long long>(stats.proxyManagers),
+                static_cast<long long>(stats.servants));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "peer failed: %s\n", e.what());
+    return 1;
+  }
+}
