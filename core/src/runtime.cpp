@@ -12,6 +12,7 @@
 #include "marshal-impl.h"
 #include "message.h"
 #include "pending-call.h"
+#include "plugin-loader.h"
 #include "runtime-impl.h"
 #include "stats.h"
 #include "thread-state.h"
@@ -509,6 +510,29 @@ MtaScope Runtime::joinMta() { return MtaScope(); }
 Apartment Runtime::mta() const { return Apartment(_impl->mtaShared()); }
 
 GlobalInterfaceTable& Runtime::git() noexcept { return _impl->git(); }
+
+std::vector<PluginInfo> Runtime::plugins() {
+  std::vector<PluginInfo> out;
+  for (const detail::LoadedPlugin& p : detail::PluginRegistry::instance().loaded()) {
+    out.push_back({p.kind == FERRY_PLUGIN_TRANSPORT ? "transport" : "security", p.name, p.path,
+                   p.description});
+  }
+  return out;
+}
+
+std::vector<RefusedPlugin> Runtime::refusedPlugins() {
+  std::vector<RefusedPlugin> out;
+  for (const detail::RefusedPlugin& r : detail::PluginRegistry::instance().refused()) {
+    out.push_back({r.path, r.reason});
+  }
+  return out;
+}
+
+std::vector<std::string> Runtime::bindings() const {
+  std::vector<std::string> out;
+  for (const auto& b : _impl->bindings()) out.push_back(detail::bindingText(b));
+  return out;
+}
 
 const RuntimeOptions& Runtime::options() const noexcept { return _impl->options; }
 

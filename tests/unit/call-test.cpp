@@ -115,7 +115,10 @@ BOOST_AUTO_TEST_CASE(a_fifty_deep_callback_chain_between_two_stas_completes) {
 BOOST_AUTO_TEST_CASE(a_chain_deeper_than_the_mta_pool_does_not_deadlock) {
   // One pool thread: every MTA hop blocks it, so the pool has to grow for the chain to finish.
   runtime.reset();
-  runtime.emplace(RuntimeOptions{.mtaThreads = 1, .mtaMaxThreads = 32});
+  RuntimeOptions options;
+  options.mtaThreads = 1;
+  options.mtaMaxThreads = 32;
+  runtime.emplace(options);
   Sta sta = rt().newSta("sta");
   auto seen = std::make_shared<std::vector<CausalityId>>();
   auto mutex = std::make_shared<std::mutex>();

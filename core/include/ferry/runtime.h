@@ -196,6 +196,19 @@ struct Clsid {
 
 using ClassFactory = std::function<Ref<Interface>()>;
 
+// A plugin the loader found (see ferry/plugin/plugin.h for the search path).
+struct PluginInfo {
+  std::string kind;         // "transport" or "security"
+  std::string name;         // protseq or provider name
+  std::string path;
+  std::string description;
+};
+
+struct RefusedPlugin {
+  std::string path;
+  std::string reason;       // e.g. "built for plugin ABI version 2, this ferry speaks version 1"
+};
+
 // Counts of live runtime resources, for leak checks (tests assert all are zero at teardown).
 struct RuntimeStats {
   int64_t apartments = 0;          // apartments not yet torn down (the MTA included)
@@ -250,6 +263,12 @@ public:
   Ref<I> createInstance(const Clsid& clsid) {
     return Ref<I>::adopt(static_cast<I*>(createInstanceErased(clsid, I::iid)));
   }
+
+  // What the plugin loader loaded and refused (the first call loads them).
+  static std::vector<PluginInfo> plugins();
+  static std::vector<RefusedPlugin> refusedPlugins();
+  // The string bindings this process listens on, cheapest first ("pipe:/run/user/1000/ferry[x]").
+  std::vector<std::string> bindings() const;
 
   // The process's Global Interface Table.
   GlobalInterfaceTable& git() noexcept;

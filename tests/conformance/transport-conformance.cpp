@@ -1,0 +1,702 @@
+// The transport conformance suite: what every transport plugin must do, checked through the C
+// ABI alone (core/include/ferry/plugin/transport.h). meson runs it once per plugin:
+//
+//     transport-conformance -- tcp
+//
+// The harness (harness.h) checks the ABI's event rules on every event of every case; the cases
+// below check the behaviour: connections, whole and ordered messages, size limits, closing,
+// failing connects, refused bindings, hostile peers, and teardown.
+#define BOOST_TEST_MODULE transport conformance
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "harness.h"
+
+namespace ferry::conformance {
+namespace {
+
+// A message that says where it belongs: stream `stream`, position `index`, then content.
+Bytes taggedMessage(uint32_t stream, uint32_t index, size_t size) {
+  Bytes message = pattern(size < 8 ? 0 : size - 8, stream * 100003u + index);
+  Bytes tag(8);
+  for (int i = 0; i < 4; ++i) {
+    tag[i] = static_cast<uint8_t>(stream >> (8 * i));
+    tag[4 + i] = static_cast<uint8_t>(index >> (8 * i));
+  }
+  message.insert(message.begin(), tag.begin(), tag.end());
+  return message;
+}
+
+uint32_t streamOf(const Bytes& message) {
+  return uint32_t{message[0]} | uint32_t{message[1]} << 8 | uint32_t{message[2]} << 16 |
+         uint32_t{message[3]} << 24;
+}
+
+bool isTextError(int error) {
+  const char* text = table().strerror(error);
+  return text != nullptr && *text != '\0';
+}
+
+// A directory of the test's own under the host's runtime directory, removed at the end.
+class ScratchDirectory {
+public:
+  ScratchDirectory(const std::string& name, mode_t mode)
+      : _path(std::string(host()->runtime_dir) + "/" + name) {
+    std::filesystem::remove_all(_path);
+    BOOST_REQUIRE_MESSAGE(mkdir(_path.c_str(), 0700) == 0, "mkdir " << _path << ": " << std::strerror(errno));
+    BOOST_REQUIRE(chmod(_path.c_str(), mode) == 0);
+  }
+  ~ScratchDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(_path, ignored);
+  }
+  const std::string& path() const { return _path; }
+
+private:
+  std::string _path;
+};
+
+bool isSocketFile(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// The plugin's every refusal of a binding: check_binding, listen and connect all return an
+// error for it, and the instance raises no event about it.
+void checkRefused(Harness& harness, Instance& instance, const std::string& address,
+                  const std::string& endpoint) {
+  BOOST_TEST_CONTEXT("address '" << address << "' endpoint '" << endpoint << "'") {
+    int checked = table().check_binding(address.c_str(), endpoint.c_str());
+    BOOST_TEST(checked < 0);
+    BOOST_TEST(isTextError(checked));
+    BOOST_TEST(instance.tryListen(address, endpoint) < 0);
+    ferry_conn_id conn = 12345;
+    int connectResult = instance.tryConnect(address, endpoint, 1000, &conn);
+    BOOST_TEST(connectResult < 0);
+    BOOST_TEST(conn == 12345u, "a refused connect wrote a connection id");
+  }
+  harness.runFor(milliseconds(20));
+}
+
+BOOST_AUTO_TEST_CASE(the_plugin_loads_with_a_complete_version_1_table) {
+  const ferry_transport_v1& t = table();
+  BOOST_TEST(t.struct_size >= sizeof(ferry_transport_v1));
+  BOOST_TEST(t.abi_version == FERRY_PLUGIN_ABI_VERSION);
+  // ferry's largest message is 16 MiB; a transport must carry it with its headers.
+  BOOST_TEST(t.max_message_size > size_t{16} * 1024 * 1024);
+  BOOST_TEST(isTextError(-1));
+  BOOST_TEST(t.strerror(0) != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(listen_then_connect_reports_accepted_and_connected_with_sane_peers) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    Link link = connectPair(harness, server, client, address, endpoint);
+    BOOST_TEST(link.client != 0u);
+    BOOST_TEST(link.server != 0u);
+
+    const PeerRecord& clientSeen = server.accepted.back().second;
+    const PeerRecord& serverSeen = *client.connected[link.client].peer;
+    if (testingTcp()) {
+      std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+      BOOST_TEST(serverSeen.address == host + ":" + endpoint);
+      BOOST_TEST(clientSeen.address.rfind(host + ":", 0) == 0u, clientSeen.address);
+      BOOST_TEST(clientSeen.address != serverSeen.address);
+      BOOST_TEST(clientSeen.hasCredentials == 0);
+      BOOST_TEST(serverSeen.hasCredentials == 0);
+    } else {
+      std::string expected = "pipe:" + runtimePath(endpoint);
+      for (const PeerRecord* peer : {&clientSeen, &serverSeen}) {
+        BOOST_TEST(peer->address == expected);
+        BOOST_TEST(peer->hasCredentials == 1);
+        BOOST_TEST(peer->uid == getuid());
+        BOOST_TEST(peer->gid == getgid());
+        BOOST_TEST(peer->pid == getpid());
+      }
+      BOOST_TEST(isSocketFile(runtimePath(endpoint)));
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(listening_twice_on_one_instance_gives_two_working_listeners) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string first = server.listen(address);
+    std::string second = server.listen(address);
+    BOOST_TEST(first != second);
+    connectPair(harness, server, client, address, first);
+    connectPair(harness, server, client, address, second);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(messages_from_empty_to_the_maximum_arrive_whole_and_in_order_both_ways) {
+  const std::vector<size_t> sizes = {0, 1, 1024, 64 * 1024, 1024 * 1024, table().max_message_size};
+  forEachAddress([&](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    std::vector<Bytes> toServer;
+    std::vector<Bytes> toClient;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      toServer.push_back(pattern(sizes[i], static_cast<uint32_t>(i)));
+      toClient.push_back(pattern(sizes[i], static_cast<uint32_t>(100 + i)));
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      BOOST_REQUIRE(client.send(link.client, toServer[i]) == 0);
+      BOOST_REQUIRE(server.send(link.server, toClient[i]) == 0);
+    }
+    harness.runUntil(
+        [&] {
+          return server.receivedCount(link.server) >= sizes.size() &&
+                 client.receivedCount(link.client) >= sizes.size();
+        },
+        kPatience, "every message in both directions");
+    BOOST_REQUIRE_EQUAL(server.receivedCount(link.server), sizes.size());
+    BOOST_REQUIRE_EQUAL(client.receivedCount(link.client), sizes.size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      BOOST_TEST_CONTEXT("message " << i << " of " << sizes[i] << " bytes") {
+        BOOST_TEST((server.received[link.server][i] == toServer[i]));
+        BOOST_TEST((client.received[link.client][i] == toClient[i]));
+      }
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_above_the_maximum_is_refused_and_the_connection_keeps_working) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    Bytes tooLarge(table().max_message_size + 1);
+    int err = client.send(link.client, tooLarge);
+    BOOST_TEST(err < 0);
+    BOOST_TEST(isTextError(err));
+    Bytes after = pattern(100, 7);
+    BOOST_REQUIRE(client.send(link.client, after) == 0);
+    harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                     "the message sent after the refused one");
+    BOOST_TEST((server.received[link.server][0] == after));
+    harness.runFor(milliseconds(20));
+    BOOST_TEST(server.receivedCount(link.server) == 1u);
+    BOOST_TEST(server.closed.empty());
+    BOOST_TEST(client.closed.empty());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_messages_queued_back_to_back_arrive_in_order) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    constexpr uint32_t kCount = 1000;
+    std::vector<Bytes> sent;
+    for (uint32_t i = 0; i < kCount; ++i) {
+      // Mostly small, some around socket-buffer sizes, every hundredth one of 1 MiB.
+      size_t size = i % 100 == 99 ? 1024 * 1024 : (i * 7919u) % 70000u;
+      sent.push_back(taggedMessage(0, i, size));
+      BOOST_REQUIRE(client.send(link.client, sent.back()) == 0);
+    }
+    harness.runUntil([&] { return server.receivedCount(link.server) >= kCount; }, kPatience,
+                     "a thousand messages");
+    BOOST_REQUIRE_EQUAL(server.receivedCount(link.server), kCount);
+    for (uint32_t i = 0; i < kCount; ++i) {
+      if (server.received[link.server][i] != sent[i]) {
+        BOOST_ERROR("message " << i << " differs from what was sent");
+        break;
+      }
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(sixteen_connections_at_once_each_keep_their_messages_in_order) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    constexpr uint32_t kConnections = 16;
+    constexpr uint32_t kMessages = 100;
+    auto sizeOf = [](uint32_t stream, uint32_t index) { return 8 + (stream * 31 + index * 977) % 9000; };
+
+    std::vector<ferry_conn_id> conns;
+    for (uint32_t k = 0; k < kConnections; ++k) conns.push_back(client.connect(address, endpoint));
+    harness.runUntil(
+        [&] { return server.accepted.size() == kConnections && client.connected.size() == kConnections; },
+        kPatience, "sixteen connections");
+    for (uint32_t k = 0; k < kConnections; ++k) {
+      BOOST_REQUIRE(client.connected[conns[k]].status == 0);
+      for (uint32_t i = 0; i < kMessages; ++i) {
+        BOOST_REQUIRE(client.send(conns[k], taggedMessage(k, i, sizeOf(k, i))) == 0);
+      }
+    }
+    auto allArrived = [&] {
+      for (const auto& accepted : server.accepted) {
+        if (server.receivedCount(accepted.first) < kMessages) return false;
+      }
+      return true;
+    };
+    harness.runUntil(allArrived, kPatience, "a hundred messages on each connection");
+
+    // Each server-side connection carries one client stream, whole and in order; every stream
+    // arrived once. The server answers on each, in order too.
+    std::set<uint32_t> streams;
+    for (const auto& accepted : server.accepted) {
+      ferry_conn_id conn = accepted.first;
+      const std::vector<Bytes>& got = server.received[conn];
+      BOOST_REQUIRE_EQUAL(got.size(), kMessages);
+      uint32_t stream = streamOf(got[0]);
+      BOOST_REQUIRE(stream < kConnections);
+      BOOST_TEST(streams.insert(stream).second, "stream " << stream << " arrived twice");
+      for (uint32_t i = 0; i < kMessages; ++i) {
+        BOOST_REQUIRE_MESSAGE(got[i] == taggedMessage(stream, i, sizeOf(stream, i)),
+                              "stream " << stream << " message " << i << " is wrong or out of order");
+        BOOST_REQUIRE(server.send(conn, taggedMessage(stream, i, sizeOf(stream, i) + 1)) == 0);
+      }
+    }
+    harness.runUntil(
+        [&] {
+          for (ferry_conn_id conn : conns) {
+            if (client.receivedCount(conn) < kMessages) return false;
+          }
+          return true;
+        },
+        kPatience, "a hundred answers on each connection");
+    for (uint32_t k = 0; k < kConnections; ++k) {
+      const std::vector<Bytes>& got = client.received[conns[k]];
+      BOOST_REQUIRE_EQUAL(got.size(), kMessages);
+      for (uint32_t i = 0; i < kMessages; ++i) {
+        BOOST_REQUIRE_MESSAGE(got[i] == taggedMessage(k, i, sizeOf(k, i) + 1),
+                              "answer " << i << " on connection " << k << " is wrong or out of order");
+      }
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(closing_one_side_reports_closed_on_both_and_send_on_a_closed_id_errors) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    client.close(link.client);
+    // Closed for the host at once, even before `closed` is reported.
+    BOOST_TEST(client.send(link.client, pattern(10, 1)) < 0);
+    harness.runUntil([&] { return client.closed.count(link.client) && server.closed.count(link.server); },
+                     kPatience, "closed on both sides");
+    BOOST_TEST(client.closed[link.client] == 0, "the side that closed hears status 0");
+    BOOST_TEST(server.closed[link.server] == 0, "the peer of a clean close hears status 0");
+    int err = server.send(link.server, pattern(10, 2));
+    BOOST_TEST(err < 0);
+    BOOST_TEST(isTextError(err));
+    BOOST_TEST(client.send(link.client, pattern(10, 3)) < 0);
+    // Closing again, or closing an id that never existed, is ignored.
+    size_t eventsBefore = client.events + server.events;
+    client.close(link.client);
+    server.close(link.server);
+    client.close(987654321);
+    BOOST_TEST(client.send(987654321, pattern(1, 1)) < 0);
+    harness.runFor(milliseconds(20));
+    BOOST_TEST(client.events + server.events == eventsBefore);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(connecting_to_a_dead_endpoint_reports_an_error_in_time_and_never_closed) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& client = harness.instance();
+    constexpr uint32_t kTimeoutMs = 2000;
+    ferry_conn_id conn = client.connect(address, deadEndpoint(address), kTimeoutMs);
+    // `connected` is due within the timeout; the slack covers a loaded machine.
+    harness.runUntil([&] { return client.connected.count(conn) != 0; },
+                     milliseconds(kTimeoutMs + 3000), "connected with an error");
+    int status = client.connected[conn].status;
+    BOOST_TEST(status < 0);
+    BOOST_TEST(isTextError(status));
+    BOOST_TEST_MESSAGE("a dead endpoint reports: " << table().strerror(status));
+    BOOST_TEST(client.send(conn, pattern(1, 1)) < 0);
+    client.close(conn);
+    harness.runFor(milliseconds(50));
+    BOOST_TEST(client.closed.empty());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(closing_a_connection_still_connecting_reports_connected_with_an_error) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    ferry_conn_id conn = client.connect(address, endpoint);
+    // No loop iteration has run: the connect cannot have been reported yet.
+    client.close(conn);
+    harness.runUntil([&] { return client.connected.count(conn) != 0; }, kPatience,
+                     "connected for the closed connect");
+    BOOST_TEST(client.connected[conn].status < 0);
+    harness.runFor(milliseconds(50));
+    BOOST_TEST(client.closed.empty());
+    // The kernel had connected it already: the server sees it come and go.
+    harness.runUntil([&] { return server.accepted.size() == 1 && server.closed.size() == 1; },
+                     kPatience, "the server to see the abandoned connection come and go");
+    // The listener is unharmed.
+    connectPair(harness, server, client, address, endpoint);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_connect_that_hangs_times_out_with_an_error) {
+  if (!testingTcp()) {
+    BOOST_TEST_MESSAGE("skipped for " << pluginName()
+                       << ": a full Unix socket backlog refuses at once, so nothing can hang");
+    return;
+  }
+  forEachAddress([](Harness& harness, const std::string& address) {
+    // A listener with backlog 0 that never accepts: once one connection waits in its queue,
+    // Linux drops further SYNs, and a connect hangs until its timer fires.
+    sockaddr_storage name{};
+    socklen_t length = 0;
+    int family = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+    int listener = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(listener >= 0);
+    std::vector<int> fds{listener};
+    struct Closer {
+      std::vector<int>& fds;
+      ~Closer() {
+        for (int fd : fds) ::close(fd);
+      }
+    } closer{fds};
+    if (family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&name);
+      in->sin_family = AF_INET;
+      in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      length = sizeof(sockaddr_in);
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&name);
+      in6->sin6_family = AF_INET6;
+      in6->sin6_addr = in6addr_loopback;
+      length = sizeof(sockaddr_in6);
+    }
+    BOOST_REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&name), length) == 0);
+    BOOST_REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&name), &length) == 0);
+    BOOST_REQUIRE(::listen(listener, 0) == 0);
+    bool full = false;
+    for (int attempt = 0; attempt < 8 && !full; ++attempt) {
+      int filler = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      BOOST_REQUIRE(filler >= 0);
+      fds.push_back(filler);
+      int r = ::connect(filler, reinterpret_cast<sockaddr*>(&name), length);
+      if (r == 0) continue;
+      BOOST_REQUIRE(errno == EINPROGRESS);
+      pollfd wait{filler, POLLOUT, 0};
+      full = poll(&wait, 1, 200) == 0;
+    }
+    if (!full) {
+      BOOST_TEST_MESSAGE("skipped: this kernel completes connects to a full backlog");
+      return;
+    }
+    uint16_t port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&name)->sin_port
+                                            : reinterpret_cast<sockaddr_in6*>(&name)->sin6_port);
+    Instance& client = harness.instance();
+    constexpr uint32_t kTimeoutMs = 300;
+    ferry_conn_id conn = client.connect(address, std::to_string(port), kTimeoutMs);
+    harness.runUntil([&] { return client.connected.count(conn) != 0; },
+                     milliseconds(kTimeoutMs + 5000), "the connect to time out");
+    int status = client.connected[conn].status;
+    BOOST_TEST(status < 0);
+    BOOST_TEST_MESSAGE("a hanging connect reports: " << table().strerror(status));
+    harness.runFor(milliseconds(50));
+    BOOST_TEST(client.closed.empty());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(malformed_bindings_are_refused_by_check_binding_listen_and_connect) {
+  Harness harness;
+  Instance& instance = harness.instance();
+  if (testingTcp()) {
+    for (const char* endpoint : {"abc", "70000", "65536", "-1", "+1", " 80", "80 ", "0x50", "0", ""}) {
+      // "0" and "" name any port to listen on, but no port to connect to.
+      if (std::strcmp(endpoint, "0") == 0 || *endpoint == '\0') {
+        BOOST_TEST(table().check_binding("127.0.0.1", endpoint) < 0);
+        continue;
+      }
+      checkRefused(harness, instance, "127.0.0.1", endpoint);
+    }
+    for (const char* address : {"999.1.1.1", "not-an-ip", "localhost", "[::1]", "", "1.2.3",
+                                "::1::", "127.0.0.1:80"}) {
+      checkRefused(harness, instance, address, "5000");
+    }
+    BOOST_TEST(table().check_binding("127.0.0.1", "1") == 0);
+    BOOST_TEST(table().check_binding("::1", "65535") == 0);
+    BOOST_TEST(table().check_binding("192.0.2.7", "7135") == 0);
+  } else {
+    for (const std::string& endpoint :
+         {std::string("../x"), std::string("a/b"), std::string(200, 'a'), std::string(65, 'a'),
+          std::string("."), std::string(".."), std::string("bad name"), std::string("tab\tname")}) {
+      checkRefused(harness, instance, "", endpoint);
+    }
+    checkRefused(harness, instance, "/nonexistent-ferry-directory", "x");
+    checkRefused(harness, instance, "/tmp", "x");  // writable by everyone
+    checkRefused(harness, instance, "relative/directory", "x");
+    checkRefused(harness, instance, "/etc/passwd", "x");  // not a directory
+    BOOST_TEST(table().check_binding("", "") < 0, "there is no socket name to connect to");
+    BOOST_TEST(table().check_binding("", "ferry-x") == 0);
+    BOOST_TEST(table().check_binding("", std::string(64, 'a').c_str()) == 0);
+  }
+  BOOST_TEST(instance.events == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_pipe_directory_must_be_private_and_the_path_must_fit_a_socket_address) {
+  if (!testingPipe()) {
+    BOOST_TEST_MESSAGE("skipped for " << pluginName() << ": pipe directories only");
+    return;
+  }
+  Harness harness;
+  Instance& server = harness.instance();
+  Instance& client = harness.instance();
+  std::string tag = "conformance-" + std::to_string(getpid());
+  {
+    ScratchDirectory shared(tag + "-shared", 0770);
+    checkRefused(harness, server, shared.path(), "x");
+  }
+  if (geteuid() == 0) {
+    ScratchDirectory foreign(tag + "-foreign", 0700);
+    BOOST_REQUIRE(chown(foreign.path().c_str(), 65534, 65534) == 0);
+    checkRefused(harness, server, foreign.path(), "x");
+  }
+  {
+    // A directory path of about 100 bytes: with a valid 10-byte name the socket path overflows
+    // sun_path (108 bytes with the NUL).
+    std::string runtime = host()->runtime_dir;
+    size_t nameLength = runtime.size() < 89 ? 100 - runtime.size() - 1 : 10;
+    std::string name = tag + "-deep";
+    if (name.size() < nameLength) name += std::string(nameLength - name.size(), 'l');
+    ScratchDirectory deep(name, 0700);
+    std::string endpoint(10, 'e');
+    BOOST_REQUIRE(deep.path().size() + 1 + endpoint.size() >= sizeof(sockaddr_un::sun_path));
+    checkRefused(harness, server, deep.path(), endpoint);
+  }
+  ScratchDirectory own(tag + "-own", 0700);
+  std::string endpoint = server.listen(own.path(), "named.socket_1");
+  BOOST_TEST(endpoint == "named.socket_1");
+  BOOST_TEST(isSocketFile(own.path() + "/named.socket_1"));
+  Link link = connectPair(harness, server, client, own.path(), endpoint);
+  BOOST_TEST(client.connected[link.client].peer->address == "pipe:" + own.path() + "/named.socket_1");
+  harness.destroyAll();
+  BOOST_TEST(!exists(own.path() + "/named.socket_1"), "the socket file outlived its listener");
+}
+
+BOOST_AUTO_TEST_CASE(a_pipe_listener_replaces_a_stale_socket_but_never_a_live_one) {
+  if (!testingPipe()) {
+    BOOST_TEST_MESSAGE("skipped for " << pluginName() << ": pipe socket files only");
+    return;
+  }
+  std::string tag = "conformance-" + std::to_string(getpid());
+  std::string stale = tag + "-stale";
+  std::string notSocket = tag + "-file";
+  struct Cleanup {
+    std::vector<std::string> paths;
+    ~Cleanup() {
+      for (const std::string& path : paths) unlink(path.c_str());
+    }
+  } cleanup{{runtimePath(stale), runtimePath(notSocket)}};
+
+  {
+    // A socket file whose process is gone: bound, never listened on, closed.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un name{};
+    name.sun_family = AF_UNIX;
+    std::strcpy(name.sun_path, runtimePath(stale).c_str());
+    BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&name), sizeof(name)) == 0);
+    ::close(fd);
+    BOOST_REQUIRE(isSocketFile(runtimePath(stale)));
+  }
+  {
+    int fd = open(runtimePath(notSocket).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(fd >= 0);
+    ::close(fd);
+  }
+
+  Harness harness;
+  Instance& first = harness.instance();
+  Instance& second = harness.instance();
+  Instance& client = harness.instance();
+  BOOST_TEST(first.listen("", stale) == stale);
+  connectPair(harness, first, client, "", stale);
+
+  BOOST_TEST(second.tryListen("", stale) < 0, "a live listener's socket was taken over");
+  connectPair(harness, first, client, "", stale);
+
+  BOOST_TEST(second.tryListen("", notSocket) < 0, "a file that is no socket was replaced");
+  BOOST_TEST(exists(runtimePath(notSocket)));
+
+  harness.destroyAll();
+  BOOST_TEST(!exists(runtimePath(stale)), "the socket file outlived its listener");
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_only_that_connection_with_an_error) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    Link good = connectPair(harness, server, client, address, endpoint);
+
+    for (uint64_t length : {uint64_t{table().max_message_size} + 1, uint64_t{0xffffffff}}) {
+      BOOST_TEST_CONTEXT("a length prefix of " << length) {
+        RawPeer raw(address, endpoint);
+        size_t before = server.accepted.size();
+        harness.runUntil([&] { return server.accepted.size() > before; }, kPatience,
+                         "the raw peer's connection");
+        ferry_conn_id hostile = server.accepted.back().first;
+        raw.write(frameHeader(length));
+        harness.runUntil([&] { return server.closed.count(hostile) != 0; }, kPatience,
+                         "the hostile connection to close");
+        BOOST_TEST(server.closed[hostile] < 0);
+        BOOST_TEST(isTextError(server.closed[hostile]));
+        BOOST_TEST(server.receivedCount(hostile) == 0u);
+        Bytes ignored;
+        harness.runUntil([&] { return !raw.readAvailable(ignored); }, kPatience,
+                         "the raw peer to see the connection end");
+      }
+    }
+
+    BOOST_TEST(server.closed.count(good.server) == 0u);
+    BOOST_TEST(client.closed.empty());
+    Bytes ping = pattern(300, 1);
+    Bytes pong = pattern(300, 2);
+    BOOST_REQUIRE(client.send(good.client, ping) == 0);
+    BOOST_REQUIRE(server.send(good.server, pong) == 0);
+    harness.runUntil(
+        [&] { return server.receivedCount(good.server) == 1 && client.receivedCount(good.client) == 1; },
+        kPatience, "the good connection to carry messages");
+    BOOST_TEST((server.received[good.server][0] == ping));
+    BOOST_TEST((client.received[good.client][0] == pong));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(frames_split_across_writes_arrive_whole_and_a_truncated_one_is_an_error) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    std::string endpoint = server.listen(address);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 1; }, kPatience, "the raw peer");
+    ferry_conn_id conn = server.accepted.back().first;
+
+    Bytes payload = pattern(1000, 5);
+    Bytes header = frameHeader(payload.size());
+    for (uint8_t byte : header) {
+      raw.write({byte});
+      harness.runFor(milliseconds(5));
+    }
+    raw.write(Bytes(payload.begin(), payload.begin() + 400));
+    harness.runFor(milliseconds(5));
+    BOOST_TEST(server.receivedCount(conn) == 0u, "a message was delivered before it was whole");
+    raw.write(Bytes(payload.begin() + 400, payload.end()));
+    Bytes empty = frameHeader(0);
+    raw.write(empty);
+    harness.runUntil([&] { return server.receivedCount(conn) == 2; }, kPatience,
+                     "the split message and an empty one");
+    BOOST_TEST((server.received[conn][0] == payload));
+    BOOST_TEST(server.received[conn][1].empty());
+
+    raw.write(frameHeader(50));
+    raw.write(pattern(20, 6));
+    raw.close();
+    harness.runUntil([&] { return server.closed.count(conn) != 0; }, kPatience,
+                     "the truncated connection to close");
+    BOOST_TEST(server.closed[conn] < 0, "a stream that ends inside a message is an error");
+    BOOST_TEST(server.receivedCount(conn) == 2u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_on_the_wire_is_a_little_endian_length_then_the_payload) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    std::string endpoint = server.listen(address);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 1; }, kPatience, "the raw peer");
+    ferry_conn_id conn = server.accepted.back().first;
+    Bytes payload = pattern(300, 8);
+    BOOST_REQUIRE(server.send(conn, payload) == 0);
+    Bytes wire;
+    harness.runUntil(
+        [&] {
+          raw.readAvailable(wire);
+          return wire.size() >= 4 + payload.size();
+        },
+        kPatience, "the frame at the raw peer");
+    Bytes expected = frameHeader(payload.size());
+    expected.insert(expected.end(), payload.begin(), payload.end());
+    BOOST_TEST((wire == expected));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(destroy_with_open_listeners_and_connections_closes_all_without_events) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    std::string first = server.listen(address);
+    std::string second = server.listen(address);
+    Link a = connectPair(harness, server, client, address, first);
+    Link b = connectPair(harness, server, client, address, second);
+    // Work in flight at destroy: queued writes both ways, a connect not yet reported, one that
+    // will fail, and a connection closed but not yet reported as closed.
+    for (int i = 0; i < 3; ++i) {
+      BOOST_REQUIRE(client.send(a.client, pattern(1024 * 1024, i)) == 0);
+      BOOST_REQUIRE(server.send(b.server, pattern(1024 * 1024, i)) == 0);
+    }
+    client.connect(address, first);
+    client.connect(address, deadEndpoint(address));
+    client.close(b.client);
+    size_t serverEvents = server.events;
+    size_t clientEvents = client.events;
+    server.destroy();
+    client.destroy();
+    harness.runUntil([&] { return server.doneCalls == 1 && client.doneCalls == 1; }, kPatience,
+                     "done from both instances");
+    BOOST_TEST(server.events == serverEvents, "the server raised events after destroy");
+    BOOST_TEST(client.events == clientEvents, "the client raised events after destroy");
+    if (testingPipe()) {
+      BOOST_TEST(!exists(runtimePath(first)), "a socket file outlived destroy");
+      BOOST_TEST(!exists(runtimePath(second)), "a socket file outlived destroy");
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(an_idle_instance_destroys_and_calls_done_from_the_loop) {
+  Harness harness;
+  Instance& idle = harness.instance();
+  idle.destroy();
+  BOOST_TEST(idle.doneCalls == 0, "done ran inside destroy");
+  harness.runUntil([&] { return idle.doneCalls == 1; }, kPatience, "done");
+}
+
+BOOST_AUTO_TEST_CASE(destroying_an_instance_from_inside_its_own_event_is_safe) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    server.onReceived = [&](ferry_conn_id, const Bytes&) { server.destroy(); };
+    // Several messages in one read: none may be delivered after the destroy.
+    for (uint32_t i = 0; i < 5; ++i) BOOST_REQUIRE(client.send(link.client, pattern(10, i)) == 0);
+    harness.runUntil([&] { return server.doneCalls == 1; }, kPatience, "done after destroy");
+    BOOST_TEST(server.receivedCount(link.server) == 1u);
+    harness.runUntil([&] { return client.closed.count(link.client) != 0; }, kPatience,
+                     "the client to see its peer go");
+  });
+}
+
+}  // namespace
+}  // namespace ferry::conformance
