@@ -1,5 +1,16 @@
-// The ferry demo: a Calculator served from an STA, called from the MTA and from a second STA,
-// with a Listener callback passed as a parameter and called back in the caller's apartment.
+// The ferry demo.
+//
+// Part 1, one process: a Calculator served from an STA, called from the MTA and from a second
+// STA, with a Listener callback passed as a parameter and called back in the caller's apartment.
+// Part 2, two processes: the demo starts itself again as a server (`--serve`), unmarshals the
+// server's calculator, and makes the same calls over the pipe, then over tcp, printing which
+// transport each proxy chose. Resolution is embedded: no daemon runs.
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -8,6 +19,8 @@
 #include <ferry/ferry.h>
 
 #include "calculator.ferry.h"
+
+extern char** environ;
 
 using demo::iface::Calculator;
 using demo::iface::Listener;
@@ -73,9 +86,116 @@ void callFrom(const char* who, ferry::Ref<Calculator> calculator) {
   }
 }
 
+std::string toHex(const ferry::ObjRefBytes& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+ferry::ObjRefBytes fromHex(const std::string& hex) {
+  ferry::ObjRefBytes out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// `--serve`: the server process of part 2. Prints its calculator's OBJREF and runs until its
+// standard input closes.
+int serve() {
+  ferry::Runtime runtime;
+  ferry::Sta server = runtime.newSta("calculator-server");
+  ferry::ObjRefBytes packet = server.invoke([] {
+    return ferry::marshalInterface(ferry::Ref<Calculator>(ferry::make<CalculatorImpl>()),
+                                   ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
+  });
+  std::printf("%s\n", toHex(packet).c_str());
+  std::fflush(stdout);
+  char buffer[64];
+  while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
+  }
+  return 0;
+}
+
+// Part 2: a second process serves the calculator; this one calls it over pipe, then tcp.
+void twoProcesses() {
+  int toChild[2];
+  int fromChild[2];
+  if (pipe(toChild) != 0 || pipe(fromChild) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, toChild[1]);
+  posix_spawn_file_actions_addclose(&actions, fromChild[0]);
+  char self[] = "/proc/self/exe";
+  char serveFlag[] = "--serve";
+  char* argv[] = {self, serveFlag, nullptr};
+  pid_t child = 0;
+  int rc = posix_spawn(&child, self, &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(toChild[0]);
+  close(fromChild[1]);
+  if (rc != 0) throw std::runtime_error("cannot start the server process");
+
+  // Its first line is the OBJREF (bounded wait).
+  std::string line;
+  pollfd p{fromChild[0], POLLIN, 0};
+  for (char c; poll(&p, 1, 10000) > 0 && read(fromChild[0], &c, 1) == 1 && c != '\n';) line += c;
+  std::printf("server process %d published its calculator (%zu-byte OBJREF)\n",
+              static_cast<int>(child), line.size() / 2);
+
+  {
+    ferry::Runtime runtime;
+    std::printf("this process listens on:");
+    for (const auto& b : runtime.bindings()) std::printf(" %s", b.c_str());
+    std::printf("\n");
+    ferry::Sta client = runtime.newSta("client");
+    client.invoke([&] {
+      auto calculator = ferry::unmarshalInterface<Calculator>(fromHex(line));
+      ferry::Ref<Listener> listener = ferry::make<PrintingListener>("client (other process)");
+      calculator->subscribe(listener);
+      for (const char* transport : {"", "tcp"}) {
+        if (*transport != '\0') ferry::setTransport(calculator.get(), transport);
+        std::printf("the proxy's transport: %s\n", ferry::transportOf(calculator.get()).c_str());
+        std::printf("  calculator lives in %s (another process)\n", calculator->whereAmI().c_str());
+        std::printf("  add(2, 3) = %g\n", calculator->add(2, 3));
+        try {
+          calculator->divide(1, 0);
+        } catch (const ferry::Error& e) {
+          std::printf("  divide(1, 0) failed: %s\n", e.what());
+        }
+      }
+      calculator->unsubscribeAll();
+    });
+  }
+  close(toChild[1]);  // the server process sees end-of-input and exits
+  int status = 0;
+  for (int i = 0; i < 1000 && waitpid(child, &status, WNOHANG) == 0; ++i) usleep(10000);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    throw std::runtime_error("the server process did not exit cleanly");
+  }
+  std::printf("the server process exited cleanly\n");
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--serve") {
+    try {
+      return serve();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "server failed: %s\n", e.what());
+      return 1;
+    }
+  }
+  std::printf("== part 1: apartments of one process\n");
   try {
     ferry::Runtime runtime;
     ferry::Sta server = runtime.newSta("calculator");
@@ -118,5 +238,13 @@ int main() {
   std::printf("after shutdown: %lld exported objects, %lld proxies, %lld apartments\n",
               static_cast<long long>(stats.exportedObjects),
               static_cast<long long>(stats.proxyManagers), static_cast<long long>(stats.apartments));
+
+  std::printf("\n== part 2: two processes\n");
+  try {
+    twoProcesses();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "demo failed: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
