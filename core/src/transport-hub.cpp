@@ -132,6 +132,7 @@ TransportHub::TransportHub(RuntimeImpl& runtime) : _runtime(runtime) {}
 TransportHub::~TransportHub() { stop(); }
 
 void TransportHub::start(const RuntimeOptions& options) {
+  if (!options.outOfProcess) return;
   PluginRegistry& plugins = PluginRegistry::instance();
   std::vector<const LoadedPlugin*> chosen;
   for (const LoadedPlugin& p : plugins.loaded()) {

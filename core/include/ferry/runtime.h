@@ -66,8 +66,9 @@ struct RuntimeOptions {
   // Deadline of a call made without a CallTimeout scope, carried in the request.
   std::chrono::milliseconds callTimeout{30'000};
 
-  // Transport plugins to start (by protseq); empty: every loaded transport. With none, the
-  // runtime is in-process only.
+  // false: no transport starts; the process can neither export to nor import from others.
+  bool outOfProcess = true;
+  // Transport plugins to start (by protseq); empty: every loaded transport.
   std::vector<std::string> transports;
   // Addresses the network transports listen on and advertise in OBJREFs. Use a host address
   // reachable from the importers for cross-host use.
