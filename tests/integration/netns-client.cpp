@@ -1,0 +1,70 @@
+// The client "host" of the cross-host test, run inside its own network namespace:
+//   ferry-netns-client <holder OBJREF hex> <own address>
+// Calls the server's Holder across hosts, hands it a callback of its own (a reference passed the
+// other way), has the server call back, and prints one line per check ("ok …" / "FAIL …").
+// Exits 0 when every check passed.
+#include <cstdio>
+#include <string>
+
+#include <ferry/ferry.h>
+
+#include "testing.ferry.h"
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok" : "FAIL", what.c_str());
+  std::fflush(stdout);
+  if (!ok) ++failures;
+}
+
+class RecordingCallback final : public ferry::Implements<testing::iface::Callback> {
+public:
+  uint64_t called(int64_t value) override {
+    last = value;
+    return 4242;
+  }
+  int64_t last = 0;
+};
+
+ferry::ObjRefBytes fromHex(const std::string& hex) {
+  ferry::ObjRefBytes out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: ferry-netns-client <holder objref hex> <own address>\n");
+    return 2;
+  }
+  try {
+    ferry::RuntimeOptions options;
+    options.listenAddresses = {argv[2]};  // where the server calls our callback
+    ferry::Runtime runtime(options);
+    ferry::Sta sta = runtime.newSta("netns-client");
+    sta.invoke([&] {
+      auto holder = ferry::unmarshalInterface<testing::iface::Holder>(fromHex(argv[1]));
+      std::string transport = ferry::transportOf(holder.get());
+      check(transport.rfind("tcp:192.0.2.1[", 0) == 0 || transport.rfind("udp:192.0.2.1[", 0) == 0,
+            "the other host is reached over the network: " + transport);
+      auto callback = ferry::make<RecordingCallback>();
+      ferry::Ref<testing::iface::Callback> cb(callback.get());
+      holder->set(cb);
+      check(holder->callBack(11) == 4242, "the server called our callback across hosts");
+      check(callback->last == 11, "the callback saw the value");
+      check(holder->get().get() == cb.get(), "our own object came home as itself");
+      check(holder->isSameAs(cb), "the server sees one identity");
+      holder->set(nullptr);
+    });
+  } catch (const std::exception& e) {
+    check(false, std::string("exception: ") + e.what());
+  }
+  return failures == 0 ? 0 : 1;
+}
