@@ -39,3 +39,11 @@ struct Resolution {
   hostId @4 :Data;
   # As in the exporter's OBJREFs (16 bytes).
 }
+
+struct Registration {
+  # Frame kind 5, sent by a process to its host's ferryd over the pipe (oneway): ferryd answers
+  # resolve requests for `resolution.oxid` until the process unregisters it (frame kind 6, a
+  # ResolveRequest naming the OXID) or its connection closes. ferryd accepts registrations on
+  # pipe connections only: they come from processes of its own host.
+  resolution @0 :Resolution;
+}

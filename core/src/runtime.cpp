@@ -110,6 +110,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     _mta->start();
     _hub = std::make_unique<TransportHub>(*this);
     _hub->start(options);
+    _hub->announce(_mta->oxid(), _mta->remUnknownIpid());
   } catch (...) {
     if (_mta) _mta->shutdown();
     if (_hub) _hub->stop();
@@ -127,11 +128,15 @@ void RuntimeImpl::registerApartment(const std::shared_ptr<ApartmentImpl>& apartm
   std::lock_guard lock(_mutex);
   _apartments[apartment->oxid()] = apartment;
   stats().apartments.fetch_add(1, std::memory_order_relaxed);
+  if (_hub) _hub->announce(apartment->oxid(), apartment->remUnknownIpid());
 }
 
 void RuntimeImpl::unregisterApartment(Oxid oxid) noexcept {
   std::lock_guard lock(_mutex);
-  if (_apartments.erase(oxid) == 1) stats().apartments.fetch_sub(1, std::memory_order_relaxed);
+  if (_apartments.erase(oxid) == 1) {
+    stats().apartments.fetch_sub(1, std::memory_order_relaxed);
+    if (_hub) _hub->withdraw(oxid);
+  }
 }
 
 std::shared_ptr<ApartmentImpl> RuntimeImpl::tryFindApartment(Oxid oxid) {

@@ -1,5 +1,8 @@
 #include "transport-hub.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 
 #include <capnp/serialize.h>
@@ -22,7 +25,14 @@ namespace {
 
 constexpr size_t kFrameHeader = 24;
 constexpr uint8_t kMagic[4] = {'F', 'R', 'Y', '1'};
-enum FrameKind : uint8_t { kRequest = 1, kResponse = 2, kResolve = 3, kResolveReply = 4 };
+enum FrameKind : uint8_t {
+  kRequest = 1,
+  kResponse = 2,
+  kResolve = 3,
+  kResolveReply = 4,
+  kRegister = 5,
+  kUnregister = 6,
+};
 
 // Largest ORPC message accepted from a peer (16 MiB of payload, DESIGN §3).
 constexpr size_t kMaxMessageBytes = 16u * 1024 * 1024;
@@ -198,7 +208,7 @@ void TransportHub::start(const RuntimeOptions& options) {
       }
       std::vector<std::pair<std::string, std::string>> listens;
       if (p->name == "pipe") {
-        listens.emplace_back("", "");
+        listens.emplace_back(options.pipeDirectory, options.pipeEndpoint);
       } else {
         for (const std::string& address : options.listenAddresses) {
           listens.emplace_back(address, options.listenPort);
@@ -213,7 +223,8 @@ void TransportHub::start(const RuntimeOptions& options) {
                                         << endpoint << "]: " << instance->table->strerror(rc));
           continue;
         }
-        std::string advertised = p->name == "pipe" ? runtimeDirectory() : address;
+        std::string advertised =
+            p->name == "pipe" ? (address.empty() ? runtimeDirectory() : address) : address;
         bound.push_back({p->name, advertised, bound_endpoint});
         FERRY_LOG(info, "listening on " << bindingText(bound.back()));
       }
@@ -235,8 +246,80 @@ void TransportHub::start(const RuntimeOptions& options) {
   std::stable_sort(bound.begin(), bound.end(), [&](const auto& a, const auto& b) {
     return rank(a.protseq) < rank(b.protseq);
   });
-  std::lock_guard lock(_mutex);
-  _bindings = std::move(bound);
+  {
+    std::lock_guard lock(_mutex);
+    _bindings = std::move(bound);
+  }
+  _acceptRegistrations = options.acceptRegistrations;
+
+  // The ferryd to register with.
+  std::string resolver = options.resolver;
+  if (const char* env = std::getenv("FERRY_RESOLVER")) resolver = std::string(env) == "none" ? "" : env;
+  if (resolver == "auto") {
+    StringBindingData d = defaultResolver();
+    resolver = access((d.address + "/" + d.endpoint).c_str(), F_OK) == 0 ? bindingText(d) : "";
+  }
+  if (!resolver.empty() && !options.acceptRegistrations) {
+    // "protseq:address[endpoint]"
+    size_t colon = resolver.find(':');
+    size_t open = resolver.rfind('[');
+    if (colon == std::string::npos || open == std::string::npos || resolver.back() != ']' ||
+        open < colon) {
+      FERRY_LOG(error, "the resolver setting '" << resolver
+                                                << "' is not a string binding like "
+                                                   "pipe:/run/ferry[ferryd]; not registering");
+    } else {
+      _resolver = {resolver.substr(0, colon), resolver.substr(colon + 1, open - colon - 1),
+                   resolver.substr(open + 1, resolver.size() - open - 2)};
+      FERRY_LOG(info, "registering apartments with ferryd at " << resolver);
+    }
+  }
+}
+
+StringBindingData TransportHub::defaultResolver() { return {"pipe", "/run/ferry", "ferryd"}; }
+
+void TransportHub::sendToResolver(uint8_t kind, capnp::MessageBuilder& message) {
+  if (_resolver.protseq.empty() || !_started) return;
+  std::vector<uint8_t> frame = encodeFrame(kind, 0, 0, message);
+  std::string key = bindingText(_resolver);
+  try {
+    post([this, key, frame = std::move(frame)]() mutable {
+      Connection* connection = connectionFor(key, _resolver);
+      if (connection == nullptr) {
+        FERRY_LOG(warn, "ferryd at " << key << " is not reachable; this process resolves itself");
+        return;
+      }
+      sendFrame(*connection, std::move(frame));
+    });
+  } catch (const Error& e) {
+    FERRY_LOG(debug, "not told to ferryd: " << e.what());
+  }
+}
+
+void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
+  if (_resolver.protseq.empty()) return;
+  capnp::MallocMessageBuilder message(256);
+  auto r = message.initRoot<wire::Registration>().initResolution();
+  r.setOxid(oxid.value);
+  r.initRemUnknown().setHi(remUnknown.hi);
+  r.getRemUnknown().setLo(remUnknown.lo);
+  std::vector<StringBindingData> mine = bindings();
+  auto list = r.initBindings(static_cast<unsigned>(mine.size()));
+  for (size_t i = 0; i < mine.size(); ++i) {
+    list[i].setProtseq(mine[i].protseq);
+    list[i].setAddress(mine[i].address);
+    list[i].setEndpoint(mine[i].endpoint);
+  }
+  r.setProcessId(_runtime.processId);
+  r.setHostId(kj::arrayPtr(_runtime.hostId.data(), _runtime.hostId.size()));
+  sendToResolver(kRegister, message);
+}
+
+void TransportHub::withdraw(Oxid oxid) {
+  if (_resolver.protseq.empty()) return;
+  capnp::MallocMessageBuilder message(16);
+  message.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
+  sendToResolver(kUnregister, message);
 }
 
 void TransportHub::runLoop() noexcept {
@@ -429,6 +512,10 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
 }
 
 void TransportHub::failConnection(Connection& connection, Errc code, const std::string& why) {
+  // ferryd forgets what a closed connection registered.
+  for (auto it = _registered.begin(); it != _registered.end();) {
+    it = it->second.connection == &connection ? _registered.erase(it) : std::next(it);
+  }
   auto calls = std::move(connection.calls);
   auto resolves = std::move(connection.resolves);
   connection.calls.clear();
@@ -495,6 +582,12 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
       pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
       return;
     }
+    case kRegister:
+    case kUnregister:
+      if (!_acceptRegistrations || instance.name != "pipe") {
+        return protocolError(instance, conn, "registrations are only taken by ferryd, over the pipe");
+      }
+      return acceptRegistration(connection, std::move(*message), kind == kRegister);
     case kResolveReply: {
       auto r = connection.resolves.find(callId);
       if (r == connection.resolves.end()) return;
@@ -542,13 +635,61 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
   if (!apartment->post(item)) item->abandon();
 }
 
+void TransportHub::acceptRegistration(Connection& connection, OrpcMessage message, bool add) {
+  try {
+    if (!add) {
+      Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
+      auto it = _registered.find(oxid);
+      // Only the connection that registered an OXID may withdraw it.
+      if (it != _registered.end() && it->second.connection == &connection) _registered.erase(it);
+      return;
+    }
+    auto r = message.root<wire::Registration>().getResolution();
+    Resolution resolution;
+    resolution.oxid = Oxid(r.getOxid());
+    resolution.remUnknown = Ipid(r.getRemUnknown().getHi(), r.getRemUnknown().getLo());
+    resolution.processId = r.getProcessId();
+    auto host = r.getHostId();
+    if (!resolution.oxid || !resolution.remUnknown || host.size() != 16 ||
+        r.getBindings().size() > 32) {
+      return protocolError(*connection.instance, connection.id, "malformed registration");
+    }
+    std::memcpy(resolution.hostId.data(), host.begin(), 16);
+    for (auto b : r.getBindings()) {
+      resolution.bindings.push_back({std::string(b.getProtseq().cStr()),
+                                     std::string(b.getAddress().cStr()),
+                                     std::string(b.getEndpoint().cStr())});
+    }
+    FERRY_LOG(debug, "ferryd: registered " << toString(resolution.oxid));
+    _registered[resolution.oxid] = Registered{std::move(resolution), &connection};
+  } catch (const kj::Exception& e) {
+    protocolError(*connection.instance, connection.id,
+                  std::string("malformed registration: ") + e.getDescription().cStr());
+  }
+}
+
 void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMessage message) {
   capnp::MallocMessageBuilder reply(128);
   auto root = reply.initRoot<wire::ResolveReply>();
   try {
     Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
     std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
-    if (apartment == nullptr) {
+    auto registered = _registered.find(oxid);
+    if (apartment == nullptr && registered != _registered.end()) {
+      const Resolution& known = registered->second.resolution;
+      auto r = root.initResolution();
+      r.setOxid(known.oxid.value);
+      r.initRemUnknown().setHi(known.remUnknown.hi);
+      r.getRemUnknown().setLo(known.remUnknown.lo);
+      auto list = r.initBindings(static_cast<unsigned>(known.bindings.size()));
+      for (size_t i = 0; i < known.bindings.size(); ++i) {
+        list[i].setProtseq(known.bindings[i].protseq);
+        list[i].setAddress(known.bindings[i].address);
+        list[i].setEndpoint(known.bindings[i].endpoint);
+      }
+      r.setProcessId(known.processId);
+      r.setHostId(kj::arrayPtr(known.hostId.data(), known.hostId.size()));
+    } else if (apartment == nullptr) {
       auto error = root.initError();
       error.setCode(static_cast<uint16_t>(Errc::objectNotRegistered));
       error.setMessage("unknown OXID " + toString(oxid) + ": no such apartment in this process");

@@ -76,6 +76,14 @@ public:
   // cannot be reached.
   Resolution resolve(const StringBindingData& binding, Oxid oxid);
 
+  // Tells the host's ferryd (if this process registers with one) about an apartment, or that it
+  // is gone. Any thread.
+  void announce(Oxid oxid, Ipid remUnknown);
+  void withdraw(Oxid oxid);
+
+  // The default ferryd binding: "pipe:/run/ferry[ferryd]".
+  static StringBindingData defaultResolver();
+
   // For the remote channel: sends a request frame (or fails `replyTo`). Any thread.
   void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
                    std::unique_ptr<OutgoingRequest> request, Deadline deadline,
@@ -106,6 +114,8 @@ private:
   void serveRequest(Instance& instance, Connection& connection, uint64_t callId, Oxid oxid,
                     OrpcMessage message);
   void serveResolve(Connection& connection, uint64_t callId, OrpcMessage message);
+  void acceptRegistration(Connection& connection, OrpcMessage message, bool add);
+  void sendToResolver(uint8_t kind, capnp::MessageBuilder& message);
   void protocolError(Instance& instance, ferry_conn_id conn, const std::string& why);
 
   RuntimeImpl& _runtime;
@@ -123,6 +133,17 @@ private:
   std::vector<std::unique_ptr<Instance>> _instances;
   std::map<std::pair<uint32_t, ferry_conn_id>, std::unique_ptr<Connection>> _connections;
   std::unordered_map<std::string, Connection*> _byKey;  // outbound, by binding key
+
+  // ferryd: OXIDs registered by other processes, and the connection that registered each (its
+  // entries go when it closes). Loop thread only.
+  struct Registered {
+    Resolution resolution;
+    Connection* connection;
+  };
+  std::unordered_map<Oxid, Registered> _registered;
+  bool _acceptRegistrations = false;
+  // The ferryd this process registers with (empty protseq: none).
+  StringBindingData _resolver;
 
   // Written once by start().
   mutable std::mutex _mutex;

@@ -257,13 +257,14 @@ PeerRecord Instance::record(const ferry_peer_info_v1* peer) {
   PeerRecord out;
   out.structSize = peer->struct_size;
   out.address = peer->address != nullptr ? peer->address : "";
-  BOOST_CHECK_MESSAGE(peer->address != nullptr, "peer info without an address");
+  if (peer->address == nullptr) BOOST_ERROR("peer info without an address");
   out.hasCredentials = peer->has_credentials;
   out.uid = peer->uid;
   out.gid = peer->gid;
   out.pid = peer->pid;
-  BOOST_CHECK_MESSAGE(peer->struct_size >= sizeof(ferry_peer_info_v1),
-                      "peer info struct_size " << peer->struct_size << " is too small");
+  if (peer->struct_size < sizeof(ferry_peer_info_v1)) {
+    BOOST_ERROR("peer info struct_size " << peer->struct_size << " is too small");
+  }
   return out;
 }
 
@@ -297,8 +298,8 @@ void Instance::onConnected(void* context, ferry_conn_id conn, int status,
     }
     self->_open.insert(conn);
   } else {
-    BOOST_CHECK_MESSAGE(status < 0, "connected with a positive status " << status);
-    BOOST_CHECK_MESSAGE(peer == nullptr, "a failed connected carries peer info");
+    if (status > 0) BOOST_ERROR("connected with a positive status " << status);
+    if (peer != nullptr) BOOST_ERROR("a failed connected carries peer info");
   }
   self->connected[conn] = result;
 }
@@ -311,7 +312,7 @@ void Instance::onReceivedEvent(void* context, ferry_conn_id conn, const uint8_t*
     BOOST_ERROR("received on connection " << conn << ", which is not established");
     return;
   }
-  BOOST_CHECK_MESSAGE(size <= table().max_message_size, "received more than max_message_size");
+  if (size > table().max_message_size) BOOST_ERROR("received more than max_message_size");
   Bytes& message = self->received[conn].emplace_back(data, data + size);
   if (self->onReceived) self->onReceived(conn, message);
 }
@@ -323,7 +324,7 @@ void Instance::onClosed(void* context, ferry_conn_id conn, int status) {
     BOOST_ERROR("closed for connection " << conn << ", which is not established");
     return;
   }
-  BOOST_CHECK_MESSAGE(status <= 0, "closed with a positive status " << status);
+  if (status > 0) BOOST_ERROR("closed with a positive status " << status);
   self->closed[conn] = status;
 }
 

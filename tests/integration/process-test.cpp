@@ -1,22 +1,14 @@
 // Calls between processes on this host: transport choice by distance (pipe), per-proxy override
 // (tcp), callbacks both ways, resolution errors, a dying peer. The peer is ferry-test-peer.
-//   process-test -- <path to ferry-test-peer>
+//   process-test -- <path to ferry-test-peer> <path to ferryd>
 #define BOOST_TEST_MODULE process
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <sstream>
 
+#include "child-process.h"
 #include "objref.h"
 #include "servants.h"
-
-extern char** environ;
 
 using namespace ferry;
 using namespace ferry::test;
@@ -26,11 +18,13 @@ using testing::iface::Probe;
 
 namespace {
 
-std::string peerPath() {
+std::string argument(int index) {
   auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc >= 2, "usage: process-test -- <ferry-test-peer>");
-  return suite.argv[1];
+  BOOST_REQUIRE_MESSAGE(suite.argc > index, "usage: process-test -- <ferry-test-peer> <ferryd>");
+  return suite.argv[index];
 }
+
+std::string peerPath() { return argument(1); }
 
 ObjRefBytes fromHex(const std::string& hex) {
   ObjRefBytes out;
@@ -40,29 +34,12 @@ ObjRefBytes fromHex(const std::string& hex) {
   return out;
 }
 
-// A ferry-test-peer child process. Every wait on it is bounded.
+// A ferry-test-peer child process and the OBJREFs it published.
 class Peer {
 public:
-  explicit Peer(std::vector<std::string> args = {}) {
-    int in[2];
-    int out[2];
-    BOOST_REQUIRE(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    std::string path = peerPath();
-    std::vector<char*> argv{path.data()};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawn(&_pid, path.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(in[0]);
-    close(out[1]);
-    _stdin = in[1];
-    _stdout = out[0];
-    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << path);
-    for (std::string line; readLine(line, std::chrono::seconds(20)) && line != "ready";) {
+  explicit Peer(std::vector<std::string> args = {}) : _child(withPath(std::move(args))) {
+    std::string line;
+    while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
       std::istringstream words(line);
       std::string key, value;
       words >> key >> value;
@@ -72,67 +49,34 @@ public:
     BOOST_REQUIRE_MESSAGE(!holder.empty() && !probe.empty(), "the peer did not start");
   }
 
-  ~Peer() {
-    if (_pid > 0) {
-      ::kill(_pid, SIGKILL);
-      waitpid(_pid, nullptr, 0);
-    }
-    if (_stdin >= 0) close(_stdin);
-    if (_stdout >= 0) close(_stdout);
-  }
+  pid_t pid() const { return _child.pid(); }
 
-  pid_t pid() const { return _pid; }
-
-  // Closes its input; it shuts down, reports what it had left, and exits.
+  // Closes its input; it shuts down, reports what it had left, and exits 0.
   void finish() {
-    close(_stdin);
-    _stdin = -1;
+    _child.closeInput();
     std::string line;
-    while (readLine(line, std::chrono::seconds(20))) {
+    while (_child.readLine(line, std::chrono::seconds(20))) {
       if (line.rfind("stats ", 0) == 0) break;
     }
     BOOST_CHECK_MESSAGE(line == "stats 0 0 0", "the peer ended with: " << line);
-    int status = 0;
-    for (int i = 0; i < 2000 && waitpid(_pid, &status, WNOHANG) == 0; ++i) usleep(10000);
-    BOOST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    _pid = -1;
+    BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
   }
 
   void kill() {
-    ::kill(_pid, SIGKILL);
-    waitpid(_pid, nullptr, 0);
-    _pid = -1;
+    _child.signal(SIGKILL);
+    _child.wait(std::chrono::seconds(20));
   }
 
   ObjRefBytes holder;
   ObjRefBytes probe;
 
 private:
-  bool readLine(std::string& line, std::chrono::milliseconds limit) {
-    line.clear();
-    auto end = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      auto newline = _buffer.find('\n');
-      if (newline != std::string::npos) {
-        line = _buffer.substr(0, newline);
-        _buffer.erase(0, newline + 1);
-        return true;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{_stdout, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-      char chunk[4096];
-      ssize_t n = read(_stdout, chunk, sizeof chunk);
-      if (n <= 0) return false;
-      _buffer.append(chunk, static_cast<size_t>(n));
-    }
+  static std::vector<std::string> withPath(std::vector<std::string> args) {
+    args.insert(args.begin(), peerPath());
+    return args;
   }
 
-  pid_t _pid = -1;
-  int _stdin = -1;
-  int _stdout = -1;
-  std::string _buffer;
+  Child _child;
 };
 
 bool startsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
@@ -237,6 +181,93 @@ BOOST_AUTO_TEST_CASE(calls_to_a_peer_that_died_fail_promptly) {
     return e.code() == Errc::outcomeUnknown || e.code() == Errc::unavailable;
   });
   BOOST_CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
+// A ferryd on a private pipe directory and ephemeral ports; stopped with SIGTERM at the end.
+class Ferryd {
+public:
+  Ferryd()
+      : directory(makeDirectory()),
+        _child({argument(2), "--pipe-directory", directory, "--pipe-name", "ferryd", "--port",
+                "0", "--transports", "pipe,tcp"}) {
+    std::string line;
+    while (tcp.protseq.empty() && _child.readLine(line, std::chrono::seconds(20))) {
+      // "ferryd listening on tcp:127.0.0.1[40211]"
+      auto at = line.find("tcp:");
+      if (at == std::string::npos) continue;
+      std::string b = line.substr(at);
+      size_t open = b.find('[');
+      tcp = {"tcp", b.substr(4, open - 4), b.substr(open + 1, b.size() - open - 2)};
+    }
+    BOOST_REQUIRE_MESSAGE(!tcp.protseq.empty(), "ferryd did not start");
+  }
+
+  ~Ferryd() {
+    _child.signal(SIGTERM);
+    BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
+    // The listener's socket file went with it.
+    BOOST_CHECK(access((directory + "/ferryd").c_str(), F_OK) != 0);
+    rmdir(directory.c_str());
+  }
+
+  std::string pipeBinding() const { return "pipe:" + directory + "[ferryd]"; }
+
+  const std::string directory;
+  detail::StringBindingData tcp;
+
+private:
+  static std::string makeDirectory() {
+    char path[] = "/tmp/ferryd-test-XXXXXX";
+    BOOST_REQUIRE(mkdtemp(path) != nullptr);
+    return path;
+  }
+
+  Child _child;
+};
+
+BOOST_AUTO_TEST_CASE(ferryd_resolves_the_oxids_of_the_processes_that_registered) {
+  Ferryd ferryd;
+  // The peer finds ferryd through FERRY_RESOLVER and registers its apartments there.
+  setenv("FERRY_RESOLVER", ferryd.pipeBinding().c_str(), 1);
+  std::optional<Peer> peer;
+  peer.emplace();
+  unsetenv("FERRY_RESOLVER");
+  // An OBJREF naming only ferryd's endpoint: the resolution must come from ferryd.
+  detail::ObjRefData viaFerryd = detail::decodeObjRef(peer->probe);
+  viaFerryd.bindings = {ferryd.tcp};
+  {
+    auto mta = rt().joinMta();
+    BOOST_CHECK(eventually([&] {
+      try {
+        Ref<Probe> probe = unmarshalInterface<Probe>(detail::encodeObjRef(viaFerryd));
+        return probe->threadId() == static_cast<uint64_t>(peer->pid());
+      } catch (const Error& e) {
+        BOOST_TEST_MESSAGE("not yet: " << e.what());  // the registration travels asynchronously
+        return false;
+      }
+    }));
+    detail::ObjRefData unknown = viaFerryd;
+    unknown.oxid = Oxid(unknown.oxid.value ^ 1);
+    BOOST_CHECK_EXCEPTION(unmarshalInterface<Probe>(detail::encodeObjRef(unknown)), Error,
+                          [](const Error& e) {
+                            return e.code() == Errc::objectNotRegistered &&
+                                   std::string(e.what()).find("unknown OXID") != std::string::npos;
+                          });
+  }
+  peer->finish();
+  peer.reset();
+  // Gone with its process: a fresh runtime (no cached resolution) asks ferryd again.
+  runtime.reset();
+  runtime.emplace();
+  auto mta = rt().joinMta();
+  BOOST_CHECK(eventually([&] {
+    try {
+      unmarshalInterface<Probe>(detail::encodeObjRef(viaFerryd));
+      return false;
+    } catch (const Error& e) {
+      return e.code() == Errc::objectNotRegistered;
+    }
+  }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

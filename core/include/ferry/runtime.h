@@ -75,6 +75,17 @@ struct RuntimeOptions {
   std::vector<std::string> listenAddresses{"127.0.0.1"};
   // Port the network transports listen on ("0": any free port).
   std::string listenPort = "0";
+  // Where the pipe transport listens: a directory ("" = the per-user runtime directory) and a
+  // socket name ("" = a unique one).
+  std::string pipeDirectory;
+  std::string pipeEndpoint;
+  // The host's ferryd to register this process's apartments with, as a string binding
+  // ("pipe:/run/ferry[ferryd]"); "auto" uses that default when its socket exists; "" registers
+  // nowhere (the process still answers resolve requests for itself). The FERRY_RESOLVER
+  // environment variable overrides it ("none" for "").
+  std::string resolver = "auto";
+  // ferryd: answer resolve requests for the OXIDs other processes of this host register.
+  bool acceptRegistrations = false;
   // Overrides the distance rule for every import of this process (e.g. "tcp"); "" = by distance:
   // same process → in-process, same host → pipe, other host → udp if loaded, else tcp.
   std::string preferredTransport;

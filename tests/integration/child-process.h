@@ -1,0 +1,108 @@
+// A child process for the integration tests: stdin and stdout on pipes, every wait bounded,
+// killed if still running when the object goes.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace ferry::test {
+
+class Child {
+public:
+  explicit Child(std::vector<std::string> argv) {
+    int in[2];
+    int out[2];
+    BOOST_REQUIRE(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int rc = posix_spawnp(&_pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(in[0]);
+    close(out[1]);
+    _stdin = in[1];
+    _stdout = out[0];
+    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << argv[0]);
+  }
+
+  ~Child() {
+    if (_stdin >= 0) close(_stdin);
+    if (_pid > 0) {
+      ::kill(_pid, SIGKILL);
+      waitpid(_pid, nullptr, 0);
+    }
+    if (_stdout >= 0) close(_stdout);
+  }
+
+  bool readLine(std::string& line, std::chrono::milliseconds limit) {
+    line.clear();
+    auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      auto newline = _buffer.find('\n');
+      if (newline != std::string::npos) {
+        line = _buffer.substr(0, newline);
+        _buffer.erase(0, newline + 1);
+        return true;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{_stdout, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char chunk[4096];
+      ssize_t n = read(_stdout, chunk, sizeof chunk);
+      if (n <= 0) return false;
+      _buffer.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  pid_t pid() const { return _pid; }
+
+  // Sends a signal (the child keeps running until it reacts).
+  void signal(int sig) {
+    if (_pid > 0) ::kill(_pid, sig);
+  }
+
+  void closeInput() {
+    if (_stdin >= 0) close(_stdin);
+    _stdin = -1;
+  }
+
+  // The exit status, waiting at most `limit`; -1 if it did not exit.
+  int wait(std::chrono::milliseconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < end) {
+      if (waitpid(_pid, &status, WNOHANG) == _pid) {
+        _pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      usleep(10000);
+    }
+    return -1;
+  }
+
+private:
+  pid_t _pid = -1;
+  int _stdin = -1;
+  int _stdout = -1;
+  std::string _buffer;
+};
+
+
+}  // namespace ferry::test
