@@ -1,5 +1,7 @@
 // The client "host" of the cross-host test, run inside its own network namespace:
-//   ferry-netns-client <holder OBJREF hex> <own address>
+//   ferry-netns-client <holder OBJREF hex> <own address> [<resolver binding>]
+// With a resolver binding (the server host's ferryd, e.g. "tcp:192.0.2.1[7135]"), the OBJREF's
+// own bindings are replaced by it, so the exporter is found through ferryd.
 // Calls the server's Holder across hosts, hands it a callback of its own (a reference passed the
 // other way), has the server call back, and prints one line per check ("ok …" / "FAIL …").
 // Exits 0 when every check passed.
@@ -8,6 +10,7 @@
 
 #include <ferry/ferry.h>
 
+#include "objref.h"
 #include "testing.ferry.h"
 
 namespace {
@@ -40,9 +43,20 @@ ferry::ObjRefBytes fromHex(const std::string& hex) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: ferry-netns-client <holder objref hex> <own address>\n");
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr,
+                 "usage: ferry-netns-client <holder objref hex> <own address> [<resolver>]\n");
     return 2;
+  }
+  ferry::ObjRefBytes packet = fromHex(argv[1]);
+  if (argc == 4) {
+    std::string r = argv[3];
+    size_t colon = r.find(':');
+    size_t open = r.rfind('[');
+    ferry::detail::ObjRefData data = ferry::detail::decodeObjRef(packet);
+    data.bindings = {{r.substr(0, colon), r.substr(colon + 1, open - colon - 1),
+                      r.substr(open + 1, r.size() - open - 2)}};
+    packet = ferry::detail::encodeObjRef(data);
   }
   try {
     ferry::RuntimeOptions options;
@@ -50,7 +64,7 @@ int main(int argc, char** argv) {
     ferry::Runtime runtime(options);
     ferry::Sta sta = runtime.newSta("netns-client");
     sta.invoke([&] {
-      auto holder = ferry::unmarshalInterface<testing::iface::Holder>(fromHex(argv[1]));
+      auto holder = ferry::unmarshalInterface<testing::iface::Holder>(packet);
       std::string transport = ferry::transportOf(holder.get());
       check(transport.rfind("tcp:192.0.2.1[", 0) == 0 || transport.rfind("udp:192.0.2.1[", 0) == 0,
             "the other host is reached over the network: " + transport);

@@ -1,6 +1,9 @@
 // Cross-host calls: two network namespaces joined by a veth pair (192.0.2.1 and 192.0.2.2/24), a
 // server in one, a client in the other, references passed both ways.
-//   netns-test -- <ferry-test-peer> <ferry-netns-client>
+//   netns-test -- <ferry-test-peer> <ferry-netns-client> <ferryd>
+// The server host runs ferryd on its well-known port and the peer registers with it; the client
+// host runs the client twice: once resolving at the exporter's own bindings, once through the
+// server host's ferryd.
 // It needs root to create namespaces: without it, it says so and exits 77 (meson: skipped). It
 // removes every namespace and link it made, also when a check fails.
 #define BOOST_TEST_MODULE netns
@@ -73,25 +76,44 @@ BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
     std::exit(77);
   }
   TwoHosts hosts;
-  // The server host listens on its veth address only, over the network transports.
-  Child server({"ip", "netns", "exec", hosts.a, arg(1), "--listen", "192.0.2.1", "--transports",
-                "tcp,udp"});
-  std::string holder;
+  char pipeDir[] = "/tmp/ferry-netns-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(pipeDir) != nullptr);
+  struct RemoveDir {
+    const char* path;
+    ~RemoveDir() { rmdir(path); }
+  } removeDir{pipeDir};
+  // ferryd on the server host's well-known port.
+  Child ferryd({"ip", "netns", "exec", hosts.a, arg(3), "--pipe-directory", pipeDir, "--listen",
+                "192.0.2.1", "--transports", "pipe,tcp,udp"});
   std::string line;
+  BOOST_REQUIRE(ferryd.readLine(line, std::chrono::seconds(20)));
+  BOOST_TEST_MESSAGE("ferryd: " << line);
+  // The server host listens on its veth address only, over the network transports, and registers
+  // with ferryd.
+  std::string resolver = std::string("FERRY_RESOLVER=pipe:") + pipeDir + "[ferryd]";
+  Child server({"ip", "netns", "exec", hosts.a, "env", resolver, arg(1), "--listen", "192.0.2.1",
+                "--transports", "tcp,udp,pipe"});
+  std::string holder;
   while (server.readLine(line, std::chrono::seconds(20)) && line != "ready") {
     if (line.rfind("holder ", 0) == 0) holder = line.substr(7);
   }
   BOOST_REQUIRE_MESSAGE(!holder.empty(), "the server host did not start");
 
-  Child client({"ip", "netns", "exec", hosts.b, arg(2), holder, "192.0.2.2"});
-  int checks = 0;
-  while (client.readLine(line, std::chrono::seconds(30))) {
-    BOOST_TEST_MESSAGE("client: " << line);
-    BOOST_CHECK_MESSAGE(line.rfind("ok ", 0) == 0, line);
-    ++checks;
+  for (std::string via : {"", "tcp:192.0.2.1[7135]"}) {
+    BOOST_TEST_CONTEXT("resolving " << (via.empty() ? "at the exporter" : "through ferryd")) {
+      std::vector<std::string> argv{"ip", "netns", "exec", hosts.b, arg(2), holder, "192.0.2.2"};
+      if (!via.empty()) argv.push_back(via);
+      Child client(argv);
+      int checks = 0;
+      while (client.readLine(line, std::chrono::seconds(30))) {
+        BOOST_TEST_MESSAGE("client: " << line);
+        BOOST_CHECK_MESSAGE(line.rfind("ok ", 0) == 0, line);
+        ++checks;
+      }
+      BOOST_CHECK_EQUAL(client.wait(std::chrono::seconds(30)), 0);
+      BOOST_CHECK_EQUAL(checks, 5);
+    }
   }
-  BOOST_CHECK_EQUAL(client.wait(std::chrono::seconds(30)), 0);
-  BOOST_CHECK_EQUAL(checks, 5);
 
   server.closeInput();
   std::string stats;
@@ -100,4 +122,6 @@ BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
   }
   BOOST_CHECK_EQUAL(stats, "stats 0 0 0");
   BOOST_CHECK_EQUAL(server.wait(std::chrono::seconds(20)), 0);
+  ferryd.signal(SIGTERM);
+  BOOST_CHECK_EQUAL(ferryd.wait(std::chrono::seconds(20)), 0);
 }
