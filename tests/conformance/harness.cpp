@@ -29,7 +29,8 @@ private:
 };
 
 // A socket address for a numeric IPv4/IPv6 address and a port.
-bool socketAddress(const std::string& address, uint16_t port, sockaddr_storage& out, socklen_t& length) {
+bool socketAddress(const std::string& address, uint16_t port, sockaddr_storage& out,
+                   socklen_t& length) {
   std::memset(&out, 0, sizeof(out));
   auto* in = reinterpret_cast<sockaddr_in*>(&out);
   if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
@@ -330,7 +331,9 @@ void Instance::onClosed(void* context, ferry_conn_id conn, int status) {
 
 void Instance::onDone(void* arg) {
   auto* self = static_cast<Instance*>(arg);
-  if (std::this_thread::get_id() != self->_harness.thread) BOOST_ERROR("done came on another thread");
+  if (std::this_thread::get_id() != self->_harness.thread) {
+    BOOST_ERROR("done came on another thread");
+  }
   if (self->_harness.tableCallDepth > 0) BOOST_ERROR("done came from inside a table function");
   ++self->doneCalls;
 }
@@ -354,7 +357,8 @@ Harness::~Harness() {
       kPatience);
   BOOST_CHECK_MESSAGE(allDone, "destroy did not call done on every instance");
   for (auto& instance : _instances) {
-    BOOST_CHECK_MESSAGE(instance->doneCalls <= 1, "done was called " << instance->doneCalls << " times");
+    BOOST_CHECK_MESSAGE(instance->doneCalls <= 1,
+                        "done was called " << instance->doneCalls << " times");
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&_deadline), nullptr);
   uv_run(_loop.get(), UV_RUN_NOWAIT);
@@ -417,10 +421,12 @@ Link connectPair(Harness& harness, Instance& server, Instance& client, const std
   Link link;
   link.client = client.connect(address, endpoint);
   harness.runUntil(
-      [&] { return server.accepted.size() > acceptedBefore && client.connected.count(link.client); },
+      [&] {
+        return server.accepted.size() > acceptedBefore && client.connected.count(link.client);
+      },
       kPatience, "accepted and connected");
-  BOOST_REQUIRE_MESSAGE(client.connected[link.client].status == 0,
-                        "connect failed: " << table().strerror(client.connected[link.client].status));
+  int status = client.connected[link.client].status;
+  BOOST_REQUIRE_MESSAGE(status == 0, "connect failed: " << table().strerror(status));
   BOOST_REQUIRE_EQUAL(server.accepted.size(), acceptedBefore + 1);
   link.server = server.accepted.back().first;
   return link;

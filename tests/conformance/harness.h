@@ -146,7 +146,8 @@ public:
   Instance& instance();
 
   // Runs the loop until `condition` holds; fails the test when `limit` passes first.
-  void runUntil(const std::function<bool()>& condition, milliseconds limit, const std::string& what);
+  void runUntil(const std::function<bool()>& condition, milliseconds limit,
+                const std::string& what);
   // Runs the loop for `duration`: room for events that must not come to show up.
   void runFor(milliseconds duration);
   // Destroys every instance and waits for their `done` (a test that checks what destroy left).

@@ -65,7 +65,8 @@ public:
   ScratchDirectory(const std::string& name, mode_t mode)
       : _path(std::string(host()->runtime_dir) + "/" + name) {
     std::filesystem::remove_all(_path);
-    BOOST_REQUIRE_MESSAGE(mkdir(_path.c_str(), 0700) == 0, "mkdir " << _path << ": " << std::strerror(errno));
+    BOOST_REQUIRE_MESSAGE(mkdir(_path.c_str(), 0700) == 0,
+                          "mkdir " << _path << ": " << std::strerror(errno));
     BOOST_REQUIRE(chmod(_path.c_str(), mode) == 0);
   }
   ~ScratchDirectory() {
@@ -245,12 +246,16 @@ BOOST_AUTO_TEST_CASE(sixteen_connections_at_once_each_keep_their_messages_in_ord
     std::string endpoint = server.listen(address);
     constexpr uint32_t kConnections = 16;
     constexpr uint32_t kMessages = 100;
-    auto sizeOf = [](uint32_t stream, uint32_t index) { return 8 + (stream * 31 + index * 977) % 9000; };
+    auto sizeOf = [](uint32_t stream, uint32_t index) {
+      return 8 + (stream * 31 + index * 977) % 9000;
+    };
 
     std::vector<ferry_conn_id> conns;
     for (uint32_t k = 0; k < kConnections; ++k) conns.push_back(client.connect(address, endpoint));
     harness.runUntil(
-        [&] { return server.accepted.size() == kConnections && client.connected.size() == kConnections; },
+        [&] {
+          return server.accepted.size() == kConnections && client.connected.size() == kConnections;
+        },
         kPatience, "sixteen connections");
     for (uint32_t k = 0; k < kConnections; ++k) {
       BOOST_REQUIRE(client.connected[conns[k]].status == 0);
@@ -278,7 +283,8 @@ BOOST_AUTO_TEST_CASE(sixteen_connections_at_once_each_keep_their_messages_in_ord
       BOOST_TEST(streams.insert(stream).second, "stream " << stream << " arrived twice");
       for (uint32_t i = 0; i < kMessages; ++i) {
         BOOST_REQUIRE_MESSAGE(got[i] == taggedMessage(stream, i, sizeOf(stream, i)),
-                              "stream " << stream << " message " << i << " is wrong or out of order");
+                              "stream " << stream << " message " << i
+                                        << " is wrong or out of order");
         BOOST_REQUIRE(server.send(conn, taggedMessage(stream, i, sizeOf(stream, i) + 1)) == 0);
       }
     }
@@ -295,7 +301,8 @@ BOOST_AUTO_TEST_CASE(sixteen_connections_at_once_each_keep_their_messages_in_ord
       BOOST_REQUIRE_EQUAL(got.size(), kMessages);
       for (uint32_t i = 0; i < kMessages; ++i) {
         BOOST_REQUIRE_MESSAGE(got[i] == taggedMessage(k, i, sizeOf(k, i) + 1),
-                              "answer " << i << " on connection " << k << " is wrong or out of order");
+                              "answer " << i << " on connection " << k
+                                        << " is wrong or out of order");
       }
     }
   });
@@ -309,8 +316,9 @@ BOOST_AUTO_TEST_CASE(closing_one_side_reports_closed_on_both_and_send_on_a_close
     client.close(link.client);
     // Closed for the host at once, even before `closed` is reported.
     BOOST_TEST(client.send(link.client, pattern(10, 1)) < 0);
-    harness.runUntil([&] { return client.closed.count(link.client) && server.closed.count(link.server); },
-                     kPatience, "closed on both sides");
+    harness.runUntil(
+        [&] { return client.closed.count(link.client) && server.closed.count(link.server); },
+        kPatience, "closed on both sides");
     BOOST_TEST(client.closed[link.client] == 0, "the side that closed hears status 0");
     BOOST_TEST(server.closed[link.server] == 0, "the peer of a clean close hears status 0");
     int err = server.send(link.server, pattern(10, 2));
@@ -435,7 +443,8 @@ BOOST_AUTO_TEST_CASE(malformed_bindings_are_refused_by_check_binding_listen_and_
   Harness harness;
   Instance& instance = harness.instance();
   if (testingTcp()) {
-    for (const char* endpoint : {"abc", "70000", "65536", "-1", "+1", " 80", "80 ", "0x50", "0", ""}) {
+    for (const char* endpoint :
+         {"abc", "70000", "65536", "-1", "+1", " 80", "80 ", "0x50", "0", ""}) {
       // "0" and "" name any port to listen on, but no port to connect to.
       if (std::strcmp(endpoint, "0") == 0 || *endpoint == '\0') {
         BOOST_TEST(table().check_binding("127.0.0.1", endpoint) < 0);
@@ -499,7 +508,8 @@ BOOST_AUTO_TEST_CASE(a_pipe_directory_must_be_private_and_the_path_must_fit_a_so
   BOOST_TEST(endpoint == "named.socket_1");
   BOOST_TEST(isSocketFile(own.path() + "/named.socket_1"));
   Link link = connectPair(harness, server, client, own.path(), endpoint);
-  BOOST_TEST(client.connected[link.client].peer->address == "pipe:" + own.path() + "/named.socket_1");
+  BOOST_TEST(client.connected[link.client].peer->address ==
+             "pipe:" + own.path() + "/named.socket_1");
   harness.destroyAll();
   BOOST_TEST(!exists(own.path() + "/named.socket_1"), "the socket file outlived its listener");
 }
@@ -590,7 +600,9 @@ BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_only_that_connection_with_an_error
     BOOST_REQUIRE(client.send(good.client, ping) == 0);
     BOOST_REQUIRE(server.send(good.server, pong) == 0);
     harness.runUntil(
-        [&] { return server.receivedCount(good.server) == 1 && client.receivedCount(good.client) == 1; },
+        [&] {
+          return server.receivedCount(good.server) == 1 && client.receivedCount(good.client) == 1;
+        },
         kPatience, "the good connection to carry messages");
     BOOST_TEST((server.received[good.server][0] == ping));
     BOOST_TEST((client.received[good.client][0] == pong));

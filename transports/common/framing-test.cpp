@@ -1,0 +1,111 @@
+#define BOOST_TEST_MODULE transport framing
+#include <boost/test/unit_test.hpp>
+
+#include <uv.h>
+
+#include <string>
+#include <vector>
+
+#include "framing.h"
+
+namespace ferry::transports {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes frame(const std::string& payload) {
+  Bytes out(kFrameHeaderSize + payload.size());
+  encodeFrameHeader(out.data(), payload.size());
+  std::copy(payload.begin(), payload.end(), out.begin() + kFrameHeaderSize);
+  return out;
+}
+
+Bytes concat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const Bytes& part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+// Collects what a FrameReader delivers; stops after `stopAfter` messages when set.
+struct Sink {
+  std::vector<std::string> messages;
+  size_t stopAfter = SIZE_MAX;
+
+  static bool deliver(void* context, const uint8_t* data, size_t size) {
+    auto* self = static_cast<Sink*>(context);
+    self->messages.emplace_back(reinterpret_cast<const char*>(data), size);
+    return self->messages.size() < self->stopAfter;
+  }
+
+  int feed(FrameReader& reader, const Bytes& bytes, size_t from, size_t to) {
+    return reader.feed(bytes.data() + from, to - from, &deliver, this);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(the_header_is_the_payload_length_in_little_endian) {
+  uint8_t header[kFrameHeaderSize];
+  encodeFrameHeader(header, 0x01020304);
+  BOOST_TEST(header[0] == 0x04);
+  BOOST_TEST(header[1] == 0x03);
+  BOOST_TEST(header[2] == 0x02);
+  BOOST_TEST(header[3] == 0x01);
+}
+
+BOOST_AUTO_TEST_CASE(messages_split_at_any_two_points_arrive_whole_and_in_order) {
+  const Bytes stream = concat({frame("first"), frame(""), frame("the third one"), frame("")});
+  for (size_t a = 0; a <= stream.size(); ++a) {
+    for (size_t b = a; b <= stream.size(); ++b) {
+      FrameReader reader(64);
+      Sink sink;
+      BOOST_REQUIRE(sink.feed(reader, stream, 0, a) == 0);
+      BOOST_REQUIRE(sink.feed(reader, stream, a, b) == 0);
+      BOOST_REQUIRE(sink.feed(reader, stream, b, stream.size()) == 0);
+      BOOST_TEST_CONTEXT("split at " << a << " and " << b) {
+        BOOST_TEST(sink.messages == (std::vector<std::string>{"first", "", "the third one", ""}),
+                   boost::test_tools::per_element());
+        BOOST_TEST(!reader.midFrame());
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_partial_header_or_payload_leaves_the_reader_mid_frame) {
+  const Bytes bytes = frame("abc");
+  for (size_t cut = 1; cut < bytes.size(); ++cut) {
+    FrameReader reader(64);
+    Sink sink;
+    BOOST_REQUIRE(sink.feed(reader, bytes, 0, cut) == 0);
+    BOOST_TEST(reader.midFrame());
+    BOOST_TEST(sink.messages.empty());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_message_of_exactly_the_maximum_is_accepted) {
+  FrameReader reader(8);
+  Sink sink;
+  BOOST_TEST(sink.feed(reader, frame("12345678"), 0, 12) == 0);
+  BOOST_TEST(sink.messages.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_length_above_the_maximum_breaks_the_reader_for_good) {
+  FrameReader reader(8);
+  Sink sink;
+  const Bytes huge = {0xff, 0xff, 0xff, 0xff, 'x'};
+  BOOST_TEST(sink.feed(reader, huge, 0, huge.size()) == UV_EMSGSIZE);
+  BOOST_TEST(reader.midFrame());
+  const Bytes good = frame("ok");
+  BOOST_TEST(sink.feed(reader, good, 0, good.size()) == UV_EMSGSIZE);
+  BOOST_TEST(sink.messages.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_deliver_that_returns_false_stops_the_feed) {
+  FrameReader reader(64);
+  Sink sink;
+  sink.stopAfter = 1;
+  const Bytes stream = concat({frame("one"), frame("two")});
+  BOOST_TEST(sink.feed(reader, stream, 0, stream.size()) == 0);
+  BOOST_TEST(sink.messages.size() == 1u);
+}
+
+}  // namespace
+}  // namespace ferry::transports

@@ -1,0 +1,549 @@
+#include "stream-transport.h"
+
+#include <signal.h>
+
+#include <cstring>
+#include <exception>
+#include <new>
+
+namespace ferry::transports {
+
+namespace {
+
+// What libuv offers per read; onAlloc hands out the whole shared buffer.
+constexpr size_t kReadBufferSize = 64 * 1024;
+
+// One queued message: the libuv request and the framed bytes it writes, freed together in
+// onWritten (which libuv calls for every accepted uv_write, with UV_ECANCELED on close).
+struct WriteRequest {
+  uv_write_t request{};
+  std::unique_ptr<uint8_t[]> bytes;
+};
+
+// Runs a libuv callback's body; nothing it throws goes back into libuv.
+template <typename Body>
+void guarded(const StreamTransport* transport, const char* where, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
+  } catch (...) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
+  }
+}
+
+// Runs a table function's body; what it throws becomes an error return.
+template <typename Body>
+int guardedCall(const StreamTransport* transport, const char* where, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": out of memory");
+    return UV_ENOMEM;
+  } catch (const std::exception& e) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
+    return UV_EIO;
+  } catch (...) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
+    return UV_EIO;
+  }
+}
+
+StreamTransport* unwrap(ferry_transport* transport) noexcept {
+  return reinterpret_cast<StreamTransport*>(transport);
+}
+
+std::string describeConnection(ferry_conn_id id) {
+  return "connection " + std::to_string(id);
+}
+
+}  // namespace
+
+const char* transportStrerror(int error) noexcept {
+  if (error == 0) return "success";
+  switch (error) {
+#define FERRY_TRANSPORT_ERROR_TEXT(name, text) \
+  case UV_##name:                              \
+    return text;
+    UV_ERRNO_MAP(FERRY_TRANSPORT_ERROR_TEXT)
+#undef FERRY_TRANSPORT_ERROR_TEXT
+    default:
+      return "unknown transport error";
+  }
+}
+
+void ignoreSigpipe() noexcept {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL) return;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGPIPE, &ignore, nullptr);
+}
+
+bool hostCovers(const ferry_host_v1* host, size_t fieldEnd) noexcept {
+  return host != nullptr && host->struct_size >= fieldEnd;
+}
+
+std::string quoted(const char* text) {
+  if (text == nullptr) return "(null)";
+  constexpr size_t kLimit = 80;
+  std::string out = "'";
+  size_t n = std::strlen(text);
+  for (size_t i = 0; i < n && i < kLimit; ++i) {
+    char c = text[i];
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (n > kLimit) out += "...";
+  out += "'";
+  return out;
+}
+
+int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
+                   const ferry_transport_events_v1* events, ferry_transport** out) noexcept {
+  if (loop == nullptr || events == nullptr || out == nullptr) return UV_EINVAL;
+  if (!hostCovers(host, offsetof(ferry_host_v1, log) + sizeof(host->log))) return UV_EINVAL;
+  if (events->struct_size < sizeof(ferry_transport_events_v1)) return UV_EINVAL;
+  if (events->accepted == nullptr || events->connected == nullptr ||
+      events->received == nullptr || events->closed == nullptr) {
+    return UV_EINVAL;
+  }
+  return 0;
+}
+
+StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* host,
+                                 uv_loop_t* loop, const ferry_transport_events_v1& events)
+    : _pluginName(pluginName),
+      _host(host),
+      _loop(loop),
+      _events(events),
+      _readBuffer(new uint8_t[kReadBufferSize]) {}
+
+StreamTransport::~StreamTransport() = default;
+
+void StreamTransport::log(int level, const std::string& message) const noexcept {
+  try {
+    if (_host->log != nullptr) _host->log(_host->context, level, _pluginName, message.c_str());
+  } catch (...) {
+    // The host broke the ABI by throwing; there is nobody left to tell.
+  }
+}
+
+int StreamTransport::openHandle(Listener& listener) {
+  int err = initHandle(listener.handle);
+  if (err != 0) return err;
+  listener.handle.handle.data = &listener;
+  listener.handleOpen = true;
+  ++_liveHandles;
+  return 0;
+}
+
+int StreamTransport::openHandle(Connection& connection) {
+  int err = initHandle(connection.handle);
+  if (err != 0) return err;
+  connection.handle.handle.data = &connection;
+  ++connection.openHandles;
+  ++_liveHandles;
+  return 0;
+}
+
+// --- Table functions. ---
+
+int StreamTransport::listen(const char* address, const char* endpoint, char* endpointOut,
+                            size_t endpointCap) {
+  if (address == nullptr || endpoint == nullptr) return UV_EINVAL;
+  auto owned = std::make_unique<Listener>(this);
+  _listeners.push_back(owned.get());
+  Listener* listener = owned.release();
+  std::string bound;
+  int err = 0;
+  try {
+    err = bindListener(*listener, address, endpoint, bound);
+  } catch (...) {
+    _listeners.pop_back();
+    closeListener(*listener);
+    throw;
+  }
+  if (err == 0) {
+    err = uv_listen(&listener->handle.stream, SOMAXCONN, &onConnection);
+    if (err != 0) log(FERRY_LOG_WARN, "cannot listen on " + quoted(address) + " endpoint " +
+                                          quoted(bound.c_str()) + ": " + uv_strerror(err));
+  }
+  if (err == 0 && endpointOut != nullptr) {
+    if (bound.size() >= endpointCap) {
+      err = UV_ENOBUFS;
+    } else {
+      std::memcpy(endpointOut, bound.c_str(), bound.size() + 1);
+    }
+  }
+  if (err != 0) {
+    _listeners.pop_back();
+    closeListener(*listener);
+    return err;
+  }
+  log(FERRY_LOG_INFO, "listening on " + quoted(address) + " endpoint " + quoted(bound.c_str()));
+  return 0;
+}
+
+int StreamTransport::connect(const char* address, const char* endpoint, uint32_t timeoutMs,
+                             ferry_conn_id* connOut) {
+  if (address == nullptr || endpoint == nullptr || connOut == nullptr) return UV_EINVAL;
+  ferry_conn_id id = _nextId++;
+  auto owned = std::make_unique<Connection>(this, id, kMaxMessageSize);
+  _connections.emplace(id, owned.get());
+  Connection& connection = *owned.release();
+  int err = 0;
+  try {
+    err = startConnect(connection, address, endpoint);
+  } catch (...) {
+    closeConnection(connection, Connection::Report::nothing, UV_ENOMEM);
+    throw;
+  }
+  if (err == 0) {
+    // Cannot fail for a valid loop; checked all the same.
+    err = uv_timer_init(_loop, &connection.connectTimer);
+    if (err == 0) {
+      connection.connectTimer.data = &connection;
+      connection.timerOpen = true;
+      ++connection.openHandles;
+      ++_liveHandles;
+      err = uv_timer_start(&connection.connectTimer, &onConnectTimeout, timeoutMs, 0);
+    }
+  }
+  if (err != 0) {
+    // No id was handed out, so no event may follow.
+    closeConnection(connection, Connection::Report::nothing, err);
+    return err;
+  }
+  *connOut = id;
+  return 0;
+}
+
+int StreamTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
+  if (size > kMaxMessageSize) return UV_EMSGSIZE;
+  if (data == nullptr && size > 0) return UV_EINVAL;
+  auto found = _connections.find(conn);
+  if (found == _connections.end() || found->second->state != Connection::State::open) {
+    return UV_ENOTCONN;
+  }
+  Connection& connection = *found->second;
+  auto write = std::make_unique<WriteRequest>();
+  // TODO(perf): one copy per message; uv_try_write first would spare it when the socket has room.
+  write->bytes.reset(new uint8_t[kFrameHeaderSize + size]);
+  encodeFrameHeader(write->bytes.get(), size);
+  if (size > 0) std::memcpy(write->bytes.get() + kFrameHeaderSize, data, size);
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(write->bytes.get()),
+                             static_cast<unsigned int>(kFrameHeaderSize + size));
+  write->request.data = write.get();
+  int err = uv_write(&write->request, &connection.handle.stream, &buf, 1, &onWritten);
+  if (err != 0) return err;
+  write.release();  // onWritten frees it
+  return 0;
+}
+
+void StreamTransport::close(ferry_conn_id conn) {
+  auto found = _connections.find(conn);
+  if (found == _connections.end()) return;
+  Connection& connection = *found->second;
+  if (connection.state == Connection::State::connecting) {
+    // The connection never existed for the host: it hears `connected` with an error, not `closed`.
+    closeConnection(connection, Connection::Report::connectFailed, UV_ECANCELED);
+  } else {
+    closeConnection(connection, Connection::Report::closed, 0);
+  }
+}
+
+void StreamTransport::destroy(void (*done)(void*), void* arg) {
+  if (_destroying) {
+    log(FERRY_LOG_ERROR, "destroy called twice on one instance; the second call is ignored");
+    return;
+  }
+  _destroying = true;
+  _done = done;
+  _doneArg = arg;
+  while (!_listeners.empty()) {
+    Listener* listener = _listeners.back();
+    _listeners.pop_back();
+    closeListener(*listener);
+  }
+  while (!_connections.empty()) {
+    closeConnection(*_connections.begin()->second, Connection::Report::nothing, 0);
+  }
+  uv_idle_init(_loop, &_finalHandle);
+  _finalHandle.data = this;
+  ++_liveHandles;
+  uv_close(reinterpret_cast<uv_handle_t*>(&_finalHandle), &onFinalClosed);
+}
+
+// --- Connection life. ---
+
+void StreamTransport::closeConnection(Connection& connection, Connection::Report report,
+                                      int status) {
+  if (connection.state == Connection::State::closing) return;
+  _connections.erase(connection.id);
+  connection.state = Connection::State::closing;
+  connection.report = report;
+  connection.reportStatus = status;
+  if (connection.openHandles == 0) {
+    // Its handle was never initialized: no callback will come to free it.
+    delete &connection;
+    return;
+  }
+  if (connection.timerOpen) {
+    connection.timerOpen = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&connection.connectTimer), &onConnectionHandleClosed);
+  }
+  // Cancels a pending connect (onConnectDone gets UV_ECANCELED) and queued writes (onWritten
+  // gets UV_ECANCELED), both before the close callback.
+  uv_close(&connection.handle.handle, &onConnectionHandleClosed);
+}
+
+void StreamTransport::closeListener(Listener& listener) {
+  if (!listener.handleOpen) {
+    delete &listener;
+    return;
+  }
+  // For a pipe, libuv unlinks the socket file here, before it closes the descriptor.
+  uv_close(&listener.handle.handle, &onListenerClosed);
+}
+
+void StreamTransport::handleClosed() {
+  if (--_liveHandles > 0 || !_destroying) return;
+  void (*done)(void*) = _done;
+  void* arg = _doneArg;
+  delete this;
+  if (done == nullptr) return;
+  try {
+    done(arg);
+  } catch (...) {
+    // The host broke the ABI by throwing; the instance is gone, there is nobody left to tell.
+  }
+}
+
+ferry_peer_info_v1 StreamTransport::peerInfo(const PeerDescription& peer) noexcept {
+  ferry_peer_info_v1 info{};
+  info.struct_size = sizeof(info);
+  info.address = peer.address.c_str();
+  info.has_credentials = peer.hasCredentials ? 1 : 0;
+  info.uid = peer.uid;
+  info.gid = peer.gid;
+  info.pid = peer.pid;
+  return info;
+}
+
+void StreamTransport::accept(Listener& listener) {
+  ferry_conn_id id = _nextId++;
+  auto owned = std::make_unique<Connection>(this, id, kMaxMessageSize);
+  _connections.emplace(id, owned.get());
+  Connection& connection = *owned.release();
+  int err = openHandle(connection);
+  if (err == 0) err = uv_accept(&listener.handle.stream, &connection.handle.stream);
+  PeerDescription peer;
+  if (err == 0) err = establish(connection, &listener, peer);
+  if (err == 0) err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  if (err != 0) {
+    log(FERRY_LOG_WARN, "dropped an incoming connection: " + std::string(uv_strerror(err)));
+    closeConnection(connection, Connection::Report::nothing, err);
+    return;
+  }
+  connection.state = Connection::State::open;
+  ferry_peer_info_v1 info = peerInfo(peer);
+  _events.accepted(_events.context, id, &info);
+}
+
+void StreamTransport::connectDone(Connection& connection, int status) {
+  // Already decided (timed out, closed, destroyed): UV_ECANCELED from uv_close lands here too.
+  if (connection.state != Connection::State::connecting) return;
+  if (connection.timerOpen) {
+    connection.timerOpen = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&connection.connectTimer), &onConnectionHandleClosed);
+  }
+  if (status < 0) {
+    closeConnection(connection, Connection::Report::connectFailed, status);
+    return;
+  }
+  PeerDescription peer;
+  int err = establish(connection, nullptr, peer);
+  if (err == 0) err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  if (err != 0) {
+    closeConnection(connection, Connection::Report::connectFailed, err);
+    return;
+  }
+  connection.state = Connection::State::open;
+  ferry_peer_info_v1 info = peerInfo(peer);
+  _events.connected(_events.context, connection.id, 0, &info);
+}
+
+bool StreamTransport::deliver(void* context, const uint8_t* data, size_t size) {
+  auto* connection = static_cast<Connection*>(context);
+  StreamTransport* self = connection->owner;
+  self->_events.received(self->_events.context, connection->id, data, size);
+  // The host may have closed the connection or destroyed the instance meanwhile.
+  return connection->state == Connection::State::open;
+}
+
+void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0 || connection.state != Connection::State::open) return;
+  if (nread > 0) {
+    int err = 0;
+    try {
+      err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
+                                   static_cast<size_t>(nread), &deliver, &connection);
+    } catch (const std::bad_alloc&) {
+      err = UV_ENOMEM;
+    } catch (...) {
+      // Thrown through `received` by the host: the rest of these bytes is lost, and with it the
+      // framing of this stream.
+      err = UV_EIO;
+    }
+    if (err < 0 && connection.state == Connection::State::open) {
+      log(FERRY_LOG_WARN, describeConnection(connection.id) + " closed: " +
+                              (err == UV_EMSGSIZE ? "the peer announced a message larger than "
+                                                    "the maximum of " +
+                                                        std::to_string(kMaxMessageSize) + " bytes"
+                                                  : std::string(uv_strerror(err))));
+      closeConnection(connection, Connection::Report::closed, err);
+    }
+    return;
+  }
+  int status = static_cast<int>(nread);
+  if (nread == UV_EOF) {
+    // The peer closed cleanly, unless it stopped in the middle of a message.
+    status = connection.reader.midFrame() ? UV_EPROTO : 0;
+    if (status != 0) {
+      log(FERRY_LOG_WARN, describeConnection(connection.id) + ": the peer closed in the middle "
+                                                              "of a message");
+    }
+  }
+  closeConnection(connection, Connection::Report::closed, status);
+}
+
+// --- libuv callbacks. ---
+
+void StreamTransport::onConnection(uv_stream_t* server, int status) noexcept {
+  auto* listener = static_cast<Listener*>(server->data);
+  StreamTransport* self = listener->owner;
+  guarded(self, "accept", [&] {
+    if (status < 0) {
+      self->log(FERRY_LOG_WARN,
+                std::string("accepting a connection failed: ") + uv_strerror(status));
+      return;
+    }
+    self->accept(*listener);
+  });
+}
+
+void StreamTransport::onConnectDone(uv_connect_t* request, int status) noexcept {
+  auto* connection = static_cast<Connection*>(request->handle->data);
+  guarded(connection->owner, "connect",
+          [&] { connection->owner->connectDone(*connection, status); });
+}
+
+void StreamTransport::onConnectTimeout(uv_timer_t* timer) noexcept {
+  auto* connection = static_cast<Connection*>(timer->data);
+  StreamTransport* self = connection->owner;
+  guarded(self, "connect timeout", [&] {
+    if (connection->state != Connection::State::connecting) return;
+    self->log(FERRY_LOG_INFO, describeConnection(connection->id) + ": connect timed out");
+    self->closeConnection(*connection, Connection::Report::connectFailed, UV_ETIMEDOUT);
+  });
+}
+
+void StreamTransport::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* connection = static_cast<Connection*>(handle->data);
+  buf->base = reinterpret_cast<char*>(connection->owner->_readBuffer.get());
+  buf->len = kReadBufferSize;
+}
+
+void StreamTransport::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* connection = static_cast<Connection*>(stream->data);
+  guarded(connection->owner, "read", [&] { connection->owner->readDone(*connection, nread, buf); });
+}
+
+void StreamTransport::onWritten(uv_write_t* request, int status) noexcept {
+  std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(request->data));
+  if (status >= 0 || status == UV_ECANCELED) return;
+  // The stream is still open: libuv runs write callbacks before the stream's close callback.
+  auto* connection = static_cast<Connection*>(request->handle->data);
+  StreamTransport* self = connection->owner;
+  guarded(self, "write", [&] {
+    if (connection->state != Connection::State::open) return;
+    self->log(FERRY_LOG_INFO, describeConnection(connection->id) + ": write failed: " +
+                                  uv_strerror(status));
+    self->closeConnection(*connection, Connection::Report::closed, status);
+  });
+}
+
+void StreamTransport::onListenerClosed(uv_handle_t* handle) noexcept {
+  auto* listener = static_cast<Listener*>(handle->data);
+  StreamTransport* self = listener->owner;
+  delete listener;
+  self->handleClosed();
+}
+
+void StreamTransport::onConnectionHandleClosed(uv_handle_t* handle) noexcept {
+  auto* connection = static_cast<Connection*>(handle->data);
+  StreamTransport* self = connection->owner;
+  if (handle == &connection->handle.handle && !self->_destroying) {
+    // The connection's last event; the host may call back into the instance, even destroy it
+    // (it is freed only by a later close callback).
+    guarded(self, "close", [&] {
+      const ferry_transport_events_v1& events = self->_events;
+      if (connection->report == Connection::Report::connectFailed) {
+        events.connected(events.context, connection->id, connection->reportStatus, nullptr);
+      } else if (connection->report == Connection::Report::closed) {
+        events.closed(events.context, connection->id, connection->reportStatus);
+      }
+    });
+  }
+  if (--connection->openHandles == 0) delete connection;
+  self->handleClosed();
+}
+
+void StreamTransport::onFinalClosed(uv_handle_t* handle) noexcept {
+  static_cast<StreamTransport*>(handle->data)->handleClosed();
+}
+
+// --- The shared table functions. ---
+
+namespace streamabi {
+
+void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return;
+  guarded(self, "destroy", [&] { self->destroy(done, arg); });
+}
+
+int listen(ferry_transport* transport, const char* address, const char* endpoint,
+           char* endpointOut, size_t endpointCap) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return UV_EINVAL;
+  return guardedCall(self, "listen",
+                     [&] { return self->listen(address, endpoint, endpointOut, endpointCap); });
+}
+
+int connect(ferry_transport* transport, const char* address, const char* endpoint,
+            uint32_t timeoutMs, ferry_conn_id* connOut) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return UV_EINVAL;
+  return guardedCall(self, "connect",
+                     [&] { return self->connect(address, endpoint, timeoutMs, connOut); });
+}
+
+int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+         size_t size) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return UV_EINVAL;
+  return guardedCall(self, "send", [&] { return self->send(conn, data, size); });
+}
+
+void close(ferry_transport* transport, ferry_conn_id conn) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return;
+  guarded(self, "close", [&] { self->close(conn); });
+}
+
+}  // namespace streamabi
+
+}  // namespace ferry::transports

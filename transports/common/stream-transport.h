@@ -1,0 +1,236 @@
+// The part of the tcp and pipe transport plugins that does not care which kind of stream socket
+// it runs on: connection bookkeeping, framed messages (framing.h), the write queue, the connect
+// timeout, the event rules of core/include/ferry/plugin/transport.h, and teardown.
+//
+// A plugin derives from StreamTransport, implements its few hooks (how to initialize a handle,
+// bind a listener, start a connect and describe a peer), and fills its ferry_transport_v1 table
+// with the functions of `streamabi` below plus its own create, check_binding and strerror.
+//
+// Event rules kept here, once for both plugins:
+//   - every event is raised from a libuv callback, never from a table function;
+//   - the last event of a connection (`connected` with an error, or `closed`) is raised from the
+//     close callback of its stream handle, so nothing can follow it;
+//   - after destroy() no event is raised at all.
+//
+// Choices the ABI leaves open, made here:
+//   - close() and destroy() are abortive: messages still queued in the process are dropped
+//     (what the kernel already took is delivered). close() of a connection still connecting
+//     reports `connected` with UV_ECANCELED, since `closed` never follows a failed connect;
+//   - an error returned by listen() or connect() means no event about it ever follows;
+//   - a connect timeout of 0 expires on the next loop iteration, before any connect completes.
+//
+// Errors are libuv's (negative errno values, UV_E*); transportStrerror names them: UV_EINVAL
+// for a malformed binding, UV_EMSGSIZE for an oversized message (sent or announced by the peer),
+// UV_ENOTCONN for send on an unknown or closed connection, UV_ETIMEDOUT for a connect timeout,
+// UV_EPROTO for a stream that ends inside a message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <uv.h>
+
+#include <ferry/plugin/transport.h>
+
+#include "framing.h"
+
+namespace ferry::transports {
+
+// ferry's largest message is 16 MiB of payload; 64 KiB more leaves room for its headers.
+inline constexpr size_t kMaxMessageSize = 16 * 1024 * 1024 + 64 * 1024;
+
+// The strerror of both plugins: libuv's static text for a UV_E* code.
+const char* transportStrerror(int error) noexcept;
+
+// Ignores SIGPIPE for the process unless the application installed its own disposition: a peer
+// that vanishes while a write is queued must close that connection (EPIPE), not kill the process,
+// and uv_write cannot ask for MSG_NOSIGNAL.
+void ignoreSigpipe() noexcept;
+
+// True when `host` is non-null and its struct_size covers the first `fieldEnd` bytes, e.g.
+// offsetof(ferry_host_v1, runtime_dir) + sizeof(char*) before reading runtime_dir.
+bool hostCovers(const ferry_host_v1* host, size_t fieldEnd) noexcept;
+
+// `text` in single quotes for a log line: at most 80 characters, anything unprintable as '?'
+// (the host's log takes one line; bindings come from peers and callers).
+std::string quoted(const char* text);
+
+// Marks the one symbol a plugin exports; the modules are built with hidden visibility.
+#define FERRY_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+
+// Either kind of stream handle. All members begin with the uv_handle_t/uv_stream_t fields, so
+// `handle` and `stream` may be used whichever member was initialized.
+union StreamHandle {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+};
+
+// Who is at the other end, as the plugin found out once the connection was up.
+struct PeerDescription {
+  std::string address;
+  bool hasCredentials = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t pid = 0;
+};
+
+class StreamTransport;
+
+// One listening socket. Owned by its transport until uv_close, then by its close callback.
+struct Listener {
+  explicit Listener(StreamTransport* owner) noexcept : owner(owner) {}
+
+  StreamTransport* owner;
+  StreamHandle handle{};
+  bool handleOpen = false;
+  // For the plugin: the pipe plugin keeps the socket path here (its accepted peers' address).
+  std::string path;
+};
+
+// One connection, outgoing or accepted. Owned by its transport while it is in the id map; from
+// its first uv_close on, by the close callbacks of its handles (freed after the last one).
+struct Connection {
+  enum class State { connecting, open, closing };
+  // What the stream's close callback reports to the host.
+  enum class Report { nothing, connectFailed, closed };
+
+  Connection(StreamTransport* owner, ferry_conn_id id, size_t maxMessageSize) noexcept
+      : owner(owner), id(id), reader(maxMessageSize) {}
+
+  StreamTransport* owner;
+  ferry_conn_id id;
+  State state = State::connecting;
+  StreamHandle handle{};
+  uv_connect_t connectRequest{};
+  uv_timer_t connectTimer{};    // bounds a pending connect; closed once it is decided
+  bool timerOpen = false;
+  int openHandles = 0;          // handles initialized and not yet through their close callback
+  Report report = Report::nothing;
+  int reportStatus = 0;
+  FrameReader reader;
+  // For the plugin: the pipe plugin keeps the socket path it connects to here.
+  std::string target;
+};
+
+class StreamTransport {
+public:
+  StreamTransport(const StreamTransport&) = delete;
+  StreamTransport& operator=(const StreamTransport&) = delete;
+
+  // The table functions, for the trampolines in `streamabi`. Each may throw (std::bad_alloc);
+  // the trampolines turn that into an error.
+  // TODO(security): a peer that never reads makes send() queue without bound; the ABI has no
+  // way yet to tell the host to slow down.
+  int listen(const char* address, const char* endpoint, char* endpointOut, size_t endpointCap);
+  int connect(const char* address, const char* endpoint, uint32_t timeoutMs,
+              ferry_conn_id* connOut);
+  int send(ferry_conn_id conn, const uint8_t* data, size_t size);
+  void close(ferry_conn_id conn);
+  void destroy(void (*done)(void*), void* arg);
+
+  // Logs one line through the host, prefixed with nothing: the host adds the plugin's name.
+  void log(int level, const std::string& message) const noexcept;
+
+protected:
+  // `events` must already be validated (validateCreate). The instance deletes itself once
+  // destroy() has closed all its handles.
+  StreamTransport(const char* pluginName, const ferry_host_v1* host, uv_loop_t* loop,
+                  const ferry_transport_events_v1& events);
+  virtual ~StreamTransport();
+
+  uv_loop_t* loop() const noexcept { return _loop; }
+  const ferry_host_v1* host() const noexcept { return _host; }
+
+  // Initializes the handle of a listener or connection through initHandle and counts it, so that
+  // the common code closes it whatever happens next. Hooks call these before binding/connecting.
+  int openHandle(Listener& listener);
+  int openHandle(Connection& connection);
+
+  // The connect callback a plugin's startConnect passes to uv_tcp_connect/uv_pipe_connect, with
+  // `&connection.connectRequest` as the request.
+  static void onConnectDone(uv_connect_t* request, int status) noexcept;
+
+  // --- Hooks. Each returns 0 or a UV_E* error and logs the reason for a refused binding. ---
+
+  // uv_tcp_init or uv_pipe_init on the instance's loop.
+  virtual int initHandle(StreamHandle& handle) = 0;
+  // Validates the binding, calls openHandle(listener), binds; writes the endpoint bound to
+  // `bound`. The common code then calls uv_listen, and closes the handle on any failure.
+  virtual int bindListener(Listener& listener, const char* address, const char* endpoint,
+                           std::string& bound) = 0;
+  // Validates the binding, calls openHandle(connection), starts connecting with onConnectDone.
+  // A failure after openHandle is cleaned up by the common code; no event follows a failure.
+  virtual int startConnect(Connection& connection, const char* address, const char* endpoint) = 0;
+  // Prepares an established connection (socket options) and describes its peer. `listener` is
+  // the one that accepted it, or null for an outgoing connection.
+  virtual int establish(Connection& connection, const Listener* listener,
+                        PeerDescription& peer) = 0;
+
+private:
+  static void onConnection(uv_stream_t* server, int status) noexcept;
+  static void onConnectTimeout(uv_timer_t* timer) noexcept;
+  static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void onWritten(uv_write_t* request, int status) noexcept;
+  static void onListenerClosed(uv_handle_t* handle) noexcept;
+  static void onConnectionHandleClosed(uv_handle_t* handle) noexcept;
+  static void onFinalClosed(uv_handle_t* handle) noexcept;
+  static bool deliver(void* context, const uint8_t* data, size_t size);
+
+  void accept(Listener& listener);
+  void connectDone(Connection& connection, int status);
+  void readDone(Connection& connection, ssize_t nread, const uv_buf_t* buf);
+  // The argument of an accepted/connected event; valid while `peer` is.
+  static ferry_peer_info_v1 peerInfo(const PeerDescription& peer) noexcept;
+  // Starts closing a connection: it leaves the id map, and the stream's close callback reports
+  // `report` with `status` (unless the instance is being destroyed by then).
+  void closeConnection(Connection& connection, Connection::Report report, int status);
+  void closeListener(Listener& listener);
+  // Every close callback ends here; the last one after destroy() frees the instance.
+  void handleClosed();
+
+  const char* _pluginName;
+  const ferry_host_v1* _host;
+  uv_loop_t* _loop;
+  ferry_transport_events_v1 _events;
+  ferry_conn_id _nextId = 1;
+  std::unordered_map<ferry_conn_id, Connection*> _connections;  // connecting and open only
+  std::vector<Listener*> _listeners;
+  int _liveHandles = 0;
+  // One read buffer serves every connection: libuv calls alloc then read for one stream at a
+  // time, and onRead is done with the bytes before it returns.
+  std::unique_ptr<uint8_t[]> _readBuffer;
+  bool _destroying = false;
+  void (*_done)(void*) = nullptr;
+  void* _doneArg = nullptr;
+  // Closed by destroy() so that `done` always comes from a close callback, even when the
+  // instance had no handle open.
+  uv_idle_t _finalHandle{};
+};
+
+// Checks create()'s arguments as every plugin must; 0 or UV_EINVAL.
+int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
+                   const ferry_transport_events_v1* events, ferry_transport** out) noexcept;
+
+// The table functions shared by both plugins: they unwrap the instance and catch everything.
+namespace streamabi {
+void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept;
+int listen(ferry_transport* transport, const char* address, const char* endpoint,
+           char* endpointOut, size_t endpointCap) noexcept;
+int connect(ferry_transport* transport, const char* address, const char* endpoint,
+            uint32_t timeoutMs, ferry_conn_id* connOut) noexcept;
+int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size) noexcept;
+void close(ferry_transport* transport, ferry_conn_id conn) noexcept;
+
+inline ferry_transport* wrap(StreamTransport* transport) noexcept {
+  return reinterpret_cast<ferry_transport*>(transport);
+}
+}  // namespace streamabi
+
+}  // namespace ferry::transports
