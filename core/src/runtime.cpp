@@ -1,5 +1,6 @@
 #include <ferry/runtime.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -97,6 +98,12 @@ RuntimeImpl& currentRuntime() {
 
 RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     : options(opts), hostId(readHostId()), processId(makeProcessId()) {
+  // A peer that vanishes while a transport writes to it must be an error on that connection,
+  // not a signal that ends the process. Only replaced if nobody installed a handler.
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
   FERRY_REQUIRE(options.mtaThreads >= 1, Errc::invalidArgument, "mtaThreads must be at least 1");
   FERRY_REQUIRE(options.callTimeout.count() > 0, Errc::invalidArgument,
                 "callTimeout must be positive");

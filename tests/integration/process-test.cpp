@@ -62,9 +62,13 @@ public:
     BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
   }
 
+  // Kills it. A killed process leaves its pipe socket file behind: remove it.
   void kill() {
     _child.signal(SIGKILL);
     _child.wait(std::chrono::seconds(20));
+    for (const auto& b : detail::decodeObjRef(probe).bindings) {
+      if (b.protseq == "pipe") unlink((b.address + "/" + b.endpoint).c_str());
+    }
   }
 
   ObjRefBytes holder;

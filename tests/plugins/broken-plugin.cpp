@@ -31,7 +31,7 @@ const ferry_transport_v1 kTable = {
 #endif
     &fakeClose, &fakeCheck, &fakeStrerror};
 
-const ferry_plugin_v1 kDescriptor = {
+[[maybe_unused]] const ferry_plugin_v1 kDescriptor = {
     sizeof(ferry_plugin_v1),
 #ifdef BROKEN_ABI
     2,

@@ -11,8 +11,11 @@
  *
  * Connection ids are chosen by the plugin, never 0, never reused within an instance.
  *
- * Errors are negative numbers; transport_strerror names them. Table functions return 0 on
- * success. No function blocks. */
+ * Errors are negative numbers, libuv's error codes where one fits (UV_EINVAL for a malformed
+ * binding, UV_EMSGSIZE for an oversized message, UV_ENOTCONN for an unknown or closed
+ * connection, UV_ETIMEDOUT for a connect timeout); the table's `strerror` names them. Table
+ * functions return 0 on success; when listen() or connect() returns an error, no event follows
+ * for it. No function blocks. */
 #ifndef FERRY_PLUGIN_TRANSPORT_H
 #define FERRY_PLUGIN_TRANSPORT_H
 
@@ -33,7 +36,7 @@ typedef uint64_t ferry_conn_id;
 /* Who is at the other end of a connection. Strings valid during the callback only. */
 typedef struct ferry_peer_info_v1 {
   uint32_t struct_size;
-  const char* address;     /* printable, e.g. "127.0.0.1:40312", "[::1]:5000", "pipe" */
+  const char* address;     /* printable, e.g. "127.0.0.1:40312", "[::1]:5000", "pipe:/path" */
   int has_credentials;     /* 1 when uid/gid/pid below are the kernel's (pipe: SO_PEERCRED) */
   uint32_t uid;
   uint32_t gid;
@@ -79,15 +82,19 @@ typedef struct ferry_transport_v1 {
   int (*listen)(ferry_transport* transport, const char* address, const char* endpoint,
                 char* endpoint_out, size_t endpoint_cap);
 
-  /* Starts connecting; `connected` reports the outcome, at the latest `timeout_ms` later. */
+  /* Starts connecting; `connected` reports the outcome, at the latest `timeout_ms` later
+   * (0: at once, i.e. a connect that cannot complete immediately times out). */
   int (*connect)(ferry_transport* transport, const char* address, const char* endpoint,
                  uint32_t timeout_ms, ferry_conn_id* conn_out);
 
   /* Queues one message on an established connection; the data is copied. Messages arrive whole
-   * and in the order sent. Error for an unknown or closed connection, or an oversized message. */
+   * and in the order sent. Error for an unknown or closed connection, or an oversized message.
+   * TODO(security): no flow control yet — a peer that never reads makes the queue grow. */
   int (*send)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size);
 
-  /* Closes a connection; `closed` follows (status 0). Unknown ids are ignored. */
+  /* Closes a connection; `closed` follows (status 0), or, for a connection still connecting,
+   * `connected` with UV_ECANCELED. Messages queued in this process and not yet handed to the
+   * kernel are dropped. Unknown ids are ignored. */
   void (*close)(ferry_transport* transport, ferry_conn_id conn);
 
   /* Validates an (address, endpoint) pair as connect() would take it, without side effects. */
