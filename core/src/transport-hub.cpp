@@ -116,6 +116,11 @@ struct TransportHub::Connection {
   bool outbound = false;
   bool open = false;
   MarshalContext distance = MarshalContext::differentMachine;
+  // The peer's kernel-verified credentials (pipe connections), for the local security provider.
+  bool hasCredentials = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t pid = 0;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> queued;  // (call id, frame)
   std::unordered_map<uint64_t, std::shared_ptr<ReplySink>> calls;
   std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> resolves;
@@ -478,6 +483,12 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   // A pipe peer is on this host; tcp/udp peers may be anywhere.
   connection->distance =
       instance.name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
+  if (peer != nullptr && peer->struct_size >= sizeof(ferry_peer_info_v1) && peer->has_credentials) {
+    connection->hasCredentials = true;
+    connection->uid = peer->uid;
+    connection->gid = peer->gid;
+    connection->pid = peer->pid;
+  }
   FERRY_LOG(debug, "accepted " << instance.name << " connection from "
                                << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
   _connections[{instance.index, conn}] = std::move(connection);
