@@ -93,9 +93,9 @@ bool validName(const char* name) {
 // Why a transport table is unusable, or "".
 std::string checkTransportTable(const ferry_transport_v1* t) {
   if (t == nullptr) return "the descriptor has no transport table";
-  if (t->struct_size < sizeof(ferry_transport_v1)) {
+  if (t->struct_size < FERRY_TRANSPORT_V1_MIN_SIZE) {
     return "transport table is " + std::to_string(t->struct_size) + " bytes, version 1 needs " +
-           std::to_string(sizeof(ferry_transport_v1));
+           std::to_string(FERRY_TRANSPORT_V1_MIN_SIZE);
   }
   if (t->abi_version != FERRY_PLUGIN_ABI_VERSION) {
     return "transport table is ABI version " + std::to_string(t->abi_version) + ", expected 1";

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -122,7 +123,6 @@ struct TransportHub::Connection {
   uint32_t gid = 0;
   int32_t pid = 0;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> queued;  // (call id, frame)
-  std::unordered_map<uint64_t, std::shared_ptr<ReplySink>> calls;
   std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> resolves;
 };
 
@@ -255,6 +255,10 @@ void TransportHub::start(const RuntimeOptions& options) {
     std::lock_guard lock(_mutex);
     _bindings = std::move(bound);
   }
+  {
+    std::unique_lock gate(_directGate);
+    _directAllowed = true;
+  }
   _acceptRegistrations = options.acceptRegistrations;
 
   // The ferryd to register with.
@@ -338,6 +342,11 @@ void TransportHub::stop() noexcept {
   {
     std::lock_guard lock(_tasksMutex);
     if (_stopping) return;
+  }
+  {
+    // No thread writes directly once the instances start closing.
+    std::unique_lock gate(_directGate);
+    _directAllowed = false;
   }
   // Close every instance on the loop; when all are done, close the async handle so uv_run ends.
   post([this] {
@@ -460,9 +469,7 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
   if (rc < 0) {
     std::string why = "send on " + connection.key + " failed: " + table->strerror(rc);
-    if (auto it = connection.calls.find(callId); it != connection.calls.end()) {
-      auto sink = std::move(it->second);
-      connection.calls.erase(it);
+    if (auto sink = takeCall(callId, connection.instance->index, connection.id)) {
       sink->fail(Errc::unavailable, why);
     } else if (auto r = connection.resolves.find(callId); r != connection.resolves.end()) {
       auto pending = std::move(r->second);
@@ -506,6 +513,10 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
     return;
   }
   connection.open = true;
+  {
+    std::lock_guard lock(_callsMutex);
+    _openByKey[connection.key] = {instance.index, conn};
+  }
   auto queued = std::move(connection.queued);
   for (auto& [callId, frame] : queued) sendFrame(connection, std::move(frame));
 }
@@ -527,11 +538,14 @@ void TransportHub::failConnection(Connection& connection, Errc code, const std::
   for (auto it = _registered.begin(); it != _registered.end();) {
     it = it->second.connection == &connection ? _registered.erase(it) : std::next(it);
   }
-  auto calls = std::move(connection.calls);
+  if (!connection.key.empty()) {
+    std::lock_guard lock(_callsMutex);
+    auto open = _openByKey.find(connection.key);
+    if (open != _openByKey.end() && open->second.second == connection.id) _openByKey.erase(open);
+  }
+  failCallsOf(connection.instance->index, connection.id, code, why);
   auto resolves = std::move(connection.resolves);
-  connection.calls.clear();
   connection.resolves.clear();
-  for (auto& [id, sink] : calls) sink->fail(code, why);
   for (auto& [id, pending] : resolves) pending->fail(code == Errc::outcomeUnknown ? Errc::unavailable : code, why);
   // Frames never sent: the call certainly did not run.
   for (auto& [id, frame] : connection.queued) (void)frame;
@@ -581,13 +595,11 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
     case kResolve:
       return serveResolve(connection, callId, std::move(*message));
     case kResponse: {
-      auto call = connection.calls.find(callId);
-      if (call == connection.calls.end()) {
+      std::shared_ptr<ReplySink> sink = takeCall(callId, instance.index, conn);
+      if (sink == nullptr) {
         FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
         return;
       }
-      auto sink = std::move(call->second);
-      connection.calls.erase(call);
       auto* pending = dynamic_cast<PendingCall*>(sink.get());
       FERRY_ASSERT(pending != nullptr);
       pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
@@ -745,6 +757,19 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
     }
     return;
   }
+  // The fast path: the connection is open, the caller writes the frame itself.
+  std::optional<std::pair<uint32_t, ferry_conn_id>> open;
+  {
+    std::lock_guard lock(_callsMutex);
+    auto it = _openByKey.find(key);
+    if (it != _openByKey.end()) open = it->second;
+  }
+  if (open) {
+    if (replyTo) registerCall(callId, {replyTo, open->first, open->second});
+    if (sendDirect(open->first, open->second, frame)) return;
+    // Not written (closing, or no direct path): the loop connects if needed and sends.
+    if (replyTo) takeCall(callId, open->first, open->second);
+  }
   try {
     post([this, key, binding, callId, replyTo, frame = std::move(frame)]() mutable {
       Connection* connection = connectionFor(key, binding);
@@ -752,7 +777,7 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
         if (replyTo) replyTo->fail(Errc::unavailable, "cannot connect to " + key);
         return;
       }
-      if (replyTo) connection->calls[callId] = replyTo;
+      if (replyTo) registerCall(callId, {replyTo, connection->instance->index, connection->id});
       sendFrame(*connection, std::move(frame));
     });
   } catch (const Error& e) {
@@ -760,10 +785,59 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
   }
 }
 
+void TransportHub::registerCall(uint64_t callId, CallEntry entry) {
+  std::lock_guard lock(_callsMutex);
+  _calls[callId] = std::move(entry);
+}
+
+std::shared_ptr<ReplySink> TransportHub::takeCall(uint64_t callId, uint32_t instance,
+                                                  ferry_conn_id conn) {
+  std::lock_guard lock(_callsMutex);
+  auto it = _calls.find(callId);
+  // A response counts only on the connection its request went out on.
+  if (it == _calls.end() || it->second.instance != instance || it->second.conn != conn) {
+    return nullptr;
+  }
+  std::shared_ptr<ReplySink> sink = std::move(it->second.sink);
+  _calls.erase(it);
+  return sink;
+}
+
+void TransportHub::failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code,
+                               const std::string& why) {
+  std::vector<std::shared_ptr<ReplySink>> failed;
+  {
+    std::lock_guard lock(_callsMutex);
+    for (auto it = _calls.begin(); it != _calls.end();) {
+      if (it->second.instance == instance && it->second.conn == conn) {
+        failed.push_back(std::move(it->second.sink));
+        it = _calls.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& sink : failed) sink->fail(code, why);
+}
+
+bool TransportHub::sendDirect(uint32_t instance, ferry_conn_id conn,
+                              const std::vector<uint8_t>& frame) {
+  std::shared_lock gate(_directGate);
+  if (!_directAllowed || instance >= _instances.size()) return false;
+  Instance& i = *_instances[instance];
+  if (i.table->struct_size < offsetof(ferry_transport_v1, send_any_thread) + sizeof(void*) ||
+      i.table->send_any_thread == nullptr) {
+    return false;
+  }
+  return i.table->send_any_thread(i.transport, conn, frame.data(), frame.size()) == 0;
+}
+
 void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
                                 std::unique_ptr<OutgoingResponse> response) {
   try {
     std::vector<uint8_t> frame = encodeFrame(kResponse, callId, 0, response->message.builder());
+    // The servant's thread writes the response itself when it can.
+    if (sendDirect(instance, conn, frame)) return;
     post([this, instance, conn, frame = std::move(frame)]() mutable {
       auto it = _connections.find({instance, conn});
       if (it == _connections.end()) {

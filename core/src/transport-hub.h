@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -144,6 +145,29 @@ private:
   bool _acceptRegistrations = false;
   // The ferryd this process registers with (empty protseq: none).
   StringBindingData _resolver;
+
+  // Calls waiting for a response, by call id, with the connection they went out on. Any thread:
+  // callers register their calls and write directly (send_any_thread) when the connection is
+  // open; the loop delivers responses.
+  struct CallEntry {
+    std::shared_ptr<ReplySink> sink;
+    uint32_t instance;
+    ferry_conn_id conn;
+  };
+  void registerCall(uint64_t callId, CallEntry entry);
+  std::shared_ptr<ReplySink> takeCall(uint64_t callId, uint32_t instance, ferry_conn_id conn);
+  void failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code, const std::string& why);
+  // Writes a frame from the calling thread; false when that path is not available (no
+  // send_any_thread, the connection closing, the hub stopping).
+  bool sendDirect(uint32_t instance, ferry_conn_id conn, const std::vector<uint8_t>& frame);
+
+  std::mutex _callsMutex;
+  std::unordered_map<uint64_t, CallEntry> _calls;
+  // Open outbound connections by binding key, for direct sends (guarded by _callsMutex).
+  std::unordered_map<std::string, std::pair<uint32_t, ferry_conn_id>> _openByKey;
+  // Held shared by direct senders, exclusively by stop() before it destroys the instances.
+  std::shared_mutex _directGate;
+  bool _directAllowed = false;  // guarded by _directGate
 
   // Written once by start().
   mutable std::mutex _mutex;

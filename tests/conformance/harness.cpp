@@ -213,6 +213,10 @@ int Instance::send(ferry_conn_id conn, const Bytes& message) {
   return table().send(_transport, conn, message.data(), message.size());
 }
 
+int Instance::sendAnyThread(ferry_conn_id conn, const Bytes& message) {
+  return table().send_any_thread(_transport, conn, message.data(), message.size());
+}
+
 void Instance::close(ferry_conn_id conn) {
   TableCall call(_harness);
   table().close(_transport, conn);

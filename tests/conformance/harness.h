@@ -93,6 +93,8 @@ public:
   int tryConnect(const std::string& address, const std::string& endpoint, uint32_t timeoutMs,
                  ferry_conn_id* conn);
   int send(ferry_conn_id conn, const Bytes& message);
+  // send_any_thread, from whatever thread calls it (not a table call of the loop's thread).
+  int sendAnyThread(ferry_conn_id conn, const Bytes& message);
   void close(ferry_conn_id conn);
   void destroy();
 

@@ -9,6 +9,10 @@
 #define BOOST_TEST_MODULE transport conformance
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <cstddef>
+#include <thread>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -236,6 +240,55 @@ BOOST_AUTO_TEST_CASE(a_thousand_messages_queued_back_to_back_arrive_in_order) {
         break;
       }
     }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(sends_from_other_threads_keep_each_senders_order_alongside_loop_sends) {
+  if (table().struct_size < offsetof(ferry_transport_v1, send_any_thread) + sizeof(void*) ||
+      table().send_any_thread == nullptr) {
+    BOOST_TEST_MESSAGE(pluginName() << " does not offer send_any_thread");
+    return;
+  }
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    constexpr uint32_t kThreads = 4;
+    constexpr uint32_t kEach = 300;
+    // Sizes from empty to 256 KiB, so some writes stay whole and some are handed to the loop.
+    auto sizeOf = [](uint32_t stream, uint32_t i) -> size_t {
+      return i % 50 == 49 ? 256 * 1024 : ((i + 1) * (stream + 3) * 7919u) % 20000u;
+    };
+    std::atomic<int> failures{0};
+    std::vector<std::thread> senders;
+    for (uint32_t t = 0; t < kThreads; ++t) {
+      senders.emplace_back([&, t] {
+        for (uint32_t i = 0; i < kEach; ++i) {
+          if (client.sendAnyThread(link.client, taggedMessage(t, i, sizeOf(t, i))) != 0) ++failures;
+        }
+      });
+    }
+    // Meanwhile the loop's own sends, on stream 9.
+    for (uint32_t i = 0; i < kEach; ++i) {
+      BOOST_REQUIRE(client.send(link.client, taggedMessage(9, i, sizeOf(9, i))) == 0);
+      if (i % 30 == 0) harness.runFor(milliseconds(1));
+    }
+    harness.runUntil([&] { return server.receivedCount(link.server) >= (kThreads + 1) * kEach; },
+                     kPatience, "messages from five senders");
+    for (auto& s : senders) s.join();
+    BOOST_CHECK_EQUAL(failures.load(), 0);
+    std::map<uint32_t, uint32_t> next;
+    for (const Bytes& m : server.received[link.server]) {
+      BOOST_REQUIRE_GE(m.size(), 8u);
+      uint32_t stream = streamOf(m);
+      uint32_t index = next[stream]++;
+      if (m != taggedMessage(stream, index, sizeOf(stream, index))) {
+        BOOST_ERROR("stream " << stream << ": message " << index << " is not the one sent next");
+        break;
+      }
+    }
+    for (uint32_t t = 0; t < kThreads; ++t) BOOST_CHECK_EQUAL(next[t], kEach);
+    BOOST_CHECK_EQUAL(next[9], kEach);
   });
 }
 

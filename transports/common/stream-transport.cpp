@@ -1,6 +1,8 @@
 #include "stream-transport.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/uio.h>
 
 #include <cstring>
 #include <exception>
@@ -18,6 +20,7 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 struct WriteRequest {
   uv_write_t request{};
   std::unique_ptr<uint8_t[]> bytes;
+  ferry_conn_id conn = 0;
 };
 
 // Runs a libuv callback's body; nothing it throws goes back into libuv.
@@ -118,7 +121,15 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
       _host(host),
       _loop(loop),
       _events(events),
-      _readBuffer(new uint8_t[kReadBufferSize]) {}
+      _readBuffer(new uint8_t[kReadBufferSize]) {
+  // The any-thread send path hands leftovers to the loop through this handle. Without it,
+  // sendAnyThread still works whenever the socket takes a whole frame at once.
+  if (uv_async_init(_loop, &_handoverAsync, &onHandover) == 0) {
+    _handoverAsync.data = this;
+    _handoverOpen = true;
+    ++_liveHandles;
+  }
+}
 
 StreamTransport::~StreamTransport() = default;
 
@@ -227,19 +238,114 @@ int StreamTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) 
   if (found == _connections.end() || found->second->state != Connection::State::open) {
     return UV_ENOTCONN;
   }
-  Connection& connection = *found->second;
+  // Frames other threads handed over were queued before this one.
+  drainHandovers();
+  std::unique_ptr<uint8_t[]> bytes(new uint8_t[kFrameHeaderSize + size]);
+  encodeFrameHeader(bytes.get(), size);
+  if (size > 0) std::memcpy(bytes.get() + kFrameHeaderSize, data, size);
+  return queueWrite(*found->second, std::move(bytes), kFrameHeaderSize + size, false);
+}
+
+int StreamTransport::queueWrite(Connection& connection, std::unique_ptr<uint8_t[]> bytes,
+                                size_t size, bool counted) {
   auto write = std::make_unique<WriteRequest>();
-  // TODO(perf): one copy per message; uv_try_write first would spare it when the socket has room.
-  write->bytes.reset(new uint8_t[kFrameHeaderSize + size]);
-  encodeFrameHeader(write->bytes.get(), size);
-  if (size > 0) std::memcpy(write->bytes.get() + kFrameHeaderSize, data, size);
+  write->bytes = std::move(bytes);
+  write->conn = connection.id;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(write->bytes.get()),
-                             static_cast<unsigned int>(kFrameHeaderSize + size));
+                             static_cast<unsigned int>(size));
   write->request.data = write.get();
+  if (!counted) {
+    std::lock_guard lock(_directMutex);
+    auto entry = _direct.find(connection.id);
+    if (entry != _direct.end()) ++entry->second.loopWrites;
+  }
   int err = uv_write(&write->request, &connection.handle.stream, &buf, 1, &onWritten);
-  if (err != 0) return err;
+  if (err != 0) {
+    loopWriteFinished(connection.id);
+    return err;
+  }
   write.release();  // onWritten frees it
   return 0;
+}
+
+void StreamTransport::loopWriteFinished(ferry_conn_id conn) {
+  std::lock_guard lock(_directMutex);
+  auto entry = _direct.find(conn);
+  if (entry != _direct.end() && entry->second.loopWrites > 0) --entry->second.loopWrites;
+}
+
+int StreamTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size) {
+  if (size > kMaxMessageSize) return UV_EMSGSIZE;
+  if (data == nullptr && size > 0) return UV_EINVAL;
+  uint8_t header[kFrameHeaderSize];
+  encodeFrameHeader(header, size);
+  std::lock_guard lock(_directMutex);
+  auto entry = _direct.find(conn);
+  if (entry == _direct.end()) return UV_ENOTCONN;
+  size_t total = kFrameHeaderSize + size;
+  size_t written = 0;
+  if (entry->second.loopWrites == 0) {
+    // Nothing queued ahead: write on this thread. The descriptor stays open while the entry
+    // exists (closeDirect removes it, under this lock, before the loop closes the handle).
+    iovec parts[2] = {{header, kFrameHeaderSize}, {const_cast<uint8_t*>(data), size}};
+    ssize_t n;
+    do {
+      n = writev(entry->second.fd, parts, size > 0 ? 2 : 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    written = n > 0 ? static_cast<size_t>(n) : 0;
+    if (written == total) return 0;
+  }
+  // The rest goes through the loop, behind whatever is queued there.
+  if (!_handoverOpen) return UV_ENOTCONN;
+  std::unique_ptr<uint8_t[]> rest(new uint8_t[total - written]);
+  size_t fromHeader = written < kFrameHeaderSize ? kFrameHeaderSize - written : 0;
+  if (fromHeader > 0) std::memcpy(rest.get(), header + written, fromHeader);
+  size_t dataOffset = written > kFrameHeaderSize ? written - kFrameHeaderSize : 0;
+  if (size > dataOffset) std::memcpy(rest.get() + fromHeader, data + dataOffset, size - dataOffset);
+  _handovers.push_back({conn, std::move(rest), total - written});
+  ++entry->second.loopWrites;
+  // Under the lock: destroy() closes the handle under it too.
+  uv_async_send(&_handoverAsync);
+  return 0;
+}
+
+void StreamTransport::drainHandovers() {
+  std::deque<Handover> batch;
+  {
+    std::lock_guard lock(_directMutex);
+    batch.swap(_handovers);
+  }
+  for (Handover& h : batch) {
+    auto found = _connections.find(h.conn);
+    if (found == _connections.end() || found->second->state != Connection::State::open) {
+      loopWriteFinished(h.conn);  // the connection went; the frame with it
+      continue;
+    }
+    int err = queueWrite(*found->second, std::move(h.bytes), h.size, true);
+    if (err != 0) {
+      log(FERRY_LOG_INFO, describeConnection(h.conn) + ": handed-over write failed: " +
+                              uv_strerror(err));
+      closeConnection(*found->second, Connection::Report::closed, err);
+    }
+  }
+}
+
+void StreamTransport::onHandover(uv_async_t* handle) noexcept {
+  auto* self = static_cast<StreamTransport*>(handle->data);
+  guarded(self, "handover", [&] { self->drainHandovers(); });
+}
+
+void StreamTransport::openDirect(Connection& connection) {
+  uv_os_fd_t fd;
+  if (uv_fileno(&connection.handle.handle, &fd) != 0) return;  // any-thread sends refused
+  std::lock_guard lock(_directMutex);
+  _direct[connection.id] = DirectEntry{fd, 0};
+}
+
+void StreamTransport::closeDirect(ferry_conn_id conn) {
+  std::lock_guard lock(_directMutex);
+  _direct.erase(conn);
 }
 
 void StreamTransport::close(ferry_conn_id conn) {
@@ -270,6 +376,14 @@ void StreamTransport::destroy(void (*done)(void*), void* arg) {
   while (!_connections.empty()) {
     closeConnection(*_connections.begin()->second, Connection::Report::nothing, 0);
   }
+  {
+    std::lock_guard lock(_directMutex);
+    _handovers.clear();
+    if (_handoverOpen) {
+      _handoverOpen = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(&_handoverAsync), &onFinalClosed);
+    }
+  }
   uv_idle_init(_loop, &_finalHandle);
   _finalHandle.data = this;
   ++_liveHandles;
@@ -281,6 +395,7 @@ void StreamTransport::destroy(void (*done)(void*), void* arg) {
 void StreamTransport::closeConnection(Connection& connection, Connection::Report report,
                                       int status) {
   if (connection.state == Connection::State::closing) return;
+  closeDirect(connection.id);
   _connections.erase(connection.id);
   connection.state = Connection::State::closing;
   connection.report = report;
@@ -348,6 +463,7 @@ void StreamTransport::accept(Listener& listener) {
     return;
   }
   connection.state = Connection::State::open;
+  openDirect(connection);
   ferry_peer_info_v1 info = peerInfo(peer);
   _events.accepted(_events.context, id, &info);
 }
@@ -371,6 +487,7 @@ void StreamTransport::connectDone(Connection& connection, int status) {
     return;
   }
   connection.state = Connection::State::open;
+  openDirect(connection);
   ferry_peer_info_v1 info = peerInfo(peer);
   _events.connected(_events.context, connection.id, 0, &info);
 }
@@ -463,10 +580,11 @@ void StreamTransport::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
 
 void StreamTransport::onWritten(uv_write_t* request, int status) noexcept {
   std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(request->data));
-  if (status >= 0 || status == UV_ECANCELED) return;
   // The stream is still open: libuv runs write callbacks before the stream's close callback.
   auto* connection = static_cast<Connection*>(request->handle->data);
   StreamTransport* self = connection->owner;
+  self->loopWriteFinished(write->conn);
+  if (status >= 0 || status == UV_ECANCELED) return;
   guarded(self, "write", [&] {
     if (connection->state != Connection::State::open) return;
     self->log(FERRY_LOG_INFO, describeConnection(connection->id) + ": write failed: " +
@@ -536,6 +654,14 @@ int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
   StreamTransport* self = unwrap(transport);
   if (self == nullptr) return UV_EINVAL;
   return guardedCall(self, "send", [&] { return self->send(conn, data, size); });
+}
+
+int sendAnyThread(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                  size_t size) noexcept {
+  StreamTransport* self = unwrap(transport);
+  if (self == nullptr) return UV_EINVAL;
+  return guardedCall(self, "send_any_thread",
+                     [&] { return self->sendAnyThread(conn, data, size); });
 }
 
 void close(ferry_transport* transport, ferry_conn_id conn) noexcept {

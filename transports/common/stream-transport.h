@@ -27,7 +27,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -131,6 +133,10 @@ public:
   int connect(const char* address, const char* endpoint, uint32_t timeoutMs,
               ferry_conn_id* connOut);
   int send(ferry_conn_id conn, const uint8_t* data, size_t size);
+  // send() from any thread: writes the frame on the calling thread when nothing is queued ahead
+  // of it on the connection; hands what is left to the loop otherwise (ferry_transport_v1
+  // send_any_thread).
+  int sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
 
@@ -181,7 +187,19 @@ private:
   static void onListenerClosed(uv_handle_t* handle) noexcept;
   static void onConnectionHandleClosed(uv_handle_t* handle) noexcept;
   static void onFinalClosed(uv_handle_t* handle) noexcept;
+  static void onHandover(uv_async_t* handle) noexcept;
   static bool deliver(void* context, const uint8_t* data, size_t size);
+
+  // Any-thread sends. An open connection's socket is listed in _direct while it may be written
+  // from other threads; `loopWrites` counts its frames queued on the loop (uv_write, or handed
+  // over and not yet written), so a direct write never overtakes them.
+  void openDirect(Connection& connection);
+  void closeDirect(ferry_conn_id conn);
+  // Queues framed bytes on the loop (the loop thread only); `counted`: already in loopWrites.
+  int queueWrite(Connection& connection, std::unique_ptr<uint8_t[]> bytes, size_t size,
+                 bool counted);
+  void drainHandovers();
+  void loopWriteFinished(ferry_conn_id conn);
 
   void accept(Listener& listener);
   void connectDone(Connection& connection, int status);
@@ -212,6 +230,21 @@ private:
   // Closed by destroy() so that `done` always comes from a close callback, even when the
   // instance had no handle open.
   uv_idle_t _finalHandle{};
+
+  struct DirectEntry {
+    int fd;
+    int loopWrites;
+  };
+  struct Handover {
+    ferry_conn_id conn;
+    std::unique_ptr<uint8_t[]> bytes;
+    size_t size;
+  };
+  std::mutex _directMutex;  // guards _direct, _handovers, _handoverOpen
+  std::unordered_map<ferry_conn_id, DirectEntry> _direct;
+  std::deque<Handover> _handovers;
+  uv_async_t _handoverAsync{};
+  bool _handoverOpen = false;
 };
 
 // Checks create()'s arguments as every plugin must; 0 or UV_EINVAL.
@@ -226,6 +259,8 @@ int listen(ferry_transport* transport, const char* address, const char* endpoint
 int connect(ferry_transport* transport, const char* address, const char* endpoint,
             uint32_t timeoutMs, ferry_conn_id* connOut) noexcept;
 int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size) noexcept;
+int sendAnyThread(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                  size_t size) noexcept;
 void close(ferry_transport* transport, ferry_conn_id conn) noexcept;
 
 inline ferry_transport* wrap(StreamTransport* transport) noexcept {

@@ -273,6 +273,7 @@ const ferry_transport_v1 kTable = {
     .close = &streamabi::close,
     .check_binding = &checkBinding,
     .strerror = &transportStrerror,
+    .send_any_thread = &streamabi::sendAnyThread,
 };
 
 const ferry_plugin_v1 kDescriptor = {

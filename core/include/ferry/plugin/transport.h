@@ -102,7 +102,21 @@ typedef struct ferry_transport_v1 {
 
   /* A static, human-readable text for an error this plugin returned. */
   const char* (*strerror)(int error);
+
+  /* ---- Appended; present when struct_size covers them. ---- */
+
+  /* Optional (NULL when not offered): send() callable from ANY thread, for latency — the calling
+   * thread writes the message itself when nothing is queued ahead of it on the connection, and
+   * hands the rest to the loop otherwise. Messages keep the order of the calls that queued them,
+   * whichever thread made them. Never blocks. Errors as send(); UV_ENOTCONN also once the
+   * connection started closing. Must not be called once destroy() was called. */
+  int (*send_any_thread)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                         size_t size);
 } ferry_transport_v1;
+
+/* The size of a version 1 table before any appended field: the smallest struct_size a host
+ * accepts. */
+#define FERRY_TRANSPORT_V1_MIN_SIZE offsetof(ferry_transport_v1, send_any_thread)
 
 #ifdef __cplusplus
 }
