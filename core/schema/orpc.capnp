@@ -49,7 +49,9 @@ struct Request {
   # deadline has passed; it answers `deadlineExceeded`.
 
   flags @5 :UInt16;
-  # Bit 0 (oneway): the caller expects no response. Other bits must be 0.
+  # Bit 0 (oneway): the caller expects no response. Bit 1 (idempotent): the method is marked
+  # $Ferry.idempotent; the caller may send the same call again after a transport failure.
+  # Other bits must be 0.
 
   params @6 :AnyPointer;
   caps @7 :List(ObjRef);

@@ -74,7 +74,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
   std::optional<Error> failure;
   try {
     wire::Request::Reader root = request.root();
-    FERRY_REQUIRE(root.getFlags() <= kRequestFlagOneway, Errc::protocolError,
+    FERRY_REQUIRE((root.getFlags() & ~kRequestFlagsKnown) == 0, Errc::protocolError,
                   "request has unknown flag bits", root.getFlags());
     FERRY_REQUIRE(Clock::now() <= deadline, Errc::deadlineExceeded,
                   "the call's deadline passed before it started");

@@ -68,21 +68,42 @@ void ClientCall::setCap(uint32_t index, Interface* object, Iid iid) {
   writeObjRef(capSlot(_request->root.getCaps(), index), data);
 }
 
+void ClientCall::setIdempotent() noexcept {
+  _idempotent = true;
+  _request->root.setFlags(_request->root.getFlags() | kRequestFlagIdempotent);
+}
+
+namespace {
+// An idempotent call is sent again at most this many times after a transport failure.
+constexpr int kIdempotentRetries = 2;
+}  // namespace
+
 ClientResponse ClientCall::send() {
   ProxyManager& manager = _proxy->manager();
   ApartmentImpl& home = manager.apartment();
   MessageFilter* filter =
       home.kind() == ApartmentKind::sta ? static_cast<StaImpl&>(home).filter() : nullptr;
   bool hasCaps = _request->root.hasCaps() && _request->root.getCaps().size() > 0;
+  int transportRetries = 0;
   for (int attempt = 1;; ++attempt) {
     // A rejected call consumes nothing; keep what is needed to resend it or release its caps.
     std::unique_ptr<OutgoingRequest> kept;
-    if (filter != nullptr || hasCaps) kept = OutgoingRequest::copyOf(*_request);
+    if (filter != nullptr || hasCaps || _idempotent) kept = OutgoingRequest::copyOf(*_request);
     std::shared_ptr<ExporterLink> link = manager.link();
     auto call = startCall(home, link->channel(), std::move(_request));
     try {
       return ClientResponse(finishCall(*call));
     } catch (const Error& e) {
+      // The transport lost the call (or never delivered it): an idempotent one may run again —
+      // unless it carries interface pointers, whose references the lost attempt may already
+      // have handed over.
+      bool lost = e.code() == Errc::outcomeUnknown || e.code() == Errc::unavailable;
+      if (lost && _idempotent && !hasCaps && transportRetries < kIdempotentRetries) {
+        ++transportRetries;
+        FERRY_LOG(info, "resending an idempotent call after: " << e.what());
+        _request = std::move(kept);
+        continue;
+      }
       bool rejected = e.code() == Errc::callRejected || e.code() == Errc::retryLater;
       if (!rejected) throw;
       std::optional<std::chrono::milliseconds> delay;

@@ -14,6 +14,9 @@ namespace ferry::detail {
 
 // Request.flags bit 0: the caller expects no response.
 constexpr uint16_t kRequestFlagOneway = 1;
+// Request.flags bit 1: the method is idempotent (the caller may send it again).
+constexpr uint16_t kRequestFlagIdempotent = 2;
+constexpr uint16_t kRequestFlagsKnown = kRequestFlagOneway | kRequestFlagIdempotent;
 // ErrorInfo.message is truncated to this many bytes.
 constexpr size_t kMaxErrorMessage = 4096;
 

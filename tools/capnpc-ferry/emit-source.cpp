@@ -183,6 +183,7 @@ void emitAsync(Code& code, const Interface& interface, const Method& method) {
   code.line("    auto _call = _proxy->newCall(", self, "::iid.value, ", method.ordinal, ", ",
             method.paramCaps, ");");
   code.list("    ", self + "::_ferryBuild_" + method.stem + "(", arguments(method, "_call"), ");");
+  if (method.idempotent) code.line("    _call.setIdempotent();");
   if (method.oneway) {
     code.line("    _call.sendOneway();");
     code.line("    return ::ferry::Future<void>::ready(::ferry::Result<void>());");
@@ -269,6 +270,7 @@ void emitProxyMethod(Code& code, const Interface& owner, const Method& method) {
             method.ordinal, ", ", method.paramCaps, ");");
   code.list("    ", declaring + "::_ferryBuild_" + method.stem + "(", arguments(method, "_call"),
             ");");
+  if (method.idempotent) code.line("    _call.setIdempotent();");
   if (method.oneway) {
     code.line("    _call.sendOneway();");
   } else {

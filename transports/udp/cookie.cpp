@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include <new>
+#include <utility>
 #include <stdexcept>
 
 namespace ferry::transports::udp {

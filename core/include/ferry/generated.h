@@ -59,6 +59,10 @@ public:
   // Marshals `object` (may be null) as the index-th capability of the request.
   void setCap(uint32_t index, Interface* object, Iid iid);
 
+  // The method is $Ferry.idempotent: send() may resend it after a transport failure that leaves
+  // its outcome unknown. Other calls are never resent (at most once).
+  void setIdempotent() noexcept;
+
   // Sends and waits for the response (an STA dispatches incoming calls meanwhile). Throws
   // ferry::Error on any failure, including the servant's (serverFault).
   ClientResponse send();
@@ -72,6 +76,7 @@ private:
 
   ProxyBase* _proxy;
   std::unique_ptr<OutgoingRequest> _request;
+  bool _idempotent = false;
 };
 
 // A response received by a proxy, read in the calling apartment.
