@@ -12,13 +12,17 @@
 #   offset size  field
 #        0    4  magic "FRY1" (0x46 0x52 0x59 0x31)
 #        4    1  kind: 1 request, 2 response, 3 resolve request, 4 resolve reply,
-#                5 register, 6 unregister (resolver.capnp, to ferryd only)
+#                5 register, 6 unregister (resolver.capnp, to ferryd only),
+#                7 cancel: the caller asks that call `call id` (its own, on this connection) be
+#                  canceled; no payload, no reply. A call still queued is answered with
+#                  `canceled` and never runs; a running one is told (ferry::callCanceled()).
 #        5    1  flags: 0 (other values are a protocol error)
 #        6    2  reserved: 0
 #        8    8  call id (little-endian): chosen by the requester, echoed by the reply; 0 only for
 #                oneway requests
 #       16    8  OXID (little-endian): the exporter a request is for; 0 in replies and resolves
-#       24    -  a Cap'n Proto message in standard framing (segment table, then segments):
+#       24    -  a Cap'n Proto message in standard framing (segment table, then segments; empty for
+#                kind 7):
 #                Request, Response, resolver.capnp ResolveRequest, ResolveReply,
 #                Registration, or ResolveRequest (unregister) by kind.
 #

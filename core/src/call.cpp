@@ -188,6 +188,8 @@ void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
   });
 }
 
+void cancelPendingCall(PendingCall& call) noexcept { call.cancel(); }
+
 void postToCurrentApartment(std::function<void()> fn) {
   ApartmentImpl& here = requireCurrentApartment();
   std::unique_ptr<WorkItem> task = makeTask(std::move(fn));

@@ -5,18 +5,22 @@
 #include "log.h"
 #include "marshal-impl.h"
 #include "message.h"
+#include "pending-call.h"
 #include "stats.h"
+#include "thread-state.h"
 
 namespace ferry::detail {
 
 CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request,
-                   Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo)
+                   Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
+                   std::shared_ptr<std::atomic<bool>> canceled)
     : WorkItem(Kind::call),
       _target(std::move(target)),
       _request(std::move(request)),
       _deadline(deadline),
       _distance(distance),
-      _replyTo(std::move(replyTo)) {
+      _replyTo(std::move(replyTo)),
+      _canceled(std::move(canceled)) {
   // What the message filter sees. A malformed request reads as zeros here; serve() reports it.
   try {
     auto root = _request.root();
@@ -29,7 +33,17 @@ CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest reques
   }
 }
 
-void CallItem::run() noexcept { _target->serve(_request, _deadline, _distance, _replyTo); }
+void CallItem::run() noexcept {
+  if (_canceled && _canceled->load(std::memory_order_acquire)) {
+    // Canceled while queued: it never runs.
+    if (_replyTo) _replyTo->fail(Errc::canceled, "the call was canceled before it ran");
+    return;
+  }
+  const std::atomic<bool>* previous =
+      std::exchange(threadState().cancelFlag, _canceled ? _canceled.get() : nullptr);
+  _target->serve(_request, _deadline, _distance, _replyTo);
+  threadState().cancelFlag = previous;
+}
 
 void CallItem::reject(Errc code) noexcept {
   if (_replyTo) _replyTo->fail(code, "the server's message filter refused the call");
@@ -47,8 +61,12 @@ void InprocChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline dead
   if (target != nullptr && !target->closed()) {
     std::unique_ptr<WorkItem> item;
     try {
+      auto canceled = std::make_shared<std::atomic<bool>>(false);
+      if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
+        pending->setCancelHook([canceled] { canceled->store(true, std::memory_order_release); });
+      }
       item = std::make_unique<CallItem>(target, IncomingRequest(std::move(request->message)),
-                                        deadline, MarshalContext::inproc, replyTo);
+                                        deadline, MarshalContext::inproc, replyTo, canceled);
     } catch (const std::exception& e) {
       if (replyTo) replyTo->fail(Errc::internal, e.what());
       return;

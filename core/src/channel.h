@@ -60,8 +60,11 @@ private:
 // a transport.
 class CallItem final : public WorkItem {
 public:
+  // `canceled` (may be null): set by the caller's cancel; checked before the call starts, and
+  // visible to the servant through ferry::callCanceled() while it runs.
   CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request, Deadline deadline,
-           MarshalContext distance, std::shared_ptr<ReplySink> replyTo);
+           MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
+           std::shared_ptr<std::atomic<bool>> canceled = nullptr);
 
   void run() noexcept override;
   void reject(Errc code) noexcept override;
@@ -73,6 +76,7 @@ private:
   Deadline _deadline;
   MarshalContext _distance;
   std::shared_ptr<ReplySink> _replyTo;
+  std::shared_ptr<std::atomic<bool>> _canceled;
 };
 
 // Returns the references the capabilities of an undelivered request hold (best effort).

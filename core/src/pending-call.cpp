@@ -108,6 +108,35 @@ void PendingCall::setContinuation(std::function<void()> fn) {
                 "the calling apartment has shut down", _home->label());
 }
 
+void PendingCall::setCancelHook(std::function<void()> hook) {
+  bool runNow;
+  {
+    std::lock_guard lock(_mutex);
+    _cancelHook = std::move(hook);
+    runNow = _cancelRequested && !_done.load(std::memory_order_relaxed);
+  }
+  // cancel() came before the channel could attach its hook.
+  if (runNow) cancel();
+}
+
+void PendingCall::cancel() noexcept {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(_mutex);
+    _cancelRequested = true;
+    if (_done.load(std::memory_order_relaxed)) return;
+    hook = std::move(_cancelHook);
+    _cancelHook = nullptr;
+  }
+  if (hook) {
+    try {
+      hook();
+    } catch (const std::exception& e) {
+      FERRY_LOG(warn, "cancel not sent: " << e.what());
+    }
+  }
+}
+
 void PendingCall::waitBlocking() {
   std::unique_lock lock(_mutex);
   if (!_cv.wait_until(lock, _deadline, [this] { return _done.load(std::memory_order_relaxed); })) {

@@ -45,6 +45,10 @@ public:
   // Runs `fn` in the home apartment once the call is done (posted; never inline).
   void setContinuation(std::function<void()> fn);
 
+  // The channel's way to ask the server to cancel; run once by cancel() (any thread).
+  void setCancelHook(std::function<void()> hook);
+  void cancel() noexcept;
+
   // For MTA waiters: blocks until done or the deadline (then fails the call).
   void waitBlocking();
 
@@ -63,6 +67,8 @@ private:
   std::unique_ptr<IncomingResponse> _response;
   std::optional<Error> _error;
   std::function<void()> _continuation;
+  std::function<void()> _cancelHook;
+  bool _cancelRequested = false;
 };
 
 // Expires calls nobody waits for (those with a continuation) when their deadline passes: a

@@ -651,6 +651,11 @@ Apartment tryCurrentApartment() noexcept {
 
 CausalityId currentCausalityId() noexcept { return detail::threadState().causality; }
 
+bool callCanceled() noexcept {
+  const std::atomic<bool>* flag = detail::threadState().cancelFlag;
+  return flag != nullptr && flag->load(std::memory_order_acquire);
+}
+
 // -----------------------------------------------------------------------------------------------
 // object.h
 

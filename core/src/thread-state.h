@@ -1,6 +1,7 @@
 // What ferry knows about the calling thread: its apartment and the call it is serving.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -20,6 +21,8 @@ struct ThreadState {
   CausalityId causality{};
   // CallTimeout scope override.
   std::optional<std::chrono::milliseconds> callTimeout;
+  // The cancel flag of the call this thread is serving (null outside a call).
+  const std::atomic<bool>* cancelFlag = nullptr;
 };
 
 inline ThreadState& threadState() noexcept {

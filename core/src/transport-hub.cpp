@@ -33,7 +33,9 @@ enum FrameKind : uint8_t {
   kResolveReply = 4,
   kRegister = 5,
   kUnregister = 6,
+  kCancel = 7,
 };
+
 
 // Largest ORPC message accepted from a peer (16 MiB of payload, DESIGN §3).
 constexpr size_t kMaxMessageBytes = 16u * 1024 * 1024;
@@ -48,6 +50,15 @@ uint64_t getLe64(const uint8_t* in) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
   return v;
+}
+
+// A frame without payload (kind 7).
+std::vector<uint8_t> encodeBareFrame(uint8_t kind, uint64_t callId) {
+  std::vector<uint8_t> frame(kFrameHeader);
+  std::memcpy(frame.data(), kMagic, 4);
+  frame[4] = kind;
+  putLe64(frame.data() + 8, callId);
+  return frame;
 }
 
 std::vector<uint8_t> encodeFrame(uint8_t kind, uint64_t callId, uint64_t oxid,
@@ -544,6 +555,18 @@ void TransportHub::failConnection(Connection& connection, Errc code, const std::
     if (open != _openByKey.end() && open->second.second == connection.id) _openByKey.erase(open);
   }
   failCallsOf(connection.instance->index, connection.id, code, why);
+  {
+    // The peer is gone: what it asked for and still runs is canceled (orphaned).
+    std::lock_guard lock(_callsMutex);
+    for (auto it = _served.begin(); it != _served.end();) {
+      if (it->first.instance == connection.instance->index && it->first.conn == connection.id) {
+        it->second->store(true, std::memory_order_release);
+        it = _served.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   auto resolves = std::move(connection.resolves);
   connection.resolves.clear();
   for (auto& [id, pending] : resolves) pending->fail(code == Errc::outcomeUnknown ? Errc::unavailable : code, why);
@@ -568,6 +591,13 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
     return protocolError(instance, conn, "bad frame header");
   }
   size_t payload = size - kFrameHeader;
+  if (data[4] == kCancel) {
+    if (payload != 0) return protocolError(instance, conn, "a cancel frame carries a payload");
+    std::lock_guard lock(_callsMutex);
+    auto served = _served.find({instance.index, conn, getLe64(data + 8)});
+    if (served != _served.end()) served->second->store(true, std::memory_order_release);
+    return;
+  }
   if (payload == 0 || payload % sizeof(capnp::word) != 0 || payload > kMaxMessageBytes + 4096) {
     return protocolError(instance, conn, "bad payload length " + std::to_string(payload));
   }
@@ -653,8 +683,15 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
   auto left = timeoutMicros == 0 ? cap
                                  : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
+  std::shared_ptr<std::atomic<bool>> canceled;
+  if (!oneway) {
+    canceled = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(_callsMutex);
+    _served[{instance.index, connection.id, callId}] = canceled;
+  }
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
-      apartment, std::move(*request), Clock::now() + left, connection.distance, replyTo);
+      apartment, std::move(*request), Clock::now() + left, connection.distance, replyTo,
+      canceled);
   if (!apartment->post(item)) item->abandon();
 }
 
@@ -764,8 +801,14 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
     auto it = _openByKey.find(key);
     if (it != _openByKey.end()) open = it->second;
   }
+  auto attachCancel = [this, &replyTo, callId](uint32_t instance, ferry_conn_id conn) {
+    if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
+      pending->setCancelHook([this, instance, conn, callId] { sendCancel(instance, conn, callId); });
+    }
+  };
   if (open) {
     if (replyTo) registerCall(callId, {replyTo, open->first, open->second});
+    if (replyTo) attachCancel(open->first, open->second);
     if (sendDirect(open->first, open->second, frame)) return;
     // Not written (closing, or no direct path): the loop connects if needed and sends.
     if (replyTo) takeCall(callId, open->first, open->second);
@@ -777,11 +820,31 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
         if (replyTo) replyTo->fail(Errc::unavailable, "cannot connect to " + key);
         return;
       }
-      if (replyTo) registerCall(callId, {replyTo, connection->instance->index, connection->id});
+      if (replyTo) {
+        registerCall(callId, {replyTo, connection->instance->index, connection->id});
+        if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
+          uint32_t index = connection->instance->index;
+          ferry_conn_id id = connection->id;
+          pending->setCancelHook([this, index, id, callId] { sendCancel(index, id, callId); });
+        }
+      }
       sendFrame(*connection, std::move(frame));
     });
   } catch (const Error& e) {
     if (replyTo) replyTo->fail(e.code(), e.message());
+  }
+}
+
+void TransportHub::sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t callId) {
+  std::vector<uint8_t> frame = encodeBareFrame(kCancel, callId);
+  if (sendDirect(instance, conn, frame)) return;
+  try {
+    post([this, instance, conn, frame = std::move(frame)]() mutable {
+      auto it = _connections.find({instance, conn});
+      if (it != _connections.end()) sendFrame(*it->second, std::move(frame));
+    });
+  } catch (const Error& e) {
+    FERRY_LOG(debug, "cancel not sent: " << e.what());
   }
 }
 
@@ -834,6 +897,10 @@ bool TransportHub::sendDirect(uint32_t instance, ferry_conn_id conn,
 
 void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
                                 std::unique_ptr<OutgoingResponse> response) {
+  {
+    std::lock_guard lock(_callsMutex);
+    _served.erase({instance, conn, callId});
+  }
   try {
     std::vector<uint8_t> frame = encodeFrame(kResponse, callId, 0, response->message.builder());
     // The servant's thread writes the response itself when it can.

@@ -13,7 +13,9 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <atomic>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -160,6 +162,22 @@ private:
   // Writes a frame from the calling thread; false when that path is not available (no
   // send_any_thread, the connection closing, the hub stopping).
   bool sendDirect(uint32_t instance, ferry_conn_id conn, const std::vector<uint8_t>& frame);
+
+  // Asks the exporter to cancel a call this process sent (frame kind 7). Any thread.
+  void sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t callId);
+
+  // Calls this process serves for a peer, by (instance, connection, call id), with the flag a
+  // cancel frame sets. Entries go when the response is sent or the connection closes (which
+  // cancels what still runs: nobody waits for it any more).
+  struct ServedKey {
+    uint32_t instance;
+    ferry_conn_id conn;
+    uint64_t callId;
+    friend bool operator<(const ServedKey& a, const ServedKey& b) {
+      return std::tie(a.instance, a.conn, a.callId) < std::tie(b.instance, b.conn, b.callId);
+    }
+  };
+  std::map<ServedKey, std::shared_ptr<std::atomic<bool>>> _served;  // guarded by _callsMutex
 
   std::mutex _callsMutex;
   std::unordered_map<uint64_t, CallEntry> _calls;

@@ -23,6 +23,13 @@ public:
   void nothing() override {}
   void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
   void sleepMillis(uint32_t millis) override { usleep(millis * 1000); }
+  bool waitForCancel(uint32_t maxMillis) override {
+    for (uint32_t waited = 0; waited < maxMillis; ++waited) {
+      if (ferry::callCanceled()) return true;
+      usleep(1000);
+    }
+    return false;
+  }
 };
 
 class PeerHolder final : public ferry::Implements<testing::iface::Holder> {

@@ -173,6 +173,32 @@ BOOST_AUTO_TEST_CASE(an_unknown_oxid_is_a_clear_error) {
   peer.finish();
 }
 
+BOOST_AUTO_TEST_CASE(a_call_in_another_process_can_be_canceled) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  {
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    for (const char* transport : {"pipe", "tcp"}) {
+      setTransport(probe.get(), transport);
+      // Running: the peer's servant sees the cancel and returns early.
+      auto running = probe->waitForCancelAsync(10000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      running.cancel();
+      BOOST_CHECK_MESSAGE(running.get(), transport << ": the running call saw its cancel");
+      // Queued behind a busy STA: it never runs.
+      auto busy = probe->sleepMillisAsync(300);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto queued = probe->threadIdAsync();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      queued.cancel();
+      BOOST_CHECK_EXCEPTION(queued.get(), Error,
+                            [](const Error& e) { return e.code() == Errc::canceled; });
+      busy.get();
+    }
+  }
+  peer.finish();
+}
+
 BOOST_AUTO_TEST_CASE(calls_to_a_peer_that_died_fail_promptly) {
   Peer peer;
   auto mta = rt().joinMta();

@@ -268,6 +268,37 @@ BOOST_AUTO_TEST_CASE(an_async_call_nobody_waits_for_still_ends_at_its_deadline) 
   probe.reset();
 }
 
+BOOST_AUTO_TEST_CASE(a_call_canceled_while_queued_never_runs) {
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("busy");
+  auto servant = make<ProbeImpl>();
+  ObjRefBytes packet = sta.invoke([&] { return marshalInterface(Ref<Probe>(servant.get())); });
+  Ref<Probe> probe = unmarshalInterface<Probe>(packet);
+  // The STA is busy with the first call; the second waits in its queue and is canceled there.
+  auto busy = probe->sleepMillisAsync(200);
+  BOOST_REQUIRE(eventually([&] { return servant->calls.load() == 1; }));
+  auto queued = probe->threadIdAsync();
+  queued.cancel();
+  BOOST_CHECK_EXCEPTION(queued.get(), Error, [](const Error& e) { return e.code() == Errc::canceled; });
+  busy.get();
+  BOOST_CHECK_EQUAL(servant->calls.load(), 1);  // threadId never ran
+  BOOST_CHECK_NO_THROW(probe->nothing());
+  probe.reset();
+  sta.invoke([&] { servant.reset(); });
+}
+
+BOOST_AUTO_TEST_CASE(a_running_call_sees_its_cancellation) {
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("server");
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(sta);
+  auto waiting = probe->waitForCancelAsync(10000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  waiting.cancel();
+  BOOST_CHECK(waiting.get());  // the servant saw it and returned early
+  // A call nobody cancels does not see it.
+  BOOST_CHECK(!probe->waitForCancel(5));
+}
+
 BOOST_AUTO_TEST_CASE(an_sta_can_run_on_the_current_thread) {
   auto sta = rt().enterSta("main");
   BOOST_CHECK(currentApartment() == sta);

@@ -29,7 +29,16 @@ public:
   void nothing() override {}
   void fail(std::string_view message) override { throw std::runtime_error(std::string(message)); }
   void sleepMillis(uint32_t millis) override {
+    calls.fetch_add(1);
     std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+  }
+  bool waitForCancel(uint32_t maxMillis) override {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMillis);
+    while (std::chrono::steady_clock::now() < end) {
+      if (callCanceled()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
   }
 
   std::atomic<int> calls{0};
@@ -78,6 +87,14 @@ public:
     _log->running += 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(millis));
     _log->running -= 1;
+  }
+  bool waitForCancel(uint32_t maxMillis) override {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMillis);
+    while (std::chrono::steady_clock::now() < end) {
+      if (callCanceled()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
   }
 
   void addConnection() override { _log->connects += 1; }

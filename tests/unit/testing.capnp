@@ -19,6 +19,9 @@ interface Probe {
 
   sleepMillis @4 (millis :UInt32) -> ();
   # Blocks its thread for `millis` milliseconds.
+
+  waitForCancel @5 (maxMillis :UInt32) -> (sawCancel :Bool);
+  # Polls ferry::callCanceled() for up to `maxMillis`; returns whether the call was canceled.
 }
 
 interface Callback {

@@ -76,6 +76,8 @@ class ClientResponse;
 // Implemented in core: wait (apartment-aware, bounded by the call's deadline) for a pending call,
 // then hand its response to `read`, on the calling thread.
 void waitPendingCall(PendingCall& call, const std::function<void(ClientResponse&)>& read);
+// Asks the server to cancel the call (see Future::cancel).
+void cancelPendingCall(PendingCall& call) noexcept;
 // Arrange for `onDone` to run on the calling apartment once the call completes.
 void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
                        std::function<void(ClientResponse*, const Error*)> onDone);
@@ -103,6 +105,15 @@ public:
   Future& operator=(Future&&) noexcept = default;
 
   bool isReady() const noexcept { return _ready.has_value(); }
+
+  // Asks the server to cancel the call. The outcome still comes from the server: a call still
+  // queued there never runs and completes with Errc::canceled; a running one is told
+  // (ferry::callCanceled()) and completes with whatever its servant makes of it. Best effort: a
+  // call that completed meanwhile, or whose cancel request is lost with its connection, is not
+  // affected. A no-op on a ready future.
+  void cancel() noexcept {
+    if (_call) detail::cancelPendingCall(*_call);
+  }
 
   T get() {
     if (!_ready) {
@@ -132,7 +143,7 @@ public:
       return;
     }
     FERRY_REQUIRE(_call, Errc::invalidArgument, "Future::then on a consumed future");
-    auto call = std::move(_call);
+    auto call = _call;  // kept, so cancel() still reaches it
     detail::onPendingCallDone(
         call, [read = _read, cb = std::forward<Callback>(callback)](
                   detail::ClientResponse* response, const Error* error) mutable {

@@ -301,6 +301,11 @@ Apartment currentApartment();
 // The calling thread's apartment, or an empty handle.
 Apartment tryCurrentApartment() noexcept;
 
+// Inside a servant: whether the caller canceled the call being served (Future::cancel). Servants
+// of long calls poll it and may end early (e.g. by throwing Error(Errc::canceled, …)). False
+// outside a call.
+bool callCanceled() noexcept;
+
 // The causality id of the call the calling thread is serving; zero outside a call. Outgoing calls
 // made while serving a call carry it on, so a whole A→B→A chain shares one id.
 CausalityId currentCausalityId() noexcept;
