@@ -187,24 +187,6 @@ Summary measureSocketFloor(const Options& options, bool tcp) {
   return s;
 }
 
-std::string toHex(const ferry::ObjRefBytes& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
-ferry::ObjRefBytes fromHex(const std::string& hex) {
-  ferry::ObjRefBytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
 void printHeader() {
   std::printf("%-28s %12s %12s %14s %10s\n", "row", "median(us)", "p99(us)", "calls/s",
               "x floor");
@@ -230,7 +212,7 @@ int serve() {
     return ferry::marshalInterface(ferry::Ref<bench::iface::Bench>(ferry::make<BenchImpl>()),
                                    ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
   });
-  std::printf("%s\n", toHex(packet).c_str());
+  std::printf("%s\n", ferry::objRefToText(packet).c_str());
   std::fflush(stdout);
   char buffer[64];
   while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
@@ -268,7 +250,7 @@ void crossProcess(const Options& options, const char* self) {
   {
     ferry::Runtime runtime;
     auto mta = runtime.joinMta();
-    auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(fromHex(line));
+    auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(ferry::objRefFromText(line));
     std::vector<uint8_t> kib(1024, 0x5a);
     std::vector<uint8_t> kib64(64 * 1024, 0xa5);
     for (const char* transport : {"pipe", "tcp"}) {

@@ -282,6 +282,38 @@ ObjRefBytes marshalInterface(Interface* object, Iid iid, MarshalContext context,
   return detail::encodeObjRef(detail::marshalData(object, iid, context, flags));
 }
 
+std::string objRefToText(const ObjRefBytes& objref) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(objref.size() * 2);
+  for (uint8_t b : objref) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+ObjRefBytes objRefFromText(std::string_view text) {
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  FERRY_REQUIRE(text.size() % 2 == 0 && text.size() <= 2 * detail::kMaxObjRefBytes,
+                Errc::invalidObjRef, "OBJREF text is not an even number of hex digits (<= 128 KiB)",
+                text.size());
+  ObjRefBytes out(text.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = digit(text[2 * i]);
+    int lo = digit(text[2 * i + 1]);
+    FERRY_REQUIRE(hi >= 0 && lo >= 0, Errc::invalidObjRef, "OBJREF text has a non-hex character",
+                  2 * i);
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
 std::string transportOf(Interface* object) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "transportOf a null pointer");
   detail::ProxyManager* manager = detail::asProxyManager(object);

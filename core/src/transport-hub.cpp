@@ -106,6 +106,37 @@ private:
   uint64_t _callId;
 };
 
+void writeResolution(wire::Resolution::Builder out, const Resolution& r) {
+  out.setOxid(r.oxid.value);
+  out.initRemUnknown().setHi(r.remUnknown.hi);
+  out.getRemUnknown().setLo(r.remUnknown.lo);
+  auto list = out.initBindings(static_cast<unsigned>(r.bindings.size()));
+  for (size_t i = 0; i < r.bindings.size(); ++i) {
+    list[i].setProtseq(r.bindings[i].protseq);
+    list[i].setAddress(r.bindings[i].address);
+    list[i].setEndpoint(r.bindings[i].endpoint);
+  }
+  out.setProcessId(r.processId);
+  out.setHostId(kj::arrayPtr(r.hostId.data(), r.hostId.size()));
+}
+
+// Throws protocolError for a resolution no resolver may send.
+Resolution readResolution(wire::Resolution::Reader in) {
+  Resolution out;
+  out.oxid = Oxid(in.getOxid());
+  out.remUnknown = Ipid(in.getRemUnknown().getHi(), in.getRemUnknown().getLo());
+  out.processId = in.getProcessId();
+  auto host = in.getHostId();
+  FERRY_REQUIRE(out.oxid && out.remUnknown && host.size() == 16 && in.getBindings().size() <= 32,
+                Errc::protocolError, "malformed OXID resolution");
+  std::memcpy(out.hostId.data(), host.begin(), 16);
+  for (auto b : in.getBindings()) {
+    out.bindings.push_back({std::string(b.getProtseq().cStr()), std::string(b.getAddress().cStr()),
+                            std::string(b.getEndpoint().cStr())});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string bindingText(const StringBindingData& b) {
@@ -319,20 +350,13 @@ void TransportHub::sendToResolver(uint8_t kind, capnp::MessageBuilder& message) 
 void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
   if (_resolver.protseq.empty()) return;
   capnp::MallocMessageBuilder message(256);
-  auto r = message.initRoot<wire::Registration>().initResolution();
-  r.setOxid(oxid.value);
-  r.initRemUnknown().setHi(remUnknown.hi);
-  r.getRemUnknown().setLo(remUnknown.lo);
-  std::vector<StringBindingData> mine = bindings();
-  auto list = r.initBindings(static_cast<unsigned>(mine.size()));
-  for (size_t i = 0; i < mine.size(); ++i) {
-    list[i].setProtseq(mine[i].protseq);
-    list[i].setAddress(mine[i].address);
-    list[i].setEndpoint(mine[i].endpoint);
-  }
-  r.setProcessId(_runtime.processId);
-  r.setHostId(kj::arrayPtr(_runtime.hostId.data(), _runtime.hostId.size()));
+  writeResolution(message.initRoot<wire::Registration>().initResolution(),
+                  localResolution(oxid, remUnknown));
   sendToResolver(kRegister, message);
+}
+
+Resolution TransportHub::localResolution(Oxid oxid, Ipid remUnknown) const {
+  return Resolution{oxid, remUnknown, bindings(), _runtime.processId, _runtime.hostId};
 }
 
 void TransportHub::withdraw(Oxid oxid) {
@@ -704,21 +728,11 @@ void TransportHub::acceptRegistration(Connection& connection, OrpcMessage messag
       if (it != _registered.end() && it->second.connection == &connection) _registered.erase(it);
       return;
     }
-    auto r = message.root<wire::Registration>().getResolution();
     Resolution resolution;
-    resolution.oxid = Oxid(r.getOxid());
-    resolution.remUnknown = Ipid(r.getRemUnknown().getHi(), r.getRemUnknown().getLo());
-    resolution.processId = r.getProcessId();
-    auto host = r.getHostId();
-    if (!resolution.oxid || !resolution.remUnknown || host.size() != 16 ||
-        r.getBindings().size() > 32) {
+    try {
+      resolution = readResolution(message.root<wire::Registration>().getResolution());
+    } catch (const Error&) {
       return protocolError(*connection.instance, connection.id, "malformed registration");
-    }
-    std::memcpy(resolution.hostId.data(), host.begin(), 16);
-    for (auto b : r.getBindings()) {
-      resolution.bindings.push_back({std::string(b.getProtseq().cStr()),
-                                     std::string(b.getAddress().cStr()),
-                                     std::string(b.getEndpoint().cStr())});
     }
     FERRY_LOG(debug, "ferryd: registered " << toString(resolution.oxid));
     _registered[resolution.oxid] = Registered{std::move(resolution), &connection};
@@ -735,38 +749,14 @@ void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMes
     Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
     std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
     auto registered = _registered.find(oxid);
-    if (apartment == nullptr && registered != _registered.end()) {
-      const Resolution& known = registered->second.resolution;
-      auto r = root.initResolution();
-      r.setOxid(known.oxid.value);
-      r.initRemUnknown().setHi(known.remUnknown.hi);
-      r.getRemUnknown().setLo(known.remUnknown.lo);
-      auto list = r.initBindings(static_cast<unsigned>(known.bindings.size()));
-      for (size_t i = 0; i < known.bindings.size(); ++i) {
-        list[i].setProtseq(known.bindings[i].protseq);
-        list[i].setAddress(known.bindings[i].address);
-        list[i].setEndpoint(known.bindings[i].endpoint);
-      }
-      r.setProcessId(known.processId);
-      r.setHostId(kj::arrayPtr(known.hostId.data(), known.hostId.size()));
-    } else if (apartment == nullptr) {
+    if (apartment != nullptr) {
+      writeResolution(root.initResolution(), localResolution(oxid, apartment->remUnknownIpid()));
+    } else if (registered != _registered.end()) {
+      writeResolution(root.initResolution(), registered->second.resolution);
+    } else {
       auto error = root.initError();
       error.setCode(static_cast<uint16_t>(Errc::objectNotRegistered));
       error.setMessage("unknown OXID " + toString(oxid) + ": no such apartment in this process");
-    } else {
-      auto r = root.initResolution();
-      r.setOxid(oxid.value);
-      r.initRemUnknown().setHi(apartment->remUnknownIpid().hi);
-      r.getRemUnknown().setLo(apartment->remUnknownIpid().lo);
-      std::vector<StringBindingData> mine = bindings();
-      auto list = r.initBindings(static_cast<unsigned>(mine.size()));
-      for (size_t i = 0; i < mine.size(); ++i) {
-        list[i].setProtseq(mine[i].protseq);
-        list[i].setAddress(mine[i].address);
-        list[i].setEndpoint(mine[i].endpoint);
-      }
-      r.setProcessId(_runtime.processId);
-      r.setHostId(kj::arrayPtr(_runtime.hostId.data(), _runtime.hostId.size()));
     }
   } catch (const kj::Exception& e) {
     return protocolError(*connection.instance, connection.id,
@@ -950,20 +940,9 @@ Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
       Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
       throw Error(errc, std::string(reply.getError().getMessage().cStr()));
     }
-    auto r = reply.getResolution();
-    Resolution out;
-    out.oxid = Oxid(r.getOxid());
-    out.remUnknown = Ipid(r.getRemUnknown().getHi(), r.getRemUnknown().getLo());
-    out.processId = r.getProcessId();
-    auto host = r.getHostId();
-    FERRY_REQUIRE(out.oxid == oxid && out.remUnknown && host.size() == 16 &&
-                      r.getBindings().size() <= 32,
-                  Errc::protocolError, "the resolver's reply is malformed", key);
-    std::memcpy(out.hostId.data(), host.begin(), 16);
-    for (auto b : r.getBindings()) {
-      out.bindings.push_back({std::string(b.getProtseq().cStr()), std::string(b.getAddress().cStr()),
-                              std::string(b.getEndpoint().cStr())});
-    }
+    Resolution out = readResolution(reply.getResolution());
+    FERRY_REQUIRE(out.oxid == oxid, Errc::protocolError, "the resolver answered for another OXID",
+                  key);
     return out;
   } catch (const kj::Exception& e) {
     FERRY_FAIL(Errc::protocolError, "the resolver's reply is not a valid message",

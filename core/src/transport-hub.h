@@ -84,6 +84,9 @@ public:
   void announce(Oxid oxid, Ipid remUnknown);
   void withdraw(Oxid oxid);
 
+  // What this process answers for one of its apartments.
+  Resolution localResolution(Oxid oxid, Ipid remUnknown) const;
+
   // The default ferryd binding: "pipe:/run/ferry[ferryd]".
   static StringBindingData defaultResolver();
 

@@ -86,24 +86,6 @@ void callFrom(const char* who, ferry::Ref<Calculator> calculator) {
   }
 }
 
-std::string toHex(const ferry::ObjRefBytes& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
-ferry::ObjRefBytes fromHex(const std::string& hex) {
-  ferry::ObjRefBytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
 // `--serve`: the server process of part 2. Prints its calculator's OBJREF and runs until its
 // standard input closes.
 int serve() {
@@ -113,7 +95,7 @@ int serve() {
     return ferry::marshalInterface(ferry::Ref<Calculator>(ferry::make<CalculatorImpl>()),
                                    ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
   });
-  std::printf("%s\n", toHex(packet).c_str());
+  std::printf("%s\n", ferry::objRefToText(packet).c_str());
   std::fflush(stdout);
   char buffer[64];
   while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
@@ -156,7 +138,7 @@ void twoProcesses() {
     std::printf("\n");
     ferry::Sta client = runtime.newSta("client");
     client.invoke([&] {
-      auto calculator = ferry::unmarshalInterface<Calculator>(fromHex(line));
+      auto calculator = ferry::unmarshalInterface<Calculator>(ferry::objRefFromText(line));
       ferry::Ref<Listener> listener = ferry::make<PrintingListener>("client (other process)");
       calculator->subscribe(listener);
       for (const char* transport : {"", "tcp"}) {

@@ -32,14 +32,6 @@ public:
   int64_t last = 0;
 };
 
-ferry::ObjRefBytes fromHex(const std::string& hex) {
-  ferry::ObjRefBytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -48,7 +40,7 @@ int main(int argc, char** argv) {
                  "usage: ferry-netns-client <holder objref hex> <own address> [<resolver>]\n");
     return 2;
   }
-  ferry::ObjRefBytes packet = fromHex(argv[1]);
+  ferry::ObjRefBytes packet = ferry::objRefFromText(argv[1]);
   if (argc == 4) {
     std::string r = argv[3];
     size_t colon = r.find(':');

@@ -45,16 +45,6 @@ private:
   ferry::Ref<testing::iface::Callback> _held;
 };
 
-std::string hex(const ferry::ObjRefBytes& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
-
 std::vector<std::string> split(const std::string& list) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -90,8 +80,8 @@ int main(int argc, char** argv) {
             ferry::marshalInterface(probe, ferry::MarshalContext::differentMachine,
                                     ferry::MarshalFlags::tableStrong));
       });
-      std::printf("holder %s\nprobe %s\nready\n", hex(packets.first).c_str(),
-                  hex(packets.second).c_str());
+      std::printf("holder %s\nprobe %s\nready\n", ferry::objRefToText(packets.first).c_str(),
+                  ferry::objRefToText(packets.second).c_str());
       std::fflush(stdout);
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {

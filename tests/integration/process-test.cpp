@@ -26,14 +26,6 @@ std::string argument(int index) {
 
 std::string peerPath() { return argument(1); }
 
-ObjRefBytes fromHex(const std::string& hex) {
-  ObjRefBytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
 // A ferry-test-peer child process and the OBJREFs it published.
 class Peer {
 public:
@@ -43,8 +35,8 @@ public:
       std::istringstream words(line);
       std::string key, value;
       words >> key >> value;
-      if (key == "holder") holder = fromHex(value);
-      if (key == "probe") probe = fromHex(value);
+      if (key == "holder") holder = ferry::objRefFromText(value);
+      if (key == "probe") probe = ferry::objRefFromText(value);
     }
     BOOST_REQUIRE_MESSAGE(!holder.empty() && !probe.empty(), "the peer did not start");
   }

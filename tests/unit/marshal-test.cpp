@@ -218,6 +218,15 @@ BOOST_AUTO_TEST_CASE(an_object_may_marshal_itself_by_value_or_by_a_custom_refere
   directory->clear();
 }
 
+BOOST_AUTO_TEST_CASE(objref_text_round_trips_and_refuses_what_is_not_hex) {
+  ObjRefBytes bytes{0x00, 0x7f, 0x80, 0xff, 0x1a};
+  BOOST_CHECK_EQUAL(objRefToText(bytes), "007f80ff1a");
+  BOOST_CHECK(objRefFromText("007F80ff1A") == bytes);
+  FERRY_CHECK_ERRC(objRefFromText("abc"), Errc::invalidObjRef);
+  FERRY_CHECK_ERRC(objRefFromText("zz"), Errc::invalidObjRef);
+  BOOST_CHECK(objRefFromText("").empty());
+}
+
 BOOST_AUTO_TEST_CASE(objref_bytes_round_trip) {
   detail::ObjRefData data;
   data.iid = Probe::iid;

@@ -26,6 +26,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <ferry/object.h>
@@ -100,6 +101,12 @@ template <InterfaceType I>
 Ref<I> unmarshalInterface(std::span<const uint8_t> objref) {
   return Ref<I>::adopt(static_cast<I*>(detail::unmarshalInterfaceErased(objref, I::iid)));
 }
+
+// An OBJREF as text (lower-case hex) and back, for passing it through files, pipes or command
+// lines. objRefFromText throws invalidObjRef for text that is not an even number of hex digits;
+// the bytes are validated when unmarshaled.
+std::string objRefToText(const ObjRefBytes& objref);
+ObjRefBytes objRefFromText(std::string_view text);
 
 // How calls through `object` travel: "direct" for a real object, "inproc" for a proxy to another
 // apartment of this process, else the binding in use, e.g. "pipe:/run/user/0/ferry[ferry-1-1]"
