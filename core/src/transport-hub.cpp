@@ -212,6 +212,8 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
   _async.data = this;
   _started = true;
+  // Read by the loop thread: set before it starts.
+  _acceptRegistrations = options.acceptRegistrations;
 
   // Instances are created and listen on the loop thread; start() waits for the bindings.
   std::mutex readyMutex;
@@ -301,7 +303,6 @@ void TransportHub::start(const RuntimeOptions& options) {
     std::unique_lock gate(_directGate);
     _directAllowed = true;
   }
-  _acceptRegistrations = options.acceptRegistrations;
 
   // The ferryd to register with.
   std::string resolver = options.resolver;

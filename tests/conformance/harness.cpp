@@ -214,7 +214,8 @@ int Instance::send(ferry_conn_id conn, const Bytes& message) {
 }
 
 int Instance::sendAnyThread(ferry_conn_id conn, const Bytes& message) {
-  return table().send_any_thread(_transport, conn, message.data(), message.size());
+  // No Boost.Test here (it is not thread-safe): the table was found on the test thread.
+  return _table->send_any_thread(_transport, conn, message.data(), message.size());
 }
 
 void Instance::close(ferry_conn_id conn) {

@@ -131,6 +131,7 @@ private:
   static PeerRecord record(const ferry_peer_info_v1* peer);
 
   Harness& _harness;
+  const ferry_transport_v1* _table = &table();
   ferry_transport* _transport = nullptr;
   std::set<ferry_conn_id> _pendingConnects;  // returned by connect(), not yet reported
   std::set<ferry_conn_id> _open;             // accepted or connected, not yet closed

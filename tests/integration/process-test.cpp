@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(one_proxy_can_be_moved_to_tcp_and_says_so) {
     BOOST_CHECK_EQUAL(probe->threadId(), static_cast<uint64_t>(peer.pid()));
     std::vector<uint8_t> data(64 * 1024, 0x42);
     BOOST_CHECK(probe->echo(data) == data);
-    FERRY_CHECK_ERRC(setTransport(probe.get(), "udp"), Errc::unavailable);
+    FERRY_CHECK_ERRC(setTransport(probe.get(), "sctp"), Errc::unavailable);  // nobody offers it
     Ref<Probe> local = make<ProbeImpl>();
     BOOST_CHECK_EQUAL(transportOf(local.get()), "direct");
     FERRY_CHECK_ERRC(setTransport(local.get(), "tcp"), Errc::invalidArgument);
