@@ -6,4 +6,6 @@ $Cxx.namespace("bench");
 interface Bench {
   null @0 () -> ();
   echo @1 (data :Data) -> (data :Data);
+  sink @2 (data :Data) -> (size :UInt64);
+  # Takes a large request, answers with its size: request throughput.
 }

@@ -12,11 +12,13 @@
 //   STA->STA, STA->MTA, MTA->STA: a null call and a 1 KiB echo through a proxy;
 //   MTA->MTA            in one process both sides are the same apartment, so COM's rule gives
 //                       the caller the object itself: this row is a direct virtual call.
-// Rows (between processes, issue "out of process"): a server process (ferry-bench --serve)
-// exports a Bench object from its MTA; for each transport (pipe, tcp):
+// Rows (between processes): a server process (ferry-bench --serve) exports a Bench object from
+// its MTA; for each transport (pipe, tcp, and udp when its plugin is loaded):
 //   floor/<transport>   a raw socket ping-pong (1-byte messages) over the same kind of socket;
 //   null, echo 1KiB, echo 64KiB: one call at a time;
-//   32 in flight        batches of 32 asynchronous null calls: calls/s, and the batch latency.
+//   32 in flight        batches of 32 asynchronous null calls: calls/s, and the batch latency;
+//   16 MiB request      tcp and udp: the best of five, and udp's throughput as a share of tcp's;
+//   udp 16 MiB, 5% loss a second server whose udp fault layer drops 5% of datagrams both ways.
 // Each row prints median and p99 latency, calls/s, and the ratio of its median to the floor's.
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -39,6 +41,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -135,6 +138,7 @@ public:
   std::vector<uint8_t> echo(std::span<const uint8_t> data) override {
     return std::vector<uint8_t>(data.begin(), data.end());
   }
+  uint64_t sink(std::span<const uint8_t> data) override { return data.size(); }
 };
 
 // The floor of a socket transport: a thread echoes 1-byte messages on a connected socket pair of
@@ -187,6 +191,45 @@ Summary measureSocketFloor(const Options& options, bool tcp) {
   return s;
 }
 
+// The floor of the udp transport: a thread echoes 1-byte datagrams on a connected pair of UDP
+// sockets over loopback, blocking calls.
+Summary measureUdpFloor(const Options& options) {
+  int a = socket(AF_INET, SOCK_DGRAM, 0);
+  int b = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in aAddr = addr;
+  sockaddr_in bAddr = addr;
+  socklen_t len = sizeof addr;
+  if (bind(a, reinterpret_cast<sockaddr*>(&aAddr), sizeof aAddr) != 0 ||
+      bind(b, reinterpret_cast<sockaddr*>(&bAddr), sizeof bAddr) != 0 ||
+      getsockname(a, reinterpret_cast<sockaddr*>(&aAddr), &len) != 0 ||
+      getsockname(b, reinterpret_cast<sockaddr*>(&bAddr), &len) != 0 ||
+      connect(a, reinterpret_cast<sockaddr*>(&bAddr), sizeof bAddr) != 0 ||
+      connect(b, reinterpret_cast<sockaddr*>(&aAddr), sizeof aAddr) != 0) {
+    throw std::runtime_error("udp floor: cannot set up loopback sockets");
+  }
+  std::thread echo([b] {
+    char byte;
+    while (recv(b, &byte, 1, 0) == 1 && byte != 'q') {
+      if (send(b, &byte, 1, 0) != 1) break;
+    }
+  });
+  Summary s = measure(options, [a] {
+    char byte = 'x';
+    if (send(a, &byte, 1, 0) != 1 || recv(a, &byte, 1, 0) != 1) {
+      throw std::runtime_error("udp floor: I/O failed");
+    }
+  });
+  char quit = 'q';
+  send(a, &quit, 1, 0);
+  echo.join();
+  close(a);
+  close(b);
+  return s;
+}
+
 void printHeader() {
   std::printf("%-28s %12s %12s %14s %10s\n", "row", "median(us)", "p99(us)", "calls/s",
               "x floor");
@@ -203,6 +246,17 @@ bool selected(const Options& options, const std::string& row) {
 }
 
 }  // namespace
+
+// Starts `self --serve` with `extraEnv` added to its environment; returns its pid, the pipe to its
+// input (close it to stop the server) and the OBJREF it printed.
+struct Server {
+  pid_t pid = -1;
+  int input = -1;
+  ferry::ObjRefBytes objref;
+};
+
+Server startServer(const char* self, const std::vector<std::string>& extraEnv);
+void stopServer(Server& server);
 
 // `--serve`: the server process of the cross-process rows. Exports a Bench object from its MTA,
 // prints its OBJREF, runs until its standard input closes.
@@ -222,8 +276,7 @@ int serve() {
 
 extern "C" char** environ;
 
-// The cross-process rows: starts `self --serve`, measures pipe and tcp against their floors.
-void crossProcess(const Options& options, const char* self) {
+Server startServer(const char* self, const std::vector<std::string>& extraEnv) {
   int toChild[2];
   int fromChild[2];
   if (pipe(toChild) != 0 || pipe(fromChild) != 0) throw std::runtime_error("pipe failed");
@@ -236,28 +289,65 @@ void crossProcess(const Options& options, const char* self) {
   std::string path = self;
   char serveFlag[] = "--serve";
   char* argv[] = {path.data(), serveFlag, nullptr};
-  pid_t child = 0;
-  int rc = posix_spawn(&child, path.c_str(), &actions, nullptr, argv, environ);
+  std::vector<std::string> envStrings;
+  for (char** e = environ; *e != nullptr; ++e) envStrings.emplace_back(*e);
+  for (const auto& e : extraEnv) envStrings.push_back(e);
+  std::vector<char*> env;
+  for (auto& e : envStrings) env.push_back(e.data());
+  env.push_back(nullptr);
+  Server server;
+  int rc = posix_spawn(&server.pid, path.c_str(), &actions, nullptr, argv, env.data());
   posix_spawn_file_actions_destroy(&actions);
   close(toChild[0]);
   close(fromChild[1]);
   if (rc != 0) throw std::runtime_error("cannot start the server process");
+  server.input = toChild[1];
   std::string line;
   pollfd p{fromChild[0], POLLIN, 0};
   for (char c; poll(&p, 1, 20000) > 0 && read(fromChild[0], &c, 1) == 1 && c != '\n';) line += c;
   close(fromChild[0]);
+  server.objref = ferry::objRefFromText(line);
+  return server;
+}
 
+void stopServer(Server& server) {
+  close(server.input);
+  int status = 0;
+  for (int i = 0; i < 1000 && waitpid(server.pid, &status, WNOHANG) == 0; ++i) usleep(10000);
+  if (!WIFEXITED(status)) {
+    kill(server.pid, SIGKILL);
+    waitpid(server.pid, nullptr, 0);
+  }
+}
+
+// Seconds to send `data` once through `proxy` (the server answers with its size).
+double timeSink(const ferry::Ref<bench::iface::Bench>& proxy, const std::vector<uint8_t>& data) {
+  auto start = Clock::now();
+  uint64_t got = proxy->sink(data);
+  if (got != data.size()) throw std::runtime_error("sink answered the wrong size");
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The cross-process rows: a server process; pipe, tcp and (when loaded) udp against their floors;
+// 16 MiB request throughput; and 16 MiB through a lossy udp (a second server with the fault layer).
+void crossProcess(const Options& options, const char* self) {
+  Server server = startServer(self, {});
   {
     ferry::Runtime runtime;
     auto mta = runtime.joinMta();
-    auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(ferry::objRefFromText(line));
+    auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(server.objref);
     std::vector<uint8_t> kib(1024, 0x5a);
     std::vector<uint8_t> kib64(64 * 1024, 0xa5);
-    for (const char* transport : {"pipe", "tcp"}) {
-      std::string name = transport;
+    std::vector<uint8_t> mib16(16 * 1024 * 1024 - 4096, 0x3c);
+    std::vector<std::string> transports{"pipe", "tcp"};
+    bool haveUdp = false;
+    for (const auto& p : ferry::Runtime::plugins()) haveUdp = haveUdp || p.name == "udp";
+    if (haveUdp) transports.push_back("udp");
+    std::map<std::string, double> sinkSeconds;
+    for (const std::string& name : transports) {
       if (!selected(options, name)) continue;
-      ferry::setTransport(proxy.get(), transport);
-      Summary floor = measureSocketFloor(options, name == "tcp");
+      ferry::setTransport(proxy.get(), name);
+      Summary floor = name == "udp" ? measureUdpFloor(options) : measureSocketFloor(options, name == "tcp");
       printRow("floor/" + name + " raw socket", floor, floor.medianUs);
       printRow(name + " null", measure(options, [&] { proxy->null(); }), floor.medianUs);
       printRow(name + " echo 1KiB", measure(options, [&] { proxy->echo(kib); }), floor.medianUs);
@@ -274,15 +364,33 @@ void crossProcess(const Options& options, const char* self) {
       });
       batch.callsPerSecond *= 32;
       printRow(name + " 32 in flight (batch)", batch, floor.medianUs);
+      if (name != "pipe") {
+        timeSink(proxy, mib16);  // warm-up: windows open, buffers sized
+        double best = 1e9;
+        for (int i = 0; i < 5; ++i) best = std::min(best, timeSink(proxy, mib16));
+        sinkSeconds[name] = best;
+        std::printf("%-28s %9.1f ms  %8.1f MiB/s\n", (name + " 16 MiB request").c_str(), best * 1e3,
+                    16.0 / best);
+        std::fflush(stdout);
+      }
+    }
+    if (sinkSeconds.count("udp") && sinkSeconds.count("tcp")) {
+      std::printf("udp 16 MiB throughput is %.0f%% of tcp's (target: at least 70%%)\n",
+                  100.0 * sinkSeconds["tcp"] / sinkSeconds["udp"]);
+    }
+    if (haveUdp && selected(options, "udp")) {
+      // 16 MiB through 5% loss both ways (the server's fault layer drops its datagrams in and out).
+      Server lossy = startServer(self, {"FERRY_UDP_FAULT=seed=11,dir=both,drop=0.05"});
+      auto lossyProxy = ferry::unmarshalInterface<bench::iface::Bench>(lossy.objref);
+      ferry::setTransport(lossyProxy.get(), "udp");
+      double seconds = timeSink(lossyProxy, mib16);
+      std::printf("%-28s %9.1f ms  (%.1fx the loss-free time)\n", "udp 16 MiB, 5% loss",
+                  seconds * 1e3, sinkSeconds.count("udp") ? seconds / sinkSeconds["udp"] : 0.0);
+      lossyProxy.reset();
+      stopServer(lossy);
     }
   }
-  close(toChild[1]);
-  int status = 0;
-  for (int i = 0; i < 1000 && waitpid(child, &status, WNOHANG) == 0; ++i) usleep(10000);
-  if (!WIFEXITED(status)) {
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-  }
+  stopServer(server);
 }
 
 int main(int argc, char** argv) {
