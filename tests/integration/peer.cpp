@@ -6,6 +6,7 @@
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,6 +24,7 @@ public:
   void nothing() override {}
   void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
   void sleepMillis(uint32_t millis) override { usleep(millis * 1000); }
+  uint64_t count() override { return ++_counted; }
   bool waitForCancel(uint32_t maxMillis) override {
     for (uint32_t waited = 0; waited < maxMillis; ++waited) {
       if (ferry::callCanceled()) return true;
@@ -30,6 +32,9 @@ public:
     }
     return false;
   }
+
+private:
+  std::atomic<uint64_t> _counted{0};
 };
 
 class PeerHolder final : public ferry::Implements<testing::iface::Holder> {

@@ -41,7 +41,10 @@ public:
     return false;
   }
 
+  uint64_t count() override { return ++counted; }
+
   std::atomic<int> calls{0};
+  std::atomic<uint64_t> counted{0};
 };
 
 class CallbackImpl final : public Implements<testing::iface::Callback> {
@@ -97,6 +100,8 @@ public:
     return false;
   }
 
+  uint64_t count() override { return ++_counted; }
+
   void addConnection() override { _log->connects += 1; }
   void releaseConnection(bool lastReleaseCloses) override {
     _log->disconnects += 1;
@@ -105,6 +110,7 @@ public:
 
 private:
   std::shared_ptr<Log> _log;
+  std::atomic<uint64_t> _counted{0};
 };
 
 inline bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }

@@ -22,6 +22,9 @@ interface Probe {
 
   waitForCancel @5 (maxMillis :UInt32) -> (sawCancel :Bool);
   # Polls ferry::callCanceled() for up to `maxMillis`; returns whether the call was canceled.
+
+  count @6 () -> (total :UInt64);
+  # Adds one to the servant's counter and returns it: how many times `count` ran (not idempotent).
 }
 
 interface Callback {

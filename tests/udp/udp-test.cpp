@@ -1,0 +1,709 @@
+// The udp plugin under impairment, restart and attack, driven through its C ABI.
+//
+// Every impaired run checks the two invariants of the transport: each message arrives exactly
+// once, in order, byte-identical (a digest per message) or the session reports a defined error;
+// and the plugin's memory levels (queued, reassembly, outstanding, in flight) return to the same
+// plateau after every round. Impairments come from the plugin's own fault layer
+// (FERRY_UDP_FAULT), deterministic per seed; raw-socket cases craft datagrams with the plugin's
+// wire module.
+#define BOOST_TEST_MODULE udp transport
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "udp-harness.h"
+#include "wire.h"
+
+namespace ferry::udptest {
+namespace {
+
+namespace wire = ferry::transports::udp;
+using Clock = std::chrono::steady_clock;
+using Digests = std::vector<std::pair<size_t, uint64_t>>;
+
+// Short timers, so that impaired runs take seconds (PROTOCOL.md, "Tuning and test hooks").
+const std::string kFast = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=10000";
+constexpr milliseconds kPatience{60000};
+
+long long msSince(Clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+}
+
+void report(const char* who, const ferry_udp_counters_v1& c) {
+  BOOST_TEST_MESSAGE(who << ": datagrams out " << c.datagrams_sent << " in " << c.datagrams_received
+                         << ", lost " << c.packets_lost << ", PTOs " << c.pto_expirations
+                         << ", duplicates dropped " << c.dropped_duplicate << ", CRC "
+                         << c.dropped_crc << ", malformed " << c.dropped_malformed
+                         << ", violations " << c.protocol_violations << ", max datagram "
+                         << c.now_max_datagram_size << " (probes " << c.pmtu_probes_sent
+                         << ", raised " << c.pmtu_raised << ", black holes " << c.pmtu_black_holes
+                         << "), spurious losses " << c.spurious_losses << ", srtt "
+                         << c.now_smoothed_rtt_us
+                         << " us; now: queued " << c.now_send_queue_bytes << " B, outstanding "
+                         << c.now_packets_outstanding << ", in flight " << c.now_bytes_in_flight
+                         << " B, reassembly " << c.now_reassembly_bytes << " B");
+}
+
+// --- Traffic. ---
+
+// What one round sends each way: empty, tiny, around one datagram, around the unscheduled
+// 64 KiB, and one message of 300 KB.
+std::vector<size_t> roundSizes() {
+  std::vector<size_t> sizes = {0, 1, 64, 1200, 1500, 5000, 20000, 65536, 70000, 300000, 1 << 20};
+  for (uint32_t i = 0; i < 30; ++i) sizes.push_back(8 + (i * 7919u) % 3000u);
+  return sizes;
+}
+
+Bytes message(uint32_t stream, uint32_t index, size_t size) {
+  return size == 0 ? Bytes() : tagged(stream, index, size);
+}
+
+void sendAll(Instance& from, ferry_conn_id conn, uint32_t stream, const std::vector<size_t>& sizes,
+             Digests& expected) {
+  for (uint32_t i = 0; i < sizes.size(); ++i) {
+    Bytes m = message(stream, i, sizes[i]);
+    expected.emplace_back(m.size(), digest(m.data(), m.size()));
+    BOOST_REQUIRE_EQUAL(from.send(conn, m), 0);
+  }
+}
+
+void checkArrived(Instance& to, ferry_conn_id conn, const Digests& expected) {
+  const Digests& got = to.digests[conn];
+  BOOST_REQUIRE_EQUAL(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != expected[i]) {
+      BOOST_ERROR("message " << i << " is not the one sent " << i << "th: lost, duplicated, "
+                             << "reordered or altered");
+      return;
+    }
+  }
+}
+
+// Levels that must return to a plateau once traffic stops.
+struct Levels {
+  uint64_t sessions, halfOpen, reassembly, sendQueue, outstanding, inFlight, controllers, kernel,
+      held;
+  bool operator==(const Levels&) const = default;
+};
+
+Levels levels(const Instance& instance) {
+  ferry_udp_counters_v1 c = instance.counters();
+  return {c.now_sessions,    c.now_half_open,       c.now_reassembly_bytes,
+          c.now_send_queue_bytes, c.now_packets_outstanding, c.now_bytes_in_flight,
+          c.now_controllers, c.now_kernel_queue_bytes, c.now_fault_held};
+}
+
+bool quiet(const Instance& instance) {
+  Levels l = levels(instance);
+  return l.reassembly == 0 && l.sendQueue == 0 && l.outstanding == 0 && l.inFlight == 0 &&
+         l.kernel == 0 && l.held == 0;
+}
+
+// Rounds of traffic both ways between two instances impaired by `fault`; after each round every
+// message is checked and the levels must be what they were after the first.
+void impairedRounds(const std::string& fault, uint32_t rounds = 5) {
+  Harness harness;
+  Instance& server = harness.instance(kFast, fault);
+  Instance& client = harness.instance(kFast, fault);
+  server.keepDigestsOnly = client.keepDigestsOnly = true;
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  Digests toServer, toClient;
+  std::optional<std::pair<Levels, Levels>> plateau;
+  std::vector<size_t> sizes = roundSizes();
+  for (uint32_t round = 0; round < rounds; ++round) {
+    BOOST_TEST_CONTEXT("round " << round) {
+      auto start = Clock::now();
+      sendAll(client, link.client, 2 * round, sizes, toServer);
+      sendAll(server, link.server, 2 * round + 1, sizes, toClient);
+      bool arrived = harness.runBounded(
+          [&] {
+            return server.receivedCount(link.server) == toServer.size() &&
+                   client.receivedCount(link.client) == toClient.size();
+          },
+          kPatience);
+      if (!arrived) {
+        report("client", client.counters());
+        report("server", server.counters());
+        BOOST_TEST_MESSAGE("server has " << server.receivedCount(link.server) << " of "
+                                         << toServer.size() << ", client "
+                                         << client.receivedCount(link.client) << " of "
+                                         << toClient.size());
+      }
+      BOOST_REQUIRE_MESSAGE(arrived, "every message of the round arrived");
+      BOOST_TEST_MESSAGE("round " << round << ": " << msSince(start) << " ms");
+      checkArrived(server, link.server, toServer);
+      checkArrived(client, link.client, toClient);
+      harness.runUntil([&] { return quiet(server) && quiet(client); }, kPatience,
+                       "both instances to go quiet");
+      std::pair<Levels, Levels> now{levels(server), levels(client)};
+      if (!plateau) plateau = now;
+      BOOST_TEST((now.first == plateau->first), "the server's levels grew");
+      BOOST_TEST((now.second == plateau->second), "the client's levels grew");
+    }
+  }
+  BOOST_TEST(server.closed.empty());
+  BOOST_TEST(client.closed.empty());
+  report("client", client.counters());
+  report("server", server.counters());
+}
+
+// --- Crafted datagrams. ---
+
+Bytes finish(wire::Writer& out, std::vector<uint8_t>& buffer) {
+  wire::writeCrc(out);
+  BOOST_REQUIRE(!out.overflow());
+  buffer.resize(out.size());
+  return buffer;
+}
+
+wire::Params clientParams() {
+  wire::Params p;
+  p.providerCount = 1;
+  p.providers[0] = wire::kProviderNone;
+  p.hasLevel = true;
+  p.maxMessageSize = 1 << 20;
+  p.maxAckDelayUs = 5000;
+  p.idleTimeoutMs = 10000;
+  p.maxDatagramSize = 1200;
+  p.maxOpenMessages = 16;
+  p.maxOpenBytes = 2 << 20;
+  p.unscheduledBytes = 65536;
+  p.hasNonce = true;
+  for (size_t i = 0; i < wire::kNonceSize; ++i) p.nonce[i] = static_cast<uint8_t>(i * 7 + 1);
+  return p;
+}
+
+// A HELLO from `src`, padded to `size` bytes, with a cookie (and the `none` provider's empty
+// CRYPTO frame) when one is given.
+Bytes hello(uint64_t src, uint64_t pn, const uint8_t* cookie = nullptr, size_t size = 1200) {
+  std::vector<uint8_t> buffer(size);
+  wire::Writer out(buffer.data(), buffer.size());
+  wire::writeLongHeader(out, wire::PacketType::hello, 0, src, pn);
+  wire::Params p = clientParams();
+  if (cookie != nullptr) {
+    p.hasCookie = true;
+    std::memcpy(p.cookie, cookie, wire::kCookieSize);
+  }
+  wire::writeParams(out, wire::FrameType::helloParams, p);
+  if (cookie != nullptr) wire::writeCrypto(out, 0, nullptr, 0);
+  out.zeros(out.remaining() - wire::kCrcSize);
+  return finish(out, buffer);
+}
+
+// A short-header packet for session `dst` with `frames` already encoded, padded to `size`.
+Bytes shortPacket(uint64_t dst, uint64_t pn, const Bytes& frames, size_t size = 0) {
+  std::vector<uint8_t> buffer(std::max(size, wire::kShortHeaderSize + frames.size() + 4));
+  wire::Writer out(buffer.data(), buffer.size());
+  wire::writeShortHeader(out, dst, pn);
+  out.bytes(frames.data(), frames.size());
+  out.zeros(out.remaining() - wire::kCrcSize);
+  return finish(out, buffer);
+}
+
+Bytes dataFrame(uint64_t msgId, uint32_t total, uint32_t offset, const Bytes& payload) {
+  std::vector<uint8_t> buffer(64 + payload.size());
+  wire::Writer out(buffer.data(), buffer.size());
+  wire::writeDataHeader(out, msgId, total, offset, static_cast<uint16_t>(payload.size()));
+  out.bytes(payload.data(), payload.size());
+  buffer.resize(out.size());
+  return buffer;
+}
+
+struct Decoded {
+  wire::Header header;
+  std::vector<wire::Frame> frames;
+};
+
+std::optional<Decoded> decode(const Bytes& datagram) {
+  Decoded d;
+  const uint8_t* frames = nullptr;
+  size_t size = 0;
+  if (wire::decodePacket(datagram.data(), datagram.size(), d.header, frames, size) !=
+      wire::DecodeError::none) {
+    return std::nullopt;
+  }
+  wire::Reader in(frames, size);
+  wire::Frame frame;
+  while (wire::readFrame(in, frame)) d.frames.push_back(frame);
+  if (in.failed()) return std::nullopt;
+  return d;
+}
+
+// A client made of a raw socket and the wire module: it can finish a handshake and then send
+// what no well-behaved peer would.
+class RawClient {
+public:
+  RawClient(Harness& harness, Instance& server, std::string port)
+      : _harness(harness), _server(server), _port(std::move(port)) {}
+
+  // HELLO, COOKIE, HELLO+cookie, HANDSHAKE; returns the server's session id.
+  uint64_t handshake() {
+    raw.sendTo(_port, hello(_id, _pn++));
+    Decoded cookie = await(wire::PacketType::cookie);
+    BOOST_REQUIRE(cookie.header.dst == _id);
+    raw.sendTo(_port, hello(_id, _pn++, cookie.frames.at(0).cookie));
+    Decoded handshake = await(wire::PacketType::handshake);
+    _serverId = handshake.header.src;
+    return _serverId;
+  }
+
+  // A short-header packet with `frames` (padded to `size`) to the server's session.
+  void sendShort(const Bytes& frames, size_t size = 0) {
+    raw.sendTo(_port, shortPacket(_serverId, _pn++, frames, size));
+  }
+
+  Decoded await(wire::PacketType type) {
+    std::optional<Decoded> found;
+    _harness.runUntil(
+        [&] {
+          for (const Bytes& datagram : raw.receiveAll()) {
+            auto d = decode(datagram);
+            if (d && d->header.type == type) found = d;
+          }
+          return found.has_value();
+        },
+        milliseconds(5000), std::string("a ") + wire::packetTypeName(type) + " from the server");
+    return *found;
+  }
+
+  RawSocket raw;
+
+private:
+  Harness& _harness;
+  Instance& _server;
+  std::string _port;
+  uint64_t _id = 0x1122334455667788ull;
+  uint64_t _pn = 0;
+  uint64_t _serverId = 0;
+};
+
+uint64_t dropTotal(const ferry_udp_counters_v1& c) {
+  return c.dropped_malformed + c.dropped_crc + c.dropped_version + c.dropped_unknown_session +
+         c.dropped_unexpected + c.dropped_wrong_address + c.rejects_ignored;
+}
+
+// --- Impairments. ---
+
+BOOST_AUTO_TEST_CASE(every_message_arrives_once_in_order_with_ten_percent_loss_both_ways) {
+  impairedRounds("seed=11,dir=tx,drop=0.1");
+}
+
+BOOST_AUTO_TEST_CASE(every_message_arrives_once_in_order_with_thirty_percent_loss_both_ways) {
+  impairedRounds("seed=12,dir=tx,drop=0.3");
+}
+
+BOOST_AUTO_TEST_CASE(half_of_all_datagrams_duplicated_deliver_nothing_twice) {
+  impairedRounds("seed=13,dir=tx,dup=0.5");
+}
+
+BOOST_AUTO_TEST_CASE(a_quarter_of_all_datagrams_reordered_deliver_everything_in_order) {
+  impairedRounds("seed=14,dir=tx,reorder=0.25,reorder_ms=10");
+}
+
+BOOST_AUTO_TEST_CASE(truncated_and_corrupted_datagrams_are_all_caught_and_counted) {
+  // On receipt, so that every injected fault reaches the decoder.
+  std::string fault = "seed=15,dir=rx,truncate=0.01,corrupt=0.01";
+  Harness harness;
+  Instance& server = harness.instance(kFast, fault);
+  Instance& client = harness.instance(kFast, fault);
+  server.keepDigestsOnly = client.keepDigestsOnly = true;
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  Digests toServer, toClient;
+  for (uint32_t round = 0; round < 5; ++round) {
+    sendAll(client, link.client, 2 * round, roundSizes(), toServer);
+    sendAll(server, link.server, 2 * round + 1, roundSizes(), toClient);
+    harness.runUntil(
+        [&] {
+          return server.receivedCount(link.server) == toServer.size() &&
+                 client.receivedCount(link.client) == toClient.size();
+        },
+        kPatience, "every message");
+  }
+  checkArrived(server, link.server, toServer);
+  checkArrived(client, link.client, toClient);
+  for (Instance* instance : {&server, &client}) {
+    ferry_udp_counters_v1 c = instance->counters();
+    uint64_t injected = c.fault_rx_truncated + c.fault_rx_corrupted;
+    BOOST_TEST_MESSAGE("injected " << c.fault_rx_truncated << " truncations and "
+                                   << c.fault_rx_corrupted << " bit flips");
+    BOOST_TEST(injected > 0u);
+    // Every damaged datagram is dropped: one both cut and flipped counts twice as injected and
+    // once as dropped.
+    uint64_t dropped = c.dropped_crc + c.dropped_malformed;
+    BOOST_TEST(dropped <= injected);
+    BOOST_TEST(dropped >= std::max(c.fault_rx_truncated, c.fault_rx_corrupted),
+               "injected faults went undetected: " << c.dropped_crc << " CRC + "
+                                                   << c.dropped_malformed << " malformed for "
+                                                   << injected);
+    BOOST_TEST(c.protocol_violations == 0u, "a damaged datagram got past the CRC");
+  }
+  BOOST_TEST(server.closed.empty());
+  BOOST_TEST(client.closed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(sixteen_mebibytes_complete_under_five_percent_loss) {
+  Harness harness;
+  for (const char* fault : {"", "seed=21,dir=tx,drop=0.05"}) {
+    BOOST_TEST_CONTEXT("fault '" << fault << "'") {
+      Instance& server = harness.instance(kFast, fault);
+      Instance& client = harness.instance(kFast, fault);
+      server.keepDigestsOnly = true;
+      Link link = connectPair(harness, server, client, server.listen(), kPatience);
+      Bytes big = pattern(16 << 20, 77);
+      auto start = Clock::now();
+      BOOST_REQUIRE_EQUAL(client.send(link.client, big), 0);
+      harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                       "16 MiB");
+      long long ms = msSince(start);
+      BOOST_TEST_MESSAGE("16 MiB with fault '" << fault << "': " << ms << " ms ("
+                                               << (16.0 * 8 * 1.048576 / (ms / 1000.0))
+                                               << " Mbit/s)");
+      BOOST_TEST((server.digests[link.server][0] == std::make_pair(big.size(), digest(big.data(), big.size()))));
+      report("client", client.counters());
+      harness.destroy(client);
+      harness.destroy(server);
+    }
+  }
+}
+
+// --- Liveness. ---
+
+BOOST_AUTO_TEST_CASE(an_idle_session_stays_open_for_many_idle_timeouts_thanks_to_keepalives) {
+  const std::string options = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=600";
+  Harness harness;
+  Instance& server = harness.instance(options);
+  Instance& client = harness.instance(options);
+  Link link = connectPair(harness, server, client, server.listen());
+  // Five idle timeouts with nothing to say, as during a long call.
+  harness.runFor(milliseconds(3000));
+  BOOST_TEST(client.closed.empty());
+  BOOST_TEST(server.closed.empty());
+  uint64_t keepalives = client.counters().keepalives_sent + server.counters().keepalives_sent;
+  BOOST_TEST(keepalives >= 5u, keepalives << " keepalives");
+  Bytes ping = pattern(64, 1);
+  BOOST_REQUIRE_EQUAL(client.send(link.client, ping), 0);
+  BOOST_REQUIRE_EQUAL(server.send(link.server, ping), 0);
+  harness.runUntil(
+      [&] { return server.receivedCount(link.server) == 1 && client.receivedCount(link.client) == 1; },
+      kPatience, "a message each way after the idle time");
+}
+
+BOOST_AUTO_TEST_CASE(a_black_holed_server_makes_the_client_close_with_an_error_at_the_idle_timeout) {
+  const std::string options = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=1500";
+  Harness harness;
+  Instance& server = harness.instance(options);
+  Instance& client = harness.instance(options);
+  Link link = connectPair(harness, server, client, server.listen());
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(100, 1)), 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience, "a message");
+  server.setFault("blackhole=1");
+  auto start = Clock::now();
+  // A call in flight when the server vanished.
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(5000, 2)), 0);
+  harness.runUntil([&] { return client.closed.count(link.client) != 0; }, milliseconds(20000),
+                   "the client to give up");
+  long long ms = msSince(start);
+  BOOST_TEST_MESSAGE("the client gave up after " << ms << " ms (idle timeout 1500 ms)");
+  BOOST_TEST(client.closed[link.client] == UV_ETIMEDOUT);
+  // Not before the idle timeout: PTO backoff alone must not kill a session.
+  BOOST_TEST(ms >= 1400);
+  BOOST_TEST(client.counters().sessions_idle_timeouts == 1u);
+  harness.runUntil([&] { return server.closed.count(link.server) != 0; }, milliseconds(20000),
+                   "the deaf server to give up too");
+  BOOST_TEST(server.closed[link.server] == UV_ETIMEDOUT);
+}
+
+BOOST_AUTO_TEST_CASE(a_restarted_server_rejects_the_old_session_and_a_new_connect_works) {
+  Harness harness;
+  Instance& first = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  std::string port = first.listen();
+  Link link = connectPair(harness, first, client, port);
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(100, 1)), 0);
+  harness.runUntil([&] { return first.receivedCount(link.server) == 1; }, kPatience, "a message");
+  // The server dies without a word (its CLOSE never leaves) and comes back on the same port.
+  first.setFault("tx.drop=1");
+  harness.destroy(first);
+  Instance& second = harness.instance(kFast);
+  BOOST_REQUIRE_EQUAL(second.listen("127.0.0.1", port), port);
+  auto start = Clock::now();
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(100, 2)), 0);
+  harness.runUntil([&] { return client.closed.count(link.client) != 0; }, kPatience,
+                   "the client to learn of the restart");
+  BOOST_TEST_MESSAGE("the client learned of the restart after " << msSince(start) << " ms");
+  BOOST_TEST(client.closed[link.client] == UV_ECONNRESET);
+  BOOST_TEST(client.counters().rejects_received == 1u);
+  BOOST_TEST(second.counters().rejects_sent >= 1u);
+  BOOST_TEST(second.accepted.empty());
+  BOOST_TEST(second.receivedCount(link.server) == 0u, "the new server took the old session's data");
+  Link again = connectPair(harness, second, client, port);
+  BOOST_REQUIRE_EQUAL(client.send(again.client, pattern(100, 3)), 0);
+  harness.runUntil([&] { return second.receivedCount(again.server) == 1; }, kPatience,
+                   "a message on the new session");
+}
+
+BOOST_AUTO_TEST_CASE(a_restarted_server_is_noticed_by_an_idle_client_through_its_keepalives) {
+  const std::string options = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=3000";
+  Harness harness;
+  Instance& first = harness.instance(options);
+  Instance& client = harness.instance(options);
+  std::string port = first.listen();
+  Link link = connectPair(harness, first, client, port);
+  first.setFault("tx.drop=1");
+  harness.destroy(first);
+  Instance& second = harness.instance(options);
+  second.listen("127.0.0.1", port);
+  auto start = Clock::now();
+  harness.runUntil([&] { return client.closed.count(link.client) != 0; }, kPatience,
+                   "the idle client to learn of the restart");
+  long long ms = msSince(start);
+  BOOST_TEST_MESSAGE("learned after " << ms << " ms (keepalive every 1000 ms)");
+  BOOST_TEST(client.closed[link.client] == UV_ECONNRESET, "a REJECT, not the idle timeout");
+}
+
+// --- Path MTU. ---
+
+BOOST_AUTO_TEST_CASE(datagrams_grow_to_what_the_path_carries_and_shrink_when_large_ones_vanish) {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  server.keepDigestsOnly = true;
+  Link link = connectPair(harness, server, client, server.listen());
+  // Loopback carries jumbo datagrams: both sides probe up to 8952 bytes.
+  harness.runUntil([&] { return client.counters().now_max_datagram_size == 8952; }, kPatience,
+                   "the client's datagrams to reach 8952 bytes");
+  // Now anything above 1300 bytes vanishes on the way out of the client.
+  client.setFault("tx.max_size=1300");
+  Bytes big = pattern(2 << 20, 5);
+  BOOST_REQUIRE_EQUAL(client.send(link.client, big), 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                   "2 MiB through the new black hole");
+  BOOST_TEST((server.digests[link.server][0] == std::make_pair(big.size(), digest(big.data(), big.size()))));
+  ferry_udp_counters_v1 c = client.counters();
+  BOOST_TEST(c.pmtu_black_holes >= 1u);
+  BOOST_TEST(c.now_max_datagram_size == 1200u);
+  BOOST_TEST(client.closed.empty());
+}
+
+// --- Address validation and hostile datagrams. ---
+
+BOOST_AUTO_TEST_CASE(before_validation_the_server_never_answers_with_more_bytes_than_it_got) {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  std::string port = server.listen();
+  RawSocket raw;
+  uint8_t forged[wire::kCookieSize] = {0, 0, 0, 1, 9, 9, 9};
+  std::vector<Bytes> inputs = {
+      hello(1, 0),                  // no cookie: a COOKIE back
+      hello(2, 0, forged),          // a forged cookie: a COOKIE back, nothing remembered
+      hello(3, 0, nullptr, 1199),   // not padded: nothing
+      hello(4, 0, nullptr, 8000),   // padded more: one COOKIE still
+      Bytes(),                      // empty
+  };
+  Bytes corrupted = hello(5, 0);
+  corrupted[600] ^= 1;
+  inputs.push_back(corrupted);
+  for (size_t size : {21, 22, 30, 41, 42, 43, 100, 1500}) {
+    inputs.push_back(shortPacket(0xdead0000 + size, 7, Bytes{0x01}, size));  // unknown session
+  }
+  for (size_t size : {1, 5, 17, 29, 64, 1300}) inputs.push_back(pattern(size, static_cast<uint32_t>(size)));
+  {
+    // A REJECT and a COOKIE nobody asked for: never answered.
+    std::vector<uint8_t> buffer(100);
+    wire::Writer out(buffer.data(), buffer.size());
+    wire::writeLongHeader(out, wire::PacketType::reject, 99, 0, 1);
+    wire::writeReject(out, wire::kRejectUnknownSession, 5);
+    inputs.push_back(finish(out, buffer));
+    std::vector<uint8_t> buffer2(100);
+    wire::Writer out2(buffer2.data(), buffer2.size());
+    wire::writeLongHeader(out2, wire::PacketType::cookie, 99, 0, 0);
+    uint8_t cookie[wire::kCookieSize] = {};
+    wire::writeCookieFrame(out2, cookie, 5);
+    inputs.push_back(finish(out2, buffer2));
+  }
+  for (const Bytes& input : inputs) {
+    BOOST_TEST_CONTEXT("a datagram of " << input.size() << " bytes") {
+      uint64_t before = server.counters().datagrams_received;
+      raw.sendTo(port, input);
+      harness.runUntil([&] { return server.counters().datagrams_received > before; },
+                       milliseconds(5000), "the server to read it");
+      harness.runFor(milliseconds(5));
+      std::vector<Bytes> replies = raw.receiveAll();
+      BOOST_TEST(replies.size() <= 1u);
+      for (const Bytes& reply : replies) BOOST_TEST(reply.size() <= input.size());
+    }
+  }
+  BOOST_TEST(raw.bytesReceived <= raw.bytesSent);
+  BOOST_TEST(raw.datagramsReceived >= 3u, "COOKIEs for the padded HELLOs and a REJECT");
+  ferry_udp_counters_v1 c = server.counters();
+  BOOST_TEST_MESSAGE("unvalidated: " << c.unvalidated_bytes_received << " bytes in, "
+                                     << c.unvalidated_bytes_sent << " bytes out");
+  BOOST_TEST(c.unvalidated_bytes_sent <= c.unvalidated_bytes_received);
+  BOOST_TEST(c.cookies_sent == 3u);
+  BOOST_TEST(c.server_sessions_created == 0u, "state kept before the cookie came back");
+  BOOST_TEST(c.now_sessions == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_half_open_session_that_is_never_confirmed_is_forgotten_silently) {
+  Harness harness;
+  Instance& server = harness.instance(kFast + ",handshake_timeout_ms=300");
+  std::string port = server.listen();
+  RawClient raw(harness, server, port);
+  raw.handshake();
+  ferry_udp_counters_v1 c = server.counters();
+  BOOST_TEST(c.server_sessions_created == 1u);
+  BOOST_TEST(c.now_half_open == 1u);
+  harness.runUntil([&] { return server.counters().now_sessions == 0; }, milliseconds(5000),
+                   "the half-open session to expire");
+  BOOST_TEST(server.accepted.empty());
+  BOOST_TEST(server.counters().now_half_open == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(data_beyond_its_limits_is_refused_before_allocation_and_repeated_abuse_closes) {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  std::string port = server.listen();
+  RawClient raw(harness, server, port);
+  raw.handshake();
+  raw.sendShort(Bytes{0x01});  // PING: confirms the handshake
+  harness.runUntil([&] { return server.accepted.size() == 1; }, milliseconds(5000), "accepted");
+  ferry_conn_id conn = server.accepted[0];
+  Bytes chunk = pattern(100, 1);
+  const std::vector<std::pair<const char*, Bytes>> abuses = {
+      {"total_len above the maximum", dataFrame(0, (16u << 20) + (64u << 10) + 1, 0, chunk)},
+      {"offset + length past total_len", dataFrame(0, 150, 100, chunk)},
+      {"offset + length overflowing 32 bits", dataFrame(0, 0xffffffffu, 0xffffffc0u, chunk)},
+      {"an empty fragment of a non-empty message", dataFrame(0, 100, 0, Bytes())},
+      {"bytes beyond the unscheduled 64 KiB without credit", dataFrame(0, 1 << 20, 65500, chunk)},
+      {"a message id beyond the window", dataFrame(5000, 100, 0, chunk)},
+      {"total_len changing within a message", dataFrame(1, 300, 200, chunk)},
+  };
+  // Message 1 exists (300 bytes promised), so the last abuse contradicts it.
+  raw.sendShort(dataFrame(1, 200, 0, chunk));
+  harness.runFor(milliseconds(20));
+  uint64_t violationsBefore = server.counters().protocol_violations;
+  for (const auto& [what, frames] : abuses) {
+    BOOST_TEST_CONTEXT(what) {
+      uint64_t before = server.counters().protocol_violations;
+      raw.sendShort(frames);
+      harness.runUntil([&] { return server.counters().protocol_violations > before; },
+                       milliseconds(5000), "the violation to be counted");
+      // Refused before anything was allocated for it: only message 1's 200 bytes are held.
+      BOOST_TEST(server.counters().now_reassembly_bytes == 200u);
+    }
+  }
+  BOOST_TEST(server.counters().protocol_violations - violationsBefore == abuses.size());
+  BOOST_TEST(server.receivedCount(conn) == 0u);
+  // The eighth strike closes the session with an error, and the peer hears CLOSE.
+  raw.sendShort(dataFrame(0, 10, 20, chunk));
+  harness.runUntil([&] { return server.closed.count(conn) != 0; }, milliseconds(5000),
+                   "the abusive session to close");
+  BOOST_TEST(server.closed[conn] == UV_EPROTO);
+  Decoded close = raw.await(wire::PacketType::shortHeader);
+  bool sawClose = false;
+  for (const wire::Frame& f : close.frames) {
+    sawClose = sawClose || (f.type == wire::FrameType::close && f.reason == wire::kCloseProtocol);
+  }
+  BOOST_TEST(sawClose);
+  harness.runUntil([&] { return server.counters().now_reassembly_bytes == 0; }, milliseconds(5000),
+                   "the closed session's memory to be freed");
+}
+
+BOOST_AUTO_TEST_CASE(a_flood_of_garbage_is_dropped_and_counted_while_a_session_keeps_working) {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  server.keepDigestsOnly = client.keepDigestsOnly = true;
+  std::string port = server.listen();
+  Link link = connectPair(harness, server, client, port);
+  RawSocket raw;
+  uint64_t dropsBefore = dropTotal(server.counters());
+  Bytes validHello = hello(42, 0);
+  Digests expected;
+  constexpr uint32_t kBatches = 40;
+  constexpr uint32_t kPerBatch = 250;
+  uint32_t seed = 1;
+  for (uint32_t batch = 0; batch < kBatches; ++batch) {
+    for (uint32_t i = 0; i < kPerBatch; ++i, ++seed) {
+      Bytes random = pattern(seed % 1500, seed);
+      switch (seed % 5) {
+        case 0:  // noise
+          raw.sendTo(port, random);
+          break;
+        case 1:  // a HELLO cut short or with a flipped bit: the CRC catches it
+          if (seed % 2 == 0) {
+            raw.sendTo(port, Bytes(validHello.begin(), validHello.begin() + seed % 1200));
+          } else {
+            Bytes flipped = validHello;
+            flipped[seed % flipped.size()] ^= static_cast<uint8_t>(1u << (seed % 8));
+            raw.sendTo(port, flipped);
+          }
+          break;
+        case 2:  // a well-formed packet for a session nobody has
+          raw.sendTo(port, shortPacket(seed * 2654435761ull, seed, Bytes{0x01}, 20 + seed % 200));
+          break;
+        case 3: {  // a long header of another version
+          std::vector<uint8_t> buffer(100);
+          wire::Writer out(buffer.data(), buffer.size());
+          out.u8(0xC0);
+          out.u8(2);
+          out.u16(0);
+          out.u64(0);
+          out.u64(seed);
+          out.u64(0);
+          out.zeros(out.remaining() - wire::kCrcSize);
+          raw.sendTo(port, finish(out, buffer));
+          break;
+        }
+        default:  // frames that do not parse behind a valid header and CRC
+          raw.sendTo(port, shortPacket(seed, seed, Bytes{0x3f, 0xff, 0xff}, 64));
+          break;
+      }
+    }
+    // Meanwhile the session carries a message each way.
+    sendAll(client, link.client, 0, {static_cast<size_t>(100 + batch)}, expected);
+    Digests ignored;
+    sendAll(server, link.server, 1, {static_cast<size_t>(100 + batch)}, ignored);
+    harness.runFor(milliseconds(5));
+  }
+  harness.runUntil(
+      [&] { return dropTotal(server.counters()) - dropsBefore >= raw.datagramsSent; },
+      milliseconds(20000), "every hostile datagram to be counted");
+  harness.runUntil([&] { return server.receivedCount(link.server) == kBatches; }, kPatience,
+                   "the session's messages");
+  ferry_udp_counters_v1 c = server.counters();
+  BOOST_TEST(dropTotal(c) - dropsBefore == raw.datagramsSent);
+  BOOST_TEST_MESSAGE("flood: " << raw.datagramsSent << " datagrams, " << c.dropped_crc << " CRC, "
+                               << c.dropped_malformed << " malformed, " << c.dropped_version
+                               << " version, " << c.dropped_unknown_session << " unknown session, "
+                               << c.rejects_sent << " REJECTs sent, " << c.rejects_rate_limited
+                               << " rate-limited");
+  BOOST_TEST(raw.bytesReceived <= raw.bytesSent);
+  checkArrived(server, link.server, expected);
+  BOOST_TEST(server.closed.empty());
+  BOOST_TEST(client.closed.empty());
+  BOOST_TEST(c.now_sessions == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_session_packet_from_another_address_is_dropped_not_delivered) {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  std::string port = server.listen();
+  RawClient real(harness, server, port);
+  uint64_t serverId = real.handshake();
+  real.sendShort(Bytes{0x01});
+  harness.runUntil([&] { return server.accepted.size() == 1; }, milliseconds(5000), "accepted");
+  // Someone else who learned the session id sends data on it from their own port.
+  RawSocket intruder;
+  intruder.sendTo(port, shortPacket(serverId, 100, dataFrame(0, 4, 0, Bytes{1, 2, 3, 4})));
+  harness.runUntil([&] { return server.counters().dropped_wrong_address == 1; },
+                   milliseconds(5000), "the intruder's packet to be dropped");
+  harness.runFor(milliseconds(20));
+  BOOST_TEST(server.receivedCount(server.accepted[0]) == 0u);
+  BOOST_TEST(server.closed.empty());
+}
+
+}  // namespace
+}  // namespace ferry::udptest
