@@ -54,7 +54,7 @@ uint16_t freePort(const std::string& address) {
   sockaddr_storage name;
   socklen_t length;
   if (!socketAddress(address, 0, name, length)) return 0;
-  int fd = socket(name.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(name.ss_family, (testingUdp() ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   uint16_t port = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&name), length) == 0 &&
@@ -96,6 +96,8 @@ const std::string& pluginName() {
 
 bool testingTcp() { return pluginName() == "tcp"; }
 bool testingPipe() { return pluginName() == "pipe"; }
+bool testingUdp() { return pluginName() == "udp"; }
+bool testingIp() { return testingTcp() || testingUdp(); }
 
 const ferry_transport_v1& table() {
   BOOST_REQUIRE_MESSAGE(!pluginName().empty(),
@@ -110,7 +112,7 @@ const ferry_transport_v1& table() {
 const ferry_host_v1* host() { return detail::PluginRegistry::host(); }
 
 std::vector<std::string> listenAddresses() {
-  if (testingTcp()) {
+  if (testingIp()) {
     std::vector<std::string> addresses{"127.0.0.1"};
     if (ipv6LoopbackWorks()) addresses.push_back("::1");
     return addresses;
@@ -119,7 +121,7 @@ std::vector<std::string> listenAddresses() {
 }
 
 std::string deadEndpoint(const std::string& address) {
-  if (testingTcp()) {
+  if (testingIp()) {
     uint16_t port = freePort(address);
     BOOST_REQUIRE_MESSAGE(port != 0, "cannot find a free port on " << address);
     return std::to_string(port);

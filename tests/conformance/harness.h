@@ -41,6 +41,9 @@ inline constexpr milliseconds kPatience{30000};
 const std::string& pluginName();
 bool testingTcp();
 bool testingPipe();
+bool testingUdp();
+// tcp and udp: numeric IP addresses and ports.
+bool testingIp();
 
 // The plugin's table and the host services the loader hands to plugins.
 const ferry_transport_v1& table();

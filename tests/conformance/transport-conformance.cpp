@@ -58,6 +58,21 @@ struct OnlyFor {
   }
 };
 
+// A precondition for cases that do not apply to one plugin: it reports them skipped.
+struct NotFor {
+  const char* plugin;
+  const char* why;
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    boost::test_tools::assertion_result result(pluginName() != plugin);
+    result.message() << why;
+    return result;
+  }
+};
+
+constexpr const char* kStreamFraming =
+    "stream framing: a datagram transport has no length prefix to get wrong "
+    "(tests/udp sends it malformed, truncated and random datagrams)";
+
 bool isTextError(int error) {
   const char* text = table().strerror(error);
   return text != nullptr && *text != '\0';
@@ -131,7 +146,7 @@ BOOST_AUTO_TEST_CASE(listen_then_connect_reports_accepted_and_connected_with_san
 
     const PeerRecord& clientSeen = server.accepted.back().second;
     const PeerRecord& serverSeen = *client.connected[link.client].peer;
-    if (testingTcp()) {
+    if (testingIp()) {
       std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
       BOOST_TEST(serverSeen.address == host + ":" + endpoint);
       BOOST_TEST(clientSeen.address.rfind(host + ":", 0) == 0u, clientSeen.address);
@@ -421,9 +436,12 @@ BOOST_AUTO_TEST_CASE(closing_a_connection_still_connecting_reports_connected_wit
     BOOST_TEST(client.connected[conn].status < 0);
     harness.runFor(milliseconds(50));
     BOOST_TEST(client.closed.empty());
-    // The kernel had connected it already: the server sees it come and go.
-    harness.runUntil([&] { return server.accepted.size() == 1 && server.closed.size() == 1; },
-                     kPatience, "the server to see the abandoned connection come and go");
+    if (!testingUdp()) {
+      // The kernel had connected it already: the server sees it come and go. (A udp connect
+      // closed before the loop ran has sent nothing.)
+      harness.runUntil([&] { return server.accepted.size() == 1 && server.closed.size() == 1; },
+                       kPatience, "the server to see the abandoned connection come and go");
+    }
     // The listener is unharmed.
     connectPair(harness, server, client, address, endpoint);
   });
@@ -495,7 +513,7 @@ BOOST_AUTO_TEST_CASE(a_connect_that_hangs_times_out_with_an_error,
 BOOST_AUTO_TEST_CASE(malformed_bindings_are_refused_by_check_binding_listen_and_connect) {
   Harness harness;
   Instance& instance = harness.instance();
-  if (testingTcp()) {
+  if (testingIp()) {
     for (const char* endpoint :
          {"abc", "70000", "65536", "-1", "+1", " 80", "80 ", "0x50", "0", ""}) {
       // "0" and "" name any port to listen on, but no port to connect to.
@@ -620,7 +638,8 @@ BOOST_AUTO_TEST_CASE(a_pipe_listener_replaces_a_stale_socket_but_never_a_live_on
   BOOST_TEST(!exists(runtimePath(stale)), "the socket file outlived its listener");
 }
 
-BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_only_that_connection_with_an_error) {
+BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_only_that_connection_with_an_error,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamFraming})) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();
     Instance& client = harness.instance();
@@ -662,7 +681,8 @@ BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_only_that_connection_with_an_error
   });
 }
 
-BOOST_AUTO_TEST_CASE(frames_split_across_writes_arrive_whole_and_a_truncated_one_is_an_error) {
+BOOST_AUTO_TEST_CASE(frames_split_across_writes_arrive_whole_and_a_truncated_one_is_an_error,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamFraming})) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();
     std::string endpoint = server.listen(address);
@@ -697,7 +717,8 @@ BOOST_AUTO_TEST_CASE(frames_split_across_writes_arrive_whole_and_a_truncated_one
   });
 }
 
-BOOST_AUTO_TEST_CASE(a_message_on_the_wire_is_a_little_endian_length_then_the_payload) {
+BOOST_AUTO_TEST_CASE(a_message_on_the_wire_is_a_little_endian_length_then_the_payload,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamFraming})) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();
     std::string endpoint = server.listen(address);

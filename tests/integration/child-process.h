@@ -78,6 +78,17 @@ public:
     if (_pid > 0) ::kill(_pid, sig);
   }
 
+  // After signal(SIGSTOP): waits until the kernel has stopped it (signals are asynchronous).
+  bool waitStopped(std::chrono::milliseconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < end) {
+      if (waitpid(_pid, &status, WNOHANG | WUNTRACED) == _pid && WIFSTOPPED(status)) return true;
+      usleep(1000);
+    }
+    return false;
+  }
+
   void closeInput() {
     if (_stdin >= 0) close(_stdin);
     _stdin = -1;

@@ -63,6 +63,7 @@ public:
   }
 
   void signal(int sig) { _child.signal(sig); }
+  bool waitStopped() { return _child.waitStopped(std::chrono::seconds(10)); }
   int wait() { return _child.wait(std::chrono::seconds(20)); }
 
   ObjRefBytes probe;
@@ -198,6 +199,7 @@ BOOST_AUTO_TEST_CASE(a_black_holed_server_fails_calls_clearly_at_the_idle_timeou
     setTransport(probe.get(), "udp");
     probe->nothing();
     peer.signal(SIGSTOP);  // nothing comes back any more: a black hole
+    BOOST_REQUIRE(peer.waitStopped());
     auto start = std::chrono::steady_clock::now();
     BOOST_CHECK_EXCEPTION(probe->count(), Error, [](const Error& e) {
       BOOST_TEST_MESSAGE("black-holed: " << e.what());

@@ -258,7 +258,11 @@ void Instance::onAccepted(void* context, ferry_conn_id conn, const ferry_peer_in
   auto* self = static_cast<Instance*>(context);
   if (!self->eventAllowed("accepted", conn)) return;
   if (!self->_seen.insert(conn).second) BOOST_ERROR("accepted reuses id " << conn);
-  if (peer == nullptr || peer->address == nullptr) BOOST_ERROR("accepted without a peer");
+  if (peer == nullptr || peer->address == nullptr) {
+    BOOST_ERROR("accepted without a peer");
+  } else {
+    self->peers[conn] = peer->address;
+  }
   self->_open.insert(conn);
   self->accepted.push_back(conn);
 }
@@ -272,7 +276,11 @@ void Instance::onConnected(void* context, ferry_conn_id conn, int status,
     return;
   }
   if (status == 0) {
-    if (peer == nullptr) BOOST_ERROR("connected without a peer");
+    if (peer == nullptr || peer->address == nullptr) {
+      BOOST_ERROR("connected without a peer");
+    } else {
+      self->peers[conn] = peer->address;
+    }
     self->_open.insert(conn);
   } else if (peer != nullptr) {
     BOOST_ERROR("a failed connected carries a peer");

@@ -68,6 +68,7 @@ public:
   void setFault(const std::string& spec);
 
   std::vector<ferry_conn_id> accepted;
+  std::map<ferry_conn_id, std::string> peers;  // as accepted or connected reported them
   std::map<ferry_conn_id, int> connected;  // status
   std::map<ferry_conn_id, std::vector<Bytes>> received;
   std::map<ferry_conn_id, int> closed;

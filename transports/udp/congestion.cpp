@@ -23,14 +23,20 @@ uint64_t CongestionController::initialWindow(uint64_t maxDatagramSize) noexcept 
                             std::max<uint64_t>(14720, 2 * maxDatagramSize));
 }
 
-void CongestionController::onSent(uint64_t bytes, uint64_t) noexcept { _bytesInFlight += bytes; }
+void CongestionController::onSent(uint64_t bytes, uint64_t) noexcept {
+  _bytesInFlight += bytes;
+  _peakInFlight = std::max(_peakInFlight, _bytesInFlight);
+}
 
 void CongestionController::onAcked(uint64_t bytes, uint64_t timeSent, uint64_t) noexcept {
   _bytesInFlight -= std::min(bytes, _bytesInFlight);
+  bool used = 2 * _peakInFlight >= _window;
+  if (_bytesInFlight == 0) _peakInFlight = 0;
   if (inRecovery(timeSent)) return;
-  // RFC 9002 §7.8: an application-limited sender does not grow its window. Approximated: the
-  // window grows only while at least half of it is in use.
-  if (2 * (_bytesInFlight + bytes) < _window) return;
+  // RFC 9002 §7.8: an application-limited sender does not grow its window. Approximated as in
+  // Linux's tcp_is_cwnd_limited: the window grows only if at least half of it was in use since
+  // flight last drained.
+  if (!used) return;
   if (_window < _ssthresh) {
     _window += bytes;
     return;
@@ -45,6 +51,7 @@ void CongestionController::onAcked(uint64_t bytes, uint64_t timeSent, uint64_t) 
 void CongestionController::onLost(uint64_t bytes, uint64_t newestLostSent,
                                   uint64_t nowNs) noexcept {
   _bytesInFlight -= std::min(bytes, _bytesInFlight);
+  if (_bytesInFlight == 0) _peakInFlight = 0;
   if (inRecovery(newestLostSent)) return;
   _recoveryStart = nowNs;
   _window = std::max(_window / 2, minimumWindow());
@@ -59,6 +66,7 @@ void CongestionController::onPersistentCongestion() noexcept {
 
 void CongestionController::onDiscarded(uint64_t bytes) noexcept {
   _bytesInFlight -= std::min(bytes, _bytesInFlight);
+  if (_bytesInFlight == 0) _peakInFlight = 0;
 }
 
 void CongestionController::onDatagramSize(uint64_t maxDatagramSize) noexcept {

@@ -57,6 +57,7 @@ private:
   uint64_t _window;
   uint64_t _ssthresh = UINT64_MAX;
   uint64_t _bytesInFlight = 0;
+  uint64_t _peakInFlight = 0;   // since flight last drained: was the window used?
   uint64_t _recoveryStart = 0;  // send time before which losses are part of the current event
   uint64_t _ackedInAvoidance = 0;
   uint64_t _smoothedRttNs = 0;  // 0: no sample yet, no pacing

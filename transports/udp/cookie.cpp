@@ -7,8 +7,8 @@
 #include <openssl/rand.h>
 
 #include <new>
-#include <utility>
 #include <stdexcept>
+#include <utility>
 
 namespace ferry::transports::udp {
 

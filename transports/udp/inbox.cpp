@@ -145,11 +145,19 @@ void Inbox::sessionCreditSent() noexcept {
   _announcedBytes = std::max(_announcedBytes, _grantedBytes);
 }
 
-bool Inbox::creditFor(uint64_t msgId, uint64_t& maxOffset) const {
-  auto found = _open.find(msgId);
-  if (found == _open.end() || found->second.whole || found->second.granted == 0) return false;
-  maxOffset = found->second.granted;
-  return true;
+std::string Inbox::describe() const {
+  std::string out = "inbox: next " + std::to_string(_nextDeliver) + ", " +
+                    std::to_string(_open.size()) + " open, held " + std::to_string(_held) +
+                    " B, granted " + std::to_string(_grantedBytes) + " B";
+  size_t shown = 0;
+  for (const auto& [id, m] : _open) {
+    if (shown++ == 3) break;
+    out += "; #" + std::to_string(id) + " total " + std::to_string(m.total) + " prefix " +
+           std::to_string(m.have.runEnd(0)) + " ranges " + std::to_string(m.have.intervals()) +
+           " credit " + std::to_string(m.granted) + (m.whole ? " whole" : "") +
+           (m.creditDue ? " credit-due" : "");
+  }
+  return out;
 }
 
 void Inbox::markCreditDue(uint64_t msgId) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ranges.h"
@@ -69,12 +70,13 @@ public:
   // Per-message CREDIT that grew enough to announce: calls each(msgId, maxOffset).
   template <typename Each>
   void forEachCreditDue(Each&& each);
-  // The CREDIT to resend for a message whose earlier CREDIT was lost; false when none is useful.
-  bool creditFor(uint64_t msgId, uint64_t& maxOffset) const;
   bool anyCreditDue() const noexcept { return _anyCreditDue; }
+  // A CREDIT frame for the message was lost: announce its current value again.
   void markCreditDue(uint64_t msgId);
 
   uint64_t nextDeliver() const noexcept { return _nextDeliver; }
+  // One line about the messages waiting, for diagnostics.
+  std::string describe() const;
   uint64_t bytesHeld() const noexcept { return _held; }
   size_t openMessages() const noexcept { return _open.size(); }
 

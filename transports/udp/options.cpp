@@ -111,7 +111,15 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
     }
     problems.push_back("unknown option '" + key + "'");
   });
-  // Limits that keep the protocol working whatever was asked for.
+  // Limits that keep the protocol working whatever was asked for (and keep milliseconds from
+  // overflowing once scaled to nanoseconds).
+  constexpr uint64_t kDayMs = 24ull * 3600 * 1000;
+  for (uint64_t* ms : {&options.idleTimeoutMs, &options.keepaliveMs, &options.handshakeTimeoutMs,
+                       &options.cookieLifetimeMs, &options.cookieRotateMs, &options.pmtuRaiseMs}) {
+    if (*ms > kDayMs) *ms = kDayMs;
+  }
+  if (options.initialRttMs > 60000) options.initialRttMs = 60000;
+  if (options.maxAckDelayMs > 1000) options.maxAckDelayMs = 1000;  // what peers accept
   if (options.initialRttMs == 0) options.initialRttMs = 1;
   if (options.idleTimeoutMs < 100) options.idleTimeoutMs = 100;
   if (options.unscheduledBytes < 1200) options.unscheduledBytes = 1200;
@@ -139,8 +147,12 @@ void parseFault(const char* text, FaultConfig& fault, std::vector<std::string>& 
         problems.push_back("dir=" + value + ": expected tx, rx or both");
       }
     } else if (key == "blackhole") {
-      if (value == "1") fault.rx.drop = 1.0;
-      else if (value != "0") problems.push_back("blackhole=" + value + ": expected 0 or 1");
+      if (value == "1") {
+        fault.tx.drop = 1.0;
+        fault.rx.drop = 1.0;
+      } else if (value != "0") {
+        problems.push_back("blackhole=" + value + ": expected 0 or 1");
+      }
     } else if (key.rfind("tx.", 0) == 0) {
       if (!setFault(fault.tx, key.substr(3), value, problems)) {
         problems.push_back("unknown fault '" + key + "'");

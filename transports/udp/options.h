@@ -25,7 +25,7 @@ struct Options {
   uint64_t maxMessageSize = 0;          // 0: the plugin's maximum (16 MiB + 64 KiB)
   uint64_t sessionWindow = 32ull << 20;        // bytes of undelivered messages per session
   uint64_t globalBudget = 256ull << 20;        // the same over all sessions of an instance
-  uint64_t unscheduledBytes = 64ull << 10;     // bytes of a message sent before any CREDIT
+  uint64_t unscheduledBytes = 256ull << 10;    // bytes of a message sent before any CREDIT
   uint64_t messageWindow = 4ull << 20;         // CREDIT granted ahead of a message's prefix
   uint64_t maxOpenMessages = 1024;             // undelivered message ids a sender may use
   uint64_t halfOpenMax = 4096;          // server sessions between cookie and confirmation
@@ -68,8 +68,8 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
 
 // Parses a fault spec: `seed`, `dir` (tx, rx or both; default both) saying where the keys without
 // a prefix apply, the per-direction keys drop, dup, reorder, truncate, corrupt, delay_ms,
-// reorder_ms, max_size with an optional `tx.` or `rx.` prefix, and `blackhole=1` (drop all
-// received datagrams: rx.drop=1).
+// reorder_ms, max_size with an optional `tx.` or `rx.` prefix, and `blackhole=1` (nothing in or
+// out: tx.drop=1,rx.drop=1; `rx.drop=1` alone makes an instance deaf but not mute).
 void parseFault(const char* text, FaultConfig& fault, std::vector<std::string>& problems);
 
 }  // namespace ferry::transports::udp

@@ -153,6 +153,22 @@ void Outbox::onAcked(uint64_t msgId, uint32_t offset, uint32_t length) {
   popDone();
 }
 
+std::string Outbox::describe() const {
+  std::string out = "outbox: " + std::to_string(_messages.size()) + " messages from id " +
+                    std::to_string(_firstId) + ", cursor " + std::to_string(_cursor) + ", " +
+                    std::to_string(_lostIds.size()) + " with losses, opened " +
+                    std::to_string(_openedBytes) + "/" + std::to_string(_peerMaxOpenBytes) +
+                    " B, ids < " + std::to_string(_peerMaxMsgId);
+  for (size_t i = 0; i < _messages.size() && i < 3; ++i) {
+    const Message& m = _messages[i];
+    out += "; #" + std::to_string(m.id) + " total " + std::to_string(m.total) + " sent " +
+           std::to_string(m.sent) + " credit " + std::to_string(m.credit) + " acked-ranges " +
+           std::to_string(m.acked.intervals()) + " lost-ranges " +
+           std::to_string(m.lost.intervals()) + (m.opened ? " open" : "");
+  }
+  return out;
+}
+
 void Outbox::onLost(uint64_t msgId, uint32_t offset, uint32_t length) {
   Message* message = find(msgId);
   if (message == nullptr) return;

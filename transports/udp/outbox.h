@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <set>
+#include <string>
 
 #include "ranges.h"
 #include "wire.h"
@@ -49,8 +50,9 @@ public:
   void onLost(uint64_t msgId, uint32_t offset, uint32_t length);
 
   bool empty() const noexcept { return _messages.empty(); }
+  // One line about the oldest messages, for diagnostics.
+  std::string describe() const;
   uint64_t bytesQueued() const noexcept { return _bytesQueued; }
-  size_t messagesQueued() const noexcept { return _messages.size(); }
 
 private:
   struct Message {

@@ -6,7 +6,9 @@
 // that number (intervals()) so a hostile pattern cannot grow it without bound.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 
 namespace ferry::transports::udp {

@@ -4,6 +4,13 @@
 
 namespace ferry::transports::udp {
 
+namespace {
+
+// Lost packets remembered for spotting spurious losses.
+constexpr size_t kRecentlyLostKept = 512;
+
+}  // namespace
+
 // --- RttEstimator. ---
 
 void RttEstimator::update(uint64_t sampleNs, uint64_t ackDelayNs) noexcept {
@@ -35,6 +42,7 @@ void Recovery::onSent(SentPacket packet, uint64_t nowNs) {
   if (packet.inFlight) _bytesInFlight += packet.size;
   ++_outstanding;
   _lastAckElicitingSent = nowNs;
+  _lastSentImmediate = packet.immediateAck;
   _sent.push_back(std::move(packet));
 }
 
@@ -59,6 +67,7 @@ void Recovery::onAck(const AckFrame& ack, uint64_t nowNs, uint64_t maxAckDelayNs
                      AckOutcome& out) {
   _maxAckDelayNs = maxAckDelayNs;
   size_t ackedBefore = out.acked.size();
+  uint64_t largestBefore = _hasLargestAcked ? _largestAcked : 0;
   bool largestNewlyAcked = false;
   uint64_t largestSentTime = 0;
   for (size_t r = 0; r < ack.rangeCount; ++r) {
@@ -79,6 +88,7 @@ void Recovery::onAck(const AckFrame& ack, uint64_t nowNs, uint64_t maxAckDelayNs
     _hasLargestAcked = true;
     _largestAcked = ack.largest();
   }
+  noteSpurious(ack, out);
   bool anyNewlyAcked = out.acked.size() > ackedBefore;
   if (largestNewlyAcked) {
     uint64_t delay = std::min<uint64_t>(ack.delayUs * 1000, maxAckDelayNs);
@@ -90,18 +100,18 @@ void Recovery::onAck(const AckFrame& ack, uint64_t nowNs, uint64_t maxAckDelayNs
   size_t lostBefore = out.lost.size();
   detectLost(nowNs, out);
 
-  // RFC 9002 §7.6.2: two ack-eliciting packets lost more than the period apart, nothing sent
-  // between them acknowledged (approximated: nothing sent at or after the first acknowledged,
-  // before or by this ACK), and an RTT sample exists from before them.
+  // RFC 9002 §7.6.2: two ack-eliciting packets lost more than the period apart, none of the
+  // packets sent between them acknowledged (before this ACK, approximated by the largest
+  // acknowledged so far), and an RTT sample from before them.
   if (out.lost.size() - lostBefore >= 2 && _rtt.hasSample()) {
-    uint64_t first = out.lost[lostBefore].timeSent;
-    uint64_t last = out.lost.back().timeSent;
-    bool ackedBetween = _newestAckedSent >= first;
+    const SentPacket& first = out.lost[lostBefore];
+    const SentPacket& last = out.lost.back();
+    bool ackedBetween = _newestAckedSent > first.timeSent ||
+                        (largestBefore > first.pn && largestBefore < last.pn);
     for (size_t i = ackedBefore; i < out.acked.size() && !ackedBetween; ++i) {
-      uint64_t t = out.acked[i].timeSent;
-      ackedBetween = t >= first && t <= last;
+      ackedBetween = out.acked[i].pn > first.pn && out.acked[i].pn < last.pn;
     }
-    if (!ackedBetween && last - first > persistentCongestionNs(maxAckDelayNs)) {
+    if (!ackedBetween && last.timeSent - first.timeSent > persistentCongestionNs(maxAckDelayNs)) {
       out.persistentCongestion = true;
     }
   }
@@ -111,15 +121,32 @@ void Recovery::onAck(const AckFrame& ack, uint64_t nowNs, uint64_t maxAckDelayNs
   popDone();
 }
 
+void Recovery::noteSpurious(const AckFrame& ack, AckOutcome& out) {
+  if (_recentlyLost.empty()) return;
+  for (size_t r = 0; r < ack.rangeCount; ++r) {
+    auto it = std::lower_bound(_recentlyLost.begin(), _recentlyLost.end(), ack.low[r],
+                               [](const LostRecord& l, uint64_t pn) { return l.pn < pn; });
+    while (it != _recentlyLost.end() && it->pn <= ack.high[r]) {
+      ++out.spurious;
+      uint64_t distance = it->largestAcked - it->pn + 1;
+      _packetThreshold = std::max(_packetThreshold, std::min(distance, kMaxPacketThreshold));
+      _timeThresholdEighths = std::min(2 * _timeThresholdEighths, kMaxTimeThresholdEighths);
+      it = _recentlyLost.erase(it);
+    }
+  }
+}
+
 void Recovery::detectLost(uint64_t nowNs, AckOutcome& out) {
   _lossTime = 0;
   if (!_hasLargestAcked) return;
   uint64_t lossDelay = std::max<uint64_t>(
-      9 * std::max(_rtt.latest(), _rtt.smoothed()) / 8, kGranularityNs);
+      _timeThresholdEighths * std::max(_rtt.latest(), _rtt.smoothed()) / 8, kGranularityNs);
   for (SentPacket& packet : _sent) {
     if (packet.pn > _largestAcked) break;
     if (packet.done) continue;
-    if (packet.pn + kPacketThreshold <= _largestAcked || packet.timeSent + lossDelay <= nowNs) {
+    if (packet.pn + _packetThreshold <= _largestAcked || packet.timeSent + lossDelay <= nowNs) {
+      _recentlyLost.push_back({packet.pn, _largestAcked});
+      if (_recentlyLost.size() > kRecentlyLostKept) _recentlyLost.pop_front();
       finish(packet, out.lost);
     } else {
       uint64_t when = packet.timeSent + lossDelay;
@@ -131,7 +158,7 @@ void Recovery::detectLost(uint64_t nowNs, AckOutcome& out) {
 uint64_t Recovery::deadline(uint64_t maxAckDelayNs) const noexcept {
   if (_lossTime != 0) return _lossTime;
   if (_outstanding == 0) return 0;
-  uint64_t pto = _rtt.pto(maxAckDelayNs);
+  uint64_t pto = _rtt.pto(_lastSentImmediate ? 0 : maxAckDelayNs);
   for (uint32_t i = 0; i < _ptoCount && pto < kMaxPtoBackoffNs; ++i) pto *= 2;
   if (pto > kMaxPtoBackoffNs) pto = kMaxPtoBackoffNs;
   return _lastAckElicitingSent + pto;

@@ -17,6 +17,11 @@ namespace ferry::transports::udp {
 
 inline constexpr uint64_t kGranularityNs = 1000000;  // 1 ms: libuv's timer resolution
 inline constexpr uint64_t kPacketThreshold = 3;
+// Reordering adaptation (RFC 9002 §6.1.1-6.1.2 allow it): ceilings for the packet threshold and
+// for the time threshold, in eighths of an RTT.
+inline constexpr uint64_t kMaxPacketThreshold = 64;
+inline constexpr uint64_t kInitialTimeThresholdEighths = 9;
+inline constexpr uint64_t kMaxTimeThresholdEighths = 64;
 inline constexpr uint64_t kMaxPtoBackoffNs = 60ull * 1000000000;
 
 class RttEstimator {
@@ -65,6 +70,7 @@ struct SentPacket {
   uint64_t timeSent = 0;
   uint32_t size = 0;
   bool inFlight = true;   // counted in bytes in flight (everything but PMTU probes)
+  bool immediateAck = false;  // carried IMMEDIATE_ACK: the peer acknowledges it without delay
   bool done = false;      // acknowledged, lost or discarded: kept only until it reaches the front
   std::vector<SentFrame> frames;
 };
@@ -73,6 +79,8 @@ struct AckOutcome {
   std::vector<SentPacket> acked;
   std::vector<SentPacket> lost;
   bool rttSampled = false;
+  // Packets declared lost earlier that this ACK acknowledged after all (reordering, not loss).
+  uint64_t spurious = 0;
   // RFC 9002 §7.6: the lost packets span a persistent-congestion period.
   bool persistentCongestion = false;
 };
@@ -89,7 +97,8 @@ public:
   // handshake, RFC 9002 §6.2.1).
   void onAck(const AckFrame& ack, uint64_t nowNs, uint64_t maxAckDelayNs, AckOutcome& out);
 
-  // When the loss-detection timer should fire next (0: no timer).
+  // When the loss-detection timer should fire next (0: no timer). The peer's max_ack_delay is
+  // left out when the newest packet asked for an immediate ACK.
   uint64_t deadline(uint64_t maxAckDelayNs) const noexcept;
   // The timer fired: either packets are now lost (returns false, `out.lost` filled) or it is a
   // probe timeout (returns true): the caller sends one or two ack-eliciting probes.
@@ -110,11 +119,12 @@ public:
   // Ack-eliciting packets outstanding, and their bytes (in-flight ones only).
   size_t outstanding() const noexcept { return _outstanding; }
   uint64_t bytesInFlight() const noexcept { return _bytesInFlight; }
-  bool hasLargestAcked() const noexcept { return _hasLargestAcked; }
-  uint64_t largestAcked() const noexcept { return _largestAcked; }
+  uint64_t packetThreshold() const noexcept { return _packetThreshold; }
+  uint64_t timeThresholdEighths() const noexcept { return _timeThresholdEighths; }
 
 private:
   void detectLost(uint64_t nowNs, AckOutcome& out);
+  void noteSpurious(const AckFrame& ack, AckOutcome& out);
   void finish(SentPacket& packet, std::vector<SentPacket>& into);
   void popDone() noexcept;
   uint64_t persistentCongestionNs(uint64_t maxAckDelayNs) const noexcept;
@@ -127,10 +137,20 @@ private:
   uint64_t _largestAcked = 0;
   uint64_t _lossTime = 0;  // 0: not armed
   uint64_t _lastAckElicitingSent = 0;
+  bool _lastSentImmediate = false;  // the newest packet asked for an immediate ACK
   uint32_t _ptoCount = 0;
   // Send time of the newest packet ever acknowledged, for the persistent-congestion check.
   uint64_t _newestAckedSent = 0;
   uint64_t _maxAckDelayNs = 0;  // as of the last call, for the persistent-congestion period
+  // Recently declared lost, with the largest acknowledged pn at the time: an ACK of one of
+  // them shows how far packets are reordered, and the thresholds grow to tolerate it.
+  struct LostRecord {
+    uint64_t pn;
+    uint64_t largestAcked;
+  };
+  std::deque<LostRecord> _recentlyLost;  // ascending pn
+  uint64_t _packetThreshold = kPacketThreshold;
+  uint64_t _timeThresholdEighths = kInitialTimeThresholdEighths;
 };
 
 template <typename Pred>

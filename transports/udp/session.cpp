@@ -19,6 +19,10 @@ constexpr uint64_t kNsPerUs = 1000;
 // from BASE_PLPMTU; A3.4 of the design brief).
 constexpr size_t kProbeSizes[] = {1452, 8952};
 constexpr uint32_t kMaxProbeFailures = 3;
+constexpr uint64_t kBlackHoleRetryNs = 1000 * kNsPerMs;
+// Large packets lost in a row (no large one acknowledged since), with a small one acknowledged
+// meanwhile, that make a black hole. Random loss of p makes this p^5 likely per large packet.
+constexpr uint32_t kBlackHolePackets = 5;
 // Packets one flush() sends before it yields to the loop (and asks to be called again).
 constexpr int kMaxPacketsPerFlush = 256;
 // ACK ranges remembered; older ones are forgotten (their packets count as received).
@@ -29,6 +33,7 @@ constexpr uint32_t kMaxViolations = 8;
 constexpr uint32_t kMaxCloses = 16;
 constexpr uint32_t kMaxCookieRounds = 8;
 constexpr uint64_t kMaxKeepaliveNs = 15000 * kNsPerMs;  // RFC 8085 §3.5, under NAT timeouts
+constexpr uint64_t kMaxIdleMs = 24ull * 3600 * 1000;
 constexpr uint64_t kMinClosingNs = 20 * kNsPerMs;
 constexpr uint64_t kMaxClosingNs = 3000 * kNsPerMs;
 // The smallest DATA frame worth trying to fit: its header and a byte (or an empty message).
@@ -128,7 +133,8 @@ bool Session::applyPeerParams(const Params& params) {
   _peerMaxMessage = std::min(params.maxMessageSize, _config.maxMessageSize);
   // A peer may ask for a long ack delay, not for an absurd one.
   _peerMaxAckDelayNs = std::min<uint64_t>(params.maxAckDelayUs, 1000000) * kNsPerUs;
-  _idleNs = std::min(_idleNs, params.idleTimeoutMs * kNsPerMs);
+  // (Clamped before scaling: a peer's 2^62 must not wrap around to a tiny timeout.)
+  _idleNs = std::min(_idleNs, std::min<uint64_t>(params.idleTimeoutMs, kMaxIdleMs) * kNsPerMs);
   _peerMaxDatagram = static_cast<size_t>(std::min<uint64_t>(params.maxDatagramSize, kMaxDatagramSize));
   _outbox->setPeerLimits(params.unscheduledBytes, params.maxOpenMessages, params.maxOpenBytes);
   return true;
@@ -155,7 +161,7 @@ void Session::startServer(const Params& hello, uint64_t helloPn, uint64_t client
 
 void Session::sendHello(uint64_t now) {
   uint8_t buffer[kBaseDatagramSize];
-  Writer out(buffer, kBaseDatagramSize - kCrcSize);
+  Writer out(buffer, kBaseDatagramSize);
   writeLongHeader(out, PacketType::hello, 0, _config.localId, _nextPn);
   Params p = localParams();
   p.hasInstance = _config.clientInstance != nullptr;
@@ -169,7 +175,8 @@ void Session::sendHello(uint64_t now) {
   writeParams(out, FrameType::helloParams, p);
   // The security provider's first token rides with the cookie; `none` has an empty one.
   if (_haveCookie) writeCrypto(out, 0, nullptr, 0);
-  out.zeros(out.remaining());  // PADDING to 1200 bytes (1x amplification budget for the server)
+  // PADDING to 1200 bytes (the server's 1x amplification budget).
+  out.zeros(out.remaining() - kCrcSize);
   _frames.clear();
   _frames.push_back({SentFrame::Kind::hello, 0, 0, 0});
   ++_hellosSent;
@@ -178,7 +185,7 @@ void Session::sendHello(uint64_t now) {
 
 void Session::sendHandshake(uint64_t now) {
   uint8_t buffer[kBaseDatagramSize];
-  Writer out(buffer, kBaseDatagramSize - kCrcSize);
+  Writer out(buffer, kBaseDatagramSize);
   writeLongHeader(out, PacketType::handshake, _remoteId, _config.localId, _nextPn);
   Params p = localParams();
   p.hasEpoch = true;
@@ -316,10 +323,11 @@ void Session::onHandshakePacket(const Header& header, const uint8_t* frames, siz
 
 void Session::becomeOpen(uint64_t now) {
   _state = State::open;
+  _established = true;
   _lastReceive = now;
   _recovery.resetPtoCount();
   _probesDue = 0;
-  if (_options.pmtu != 0) _nextProbeAt = now;
+  _probeReady = _options.pmtu != 0;
   ++_env.counters().sessions_established;
   _env.deadlineChanged(*this);
 }
@@ -375,6 +383,12 @@ bool Session::handleAck(const AckFrame& ack, uint64_t now) {
   CongestionController& cc = *_config.controller;
   for (const SentPacket& packet : outcome.acked) {
     if (packet.inFlight) cc.onAcked(packet.size, packet.timeSent, now);
+    if (packet.inFlight && packet.size > kBaseDatagramSize) {
+      _largeLostInRow = 0;
+      _smallAckedSinceLoss = false;
+    } else if (_largeLostInRow > 0) {
+      _smallAckedSinceLoss = true;
+    }
     for (const SentFrame& frame : packet.frames) {
       if (frame.kind == SentFrame::Kind::data && _outbox) {
         _outbox->onAcked(frame.msgId, frame.offset, frame.length);
@@ -384,6 +398,12 @@ bool Session::handleAck(const AckFrame& ack, uint64_t now) {
     }
   }
   if (outcome.rttSampled) cc.onRttSample(_recovery.rtt().smoothed());
+  _env.counters().spurious_losses += outcome.spurious;
+  if (outcome.spurious > 0) {
+    // Packets called lost arrived after all: reordering, which says nothing about a black hole.
+    _largeLostInRow = 0;
+    _smallAckedSinceLoss = false;
+  }
   handleLost(outcome.lost, now);
   if (outcome.persistentCongestion) {
     cc.onPersistentCongestion();
@@ -398,6 +418,7 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
   uint64_t newest = 0;
   for (const SentPacket& packet : lost) {
     ++_env.counters().packets_lost;
+    if (packet.inFlight && packet.size > kBaseDatagramSize) ++_largeLostInRow;
     if (packet.inFlight) {
       bytes += packet.size;
       newest = std::max(newest, packet.timeSent);
@@ -429,6 +450,7 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
     }
   }
   if (bytes > 0) _config.controller->onLost(bytes, newest, now);
+  checkBlackHole(now);
 }
 
 void Session::onLossTimer(uint64_t now) {
@@ -463,21 +485,32 @@ void Session::onLossTimer(uint64_t now) {
           break;
       }
     }
-    // A black hole for large datagrams shows as timeouts with large packets outstanding: fall
-    // back to the base size and probe again later (RFC 8899 §4.3).
-    if (_recovery.ptoCount() >= 2 && _maxDatagram > kBaseDatagramSize &&
-        oldest->size > kBaseDatagramSize) {
-      _env.log(FERRY_LOG_INFO, "session to " + _config.peerText + ": datagrams of " +
-                                   std::to_string(_maxDatagram) +
-                                   " bytes seem to vanish; back to " +
-                                   std::to_string(kBaseDatagramSize));
-      _probeCeiling = _maxDatagram;
-      _maxDatagram = kBaseDatagramSize;
-      _nextProbeAt = now + _options.pmtuRaiseMs * kNsPerMs;
-      ++_env.counters().pmtu_black_holes;
-    }
   }
   _probesDue = _state == State::open ? 2 : 1;
+}
+
+void Session::checkBlackHole(uint64_t now) {
+  // RFC 8899 §4.3: large packets keep vanishing while small ones get through (PTO probes are
+  // small). Random loss and reordering acknowledge large packets in
+  // between, which starts the count again; a dead path acknowledges nothing, which is no black
+  // hole.
+  if (_maxDatagram <= kBaseDatagramSize || _largeLostInRow < kBlackHolePackets ||
+      !_smallAckedSinceLoss) {
+    return;
+  }
+  _largeLostInRow = 0;
+  _smallAckedSinceLoss = false;
+  _env.log(FERRY_LOG_INFO, "session to " + _config.peerText + ": datagrams of " +
+                               std::to_string(_maxDatagram) + " bytes seem to vanish; back to " +
+                               std::to_string(kBaseDatagramSize));
+  _probeCeiling = _maxDatagram;
+  _maxDatagram = kBaseDatagramSize;
+  _probeReady = false;
+  // Random loss can still look like a black hole: probe again soon; a real one fails its probes
+  // and then waits PMTU_RAISE_TIMER.
+  _nextProbeAt = now + std::min(_options.pmtuRaiseMs * kNsPerMs,
+                                std::max(kBlackHoleRetryNs, 16 * _recovery.rtt().pto(0)));
+  ++_env.counters().pmtu_black_holes;
 }
 
 void Session::onViolation(const char* what) {
@@ -509,15 +542,19 @@ void Session::onShortPacket(const Header& header, const uint8_t* frames, size_t 
   }
   Reader in(frames, size);
   Frame frame;
-  bool ackEliciting = false;
+  bool eliciting = false;
+  bool immediate = false;
   bool peerClosed = false;
   uint64_t closeReason = 0;
   const char* violation = nullptr;
   while (violation == nullptr && !peerClosed && readFrame(in, frame)) {
-    if (ackEliciting(frame.type)) ackEliciting = true;
+    if (ackEliciting(frame.type)) eliciting = true;
     switch (frame.type) {
       case FrameType::padding:
       case FrameType::ping:
+        break;
+      case FrameType::immediateAck:
+        immediate = true;
         break;
       case FrameType::ack:
         if (!handleAck(frame.ack, t)) violation = "ACK of a packet never sent";
@@ -558,7 +595,8 @@ void Session::onShortPacket(const Header& header, const uint8_t* frames, size_t 
     onViolation(violation);
     return;
   }
-  recordReceived(header.pn, ackEliciting, t);
+  recordReceived(header.pn, eliciting, t);
+  if (immediate) _ackNow = true;
   _lastReceive = t;
   if (_state == State::halfOpen) {
     becomeOpen(t);
@@ -636,7 +674,7 @@ void Session::abandon(bool sayGoodbye) {
 // --- Sending. ---
 
 void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool inFlight,
-                           bool probe) {
+                           bool probe, bool immediateAck) {
   writeCrc(out);
   if (out.overflow()) {
     _env.log(FERRY_LOG_ERROR, "session to " + _config.peerText + ": a packet overflowed its buffer");
@@ -654,6 +692,7 @@ void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool in
   packet.pn = pn;
   packet.size = static_cast<uint32_t>(out.size());
   packet.inFlight = inFlight;
+  packet.immediateAck = immediateAck;
   packet.frames = std::move(_frames);
   _frames.clear();
   _recovery.onSent(std::move(packet), now);
@@ -666,7 +705,7 @@ void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool in
 
 void Session::sendClose(uint64_t reason) {
   uint8_t buffer[64];
-  Writer out(buffer, sizeof(buffer) - kCrcSize);
+  Writer out(buffer, sizeof(buffer));
   writeShortHeader(out, _remoteId, _nextPn);
   writeClose(out, reason);
   _frames.clear();
@@ -675,8 +714,9 @@ void Session::sendClose(uint64_t reason) {
 }
 
 size_t Session::nextProbeSize() const noexcept {
+  // The common sizes first, then whatever the local route allows (loopback: 64 KiB).
   size_t limit = std::min(_config.pathMaxDatagram, _peerMaxDatagram);
-  for (size_t size : kProbeSizes) {
+  for (size_t size : {kProbeSizes[0], kProbeSizes[1], limit}) {
     if (size <= _maxDatagram || size > limit) continue;
     if (_probeCeiling != 0 && size >= _probeCeiling) return 0;
     return size;
@@ -684,20 +724,20 @@ size_t Session::nextProbeSize() const noexcept {
   return 0;
 }
 
-bool Session::pmtuProbeDue(uint64_t now) const noexcept {
-  return _options.pmtu != 0 && _state == State::open && _probeInFlight == 0 &&
-         _nextProbeAt != 0 && now >= _nextProbeAt && nextProbeSize() != 0;
+bool Session::pmtuProbeDue() const noexcept {
+  return _probeReady && _state == State::open && _probeInFlight == 0 && nextProbeSize() != 0;
 }
 
 bool Session::sendPmtuProbe(uint64_t now, uint8_t* buffer) {
   size_t size = nextProbeSize();
-  Writer out(buffer, size - kCrcSize);
+  Writer out(buffer, size);
   writeShortHeader(out, _remoteId, _nextPn);
   writePing(out);
-  out.zeros(out.remaining());
+  out.zeros(out.remaining() - kCrcSize);
   _frames.clear();
   _frames.push_back({SentFrame::Kind::pmtuProbe, 0, 0, static_cast<uint32_t>(size)});
   _probeInFlight = size;
+  _probeReady = false;
   ++_env.counters().pmtu_probes_sent;
   // Not in flight: a lost probe says nothing about congestion (RFC 9000 §14.4).
   finishPacket(out, now, true, false, true);
@@ -712,7 +752,8 @@ void Session::probeSucceeded(size_t size, uint64_t now) {
     _config.controller->onDatagramSize(size);
     ++_env.counters().pmtu_raised;
   }
-  _nextProbeAt = now;
+  (void)now;
+  _probeReady = true;  // the next size, if there is one
 }
 
 void Session::probeFailed(size_t size, uint64_t now) {
@@ -732,24 +773,28 @@ void Session::sendShortPackets(uint64_t now) {
   bool blocked = false;
   for (int sent = 0;; ++sent) {
     if (sent == kMaxPacketsPerFlush) {
-      // Yield to the loop; the instance calls flush again (deadline now).
-      _pacingWakeup = now;
+      // Yield to the loop (received ACKs get processed); the instance calls flush again.
+      _env.wantFlush(*this);
       break;
     }
     bool ackWanted = _ackPending && (_ackNow || expired(_ackDeadline, now));
     bool probe = _probesDue > 0;
-    bool pmtu = pmtuProbeDue(now);
+    bool pmtu = pmtuProbeDue() && (cc.bytesInFlight() == 0 || cc.canSend(nextProbeSize()));
     bool creditDue = _sessionCreditDue || _inbox->sessionCreditDue();
     bool data = _outbox->hasSendable();
     // A per-message CREDIT due is reason enough for a packet: the peer may be waiting for it.
     bool elicit = probe || pmtu || creditDue || _inbox->anyCreditDue() || _pingDue || data;
     if (!elicit && !ackWanted) break;
     bool allowed = probe;
-    if (elicit && !probe) {
-      size_t want = pmtu ? nextProbeSize() : _maxDatagram;
-      if (!cc.canSend(want)) {
+    if (pmtu && !probe) {
+      // A PMTU probe is not counted in flight; it waits while the window has no room for it,
+      // and lets everything else go meanwhile.
+      allowed = true;
+    } else if (elicit && !probe) {
+      if (!cc.canSend(_maxDatagram)) {
         blocked = true;
-      } else if (uint64_t until = cc.pacedUntil(want, now); until != 0) {
+        _blockedOn = _maxDatagram;
+      } else if (uint64_t until = cc.pacedUntil(_maxDatagram, now); until != 0) {
         _pacingWakeup = until;
       } else {
         allowed = true;
@@ -761,12 +806,17 @@ void Session::sendShortPackets(uint64_t now) {
       continue;
     }
 
-    Writer out(buffer, _maxDatagram - kCrcSize);
+    // Probes are small: their job is to draw an ACK, and if large packets vanish on the path
+    // (a black hole), small probes still get through and show it.
+    size_t capacity = probe ? kBaseDatagramSize : _maxDatagram;
+    Writer out(buffer, capacity);
     writeShortHeader(out, _remoteId, _nextPn);
+    // What frames may take: the CRC32C trailer comes last.
+    auto room = [&out] { return out.remaining() - kCrcSize; };
     _frames.clear();
     if (_ackPending) {
       AckFrame ack;
-      if (buildAck(ack, now) && ackFrameSize(ack) < out.remaining()) {
+      if (buildAck(ack, now) && ackFrameSize(ack) <= room()) {
         writeAck(out, ack);
         _ackPending = false;
         _ackNow = false;
@@ -776,7 +826,7 @@ void Session::sendShortPackets(uint64_t now) {
     }
     bool eliciting = false;
     if (allowed) {
-      if (creditDue && out.remaining() > 20) {
+      if (creditDue && room() > 20) {
         writeSessionCredit(out, _inbox->maxMsgId(), _inbox->maxOpenBytes());
         _inbox->sessionCreditSent();
         _sessionCreditDue = false;
@@ -785,7 +835,7 @@ void Session::sendShortPackets(uint64_t now) {
       }
       std::vector<uint64_t> noRoom;
       _inbox->forEachCreditDue([&](uint64_t id, uint64_t maxOffset) {
-        if (out.remaining() < 1 + 8 + 8 + 1) {
+        if (room() < 1 + 8 + 8 + 1) {
           noRoom.push_back(id);
           return;
         }
@@ -795,14 +845,15 @@ void Session::sendShortPackets(uint64_t now) {
       });
       for (uint64_t id : noRoom) _inbox->markCreditDue(id);
       Outbox::Chunk chunk;
-      while (out.remaining() > kMinDataFrame && _outbox->next(out.remaining(), chunk)) {
+      // One byte stays free for IMMEDIATE_ACK (below).
+      while (room() > kMinDataFrame + 1 && _outbox->next(room() - 1, chunk)) {
         writeDataHeader(out, chunk.msgId, chunk.total, chunk.offset,
                         static_cast<uint16_t>(chunk.length));
         out.bytes(chunk.bytes, chunk.length);
         _frames.push_back({SentFrame::Kind::data, chunk.msgId, chunk.offset, chunk.length});
         eliciting = true;
       }
-      if (_pingDue || (probe && !eliciting)) {
+      if ((_pingDue || (probe && !eliciting)) && room() >= 1) {
         if (_keepaliveDue) ++_env.counters().keepalives_sent;
         writePing(out);
         _frames.push_back({SentFrame::Kind::ping, 0, 0, 0});
@@ -813,7 +864,15 @@ void Session::sendShortPackets(uint64_t now) {
       }
     }
     if (out.size() == kShortHeaderSize) break;  // nothing fit or nothing was due after all
-    finishPacket(out, now, eliciting, true, probe);
+    // When this packet fills the congestion window (or is a probe), the sender can do nothing
+    // until an ACK comes: ask for it now rather than after the peer's max_ack_delay.
+    bool immediate = eliciting && room() >= 1 &&
+                     (probe || !cc.canSend(out.size() + kCrcSize + _maxDatagram));
+    if (immediate) writeImmediateAck(out);
+    if (eliciting && out.size() + kCrcSize < kMinElicitingPacket) {
+      out.zeros(kMinElicitingPacket - kCrcSize - out.size());
+    }
+    finishPacket(out, now, eliciting, true, probe, immediate);
     if (probe) --_probesDue;
   }
   if (blocked) _env.blocked(*this);
@@ -867,11 +926,10 @@ uint64_t Session::deadline() const {
     case State::open:
       consider(_lastReceive + idleTimeoutNs());
       if (_recovery.outstanding() == 0 && !_pingDue) consider(keepaliveAt());
-      if (_options.pmtu != 0 && _probeInFlight == 0 && nextProbeSize() != 0) {
-        consider(_nextProbeAt);
-      }
-      if (_ackPending && !_ackNow) consider(_ackDeadline);
-      if (_ackPending && _ackNow) consider(1);  // due now
+      // Only what the passing of time changes: what waits for the congestion window is woken by
+      // ACKs (SessionEnv::blocked), and what is due now by the flush that follows every event.
+      consider(_nextProbeAt);
+      if (_ackPending) consider(_ackDeadline);
       consider(_pacingWakeup);
       break;
   }
@@ -923,9 +981,36 @@ void Session::onTimer() {
   }
   uint64_t loss = _recovery.deadline(maxAckDelayForPto());
   if (expired(loss, t)) onLossTimer(t);
-  if (expired(_ackDeadline, t)) _ackNow = true;
+  if (expired(_ackDeadline, t)) {
+    _ackNow = true;
+    _ackDeadline = 0;
+  }
   if (expired(_pacingWakeup, t)) _pacingWakeup = 0;
+  if (expired(_nextProbeAt, t)) {
+    // A retry, or PMTU_RAISE_TIMER after giving up: every size is worth a probe again.
+    _nextProbeAt = 0;
+    _probeCeiling = 0;
+    _probeReady = true;
+  }
   _env.deadlineChanged(*this);
+}
+
+std::string Session::describe() const {
+  static const char* const kStates[] = {"connecting", "half-open", "open", "closing", "draining",
+                                        "finished"};
+  std::string out = "session to " + _config.peerText + " (" +
+                    kStates[static_cast<int>(_state)] + "): next pn " + std::to_string(_nextPn) +
+                    ", outstanding " + std::to_string(_recovery.outstanding()) + " (" +
+                    std::to_string(_recovery.bytesInFlight()) + " B), pto count " +
+                    std::to_string(_recovery.ptoCount()) + ", cwnd " +
+                    std::to_string(_config.controller->window()) + " in flight " +
+                    std::to_string(_config.controller->bytesInFlight()) + ", deadline in " +
+                    std::to_string(deadline() == 0 ? -1 : static_cast<int64_t>(deadline() - _env.now()) / 1000) +
+                    " us, ack pending " + std::to_string(_ackPending) + ", datagram " +
+                    std::to_string(_maxDatagram);
+  if (_outbox) out += "\n  " + _outbox->describe();
+  if (_inbox) out += "\n  " + _inbox->describe();
+  return out;
 }
 
 // --- Endings. ---

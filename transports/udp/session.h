@@ -57,6 +57,8 @@ public:
   virtual void deadlineChanged(Session& session) = 0;
   // The session has packets to send once its congestion controller has room.
   virtual void blocked(Session& session) = 0;
+  // The session stopped sending to let the loop breathe: flush it again soon.
+  virtual void wantFlush(Session& session) = 0;
   virtual ferry_udp_counters_v1& counters() = 0;
   virtual MemoryBudget& budget() = 0;
   virtual void log(int level, const std::string& message) = 0;
@@ -130,6 +132,8 @@ public:
   uint64_t deadline() const;
 
   State state() const noexcept { return _state; }
+  // True once the session was open (the host heard `connected` or `accepted`).
+  bool established() const noexcept { return _established; }
   SessionConfig::Role role() const noexcept { return _config.role; }
   uint64_t localId() const noexcept { return _config.localId; }
   uint64_t remoteId() const noexcept { return _remoteId; }
@@ -137,14 +141,18 @@ public:
   const std::string& peerText() const noexcept { return _config.peerText; }
   void* socket() const noexcept { return _config.socket; }
   CongestionController& controller() const noexcept { return *_config.controller; }
-  uint64_t nextPn() const noexcept { return _nextPn; }
   uint64_t serverEpoch() const noexcept { return _epoch; }
   size_t maxDatagramSize() const noexcept { return _maxDatagram; }
+  // The bytes the congestion window must have room for before a blocked session can go on.
+  size_t blockedOn() const noexcept { return _blockedOn; }
   const RttEstimator& rtt() const noexcept { return _recovery.rtt(); }
 
   // The host's connection id (0 while it has none: a server's session before `accepted`).
   uint64_t conn() const noexcept { return _conn; }
   void setConn(uint64_t conn) noexcept { _conn = conn; }
+
+  // Its state in a few lines, for diagnostics.
+  std::string describe() const;
 
   // Levels for the instance's counters.
   uint64_t reassemblyBytes() const noexcept { return _inbox ? _inbox->bytesHeld() : 0; }
@@ -180,13 +188,15 @@ private:
   void sendShortPackets(uint64_t now);
   bool sendPmtuProbe(uint64_t now, uint8_t* buffer);
   void sendClose(uint64_t reason);
-  void finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool inFlight, bool probe);
+  void finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool inFlight, bool probe,
+                    bool immediateAck = false);
 
   // PMTU.
   size_t nextProbeSize() const noexcept;
-  bool pmtuProbeDue(uint64_t now) const noexcept;
+  bool pmtuProbeDue() const noexcept;
   void probeSucceeded(size_t size, uint64_t now);
   void probeFailed(size_t size, uint64_t now);
+  void checkBlackHole(uint64_t now);
 
   // Endings.
   void release();
@@ -197,6 +207,7 @@ private:
   SessionConfig _config;
   const Options& _options;
   State _state = State::connecting;
+  bool _established = false;
   uint64_t _remoteId = 0;
   uint64_t _conn = 0;
   uint64_t _epoch = 0;  // the server's epoch (a client learns it from COOKIE and HANDSHAKE)
@@ -231,6 +242,7 @@ private:
   bool _sessionCreditDue = false;
   uint32_t _probesDue = 0;
   uint64_t _pacingWakeup = 0;
+  size_t _blockedOn = 0;
   std::vector<SentFrame> _frames;  // of the packet being built
 
   // Timers.
@@ -251,7 +263,10 @@ private:
   size_t _probeInFlight = 0;
   uint32_t _probeFailures = 0;
   size_t _probeCeiling = 0;   // sizes at or above this are not probed again before _nextProbeAt
-  uint64_t _nextProbeAt = 0;
+  uint32_t _largeLostInRow = 0;       // large packets lost since one was last acknowledged
+  bool _smallAckedSinceLoss = false;  // ... while a small packet got through
+  uint64_t _nextProbeAt = 0;  // when the next probe becomes due (0: not scheduled)
+  bool _probeReady = false;   // a probe is due: it goes once the congestion window allows
 
   // Closing.
   uint64_t _closeReason = 0;

@@ -63,6 +63,7 @@ typedef struct ferry_udp_counters_v1 {
   /* Recovery. */
   uint64_t packets_sent;           /* ack-eliciting packets of sessions */
   uint64_t packets_lost;
+  uint64_t spurious_losses;        /* declared lost, then acknowledged (reordering) */
   uint64_t bytes_retransmitted;    /* DATA bytes sent again */
   uint64_t pto_expirations;
   uint64_t persistent_congestion;

@@ -337,6 +337,7 @@ bool readFrame(Reader& in, Frame& frame) noexcept {
       }
       return true;
     case FrameType::ping:
+    case FrameType::immediateAck:
       return true;
     case FrameType::ack:
       if (!readAck(in, frame.ack)) {
@@ -404,6 +405,10 @@ bool readFrame(Reader& in, Frame& frame) noexcept {
 }
 
 void writePing(Writer& out) noexcept { out.varint(static_cast<uint64_t>(FrameType::ping)); }
+
+void writeImmediateAck(Writer& out) noexcept {
+  out.varint(static_cast<uint64_t>(FrameType::immediateAck));
+}
 
 void writeAck(Writer& out, const AckFrame& ack) noexcept {
   out.varint(static_cast<uint64_t>(FrameType::ack));

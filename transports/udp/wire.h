@@ -25,6 +25,9 @@ inline constexpr size_t kNonceSize = 16;
 inline constexpr size_t kInstanceIdSize = 16;
 inline constexpr size_t kCookieSize = 20;  // u32 timestamp + 16 bytes of HMAC-SHA256
 inline constexpr size_t kMaxAckRanges = 64;
+// Ack-eliciting short-header packets are padded to at least this, so that a peer that lost the
+// session can answer with a REJECT no larger than the packet (PROTOCOL.md, "REJECT").
+inline constexpr size_t kMinElicitingPacket = 48;
 // The most a DATA frame carries (its len field is 16 bits).
 inline constexpr size_t kMaxDataChunk = 65535;
 
@@ -130,6 +133,7 @@ enum class FrameType : uint64_t {
   credit = 0x09,
   sessionCredit = 0x0a,
   close = 0x0c,
+  immediateAck = 0x1f,  // draft-ietf-quic-ack-frequency: acknowledge this packet at once
   helloParams = 0x10,
   cookie = 0x11,
   handshakeParams = 0x12,
@@ -189,6 +193,7 @@ bool ackEliciting(FrameType type) noexcept;
 bool readFrame(Reader& in, Frame& frame) noexcept;
 
 void writePing(Writer& out) noexcept;
+void writeImmediateAck(Writer& out) noexcept;
 // Encodes an ACK frame from inclusive ranges, highest first. Ranges must be disjoint, descending
 // and non-adjacent.
 void writeAck(Writer& out, const AckFrame& ack) noexcept;
