@@ -25,6 +25,7 @@ public:
   void fail(std::string_view m) override { throw std::runtime_error(std::string(m)); }
   void sleepMillis(uint32_t millis) override { usleep(millis * 1000); }
   uint64_t count() override { return ++_counted; }
+  uint64_t peek() override { return _counted; }
   bool waitForCancel(uint32_t maxMillis) override {
     for (uint32_t waited = 0; waited < maxMillis; ++waited) {
       if (ferry::callCanceled()) return true;

@@ -213,6 +213,47 @@ BOOST_AUTO_TEST_CASE(a_black_holed_server_fails_calls_clearly_at_the_idle_timeou
   peer.finish();
 }
 
+BOOST_AUTO_TEST_CASE(after_a_lost_session_an_idempotent_call_is_resent_and_others_are_not) {
+  if (!udpLoaded()) return;
+  UdpPeer peer("seed=15");
+  {
+    auto mta = rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    setTransport(probe.get(), "udp");
+    BOOST_CHECK_EQUAL(probe->count(), 1u);
+    // The server stops answering for longer than the idle timeout while each call is in flight;
+    // the session dies; then the server comes back.
+    for (bool idempotent : {true, false}) {
+      BOOST_TEST_CONTEXT((idempotent ? "peek (idempotent)" : "count (not idempotent)")) {
+        peer.signal(SIGSTOP);
+        BOOST_REQUIRE(peer.waitStopped());
+        std::optional<uint64_t> value;
+        std::optional<Errc> failure;
+        std::thread caller([&] {
+          auto scope = rt().joinMta();
+          try {
+            value = idempotent ? probe->peek() : probe->count();
+          } catch (const Error& e) {
+            failure = e.code();
+          }
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        peer.signal(SIGCONT);
+        caller.join();
+        if (idempotent) {
+          BOOST_CHECK_MESSAGE(value.has_value(), "the idempotent call was resent and answered");
+          BOOST_CHECK_EQUAL(value.value_or(0), 1u);
+        } else {
+          BOOST_CHECK(failure == Errc::outcomeUnknown);  // never resent silently
+        }
+      }
+    }
+    // The non-idempotent call never ran twice: it ran once or not at all.
+    BOOST_CHECK_LE(probe->peek(), 2u);
+  }
+  peer.finish();
+}
+
 BOOST_AUTO_TEST_CASE(a_server_restarted_mid_call_is_noticed_promptly) {
   if (!udpLoaded()) return;
   // A fixed port, so the restarted server answers where the old one was.

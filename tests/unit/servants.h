@@ -42,6 +42,7 @@ public:
   }
 
   uint64_t count() override { return ++counted; }
+  uint64_t peek() override { return counted; }
 
   std::atomic<int> calls{0};
   std::atomic<uint64_t> counted{0};
@@ -101,6 +102,7 @@ public:
   }
 
   uint64_t count() override { return ++_counted; }
+  uint64_t peek() override { return _counted; }
 
   void addConnection() override { _log->connects += 1; }
   void releaseConnection(bool lastReleaseCloses) override {

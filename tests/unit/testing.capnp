@@ -3,6 +3,7 @@
 @0xdeb22b58d13f1f34;
 
 using Cxx = import "/capnp/c++.capnp";
+using Ferry = import "/ferry/annotations.capnp";
 $Cxx.namespace("testing");
 
 interface Probe {
@@ -25,6 +26,9 @@ interface Probe {
 
   count @6 () -> (total :UInt64);
   # Adds one to the servant's counter and returns it: how many times `count` ran (not idempotent).
+
+  peek @7 () -> (total :UInt64) $Ferry.idempotent;
+  # The counter, unchanged: running it twice does no harm.
 }
 
 interface Callback {
