@@ -16,7 +16,10 @@
 #                7 cancel: the caller asks that call `call id` (its own, on this connection) be
 #                  canceled; no payload, no reply. A call still queued is answered with
 #                  `canceled` and never runs; a running one is told (ferry::callCanceled()).
-#        5    1  flags: 0 (other values are a protocol error)
+#        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
+#                with the same call id, on a connection that was lost while it waited; the
+#                exporter's reply cache (below) answers it without running the call twice. Any
+#                other bit, or bit 0 in another kind, is a protocol error.
 #        6    2  reserved: 0
 #        8    8  call id (little-endian): chosen by the requester, echoed by the reply; 0 only for
 #                oneway requests
@@ -30,6 +33,32 @@
 # maximum message size) and its structure before it acts; a frame that fails is counted as a
 # protocol error and closes that connection only. Calls on one connection are multiplexed by call
 # id; responses may arrive in any order.
+#
+# At most once across lost connections. Transports deliver each message at most once on a
+# connection; a connection can still be lost (a udp session timing out, a reset) while a call is
+# in flight, and then the caller cannot know whether the call ran. So the caller keeps each
+# request until its response comes and, when the connection is lost, sends it again — same call
+# id, same bytes, the `resent` flag set — on a new connection to the same binding (at most twice
+# per call, within the call's deadline). The exporter keeps a *reply cache* keyed by
+# (Request.caller, call id), one entry per call that expects a response, from the request's
+# arrival:
+#
+#   - a request whose key is in the cache never runs again: while the call runs, its response is
+#     redirected to the connection the newest copy came on; once it has completed, the cached
+#     response frame is sent again (if it was too large to keep, the answer is `outcomeUnknown`);
+#   - a request whose key is not in the cache runs, unless its call id is at most the caller's
+#     `forgotten` mark (the highest call id whose entry was dropped by age): then the answer is
+#     `outcomeUnknown`, since it may have run;
+#   - a resent request for an apartment this process does not have is answered `outcomeUnknown`
+#     (the exporter that had it may have run the call before it went), not `disconnected`.
+#
+# An entry goes when the caller acknowledges the response (Request.acknowledged, in a later
+# request), when the connection closes cleanly (the caller went away; a call still running is
+# canceled), or `RuntimeOptions::replyRetention` (default 60 s, longer than a udp idle timeout)
+# after the call completed. A connection that is *lost* (closed with an error) leaves its entries
+# and lets their calls finish, so a resent copy finds them. The cache holds at most 262144 entries
+# (a request beyond is answered `retryLater` without running) and 64 MiB of responses (a larger
+# response is sent but not kept).
 @0xb34fe436a4584f51;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -59,6 +88,17 @@ struct Request {
 
   params @6 :AnyPointer;
   caps @7 :List(ObjRef);
+
+  caller @8 :UInt64;
+  # The requesting process's id (the processId of its OBJREFs): with the call id, the key of the
+  # exporter's reply cache (see the top of this file). Required (non-zero) in a request sent
+  # between processes that expects a response; all requests on one connection name the same
+  # caller. 0 in process.
+
+  acknowledged @9 :List(UInt64);
+  # Call ids of this caller whose responses it has received since its previous request on this
+  # connection: the exporter forgets their reply cache entries. At most 64 (more is a protocol
+  # error); ids the exporter does not hold are ignored.
 }
 
 struct Response {

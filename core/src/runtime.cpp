@@ -637,6 +637,9 @@ RuntimeStats Runtime::stats() {
   out.protocolErrors = s.protocolErrors.load();
   out.onewayFailures = s.onewayFailures.load();
   out.ioThreads = s.ioThreads.load();
+  out.callsResent = s.callsResent.load();
+  out.duplicateRequests = s.duplicateRequests.load();
+  out.replyCacheEntries = s.replyCacheEntries.load();
   return out;
 }
 

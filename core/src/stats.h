@@ -17,6 +17,9 @@ struct Stats {
   std::atomic<int64_t> protocolErrors{0};
   std::atomic<int64_t> onewayFailures{0};
   std::atomic<int64_t> ioThreads{0};
+  std::atomic<int64_t> callsResent{0};
+  std::atomic<int64_t> duplicateRequests{0};
+  std::atomic<int64_t> replyCacheEntries{0};
 };
 
 Stats& stats() noexcept;

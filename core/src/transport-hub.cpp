@@ -41,6 +41,17 @@ enum FrameKind : uint8_t {
 constexpr size_t kMaxMessageBytes = 16u * 1024 * 1024;
 // Connect attempts give up after this long (the call's own deadline may be shorter).
 constexpr uint32_t kConnectTimeoutMs = 5000;
+// Frame flags bit 0, requests only: sent before on a connection that was lost.
+constexpr uint8_t kFrameFlagResent = 1;
+// A call whose connection is lost is sent again at most this many times.
+constexpr int kMaxResends = 2;
+// The reply cache's bounds (core/schema/orpc.capnp).
+constexpr size_t kMaxServedCalls = 262144;
+constexpr size_t kMaxReplyCacheBytes = 64u * 1024 * 1024;
+// Request.acknowledged holds at most this many ids; a caller keeps at most kMaxAcksKept per
+// connection (older ones are left to expire).
+constexpr size_t kMaxAcksPerRequest = 64;
+constexpr size_t kMaxAcksKept = 1024;
 
 void putLe64(uint8_t* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -79,11 +90,12 @@ std::atomic<uint64_t> gNextCallId{1};
 // A served call's response, sent back on the connection it came from.
 class NetworkReplySink final : public ReplySink {
 public:
-  NetworkReplySink(TransportHub& hub, uint32_t instance, ferry_conn_id conn, uint64_t callId)
-      : _hub(hub), _instance(instance), _conn(conn), _callId(callId) {}
+  NetworkReplySink(TransportHub& hub, uint32_t instance, ferry_conn_id conn, uint64_t caller,
+                   uint64_t callId)
+      : _hub(hub), _instance(instance), _conn(conn), _caller(caller), _callId(callId) {}
 
   void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
-    _hub.sendResponse(_instance, _conn, _callId, std::move(response));
+    _hub.sendResponse(_instance, _conn, _caller, _callId, std::move(response));
   }
 
   void fail(Errc code, std::string message) noexcept override {
@@ -103,6 +115,7 @@ private:
   TransportHub& _hub;
   uint32_t _instance;
   ferry_conn_id _conn;
+  uint64_t _caller;
   uint64_t _callId;
 };
 
@@ -156,6 +169,8 @@ struct TransportHub::Connection {
   Instance* instance = nullptr;
   ferry_conn_id id = 0;
   std::string key;  // outbound: the binding; inbound: ""
+  StringBindingData binding;  // outbound
+  uint64_t caller = 0;  // inbound: the process whose requests it carries (Request.caller)
   bool outbound = false;
   bool open = false;
   MarshalContext distance = MarshalContext::differentMachine;
@@ -211,6 +226,12 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_loop_init(&_loop));
   FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
   _async.data = this;
+  FERRY_UV(uv_timer_init(&_loop, &_expiry));
+  _expiry.data = this;
+  _replyRetention = options.replyRetention;
+  FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
+    static_cast<TransportHub*>(t->data)->expireServed();
+  }, 1000, 1000));
   _started = true;
   // Read by the loop thread: set before it starts.
   _acceptRegistrations = options.acceptRegistrations;
@@ -397,6 +418,7 @@ void TransportHub::stop() noexcept {
       }
       _connections.clear();
       _byKey.clear();
+      uv_close(reinterpret_cast<uv_handle_t*>(&_expiry), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
     };
     if (*remaining == 0) {
@@ -417,6 +439,14 @@ void TransportHub::stop() noexcept {
   });
   if (_thread.joinable()) _thread.join();
   _instances.clear();
+  {
+    std::lock_guard lock(_callsMutex);
+    stats().replyCacheEntries.fetch_sub(static_cast<int64_t>(_servedCount), std::memory_order_relaxed);
+    _callers.clear();
+    _servedCount = 0;
+    _replyBytes = 0;
+    _acks.clear();
+  }
   int rc = uv_loop_close(&_loop);
   if (rc != 0) {
     stats().leakedLoopHandles.fetch_add(1, std::memory_order_relaxed);
@@ -487,6 +517,7 @@ TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
   connection->instance = instance;
   connection->id = id;
   connection->key = key;
+  connection->binding = binding;
   connection->outbound = true;
   Connection* raw = connection.get();
   _connections[{instance->index, id}] = std::move(connection);
@@ -505,8 +536,19 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
   if (rc < 0) {
     std::string why = "send on " + connection.key + " failed: " + table->strerror(rc);
-    if (auto sink = takeCall(callId, connection.instance->index, connection.id)) {
-      sink->fail(Errc::unavailable, why);
+    std::optional<CallEntry> entry;
+    {
+      std::lock_guard lock(_callsMutex);
+      auto it = _calls.find(callId);
+      if (it != _calls.end() && it->second.instance == connection.instance->index &&
+          it->second.conn == connection.id) {
+        entry = std::move(it->second);
+        _calls.erase(it);
+      }
+    }
+    if (entry) {
+      // A copy sent before may have run.
+      entry->sink->fail(entry->resends > 0 ? Errc::outcomeUnknown : Errc::unavailable, why);
     } else if (auto r = connection.resolves.find(callId); r != connection.resolves.end()) {
       auto pending = std::move(r->second);
       connection.resolves.erase(r);
@@ -563,41 +605,96 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
   Connection& connection = *it->second;
   std::string why = "the connection " + (connection.key.empty() ? instance.name : connection.key) +
                     " closed" + (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
-  // A sent request may or may not have run.
-  failConnection(connection, Errc::outcomeUnknown, why);
+  // A sent request may or may not have run: it is sent again on a new connection, where the
+  // exporter's reply cache answers it if it did.
+  auto resend = failConnection(connection, Errc::outcomeUnknown, why, status < 0);
   if (!connection.key.empty()) _byKey.erase(connection.key);
   _connections.erase(it);
+  if (!resend.empty()) resendCalls(std::move(resend), why);
 }
 
-void TransportHub::failConnection(Connection& connection, Errc code, const std::string& why) {
+std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConnection(
+    Connection& connection, Errc code, const std::string& why, bool lost) {
   // ferryd forgets what a closed connection registered.
   for (auto it = _registered.begin(); it != _registered.end();) {
     it = it->second.connection == &connection ? _registered.erase(it) : std::next(it);
   }
-  if (!connection.key.empty()) {
-    std::lock_guard lock(_callsMutex);
-    auto open = _openByKey.find(connection.key);
-    if (open != _openByKey.end() && open->second.second == connection.id) _openByKey.erase(open);
-  }
-  failCallsOf(connection.instance->index, connection.id, code, why);
+  uint32_t index = connection.instance->index;
+  std::vector<std::pair<uint64_t, CallEntry>> resend;
   {
-    // The peer is gone: what it asked for and still runs is canceled (orphaned).
     std::lock_guard lock(_callsMutex);
-    for (auto it = _served.begin(); it != _served.end();) {
-      if (it->first.instance == connection.instance->index && it->first.conn == connection.id) {
-        it->second->store(true, std::memory_order_release);
-        it = _served.erase(it);
-      } else {
-        ++it;
+    if (!connection.key.empty()) {
+      auto open = _openByKey.find(connection.key);
+      if (open != _openByKey.end() && open->second.second == connection.id) _openByKey.erase(open);
+    }
+    // The calls that went out on it and may still be sent again.
+    if (code == Errc::outcomeUnknown && connection.outbound) {
+      for (auto it = _calls.begin(); it != _calls.end();) {
+        CallEntry& e = it->second;
+        if (e.instance == index && e.conn == connection.id && e.frame != nullptr &&
+            e.resends < kMaxResends) {
+          resend.emplace_back(it->first, std::move(e));
+          it = _calls.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    // The calls it brought. A clean close means the caller went away: what still runs is
+    // canceled (nobody waits for it) and nothing is kept. A lost connection leaves them to
+    // finish for the caller's resent copies.
+    if (!lost && connection.caller != 0) {
+      auto caller = _callers.find(connection.caller);
+      if (caller != _callers.end()) {
+        auto& calls = caller->second.calls;
+        for (auto it = calls.begin(); it != calls.end();) {
+          if (it->second.instance == index && it->second.conn == connection.id) {
+            it->second.canceled->store(true, std::memory_order_release);
+            auto next = std::next(it);
+            forgetServed(it, caller->second);
+            it = next;
+          } else {
+            ++it;
+          }
+        }
       }
     }
   }
+  failCallsOf(index, connection.id, code, why);
   auto resolves = std::move(connection.resolves);
   connection.resolves.clear();
   for (auto& [id, pending] : resolves) pending->fail(code == Errc::outcomeUnknown ? Errc::unavailable : code, why);
-  // Frames never sent: the call certainly did not run.
-  for (auto& [id, frame] : connection.queued) (void)frame;
+  // Frames never sent: their calls were failed or are in `resend`.
   connection.queued.clear();
+  return resend;
+}
+
+void TransportHub::resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls,
+                               const std::string& why) {
+  for (auto& [callId, entry] : calls) {
+    auto* pending = dynamic_cast<PendingCall*>(entry.sink.get());
+    if (pending != nullptr && pending->done()) continue;  // canceled or past its deadline
+    Connection* connection = connectionFor(entry.key, entry.binding);
+    if (connection == nullptr) {
+      entry.sink->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + entry.key);
+      continue;
+    }
+    ++entry.resends;
+    (*entry.frame)[5] |= kFrameFlagResent;
+    stats().callsResent.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(debug, "sending call " << callId << " again on a new connection to " << entry.key
+                                     << " (" << why << ")");
+    entry.instance = connection->instance->index;
+    entry.conn = connection->id;
+    std::vector<uint8_t> frame = *entry.frame;
+    uint32_t index = entry.instance;
+    ferry_conn_id id = entry.conn;
+    if (pending != nullptr) {
+      pending->setCancelHook([this, index, id, callId = callId] { sendCancel(index, id, callId); });
+    }
+    registerCall(callId, std::move(entry));
+    sendFrame(*connection, std::move(frame));
+  }
 }
 
 void TransportHub::protocolError(Instance& instance, ferry_conn_id conn, const std::string& why) {
@@ -611,16 +708,23 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
   auto it = _connections.find({instance.index, conn});
   if (it == _connections.end()) return;
   Connection& connection = *it->second;
-  if (size < kFrameHeader || std::memcmp(data, kMagic, 4) != 0 || data[5] != 0 || data[6] != 0 ||
-      data[7] != 0) {
+  uint8_t allowedFlags = data[4] == kRequest ? kFrameFlagResent : 0;
+  if (size < kFrameHeader || std::memcmp(data, kMagic, 4) != 0 || (data[5] & ~allowedFlags) != 0 ||
+      data[6] != 0 || data[7] != 0) {
     return protocolError(instance, conn, "bad frame header");
   }
   size_t payload = size - kFrameHeader;
   if (data[4] == kCancel) {
     if (payload != 0) return protocolError(instance, conn, "a cancel frame carries a payload");
     std::lock_guard lock(_callsMutex);
-    auto served = _served.find({instance.index, conn, getLe64(data + 8)});
-    if (served != _served.end()) served->second->store(true, std::memory_order_release);
+    auto caller = _callers.find(connection.caller);
+    if (caller == _callers.end()) return;
+    auto served = caller->second.calls.find(getLe64(data + 8));
+    // Only the connection the response goes to may cancel.
+    if (served != caller->second.calls.end() && served->second.instance == instance.index &&
+        served->second.conn == conn) {
+      served->second.canceled->store(true, std::memory_order_release);
+    }
     return;
   }
   if (payload == 0 || payload % sizeof(capnp::word) != 0 || payload > kMaxMessageBytes + 4096) {
@@ -646,11 +750,12 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
 
   switch (kind) {
     case kRequest:
-      return serveRequest(instance, connection, callId, oxid, std::move(*message));
+      return serveRequest(instance, connection, callId, oxid, (data[5] & kFrameFlagResent) != 0,
+                          std::move(*message));
     case kResolve:
       return serveResolve(connection, callId, std::move(*message));
     case kResponse: {
-      std::shared_ptr<ReplySink> sink = takeCall(callId, instance.index, conn);
+      std::shared_ptr<ReplySink> sink = takeCall(callId, instance.index, conn, true);
       if (sink == nullptr) {
         FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
         return;
@@ -682,25 +787,113 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
 // ---- serving -----------------------------------------------------------------------------------
 
 void TransportHub::serveRequest(Instance& instance, Connection& connection, uint64_t callId,
-                                Oxid oxid, OrpcMessage message) {
+                                Oxid oxid, bool resent, OrpcMessage message) {
   auto request = std::make_unique<IncomingRequest>(std::move(message));
   uint16_t flags;
   uint64_t timeoutMicros;
+  uint64_t callerId;
+  std::vector<uint64_t> acknowledged;
   try {
     auto root = request->root();
     flags = root.getFlags();
     timeoutMicros = root.getTimeoutMicros();
+    callerId = root.getCaller();
+    if (root.hasAcknowledged()) {
+      auto list = root.getAcknowledged();
+      if (list.size() > kMaxAcksPerRequest) {
+        return protocolError(instance, connection.id, "a request acknowledges more than 64 calls");
+      }
+      for (uint64_t id : list) acknowledged.push_back(id);
+    }
   } catch (const kj::Exception& e) {
     return protocolError(instance, connection.id, std::string("bad request: ") + e.getDescription().cStr());
   }
   bool oneway = (flags & kRequestFlagOneway) != 0;
   if (oneway != (callId == 0)) return protocolError(instance, connection.id, "call id and oneway flag disagree");
+  if (!oneway && callerId == 0) return protocolError(instance, connection.id, "a request without its caller");
+  if (callerId != 0) {
+    if (connection.caller == 0) connection.caller = callerId;
+    if (connection.caller != callerId) {
+      return protocolError(instance, connection.id, "requests of two callers on one connection");
+    }
+  }
   std::shared_ptr<ReplySink> replyTo;
-  if (!oneway) replyTo = std::make_shared<NetworkReplySink>(*this, instance.index, connection.id, callId);
+  if (!oneway) {
+    replyTo = std::make_shared<NetworkReplySink>(*this, instance.index, connection.id, callerId, callId);
+  }
+
+  // The reply cache: a call that arrived before never runs again.
+  std::shared_ptr<std::atomic<bool>> canceled;
+  if (!oneway) {
+    std::shared_ptr<const std::vector<uint8_t>> cachedReply;
+    std::optional<std::pair<Errc, std::string>> refuse;
+    {
+      std::lock_guard lock(_callsMutex);
+      Caller& caller = _callers[callerId];
+      caller.lastSeen = Clock::now();
+      // What the caller acknowledged goes.
+      for (uint64_t id : acknowledged) {
+        auto it = caller.calls.find(id);
+        if (it != caller.calls.end() && it->second.done) forgetServed(it, caller);
+      }
+      auto it = caller.calls.find(callId);
+      if (it != caller.calls.end()) {
+        stats().duplicateRequests.fetch_add(1, std::memory_order_relaxed);
+        // The response goes where the newest copy came from.
+        it->second.instance = instance.index;
+        it->second.conn = connection.id;
+        if (!it->second.done) {
+          FERRY_LOG(debug, "call " << callId << " arrived again while it runs");
+          return;
+        }
+        if (it->second.reply == nullptr) {
+          refuse.emplace(Errc::outcomeUnknown, "call " + std::to_string(callId) +
+                                                   " ran, but its response was too large to keep");
+        } else {
+          cachedReply = it->second.reply;
+        }
+      } else if (callId <= caller.forgotten) {
+        refuse.emplace(Errc::outcomeUnknown,
+                       "call " + std::to_string(callId) +
+                           " may have run: the exporter no longer remembers its response");
+      } else if (_servedCount >= kMaxServedCalls) {
+        refuse.emplace(Errc::retryLater, "the exporter's reply cache is full");
+      } else {
+        canceled = std::make_shared<std::atomic<bool>>(false);
+        ServedCall served;
+        served.instance = instance.index;
+        served.conn = connection.id;
+        served.canceled = canceled;
+        caller.calls.emplace(callId, std::move(served));
+        ++_servedCount;
+        stats().replyCacheEntries.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (cachedReply != nullptr) {
+      FERRY_LOG(debug, "call " << callId << " arrived again; its response is sent again");
+      return sendResponseFrame(instance.index, connection.id, std::move(cachedReply));
+    }
+    if (refuse) {
+      // Not through replyTo: that would record the refusal as the call's response.
+      auto response = std::make_unique<OutgoingResponse>();
+      auto error = response->root.initError();
+      error.setCode(static_cast<uint16_t>(refuse->first));
+      error.setMessage(refuse->second);
+      return sendResponseFrame(
+          instance.index, connection.id,
+          std::make_shared<const std::vector<uint8_t>>(
+              encodeFrame(kResponse, callId, 0, response->message.builder())));
+    }
+  }
 
   std::shared_ptr<ApartmentImpl> apartment = _runtime.tryFindApartment(oxid);
   if (apartment == nullptr) {
-    if (replyTo) replyTo->fail(Errc::disconnected, "no apartment " + toString(oxid) + " in this process");
+    if (replyTo) {
+      // A resent copy: the process that had the apartment may have run the call before it went.
+      replyTo->fail(resent ? Errc::outcomeUnknown : Errc::disconnected,
+                    "no apartment " + toString(oxid) + " in this process" +
+                        (resent ? " (the call was sent before, to an exporter that is gone)" : ""));
+    }
     return;
   }
   // The caller's deadline, relative, capped by this process's own call timeout.
@@ -708,16 +901,36 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
   auto left = timeoutMicros == 0 ? cap
                                  : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
-  std::shared_ptr<std::atomic<bool>> canceled;
-  if (!oneway) {
-    canceled = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard lock(_callsMutex);
-    _served[{instance.index, connection.id, callId}] = canceled;
-  }
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
       apartment, std::move(*request), Clock::now() + left, connection.distance, replyTo,
       canceled);
   if (!apartment->post(item)) item->abandon();
+}
+
+void TransportHub::forgetServed(std::map<uint64_t, ServedCall>::iterator it, Caller& caller) {
+  if (it->second.reply != nullptr) _replyBytes -= it->second.reply->size();
+  caller.calls.erase(it);
+  --_servedCount;
+  stats().replyCacheEntries.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void TransportHub::expireServed() noexcept {
+  Clock::time_point now = Clock::now();
+  std::lock_guard lock(_callsMutex);
+  for (auto c = _callers.begin(); c != _callers.end();) {
+    Caller& caller = c->second;
+    for (auto it = caller.calls.begin(); it != caller.calls.end();) {
+      auto next = std::next(it);
+      if (it->second.done && now - it->second.doneAt > _replyRetention) {
+        caller.forgotten = std::max(caller.forgotten, it->first);
+        forgetServed(it, caller);
+      }
+      it = next;
+    }
+    // The forgotten mark outlives the entries by as long again.
+    bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _replyRetention;
+    c = idle ? _callers.erase(c) : std::next(c);
+  }
 }
 
 void TransportHub::acceptRegistration(Connection& connection, OrpcMessage message, bool add) {
@@ -772,54 +985,86 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
                                std::unique_ptr<OutgoingRequest> request, Deadline,
                                std::shared_ptr<ReplySink> replyTo) {
   uint64_t callId = replyTo ? gNextCallId.fetch_add(1, std::memory_order_relaxed) : 0;
-  std::vector<uint8_t> frame;
+  // The fast path: the connection is open, the caller writes the frame itself.
+  std::optional<std::pair<uint32_t, ferry_conn_id>> open;
+  std::vector<uint64_t> acks;
+  {
+    std::lock_guard lock(_callsMutex);
+    auto it = _openByKey.find(key);
+    if (it != _openByKey.end()) {
+      open = it->second;
+      // The responses received on this connection since its previous request.
+      if (replyTo) {
+        auto received = _acks.find(it->second);
+        if (received != _acks.end() && !received->second.empty()) {
+          auto& ids = received->second;
+          size_t n = std::min<size_t>(ids.size(), kMaxAcksPerRequest);
+          acks.assign(ids.end() - static_cast<ptrdiff_t>(n), ids.end());
+          ids.resize(ids.size() - n);
+        }
+      }
+    }
+  }
+  auto frame = std::make_shared<std::vector<uint8_t>>();
   try {
-    frame = encodeFrame(kRequest, callId, oxid.value, request->message.builder());
+    if (replyTo) {
+      request->root.setCaller(_runtime.processId);
+      if (!acks.empty()) {
+        auto list = request->root.initAcknowledged(static_cast<unsigned>(acks.size()));
+        for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks[i]);
+      }
+    }
+    *frame = encodeFrame(kRequest, callId, oxid.value, request->message.builder());
   } catch (const std::exception& e) {
     if (replyTo) replyTo->fail(Errc::internal, e.what());
     return;
   }
-  if (frame.size() > kMaxMessageBytes + kFrameHeader) {
+  if (frame->size() > kMaxMessageBytes + kFrameHeader) {
     if (replyTo) {
       replyTo->fail(Errc::invalidArgument, "the request is larger than the 16 MiB message limit");
     }
     return;
   }
-  // The fast path: the connection is open, the caller writes the frame itself.
-  std::optional<std::pair<uint32_t, ferry_conn_id>> open;
-  {
-    std::lock_guard lock(_callsMutex);
-    auto it = _openByKey.find(key);
-    if (it != _openByKey.end()) open = it->second;
-  }
-  auto attachCancel = [this, &replyTo, callId](uint32_t instance, ferry_conn_id conn) {
-    if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
-      pending->setCancelHook([this, instance, conn, callId] { sendCancel(instance, conn, callId); });
-    }
+  // By value: also used on the loop, after this function returned.
+  auto entryFor = [replyTo, frame, key, binding](uint32_t instance, ferry_conn_id conn) {
+    CallEntry entry;
+    entry.sink = replyTo;
+    entry.instance = instance;
+    entry.conn = conn;
+    entry.frame = frame;
+    entry.key = key;
+    entry.binding = binding;
+    return entry;
   };
   if (open) {
-    if (replyTo) registerCall(callId, {replyTo, open->first, open->second});
-    if (replyTo) attachCancel(open->first, open->second);
-    if (sendDirect(open->first, open->second, frame)) return;
+    if (replyTo) {
+      registerCall(callId, entryFor(open->first, open->second));
+      if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
+        pending->setCancelHook([this, instance = open->first, conn = open->second, callId] {
+          sendCancel(instance, conn, callId);
+        });
+      }
+    }
+    if (sendDirect(open->first, open->second, *frame)) return;
     // Not written (closing, or no direct path): the loop connects if needed and sends.
     if (replyTo) takeCall(callId, open->first, open->second);
   }
   try {
-    post([this, key, binding, callId, replyTo, frame = std::move(frame)]() mutable {
+    post([this, key, binding, callId, replyTo, frame, entryFor]() mutable {
       Connection* connection = connectionFor(key, binding);
       if (connection == nullptr) {
         if (replyTo) replyTo->fail(Errc::unavailable, "cannot connect to " + key);
         return;
       }
       if (replyTo) {
-        registerCall(callId, {replyTo, connection->instance->index, connection->id});
+        uint32_t index = connection->instance->index;
+        ferry_conn_id id = connection->id;
+        registerCall(callId, entryFor(index, id));
         if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
-          uint32_t index = connection->instance->index;
-          ferry_conn_id id = connection->id;
           pending->setCancelHook([this, index, id, callId] { sendCancel(index, id, callId); });
         }
       }
-      sendFrame(*connection, std::move(frame));
+      sendFrame(*connection, *frame);
     });
   } catch (const Error& e) {
     if (replyTo) replyTo->fail(e.code(), e.message());
@@ -845,7 +1090,7 @@ void TransportHub::registerCall(uint64_t callId, CallEntry entry) {
 }
 
 std::shared_ptr<ReplySink> TransportHub::takeCall(uint64_t callId, uint32_t instance,
-                                                  ferry_conn_id conn) {
+                                                  ferry_conn_id conn, bool answered) {
   std::lock_guard lock(_callsMutex);
   auto it = _calls.find(callId);
   // A response counts only on the connection its request went out on.
@@ -854,24 +1099,31 @@ std::shared_ptr<ReplySink> TransportHub::takeCall(uint64_t callId, uint32_t inst
   }
   std::shared_ptr<ReplySink> sink = std::move(it->second.sink);
   _calls.erase(it);
+  if (answered) {
+    auto& acks = _acks[{instance, conn}];
+    if (acks.size() < kMaxAcksKept) acks.push_back(callId);
+  }
   return sink;
 }
 
 void TransportHub::failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code,
                                const std::string& why) {
-  std::vector<std::shared_ptr<ReplySink>> failed;
+  std::vector<std::pair<std::shared_ptr<ReplySink>, Errc>> failed;
   {
     std::lock_guard lock(_callsMutex);
     for (auto it = _calls.begin(); it != _calls.end();) {
       if (it->second.instance == instance && it->second.conn == conn) {
-        failed.push_back(std::move(it->second.sink));
+        // A call sent before on a lost connection may have run, whatever became of this copy.
+        Errc c = it->second.resends > 0 && code == Errc::unavailable ? Errc::outcomeUnknown : code;
+        failed.emplace_back(std::move(it->second.sink), c);
         it = _calls.erase(it);
       } else {
         ++it;
       }
     }
+    _acks.erase({instance, conn});
   }
-  for (auto& sink : failed) sink->fail(code, why);
+  for (auto& [sink, c] : failed) sink->fail(c, why);
 }
 
 bool TransportHub::sendDirect(uint32_t instance, ferry_conn_id conn,
@@ -886,23 +1138,49 @@ bool TransportHub::sendDirect(uint32_t instance, ferry_conn_id conn,
   return i.table->send_any_thread(i.transport, conn, frame.data(), frame.size()) == 0;
 }
 
-void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
-                                std::unique_ptr<OutgoingResponse> response) {
-  {
-    std::lock_guard lock(_callsMutex);
-    _served.erase({instance, conn, callId});
-  }
+void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callerId,
+                                uint64_t callId, std::unique_ptr<OutgoingResponse> response) {
+  std::shared_ptr<const std::vector<uint8_t>> frame;
   try {
-    std::vector<uint8_t> frame = encodeFrame(kResponse, callId, 0, response->message.builder());
-    // The servant's thread writes the response itself when it can.
-    if (sendDirect(instance, conn, frame)) return;
-    post([this, instance, conn, frame = std::move(frame)]() mutable {
+    frame = std::make_shared<const std::vector<uint8_t>>(
+        encodeFrame(kResponse, callId, 0, response->message.builder()));
+  } catch (const std::exception& e) {
+    FERRY_LOG(warn, "response not sent: " << e.what());
+    return;
+  }
+  {
+    // Kept for a resent copy of the request, and sent where the newest copy came from.
+    std::lock_guard lock(_callsMutex);
+    auto caller = _callers.find(callerId);
+    if (caller != _callers.end()) {
+      auto it = caller->second.calls.find(callId);
+      if (it != caller->second.calls.end() && !it->second.done) {
+        it->second.done = true;
+        it->second.doneAt = Clock::now();
+        if (_replyBytes + frame->size() <= kMaxReplyCacheBytes) {
+          it->second.reply = frame;
+          _replyBytes += frame->size();
+        }
+        instance = it->second.instance;
+        conn = it->second.conn;
+      }
+    }
+  }
+  sendResponseFrame(instance, conn, std::move(frame));
+}
+
+void TransportHub::sendResponseFrame(uint32_t instance, ferry_conn_id conn,
+                                     std::shared_ptr<const std::vector<uint8_t>> frame) {
+  // The servant's thread writes the response itself when it can.
+  if (sendDirect(instance, conn, *frame)) return;
+  try {
+    post([this, instance, conn, frame = std::move(frame)] {
       auto it = _connections.find({instance, conn});
       if (it == _connections.end()) {
         FERRY_LOG(debug, "the caller's connection closed before its response was sent");
         return;
       }
-      sendFrame(*it->second, std::move(frame));
+      sendFrame(*it->second, *frame);
     });
   } catch (const std::exception& e) {
     FERRY_LOG(warn, "response not sent: " << e.what());

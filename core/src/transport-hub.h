@@ -95,13 +95,16 @@ public:
                    std::unique_ptr<OutgoingRequest> request, Deadline deadline,
                    std::shared_ptr<ReplySink> replyTo);
 
-  // For replies of served calls: sends a response frame on an inbound connection. Any thread.
-  void sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callId,
+  // For replies of served calls: sends a response frame to the caller (on the connection the
+  // request came on, or the newest that carried a resent copy) and keeps it in the reply cache.
+  // Any thread.
+  void sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t caller, uint64_t callId,
                     std::unique_ptr<OutgoingResponse> response);
 
 private:
   struct Instance;
   struct Connection;
+  struct CallEntry;
 
   // I/O thread plumbing.
   void post(std::function<void()> fn);
@@ -116,9 +119,14 @@ private:
   void onConnected(Instance& instance, ferry_conn_id conn, int status);
   void onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data, size_t size);
   void onClosed(Instance& instance, ferry_conn_id conn, int status);
-  void failConnection(Connection& connection, Errc code, const std::string& why);
+  // Fails what waits on the connection. `lost`: it closed with an error, so its calls are sent
+  // again (returned, to be handed to resendCalls once the connection is gone) and the calls it
+  // brought keep running for their callers' resent copies.
+  std::vector<std::pair<uint64_t, CallEntry>> failConnection(Connection& connection, Errc code,
+                                                             const std::string& why,
+                                                             bool lost = false);
   void serveRequest(Instance& instance, Connection& connection, uint64_t callId, Oxid oxid,
-                    OrpcMessage message);
+                    bool resent, OrpcMessage message);
   void serveResolve(Connection& connection, uint64_t callId, OrpcMessage message);
   void acceptRegistration(Connection& connection, OrpcMessage message, bool add);
   void sendToResolver(uint8_t kind, capnp::MessageBuilder& message);
@@ -156,31 +164,63 @@ private:
   // open; the loop delivers responses.
   struct CallEntry {
     std::shared_ptr<ReplySink> sink;
-    uint32_t instance;
-    ferry_conn_id conn;
+    uint32_t instance = 0;
+    ferry_conn_id conn = 0;
+    // The request frame as sent, kept until the response comes: when the connection is lost it
+    // is sent again (same call id, `resent` flag) on a new connection, and the exporter's reply
+    // cache keeps the call from running twice (core/schema/orpc.capnp).
+    std::shared_ptr<std::vector<uint8_t>> frame;
+    std::string key;  // the binding it went to
+    StringBindingData binding;
+    int resends = 0;
   };
   void registerCall(uint64_t callId, CallEntry entry);
-  std::shared_ptr<ReplySink> takeCall(uint64_t callId, uint32_t instance, ferry_conn_id conn);
+  // `answered`: its response came (to be acknowledged to the exporter).
+  std::shared_ptr<ReplySink> takeCall(uint64_t callId, uint32_t instance, ferry_conn_id conn,
+                                      bool answered = false);
   void failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code, const std::string& why);
+  // On the loop, after a lost outbound connection is gone from _byKey: sends its calls again.
+  void resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls, const std::string& why);
   // Writes a frame from the calling thread; false when that path is not available (no
   // send_any_thread, the connection closing, the hub stopping).
   bool sendDirect(uint32_t instance, ferry_conn_id conn, const std::vector<uint8_t>& frame);
+  // Sends a response frame to (instance, conn), directly or through the loop. Any thread.
+  void sendResponseFrame(uint32_t instance, ferry_conn_id conn,
+                         std::shared_ptr<const std::vector<uint8_t>> frame);
 
   // Asks the exporter to cancel a call this process sent (frame kind 7). Any thread.
   void sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t callId);
 
-  // Calls this process serves for a peer, by (instance, connection, call id), with the flag a
-  // cancel frame sets. Entries go when the response is sent or the connection closes (which
-  // cancels what still runs: nobody waits for it any more).
-  struct ServedKey {
-    uint32_t instance;
-    ferry_conn_id conn;
-    uint64_t callId;
-    friend bool operator<(const ServedKey& a, const ServedKey& b) {
-      return std::tie(a.instance, a.conn, a.callId) < std::tie(b.instance, b.conn, b.callId);
-    }
+  // The reply cache (core/schema/orpc.capnp): the calls this process serves for other
+  // processes, by caller and call id, from the request's arrival until the caller acknowledges
+  // the response, the connection closes cleanly, or replyRetention after completion.
+  struct ServedCall {
+    uint32_t instance = 0;  // where the response goes: the newest connection the request came on
+    ferry_conn_id conn = 0;
+    std::shared_ptr<std::atomic<bool>> canceled;  // set by a cancel frame or a clean close
+    bool done = false;
+    std::shared_ptr<const std::vector<uint8_t>> reply;  // once done; null if too large to keep
+    Clock::time_point doneAt{};
   };
-  std::map<ServedKey, std::shared_ptr<std::atomic<bool>>> _served;  // guarded by _callsMutex
+  struct Caller {
+    std::map<uint64_t, ServedCall> calls;
+    // Entries up to this call id were dropped by age: such a request may have run.
+    uint64_t forgotten = 0;
+    Clock::time_point lastSeen{};
+  };
+  // Drops a served entry (under _callsMutex).
+  void forgetServed(std::map<uint64_t, ServedCall>::iterator it, Caller& caller);
+  // Drops entries that are past replyRetention, and callers without entries (loop thread).
+  void expireServed() noexcept;
+  std::unordered_map<uint64_t, Caller> _callers;  // guarded by _callsMutex
+  size_t _servedCount = 0;                        // guarded by _callsMutex
+  size_t _replyBytes = 0;                         // guarded by _callsMutex
+  uv_timer_t _expiry{};
+  std::chrono::milliseconds _replyRetention{60'000};
+
+  // Call ids whose responses came on an outbound connection, for the next request's
+  // Request.acknowledged (guarded by _callsMutex).
+  std::map<std::pair<uint32_t, ferry_conn_id>, std::vector<uint64_t>> _acks;
 
   std::mutex _callsMutex;
   std::unordered_map<uint64_t, CallEntry> _calls;

@@ -1,7 +1,8 @@
 // The other process of the integration tests: serves a Holder and a Probe from an STA and prints
 // their OBJREFs, one per line ("holder <hex>", "probe <hex>"), then "ready". It runs until its
-// standard input closes, then shuts down and prints "stats <exported> <proxies> <servants>" (all
-// must be 0) and exits 0.
+// standard input closes, then prints "served <duplicate requests> <reply cache entries>
+// <protocol errors>" (before the shutdown), shuts down and prints "stats <exported> <proxies> <servants>" (all must be 0) and
+// exits 0.
 //
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 #include <unistd.h>
@@ -26,6 +27,11 @@ public:
   void sleepMillis(uint32_t millis) override { usleep(millis * 1000); }
   uint64_t count() override { return ++_counted; }
   uint64_t peek() override { return _counted; }
+  uint64_t countSlowly(uint32_t millis) override {
+    uint64_t total = ++_counted;
+    usleep(millis * 1000);
+    return total;
+  }
   bool waitForCancel(uint32_t maxMillis) override {
     for (uint32_t waited = 0; waited < maxMillis; ++waited) {
       if (ferry::callCanceled()) return true;
@@ -92,6 +98,10 @@ int main(int argc, char** argv) {
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
       }
+      auto served = ferry::Runtime::stats();
+      std::printf("served %lld %lld %lld\n", static_cast<long long>(served.duplicateRequests),
+                  static_cast<long long>(served.replyCacheEntries),
+                  static_cast<long long>(served.protocolErrors));
     }
     auto stats = ferry::Runtime::stats();
     std::printf("stats %lld %lld %lld\n", static_cast<long long>(stats.exportedObjects),

@@ -4,7 +4,17 @@
 #define BOOST_TEST_MODULE process
 #include <boost/test/unit_test.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include <sstream>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include "orpc.capnp.h"
 
 #include "child-process.h"
 #include "objref.h"
@@ -48,6 +58,10 @@ public:
     _child.closeInput();
     std::string line;
     while (_child.readLine(line, std::chrono::seconds(20))) {
+      if (line.rfind("served ", 0) == 0) {
+        int64_t duplicates = 0, entries = 0;
+        std::istringstream(line.substr(7)) >> duplicates >> entries >> protocolErrors;
+      }
       if (line.rfind("stats ", 0) == 0) break;
     }
     BOOST_CHECK_MESSAGE(line == "stats 0 0 0", "the peer ended with: " << line);
@@ -65,6 +79,7 @@ public:
 
   ObjRefBytes holder;
   ObjRefBytes probe;
+  int64_t protocolErrors = -1;  // what the peer counted, read by finish()
 
 private:
   static std::vector<std::string> withPath(std::vector<std::string> args) {
@@ -76,6 +91,51 @@ private:
 };
 
 bool startsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// An ORPC frame (core/schema/orpc.capnp) as bytes: header, then `message` in standard framing.
+std::vector<uint8_t> orpcFrame(uint8_t kind, uint8_t flags, uint64_t callId, uint64_t oxid,
+                               capnp::MessageBuilder* message) {
+  std::vector<uint8_t> frame = {'F', 'R', 'Y', '1', kind, flags, 0, 0};
+  for (uint64_t v : {callId, oxid}) {
+    for (int i = 0; i < 8; ++i) frame.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  if (message != nullptr) {
+    auto words = capnp::messageToFlatArray(*message);
+    auto bytes = words.asBytes();
+    frame.insert(frame.end(), bytes.begin(), bytes.end());
+  }
+  return frame;
+}
+
+// Sends `frame` to a peer's pipe endpoint on a connection of its own, as the pipe plugin frames
+// messages (4-byte little-endian length first); true if the peer then closed the connection
+// (within 5 s).
+bool peerClosesAfter(const detail::StringBindingData& pipe, const std::vector<uint8_t>& frame) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = pipe.address + "/" + pipe.endpoint;
+  BOOST_REQUIRE(path.size() < sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  BOOST_REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  std::vector<uint8_t> bytes(4);
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<uint8_t>(frame.size() >> (8 * i));
+  bytes.insert(bytes.end(), frame.begin(), frame.end());
+  BOOST_REQUIRE(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(bytes.size()));
+  bool closed = false;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!closed && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buffer[256];
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    closed = n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
+  }
+  close(fd);
+  return closed;
+}
 
 }  // namespace
 
@@ -150,6 +210,55 @@ BOOST_AUTO_TEST_CASE(callbacks_cross_both_ways_while_the_caller_waits) {
   // The peer's proxy to our callback was released: nothing of ours stays exported.
   BOOST_CHECK(eventually([&] { return exportedIn(client) == 0; }));
   peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counted) {
+  Peer peer;
+  detail::ObjRefData probeRef = detail::decodeObjRef(peer.probe);
+  std::optional<detail::StringBindingData> pipe;
+  for (const auto& b : probeRef.bindings) {
+    if (b.protseq == "pipe") pipe = b;
+  }
+  BOOST_REQUIRE(pipe.has_value());
+  uint64_t oxid = probeRef.oxid.value;
+
+  auto request = [&](uint64_t caller, unsigned acks) {
+    auto message = std::make_unique<capnp::MallocMessageBuilder>();
+    auto root = message->initRoot<wire::Request>();
+    root.initIpid().setHi(probeRef.ipid.hi);
+    root.getIpid().setLo(probeRef.ipid.lo);
+    root.setCaller(caller);
+    if (acks > 0) root.initAcknowledged(acks);
+    return message;
+  };
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> frame;
+  };
+  auto good = request(77, 0);
+  auto noCaller = request(0, 0);
+  auto tooManyAcks = request(77, 65);
+  std::vector<Case> cases = {
+      {"bad magic", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f[0] = 'X'; return f; }()},
+      {"the resent flag on a response", orpcFrame(2, 1, 9, 0, good.get())},
+      {"an unknown flag on a request", orpcFrame(1, 2, 9, oxid, good.get())},
+      {"a request without its caller", orpcFrame(1, 0, 9, oxid, noCaller.get())},
+      {"a request acknowledging 65 calls", orpcFrame(1, 0, 9, oxid, tooManyAcks.get())},
+      {"a cancel with a payload", orpcFrame(7, 0, 9, 0, good.get())},
+      {"an unknown kind", orpcFrame(99, 0, 9, 0, good.get())},
+      {"a truncated message", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f.resize(f.size() - 8); return f; }()},
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.what) { BOOST_CHECK(peerClosesAfter(*pipe, c.frame)); }
+  }
+  // The peer still serves everyone else.
+  {
+    auto mta = rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    BOOST_CHECK_EQUAL(probe->threadId(), static_cast<uint64_t>(peer.pid()));
+  }
+  peer.finish();
+  BOOST_CHECK_EQUAL(peer.protocolErrors, static_cast<int64_t>(cases.size()));
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_oxid_is_a_clear_error) {

@@ -43,6 +43,11 @@ public:
 
   uint64_t count() override { return ++counted; }
   uint64_t peek() override { return counted; }
+  uint64_t countSlowly(uint32_t millis) override {
+    uint64_t total = ++counted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+    return total;
+  }
 
   std::atomic<int> calls{0};
   std::atomic<uint64_t> counted{0};
@@ -103,6 +108,11 @@ public:
 
   uint64_t count() override { return ++_counted; }
   uint64_t peek() override { return _counted; }
+  uint64_t countSlowly(uint32_t millis) override {
+    uint64_t total = ++_counted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+    return total;
+  }
 
   void addConnection() override { _log->connects += 1; }
   void releaseConnection(bool lastReleaseCloses) override {

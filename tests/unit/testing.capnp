@@ -29,6 +29,10 @@ interface Probe {
 
   peek @7 () -> (total :UInt64) $Ferry.idempotent;
   # The counter, unchanged: running it twice does no harm.
+
+  countSlowly @8 (millis :UInt32) -> (total :UInt64);
+  # Adds one to the counter at once, then blocks for `millis` milliseconds and returns the
+  # counter as it was right after the addition (not idempotent).
 }
 
 interface Callback {

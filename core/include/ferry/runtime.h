@@ -89,6 +89,12 @@ struct RuntimeOptions {
   // Overrides the distance rule for every import of this process (e.g. "tcp"); "" = by distance:
   // same process → in-process, same host → pipe, other host → udp if loaded, else tcp.
   std::string preferredTransport;
+  // How long an exporter keeps the response of a completed call that its caller has not yet
+  // acknowledged, so that a copy of the request resent after a lost connection is answered from
+  // this cache instead of running again (core/schema/orpc.capnp). Longer than the transports'
+  // idle timeouts, or a caller may notice a lost connection after the response was forgotten
+  // (its call then fails with outcomeUnknown).
+  std::chrono::milliseconds replyRetention{60'000};
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
@@ -234,6 +240,9 @@ struct RuntimeStats {
   int64_t protocolErrors = 0;      // malformed or unexpected input dropped and counted
   int64_t onewayFailures = 0;      // oneway calls (releases included) that could not be delivered
   int64_t ioThreads = 0;           // transport I/O threads running
+  int64_t callsResent = 0;         // requests sent again after their connection was lost
+  int64_t duplicateRequests = 0;   // requests that arrived again and were not run again
+  int64_t replyCacheEntries = 0;   // calls the reply cache holds now (core/schema/orpc.capnp)
 };
 
 class Runtime {
