@@ -17,6 +17,23 @@
 
 namespace ferry::test {
 
+// Probe.waitForCancel: polls callCanceled() every millisecond for up to `maxMillis`.
+inline bool pollForCancel(uint32_t maxMillis) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMillis);
+  while (std::chrono::steady_clock::now() < end) {
+    if (callCanceled()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+// Probe.countSlowly: counts, then blocks for `millis`.
+inline uint64_t addThenSleep(std::atomic<uint64_t>& counter, uint32_t millis) {
+  uint64_t total = ++counter;
+  std::this_thread::sleep_for(std::chrono::milliseconds(millis));
+  return total;
+}
+
 class ProbeImpl final : public Implements<testing::iface::Probe> {
 public:
   uint64_t threadId() override {
@@ -32,22 +49,11 @@ public:
     calls.fetch_add(1);
     std::this_thread::sleep_for(std::chrono::milliseconds(millis));
   }
-  bool waitForCancel(uint32_t maxMillis) override {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMillis);
-    while (std::chrono::steady_clock::now() < end) {
-      if (callCanceled()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return false;
-  }
+  bool waitForCancel(uint32_t maxMillis) override { return pollForCancel(maxMillis); }
 
   uint64_t count() override { return ++counted; }
   uint64_t peek() override { return counted; }
-  uint64_t countSlowly(uint32_t millis) override {
-    uint64_t total = ++counted;
-    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
-    return total;
-  }
+  uint64_t countSlowly(uint32_t millis) override { return addThenSleep(counted, millis); }
 
   std::atomic<int> calls{0};
   std::atomic<uint64_t> counted{0};
@@ -97,22 +103,11 @@ public:
     std::this_thread::sleep_for(std::chrono::milliseconds(millis));
     _log->running -= 1;
   }
-  bool waitForCancel(uint32_t maxMillis) override {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMillis);
-    while (std::chrono::steady_clock::now() < end) {
-      if (callCanceled()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return false;
-  }
+  bool waitForCancel(uint32_t maxMillis) override { return pollForCancel(maxMillis); }
 
   uint64_t count() override { return ++_counted; }
   uint64_t peek() override { return _counted; }
-  uint64_t countSlowly(uint32_t millis) override {
-    uint64_t total = ++_counted;
-    std::this_thread::sleep_for(std::chrono::milliseconds(millis));
-    return total;
-  }
+  uint64_t countSlowly(uint32_t millis) override { return addThenSleep(_counted, millis); }
 
   void addConnection() override { _log->connects += 1; }
   void releaseConnection(bool lastReleaseCloses) override {
