@@ -671,9 +671,18 @@ std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConn
 
 void TransportHub::resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls,
                                const std::string& why) {
+  bool stopping;
+  {
+    std::shared_lock gate(_directGate);
+    stopping = !_directAllowed;  // stop() began: the instances are going, no new connections
+  }
   for (auto& [callId, entry] : calls) {
     auto* pending = dynamic_cast<PendingCall*>(entry.sink.get());
     if (pending != nullptr && pending->done()) continue;  // canceled or past its deadline
+    if (stopping) {
+      entry.sink->fail(Errc::outcomeUnknown, why + "; the runtime is shutting down");
+      continue;
+    }
     Connection* connection = connectionFor(entry.key, entry.binding);
     if (connection == nullptr) {
       entry.sink->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + entry.key);
