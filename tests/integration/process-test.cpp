@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counte
       {"a request acknowledging 65 calls", orpcFrame(1, 0, 9, oxid, tooManyAcks.get())},
       {"a cancel with a payload", orpcFrame(7, 0, 9, 0, good.get())},
       {"an unknown kind", orpcFrame(99, 0, 9, 0, good.get())},
-      {"a truncated message", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f.resize(f.size() - 8); return f; }()},
+      {"a truncated message", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f.erase(f.end() - 8, f.end()); return f; }()},
   };
   for (const Case& c : cases) {
     BOOST_TEST_CONTEXT(c.what) { BOOST_CHECK(peerClosesAfter(*pipe, c.frame)); }
