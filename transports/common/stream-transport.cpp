@@ -5,7 +5,6 @@
 #include <sys/uio.h>
 
 #include <cstring>
-#include <exception>
 #include <new>
 
 namespace ferry::transports {
@@ -22,39 +21,6 @@ struct WriteRequest {
   std::unique_ptr<uint8_t[]> bytes;
   ferry_conn_id conn = 0;
 };
-
-// Runs a libuv callback's body; nothing it throws goes back into libuv.
-template <typename Body>
-void guarded(const StreamTransport* transport, const char* where, Body&& body) noexcept {
-  try {
-    body();
-  } catch (const std::exception& e) {
-    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
-  } catch (...) {
-    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
-  }
-}
-
-// Runs a table function's body; what it throws becomes an error return.
-template <typename Body>
-int guardedCall(const StreamTransport* transport, const char* where, Body&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    transport->log(FERRY_LOG_ERROR, std::string(where) + ": out of memory");
-    return UV_ENOMEM;
-  } catch (const std::exception& e) {
-    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
-    return UV_EIO;
-  } catch (...) {
-    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
-    return UV_EIO;
-  }
-}
-
-StreamTransport* unwrap(ferry_transport* transport) noexcept {
-  return reinterpret_cast<StreamTransport*>(transport);
-}
 
 std::string describeConnection(ferry_conn_id id) {
   return "connection " + std::to_string(id);
@@ -622,54 +588,5 @@ void StreamTransport::onConnectionHandleClosed(uv_handle_t* handle) noexcept {
 void StreamTransport::onFinalClosed(uv_handle_t* handle) noexcept {
   static_cast<StreamTransport*>(handle->data)->handleClosed();
 }
-
-// --- The shared table functions. ---
-
-namespace streamabi {
-
-void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return;
-  guarded(self, "destroy", [&] { self->destroy(done, arg); });
-}
-
-int listen(ferry_transport* transport, const char* address, const char* endpoint,
-           char* endpointOut, size_t endpointCap) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "listen",
-                     [&] { return self->listen(address, endpoint, endpointOut, endpointCap); });
-}
-
-int connect(ferry_transport* transport, const char* address, const char* endpoint,
-            uint32_t timeoutMs, ferry_conn_id* connOut) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "connect",
-                     [&] { return self->connect(address, endpoint, timeoutMs, connOut); });
-}
-
-int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
-         size_t size) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "send", [&] { return self->send(conn, data, size); });
-}
-
-int sendAnyThread(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
-                  size_t size) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "send_any_thread",
-                     [&] { return self->sendAnyThread(conn, data, size); });
-}
-
-void close(ferry_transport* transport, ferry_conn_id conn) noexcept {
-  StreamTransport* self = unwrap(transport);
-  if (self == nullptr) return;
-  guarded(self, "close", [&] { self->close(conn); });
-}
-
-}  // namespace streamabi
 
 }  // namespace ferry::transports

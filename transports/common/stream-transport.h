@@ -3,8 +3,8 @@
 // timeout, the event rules of core/include/ferry/plugin/transport.h, and teardown.
 //
 // A plugin derives from StreamTransport, implements its few hooks (how to initialize a handle,
-// bind a listener, start a connect and describe a peer), and fills its ferry_transport_v1 table
-// with the functions of `streamabi` below plus its own create, check_binding and strerror.
+// bind a listener, start a connect and describe a peer), and takes its ferry_transport_v1 table
+// from streamTable() below, handing in its own check_binding.
 //
 // Event rules kept here, once for both plugins:
 //   - every event is raised from a libuv callback, never from a table function;
@@ -38,6 +38,7 @@
 
 #include <ferry/plugin/transport.h>
 
+#include "abi-glue.h"
 #include "framing.h"
 
 namespace ferry::transports {
@@ -125,7 +126,7 @@ public:
   StreamTransport(const StreamTransport&) = delete;
   StreamTransport& operator=(const StreamTransport&) = delete;
 
-  // The table functions, for the trampolines in `streamabi`. Each may throw (std::bad_alloc);
+  // The table functions, for the trampolines of StreamAbi. Each may throw (std::bad_alloc);
   // the trampolines turn that into an error.
   // TODO(security): a peer that never reads makes send() queue without bound; the ABI has no
   // way yet to tell the host to slow down.
@@ -252,20 +253,40 @@ int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
                    const ferry_transport_events_v1* events, ferry_transport** out) noexcept;
 
 // The table functions shared by both plugins: they unwrap the instance and catch everything.
-namespace streamabi {
-void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept;
-int listen(ferry_transport* transport, const char* address, const char* endpoint,
-           char* endpointOut, size_t endpointCap) noexcept;
-int connect(ferry_transport* transport, const char* address, const char* endpoint,
-            uint32_t timeoutMs, ferry_conn_id* connOut) noexcept;
-int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size) noexcept;
-int sendAnyThread(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
-                  size_t size) noexcept;
-void close(ferry_transport* transport, ferry_conn_id conn) noexcept;
+using StreamAbi = AbiGlue<StreamTransport>;
 
-inline ferry_transport* wrap(StreamTransport* transport) noexcept {
-  return reinterpret_cast<ferry_transport*>(transport);
+// The create() of a stream plugin: a `Plugin` (derived from StreamTransport) constructed from
+// the host, the loop and the events once validateCreate has accepted them.
+template <typename Plugin>
+int createStream(const ferry_host_v1* host, uv_loop_t* loop,
+                 const ferry_transport_events_v1* events, ferry_transport** out) noexcept {
+  int err = validateCreate(host, loop, events, out);
+  if (err != 0) return err;
+  try {
+    *out = StreamAbi::wrap(new Plugin(host, loop, *events));
+    return 0;
+  } catch (...) {
+    return UV_ENOMEM;
+  }
 }
-}  // namespace streamabi
+
+// The ferry_transport_v1 table of a stream plugin: all shared but create and check_binding.
+constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) create,
+                                         decltype(ferry_transport_v1::check_binding) checkBinding) {
+  return {
+      .struct_size = sizeof(ferry_transport_v1),
+      .abi_version = FERRY_PLUGIN_ABI_VERSION,
+      .max_message_size = kMaxMessageSize,
+      .create = create,
+      .destroy = &StreamAbi::destroy,
+      .listen = &StreamAbi::listen,
+      .connect = &StreamAbi::connect,
+      .send = &StreamAbi::send,
+      .close = &StreamAbi::close,
+      .check_binding = checkBinding,
+      .strerror = &transportStrerror,
+      .send_any_thread = &StreamAbi::sendAnyThread,
+  };
+}
 
 }  // namespace ferry::transports

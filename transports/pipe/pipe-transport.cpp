@@ -239,18 +239,6 @@ private:
   }
 };
 
-int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1* events,
-           ferry_transport** out) noexcept {
-  int err = validateCreate(host, loop, events, out);
-  if (err != 0) return err;
-  try {
-    *out = streamabi::wrap(new PipeTransport(host, loop, *events));
-    return 0;
-  } catch (...) {
-    return UV_ENOMEM;
-  }
-}
-
 int checkBinding(const char* address, const char* endpoint) noexcept {
   try {
     SocketPath socket;
@@ -261,20 +249,7 @@ int checkBinding(const char* address, const char* endpoint) noexcept {
   }
 }
 
-const ferry_transport_v1 kTable = {
-    .struct_size = sizeof(ferry_transport_v1),
-    .abi_version = FERRY_PLUGIN_ABI_VERSION,
-    .max_message_size = kMaxMessageSize,
-    .create = &create,
-    .destroy = &streamabi::destroy,
-    .listen = &streamabi::listen,
-    .connect = &streamabi::connect,
-    .send = &streamabi::send,
-    .close = &streamabi::close,
-    .check_binding = &checkBinding,
-    .strerror = &transportStrerror,
-    .send_any_thread = &streamabi::sendAnyThread,
-};
+constexpr ferry_transport_v1 kTable = streamTable(&createStream<PipeTransport>, &checkBinding);
 
 const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),

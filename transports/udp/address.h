@@ -1,6 +1,6 @@
-// Socket addresses for the udp plugin: bindings as the ABI hands them in (a numeric IPv4/IPv6
-// address and a decimal port, like tcp), their printable form, comparison, the prefix a rate
-// limit keys on, and what the local route lets a datagram be.
+// Socket addresses for the udp plugin: comparison, the prefix a rate limit keys on, and what
+// the local route lets a datagram be. Bindings as the ABI hands them in (a numeric IPv4/IPv6
+// address and a decimal port) and their printable form are tcp's: inet-binding.h, included here.
 #pragma once
 
 #include <netinet/in.h>
@@ -10,16 +10,11 @@
 #include <cstdint>
 #include <string>
 
+#include "inet-binding.h"
+
 namespace ferry::transports::udp {
 
-// Parses a binding into a socket address: 0, or UV_EINVAL with the reason in `why`. Listening
-// also takes the endpoints "" and "0" (any free port).
-int parseBinding(const char* address, const char* endpoint, bool forListen,
-                 sockaddr_storage& out, std::string& why);
-
-// "1.2.3.4:port" or "[::1]:port".
-std::string formatAddress(const sockaddr_storage& address);
-uint16_t portOf(const sockaddr_storage& address) noexcept;
+// The size of the sockaddr_in or sockaddr_in6 in `address`.
 socklen_t addressLength(const sockaddr_storage& address) noexcept;
 
 // Same family, address and port.

@@ -424,33 +424,36 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
       newest = std::max(newest, packet.timeSent);
     }
     for (const SentFrame& frame : packet.frames) {
-      switch (frame.kind) {
-        case SentFrame::Kind::data:
-          if (_outbox) _outbox->onLost(frame.msgId, frame.offset, frame.length);
-          _env.counters().bytes_retransmitted += frame.length;
-          break;
-        case SentFrame::Kind::credit:
-          if (_inbox) _inbox->markCreditDue(frame.msgId);
-          break;
-        case SentFrame::Kind::sessionCredit:
-          _sessionCreditDue = true;
-          break;
-        case SentFrame::Kind::hello:
-          if (_state == State::connecting) _helloDue = true;
-          break;
-        case SentFrame::Kind::handshake:
-          if (_state == State::halfOpen) _handshakeDue = true;
-          break;
-        case SentFrame::Kind::ping:
-          break;
-        case SentFrame::Kind::pmtuProbe:
-          probeFailed(frame.length, now);
-          break;
-      }
+      sendAgain(frame);
+      if (frame.kind == SentFrame::Kind::data) _env.counters().bytes_retransmitted += frame.length;
+      if (frame.kind == SentFrame::Kind::pmtuProbe) probeFailed(frame.length, now);
     }
   }
   if (bytes > 0) _config.controller->onLost(bytes, newest, now);
   checkBlackHole(now);
+}
+
+void Session::sendAgain(const SentFrame& frame) {
+  switch (frame.kind) {
+    case SentFrame::Kind::data:
+      if (_outbox) _outbox->onLost(frame.msgId, frame.offset, frame.length);
+      break;
+    case SentFrame::Kind::credit:
+      if (_inbox) _inbox->markCreditDue(frame.msgId);
+      break;
+    case SentFrame::Kind::sessionCredit:
+      _sessionCreditDue = true;
+      break;
+    case SentFrame::Kind::hello:
+      if (_state == State::connecting) _helloDue = true;
+      break;
+    case SentFrame::Kind::handshake:
+      if (_state == State::halfOpen) _handshakeDue = true;
+      break;
+    case SentFrame::Kind::ping:
+    case SentFrame::Kind::pmtuProbe:
+      break;
+  }
 }
 
 void Session::onLossTimer(uint64_t now) {
@@ -463,28 +466,7 @@ void Session::onLossTimer(uint64_t now) {
   const SentPacket* oldest = _recovery.oldestOutstanding();
   if (oldest != nullptr) {
     // The probe repeats what the oldest packet carried (RFC 9002 §6.2.4), under a new number.
-    for (const SentFrame& frame : oldest->frames) {
-      switch (frame.kind) {
-        case SentFrame::Kind::data:
-          if (_outbox) _outbox->onLost(frame.msgId, frame.offset, frame.length);
-          break;
-        case SentFrame::Kind::credit:
-          if (_inbox) _inbox->markCreditDue(frame.msgId);
-          break;
-        case SentFrame::Kind::sessionCredit:
-          _sessionCreditDue = true;
-          break;
-        case SentFrame::Kind::hello:
-          if (_state == State::connecting) _helloDue = true;
-          break;
-        case SentFrame::Kind::handshake:
-          if (_state == State::halfOpen) _handshakeDue = true;
-          break;
-        case SentFrame::Kind::ping:
-        case SentFrame::Kind::pmtuProbe:
-          break;
-      }
-    }
+    for (const SentFrame& frame : oldest->frames) sendAgain(frame);
   }
   _probesDue = _state == State::open ? 2 : 1;
 }

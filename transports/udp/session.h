@@ -181,6 +181,9 @@ private:
   bool handleAck(const AckFrame& ack, uint64_t now);
   void handleLost(std::vector<SentPacket>& lost, uint64_t now);
   void onLossTimer(uint64_t now);
+  // Marks what a sent frame carried as due again: for a lost packet, and for a PTO probe (which
+  // repeats the oldest packet). Pings and PMTU probes are not repeated.
+  void sendAgain(const SentFrame& frame);
   void onViolation(const char* what);
   void deliverReady();
 

@@ -33,6 +33,7 @@
 
 #include <ferry/plugin/transport.h>
 
+#include "abi-glue.h"
 #include "address.h"
 #include "cookie.h"
 #include "fault.h"
@@ -99,9 +100,6 @@ struct Deferred {
   int status;
 };
 
-template <typename Body>
-void guarded(UdpTransport* self, const char* where, Body&& body) noexcept;
-
 class UdpTransport final : public SessionEnv {
 public:
   UdpTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events,
@@ -131,7 +129,8 @@ public:
   void wantFlush(Session& session) override { markDirty(session); }
   ferry_udp_counters_v1& counters() override { return _counters; }
   MemoryBudget& budget() override { return _budget; }
-  void log(int level, const std::string& message) override { logLine(level, message); }
+  // Also what the guards of abi-glue.h log through.
+  void log(int level, const std::string& message) noexcept override { logLine(level, message); }
 
 private:
   // Sockets.
@@ -248,17 +247,6 @@ private:
   mutable uint64_t _debugWindowStart = 0;
   mutable uint64_t _debugLines = 0;
 };
-
-template <typename Body>
-void guarded(UdpTransport* self, const char* where, Body&& body) noexcept {
-  try {
-    body();
-  } catch (const std::exception& e) {
-    self->logLine(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
-  } catch (...) {
-    self->logLine(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
-  }
-}
 
 // --- Life. ---
 
@@ -1302,26 +1290,8 @@ int UdpTransport::setFault(const char* spec) {
 
 // --- The ABI. ---
 
-UdpTransport* unwrap(ferry_transport* transport) noexcept {
-  return reinterpret_cast<UdpTransport*>(transport);
-}
-
-// Runs a table function's body; what it throws becomes an error return.
-template <typename Body>
-int guardedCall(UdpTransport* self, const char* where, Body&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    self->logLine(FERRY_LOG_ERROR, std::string(where) + ": out of memory");
-    return UV_ENOMEM;
-  } catch (const std::exception& e) {
-    self->logLine(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
-    return UV_EIO;
-  } catch (...) {
-    self->logLine(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
-    return UV_EIO;
-  }
-}
+// The table functions that only forward to the instance.
+using UdpAbi = AbiGlue<UdpTransport>;
 
 void logProblems(const ferry_host_v1* host, const char* variable,
                  const std::vector<std::string>& problems) {
@@ -1351,7 +1321,7 @@ int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_eve
       transport->logLine(FERRY_LOG_WARN, std::string("fault injection is on: FERRY_UDP_FAULT=") +
                                              std::getenv("FERRY_UDP_FAULT"));
     }
-    *out = reinterpret_cast<ferry_transport*>(transport.release());
+    *out = UdpAbi::wrap(transport.release());
     return 0;
   } catch (const std::bad_alloc&) {
     return UV_ENOMEM;
@@ -1360,62 +1330,17 @@ int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_eve
   }
 }
 
-void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept {
-  UdpTransport* self = unwrap(transport);
-  if (self == nullptr) return;
-  guarded(self, "destroy", [&] { self->destroy(done, arg); });
-}
-
-int listen(ferry_transport* transport, const char* address, const char* endpoint,
-           char* endpointOut, size_t endpointCap) noexcept {
-  UdpTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "listen",
-                     [&] { return self->listen(address, endpoint, endpointOut, endpointCap); });
-}
-
-int connect(ferry_transport* transport, const char* address, const char* endpoint,
-            uint32_t timeoutMs, ferry_conn_id* out) noexcept {
-  UdpTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "connect",
-                     [&] { return self->connect(address, endpoint, timeoutMs, out); });
-}
-
-int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
-         size_t size) noexcept {
-  UdpTransport* self = unwrap(transport);
-  if (self == nullptr) return UV_EINVAL;
-  return guardedCall(self, "send", [&] { return self->send(conn, data, size); });
-}
-
-void close(ferry_transport* transport, ferry_conn_id conn) noexcept {
-  UdpTransport* self = unwrap(transport);
-  if (self == nullptr) return;
-  guarded(self, "close", [&] { self->close(conn); });
-}
-
-int checkBinding(const char* address, const char* endpoint) noexcept {
-  try {
-    sockaddr_storage peer;
-    std::string why;
-    return parseBinding(address, endpoint, false, peer, why);
-  } catch (...) {
-    return UV_ENOMEM;
-  }
-}
-
 const ferry_transport_v1 kTable = {
     .struct_size = sizeof(ferry_transport_v1),
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
     .max_message_size = kMaxMessageSize,
     .create = &create,
-    .destroy = &destroy,
-    .listen = &listen,
-    .connect = &connect,
-    .send = &send,
-    .close = &close,
-    .check_binding = &checkBinding,
+    .destroy = &UdpAbi::destroy,
+    .listen = &UdpAbi::listen,
+    .connect = &UdpAbi::connect,
+    .send = &UdpAbi::send,
+    .close = &UdpAbi::close,
+    .check_binding = &checkInetBinding,
     .strerror = &transportStrerror,
     // Not offered: a session's state belongs to the loop thread (see PROTOCOL.md, "Threads").
     .send_any_thread = nullptr,
@@ -1441,9 +1366,10 @@ FERRY_PLUGIN_EXPORT const ferry_plugin_v1* ferry_plugin_entry_v1(const ferry_hos
 
 FERRY_PLUGIN_EXPORT int ferry_udp_test_counters_v1(ferry_transport* transport,
                                                    ferry_udp_counters_v1* out) {
+  using namespace ferry::transports;
   using namespace ferry::transports::udp;
   if (transport == nullptr || out == nullptr || out->struct_size < 8) return UV_EINVAL;
-  UdpTransport* self = unwrap(transport);
+  UdpTransport* self = UdpAbi::unwrap(transport);
   return guardedCall(self, "counters", [&] {
     self->fillCounters(*out);
     return 0;
@@ -1451,8 +1377,9 @@ FERRY_PLUGIN_EXPORT int ferry_udp_test_counters_v1(ferry_transport* transport,
 }
 
 FERRY_PLUGIN_EXPORT int ferry_udp_test_set_fault_v1(ferry_transport* transport, const char* spec) {
+  using namespace ferry::transports;
   using namespace ferry::transports::udp;
   if (transport == nullptr) return UV_EINVAL;
-  UdpTransport* self = unwrap(transport);
+  UdpTransport* self = UdpAbi::unwrap(transport);
   return guardedCall(self, "set fault", [&] { return self->setFault(spec != nullptr ? spec : ""); });
 }

@@ -1,0 +1,113 @@
+// The C ABI side of a transport plugin, once for all of them: the ferry_transport_v1 table
+// functions that only forward to the instance, and the guards that keep C++ exceptions from
+// crossing into the host or into libuv. Each plugin keeps its own create, check_binding and
+// strerror, and fills its table with the functions of AbiGlue<its transport class>.
+//
+// `Transport` is the plugin's instance class; the handle the host holds is a pointer to it
+// (wrap/unwrap). It must offer
+//   void log(int level, const std::string& message)   one line through the host; never throws
+// and, for each table function the plugin takes from AbiGlue, the member of that name (destroy,
+// listen, connect, send, sendAnyThread, close) with the table function's arguments. A member may
+// throw: the guards log what it threw, and a function that returns an error returns UV_ENOMEM
+// for std::bad_alloc and UV_EIO for anything else.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <string>
+
+#include <uv.h>
+
+#include <ferry/plugin/transport.h>
+
+namespace ferry::transports {
+
+// Runs a libuv callback's body; nothing it throws goes back into libuv.
+template <typename Transport, typename Body>
+void guarded(Transport* transport, const char* where, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
+  } catch (...) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
+  }
+}
+
+// Runs a table function's body; what it throws becomes an error return.
+template <typename Transport, typename Body>
+int guardedCall(Transport* transport, const char* where, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": out of memory");
+    return UV_ENOMEM;
+  } catch (const std::exception& e) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": " + e.what());
+    return UV_EIO;
+  } catch (...) {
+    transport->log(FERRY_LOG_ERROR, std::string(where) + ": unknown exception");
+    return UV_EIO;
+  }
+}
+
+// The table functions that forward to a `Transport`. A null handle is refused with UV_EINVAL
+// (or ignored, where the function returns nothing).
+template <typename Transport>
+struct AbiGlue {
+  static ferry_transport* wrap(Transport* transport) noexcept {
+    return reinterpret_cast<ferry_transport*>(transport);
+  }
+
+  static Transport* unwrap(ferry_transport* transport) noexcept {
+    return reinterpret_cast<Transport*>(transport);
+  }
+
+  static void destroy(ferry_transport* transport, void (*done)(void* arg), void* arg) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return;
+    guarded(self, "destroy", [&] { self->destroy(done, arg); });
+  }
+
+  static int listen(ferry_transport* transport, const char* address, const char* endpoint,
+                    char* endpointOut, size_t endpointCap) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "listen",
+                       [&] { return self->listen(address, endpoint, endpointOut, endpointCap); });
+  }
+
+  static int connect(ferry_transport* transport, const char* address, const char* endpoint,
+                     uint32_t timeoutMs, ferry_conn_id* connOut) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "connect",
+                       [&] { return self->connect(address, endpoint, timeoutMs, connOut); });
+  }
+
+  static int send(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                  size_t size) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "send", [&] { return self->send(conn, data, size); });
+  }
+
+  // Instantiated only for a plugin that offers send_any_thread.
+  static int sendAnyThread(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                           size_t size) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "send_any_thread",
+                       [&] { return self->sendAnyThread(conn, data, size); });
+  }
+
+  static void close(ferry_transport* transport, ferry_conn_id conn) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return;
+    guarded(self, "close", [&] { self->close(conn); });
+  }
+};
+
+}  // namespace ferry::transports
