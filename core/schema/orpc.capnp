@@ -96,9 +96,10 @@ struct Request {
   # caller. 0 in process.
 
   acknowledged @9 :List(UInt64);
-  # Call ids of this caller whose responses it has received since its previous request on this
-  # connection: the exporter forgets their reply cache entries. At most 64 (more is a protocol
-  # error); ids the exporter does not hold are ignored.
+  # Call ids of this caller whose responses it has received on this connection and not yet
+  # acknowledged: the exporter forgets their reply cache entries. At most 64 (more is a protocol
+  # error); a caller with more sends the rest in its following requests (so a burst of N calls is
+  # acknowledged by the next N/64 requests). Ids the exporter does not hold are ignored.
 }
 
 struct Response {

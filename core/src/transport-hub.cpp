@@ -48,10 +48,13 @@ constexpr int kMaxResends = 2;
 // The reply cache's bounds (core/schema/orpc.capnp).
 constexpr size_t kMaxServedCalls = 262144;
 constexpr size_t kMaxReplyCacheBytes = 64u * 1024 * 1024;
-// Request.acknowledged holds at most this many ids; a caller keeps at most kMaxAcksKept per
-// connection (older ones are left to expire).
+// Request.acknowledged holds at most this many ids; the rest wait for the following requests.
+// A caller keeps at most kMaxAcksKept per connection (beyond, the exporter's entries are left to
+// expire), so a burst of up to that many calls is acknowledged in full by the calls that follow
+// it, and bursts do not fill the exporter's cache for replyRetention (8 bytes per id: at most
+// 512 KiB per connection).
 constexpr size_t kMaxAcksPerRequest = 64;
-constexpr size_t kMaxAcksKept = 1024;
+constexpr size_t kMaxAcksKept = 65536;
 
 void putLe64(uint8_t* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));

@@ -59,8 +59,8 @@ public:
     std::string line;
     while (_child.readLine(line, std::chrono::seconds(20))) {
       if (line.rfind("served ", 0) == 0) {
-        int64_t duplicates = 0, entries = 0;
-        std::istringstream(line.substr(7)) >> duplicates >> entries >> protocolErrors;
+        int64_t duplicates = 0;
+        std::istringstream(line.substr(7)) >> duplicates >> replyCacheEntries >> protocolErrors;
       }
       if (line.rfind("stats ", 0) == 0) break;
     }
@@ -79,7 +79,9 @@ public:
 
   ObjRefBytes holder;
   ObjRefBytes probe;
-  int64_t protocolErrors = -1;  // what the peer counted, read by finish()
+  // What the peer counted, read by finish().
+  int64_t replyCacheEntries = -1;
+  int64_t protocolErrors = -1;
 
 private:
   static std::vector<std::string> withPath(std::vector<std::string> args) {
@@ -259,6 +261,25 @@ BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counte
   }
   peer.finish();
   BOOST_CHECK_EQUAL(peer.protocolErrors, static_cast<int64_t>(cases.size()));
+}
+
+BOOST_AUTO_TEST_CASE(a_burst_of_calls_is_acknowledged_by_the_calls_that_follow_it) {
+  Peer peer;
+  {
+    auto mta = rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    // 3000 calls in flight at once: their responses come before any further request.
+    std::vector<Future<uint64_t>> burst;
+    for (int i = 0; i < 3000; ++i) burst.push_back(probe->threadIdAsync());
+    for (auto& f : burst) BOOST_REQUIRE_EQUAL(f.get(), static_cast<uint64_t>(peer.pid()));
+    // Each later request acknowledges up to 64 of them: 60 requests carry them all.
+    for (int i = 0; i < 60; ++i) probe->threadId();
+    // What the peer holds for us is the last call (nobody acknowledged it yet); before the
+    // caller kept its whole backlog, ~2000 of the burst stayed for replyRetention.
+    peer.finish();
+  }
+  BOOST_CHECK_GE(peer.replyCacheEntries, 1);
+  BOOST_CHECK_LE(peer.replyCacheEntries, 2);
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_oxid_is_a_clear_error) {
