@@ -56,8 +56,9 @@
 # request), when the connection closes cleanly (the caller went away; a call still running is
 # canceled), or `RuntimeOptions::replyRetention` (default 60 s, longer than a udp idle timeout)
 # after the call completed. A connection that is *lost* (closed with an error) leaves its entries
-# and lets their calls finish, so a resent copy finds them. The cache holds at most 262144 entries
-# (a request beyond is answered `retryLater` without running) and 64 MiB of responses (a larger
+# and lets their calls finish, so a resent copy finds them. The cache holds at most 262144 entries,
+# and at most `RuntimeOptions::replyCachePerCaller` (default 65536) of one caller (a request
+# beyond either bound is answered `retryLater` without running), and 64 MiB of responses (a larger
 # response is sent but not kept).
 @0xb34fe436a4584f51;
 

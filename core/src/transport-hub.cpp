@@ -232,6 +232,7 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_timer_init(&_loop, &_expiry));
   _expiry.data = this;
   _replyRetention = options.replyRetention;
+  _replyCachePerCaller = options.replyCachePerCaller;
   FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
     static_cast<TransportHub*>(t->data)->expireServed();
   }, 1000, 1000));
@@ -870,6 +871,10 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
                            " may have run: the exporter no longer remembers its response");
       } else if (_servedCount >= kMaxServedCalls) {
         refuse.emplace(Errc::retryLater, "the exporter's reply cache is full");
+      } else if (caller.calls.size() >= _replyCachePerCaller) {
+        refuse.emplace(Errc::retryLater,
+                       "the exporter holds " + std::to_string(caller.calls.size()) +
+                           " calls of this caller (running, or answered and not acknowledged)");
       } else {
         canceled = std::make_shared<std::atomic<bool>>(false);
         ServedCall served;

@@ -217,6 +217,7 @@ private:
   size_t _replyBytes = 0;                         // guarded by _callsMutex
   uv_timer_t _expiry{};
   std::chrono::milliseconds _replyRetention{60'000};
+  size_t _replyCachePerCaller = 65536;
 
   // Call ids whose responses came on an outbound connection, for the next request's
   // Request.acknowledged (guarded by _callsMutex).

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <map>
 #include <sstream>
 
 #include <capnp/message.h>
@@ -109,35 +110,107 @@ std::vector<uint8_t> orpcFrame(uint8_t kind, uint8_t flags, uint64_t callId, uin
   return frame;
 }
 
-// Sends `frame` to a peer's pipe endpoint on a connection of its own, as the pipe plugin frames
-// messages (4-byte little-endian length first); true if the peer then closed the connection
-// (within 5 s).
-bool peerClosesAfter(const detail::StringBindingData& pipe, const std::vector<uint8_t>& frame) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(fd >= 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string path = pipe.address + "/" + pipe.endpoint;
-  BOOST_REQUIRE(path.size() < sizeof addr.sun_path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
-  BOOST_REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  std::vector<uint8_t> bytes(4);
-  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<uint8_t>(frame.size() >> (8 * i));
-  bytes.insert(bytes.end(), frame.begin(), frame.end());
-  BOOST_REQUIRE(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-                static_cast<ssize_t>(bytes.size()));
-  bool closed = false;
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!closed && std::chrono::steady_clock::now() < end) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char buffer[256];
-    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
-    closed = n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
+// A connection of the test's own to a peer's pipe endpoint, speaking raw frames as the pipe
+// plugin frames messages (4-byte little-endian length first).
+class RawConnection {
+public:
+  explicit RawConnection(const detail::StringBindingData& pipe)
+      : _fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    BOOST_REQUIRE(_fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = pipe.address + "/" + pipe.endpoint;
+    BOOST_REQUIRE(path.size() < sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    BOOST_REQUIRE(connect(_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   }
-  close(fd);
-  return closed;
-}
+  RawConnection(const RawConnection&) = delete;
+  ~RawConnection() { close(_fd); }
+
+  void send(const std::vector<uint8_t>& frame) {
+    std::vector<uint8_t> bytes(4);
+    for (int i = 0; i < 4; ++i) bytes[i] = static_cast<uint8_t>(frame.size() >> (8 * i));
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+    BOOST_REQUIRE(::send(_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+                  static_cast<ssize_t>(bytes.size()));
+  }
+
+  // True if the peer closes the connection within 5 s (what it sends meanwhile is ignored).
+  bool closedByPeer() {
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{_fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buffer[256];
+      ssize_t n = recv(_fd, buffer, sizeof buffer, 0);
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
+    }
+    return false;
+  }
+
+  // The next `count` response frames (within 10 s), as call id -> error code (0: ok).
+  std::map<uint64_t, uint16_t> responses(size_t count) {
+    std::map<uint64_t, uint16_t> codes;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (codes.size() < count && std::chrono::steady_clock::now() < end) {
+      if (_buffer.size() >= 4) {
+        size_t length = 0;
+        for (int i = 0; i < 4; ++i) length |= size_t{_buffer[i]} << (8 * i);
+        if (_buffer.size() >= 4 + length) {
+          std::vector<uint8_t> frame(_buffer.begin() + 4, _buffer.begin() + 4 + length);
+          _buffer.erase(_buffer.begin(), _buffer.begin() + 4 + length);
+          BOOST_REQUIRE(frame.size() >= 24 && frame[4] == 2);  // a response
+          uint64_t callId = 0;
+          for (int i = 0; i < 8; ++i) callId |= uint64_t{frame[8 + i]} << (8 * i);
+          auto words = kj::heapArray<capnp::word>((frame.size() - 24) / sizeof(capnp::word));
+          std::memcpy(words.begin(), frame.data() + 24, words.size() * sizeof(capnp::word));
+          capnp::FlatArrayMessageReader reader(words);
+          auto response = reader.getRoot<wire::Response>();
+          codes[callId] = response.isError() ? response.getError().getCode() : 0;
+          continue;
+        }
+      }
+      pollfd p{_fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      uint8_t chunk[4096];
+      ssize_t n = recv(_fd, chunk, sizeof chunk, 0);
+      BOOST_REQUIRE_MESSAGE(n > 0 || (n < 0 && errno == EINTR), "the peer closed the connection");
+      if (n > 0) _buffer.insert(_buffer.end(), chunk, chunk + n);
+    }
+    return codes;
+  }
+
+private:
+  int _fd;
+  std::vector<uint8_t> _buffer;
+};
+
+// The peer's Probe as raw frames see it: its pipe binding, OXID and IPID.
+struct RawTarget {
+  explicit RawTarget(const ObjRefBytes& objref) : ref(detail::decodeObjRef(objref)) {
+    for (const auto& b : ref.bindings) {
+      if (b.protseq == "pipe") pipe = b;
+    }
+    BOOST_REQUIRE(pipe.has_value());
+  }
+
+  // A request to the Probe from `caller`, acknowledging `acks` (ids 1, 2, ...).
+  std::unique_ptr<capnp::MallocMessageBuilder> request(uint64_t caller, unsigned acks) const {
+    auto message = std::make_unique<capnp::MallocMessageBuilder>();
+    auto root = message->initRoot<wire::Request>();
+    root.initIpid().setHi(ref.ipid.hi);
+    root.getIpid().setLo(ref.ipid.lo);
+    root.setCaller(caller);
+    if (acks > 0) {
+      auto list = root.initAcknowledged(acks);
+      for (unsigned i = 0; i < acks; ++i) list.set(i, i + 1);
+    }
+    return message;
+  }
+
+  detail::ObjRefData ref;
+  std::optional<detail::StringBindingData> pipe;
+};
 
 }  // namespace
 
@@ -216,23 +289,9 @@ BOOST_AUTO_TEST_CASE(callbacks_cross_both_ways_while_the_caller_waits) {
 
 BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counted) {
   Peer peer;
-  detail::ObjRefData probeRef = detail::decodeObjRef(peer.probe);
-  std::optional<detail::StringBindingData> pipe;
-  for (const auto& b : probeRef.bindings) {
-    if (b.protseq == "pipe") pipe = b;
-  }
-  BOOST_REQUIRE(pipe.has_value());
-  uint64_t oxid = probeRef.oxid.value;
-
-  auto request = [&](uint64_t caller, unsigned acks) {
-    auto message = std::make_unique<capnp::MallocMessageBuilder>();
-    auto root = message->initRoot<wire::Request>();
-    root.initIpid().setHi(probeRef.ipid.hi);
-    root.getIpid().setLo(probeRef.ipid.lo);
-    root.setCaller(caller);
-    if (acks > 0) root.initAcknowledged(acks);
-    return message;
-  };
+  RawTarget target(peer.probe);
+  uint64_t oxid = target.ref.oxid.value;
+  auto request = [&](uint64_t caller, unsigned acks) { return target.request(caller, acks); };
   struct Case {
     const char* what;
     std::vector<uint8_t> frame;
@@ -251,7 +310,11 @@ BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counte
       {"a truncated message", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f.erase(f.end() - 8, f.end()); return f; }()},
   };
   for (const Case& c : cases) {
-    BOOST_TEST_CONTEXT(c.what) { BOOST_CHECK(peerClosesAfter(*pipe, c.frame)); }
+    BOOST_TEST_CONTEXT(c.what) {
+      RawConnection connection(*target.pipe);
+      connection.send(c.frame);
+      BOOST_CHECK(connection.closedByPeer());
+    }
   }
   // The peer still serves everyone else.
   {
@@ -280,6 +343,35 @@ BOOST_AUTO_TEST_CASE(a_burst_of_calls_is_acknowledged_by_the_calls_that_follow_i
   }
   BOOST_CHECK_GE(peer.replyCacheEntries, 1);
   BOOST_CHECK_LE(peer.replyCacheEntries, 2);
+}
+
+BOOST_AUTO_TEST_CASE(one_caller_that_does_not_acknowledge_cannot_fill_the_reply_cache) {
+  Peer peer({"--reply-cache-per-caller", "16"});
+  RawTarget target(peer.probe);
+  uint64_t oxid = target.ref.oxid.value;
+  const auto retryLater = static_cast<uint16_t>(Errc::retryLater);
+  RawConnection greedy(*target.pipe);
+  for (uint64_t id = 1; id <= 20; ++id) {
+    greedy.send(orpcFrame(1, 0, id, oxid, target.request(77, 0).get()));
+  }
+  auto codes = greedy.responses(20);
+  BOOST_REQUIRE_EQUAL(codes.size(), 20u);
+  // Sixteen entries are the caller's share: the first sixteen calls were served (whatever they
+  // answered), the rest refused without running.
+  for (uint64_t id = 1; id <= 16; ++id) BOOST_CHECK_NE(codes[id], retryLater);
+  for (uint64_t id = 17; id <= 20; ++id) BOOST_CHECK_EQUAL(codes[id], retryLater);
+  // Another caller is served meanwhile.
+  RawConnection other(*target.pipe);
+  other.send(orpcFrame(1, 0, 1, oxid, target.request(78, 0).get()));
+  auto otherCodes = other.responses(1);
+  BOOST_REQUIRE_EQUAL(otherCodes.count(1), 1u);
+  BOOST_CHECK_NE(otherCodes[1], retryLater);
+  // Acknowledging its sixteen responses gives the first caller room again.
+  greedy.send(orpcFrame(1, 0, 21, oxid, target.request(77, 16).get()));
+  auto after = greedy.responses(1);
+  BOOST_REQUIRE_EQUAL(after.count(21), 1u);
+  BOOST_CHECK_NE(after[21], retryLater);
+  peer.finish();
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_oxid_is_a_clear_error) {

@@ -95,6 +95,11 @@ struct RuntimeOptions {
   // idle timeouts, or a caller may notice a lost connection after the response was forgotten
   // (its call then fails with outcomeUnknown).
   std::chrono::milliseconds replyRetention{60'000};
+  // The most reply cache entries one caller may hold in this exporter: its running calls and
+  // the answered ones it has not acknowledged. A request beyond is answered retryLater without
+  // running, so one caller that never acknowledges cannot fill the cache (262144 entries for the
+  // process) for the others. A caller acknowledges up to 65536 responses per connection.
+  size_t replyCachePerCaller = 65536;
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
