@@ -231,14 +231,10 @@ void TransportHub::start(const RuntimeOptions& options) {
   _async.data = this;
   FERRY_UV(uv_timer_init(&_loop, &_expiry));
   _expiry.data = this;
-  _replyRetention = options.replyRetention;
-  _replyCachePerCaller = options.replyCachePerCaller;
   FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
     static_cast<TransportHub*>(t->data)->expireServed();
   }, 1000, 1000));
   _started = true;
-  // Read by the loop thread: set before it starts.
-  _acceptRegistrations = options.acceptRegistrations;
 
   // Instances are created and listen on the loop thread; start() waits for the bindings.
   std::mutex readyMutex;
@@ -780,7 +776,7 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
     }
     case kRegister:
     case kUnregister:
-      if (!_acceptRegistrations || instance.name != "pipe") {
+      if (!_runtime.options.acceptRegistrations || instance.name != "pipe") {
         return protocolError(instance, conn, "registrations are only taken by ferryd, over the pipe");
       }
       return acceptRegistration(connection, std::move(*message), kind == kRegister);
@@ -871,7 +867,7 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
                            " may have run: the exporter no longer remembers its response");
       } else if (_servedCount >= kMaxServedCalls) {
         refuse.emplace(Errc::retryLater, "the exporter's reply cache is full");
-      } else if (caller.calls.size() >= _replyCachePerCaller) {
+      } else if (caller.calls.size() >= _runtime.options.replyCachePerCaller) {
         refuse.emplace(Errc::retryLater,
                        "the exporter holds " + std::to_string(caller.calls.size()) +
                            " calls of this caller (running, or answered and not acknowledged)");
@@ -938,14 +934,14 @@ void TransportHub::expireServed() noexcept {
     Caller& caller = c->second;
     for (auto it = caller.calls.begin(); it != caller.calls.end();) {
       auto next = std::next(it);
-      if (it->second.done && now - it->second.doneAt > _replyRetention) {
+      if (it->second.done && now - it->second.doneAt > _runtime.options.replyRetention) {
         caller.forgotten = std::max(caller.forgotten, it->first);
         forgetServed(it, caller);
       }
       it = next;
     }
     // The forgotten mark outlives the entries by as long again.
-    bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _replyRetention;
+    bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _runtime.options.replyRetention;
     c = idle ? _callers.erase(c) : std::next(c);
   }
 }

@@ -155,7 +155,6 @@ private:
     Connection* connection;
   };
   std::unordered_map<Oxid, Registered> _registered;
-  bool _acceptRegistrations = false;
   // The ferryd this process registers with (empty protseq: none).
   StringBindingData _resolver;
 
@@ -216,8 +215,6 @@ private:
   size_t _servedCount = 0;                        // guarded by _callsMutex
   size_t _replyBytes = 0;                         // guarded by _callsMutex
   uv_timer_t _expiry{};
-  std::chrono::milliseconds _replyRetention{60'000};
-  size_t _replyCachePerCaller = 65536;
 
   // Call ids whose responses came on an outbound connection, for the next request's
   // Request.acknowledged (guarded by _callsMutex).

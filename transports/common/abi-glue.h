@@ -53,6 +53,16 @@ int guardedCall(Transport* transport, const char* where, Body&& body) noexcept {
   }
 }
 
+// The last step of destroy(), once the instance has deleted itself: the host's `done` callback.
+inline void reportDestroyed(void (*done)(void* arg), void* arg) noexcept {
+  if (done == nullptr) return;
+  try {
+    done(arg);
+  } catch (...) {
+    // The host broke the ABI by throwing; the instance is gone, there is nobody left to tell.
+  }
+}
+
 // The table functions that forward to a `Transport`. A null handle is refused with UV_EINVAL
 // (or ignored, where the function returns nothing).
 template <typename Transport>

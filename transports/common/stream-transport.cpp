@@ -394,12 +394,7 @@ void StreamTransport::handleClosed() {
   void (*done)(void*) = _done;
   void* arg = _doneArg;
   delete this;
-  if (done == nullptr) return;
-  try {
-    done(arg);
-  } catch (...) {
-    // The host broke the ABI by throwing; the instance is gone, there is nobody left to tell.
-  }
+  reportDestroyed(done, arg);
 }
 
 ferry_peer_info_v1 StreamTransport::peerInfo(const PeerDescription& peer) noexcept {

@@ -350,12 +350,7 @@ void UdpTransport::handleClosed() {
   void (*done)(void*) = _done;
   void* arg = _doneArg;
   delete this;
-  if (done == nullptr) return;
-  try {
-    done(arg);
-  } catch (...) {
-    // The host broke the ABI by throwing; the instance is gone, there is nobody left to tell.
-  }
+  reportDestroyed(done, arg);
 }
 
 void UdpTransport::onHandleClosed(uv_handle_t* handle) noexcept {
