@@ -5,6 +5,7 @@
 #include "log.h"
 #include "message.h"
 #include "runtime-impl.h"
+#include "stats.h"
 #include "thread-state.h"
 
 namespace ferry::detail {
@@ -39,6 +40,7 @@ void PendingCall::expire() noexcept {
 void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
                            std::optional<Error> error) noexcept {
   std::function<void()> continuation;
+  std::shared_ptr<WatchedCalls> watchedBy;
   {
     std::lock_guard lock(_mutex);
     if (_done.load(std::memory_order_relaxed)) return;  // first completion wins (late replies)
@@ -46,7 +48,9 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
     _error = std::move(error);
     continuation = std::move(_continuation);
     _done.store(true, std::memory_order_release);
+    watchedBy = std::move(_watchedBy);
   }
+  if (watchedBy != nullptr) watchedBy->forget(_deadline, _watchId);
   _cv.notify_all();
   // An STA waiting in its modal loop wakes on its queue; a continuation runs in the home
   // apartment. An MTA waiter woke on the condition variable above.
@@ -99,7 +103,11 @@ void PendingCall::setContinuation(std::function<void()> fn) {
     if (!_done.load(std::memory_order_relaxed)) {
       _continuation = std::move(fn);
       // Nobody waits for this call: the watch fails it at its deadline.
-      if (RuntimeImpl* runtime = tryCurrentRuntime()) runtime->deadlines().watch(shared_from_this());
+      if (RuntimeImpl* runtime = tryCurrentRuntime()) {
+        DeadlineWatch& deadlines = runtime->deadlines();
+        _watchId = deadlines.watch(shared_from_this());
+        _watchedBy = deadlines.watched();
+      }
       return;
     }
   }
@@ -149,37 +157,59 @@ DeadlineWatch::DeadlineWatch() : _thread([this] { run(); }) {}
 
 DeadlineWatch::~DeadlineWatch() {
   {
-    std::lock_guard lock(_mutex);
+    std::lock_guard lock(_watched->mutex);
     _stopping = true;
   }
   _wake.notify_one();
   _thread.join();
+  // Calls still running when the runtime goes are no longer watched (they fail with it).
+  std::lock_guard lock(_watched->mutex);
+  stats().watchedCalls.fetch_sub(static_cast<int64_t>(_watched->calls.size()), std::memory_order_relaxed);
+  _watched->calls.clear();
 }
 
-void DeadlineWatch::watch(const std::shared_ptr<PendingCall>& call) {
+void WatchedCalls::forget(Deadline deadline, uint64_t id) noexcept {
+  std::lock_guard lock(mutex);
+  if (calls.erase({deadline, id}) != 0) stats().watchedCalls.fetch_sub(1, std::memory_order_relaxed);
+}
+
+uint64_t DeadlineWatch::watch(const std::shared_ptr<PendingCall>& call) {
   bool earliest;
+  uint64_t id;
   {
-    std::lock_guard lock(_mutex);
-    auto it = _calls.emplace(call->deadline(), call);
-    earliest = it == _calls.begin();
+    std::lock_guard lock(_watched->mutex);
+    id = ++_watched->lastId;
+    auto it = _watched->calls.emplace(std::pair(call->deadline(), id), call).first;
+    earliest = it == _watched->calls.begin();
+    stats().watchedCalls.fetch_add(1, std::memory_order_relaxed);
   }
   if (earliest) _wake.notify_one();
+  return id;
+}
+
+size_t DeadlineWatch::size() {
+  std::lock_guard lock(_watched->mutex);
+  return _watched->calls.size();
 }
 
 void DeadlineWatch::run() noexcept {
-  std::unique_lock lock(_mutex);
+  std::unique_lock lock(_watched->mutex);
+  auto& calls = _watched->calls;
   while (!_stopping) {
-    if (_calls.empty()) {
+    if (calls.empty()) {
       _wake.wait(lock);
       continue;
     }
-    auto first = _calls.begin();
-    if (Clock::now() < first->first) {
-      _wake.wait_until(lock, first->first);
+    auto first = calls.begin();
+    // A copy: completed calls leave the map while this thread waits.
+    Deadline earliest = first->first.first;
+    if (Clock::now() < earliest) {
+      _wake.wait_until(lock, earliest);
       continue;
     }
     std::shared_ptr<PendingCall> call = first->second.lock();
-    _calls.erase(first);
+    calls.erase(first);
+    stats().watchedCalls.fetch_sub(1, std::memory_order_relaxed);
     if (call == nullptr) continue;
     lock.unlock();
     call->expire();  // a no-op when the call completed meanwhile

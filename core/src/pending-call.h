@@ -19,6 +19,7 @@ namespace ferry::detail {
 
 class IncomingResponse;
 class OutgoingRequest;
+struct WatchedCalls;
 
 class PendingCall final : public ReplySink, public std::enable_shared_from_this<PendingCall> {
 public:
@@ -69,6 +70,20 @@ private:
   std::function<void()> _continuation;
   std::function<void()> _cancelHook;
   bool _cancelRequested = false;
+  // Set while a DeadlineWatch holds this call (guarded by _mutex): completion takes it out.
+  std::shared_ptr<WatchedCalls> _watchedBy;
+  uint64_t _watchId = 0;
+};
+
+// The calls a DeadlineWatch holds, by deadline. Shared with the calls themselves, which leave it
+// when they complete, so it holds only calls that are still running (its size is bounded by the
+// calls in flight, not by the call rate times the timeout).
+struct WatchedCalls {
+  std::mutex mutex;
+  std::map<std::pair<Deadline, uint64_t>, std::weak_ptr<PendingCall>> calls;
+  uint64_t lastId = 0;
+
+  void forget(Deadline deadline, uint64_t id) noexcept;
 };
 
 // Expires calls nobody waits for (those with a continuation) when their deadline passes: a
@@ -77,15 +92,19 @@ class DeadlineWatch {
 public:
   DeadlineWatch();
   ~DeadlineWatch();
-  void watch(const std::shared_ptr<PendingCall>& call);
+  // Holds `call` until its deadline (then fails it) or until it completes. Returns the id it
+  // is held by, for WatchedCalls::forget.
+  uint64_t watch(const std::shared_ptr<PendingCall>& call);
+  const std::shared_ptr<WatchedCalls>& watched() const noexcept { return _watched; }
+  // Calls held now (running calls with a continuation).
+  size_t size();
 
 private:
   void run() noexcept;
 
-  std::mutex _mutex;
-  std::condition_variable _wake;
-  std::multimap<Deadline, std::weak_ptr<PendingCall>> _calls;
-  bool _stopping = false;
+  const std::shared_ptr<WatchedCalls> _watched = std::make_shared<WatchedCalls>();
+  std::condition_variable _wake;  // with _watched->mutex
+  bool _stopping = false;         // guarded by _watched->mutex
   std::thread _thread;
 };
 

@@ -640,6 +640,7 @@ RuntimeStats Runtime::stats() {
   out.callsResent = s.callsResent.load();
   out.duplicateRequests = s.duplicateRequests.load();
   out.replyCacheEntries = s.replyCacheEntries.load();
+  out.watchedCalls = s.watchedCalls.load();
   return out;
 }
 

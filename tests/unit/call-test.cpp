@@ -268,6 +268,30 @@ BOOST_AUTO_TEST_CASE(an_async_call_nobody_waits_for_still_ends_at_its_deadline) 
   probe.reset();
 }
 
+BOOST_AUTO_TEST_CASE(an_async_call_that_completes_leaves_the_deadline_watch) {
+  // The watch holds then() calls so it can fail them at their deadline; one that completes must
+  // leave it at once, not at its deadline, or a steady stream of calls keeps call rate x timeout
+  // of them in memory.
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("server");
+  auto servant = make<ProbeImpl>();
+  ObjRefBytes packet = sta.invoke([&] { return marshalInterface(Ref<Probe>(servant.get())); });
+  Ref<Probe> probe = unmarshalInterface<Probe>(packet);
+  constexpr int kCalls = 200;
+  std::atomic<int> continued{0};
+  auto busy = probe->sleepMillisAsync(300);  // the STA serves the rest after this one
+  for (int i = 0; i < kCalls; ++i) {
+    probe->threadIdAsync().then([&](Result<uint64_t> r) {
+      if (r.ok()) continued.fetch_add(1);
+    });
+  }
+  BOOST_CHECK_EQUAL(statsNow().watchedCalls, kCalls);  // all still running
+  busy.get();
+  BOOST_REQUIRE(eventually([&] { return continued.load() == kCalls; }));
+  BOOST_CHECK_EQUAL(statsNow().watchedCalls, 0);
+  probe.reset();
+}
+
 BOOST_AUTO_TEST_CASE(a_call_canceled_while_queued_never_runs) {
   auto mta = rt().joinMta();
   Sta sta = rt().newSta("busy");

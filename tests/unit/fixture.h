@@ -34,6 +34,7 @@ struct RuntimeFixture {
     BOOST_CHECK_EQUAL(s.servants, 0);
     BOOST_CHECK_EQUAL(s.leakedLoopHandles, 0);
     BOOST_CHECK_EQUAL(s.ioThreads, 0);
+    BOOST_CHECK_EQUAL(s.watchedCalls, 0);
   }
 
   static RuntimeStats statsNow() { return Runtime::stats(); }

@@ -248,6 +248,7 @@ struct RuntimeStats {
   int64_t callsResent = 0;         // requests sent again after their connection was lost
   int64_t duplicateRequests = 0;   // requests that arrived again and were not run again
   int64_t replyCacheEntries = 0;   // calls the reply cache holds now (core/schema/orpc.capnp)
+  int64_t watchedCalls = 0;        // calls with a continuation (then()) still waiting for a response
 };
 
 class Runtime {
