@@ -59,6 +59,8 @@ struct Options {
   int calls = 20000;
   int warmup = 2000;
   std::string rows;  // substring filter on row names; empty = all
+  // RuntimeOptions::responseSpin of the calling process (negative: the default).
+  int responseSpinUs = -1;
 };
 
 struct Summary {
@@ -333,7 +335,11 @@ double timeSink(const ferry::Ref<bench::iface::Bench>& proxy, const std::vector<
 void crossProcess(const Options& options, const char* self) {
   Server server = startServer(self, {});
   {
-    ferry::Runtime runtime;
+    ferry::RuntimeOptions runtimeOptions;
+    if (options.responseSpinUs >= 0) {
+      runtimeOptions.responseSpin = std::chrono::microseconds(options.responseSpinUs);
+    }
+    ferry::Runtime runtime(runtimeOptions);
     auto mta = runtime.joinMta();
     auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(server.objref);
     std::vector<uint8_t> kib(1024, 0x5a);
@@ -411,8 +417,12 @@ int main(int argc, char** argv) {
       options.warmup = std::max(0, std::stoi(next()));
     } else if (arg == "--rows") {
       options.rows = next();
+    } else if (arg == "--response-spin") {
+      options.responseSpinUs = std::max(0, std::stoi(next()));
     } else {
-      std::fprintf(stderr, "usage: ferry-bench [--calls N] [--warmup N] [--rows pattern]\n");
+      std::fprintf(stderr,
+                   "usage: ferry-bench [--calls N] [--warmup N] [--rows pattern] "
+                   "[--response-spin MICROSECONDS]\n");
       return 2;
     }
   }

@@ -1251,6 +1251,7 @@ RemoteChannel::RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid 
 
 void RemoteChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
                          std::shared_ptr<ReplySink> replyTo) noexcept {
+  if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) pending->setWakeHint(_hub.wakeHint());
   _hub.sendRequest(_key, _binding, _oxid, std::move(request), deadline, std::move(replyTo));
 }
 

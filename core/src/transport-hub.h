@@ -64,6 +64,9 @@ public:
   // Closes everything and joins the I/O thread. Idempotent.
   void stop() noexcept;
 
+  // The loop's epoll descriptor: readable when the loop has an event to handle (a wake hint for
+  // threads waiting on a response, PendingCall::setWakeHint).
+  int wakeHint() { return uv_backend_fd(&_loop); }
   // Where this process listens, cheapest first.
   std::vector<StringBindingData> bindings() const;
   // Names of the transports running.

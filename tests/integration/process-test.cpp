@@ -266,6 +266,52 @@ BOOST_AUTO_TEST_CASE(a_process_may_prefer_tcp_for_every_import) {
   peer.finish();
 }
 
+BOOST_AUTO_TEST_CASE(mta_callers_get_their_responses_and_deadlines_with_and_without_the_response_spin) {
+  // MTA threads waiting on a remote call poll the transport loop (RuntimeOptions::responseSpin);
+  // at most two at a time, the others sleep. Neither way may lose a response or a deadline.
+  Peer peer;
+  for (auto spin : {std::chrono::microseconds(0), RuntimeOptions().responseSpin}) {
+    runtime.reset();
+    RuntimeOptions options;
+    options.responseSpin = spin;
+    runtime.emplace(options);
+    auto mta = rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    std::vector<std::string> transports{"pipe", "tcp"};
+    for (const auto& p : Runtime::plugins()) {
+      if (p.name == "udp") transports.push_back("udp");
+    }
+    for (const std::string& transport : transports) {
+      setTransport(probe.get(), transport);
+      std::atomic<int> right{0};
+      std::vector<std::thread> callers;
+      for (int t = 0; t < 4; ++t) {
+        callers.emplace_back([&, t] {
+          auto member = rt().joinMta();
+          std::vector<uint8_t> data(100 + t, static_cast<uint8_t>(t));
+          for (int i = 0; i < 100; ++i) {
+            if (probe->echo(data) == data && probe->threadId() == static_cast<uint64_t>(peer.pid())) {
+              right.fetch_add(1);
+            }
+          }
+        });
+      }
+      for (auto& c : callers) c.join();
+      BOOST_CHECK_MESSAGE(right.load() == 400, transport << " spin " << spin.count() << ": "
+                                                         << right.load() << " of 400 right");
+      auto start = std::chrono::steady_clock::now();
+      {
+        CallTimeout timeout(std::chrono::milliseconds(200));
+        FERRY_CHECK_ERRC(probe->sleepMillis(700), Errc::deadlineExceeded);
+      }
+      BOOST_CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(600));
+      probe->nothing();  // the peer finished the slow call and serves again
+    }
+    probe.reset();
+  }
+  peer.finish();
+}
+
 BOOST_AUTO_TEST_CASE(callbacks_cross_both_ways_while_the_caller_waits) {
   Peer peer;
   Sta client = rt().newSta("client");
