@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -115,8 +116,9 @@ public:
   bool closed() const noexcept { return _closed.load(std::memory_order_acquire); }
 
 protected:
-  // This apartment's RemUnknown servant, created on first use.
-  RemUnknownServant& remUnknown();
+  // This apartment's RemUnknown servant, created on first use (a copy: it holds a reference);
+  // none once the apartment tore down.
+  std::optional<RemUnknownServant> remUnknown();
 
   // Server and client side teardown, on the apartment's thread: every exported object is
   // released, every proxy disconnected (its references returned at once).
@@ -131,8 +133,9 @@ private:
   const std::string _label;
   const Ipid _remUnknownIpid;
   std::atomic<bool> _closed{false};
-  std::once_flag _remUnknownOnce;
-  RemUnknownServant _remUnknown;
+  std::mutex _remUnknownMutex;
+  bool _remUnknownGone = false;         // guarded by _remUnknownMutex
+  RemUnknownServant _remUnknown;        // guarded by _remUnknownMutex
   ExportTable _exports;
   ImportTable _imports;
 };

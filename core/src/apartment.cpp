@@ -83,8 +83,9 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);
     if (ipid == _remUnknownIpid) {
-      RemUnknownServant& servant = remUnknown();
-      servant.dispatch(servant.itf, root.getInterfaceId(), root.getMethodId(), call);
+      std::optional<RemUnknownServant> servant = remUnknown();
+      FERRY_REQUIRE(servant.has_value(), Errc::disconnected, "the apartment has shut down", _label);
+      servant->dispatch(servant->itf, root.getInterfaceId(), root.getMethodId(), call);
     } else {
       std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
       FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
@@ -122,8 +123,10 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
   if (replyTo) replyTo->deliver(std::move(response));
 }
 
-RemUnknownServant& ApartmentImpl::remUnknown() {
-  std::call_once(_remUnknownOnce, [this] { _remUnknown = makeRemUnknown(*this); });
+std::optional<RemUnknownServant> ApartmentImpl::remUnknown() {
+  std::lock_guard lock(_remUnknownMutex);
+  if (_remUnknownGone) return std::nullopt;
+  if (_remUnknown.dispatch == nullptr) _remUnknown = makeRemUnknown(*this);
   return _remUnknown;
 }
 
@@ -133,7 +136,15 @@ void ApartmentImpl::tearDown() noexcept {
   // Server side: every exported object gets its final release here, on the apartment's thread.
   Retired retired = _exports.clear();
   retired.clear();
-  _remUnknown = RemUnknownServant{};
+  // Requests still running or arriving (an MTA's pool serves while the apartment tears down)
+  // find it gone; one already dispatched holds its own reference.
+  RemUnknownServant gone;
+  {
+    std::lock_guard lock(_remUnknownMutex);
+    _remUnknownGone = true;
+    gone = std::move(_remUnknown);
+    _remUnknown = RemUnknownServant{};
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
