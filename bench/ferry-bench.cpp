@@ -59,8 +59,8 @@ struct Options {
   int calls = 20000;
   int warmup = 2000;
   std::string rows;  // substring filter on row names; empty = all
-  // RuntimeOptions::responseSpin of the calling process (negative: the default).
-  int responseSpinUs = -1;
+  // RuntimeOptions::loopSpin of both processes (negative: the default).
+  int loopSpinUs = -1;
 };
 
 struct Summary {
@@ -262,8 +262,17 @@ void stopServer(Server& server);
 
 // `--serve`: the server process of the cross-process rows. Exports a Bench object from its MTA,
 // prints its OBJREF, runs until its standard input closes.
+// The server process's options: --loop-spin reaches it through its environment.
+ferry::RuntimeOptions serverOptions() {
+  ferry::RuntimeOptions options;
+  if (const char* spin = std::getenv("FERRY_BENCH_LOOP_SPIN")) {
+    options.loopSpin = std::chrono::microseconds(std::atoi(spin));
+  }
+  return options;
+}
+
 int serve() {
-  ferry::Runtime runtime;
+  ferry::Runtime runtime(serverOptions());
   ferry::ObjRefBytes packet = runtime.mta().invoke([] {
     return ferry::marshalInterface(ferry::Ref<bench::iface::Bench>(ferry::make<BenchImpl>()),
                                    ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
@@ -333,12 +342,12 @@ double timeSink(const ferry::Ref<bench::iface::Bench>& proxy, const std::vector<
 // The cross-process rows: a server process; pipe, tcp and (when loaded) udp against their floors;
 // 16 MiB request throughput; and 16 MiB through a lossy udp (a second server with the fault layer).
 void crossProcess(const Options& options, const char* self) {
-  Server server = startServer(self, {});
+  std::vector<std::string> serverEnv;
+  if (options.loopSpinUs >= 0) serverEnv.push_back("FERRY_BENCH_LOOP_SPIN=" + std::to_string(options.loopSpinUs));
+  Server server = startServer(self, serverEnv);
   {
     ferry::RuntimeOptions runtimeOptions;
-    if (options.responseSpinUs >= 0) {
-      runtimeOptions.responseSpin = std::chrono::microseconds(options.responseSpinUs);
-    }
+    if (options.loopSpinUs >= 0) runtimeOptions.loopSpin = std::chrono::microseconds(options.loopSpinUs);
     ferry::Runtime runtime(runtimeOptions);
     auto mta = runtime.joinMta();
     auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(server.objref);
@@ -386,7 +395,9 @@ void crossProcess(const Options& options, const char* self) {
     }
     if (haveUdp && selected(options, "udp")) {
       // 16 MiB through 5% loss both ways (the server's fault layer drops its datagrams in and out).
-      Server lossy = startServer(self, {"FERRY_UDP_FAULT=seed=11,dir=both,drop=0.05"});
+      std::vector<std::string> lossyEnv = serverEnv;
+      lossyEnv.push_back("FERRY_UDP_FAULT=seed=11,dir=both,drop=0.05");
+      Server lossy = startServer(self, lossyEnv);
       auto lossyProxy = ferry::unmarshalInterface<bench::iface::Bench>(lossy.objref);
       ferry::setTransport(lossyProxy.get(), "udp");
       double seconds = timeSink(lossyProxy, mib16);
@@ -417,12 +428,12 @@ int main(int argc, char** argv) {
       options.warmup = std::max(0, std::stoi(next()));
     } else if (arg == "--rows") {
       options.rows = next();
-    } else if (arg == "--response-spin") {
-      options.responseSpinUs = std::max(0, std::stoi(next()));
+    } else if (arg == "--loop-spin") {
+      options.loopSpinUs = std::max(0, std::stoi(next()));
     } else {
       std::fprintf(stderr,
                    "usage: ferry-bench [--calls N] [--warmup N] [--rows pattern] "
-                   "[--response-spin MICROSECONDS]\n");
+                   "[--loop-spin MICROSECONDS]\n");
       return 2;
     }
   }

@@ -22,6 +22,7 @@
 
 #include "export-table.h"
 #include "import-table.h"
+#include "loop-wake.h"
 #include "rem-unknown.h"
 
 namespace ferry::detail {
@@ -214,6 +215,11 @@ public:
   bool post(std::unique_ptr<WorkItem>& item) override;
   void wait(PendingCall& call) override;
 
+  // One idle pool thread at a time wakes with the transport loop (loop-wake.h), so a request
+  // the loop reads is taken at once instead of waking a sleeping thread. Called once, after the
+  // transport hub started.
+  void wakeWithLoop(const LoopWake& wake, std::chrono::microseconds spin);
+
   // Tears down the apartment and joins the pool. Called once by the runtime.
   void shutdown();
   size_t threadCount();
@@ -221,6 +227,8 @@ public:
 private:
   void workerLoop(size_t index) noexcept;
   void spawnLocked();
+  // Waits as the pool's polling thread (wakeWithLoop); `lock` is held on entry and exit.
+  void pollLocked(std::unique_lock<std::mutex>& lock) noexcept;
 
   const unsigned _minThreads;
   const unsigned _maxThreads;
@@ -230,6 +238,12 @@ private:
   std::vector<std::thread> _threads;
   unsigned _idle = 0;
   bool _stopping = false;
+  // Waking with the loop (wakeWithLoop), guarded by _mutex but for the atomics.
+  LoopWake _wake;
+  std::chrono::microseconds _spin{0};
+  int _pollerFd = -1;                        // the polling thread's eventfd, while it polls
+  std::atomic<bool> _pollerSpinning{false};  // it will see _queued without a wake-up
+  std::atomic<size_t> _queued{0};            // _queue.size(), for the spinning poller
   bool _shutDown = false;
 };
 

@@ -6,6 +6,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "loop-wake.h"
 #include "message.h"
 #include "pending-call.h"
 #include "rem-unknown.h"
@@ -380,15 +381,43 @@ bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
     std::lock_guard lock(_mutex);
     if (_stopping) return false;
     _queue.push_back(std::move(item));
+    _queued.store(_queue.size(), std::memory_order_release);
     // Every pool thread is busy (typically blocked in an outgoing call): grow, so a call back
     // into the MTA cannot deadlock.
     if (_idle == 0 && _threads.size() < _maxThreads) {
       spawnLocked();
       return true;
     }
+    // The polling thread takes the first item: it sees _queued while it spins, or wakes on its
+    // eventfd. Further items wake sleeping threads as well.
+    if (_pollerFd >= 0 && _queue.size() == 1) {
+      if (!_pollerSpinning.load(std::memory_order_acquire)) wakeEventFd(_pollerFd);
+      return true;
+    }
   }
   _work.notify_one();
   return true;
+}
+
+void MtaImpl::wakeWithLoop(const LoopWake& wake, std::chrono::microseconds spin) {
+  std::lock_guard lock(_mutex);
+  _wake = wake;
+  _spin = spin;
+}
+
+void MtaImpl::pollLocked(std::unique_lock<std::mutex>& lock) noexcept {
+  int own = threadEventFd();
+  _pollerFd = own;
+  LoopWake wake = _wake;
+  auto spin = _spin;
+  lock.unlock();
+  // Bounded, so the thread also sees a stop request that came without its eventfd. Whatever
+  // post() did meanwhile, the queue is checked again under the lock.
+  pollWithLoop(wake, own, std::chrono::milliseconds(1000), spin,
+               [this] { return _queued.load(std::memory_order_acquire) != 0; }, &_pollerSpinning);
+  lock.lock();
+  _pollerFd = -1;
+  drainEventFd(own);  // a post()'s wake-up, if one came
 }
 
 void MtaImpl::workerLoop(size_t) noexcept {
@@ -398,12 +427,17 @@ void MtaImpl::workerLoop(size_t) noexcept {
   for (;;) {
     while (_queue.empty() && !_stopping) {
       ++_idle;
-      _work.wait(lock);
+      if (_wake && _spin.count() > 0 && _pollerFd < 0 && threadEventFd() >= 0) {
+        pollLocked(lock);
+      } else {
+        _work.wait(lock);
+      }
       --_idle;
     }
     if (_queue.empty()) break;  // stopping, and nothing left to run
     std::unique_ptr<WorkItem> item = std::move(_queue.front());
     _queue.pop_front();
+    _queued.store(_queue.size(), std::memory_order_release);
     lock.unlock();
     item->run();
     item.reset();
@@ -436,6 +470,7 @@ void MtaImpl::shutdown() {
     std::lock_guard lock(_mutex);
     _stopping = true;
     _work.notify_all();
+    if (_pollerFd >= 0) wakeEventFd(_pollerFd);
   }
   // Pool threads finish what is queued (releases, replies) and exit. New threads cannot appear:
   // post() refuses work once _stopping is set.

@@ -1,15 +1,9 @@
 #include "pending-call.h"
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-
 #include <kj/exception.h>
 
 #include "log.h"
+#include "loop-wake.h"
 #include "message.h"
 #include "runtime-impl.h"
 #include "stats.h"
@@ -56,10 +50,7 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
     continuation = std::move(_continuation);
     _done.store(true, std::memory_order_release);
     watchedBy = std::move(_watchedBy);
-    if (_waiterFd >= 0) {
-      uint64_t one = 1;
-      (void)!write(_waiterFd, &one, sizeof one);
-    }
+    if (_waiterFd >= 0) wakeEventFd(_waiterFd);
   }
   if (watchedBy != nullptr) watchedBy->forget(_deadline, _watchId);
   _cv.notify_all();
@@ -157,9 +148,9 @@ void PendingCall::cancel() noexcept {
 }
 
 void PendingCall::waitBlocking() {
-  if (_wakeHint >= 0) {
+  if (_wake) {
     RuntimeImpl* runtime = tryCurrentRuntime();
-    auto spin = runtime != nullptr ? runtime->options.responseSpin : std::chrono::microseconds(0);
+    auto spin = runtime != nullptr ? runtime->options.loopSpin : std::chrono::microseconds(0);
     if (spin.count() > 0) waitPolling(spin);
   }
   std::unique_lock lock(_mutex);
@@ -168,23 +159,6 @@ void PendingCall::waitBlocking() {
     expire();
   }
 }
-
-namespace {
-
-// The calling thread's eventfd for waitPolling(), created on first use, closed at thread exit
-// (-1 if it cannot be created: the thread then sleeps on the condition variable).
-int threadEventFd() noexcept {
-  struct Owned {
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    ~Owned() {
-      if (fd >= 0) close(fd);
-    }
-  };
-  thread_local Owned owned;
-  return owned.fd;
-}
-
-}  // namespace
 
 void PendingCall::waitPolling(std::chrono::microseconds spin) noexcept {
   // At most two pollers per process: every poller wakes on every event of the loop.
@@ -198,27 +172,18 @@ void PendingCall::waitPolling(std::chrono::microseconds spin) noexcept {
     std::lock_guard lock(_mutex);
     _waiterFd = _done.load(std::memory_order_relaxed) ? -1 : own;
   }
-  // Each round sleeps until the loop has an event (or the call completes, which writes `own`),
-  // then spins while the I/O thread handles it. The event may be another one (this thread's own
-  // request, posted to the loop, wakes it first), so a few rounds.
-  for (int round = 0; own >= 0 && round < 8 && !_done.load(std::memory_order_acquire); ++round) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now()).count();
-    if (left <= 0) break;
-    pollfd fds[2] = {{own, POLLIN, 0}, {_wakeHint, POLLIN, 0}};
-    int n = poll(fds, 2, static_cast<int>(std::min<int64_t>(left, 60'000)));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0 || (fds[1].revents & POLLIN) == 0) continue;
-    auto until = Clock::now() + spin;
-    while (!_done.load(std::memory_order_acquire) && Clock::now() < until) __builtin_ia32_pause();
+  // A loop event may be another one (this thread's own request, posted to the loop, wakes it
+  // first), so a few rounds; then the condition variable.
+  auto isDone = [this] { return _done.load(std::memory_order_acquire); };
+  for (int round = 0; own >= 0 && round < 8 && !isDone(); ++round) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now());
+    if (left.count() <= 0 || !pollWithLoop(_wake, own, left, spin, isDone)) break;
   }
   {
     std::lock_guard lock(_mutex);
     _waiterFd = -1;
   }
-  if (own >= 0) {
-    uint64_t count;
-    (void)!read(own, &count, sizeof count);  // a completion's wake-up, if one came
-  }
+  if (own >= 0) drainEventFd(own);  // a completion's wake-up, if one came
   pollers.fetch_sub(1, std::memory_order_relaxed);
 }
 

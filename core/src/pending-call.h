@@ -14,6 +14,7 @@
 
 #include "apartment-impl.h"
 #include "channel.h"
+#include "loop-wake.h"
 
 namespace ferry::detail {
 
@@ -50,9 +51,8 @@ public:
   void setCancelHook(std::function<void()> hook);
   void cancel() noexcept;
 
-  // A descriptor that turns readable when the response may have arrived (the transport loop's
-  // epoll descriptor): waitBlocking() wakes on it together with the loop's thread.
-  void setWakeHint(int fd) noexcept { _wakeHint = fd; }
+  // The loop that will hand this call its response: waitBlocking() wakes with it (loop-wake.h).
+  void wakeWith(const LoopWake& wake) noexcept { _wake = wake; }
 
   // For MTA waiters: blocks until done or the deadline (then fails the call).
   void waitBlocking();
@@ -62,7 +62,7 @@ public:
 
 private:
   void complete(std::unique_ptr<IncomingResponse> response, std::optional<Error> error) noexcept;
-  // waitBlocking()'s first part, for a call with a wake hint: see RuntimeOptions::responseSpin.
+  // waitBlocking()'s first part, for a call with a loop to wake with (RuntimeOptions::loopSpin).
   void waitPolling(std::chrono::microseconds spin) noexcept;
 
   const std::shared_ptr<ApartmentImpl> _home;
@@ -76,7 +76,7 @@ private:
   std::function<void()> _continuation;
   std::function<void()> _cancelHook;
   bool _cancelRequested = false;
-  int _wakeHint = -1;  // set before the request is sent
+  LoopWake _wake;      // set before the request is sent
   int _waiterFd = -1;  // guarded by _mutex: the eventfd of the thread polling in waitBlocking()
   // Set while a DeadlineWatch holds this call (guarded by _mutex): completion takes it out.
   std::shared_ptr<WatchedCalls> _watchedBy;

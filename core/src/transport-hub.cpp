@@ -234,7 +234,14 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
     static_cast<TransportHub*>(t->data)->expireServed();
   }, 1000, 1000));
+  FERRY_UV(uv_prepare_init(&_loop, &_prepare));
+  _prepare.data = this;
+  FERRY_UV(uv_prepare_start(&_prepare, [](uv_prepare_t* p) {
+    static_cast<TransportHub*>(p->data)->_iterations.fetch_add(1, std::memory_order_release);
+  }));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&_prepare));
   _started = true;
+  _loopFd.store(uv_backend_fd(&_loop), std::memory_order_release);
 
   // Instances are created and listen on the loop thread; start() waits for the bindings.
   std::mutex readyMutex;
@@ -419,6 +426,7 @@ void TransportHub::stop() noexcept {
       _connections.clear();
       _byKey.clear();
       uv_close(reinterpret_cast<uv_handle_t*>(&_expiry), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&_prepare), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
     };
     if (*remaining == 0) {
@@ -1251,7 +1259,7 @@ RemoteChannel::RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid 
 
 void RemoteChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
                          std::shared_ptr<ReplySink> replyTo) noexcept {
-  if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) pending->setWakeHint(_hub.wakeHint());
+  if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) pending->wakeWith(_hub.loopWake());
   _hub.sendRequest(_key, _binding, _oxid, std::move(request), deadline, std::move(replyTo));
 }
 

@@ -33,6 +33,7 @@
 #include <ferry/runtime.h>
 
 #include "channel.h"
+#include "loop-wake.h"
 #include "objref.h"
 
 namespace ferry::detail {
@@ -64,9 +65,10 @@ public:
   // Closes everything and joins the I/O thread. Idempotent.
   void stop() noexcept;
 
-  // The loop's epoll descriptor: readable when the loop has an event to handle (a wake hint for
-  // threads waiting on a response, PendingCall::setWakeHint).
-  int wakeHint() { return uv_backend_fd(&_loop); }
+  // For threads that wake with the loop (loop-wake.h); empty until start() ran the loop.
+  LoopWake loopWake() const noexcept {
+    return {_loopFd.load(std::memory_order_acquire), &_iterations};
+  }
   // Where this process listens, cheapest first.
   std::vector<StringBindingData> bindings() const;
   // Names of the transports running.
@@ -231,7 +233,10 @@ private:
   std::shared_mutex _directGate;
   bool _directAllowed = false;  // guarded by _directGate
 
-  // Written once by start().
+  // loopWake(): the loop's epoll descriptor (written once by start()), and its iterations.
+  std::atomic<int> _loopFd{-1};
+  std::atomic<uint64_t> _iterations{0};
+  uv_prepare_t _prepare{};
   mutable std::mutex _mutex;
   std::vector<StringBindingData> _bindings;
 };

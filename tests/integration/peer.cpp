@@ -1,11 +1,12 @@
-// The other process of the integration tests: serves a Holder and a Probe from an STA and prints
-// their OBJREFs, one per line ("holder <hex>", "probe <hex>"), then "ready". It runs until its
+// The other process of the integration tests: serves a Holder and a Probe from an STA, and a
+// Probe from the MTA, and prints their OBJREFs, one per line ("holder <hex>", "probe <hex>",
+// "mtaprobe <hex>"), then "ready". It runs until its
 // standard input closes, then prints "served <duplicate requests> <reply cache entries>
 // <protocol errors>" (before the shutdown), shuts down and prints "stats <exported> <proxies> <servants>" (all must be 0) and
 // exits 0.
 //
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
-//                   [--reply-cache-per-caller N]
+//                   [--reply-cache-per-caller N] [--loop-spin MICROSECONDS]
 #include <unistd.h>
 
 #include <atomic>
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--reply-cache-per-caller") == 0) {
       options.replyCachePerCaller = std::stoul(argv[i + 1]);
     }
+    if (std::strcmp(argv[i], "--loop-spin") == 0) {
+      options.loopSpin = std::chrono::microseconds(std::stoul(argv[i + 1]));
+    }
   }
   try {
     {
@@ -96,8 +100,15 @@ int main(int argc, char** argv) {
             ferry::marshalInterface(probe, ferry::MarshalContext::differentMachine,
                                     ferry::MarshalFlags::tableStrong));
       });
-      std::printf("holder %s\nprobe %s\nready\n", ferry::objRefToText(packets.first).c_str(),
-                  ferry::objRefToText(packets.second).c_str());
+      auto mtaProbe = runtime.mta().invoke([] {
+        return ferry::marshalInterface(ferry::Ref<testing::iface::Probe>(ferry::make<PeerProbe>()),
+                                       ferry::MarshalContext::differentMachine,
+                                       ferry::MarshalFlags::tableStrong);
+      });
+      std::printf("holder %s\nprobe %s\nmtaprobe %s\nready\n",
+                  ferry::objRefToText(packets.first).c_str(),
+                  ferry::objRefToText(packets.second).c_str(),
+                  ferry::objRefToText(mtaProbe).c_str());
       std::fflush(stdout);
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {

@@ -100,13 +100,14 @@ struct RuntimeOptions {
   // running, so one caller that never acknowledges cannot fill the cache (262144 entries for the
   // process) for the others. A caller acknowledges up to 65536 responses per connection.
   size_t replyCachePerCaller = 65536;
-  // How long an MTA thread waiting for a response from another process spins once the transport
-  // loop wakes, before it sleeps. Such a thread polls the loop's descriptor, so it wakes when the
-  // I/O thread does, and reads its response as soon as the I/O thread hands it over instead of
-  // waiting for a second wake-up (halves the null call's latency on an idle VM). It spins at
-  // most 8 rounds; at most two threads of the process poll at a time, the others sleep. Zero:
-  // never poll (the lowest CPU use). STA threads always wait in their loop.
-  std::chrono::microseconds responseSpin{50};
+  // Waking with the transport loop. A thread that waits for what the loop's I/O thread will hand
+  // it (an MTA thread's response from another process; one idle MTA pool thread's next request)
+  // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
+  // while the I/O thread handles the event: up to this long, or until the loop goes back to
+  // waiting. Saves a wake-up per hand-over (tens of microseconds on an idle VM) for some CPU. At
+  // most two response waiters and one pool thread poll at a time; the others sleep. Zero: never
+  // poll. STA threads always wait in their own loop.
+  std::chrono::microseconds loopSpin{50};
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
