@@ -1,7 +1,9 @@
 // ferry-bench: call latency and throughput across apartments, against a floor measured in the
 // same run.
 //
-//   ferry-bench [--calls N] [--warmup N] [--rows pattern]
+//   ferry-bench [--calls N] [--warmup N] [--rows pattern] [--loop-spin MICROSECONDS]
+// --loop-spin sets RuntimeOptions::loopSpin in both processes (0: threads do not wake with the
+// transport loop; README, "Waking with the transport loop").
 // The cross-process rows need the transport plugins: run it through `meson devenv -C build`, or
 // with FERRY_PLUGIN_PATH set, or installed.
 //
