@@ -6,18 +6,12 @@
 #include <string>
 
 #include "address.h"
+#include "test-address.h"
 
 namespace ferry::transports::udp {
 namespace {
 
 constexpr uint64_t kSecond = 1000000000ull;
-
-sockaddr_storage address(const char* ip, const char* port) {
-  sockaddr_storage out;
-  std::string why;
-  BOOST_REQUIRE(parseBinding(ip, port, false, out, why) == 0);
-  return out;
-}
 
 BOOST_AUTO_TEST_CASE(bindings_are_numeric_addresses_and_decimal_ports) {
   sockaddr_storage out;
@@ -38,20 +32,20 @@ BOOST_AUTO_TEST_CASE(bindings_are_numeric_addresses_and_decimal_ports) {
 }
 
 BOOST_AUTO_TEST_CASE(endpoints_compare_by_family_address_and_port) {
-  BOOST_TEST(sameEndpoint(address("127.0.0.1", "5"), address("127.0.0.1", "5")));
-  BOOST_TEST(!sameEndpoint(address("127.0.0.1", "5"), address("127.0.0.1", "6")));
-  BOOST_TEST(!sameEndpoint(address("127.0.0.1", "5"), address("127.0.0.2", "5")));
-  BOOST_TEST(!sameEndpoint(address("127.0.0.1", "5"), address("::1", "5")));
-  BOOST_TEST(hostKey(address("192.0.2.7", "1")) == hostKey(address("192.0.2.7", "2")));
-  BOOST_TEST(hostKey(address("192.0.2.7", "1")) != hostKey(address("192.0.2.8", "1")));
+  BOOST_TEST(sameEndpoint(testAddress("127.0.0.1", "5"), testAddress("127.0.0.1", "5")));
+  BOOST_TEST(!sameEndpoint(testAddress("127.0.0.1", "5"), testAddress("127.0.0.1", "6")));
+  BOOST_TEST(!sameEndpoint(testAddress("127.0.0.1", "5"), testAddress("127.0.0.2", "5")));
+  BOOST_TEST(!sameEndpoint(testAddress("127.0.0.1", "5"), testAddress("::1", "5")));
+  BOOST_TEST(hostKey(testAddress("192.0.2.7", "1")) == hostKey(testAddress("192.0.2.7", "2")));
+  BOOST_TEST(hostKey(testAddress("192.0.2.7", "1")) != hostKey(testAddress("192.0.2.8", "1")));
 }
 
 BOOST_AUTO_TEST_CASE(rate_limits_apply_per_prefix) {
   RateLimiter limiter(3);
-  sockaddr_storage a = address("192.0.2.7", "1");
-  sockaddr_storage sameSlash24 = address("192.0.2.200", "9");
+  sockaddr_storage a = testAddress("192.0.2.7", "1");
+  sockaddr_storage sameSlash24 = testAddress("192.0.2.200", "9");
   BOOST_TEST(prefixHash(a) == prefixHash(sameSlash24));
-  BOOST_TEST(prefixHash(a) != prefixHash(address("192.0.3.7", "1")));
+  BOOST_TEST(prefixHash(a) != prefixHash(testAddress("192.0.3.7", "1")));
   uint64_t t = 5 * kSecond;
   BOOST_TEST(limiter.allow(a, t));
   BOOST_TEST(limiter.allow(sameSlash24, t));
@@ -64,7 +58,7 @@ BOOST_AUTO_TEST_CASE(rate_limits_apply_per_prefix) {
 
 BOOST_AUTO_TEST_CASE(the_loopback_route_carries_large_datagrams) {
   // Loopback's MTU is 64 KiB on Linux; whatever it is, never below the base size.
-  size_t v4 = pathMaxDatagram(address("127.0.0.1", "9"));
+  size_t v4 = pathMaxDatagram(testAddress("127.0.0.1", "9"));
   BOOST_TEST(v4 >= 1200u);
   BOOST_TEST(v4 <= 65507u);
   BOOST_TEST_MESSAGE("127.0.0.1 carries UDP payloads of " << v4 << " bytes");

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "address.h"
+#include "test-address.h"
 #include "cookie.h"
 
 namespace ferry::transports::udp {
@@ -12,23 +13,16 @@ namespace {
 
 constexpr uint64_t kSecond = 1000000000ull;
 
-sockaddr_storage address(const char* ip, const char* port) {
-  sockaddr_storage out;
-  std::string why;
-  BOOST_REQUIRE(parseBinding(ip, port, false, out, why) == 0);
-  return out;
-}
-
 const uint8_t kNonce[kNonceSize] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
 BOOST_AUTO_TEST_CASE(a_cookie_verifies_for_the_address_nonce_and_session_it_was_made_for) {
   CookieJar jar(42, 60 * kSecond, 120 * kSecond, 1000 * kSecond);
-  sockaddr_storage from = address("192.0.2.7", "7135");
+  sockaddr_storage from = testAddress("192.0.2.7", "7135");
   uint8_t cookie[kCookieSize];
   jar.make(from, kNonce, 99, 1000 * kSecond, cookie);
   BOOST_TEST(jar.verify(from, kNonce, 99, cookie, 1001 * kSecond));
-  BOOST_TEST(!jar.verify(address("192.0.2.8", "7135"), kNonce, 99, cookie, 1001 * kSecond));
-  BOOST_TEST(!jar.verify(address("192.0.2.7", "7136"), kNonce, 99, cookie, 1001 * kSecond));
+  BOOST_TEST(!jar.verify(testAddress("192.0.2.8", "7135"), kNonce, 99, cookie, 1001 * kSecond));
+  BOOST_TEST(!jar.verify(testAddress("192.0.2.7", "7136"), kNonce, 99, cookie, 1001 * kSecond));
   BOOST_TEST(!jar.verify(from, kNonce, 98, cookie, 1001 * kSecond));
   uint8_t otherNonce[kNonceSize] = {};
   BOOST_TEST(!jar.verify(from, otherNonce, 99, cookie, 1001 * kSecond));
@@ -41,7 +35,7 @@ BOOST_AUTO_TEST_CASE(a_cookie_verifies_for_the_address_nonce_and_session_it_was_
 
 BOOST_AUTO_TEST_CASE(a_cookie_expires_and_another_servers_cookie_never_verifies) {
   CookieJar jar(42, 60 * kSecond, 120 * kSecond, 0);
-  sockaddr_storage from = address("::1", "5000");
+  sockaddr_storage from = testAddress("::1", "5000");
   uint8_t cookie[kCookieSize];
   jar.make(from, kNonce, 7, 10 * kSecond, cookie);
   BOOST_TEST(jar.verify(from, kNonce, 7, cookie, 69 * kSecond));
@@ -54,7 +48,7 @@ BOOST_AUTO_TEST_CASE(a_cookie_expires_and_another_servers_cookie_never_verifies)
 
 BOOST_AUTO_TEST_CASE(a_cookie_made_before_a_key_rotation_still_verifies_after_it) {
   CookieJar jar(1, 60 * kSecond, 60 * kSecond, 0);
-  sockaddr_storage from = address("127.0.0.1", "1");
+  sockaddr_storage from = testAddress("127.0.0.1", "1");
   uint8_t cookie[kCookieSize];
   jar.make(from, kNonce, 1, 50 * kSecond, cookie);
   uint8_t fresh[kCookieSize];
