@@ -218,7 +218,7 @@ public:
   // One idle pool thread at a time wakes with the transport loop (loop-wake.h), so a request
   // the loop reads is taken at once instead of waking a sleeping thread. Called once, after the
   // transport hub started.
-  void wakeWithLoop(const LoopWake& wake, std::chrono::microseconds spin);
+  void wakeWithLoop(const LoopWake& wake);
 
   // Tears down the apartment and joins the pool. Called once by the runtime.
   void shutdown();
@@ -240,7 +240,6 @@ private:
   bool _stopping = false;
   // Waking with the loop (wakeWithLoop), guarded by _mutex but for the atomics.
   LoopWake _wake;
-  std::chrono::microseconds _spin{0};
   int _pollerFd = -1;                        // the polling thread's eventfd, while it polls
   std::atomic<bool> _pollerSpinning{false};  // it will see _queued without a wake-up
   std::atomic<size_t> _queued{0};            // _queue.size(), for the spinning poller

@@ -132,13 +132,8 @@ std::optional<RemUnknownServant> ApartmentImpl::remUnknown() {
 }
 
 void ApartmentImpl::tearDown() noexcept {
-  // Client side first: references this apartment holds on other exporters go back at once.
-  _imports.disconnectAll();
-  // Server side: every exported object gets its final release here, on the apartment's thread.
-  Retired retired = _exports.clear();
-  retired.clear();
-  // Requests still running or arriving (an MTA's pool serves while the apartment tears down)
-  // find it gone; one already dispatched holds its own reference.
+  // RemUnknown requests arriving from now on (an MTA's pool serves while the apartment tears
+  // down) are answered disconnected; one already dispatched holds its own reference.
   RemUnknownServant gone;
   {
     std::lock_guard lock(_remUnknownMutex);
@@ -146,6 +141,12 @@ void ApartmentImpl::tearDown() noexcept {
     gone = std::move(_remUnknown);
     _remUnknown = RemUnknownServant{};
   }
+  // Client side first: references this apartment holds on other exporters go back at once.
+  _imports.disconnectAll();
+  // Server side: every exported object gets its final release here, on the apartment's thread.
+  Retired retired = _exports.clear();
+  retired.clear();
+  // The servant goes last (`gone`), after the objects it reaches.
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,21 +400,23 @@ bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
   return true;
 }
 
-void MtaImpl::wakeWithLoop(const LoopWake& wake, std::chrono::microseconds spin) {
+void MtaImpl::wakeWithLoop(const LoopWake& wake) {
+  // The pool threads sleeping on the condition variable are left alone: a pool thread polls
+  // once it has run MTA work, so a process whose MTA serves nobody (a client) has no poller
+  // taking CPU from its callers on every response (measured: udp null 78-93 us with one, 69-71
+  // without, on 2 cores).
   std::lock_guard lock(_mutex);
   _wake = wake;
-  _spin = spin;
 }
 
 void MtaImpl::pollLocked(std::unique_lock<std::mutex>& lock) noexcept {
   int own = threadEventFd();
   _pollerFd = own;
   LoopWake wake = _wake;
-  auto spin = _spin;
   lock.unlock();
   // Bounded, so the thread also sees a stop request that came without its eventfd. Whatever
   // post() did meanwhile, the queue is checked again under the lock.
-  pollWithLoop(wake, own, std::chrono::milliseconds(1000), spin,
+  pollWithLoop(wake, own, std::chrono::milliseconds(1000),
                [this] { return _queued.load(std::memory_order_acquire) != 0; }, &_pollerSpinning);
   lock.lock();
   _pollerFd = -1;
@@ -427,7 +430,7 @@ void MtaImpl::workerLoop(size_t) noexcept {
   for (;;) {
     while (_queue.empty() && !_stopping) {
       ++_idle;
-      if (_wake && _spin.count() > 0 && _pollerFd < 0 && threadEventFd() >= 0) {
+      if (_wake && _pollerFd < 0 && threadEventFd() >= 0) {
         pollLocked(lock);
       } else {
         _work.wait(lock);

@@ -148,11 +148,7 @@ void PendingCall::cancel() noexcept {
 }
 
 void PendingCall::waitBlocking() {
-  if (_wake) {
-    RuntimeImpl* runtime = tryCurrentRuntime();
-    auto spin = runtime != nullptr ? runtime->options.loopSpin : std::chrono::microseconds(0);
-    if (spin.count() > 0) waitPolling(spin);
-  }
+  if (_wake) waitPolling();
   std::unique_lock lock(_mutex);
   if (!_cv.wait_until(lock, _deadline, [this] { return _done.load(std::memory_order_relaxed); })) {
     lock.unlock();
@@ -160,7 +156,7 @@ void PendingCall::waitBlocking() {
   }
 }
 
-void PendingCall::waitPolling(std::chrono::microseconds spin) noexcept {
+void PendingCall::waitPolling() noexcept {
   // At most two pollers per process: every poller wakes on every event of the loop.
   static std::atomic<int> pollers{0};
   if (pollers.fetch_add(1, std::memory_order_relaxed) >= 2) {
@@ -177,7 +173,7 @@ void PendingCall::waitPolling(std::chrono::microseconds spin) noexcept {
   auto isDone = [this] { return _done.load(std::memory_order_acquire); };
   for (int round = 0; own >= 0 && round < 8 && !isDone(); ++round) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now());
-    if (left.count() <= 0 || !pollWithLoop(_wake, own, left, spin, isDone)) break;
+    if (left.count() <= 0 || !pollWithLoop(_wake, own, left, isDone)) break;
   }
   {
     std::lock_guard lock(_mutex);

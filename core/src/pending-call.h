@@ -63,7 +63,7 @@ public:
 private:
   void complete(std::unique_ptr<IncomingResponse> response, std::optional<Error> error) noexcept;
   // waitBlocking()'s first part, for a call with a loop to wake with (RuntimeOptions::loopSpin).
-  void waitPolling(std::chrono::microseconds spin) noexcept;
+  void waitPolling() noexcept;
 
   const std::shared_ptr<ApartmentImpl> _home;
   const Deadline _deadline;

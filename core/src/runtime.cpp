@@ -117,7 +117,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     _mta->start();
     _hub = std::make_unique<TransportHub>(*this);
     _hub->start(options);
-    _mta->wakeWithLoop(_hub->loopWake(), options.loopSpin);
+    _mta->wakeWithLoop(_hub->loopWake());
     _hub->announce(_mta->oxid(), _mta->remUnknownIpid());
   } catch (...) {
     if (_mta) _mta->shutdown();

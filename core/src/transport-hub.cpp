@@ -237,11 +237,12 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_prepare_init(&_loop, &_prepare));
   _prepare.data = this;
   FERRY_UV(uv_prepare_start(&_prepare, [](uv_prepare_t* p) {
-    static_cast<TransportHub*>(p->data)->_iterations.fetch_add(1, std::memory_order_release);
+    static_cast<TransportHub*>(p->data)->_loopState->iterations.fetch_add(1, std::memory_order_release);
   }));
   uv_unref(reinterpret_cast<uv_handle_t*>(&_prepare));
   _started = true;
-  _loopFd.store(uv_backend_fd(&_loop), std::memory_order_release);
+  _loopState->spin = options.loopSpin;
+  _loopState->fd.store(uv_backend_fd(&_loop), std::memory_order_release);
 
   // Instances are created and listen on the loop thread; start() waits for the bindings.
   std::mutex readyMutex;
@@ -455,6 +456,9 @@ void TransportHub::stop() noexcept {
     _replyBytes = 0;
     _acks.clear();
   }
+  // No thread polls the loop from now on (one in poll() already wakes on its own eventfd, when
+  // its call fails with the hub, or at its timeout).
+  _loopState->fd.store(-1, std::memory_order_release);
   int rc = uv_loop_close(&_loop);
   if (rc != 0) {
     stats().leakedLoopHandles.fetch_add(1, std::memory_order_relaxed);

@@ -66,9 +66,7 @@ public:
   void stop() noexcept;
 
   // For threads that wake with the loop (loop-wake.h); empty until start() ran the loop.
-  LoopWake loopWake() const noexcept {
-    return {_loopFd.load(std::memory_order_acquire), &_iterations};
-  }
+  LoopWake loopWake() const noexcept { return {_loopState}; }
   // Where this process listens, cheapest first.
   std::vector<StringBindingData> bindings() const;
   // Names of the transports running.
@@ -233,9 +231,8 @@ private:
   std::shared_mutex _directGate;
   bool _directAllowed = false;  // guarded by _directGate
 
-  // loopWake(): the loop's epoll descriptor (written once by start()), and its iterations.
-  std::atomic<int> _loopFd{-1};
-  std::atomic<uint64_t> _iterations{0};
+  // loopWake(): published by start(), withdrawn by stop().
+  const std::shared_ptr<LoopState> _loopState = std::make_shared<LoopState>();
   uv_prepare_t _prepare{};
   mutable std::mutex _mutex;
   std::vector<StringBindingData> _bindings;

@@ -105,8 +105,8 @@ struct RuntimeOptions {
   // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
   // while the I/O thread handles the event: up to this long, or until the loop goes back to
   // waiting. Saves a wake-up per hand-over (tens of microseconds on an idle VM) for some CPU. At
-  // most two response waiters and one pool thread poll at a time; the others sleep. Zero: never
-  // poll. STA threads always wait in their own loop.
+  // most two response waiters and one pool thread (once the MTA has run work) poll at a time;
+  // the others sleep. Zero: never poll. STA threads always wait in their own loop.
   std::chrono::microseconds loopSpin{50};
 };
 
