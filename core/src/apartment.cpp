@@ -138,8 +138,7 @@ void ApartmentImpl::tearDown() noexcept {
   {
     std::lock_guard lock(_remUnknownMutex);
     _remUnknownGone = true;
-    gone = std::move(_remUnknown);
-    _remUnknown = RemUnknownServant{};
+    gone = std::exchange(_remUnknown, RemUnknownServant{});
   }
   // Client side first: references this apartment holds on other exporters go back at once.
   _imports.disconnectAll();

@@ -217,11 +217,6 @@ uint64_t DeadlineWatch::watch(const std::shared_ptr<PendingCall>& call) {
   return id;
 }
 
-size_t DeadlineWatch::size() {
-  std::lock_guard lock(_watched->mutex);
-  return _watched->calls.size();
-}
-
 void DeadlineWatch::run() noexcept {
   std::unique_lock lock(_watched->mutex);
   auto& calls = _watched->calls;

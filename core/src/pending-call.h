@@ -104,8 +104,6 @@ public:
   // is held by, for WatchedCalls::forget.
   uint64_t watch(const std::shared_ptr<PendingCall>& call);
   const std::shared_ptr<WatchedCalls>& watched() const noexcept { return _watched; }
-  // Calls held now (running calls with a continuation).
-  size_t size();
 
 private:
   void run() noexcept;

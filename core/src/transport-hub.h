@@ -234,6 +234,8 @@ private:
   // loopWake(): published by start(), withdrawn by stop().
   const std::shared_ptr<LoopState> _loopState = std::make_shared<LoopState>();
   uv_prepare_t _prepare{};
+
+  // Written once by start().
   mutable std::mutex _mutex;
   std::vector<StringBindingData> _bindings;
 };

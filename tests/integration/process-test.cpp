@@ -214,6 +214,15 @@ struct RawTarget {
   std::optional<detail::StringBindingData> pipe;
 };
 
+// The transports a call to the peer can take: pipe and tcp, and udp when its plugin is loaded.
+std::vector<std::string> crossProcessTransports() {
+  std::vector<std::string> transports{"pipe", "tcp"};
+  for (const auto& p : Runtime::plugins()) {
+    if (p.name == "udp") transports.push_back("udp");
+  }
+  return transports;
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(process, RuntimeFixture)
@@ -281,10 +290,7 @@ BOOST_AUTO_TEST_CASE(calls_keep_their_results_deadlines_and_concurrency_with_and
     auto mta = rt().joinMta();
     Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);        // the peer's STA
     Ref<Probe> mtaProbe = unmarshalInterface<Probe>(peer.mtaProbe);  // the peer's MTA
-    std::vector<std::string> transports{"pipe", "tcp"};
-    for (const auto& p : Runtime::plugins()) {
-      if (p.name == "udp") transports.push_back("udp");
-    }
+    std::vector<std::string> transports = crossProcessTransports();
     for (const std::string& transport : transports) {
       std::string where = transport + ", spin " + std::to_string(spin.count()) + ": ";
       setTransport(probe.get(), transport);
@@ -456,10 +462,7 @@ BOOST_AUTO_TEST_CASE(a_call_in_another_process_can_be_canceled) {
   auto mta = rt().joinMta();
   {
     Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
-    std::vector<std::string> transports{"pipe", "tcp"};
-    for (const auto& p : Runtime::plugins()) {
-      if (p.name == "udp") transports.push_back("udp");
-    }
+    std::vector<std::string> transports = crossProcessTransports();
     for (const std::string& transport : transports) {
       setTransport(probe.get(), transport);
       // Running: the peer's servant sees the cancel and returns early.

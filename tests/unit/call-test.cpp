@@ -274,9 +274,7 @@ BOOST_AUTO_TEST_CASE(an_async_call_that_completes_leaves_the_deadline_watch) {
   // of them in memory.
   auto mta = rt().joinMta();
   Sta sta = rt().newSta("server");
-  auto servant = make<ProbeImpl>();
-  ObjRefBytes packet = sta.invoke([&] { return marshalInterface(Ref<Probe>(servant.get())); });
-  Ref<Probe> probe = unmarshalInterface<Probe>(packet);
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(sta);
   constexpr int kCalls = 200;
   std::atomic<int> continued{0};
   auto busy = probe->sleepMillisAsync(300);  // the STA serves the rest after this one
