@@ -20,13 +20,19 @@ namespace ferry::detail {
 
 class ExporterLink;
 
+// 16 bytes naming this host as its network sees it: the machine id (else the kernel's boot id)
+// mixed with the network namespace. Processes of one kernel and one network namespace agree;
+// other machines, and other namespaces of this one, differ. Throws unavailable when neither file
+// holds an id.
+std::array<uint8_t, 16> readHostId(const char* machineIdPath, const char* bootIdPath);
+
 class RuntimeImpl {
 public:
   explicit RuntimeImpl(RuntimeOptions options);
   ~RuntimeImpl();
 
   const RuntimeOptions options;
-  // 16 bytes naming this host (from /etc/machine-id, else random per boot of the runtime).
+  // readHostId() of /etc/machine-id and /proc/sys/kernel/random/boot_id.
   const std::array<uint8_t, 16> hostId;
   // pid << 32 | 32 random bits.
   const uint64_t processId;

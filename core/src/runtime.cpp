@@ -42,37 +42,56 @@ uint64_t networkNamespaceId() {
   return std::sscanf(link, "net:[%llu]", &inode) == 1 ? inode : 0;
 }
 
-// This host's identity: /etc/machine-id mixed with the network namespace, so processes in
-// different namespaces (the cross-host tests' "hosts") see each other as other machines.
-std::array<uint8_t, 16> readHostId() {
-  std::array<uint8_t, 16> id{};
-  std::ifstream in("/etc/machine-id");
+// Reads the first 32 hex digits of `path` (dashes skipped) into `id`; false if the file is
+// missing, empty or not hex.
+bool readHexId(const char* path, std::array<uint8_t, 16>& id) {
+  std::ifstream in(path);
+  std::string text;
+  if (!(in >> text)) return false;
   std::string hex;
-  if (in >> hex && hex.size() >= 32) {
-    bool ok = true;
-    for (size_t i = 0; i < 16 && ok; ++i) {
-      unsigned value = 0;
-      ok = std::sscanf(hex.c_str() + 2 * i, "%2x", &value) == 1;
-      id[i] = static_cast<uint8_t>(value);
-    }
-    if (ok) {
-      uint64_t ns = networkNamespaceId();
-      uint64_t a = mix64(ns);
-      uint64_t b = mix64(ns ^ 0x5bd1e995u);
-      for (size_t i = 0; i < 8; ++i) {
-        id[i] ^= static_cast<uint8_t>(a >> (8 * i));
-        id[8 + i] ^= static_cast<uint8_t>(b >> (8 * i));
-      }
-      return id;
-    }
+  for (char c : text) {
+    if (c != '-') hex.push_back(c);
   }
-  // No machine id: a random one, so at least this process is consistent with itself.
-  uint64_t a = randomNonZero64();
-  uint64_t b = randomNonZero64();
-  std::memcpy(id.data(), &a, 8);
-  std::memcpy(id.data() + 8, &b, 8);
+  if (hex.size() < 32) return false;
+  for (size_t i = 0; i < 16; ++i) {
+    unsigned value = 0;
+    if (std::sscanf(hex.c_str() + 2 * i, "%2x", &value) != 1) return false;
+    id[i] = static_cast<uint8_t>(value);
+  }
+  return true;
+}
+
+}  // namespace
+
+// This host's identity: the machine id mixed with the network namespace, so processes in
+// different namespaces (the cross-host tests' "hosts") see each other as other machines. Without
+// a machine id (minimal root filesystems, most container images) the kernel's boot id stands in:
+// every process of one kernel reads the same one, and another machine (or this one after a
+// reboot) has another. The two sources are mixed with different constants, so a host whose
+// machine id is hidden from some of its processes is two hosts to them, never a collision with
+// another machine.
+std::array<uint8_t, 16> readHostId(const char* machineIdPath, const char* bootIdPath) {
+  std::array<uint8_t, 16> id{};
+  uint64_t salt = 0;
+  if (!readHexId(machineIdPath, id)) {
+    FERRY_REQUIRE(readHexId(bootIdPath, id), Errc::unavailable,
+                  std::string("cannot tell which host this is: neither ") + machineIdPath +
+                      " nor " + bootIdPath +
+                      " holds an id (mount /proc, or create the machine id with "
+                      "systemd-machine-id-setup)");
+    salt = 0x626f6f745f6964ull;  // "boot_id"
+  }
+  uint64_t ns = networkNamespaceId() ^ salt;
+  uint64_t a = mix64(ns);
+  uint64_t b = mix64(ns ^ 0x5bd1e995u);
+  for (size_t i = 0; i < 8; ++i) {
+    id[i] ^= static_cast<uint8_t>(a >> (8 * i));
+    id[8 + i] ^= static_cast<uint8_t>(b >> (8 * i));
+  }
   return id;
 }
+
+namespace {
 
 uint64_t makeProcessId() {
   return (static_cast<uint64_t>(static_cast<uint32_t>(getpid())) << 32) |
@@ -97,7 +116,9 @@ RuntimeImpl& currentRuntime() {
 }
 
 RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
-    : options(opts), hostId(readHostId()), processId(makeProcessId()) {
+    : options(opts),
+      hostId(readHostId("/etc/machine-id", "/proc/sys/kernel/random/boot_id")),
+      processId(makeProcessId()) {
   // A peer that vanishes while a transport writes to it must be an error on that connection,
   // not a signal that ends the process. Only replaced if nobody installed a handler.
   struct sigaction current {};
