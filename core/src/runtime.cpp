@@ -310,12 +310,31 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                       (wanted.empty() ? std::string("by distance") : wanted) + "'; exporter has " +
                       describe(resolution.bindings) + ")",
                   toString(objref.oxid));
-    FERRY_LOG(debug, "importing from " << toString(objref.oxid) << " over " << bindingText(usable[0])
-                                       << " (" << toString(distance) << ")");
-    ExporterLink::Address address{resolution.hostId, resolution.processId, resolution.bindings};
-    return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
-                                          _hub->channel(usable[0], objref.oxid, distance),
-                                          resolution.remUnknown);
+    // The cheapest binding that this process can open: a pipe socket of another user, a refused
+    // port or an unreachable address moves on to the next one, saying why.
+    std::string failures;
+    for (const StringBindingData& binding : usable) {
+      try {
+        _hub->connect(binding);
+      } catch (const Error& e) {
+        if (e.code() != Errc::unavailable && e.code() != Errc::deadlineExceeded) throw;
+        FERRY_LOG(warn, "cannot use " << bindingText(binding) << " to reach exporter "
+                                      << toString(objref.oxid) << " (" << e.message()
+                                      << "); trying the next binding");
+        failures += "; " + bindingText(binding) + ": " + e.message();
+        continue;
+      }
+      FERRY_LOG(debug, "importing from " << toString(objref.oxid) << " over "
+                                         << bindingText(binding) << " (" << toString(distance)
+                                         << ")");
+      ExporterLink::Address address{resolution.hostId, resolution.processId, resolution.bindings};
+      return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
+                                            _hub->channel(binding, objref.oxid, distance),
+                                            resolution.remUnknown);
+    }
+    FERRY_FAIL(Errc::unavailable,
+               "none of the exporter's bindings can be opened from this process" + failures,
+               toString(objref.oxid));
   }
   FERRY_REQUIRE(protseq.empty() || protseq == "inproc", Errc::invalidArgument,
                 "an object of this process is only reached in-process", protseq);

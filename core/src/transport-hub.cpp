@@ -184,6 +184,8 @@ struct TransportHub::Connection {
   int32_t pid = 0;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> queued;  // (call id, frame)
   std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> resolves;
+  // connect() callers waiting for the connection to open (completed empty) or fail.
+  std::vector<std::shared_ptr<PendingCall>> openWaiters;
 };
 
 namespace {
@@ -510,19 +512,24 @@ bool TransportHub::hasTransport(const std::string& protseq) const {
 // ---- connections (I/O thread) ------------------------------------------------------------------
 
 TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
-                                                      const StringBindingData& binding) {
+                                                      const StringBindingData& binding,
+                                                      std::string* why) {
   auto it = _byKey.find(key);
   if (it != _byKey.end()) return it->second;
   Instance* instance = nullptr;
   for (auto& i : _instances) {
     if (i->name == binding.protseq) instance = i.get();
   }
-  if (instance == nullptr) return nullptr;
+  if (instance == nullptr) {
+    if (why != nullptr) *why = "the " + binding.protseq + " transport is not running in this process";
+    return nullptr;
+  }
   ferry_conn_id id = 0;
   int rc = instance->table->connect(instance->transport, binding.address.c_str(),
                                     binding.endpoint.c_str(), kConnectTimeoutMs, &id);
   if (rc < 0) {
     FERRY_LOG(warn, "cannot connect to " << key << ": " << instance->table->strerror(rc));
+    if (why != nullptr) *why = instance->table->strerror(rc);
     return nullptr;
   }
   auto connection = std::make_unique<Connection>();
@@ -607,6 +614,7 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
     std::lock_guard lock(_callsMutex);
     _openByKey[connection.key] = {instance.index, conn};
   }
+  for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->deliverReceived(nullptr);
   auto queued = std::move(connection.queued);
   for (auto& [callId, frame] : queued) sendFrame(connection, std::move(frame));
 }
@@ -675,7 +683,9 @@ std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConn
   failCallsOf(index, connection.id, code, why);
   auto resolves = std::move(connection.resolves);
   connection.resolves.clear();
-  for (auto& [id, pending] : resolves) pending->fail(code == Errc::outcomeUnknown ? Errc::unavailable : code, why);
+  Errc unreached = code == Errc::outcomeUnknown ? Errc::unavailable : code;
+  for (auto& [id, pending] : resolves) pending->fail(unreached, why);
+  for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->fail(unreached, why);
   // Frames never sent: their calls were failed or are in `resend`.
   connection.queued.clear();
   return resend;
@@ -1215,6 +1225,29 @@ void TransportHub::sendResponseFrame(uint32_t instance, ferry_conn_id conn,
 std::shared_ptr<Channel> TransportHub::channel(const StringBindingData& binding, Oxid oxid,
                                                MarshalContext distance) {
   return std::make_shared<RemoteChannel>(*this, binding, oxid, distance);
+}
+
+void TransportHub::connect(const StringBindingData& binding) {
+  ApartmentImpl* current = threadState().apartment;
+  ApartmentImpl& home = current != nullptr ? *current : static_cast<ApartmentImpl&>(_runtime.mta());
+  // The transport gives up after kConnectTimeoutMs and says why; this bound is the backstop.
+  Deadline deadline =
+      std::min(callDeadline(), Clock::now() + std::chrono::milliseconds(kConnectTimeoutMs + 1000));
+  auto pending = std::make_shared<PendingCall>(home.shared_from_this(), deadline, CausalityId());
+  std::string key = bindingText(binding);
+  post([this, key, binding, pending] {
+    std::string why;
+    Connection* connection = connectionFor(key, binding, &why);
+    if (connection == nullptr) {
+      pending->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
+    } else if (connection->open) {
+      pending->deliverReceived(nullptr);
+    } else {
+      connection->openWaiters.push_back(pending);
+    }
+  });
+  if (!pending->done()) home.wait(*pending);
+  pending->throwIfFailed();
 }
 
 Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {

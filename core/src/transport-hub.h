@@ -77,6 +77,11 @@ public:
   std::shared_ptr<Channel> channel(const StringBindingData& binding, Oxid oxid,
                                    MarshalContext distance);
 
+  // Opens (or finds open) the connection to `binding`; waits in the calling apartment, bounded by
+  // the call timeout and the connect timeout. Throws unavailable, with the transport's reason
+  // (permission denied, refused, no route, timed out), when it cannot be opened.
+  void connect(const StringBindingData& binding);
+
   // Asks the resolver at `binding` for `oxid`; waits in the calling apartment (bounded by the
   // call timeout). Throws objectNotRegistered for an unknown OXID, unavailable when the binding
   // cannot be reached.
@@ -116,7 +121,10 @@ private:
   void drainTasks() noexcept;
 
   // On the I/O thread.
-  Connection* connectionFor(const std::string& key, const StringBindingData& binding);
+  // The connection to `binding`, opening it if needed; null (with the reason in `why`) when it
+  // cannot be started.
+  Connection* connectionFor(const std::string& key, const StringBindingData& binding,
+                            std::string* why = nullptr);
   void sendFrame(Connection& connection, std::vector<uint8_t> frame);
   void onAccepted(Instance& instance, ferry_conn_id conn, const ferry_peer_info_v1* peer);
   void onConnected(Instance& instance, ferry_conn_id conn, int status);

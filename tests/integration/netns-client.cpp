@@ -1,12 +1,16 @@
-// The client "host" of the cross-host test, run inside its own network namespace:
-//   ferry-netns-client <holder OBJREF hex> <own address> [<resolver binding>]
+// The client "host" of the cross-host test, run inside its own network namespace, and the client
+// of another user in the cross-user test:
+//   ferry-netns-client <holder OBJREF hex> <own address> [<resolver binding>] [--expect PREFIX]
 // With a resolver binding (the server host's ferryd, e.g. "tcp:192.0.2.1[7135]"), the OBJREF's
-// own bindings are replaced by it, so the exporter is found through ferryd.
+// own bindings are replaced by it, so the exporter is found through ferryd. The proxy's transport
+// (ferry::transportOf) must start with PREFIX; by default, with the other host's udp binding when
+// the udp plugin is loaded, else its tcp binding.
 // Calls the server's Holder across hosts, hands it a callback of its own (a reference passed the
 // other way), has the server call back, and prints one line per check ("ok …" / "FAIL …").
 // Exits 0 when every check passed.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <ferry/ferry.h>
 
@@ -35,14 +39,23 @@ public:
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 && argc != 4) {
-    std::fprintf(stderr,
-                 "usage: ferry-netns-client <holder objref hex> <own address> [<resolver>]\n");
+  std::vector<std::string> args;
+  std::string expected;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--expect" && i + 1 < argc) {
+      expected = argv[++i];
+    } else {
+      args.emplace_back(argv[i]);
+    }
+  }
+  if (args.size() != 2 && args.size() != 3) {
+    std::fprintf(stderr, "usage: ferry-netns-client <holder objref hex> <own address> "
+                         "[<resolver>] [--expect PREFIX]\n");
     return 2;
   }
-  ferry::ObjRefBytes packet = ferry::objRefFromText(argv[1]);
-  if (argc == 4) {
-    std::string r = argv[3];
+  ferry::ObjRefBytes packet = ferry::objRefFromText(args[0]);
+  if (args.size() == 3) {
+    std::string r = args[2];
     size_t colon = r.find(':');
     size_t open = r.rfind('[');
     ferry::detail::ObjRefData data = ferry::detail::decodeObjRef(packet);
@@ -52,18 +65,20 @@ int main(int argc, char** argv) {
   }
   try {
     ferry::RuntimeOptions options;
-    options.listenAddresses = {argv[2]};  // where the server calls our callback
+    options.listenAddresses = {args[1]};  // where the server calls our callback
     ferry::Runtime runtime(options);
     ferry::Sta sta = runtime.newSta("netns-client");
     sta.invoke([&] {
       auto holder = ferry::unmarshalInterface<testing::iface::Holder>(packet);
       std::string transport = ferry::transportOf(holder.get());
-      // Off-host, the distance rule prefers udp when its plugin is loaded, else tcp.
-      bool haveUdp = false;
-      for (const auto& p : ferry::Runtime::plugins()) haveUdp = haveUdp || p.name == "udp";
-      std::string expected = haveUdp ? "udp:192.0.2.1[" : "tcp:192.0.2.1[";
+      if (expected.empty()) {
+        // Off-host, the distance rule prefers udp when its plugin is loaded, else tcp.
+        bool haveUdp = false;
+        for (const auto& p : ferry::Runtime::plugins()) haveUdp = haveUdp || p.name == "udp";
+        expected = haveUdp ? "udp:192.0.2.1[" : "tcp:192.0.2.1[";
+      }
       check(transport.rfind(expected, 0) == 0,
-            "the other host is reached over " + expected.substr(0, 3) + ": " + transport);
+            "the exporter is reached over " + expected + ": " + transport);
       auto callback = ferry::make<RecordingCallback>();
       ferry::Ref<testing::iface::Callback> cb(callback.get());
       holder->set(cb);

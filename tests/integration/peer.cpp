@@ -7,6 +7,7 @@
 //
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 //                   [--reply-cache-per-caller N] [--loop-spin MICROSECONDS]
+//                   [--pipe-directory DIR]
 #include <unistd.h>
 
 #include <atomic>
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--listen") == 0) options.listenAddresses = split(argv[i + 1]);
     if (std::strcmp(argv[i], "--port") == 0) options.listenPort = argv[i + 1];
     if (std::strcmp(argv[i], "--transports") == 0) options.transports = split(argv[i + 1]);
+    if (std::strcmp(argv[i], "--pipe-directory") == 0) options.pipeDirectory = argv[i + 1];
     if (std::strcmp(argv[i], "--reply-cache-per-caller") == 0) {
       options.replyCachePerCaller = std::stoul(argv[i + 1]);
     }
