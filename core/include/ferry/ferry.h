@@ -1,6 +1,10 @@
 // ferry: the whole public API.
 #pragma once
 
+#if __cplusplus < 202002L
+#error "ferry needs C++20: compile with -std=c++20 (pkg-config --cflags ferry gives it)"
+#endif
+
 #include <ferry/error.h>
 #include <ferry/future.h>
 #include <ferry/git.h>
