@@ -739,9 +739,14 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
   auto it = _connections.find({instance.index, conn});
   if (it == _connections.end()) return;
   Connection& connection = *it->second;
+  // The length first: every byte of the header is read only once the message holds a header.
+  if (size < kFrameHeader) {
+    return protocolError(instance, conn,
+                         "a " + std::to_string(size) + "-byte message is shorter than a frame header");
+  }
   uint8_t allowedFlags = data[4] == kRequest ? kFrameFlagResent : 0;
-  if (size < kFrameHeader || std::memcmp(data, kMagic, 4) != 0 || (data[5] & ~allowedFlags) != 0 ||
-      data[6] != 0 || data[7] != 0) {
+  if (std::memcmp(data, kMagic, 4) != 0 || (data[5] & ~allowedFlags) != 0 || data[6] != 0 ||
+      data[7] != 0) {
     return protocolError(instance, conn, "bad frame header");
   }
   size_t payload = size - kFrameHeader;

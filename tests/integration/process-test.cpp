@@ -378,6 +378,10 @@ BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counte
       {"a cancel with a payload", orpcFrame(7, 0, 9, 0, good.get())},
       {"an unknown kind", orpcFrame(99, 0, 9, 0, good.get())},
       {"a truncated message", [&] { auto f = orpcFrame(1, 0, 9, oxid, good.get()); f.erase(f.end() - 8, f.end()); return f; }()},
+      // Shorter than a header: nothing past the message may be read (ASan checks).
+      {"an empty message", {}},
+      {"a 2-byte message", {'F', 'R'}},
+      {"a 5-byte message", {'F', 'R', 'Y', '1', 1}},
   };
   for (const Case& c : cases) {
     BOOST_TEST_CONTEXT(c.what) {
