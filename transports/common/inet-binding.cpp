@@ -68,13 +68,7 @@ std::string formatAddress(const sockaddr_storage& address) {
   }
   const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
   uv_ip6_name(&in6, host, sizeof(host));
-  // Appended piece by piece: GCC 12 at -O3 misreads `"[" + std::string(...)` as an overlapping
-  // memcpy (a false -Wrestrict, GCC bug 105651).
-  std::string out = "[";
-  out += host;
-  out += "]:";
-  out += std::to_string(ntohs(in6.sin6_port));
-  return out;
+  return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
 }
 
 uint16_t portOf(const sockaddr_storage& address) noexcept {
