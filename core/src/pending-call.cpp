@@ -35,7 +35,9 @@ void PendingCall::fail(Errc code, std::string message) noexcept {
 }
 
 void PendingCall::expire() noexcept {
-  fail(Errc::deadlineExceeded, "no response before the call's deadline");
+  fail(Errc::deadlineExceeded,
+       "no response came before the call's deadline; the server is slow, busy or gone: raise "
+       "RuntimeOptions::callTimeout, or hold a ferry::CallTimeout around the call");
 }
 
 void PendingCall::complete(std::unique_ptr<IncomingResponse> response,

@@ -63,6 +63,29 @@ ObjRefBytes asIfFromAnotherProcess(const ObjRefBytes& packet) {
   return detail::encodeObjRef(data);
 }
 
+// Marshals an object of one STA with `context` and unmarshals the packet in another, as if that
+// STA were in another process of this host. Returns the message of the unavailable error that
+// gives, checked to be a sentence; the object and its packet are released.
+std::string messageInAnotherProcess(Runtime& runtime, MarshalContext context) {
+  Sta server = runtime.newSta("server");
+  Sta client = runtime.newSta("client");
+  Ref<Probe> object;
+  ObjRefBytes packet = server.invoke([&] {
+    object = make<ProbeImpl>();
+    return marshalInterface(object, context);
+  });
+  std::string message = client.invoke([&] {
+    return messageOf([&] { unmarshalInterface<Probe>(asIfFromAnotherProcess(packet)); },
+                     Errc::unavailable);
+  });
+  checkIsASentence(message);
+  server.invoke([&] {
+    releaseMarshalData(packet);
+    object.reset();
+  });
+  return message;
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(error_messages, RuntimeFixture)
@@ -139,24 +162,9 @@ BOOST_AUTO_TEST_CASE(a_normal_packet_unmarshaled_twice_says_it_was_consumed_and_
 BOOST_AUTO_TEST_CASE(an_inproc_objref_used_in_another_process_says_so_and_names_marshal_context_local) {
   BOOST_REQUIRE_MESSAGE(!rt().bindings().empty(),
                         "this case needs the transport plugins (FERRY_PLUGIN_PATH)");
-  Sta server = rt().newSta("server");
-  Sta client = rt().newSta("client");
-  Ref<Probe> object;
-  ObjRefBytes packet = server.invoke([&] {
-    object = make<ProbeImpl>();
-    return marshalInterface(object, MarshalContext::inproc);
-  });
-  client.invoke([&] {
-    std::string message = messageOf(
-        [&] { unmarshalInterface<Probe>(asIfFromAnotherProcess(packet)); }, Errc::unavailable);
-    checkIsASentence(message);
-    checkNames(message, "MarshalContext::inproc");
-    checkNames(message, "MarshalContext::local");
-  });
-  server.invoke([&] {
-    releaseMarshalData(packet);
-    object.reset();
-  });
+  std::string message = messageInAnotherProcess(rt(), MarshalContext::inproc);
+  checkNames(message, "MarshalContext::inproc");
+  checkNames(message, "MarshalContext::local");
 }
 
 BOOST_AUTO_TEST_CASE(without_transport_plugins_reaching_another_process_says_where_the_loader_looked,
@@ -168,25 +176,10 @@ BOOST_AUTO_TEST_CASE(without_transport_plugins_reaching_another_process_says_whe
                         "or the install directory holds some");
   const char* path = std::getenv("FERRY_PLUGIN_PATH");
   BOOST_REQUIRE_MESSAGE(path != nullptr, "meson sets FERRY_PLUGIN_PATH for this case");
-  Sta server = rt().newSta("server");
-  Sta client = rt().newSta("client");
-  Ref<Probe> object;
-  ObjRefBytes packet = server.invoke([&] {
-    object = make<ProbeImpl>();
-    return marshalInterface(object, MarshalContext::local);
-  });
-  client.invoke([&] {
-    std::string message = messageOf(
-        [&] { unmarshalInterface<Probe>(asIfFromAnotherProcess(packet)); }, Errc::unavailable);
-    checkIsASentence(message);
-    checkNames(message, "FERRY_PLUGIN_PATH");
-    checkNames(message, path);
-    checkNames(message, "install directory /");
-  });
-  server.invoke([&] {
-    releaseMarshalData(packet);
-    object.reset();
-  });
+  std::string message = messageInAnotherProcess(rt(), MarshalContext::local);
+  checkNames(message, "FERRY_PLUGIN_PATH");
+  checkNames(message, path);
+  checkNames(message, "install directory /");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
