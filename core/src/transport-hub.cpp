@@ -227,8 +227,10 @@ void TransportHub::start(const RuntimeOptions& options) {
     }
   }
   if (chosen.empty()) {
-    // In-process only. Say so when it is for want of plugins, not by the options' choice.
-    if (options.transports.empty()) {
+    // In-process only. Say so (once a process) when it is for want of plugins, not by the
+    // options' choice.
+    static std::atomic<bool> warned{false};
+    if (options.transports.empty() && !warned.exchange(true)) {
       FERRY_LOG(warn, "no transport plugin is loaded, so other processes cannot reach this one: "
                           << plugins.describeSearch()
                           << "; set FERRY_PLUGIN_PATH to the directory that holds "
