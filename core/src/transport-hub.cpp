@@ -1064,7 +1064,10 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
   }
   if (frame->size() > kMaxMessageBytes + kFrameHeader) {
     if (replyTo) {
-      replyTo->fail(Errc::invalidArgument, "the request is larger than the 16 MiB message limit");
+      replyTo->fail(Errc::invalidArgument,
+                    "the request has " + std::to_string(frame->size() - kFrameHeader) +
+                        " bytes, more than the 16 MiB a message may carry; pass large data in "
+                        "several calls");
     }
     return;
   }
