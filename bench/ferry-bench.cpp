@@ -2,6 +2,7 @@
 // same run.
 //
 //   ferry-bench [--calls N] [--warmup N] [--rows pattern] [--loop-spin MICROSECONDS]
+//   ferry-bench --help | --version
 // --loop-spin sets RuntimeOptions::loopSpin in both processes (0: threads do not wake with the
 // transport loop; README, "Waking with the transport loop").
 // The cross-process rows need the transport plugins: run it through `meson devenv -C build`, or
@@ -37,6 +38,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -52,6 +54,7 @@
 #include <ferry/ferry.h>
 
 #include "bench.ferry.h"
+#include "tool.h"
 
 namespace {
 
@@ -319,6 +322,14 @@ Server startServer(const char* self, const std::vector<std::string>& extraEnv) {
   pollfd p{fromChild[0], POLLIN, 0};
   for (char c; poll(&p, 1, 20000) > 0 && read(fromChild[0], &c, 1) == 1 && c != '\n';) line += c;
   close(fromChild[0]);
+  if (line.empty()) {
+    kill(server.pid, SIGKILL);
+    waitpid(server.pid, nullptr, 0);
+    throw std::runtime_error(
+        "the server process printed no OBJREF within 20 s (its stderr says why); it needs the "
+        "transport plugins: run ferry-bench through `meson devenv -C build`, or set "
+        "FERRY_PLUGIN_PATH");
+  }
   server.objref = ferry::objRefFromText(line);
   return server;
 }
@@ -412,34 +423,8 @@ void crossProcess(const Options& options, const char* self) {
   stopServer(server);
 }
 
-int main(int argc, char** argv) {
-  if (argc > 1 && std::string(argv[1]) == "--serve") return serve();
-  Options options;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (arg == "--calls") {
-      options.calls = std::max(100, std::stoi(next()));
-    } else if (arg == "--warmup") {
-      options.warmup = std::max(0, std::stoi(next()));
-    } else if (arg == "--rows") {
-      options.rows = next();
-    } else if (arg == "--loop-spin") {
-      options.loopSpinUs = std::max(0, std::stoi(next()));
-    } else {
-      std::fprintf(stderr,
-                   "usage: ferry-bench [--calls N] [--warmup N] [--rows pattern] "
-                   "[--loop-spin MICROSECONDS]\n");
-      return 2;
-    }
-  }
-
+// All rows, as Options select them. Returns the exit status.
+int runBench(const Options& options) {
   std::printf("ferry-bench: %d calls per row after %d warm-up calls\n", options.calls,
               options.warmup);
   printHeader();
@@ -488,8 +473,90 @@ int main(int argc, char** argv) {
     self[n] = 0;
     crossProcess(options, self);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "cross-process rows failed: %s\n", e.what());
+    std::fprintf(stderr, "ferry-bench: the cross-process rows failed: %s\n", e.what());
     return 1;
   }
   return 0;
+}
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: ferry-bench [--calls N] [--warmup N] [--rows PATTERN] [--loop-spin MICROSECONDS]\n"
+    "       ferry-bench --help | --version\n";
+
+// A whole number in [0, INT_MAX] from an option's value, or why not (kj::MainBuilder puts the
+// option and its value before the reason).
+kj::MainBuilder::Validity parseCount(kj::StringPtr text, const char* what, int& out) {
+  int value = 0;
+  auto [end, error] = std::from_chars(text.begin(), text.end(), value);
+  if (text.size() == 0 || error != std::errc() || end != text.end() || value < 0) {
+    return kj::str("not a whole number; give ", what, ", such as 100");
+  }
+  out = value;
+  return true;
+}
+
+// The command line, parsed by kj::MainBuilder.
+class BenchMain {
+public:
+  explicit BenchMain(ferry::tools::ToolContext& context) : _context(context) {}
+
+  kj::MainFunc getMain() {
+    return kj::MainBuilder(
+               _context, ferry::tools::kVersion,
+               "Measures call latency and throughput across apartments and processes, against a "
+               "floor measured in the same run.",
+               "The cross-process rows need the transport plugins: run it through `meson devenv "
+               "-C build`, with FERRY_PLUGIN_PATH set, or installed.")
+        .addOptionWithArg({"calls"}, KJ_BIND_METHOD(*this, setCalls), "<N>",
+                          "Measure <N> calls per row (at least 100; default 20000).")
+        .addOptionWithArg({"warmup"}, KJ_BIND_METHOD(*this, setWarmup), "<N>",
+                          "Make <N> warm-up calls before each row (default 2000).")
+        .addOptionWithArg({"rows"}, KJ_BIND_METHOD(*this, setRows), "<PATTERN>",
+                          "Run only the rows whose name contains <PATTERN> (e.g. STA, p, udp).")
+        .addOptionWithArg({"loop-spin"}, KJ_BIND_METHOD(*this, setLoopSpin), "<MICROSECONDS>",
+                          "Set RuntimeOptions::loopSpin in both processes; 0: threads do not "
+                          "wake with the transport loop (README, \"Waking with the transport "
+                          "loop\").")
+        .addOption({"serve"}, KJ_BIND_METHOD(*this, setServe),
+                   "Run as the server process of the cross-process rows (ferry-bench starts "
+                   "it itself).")
+        .callAfterParsing(KJ_BIND_METHOD(*this, run))
+        .build();
+  }
+
+private:
+  kj::MainBuilder::Validity setCalls(kj::StringPtr text) {
+    kj::MainBuilder::Validity valid = parseCount(text, "the calls per row", _options.calls);
+    _options.calls = std::max(100, _options.calls);
+    return valid;
+  }
+  kj::MainBuilder::Validity setWarmup(kj::StringPtr text) {
+    return parseCount(text, "the warm-up calls per row", _options.warmup);
+  }
+  kj::MainBuilder::Validity setRows(kj::StringPtr text) {
+    _options.rows = std::string(text.cStr(), text.size());
+    return true;
+  }
+  kj::MainBuilder::Validity setLoopSpin(kj::StringPtr text) {
+    return parseCount(text, "the spin in microseconds", _options.loopSpinUs);
+  }
+  bool setServe() {
+    _serve = true;
+    return true;
+  }
+  kj::MainBuilder::Validity run() { _context.exitWith(_serve ? serve() : runBench(_options)); }
+
+  ferry::tools::ToolContext& _context;
+  Options _options;
+  bool _serve = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ferry::tools::ToolContext context("ferry-bench", kUsage);
+  BenchMain bench(context);
+  return ferry::tools::runTool(context, bench.getMain(), argc, argv);
 }

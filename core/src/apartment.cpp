@@ -34,7 +34,8 @@ namespace ferry {
 std::shared_ptr<MessageFilter> setMessageFilter(std::shared_ptr<MessageFilter> filter) {
   detail::ApartmentImpl& here = detail::requireCurrentApartment();
   FERRY_REQUIRE(here.kind() == ApartmentKind::sta, Errc::invalidArgument,
-                "the MTA has no message filter (only an STA can install one)");
+                "setMessageFilter was called in the MTA, which has no message filter; install "
+                "it from a thread of an STA");
   return static_cast<detail::StaImpl&>(here).setFilter(std::move(filter));
 }
 
@@ -45,8 +46,8 @@ namespace ferry::detail {
 ApartmentImpl& requireCurrentApartment() {
   ApartmentImpl* apartment = threadState().apartment;
   FERRY_REQUIRE(apartment != nullptr, Errc::notInitialized,
-                "this thread belongs to no apartment (use Runtime::newSta/enterSta/attachSta or "
-                "joinMta)");
+                "this thread belongs to no apartment; enter one first (Runtime::newSta, "
+                "enterSta, attachSta or joinMta)");
   return *apartment;
 }
 
@@ -76,21 +77,25 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
   try {
     wire::Request::Reader root = request.root();
     FERRY_REQUIRE((root.getFlags() & ~kRequestFlagsKnown) == 0, Errc::protocolError,
-                  "request has unknown flag bits", root.getFlags());
+                  "the request has flag bits {} that this version of ferry does not know; the "
+                  "caller runs a newer protocol",
+                  root.getFlags() & ~kRequestFlagsKnown);
     FERRY_REQUIRE(Clock::now() <= deadline, Errc::deadlineExceeded,
-                  "the call's deadline passed before it started");
+                  "the call's deadline passed before the server started it; raise "
+                  "RuntimeOptions::callTimeout or the caller's ferry::CallTimeout");
     Ipid ipid(root.getIpid().getHi(), root.getIpid().getLo());
     auto causality = root.getCausality();
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);
     if (ipid == _remUnknownIpid) {
       std::optional<RemUnknownServant> servant = remUnknown();
-      FERRY_REQUIRE(servant.has_value(), Errc::disconnected, "the apartment has shut down", _label);
+      FERRY_REQUIRE(servant.has_value(), Errc::disconnected,
+                    "apartment '{}' has shut down, and its objects with it", _label);
       servant->dispatch(servant->itf, root.getInterfaceId(), root.getMethodId(), call);
     } else {
       std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
       FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
-                    "the object was disconnected or released by its apartment", _label);
+                    "the object was disconnected or released by its apartment '{}'", _label);
       lease->dispatch(lease->object, root.getInterfaceId(), root.getMethodId(), call);
     }
   } catch (const Error& e) {
@@ -99,7 +104,9 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     // Reading a malformed request (from another process) failed.
     stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
     failure = Error(Errc::protocolError,
-                    std::string("malformed request: ") + e.getDescription().cStr());
+                    std::string("the request is not a valid Cap'n Proto message for the method (") +
+                        std::string(kjReason(e.getDescription().cStr())) +
+                        "); the caller was built from another version of the schema");
   } catch (const std::exception& e) {
     failure = Error(Errc::serverFault, e.what());
   } catch (...) {
@@ -160,7 +167,10 @@ StaImpl::~StaImpl() = default;
 
 void StaImpl::enter() {
   FERRY_REQUIRE(threadState().apartment == nullptr, Errc::invalidArgument,
-                "this thread already belongs to an apartment", currentApartmentName());
+                "this thread already belongs to apartment '{}'; a thread is in one apartment at "
+                "a time: destroy the handle that entered it first, or use Runtime::newSta for an "
+                "STA on a thread of its own",
+                currentApartmentName());
   if (_mode != Mode::attached) {
     FERRY_UV(uv_loop_init(&_ownLoop));
     _loop = &_ownLoop;
@@ -251,7 +261,9 @@ bool StaImpl::post(std::unique_ptr<WorkItem>& item) {
 
 void StaImpl::runLoop() {
   FERRY_REQUIRE(std::this_thread::get_id() == _threadId, Errc::wrongApartment,
-                "an STA's loop runs on its own thread", label());
+                "the loop of STA '{}' was run from another thread; call run() on the thread "
+                "that entered it",
+                label());
   {
     std::unique_lock lock(_mutex);
     if (!_stopRequested) {

@@ -15,18 +15,6 @@ namespace ferry::detail {
 
 namespace {
 
-// The proxy may be used here: same apartment, still connected.
-void checkCallable(ProxyManager& manager) {
-  ApartmentImpl* here = threadState().apartment;
-  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
-                "calling a proxy from a thread in no apartment");
-  FERRY_REQUIRE(here == &manager.apartment(), Errc::wrongApartment,
-                "a proxy can only be used in the apartment that unmarshaled it",
-                manager.apartment().label(), here->label());
-  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
-                "the proxy was disconnected (its apartment tore it down)");
-}
-
 wire::ObjRef::Builder capSlot(capnp::List<wire::ObjRef>::Builder caps, uint32_t index) {
   FERRY_ASSERT(index < caps.size(), index, caps.size());
   return caps[index];
@@ -34,7 +22,9 @@ wire::ObjRef::Builder capSlot(capnp::List<wire::ObjRef>::Builder caps, uint32_t 
 
 wire::ObjRef::Reader capSlot(capnp::List<wire::ObjRef>::Reader caps, uint32_t index) {
   FERRY_REQUIRE(index < caps.size(), Errc::protocolError,
-                "the message has fewer capabilities than the method declares", index, caps.size());
+                "the message carries {} interface pointers where the method declares at least {}; "
+                "the peer was built from another version of the schema",
+                caps.size(), index + 1);
   return caps[index];
 }
 
@@ -46,7 +36,7 @@ wire::ObjRef::Reader capSlot(capnp::List<wire::ObjRef>::Reader caps, uint32_t in
 ClientCall::ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId,
                        uint32_t capCount)
     : _proxy(&proxy) {
-  checkCallable(proxy.manager());
+  requireProxyUsable(proxy.manager());
   _request = std::make_unique<OutgoingRequest>();
   auto ipid = _request->root.initIpid();
   ipid.setHi(proxy.ipid().hi);
@@ -193,8 +183,8 @@ void cancelPendingCall(PendingCall& call) noexcept { call.cancel(); }
 void postToCurrentApartment(std::function<void()> fn) {
   ApartmentImpl& here = requireCurrentApartment();
   std::unique_ptr<WorkItem> task = makeTask(std::move(fn));
-  FERRY_REQUIRE(here.post(task), Errc::shuttingDown, "the apartment is shutting down",
-                here.label());
+  FERRY_REQUIRE(here.post(task), Errc::shuttingDown,
+                "cannot queue work in apartment '{}': it is shutting down", here.label());
 }
 
 Error currentExceptionAsError() {
@@ -205,7 +195,8 @@ Error currentExceptionAsError() {
   } catch (const std::exception& e) {
     return Error(Errc::serverFault, e.what());
   } catch (...) {
-    return Error(Errc::serverFault, "an exception not derived from std::exception");
+    return Error(Errc::serverFault,
+                 "the servant threw an exception not derived from std::exception");
   }
 }
 

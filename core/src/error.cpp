@@ -30,20 +30,25 @@ Error::Error(Errc code, std::string message)
 
 namespace detail {
 
-void throwError(Errc code, const char* file, int line, const char* condition,
-                std::string message) {
+void throwError(Errc code, const char* file, int line, std::string message) {
   if (code == Errc::internal) {
     // Our own bug: say where, so the report can be acted on.
     message.append(" at ").append(file).append(":").append(std::to_string(line));
   }
-  (void)condition;
   throw Error(code, std::move(message));
+}
+
+std::string_view kjReason(std::string_view description) noexcept {
+  if (description.substr(0, 9) != "expected ") return description;
+  size_t end = description.find("; ");
+  if (end == std::string_view::npos) return "the condition it needs does not hold";
+  return description.substr(end + 2);
 }
 
 void failUv(int uvError, const char* expr, const char* file, int line) {
   std::string message = std::string(expr) + " failed: " + uv_err_name(uvError) + " (" +
                         uv_strerror(uvError) + ")";
-  throwError(Errc::internal, file, line, nullptr, std::move(message));
+  throwError(Errc::internal, file, line, std::move(message));
 }
 
 }  // namespace detail

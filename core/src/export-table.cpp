@@ -70,16 +70,20 @@ void ExportTable::retireLocked(StubManager& manager, Retired& retired, bool hook
 ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, PacketKind kind,
                                                uint32_t normalRefs, bool noPing,
                                                bool recordPacket) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshaling a null interface pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "cannot marshal a null interface pointer; pass an object");
   FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
   Ref<Interface> identity = identityOf(object);
   const InterfaceInfo* info = tryFindInterface(iid);
   FERRY_REQUIRE(info != nullptr, Errc::noInterface,
-                "no proxy/stub is registered for the interface (is its schema compiled in?)",
+                "cannot marshal interface {}: no proxy and stub are registered for it; compile its "
+                "schema with capnpc-ferry (ferry_capnp_gen in meson) and link the generated "
+                ".ferry.c++ into this program",
                 toString(iid));
   // queryInterface outside the lock: it is the object's code.
   void* itf = identity->queryInterface(iid);
-  FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
+  FERRY_REQUIRE(itf != nullptr, Errc::noInterface,
+                "cannot marshal the object as {}: it does not implement that interface",
                 info->name);
   // A real object has one reference count: the stub manager's reference on the identity keeps
   // `itf` valid, so the one queryInterface added is returned at once.
@@ -129,12 +133,21 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
 std::unordered_map<uint64_t, ExportTable::Packet>::iterator ExportTable::findPacketLocked(
     const PacketClaim& claim) {
   auto it = _packets.find(claim.packetId);
-  FERRY_REQUIRE(it != _packets.end(), Errc::objectNotConnected,
-                "the marshal packet was already consumed or released");
+  if (it == _packets.end()) {
+    FERRY_REQUIRE(claim.kind != PacketKind::normal, Errc::objectNotConnected,
+                  "the OBJREF was marshaled with MarshalFlags::normal and has already been "
+                  "consumed: a normal packet unmarshals once (or is released once); marshal with "
+                  "MarshalFlags::tableStrong to unmarshal the same packet many times");
+    FERRY_FAIL(Errc::objectNotConnected,
+               "the OBJREF's table packet was revoked by releaseMarshalData; marshal the "
+               "interface again");
+  }
   const Packet& p = it->second;
   FERRY_REQUIRE(p.oid == claim.oid && p.ipid == claim.ipid && p.iid == claim.iid &&
                     p.kind == claim.kind && p.refs == claim.publicRefs && p.noPing == claim.noPing,
-                Errc::invalidObjRef, "the OBJREF disagrees with the exporter's record of its packet");
+                Errc::invalidObjRef,
+                "the OBJREF's object, interface, flags or references differ from what its "
+                "exporter recorded when it was marshaled; it was altered on the way");
   return it;
 }
 
@@ -153,7 +166,8 @@ ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableR
     case PacketKind::tableWeak: {
       StubManager* manager = findByIpidLocked(packet.ipid);
       FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
-                    "the object of this table packet is no longer exported",
+                    "the object {} of this table-marshaled OBJREF is no longer exported (it was "
+                    "marshaled with MarshalFlags::tableWeak and its last strong reference went)",
                     toString(Oid(packet.oid)));
       addStrongLocked(*manager, tableRefs);
       claimed.publicRefs = tableRefs;
@@ -168,7 +182,8 @@ ExportedInterface ExportTable::addTablePacket(Ipid ipid, Iid iid, PacketKind kin
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
   FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
-                "table packet for an IPID that is no longer exported", toString(ipid));
+                "cannot table-marshal interface pointer {}: its object is no longer exported",
+                toString(ipid));
   ExportedInterface out{manager->oid, ipid, randomNonZero64(), 0};
   if (kind == PacketKind::tableStrong) {
     addStrongLocked(*manager, 1);
@@ -207,7 +222,8 @@ Retired ExportTable::releasePacket(const PacketClaim& claim) {
 void ExportTable::addRefs(Ipid ipid, uint32_t refs) {
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
-  FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered, "addRefs on an unknown IPID",
+  FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                "cannot add references to interface pointer {}: its object is no longer exported",
                 toString(ipid));
   addStrongLocked(*manager, refs);
 }
@@ -228,7 +244,8 @@ Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
     std::lock_guard lock(_mutex);
     StubManager* manager = findByIpidLocked(anyIpid);
     FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
-                  "queryInterface on an unknown IPID", toString(anyIpid));
+                  "cannot query interface pointer {}: its object is no longer exported",
+                  toString(anyIpid));
     auto it = manager->stubs.find(iid);
     if (it != manager->stubs.end()) {
       addStrongLocked(*manager, refs);
@@ -278,7 +295,8 @@ void ExportTable::lockExternal(Interface* object, bool lock, bool lastUnlockRele
     return;
   }
   FERRY_REQUIRE(manager != nullptr && manager->strongRefs > 0, Errc::invalidArgument,
-                "lockObjectExternal(unlock) on an object without external references");
+                "lockObjectExternal(object, false) unlocks an object that holds no external "
+                "lock or reference; call it only after a lockObjectExternal(object, true)");
   manager->strongRefs -= 1;
   if (manager->strongRefs == 0) {
     notifyHook(manager->externalConnection, false, lastUnlockReleases);

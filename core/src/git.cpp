@@ -6,8 +6,16 @@
 
 namespace ferry {
 
+namespace {
+constexpr char kUnknownCookie[] =
+    "no interface is registered in the GlobalInterfaceTable under cookie {}: it was revoked, or "
+    "never registered";
+}  // namespace
+
 GlobalInterfaceTable::Cookie GlobalInterfaceTable::registerInterface(Interface* object, Iid iid) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "registering a null interface pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "GlobalInterfaceTable::registerInterface needs an object and was given a null "
+                "pointer");
   ObjRefBytes packet = marshalInterface(object, iid, MarshalContext::inproc,
                                         MarshalFlags::tableStrong);
   Cookie cookie = detail::randomNonZero64();
@@ -20,7 +28,7 @@ ObjRefBytes GlobalInterfaceTable::packetOf(Cookie cookie) {
   std::lock_guard lock(_mutex);
   auto it = _entries.find(cookie);
   FERRY_REQUIRE(it != _entries.end(), Errc::invalidArgument,
-                "no interface is registered in the GIT under this cookie", cookie);
+                kUnknownCookie, cookie);
   return it->second;
 }
 
@@ -34,7 +42,7 @@ void GlobalInterfaceTable::revoke(Cookie cookie) {
     std::lock_guard lock(_mutex);
     auto it = _entries.find(cookie);
     FERRY_REQUIRE(it != _entries.end(), Errc::invalidArgument,
-                  "no interface is registered in the GIT under this cookie", cookie);
+                  kUnknownCookie, cookie);
     packet = std::move(it->second);
     _entries.erase(it);
   }

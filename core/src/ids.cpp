@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ostream>
 
 #include <ferry/error.h>
@@ -21,7 +22,8 @@ uint64_t randomNonZero64() {
       continue;
     }
     if (got < 0 && errno == EINTR) continue;
-    FERRY_FAIL(Errc::internal, "getrandom failed", got, errno);
+    FERRY_FAIL(Errc::internal, "the kernel's random generator (getrandom) failed: {}",
+               got < 0 ? std::strerror(errno) : "it returned fewer bytes than asked");
   }
 }
 

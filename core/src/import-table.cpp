@@ -71,8 +71,9 @@ std::vector<QiOutcome> ExporterLink::queryInterfaces(Ipid ipid, std::span<const 
                      .getReply()
                      .getResults();
   FERRY_REQUIRE(results.size() == iids.size(), Errc::protocolError,
-                "RemUnknown.queryInterfaces answered the wrong number of results", results.size(),
-                iids.size());
+                "the exporter answered RemUnknown.queryInterfaces with {} results for {} "
+                "interfaces; it does not follow the protocol",
+                results.size(), iids.size());
   std::vector<QiOutcome> out(iids.size());
   for (size_t i = 0; i < iids.size(); ++i) {
     uint16_t code = results[i].getCode();
@@ -146,10 +147,14 @@ void ExporterLink::addRefs(Ipid ipid, uint32_t refs) {
                    .getReply()
                    .getCodes();
   FERRY_REQUIRE(codes.size() == 1, Errc::protocolError,
-                "RemUnknown.addRefs answered the wrong number of codes", codes.size());
+                "the exporter answered RemUnknown.addRefs with {} codes for 1 interface; it does "
+                "not follow the protocol",
+                codes.size());
   uint16_t code = codes[0];
   FERRY_REQUIRE(code == 0, isKnownErrc(code) ? static_cast<Errc>(code) : Errc::protocolError,
-                "RemUnknown.addRefs refused", toString(ipid));
+                "the exporter refused to add references to interface pointer {} (the error "
+                "code says why)",
+                toString(ipid));
 }
 
 namespace {
@@ -250,6 +255,21 @@ void* ProxyBase::queryInterface(Iid id) {
 
 ProxyBase* asProxy(Interface* object) noexcept { return dynamic_cast<ProxyBase*>(object); }
 
+void requireProxyUsable(const ProxyManager& manager) {
+  ApartmentImpl* here = threadState().apartment;
+  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
+                "a proxy was used from a thread that belongs to no apartment; enter one first "
+                "(Runtime::newSta, enterSta, attachSta or joinMta)");
+  FERRY_REQUIRE(here == &manager.apartment(), Errc::wrongApartment,
+                "a proxy unmarshaled in apartment '{}' was used in apartment '{}': a proxy belongs "
+                "to the apartment that unmarshaled it; marshal the interface to this apartment (or "
+                "use the GlobalInterfaceTable) and use the proxy that gives",
+                manager.apartment().label(), here->label());
+  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
+                "the proxy was disconnected when its apartment shut down; unmarshal the "
+                "interface again in a running apartment");
+}
+
 // ---------------------------------------------------------------------------------------------
 // ProxyManager
 
@@ -268,9 +288,12 @@ std::shared_ptr<ExporterLink> ProxyManager::link() const {
 
 void ProxyManager::setLink(std::shared_ptr<ExporterLink> link) {
   FERRY_REQUIRE(threadState().apartment == &_apartment, Errc::wrongApartment,
-                "a proxy's transport can only be changed in its apartment");
+                "a proxy's transport is changed only in the apartment that unmarshaled it ('{}'); "
+                "call setTransport there",
+                _apartment.label());
   FERRY_REQUIRE(link != nullptr && link->oxid() == _oxid, Errc::invalidArgument,
-                "a proxy can only be rerouted to its own exporter");
+                "a proxy of exporter {} can only be given a link to that exporter",
+                toString(_oxid));
   std::shared_ptr<ExporterLink> old;
   {
     std::lock_guard lock(_table._mutex);
@@ -332,14 +355,7 @@ std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
   if (missing.empty()) return out;
 
   // Misses go to the exporter, all in one round trip.
-  ApartmentImpl* here = threadState().apartment;
-  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
-                "queryInterface on a proxy from a thread in no apartment");
-  FERRY_REQUIRE(here == &_apartment, Errc::wrongApartment,
-                "a proxy can only be used in the apartment that unmarshaled it", _apartment.label(),
-                here->label());
-  FERRY_REQUIRE(!disconnected(), Errc::objectNotConnected,
-                "the proxy was disconnected (its apartment tore it down)");
+  requireProxyUsable(*this);
   FERRY_ASSERT(static_cast<bool>(anyIpid));
   std::vector<QiOutcome> outcomes = link()->queryInterfaces(anyIpid, missing, kRefsPerRequest);
   std::vector<bool> local(iids.size());
@@ -388,7 +404,9 @@ void* ProxyManager::addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs) {
   if (it == _interfaces.end()) {
     const InterfaceInfo* info = tryFindInterface(iid);
     FERRY_REQUIRE(info != nullptr, Errc::noInterface,
-                  "no proxy is registered for the interface (is its schema compiled in?)",
+                  "cannot make a proxy for interface {}: no proxy is registered for it; compile "
+                  "its schema with capnpc-ferry (ferry_capnp_gen in meson) and link the generated "
+                  ".ferry.c++ into this program",
                   toString(iid));
     ProxyBase* proxy = info->newProxy(ProxyInit{this, iid, ipid});
     it = _interfaces.emplace(iid, Entry{proxy, 0}).first;
@@ -445,8 +463,8 @@ std::pair<Ipid, uint32_t> ProxyManager::takeRefsForMarshal(Iid iid) {
   }
   if (!ipid) {
     void* itf = queryInterface(iid);
-    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
-                  toString(iid));
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement {}",
+                  describeInterface(iid));
     std::lock_guard lock(_table._mutex);
     const Entry& entry = _interfaces.at(iid);
     temporary.proxy = entry.proxy;
@@ -504,7 +522,8 @@ ProxyBase* ImportTable::importInterface(const Import& import,
   std::lock_guard lock(_mutex);
   if (_apartment.closed()) {
     if (import.publicRefs > 0) link->release(import.ipid, import.publicRefs);
-    FERRY_FAIL(Errc::shuttingDown, "unmarshaling into an apartment that is shutting down",
+    FERRY_FAIL(Errc::shuttingDown,
+               "cannot unmarshal into apartment '{}': it is shutting down",
                _apartment.label());
   }
   Key key{import.oxid, import.oid};

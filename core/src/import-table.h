@@ -211,4 +211,8 @@ private:
   std::unordered_map<Oxid, std::weak_ptr<ExporterLink>> _links;
 };
 
+// Throws unless the calling thread may use the proxy: it is in the proxy's apartment
+// (notInitialized, wrongApartment) and the proxy is still connected (objectNotConnected).
+void requireProxyUsable(const ProxyManager& manager);
+
 }  // namespace ferry::detail

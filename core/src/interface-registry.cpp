@@ -40,11 +40,18 @@ const InterfaceInfo* tryFindInterface(Iid iid) noexcept {
   return it == r.byIid.end() ? nullptr : &it->second;
 }
 
+std::string describeInterface(Iid iid) {
+  const InterfaceInfo* info = tryFindInterface(iid);
+  if (info == nullptr) return "interface " + toString(iid);
+  return std::string(info->name) + " (IID " + toString(iid) + ")";
+}
+
 void unknownMethod(uint64_t interfaceId, uint16_t methodId) {
-  const InterfaceInfo* info = tryFindInterface(Iid(interfaceId));
-  FERRY_FAIL(Errc::protocolError, "the stub has no such method",
-             (info != nullptr ? info->name : "unknown interface"), toString(Iid(interfaceId)),
-             methodId);
+  FERRY_FAIL(Errc::protocolError,
+             "the call names method number {} of {}, which the object's stub does not serve: "
+             "the caller and the server were built from different versions of the schema; "
+             "build both from the same schema",
+             methodId, describeInterface(Iid(interfaceId)));
 }
 
 }  // namespace ferry::detail

@@ -2,11 +2,17 @@
 // code fills it at load time (InterfaceRegistration); it is read-only afterwards.
 #pragma once
 
+#include <string>
+
 #include <ferry/generated.h>
 
 namespace ferry::detail {
 
 // Null when no schema compiled into the process declares `iid`.
 const InterfaceInfo* tryFindInterface(Iid iid) noexcept;
+
+// The interface as an error message names it: "calc.Calculator (IID 85150b117366d14b)", or
+// "interface 85150b117366d14b" when no schema compiled into the process declares it.
+std::string describeInterface(Iid iid);
 
 }  // namespace ferry::detail

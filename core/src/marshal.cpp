@@ -4,6 +4,7 @@
 
 #include "apartment-impl.h"
 #include "import-table.h"
+#include "interface-registry.h"
 #include "log.h"
 #include "runtime-impl.h"
 #include "thread-state.h"
@@ -35,7 +36,8 @@ PacketKind packetKindOf(MarshalFlags flags) {
   bool strong = hasFlag(flags, MarshalFlags::tableStrong);
   bool weak = hasFlag(flags, MarshalFlags::tableWeak);
   FERRY_REQUIRE(!(strong && weak), Errc::invalidArgument,
-                "marshal flags tableStrong and tableWeak exclude each other");
+                "MarshalFlags::tableStrong and MarshalFlags::tableWeak exclude each other; pass "
+                "one of them");
   return strong ? PacketKind::tableStrong : weak ? PacketKind::tableWeak : PacketKind::normal;
 }
 
@@ -47,10 +49,12 @@ void fillExporterIdentity(ObjRefData& out, RuntimeImpl& runtime) {
 ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool noPing) {
   ApartmentImpl& here = requireCurrentApartment();
   FERRY_REQUIRE(&manager.apartment() == &here, Errc::wrongApartment,
-                "a proxy can only be marshaled in the apartment that owns it",
+                "cannot marshal a proxy of apartment '{}' in apartment '{}': a proxy is marshaled "
+                "only in the apartment that unmarshaled it; marshal it there, or register it in "
+                "the GlobalInterfaceTable and get it in this apartment",
                 manager.apartment().label(), here.label());
   FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
-                "the proxy was disconnected (its apartment tore it down)");
+                "cannot marshal the proxy: it was disconnected when its apartment shut down");
   std::shared_ptr<ExporterLink> link = manager.link();
   ObjRefData out;
   out.iid = iid;
@@ -74,7 +78,9 @@ ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool no
   // Table packets are recorded at the exporter, which in this process is reachable directly.
   std::shared_ptr<ApartmentImpl> exporter = here.runtime().tryFindApartment(out.oxid);
   FERRY_REQUIRE(exporter != nullptr, Errc::invalidArgument,
-                "table-marshaling a proxy is only supported for objects of this process",
+                "cannot marshal a proxy to exporter {} with MarshalFlags::tableStrong or "
+                "tableWeak: only objects of this process are table-marshaled; marshal the proxy "
+                "with MarshalFlags::normal, or table-marshal the object in its own process",
                 toString(out.oxid));
   // Make sure this proxy holds the interface, so the exporter has its stub.
   auto [ipid, refs] = manager.takeRefsForMarshal(iid);
@@ -97,7 +103,9 @@ ExportTable::PacketClaim claimOf(const ObjRefData& objref) {
 void checkLocalIdentity(const ObjRefData& objref, RuntimeImpl& runtime) {
   FERRY_REQUIRE(objref.processId == runtime.processId && objref.hostId == runtime.hostId,
                 Errc::invalidObjRef,
-                "the OBJREF names an apartment of this process under another host/process id");
+                "the OBJREF names apartment {} of this process, but another host or process id; "
+                "it was altered on the way",
+                toString(objref.oxid));
 }
 
 }  // namespace
@@ -112,7 +120,8 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
                        bool recordPacket) {
   ObjRefData out;
   out.iid = iid;
-  FERRY_REQUIRE(iid.value != 0, Errc::invalidArgument, "marshaling with IID 0");
+  FERRY_REQUIRE(iid.value != 0, Errc::invalidArgument,
+                "cannot marshal with interface id (IID) 0; pass the interface's iid");
   if (object == nullptr) return out;  // Kind::null
   PacketKind kind = packetKindOf(flags);
   bool noPing = hasFlag(flags, MarshalFlags::noPing);
@@ -124,8 +133,11 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
     if (packet) {
       FERRY_REQUIRE(!packet->unmarshalerClass.empty() && packet->unmarshalerClass.size() <= 255 &&
                         packet->data.size() <= kMaxObjRefBytes / 2,
-                    Errc::invalidArgument, "a custom marshaler returned an oversized packet",
-                    packet->unmarshalerClass.size(), packet->data.size());
+                    Errc::invalidArgument,
+                    "the custom marshaler returned a packet whose unmarshaler class name has {} "
+                    "bytes and whose data has {}; the name must have 1 to 255 bytes and the data "
+                    "at most {}",
+                    packet->unmarshalerClass.size(), packet->data.size(), kMaxObjRefBytes / 2);
       out.kind = packet->byValue ? ObjRefData::Kind::byValue : ObjRefData::Kind::custom;
       out.unmarshalerClass = std::move(packet->unmarshalerClass);
       out.data = std::move(packet->data);
@@ -157,12 +169,13 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
       requireCurrentApartment();  // the new object belongs to the caller's apartment
       RuntimeImpl::UnmarshalerEntry entry = currentRuntime().findUnmarshaler(objref.unmarshalerClass);
       Ref<Interface> object = entry.unmarshal(objref.data);
-      FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the unmarshaler returned null",
+      FERRY_REQUIRE(object != nullptr, Errc::serverFault,
+                    "the unmarshaler registered for class '{}' returned a null object",
                     objref.unmarshalerClass);
       void* itf = object->queryInterface(iid);
       FERRY_REQUIRE(itf != nullptr, Errc::noInterface,
-                    "the unmarshaled object does not implement the interface",
-                    objref.unmarshalerClass, toString(iid));
+                    "the object made by the unmarshaler of class '{}' does not implement {}",
+                    objref.unmarshalerClass, describeInterface(iid));
       return itf;
     }
     case ObjRefData::Kind::standard:
@@ -186,10 +199,12 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
       }
     }
     FERRY_REQUIRE(object != nullptr, Errc::objectNotRegistered,
-                  "the object named by the OBJREF is no longer exported", toString(objref.oid));
+                  "the object {} named by the OBJREF is no longer exported: it was released or "
+                  "disconnected",
+                  toString(objref.oid));
     void* itf = object->queryInterface(iid);
-    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
-                  toString(iid));
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement {}",
+                  describeInterface(iid));
     return itf;
   }
 
@@ -205,7 +220,9 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     if (local) {
       std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
       FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
-                    "the apartment that marshaled the object has shut down", toString(objref.oxid));
+                    "the apartment {} that marshaled the object has shut down, and its objects "
+                    "with it",
+                    toString(objref.oxid));
       refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
     } else {
       refs = link->claimPacket(claimOf(objref), kNormalPublicRefs);
@@ -217,8 +234,8 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
   // Another interface was asked for: query it through the proxy's identity.
   Ref<ProxyBase> held = Ref<ProxyBase>::adopt(proxy);
   void* itf = proxy->manager().queryInterface(iid);
-  FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement the interface",
-                toString(iid));
+  FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement {}",
+                describeInterface(iid));
   return itf;
 }
 
@@ -250,7 +267,8 @@ void releaseData(const ObjRefData& objref) {
   }
   std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
   FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
-                "the apartment that marshaled the object has shut down", toString(objref.oxid));
+                "the apartment {} that marshaled the object has shut down, and its objects with it",
+                toString(objref.oxid));
   checkLocalIdentity(objref, runtime);
   Retired retired = exporter->exports().releasePacket(claimOf(objref));
   if (retired.empty()) return;
@@ -278,7 +296,8 @@ void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid) {
 
 ObjRefBytes marshalInterface(Interface* object, Iid iid, MarshalContext context,
                              MarshalFlags flags) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "marshalInterface of a null pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "marshalInterface needs an object and was given a null pointer");
   return detail::encodeObjRef(detail::marshalData(object, iid, context, flags));
 }
 
@@ -301,21 +320,26 @@ ObjRefBytes objRefFromText(std::string_view text) {
     return -1;
   };
   FERRY_REQUIRE(text.size() % 2 == 0 && text.size() <= 2 * detail::kMaxObjRefBytes,
-                Errc::invalidObjRef, "OBJREF text is not an even number of hex digits (<= 128 KiB)",
-                text.size());
+                Errc::invalidObjRef,
+                "the OBJREF text has {} characters; it must be an even number of hex digits, at "
+                "most {} (the text ferry::objRefToText writes)",
+                text.size(), 2 * detail::kMaxObjRefBytes);
   ObjRefBytes out(text.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
     int hi = digit(text[2 * i]);
     int lo = digit(text[2 * i + 1]);
-    FERRY_REQUIRE(hi >= 0 && lo >= 0, Errc::invalidObjRef, "OBJREF text has a non-hex character",
-                  2 * i);
+    FERRY_REQUIRE(hi >= 0 && lo >= 0, Errc::invalidObjRef,
+                  "the OBJREF text has a character that is not a hex digit at position {} or {} "
+                  "(counting from 0)",
+                  2 * i, 2 * i + 1);
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return out;
 }
 
 std::string transportOf(Interface* object) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "transportOf a null pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "transportOf needs an object or proxy and was given a null pointer");
   detail::ProxyManager* manager = detail::asProxyManager(object);
   if (manager == nullptr) return "direct";
   return manager->link()->channel().describe();
@@ -324,7 +348,8 @@ std::string transportOf(Interface* object) {
 void setTransport(Interface* object, const std::string& protseq) {
   detail::ProxyManager* manager = detail::asProxyManager(object);
   FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
-                "setTransport needs a proxy; this is the object itself");
+                "setTransport needs a proxy and was given the object itself, which is called "
+                "directly and has no transport");
   std::shared_ptr<detail::ExporterLink> current = manager->link();
   detail::ObjRefData exporter;
   exporter.oxid = current->oxid();

@@ -12,17 +12,21 @@ namespace ferry::detail {
 
 namespace {
 
-#define FERRY_OBJREF_CHECK(cond, what, ...) \
-  FERRY_REQUIRE(cond, Errc::invalidObjRef, "OBJREF " what __VA_OPT__(, ) __VA_ARGS__)
+// FERRY_OBJREF_CHECK(cond, "is …", values…): an OBJREF that fails validation. Its message is
+// "the OBJREF is …", followed by what the user can check.
+#define FERRY_OBJREF_DAMAGED "; it was altered on the way, or not made by ferry::marshalInterface"
+#define FERRY_OBJREF_CHECK(cond, what, ...)                                  \
+  FERRY_REQUIRE(cond, Errc::invalidObjRef, "the OBJREF " what FERRY_OBJREF_DAMAGED \
+                __VA_OPT__(, ) __VA_ARGS__)
 
 bool isProtseqChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 std::string readText(capnp::Text::Reader text, size_t maxBytes, const char* field) {
-  FERRY_REQUIRE(text.size() <= maxBytes, Errc::invalidObjRef, "OBJREF text field too long", field,
-                text.size());
+  FERRY_OBJREF_CHECK(text.size() <= maxBytes, "has a {} of {} bytes, more than the {} allowed",
+                     field, text.size(), maxBytes);
   std::string out(text.cStr(), text.size());
-  FERRY_REQUIRE(out.find('\0') == std::string::npos, Errc::invalidObjRef,
-                "OBJREF text field contains NUL", field);
+  FERRY_OBJREF_CHECK(out.find('\0') == std::string::npos, "has a {} that contains a NUL byte",
+                     field);
   return out;
 }
 
@@ -31,7 +35,7 @@ std::string readText(capnp::Text::Reader text, size_t maxBytes, const char* fiel
 ObjRefData readObjRef(wire::ObjRef::Reader reader) {
   ObjRefData out;
   out.iid = Iid(reader.getIid());
-  FERRY_OBJREF_CHECK(out.iid.value != 0, "has IID 0");
+  FERRY_OBJREF_CHECK(out.iid.value != 0, "names interface id (IID) 0");
   switch (reader.which()) {
     case wire::ObjRef::NULL_:
       out.kind = ObjRefData::Kind::null;
@@ -44,14 +48,19 @@ ObjRefData readObjRef(wire::ObjRef::Reader reader) {
       out.kind = reader.which() == wire::ObjRef::CUSTOM ? ObjRefData::Kind::custom
                                                          : ObjRefData::Kind::byValue;
       out.unmarshalerClass = readText(custom.getUnmarshalerClass(), 255, "unmarshalerClass");
-      FERRY_OBJREF_CHECK(!out.unmarshalerClass.empty(), "has an empty unmarshalerClass");
+      FERRY_OBJREF_CHECK(!out.unmarshalerClass.empty(),
+                         "is a custom OBJREF without an unmarshaler class name");
       auto data = custom.getData();
-      FERRY_OBJREF_CHECK(data.size() <= kMaxObjRefBytes, "custom data too large", data.size());
+      FERRY_OBJREF_CHECK(data.size() <= kMaxObjRefBytes,
+                         "is a custom OBJREF with {} bytes of data, more than the {} allowed",
+                         data.size(), kMaxObjRefBytes);
       out.data.assign(data.begin(), data.end());
       return out;
     }
     default:
-      FERRY_FAIL(Errc::invalidObjRef, "OBJREF has an unknown kind",
+      FERRY_FAIL(Errc::invalidObjRef,
+                 "the OBJREF is of kind {}, which this version of ferry does not know (it knows "
+                 "null, standard, custom and byValue); it was made by a newer ferry, or altered",
                  static_cast<unsigned>(reader.which()));
   }
 
@@ -63,12 +72,13 @@ ObjRefData readObjRef(wire::ObjRef::Reader reader) {
   out.publicRefs = standard.getPublicRefs();
   out.packetId = standard.getPacketId();
   out.processId = standard.getProcessId();
-  FERRY_OBJREF_CHECK(out.oxid.value != 0, "has OXID 0");
-  FERRY_OBJREF_CHECK(out.oid.value != 0, "has OID 0");
-  FERRY_OBJREF_CHECK(static_cast<bool>(out.ipid), "has a zero IPID");
-  FERRY_OBJREF_CHECK(out.publicRefs <= kMaxPublicRefs, "carries too many public references",
-                     out.publicRefs);
-  FERRY_OBJREF_CHECK(out.processId != 0, "has process id 0");
+  FERRY_OBJREF_CHECK(out.oxid.value != 0, "names exporter id (OXID) 0");
+  FERRY_OBJREF_CHECK(out.oid.value != 0, "names object id (OID) 0");
+  FERRY_OBJREF_CHECK(static_cast<bool>(out.ipid), "names interface pointer id (IPID) 0");
+  FERRY_OBJREF_CHECK(out.publicRefs <= kMaxPublicRefs,
+                     "carries {} public references, more than the {} allowed", out.publicRefs,
+                     kMaxPublicRefs);
+  FERRY_OBJREF_CHECK(out.processId != 0, "names process id 0");
 
   auto flags = standard.getFlags();
   switch (flags.getTable()) {
@@ -82,37 +92,47 @@ ObjRefData readObjRef(wire::ObjRef::Reader reader) {
       out.table = PacketKind::tableWeak;
       break;
     default:
-      FERRY_FAIL(Errc::invalidObjRef, "OBJREF has an unknown table kind",
+      FERRY_FAIL(Errc::invalidObjRef,
+                 "the OBJREF has marshal table kind {}, which this version of ferry does not know "
+                 "(it knows normal, tableStrong and tableWeak); it was made by a newer ferry, or "
+                 "altered",
                  static_cast<unsigned>(flags.getTable()));
   }
   out.noPing = flags.getNoPing();
   // Table packets never carry references: each unmarshal acquires its own.
   FERRY_OBJREF_CHECK(out.table == PacketKind::normal || out.publicRefs == 0,
-                     "table packet carries public references");
+                     "is a table packet (tableStrong or tableWeak) that carries public references");
   FERRY_OBJREF_CHECK(out.table == PacketKind::normal || out.packetId != 0,
-                     "table packet without a packet id");
+                     "is a table packet (tableStrong or tableWeak) without a packet id");
 
   auto host = standard.getHostId();
-  FERRY_OBJREF_CHECK(host.size() == out.hostId.size(), "host id is not 16 bytes", host.size());
+  FERRY_OBJREF_CHECK(host.size() == out.hostId.size(), "has a host id of {} bytes instead of 16",
+                     host.size());
   std::memcpy(out.hostId.data(), host.begin(), out.hostId.size());
 
   auto bindings = standard.getBindings();
-  FERRY_OBJREF_CHECK(bindings.size() <= 32, "has too many string bindings", bindings.size());
+  FERRY_OBJREF_CHECK(bindings.size() <= 32, "has {} string bindings, more than the 32 allowed",
+                     bindings.size());
   for (auto b : bindings) {
     StringBindingData binding{readText(b.getProtseq(), 16, "protseq"),
                               readText(b.getAddress(), 255, "address"),
                               readText(b.getEndpoint(), 255, "endpoint")};
     bool protseqOk = !binding.protseq.empty();
     for (char c : binding.protseq) protseqOk = protseqOk && isProtseqChar(c);
-    FERRY_OBJREF_CHECK(protseqOk, "has a malformed protseq", binding.protseq);
+    FERRY_OBJREF_CHECK(protseqOk,
+                       "has a string binding with protocol sequence '{}', which is not made of "
+                       "lower-case letters and digits",
+                       binding.protseq);
     out.bindings.push_back(std::move(binding));
   }
   auto security = standard.getSecurityBindings();
-  FERRY_OBJREF_CHECK(security.size() <= 16, "has too many security bindings", security.size());
+  FERRY_OBJREF_CHECK(security.size() <= 16, "has {} security bindings, more than the 16 allowed",
+                     security.size());
   for (auto s : security) {
     SecurityBindingData binding{readText(s.getProvider(), 32, "provider"),
                                 readText(s.getPrincipal(), 255, "principal")};
-    FERRY_OBJREF_CHECK(!binding.provider.empty(), "has an empty security provider");
+    FERRY_OBJREF_CHECK(!binding.provider.empty(),
+                       "has a security binding without a provider name");
     out.securityBindings.push_back(std::move(binding));
   }
   return out;
@@ -192,10 +212,11 @@ ObjRefBytes encodeObjRef(const ObjRefData& data) {
 }
 
 ObjRefData decodeObjRef(std::span<const uint8_t> bytes) {
-  FERRY_REQUIRE(!bytes.empty(), Errc::invalidObjRef, "empty OBJREF");
-  FERRY_REQUIRE(bytes.size() <= kMaxObjRefBytes && bytes.size() % sizeof(capnp::word) == 0,
-                Errc::invalidObjRef, "OBJREF size is not a whole number of words up to 64 KiB",
-                bytes.size());
+  FERRY_REQUIRE(!bytes.empty(), Errc::invalidObjRef,
+                "the OBJREF is empty (0 bytes); pass the bytes ferry::marshalInterface returned");
+  FERRY_OBJREF_CHECK(bytes.size() <= kMaxObjRefBytes && bytes.size() % sizeof(capnp::word) == 0,
+                     "is {} bytes long; an OBJREF is a whole number of 8-byte words, at most {} bytes",
+                     bytes.size(), kMaxObjRefBytes);
   // Copy into aligned words: the caller's buffer may be unaligned.
   auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(words.begin(), bytes.data(), bytes.size());
@@ -204,12 +225,13 @@ ObjRefData decodeObjRef(std::span<const uint8_t> bytes) {
     options.traversalLimitInWords = kMaxObjRefBytes / sizeof(capnp::word);
     options.nestingLimit = 8;
     capnp::FlatArrayMessageReader reader(words.asPtr(), options);
-    FERRY_REQUIRE(reader.getEnd() == words.end(), Errc::invalidObjRef,
-                  "OBJREF has trailing bytes after the message");
+    FERRY_OBJREF_CHECK(reader.getEnd() == words.end(),
+                       "is followed by bytes that are not part of it");
     return readObjRef(reader.getRoot<wire::ObjRef>());
   } catch (const kj::Exception& e) {
-    FERRY_FAIL(Errc::invalidObjRef, "OBJREF is not a valid Cap'n Proto message",
-               e.getDescription().cStr());
+    FERRY_FAIL(Errc::invalidObjRef,
+               "the OBJREF is not a valid Cap'n Proto message ({})" FERRY_OBJREF_DAMAGED,
+               kjReason(e.getDescription().cStr()));
   }
 }
 

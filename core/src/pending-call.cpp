@@ -35,7 +35,9 @@ void PendingCall::fail(Errc code, std::string message) noexcept {
 }
 
 void PendingCall::expire() noexcept {
-  fail(Errc::deadlineExceeded, "no response before the call's deadline");
+  fail(Errc::deadlineExceeded,
+       "no response came before the call's deadline; the server is slow, busy or gone: raise "
+       "RuntimeOptions::callTimeout, or hold a ferry::CallTimeout around the call");
 }
 
 void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
@@ -70,7 +72,8 @@ std::unique_ptr<IncomingResponse> PendingCall::takeResponse() {
   std::lock_guard lock(_mutex);
   FERRY_ASSERT(_done.load(std::memory_order_relaxed));
   if (_error) throw *_error;
-  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument, "the call's response was already taken");
+  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument,
+                "the call's response was already taken; a call's result is read once");
   try {
     wire::Response::Reader root = _response->root();
     if (root.isError()) {
@@ -80,8 +83,10 @@ std::unique_ptr<IncomingResponse> PendingCall::takeResponse() {
       throw Error(errc, std::string(info.getMessage().cStr(), info.getMessage().size()));
     }
   } catch (const kj::Exception& e) {
-    throw Error(Errc::protocolError,
-                std::string("the response is not a valid message: ") + e.getDescription().cStr());
+    FERRY_FAIL(Errc::protocolError,
+               "the response is not a valid Cap'n Proto message ({}); the peer does not follow the "
+               "protocol",
+               kjReason(e.getDescription().cStr()));
   }
   return std::move(_response);
 }
@@ -90,7 +95,8 @@ std::unique_ptr<IncomingResponse> PendingCall::takeRaw() {
   std::lock_guard lock(_mutex);
   FERRY_ASSERT(_done.load(std::memory_order_relaxed));
   if (_error) throw *_error;
-  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument, "the reply was already taken");
+  FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument,
+                "the call's reply was already taken; a call's result is read once");
   return std::move(_response);
 }
 
@@ -115,7 +121,8 @@ void PendingCall::setContinuation(std::function<void()> fn) {
   }
   std::unique_ptr<WorkItem> task = makeTask(std::move(fn));
   FERRY_REQUIRE(_home->post(task), Errc::shuttingDown,
-                "the calling apartment has shut down", _home->label());
+                "cannot deliver the call's result to apartment '{}': it has shut down",
+                _home->label());
 }
 
 void PendingCall::setCancelHook(std::function<void()> hook) {

@@ -137,6 +137,7 @@ PluginRegistry& PluginRegistry::instance() {
 PluginRegistry::PluginRegistry() {
   std::vector<std::string> directories;
   if (const char* path = std::getenv("FERRY_PLUGIN_PATH")) {
+    _pluginPath = path;
     std::string list = path;
     size_t start = 0;
     while (start <= list.size()) {
@@ -223,6 +224,17 @@ std::string PluginRegistry::tryLoad(const std::string& path) {
                      descriptor->description != nullptr ? descriptor->description : "",
                      descriptor});
   return "";
+}
+
+std::string PluginRegistry::describeSearch() const {
+  std::string out = "the plugin loader looked in FERRY_PLUGIN_PATH (";
+  out += _pluginPath ? "'" + *_pluginPath + "'" : std::string("not set");
+  out += ") and in the install directory " FERRY_PLUGIN_INSTALL_DIR;
+  if (!_refused.empty()) {
+    out += ", and refused " + std::to_string(_refused.size()) +
+           " plugin file(s) there (`ferry plugins` says why)";
+  }
+  return out;
 }
 
 const ferry_transport_v1* PluginRegistry::tryFindTransport(const std::string& name) const noexcept {

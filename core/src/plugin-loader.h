@@ -9,6 +9,7 @@
 // or the descriptor or its table does not match ABI version 1.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ public:
   const std::vector<LoadedPlugin>& loaded() const noexcept { return _loaded; }
   const std::vector<RefusedPlugin>& refused() const noexcept { return _refused; }
 
+  // Where the loader looked, as a sentence an error message can end with: "the plugin loader
+  // looked in FERRY_PLUGIN_PATH (…) and in the install directory …".
+  std::string describeSearch() const;
+
   // The transport table of a loaded plugin, or null.
   const ferry_transport_v1* tryFindTransport(const std::string& name) const noexcept;
 
@@ -52,6 +57,7 @@ private:
   PluginRegistry();
   void scan(const std::string& directory);
 
+  std::optional<std::string> _pluginPath;  // FERRY_PLUGIN_PATH as it was read; nullopt if unset
   std::vector<LoadedPlugin> _loaded;
   std::vector<RefusedPlugin> _refused;
 };

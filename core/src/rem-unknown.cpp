@@ -27,8 +27,10 @@ public:
     uint32_t refs = request.getRefs();
     if (refs == 0 || refs > kMaxRefsPerEntry || iids.size() == 0 || iids.size() > kMaxQiIids) {
       countProtocolError();
-      FERRY_FAIL(Errc::protocolError, "RemUnknown.queryInterfaces out of range", refs,
-                 iids.size());
+      FERRY_FAIL(Errc::protocolError,
+                 "RemUnknown.queryInterfaces asked for {} references on each of {} interfaces; "
+                 "the protocol allows 1 to {} references and 1 to {} interfaces",
+                 refs, iids.size(), kMaxRefsPerEntry, kMaxQiIids);
     }
     Ipid ipid = readIpid(request.getIpid());
     Owned<wire::QiReply> reply;
@@ -87,7 +89,9 @@ public:
     Owned<wire::ClaimReply> reply;
     try {
       FERRY_REQUIRE(request.getTableRefs() <= kMaxRefsPerEntry, Errc::protocolError,
-                    "claimPacket asks for too many references", request.getTableRefs());
+                    "RemUnknown.claimPacket asked for {} references; the protocol allows at "
+                    "most {}",
+                    request.getTableRefs(), kMaxRefsPerEntry);
       ClaimedPacket claimed = _apartment.exports().claimPacket(claimOf(request), request.getTableRefs());
       reply.builder().setPublicRefs(claimed.publicRefs);
     } catch (const Error& e) {
@@ -111,7 +115,9 @@ public:
 
 private:
   static ExportTable::PacketClaim claimOf(wire::PacketClaim::Reader r) {
-    FERRY_REQUIRE(r.getTable() <= 2, Errc::invalidObjRef, "unknown table kind in a packet claim",
+    FERRY_REQUIRE(r.getTable() <= 2, Errc::invalidObjRef,
+                  "the packet claim names marshal table kind {}, which this version of ferry does "
+                  "not know (it knows normal, tableStrong and tableWeak)",
                   static_cast<unsigned>(r.getTable()));
     return {r.getPacketId(),
             Oid(r.getOid()),
@@ -127,7 +133,10 @@ private:
     for (auto entry : entries) ok = ok && entry.getRefs() > 0 && entry.getRefs() <= kMaxRefsPerEntry;
     if (!ok) {
       countProtocolError();
-      FERRY_FAIL(Errc::protocolError, "RemUnknown reference batch out of range", entries.size());
+      FERRY_FAIL(Errc::protocolError,
+                 "a RemUnknown reference batch has {} entries; the protocol allows 1 to {} "
+                 "entries of 1 to {} references each",
+                 entries.size(), kMaxBatchEntries, kMaxRefsPerEntry);
     }
   }
 

@@ -3,12 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include "channel.h"
 #include "import-table.h"
+#include "interface-registry.h"
 #include "log.h"
 #include "marshal-impl.h"
 #include "message.h"
@@ -75,10 +77,9 @@ std::array<uint8_t, 16> readHostId(const char* machineIdPath, const char* bootId
   uint64_t salt = 0;
   if (!readHexId(machineIdPath, id)) {
     FERRY_REQUIRE(readHexId(bootIdPath, id), Errc::unavailable,
-                  std::string("cannot tell which host this is: neither ") + machineIdPath +
-                      " nor " + bootIdPath +
-                      " holds an id (mount /proc, or create the machine id with "
-                      "systemd-machine-id-setup)");
+                  "cannot tell which host this is: neither {} nor {} holds an id; mount /proc, "
+                  "or create the machine id with systemd-machine-id-setup",
+                  machineIdPath, bootIdPath);
     salt = 0x626f6f745f6964ull;  // "boot_id"
   }
   uint64_t ns = networkNamespaceId() ^ salt;
@@ -107,11 +108,16 @@ Stats& stats() noexcept {
 
 std::atomic<int64_t> liveServants{0};
 
+// The message of every call that needs a runtime when there is none.
+constexpr char kNoRuntime[] =
+    "no ferry::Runtime is alive in this process; create one (a ferry::Runtime object that "
+    "outlives the calls) before using ferry";
+
 RuntimeImpl* tryCurrentRuntime() noexcept { return gRuntime.load(std::memory_order_acquire); }
 
 RuntimeImpl& currentRuntime() {
   RuntimeImpl* runtime = tryCurrentRuntime();
-  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, "no ferry::Runtime is alive");
+  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, kNoRuntime);
   return *runtime;
 }
 
@@ -125,12 +131,15 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     signal(SIGPIPE, SIG_IGN);
   }
-  FERRY_REQUIRE(options.mtaThreads >= 1, Errc::invalidArgument, "mtaThreads must be at least 1");
+  FERRY_REQUIRE(options.mtaThreads >= 1, Errc::invalidArgument,
+                "RuntimeOptions::mtaThreads is {}; it must be at least 1", options.mtaThreads);
   FERRY_REQUIRE(options.callTimeout.count() > 0, Errc::invalidArgument,
-                "callTimeout must be positive");
+                "RuntimeOptions::callTimeout is {} ms; it must be positive",
+                options.callTimeout.count());
   RuntimeImpl* expected = nullptr;
   FERRY_REQUIRE(gRuntime.compare_exchange_strong(expected, this), Errc::invalidArgument,
-                "a ferry::Runtime already exists in this process");
+                "a ferry::Runtime already exists in this process, and a process has one at a "
+                "time; use Runtime::current to reach it, or destroy it before creating another");
   try {
     _deadlines = std::make_unique<DeadlineWatch>();
     _mta = std::make_shared<MtaImpl>(*this, options.mtaThreads, options.mtaMaxThreads);
@@ -220,7 +229,8 @@ std::shared_ptr<StaImpl> RuntimeImpl::hostSta() {
   {
     std::lock_guard lock(_mutex);
     if (_hostSta) return _hostSta;
-    FERRY_REQUIRE(!_shutDown, Errc::shuttingDown, "the runtime is shutting down");
+    FERRY_REQUIRE(!_shutDown, Errc::shuttingDown,
+                  "the ferry::Runtime is shutting down and starts no new apartment");
   }
   auto sta = spawnSta("host");
   std::lock_guard lock(_mutex);
@@ -265,6 +275,24 @@ std::string describe(const std::vector<StringBindingData>& bindings) {
   return out.empty() ? "none" : out;
 }
 
+// Why this process, running no transport, cannot reach exporter `oxid` in another process.
+[[noreturn]] void failNoTransport(Oxid oxid) {
+  const PluginRegistry& plugins = PluginRegistry::instance();
+  bool anyLoaded = std::any_of(plugins.loaded().begin(), plugins.loaded().end(),
+                               [](const LoadedPlugin& p) { return p.kind == FERRY_PLUGIN_TRANSPORT; });
+  FERRY_REQUIRE(anyLoaded, Errc::unavailable,
+                "cannot reach exporter {} in another process: no transport plugin is loaded in "
+                "this one ({}); set FERRY_PLUGIN_PATH to the directory that holds "
+                "ferry-transport-*.so (in a build tree, run through `meson devenv -C build`), or "
+                "install the plugins",
+                toString(oxid), plugins.describeSearch());
+  FERRY_FAIL(Errc::unavailable,
+             "cannot reach exporter {} in another process: this process runs no transport; set "
+             "RuntimeOptions::outOfProcess, and let RuntimeOptions::transports name loaded "
+             "plugins (`ferry plugins` lists them)",
+             toString(oxid));
+}
+
 }  // namespace
 
 Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext distance) {
@@ -285,20 +313,25 @@ Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext d
       failures += "; " + bindingText(binding) + ": " + e.message();
     }
   }
+  FERRY_REQUIRE(!objref.bindings.empty(), Errc::unavailable,
+                "cannot reach exporter {}: its OBJREF carries no string bindings, so it can only be "
+                "unmarshaled in the process that marshaled it (it was marshaled with "
+                "MarshalContext::inproc, or in a process that runs no transport); marshal it with "
+                "MarshalContext::local for another process of this host, or "
+                "MarshalContext::differentMachine for another host",
+                toString(objref.oxid));
   FERRY_FAIL(Errc::unavailable,
-             "cannot reach the exporter's resolver (bindings: " + describe(objref.bindings) +
-                 "; usable here: " + describe(tries) + failures + ")",
-             toString(objref.oxid));
+             "cannot reach the resolver of exporter {}: it listens on {}, of which this process "
+             "can use {}{}; load the transport plugins it names (FERRY_PLUGIN_PATH), and check "
+             "that the exporting process still runs",
+             toString(objref.oxid), describe(objref.bindings), describe(tries), failures);
 }
 
 std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                                     const ObjRefData& objref,
                                                     const std::string& protseq) {
   if (objref.processId != processId) {
-    FERRY_REQUIRE(_hub != nullptr && !_hub->transports().empty(), Errc::unavailable,
-                  "the OBJREF names an object in another process and no transport is running "
-                  "(are the plugins on FERRY_PLUGIN_PATH?)",
-                  toString(objref.oxid));
+    if (_hub == nullptr || _hub->transports().empty()) failNoTransport(objref.oxid);
     MarshalContext distance =
         objref.hostId == hostId ? MarshalContext::local : MarshalContext::differentMachine;
     Resolution resolution = resolveCached(objref, distance);
@@ -306,10 +339,12 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
     std::vector<StringBindingData> usable =
         usableBindings(resolution.bindings, distance, wanted, *_hub);
     FERRY_REQUIRE(!usable.empty(), Errc::unavailable,
-                  "no binding of the exporter suits this process (wanted '" +
-                      (wanted.empty() ? std::string("by distance") : wanted) + "'; exporter has " +
-                      describe(resolution.bindings) + ")",
-                  toString(objref.oxid));
+                  "no binding of exporter {} suits this process: it listens on {}, and this "
+                  "process wants {}; load a transport plugin it listens on, or change "
+                  "RuntimeOptions::preferredTransport (or the protseq given to setTransport)",
+                  toString(objref.oxid), describe(resolution.bindings),
+                  wanted.empty() ? std::string("the cheapest transport for the distance")
+                                 : "'" + wanted + "'");
     // The cheapest binding that this process can open: a pipe socket of another user, a refused
     // port or an unreachable address moves on to the next one, saying why.
     std::string failures;
@@ -333,14 +368,20 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                             resolution.remUnknown);
     }
     FERRY_FAIL(Errc::unavailable,
-               "none of the exporter's bindings can be opened from this process" + failures,
-               toString(objref.oxid));
+               "none of the bindings of exporter {} can be opened from this process ({}); check "
+               "that the exporter runs and that this user may reach it (the pipe's socket "
+               "permissions, RuntimeOptions::listenAddresses on the exporter)",
+               toString(objref.oxid), failures.substr(2));
   }
   FERRY_REQUIRE(protseq.empty() || protseq == "inproc", Errc::invalidArgument,
-                "an object of this process is only reached in-process", protseq);
+                "the object is in this process and is only reached in-process, not over '{}'; "
+                "call setTransport with \"inproc\" or no transport for it",
+                protseq);
   std::shared_ptr<ApartmentImpl> exporter = tryFindApartment(objref.oxid);
   FERRY_REQUIRE(exporter != nullptr, Errc::disconnected,
-                "the apartment that exported the object has shut down", toString(objref.oxid));
+                "the apartment {} that exported the object has shut down, and its objects with "
+                "it",
+                toString(objref.oxid));
   ExporterLink::Address address{objref.hostId, objref.processId, objref.bindings};
   return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
                                         std::make_shared<InprocChannel>(exporter),
@@ -348,18 +389,21 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
 }
 
 void RuntimeImpl::registerClass(const Clsid& clsid, ThreadingModel model, ClassFactory factory) {
-  FERRY_REQUIRE(!clsid.name.empty(), Errc::invalidArgument, "registerClass with an empty name");
-  FERRY_REQUIRE(factory != nullptr, Errc::invalidArgument, "registerClass without a factory",
-                clsid.name);
+  FERRY_REQUIRE(!clsid.name.empty(), Errc::invalidArgument,
+                "registerClass needs a class name and was given an empty one");
+  FERRY_REQUIRE(factory != nullptr, Errc::invalidArgument,
+                "registerClass of '{}' needs a factory and was given none", clsid.name);
   std::lock_guard lock(_mutex);
   _classes[clsid.name] = ClassEntry{model, std::move(factory)};
 }
 
 void RuntimeImpl::registerUnmarshaler(std::string name, UnmarshalerEntry entry) {
   FERRY_REQUIRE(!name.empty() && name.size() <= 255, Errc::invalidArgument,
-                "an unmarshaler class name has 1..255 bytes", name.size());
+                "registerUnmarshaler was given a class name of {} bytes; it must have 1 to 255",
+                name.size());
   FERRY_REQUIRE(entry.unmarshal != nullptr, Errc::invalidArgument,
-                "registerUnmarshaler without a function", name);
+                "registerUnmarshaler of class '{}' needs an unmarshal function and was given none",
+                name);
   std::lock_guard lock(_mutex);
   _unmarshalers[std::move(name)] = std::move(entry);
 }
@@ -368,21 +412,27 @@ RuntimeImpl::UnmarshalerEntry RuntimeImpl::findUnmarshaler(const std::string& na
   std::lock_guard lock(_mutex);
   auto it = _unmarshalers.find(name);
   FERRY_REQUIRE(it != _unmarshalers.end(), Errc::classNotRegistered,
-                "no unmarshaler is registered for this custom OBJREF's class", name);
+                "the custom OBJREF names unmarshaler class '{}', which is not registered in this "
+                "process; call Runtime::registerUnmarshaler for it before unmarshaling",
+                name);
   return it->second;
 }
 
 void RuntimeImpl::revokeClass(const Clsid& clsid) {
   std::lock_guard lock(_mutex);
   FERRY_REQUIRE(_classes.erase(clsid.name) == 1, Errc::classNotRegistered,
-                "revokeClass of a class that is not registered", clsid.name);
+                "revokeClass of '{}', which is not registered (it was revoked already, or "
+                "never registered)",
+                clsid.name);
 }
 
 RuntimeImpl::ClassEntry RuntimeImpl::findClass(const Clsid& clsid) {
   std::lock_guard lock(_mutex);
   auto it = _classes.find(clsid.name);
   FERRY_REQUIRE(it != _classes.end(), Errc::classNotRegistered,
-                "no class is registered under this name", clsid.name);
+                "no class is registered under the name '{}'; call Runtime::registerClass for it "
+                "first",
+                clsid.name);
   return it->second;
 }
 
@@ -454,14 +504,16 @@ bool Apartment::isCurrent() const {
 }
 
 void Apartment::post(std::function<void()> fn) const {
-  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument, "post on an empty apartment handle");
+  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument,
+                "post on an empty Apartment handle (default-constructed or moved from)");
   std::unique_ptr<detail::WorkItem> task = detail::makeTask(std::move(fn));
-  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown, "the apartment is shutting down",
-                _impl->label());
+  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown,
+                "cannot queue work in apartment '{}': it is shutting down", _impl->label());
 }
 
 void Apartment::invokeErased(const std::function<void()>& fn) const {
-  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument, "invoke on an empty apartment handle");
+  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument,
+                "invoke on an empty Apartment handle (default-constructed or moved from)");
   if (isCurrent()) {
     fn();
     return;
@@ -483,8 +535,8 @@ void Apartment::invokeErased(const std::function<void()>& fn) const {
     }
     call->deliverReceived(nullptr);
   });
-  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown, "the apartment is shutting down",
-                _impl->label());
+  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown,
+                "cannot queue work in apartment '{}': it is shutting down", _impl->label());
   if (!call->done()) here.wait(*call);
   call->throwIfFailed();
   if (*failure) std::rethrow_exception(*failure);
@@ -534,7 +586,9 @@ MtaScope::MtaScope() {
   detail::RuntimeImpl& runtime = detail::currentRuntime();
   detail::ThreadState& state = detail::threadState();
   FERRY_REQUIRE(state.apartment == nullptr || state.apartment == &runtime.mta(),
-                Errc::invalidArgument, "this thread already belongs to an STA",
+                Errc::invalidArgument,
+                "joinMta on a thread of STA '{}': a thread is in one apartment at a time; call "
+                "it from a thread that is in no apartment",
                 detail::currentApartmentName());
   _previous = std::exchange(state.apartment, &runtime.mta());
 }
@@ -542,8 +596,12 @@ MtaScope::MtaScope() {
 MtaScope::~MtaScope() { detail::threadState().apartment = _previous; }
 
 CallTimeout::CallTimeout(std::chrono::milliseconds timeout)
-    : _previous(std::exchange(detail::threadState().callTimeout, timeout)) {
-  FERRY_REQUIRE(timeout.count() > 0, Errc::invalidArgument, "CallTimeout must be positive");
+    : _previous(detail::threadState().callTimeout) {
+  // Checked before the thread's timeout changes: a refused CallTimeout has no destructor to
+  // restore it.
+  FERRY_REQUIRE(timeout.count() > 0, Errc::invalidArgument,
+                "ferry::CallTimeout was given {} ms; it must be positive", timeout.count());
+  detail::threadState().callTimeout = timeout;
 }
 
 CallTimeout::~CallTimeout() { detail::threadState().callTimeout = _previous; }
@@ -564,7 +622,7 @@ Runtime::~Runtime() {
 
 Runtime& Runtime::current() {
   Runtime* runtime = gPublicRuntime.load(std::memory_order_acquire);
-  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, "no ferry::Runtime is alive");
+  FERRY_REQUIRE(runtime != nullptr, Errc::notInitialized, detail::kNoRuntime);
   return *runtime;
 }
 
@@ -578,7 +636,8 @@ CurrentSta Runtime::enterSta(std::string name) {
 }
 
 AttachedSta Runtime::attachSta(uv_loop_t* loop, std::string name) {
-  FERRY_REQUIRE(loop != nullptr, Errc::invalidArgument, "attachSta needs a loop");
+  FERRY_REQUIRE(loop != nullptr, Errc::invalidArgument,
+                "attachSta needs the caller's uv_loop_t and was given a null pointer");
   auto sta = std::make_shared<detail::StaImpl>(*_impl, std::move(name),
                                                detail::StaImpl::Mode::attached, loop);
   sta->enter();
@@ -637,11 +696,11 @@ void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
                 (entry.model == ThreadingModel::free && !callerIsSta);
   if (direct) {
     Ref<Interface> object = entry.factory();
-    FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the class factory returned null",
-                  clsid.name);
+    FERRY_REQUIRE(object != nullptr, Errc::serverFault,
+                  "the factory registered for class '{}' returned a null object", clsid.name);
     void* itf = object->queryInterface(iid);
-    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the class does not implement the interface",
-                  clsid.name, toString(iid));
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "class '{}' does not implement {}",
+                  clsid.name, detail::describeInterface(iid));
     return itf;
   }
   // The object lives in the apartment its model asks for; the caller gets a proxy.
@@ -649,7 +708,8 @@ void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
                                                          : Apartment(_impl->hostSta());
   ObjRefBytes packet = target.invoke([factory = entry.factory, name = clsid.name, iid] {
     Ref<Interface> object = factory();
-    FERRY_REQUIRE(object != nullptr, Errc::serverFault, "the class factory returned null", name);
+    FERRY_REQUIRE(object != nullptr, Errc::serverFault,
+                  "the factory registered for class '{}' returned a null object", name);
     return marshalInterface(object.get(), iid, MarshalContext::inproc, MarshalFlags::normal);
   });
   try {
@@ -705,13 +765,14 @@ bool callCanceled() noexcept {
 // object.h
 
 Ref<Interface> identityOf(Interface* object) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "identity of a null pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "identityOf needs an object and was given a null pointer");
   return Ref<Interface>::adopt(static_cast<Interface*>(object->queryInterface(Interface::iid)));
 }
 
 namespace detail {
 void throwNoInterface(Iid iid, const char* name) {
-  FERRY_FAIL(Errc::noInterface, "the object does not implement the interface", name,
+  FERRY_FAIL(Errc::noInterface, "the object does not implement {} (IID {})", name,
              toString(iid));
 }
 }  // namespace detail

@@ -144,7 +144,9 @@ Resolution readResolution(wire::Resolution::Reader in) {
   out.processId = in.getProcessId();
   auto host = in.getHostId();
   FERRY_REQUIRE(out.oxid && out.remUnknown && host.size() == 16 && in.getBindings().size() <= 32,
-                Errc::protocolError, "malformed OXID resolution");
+                Errc::protocolError,
+                "the resolver sent an OXID resolution without exporter id, RemUnknown IPID or a "
+                "16-byte host id, or with more than 32 bindings; it does not follow the protocol");
   std::memcpy(out.hostId.data(), host.begin(), 16);
   for (auto b : in.getBindings()) {
     out.bindings.push_back({std::string(b.getProtseq().cStr()), std::string(b.getAddress().cStr()),
@@ -226,7 +228,19 @@ void TransportHub::start(const RuntimeOptions& options) {
                                                                 "FERRY_PLUGIN_PATH)");
     }
   }
-  if (chosen.empty()) return;  // in-process only
+  if (chosen.empty()) {
+    // In-process only. Say so (once a process) when it is for want of plugins, not by the
+    // options' choice.
+    static std::atomic<bool> warned{false};
+    if (options.transports.empty() && !warned.exchange(true)) {
+      FERRY_LOG(warn, "no transport plugin is loaded, so other processes cannot reach this one: "
+                          << plugins.describeSearch()
+                          << "; set FERRY_PLUGIN_PATH to the directory that holds "
+                             "ferry-transport-*.so, or RuntimeOptions::outOfProcess = false for "
+                             "an in-process runtime");
+    }
+    return;
+  }
 
   FERRY_UV(uv_loop_init(&_loop));
   FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
@@ -471,7 +485,9 @@ void TransportHub::stop() noexcept {
 
 void TransportHub::post(std::function<void()> fn) {
   std::lock_guard lock(_tasksMutex);
-  FERRY_REQUIRE(_started && !_stopping, Errc::shuttingDown, "the transport hub is not running");
+  FERRY_REQUIRE(_started && !_stopping, Errc::shuttingDown,
+                "the transports of this process are not running (the runtime is stopping, or "
+                "runs no transport)");
   _tasks.push_back(std::move(fn));
   uv_async_send(&_async);
 }
@@ -781,7 +797,8 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
   try {
     message.emplace(kj::mv(words), options);
   } catch (const kj::Exception& e) {
-    return protocolError(instance, conn, std::string("bad message: ") + e.getDescription().cStr());
+    return protocolError(instance, conn,
+                         "bad message: " + std::string(kjReason(e.getDescription().cStr())));
   }
 
   switch (kind) {
@@ -842,7 +859,8 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
       for (uint64_t id : list) acknowledged.push_back(id);
     }
   } catch (const kj::Exception& e) {
-    return protocolError(instance, connection.id, std::string("bad request: ") + e.getDescription().cStr());
+    return protocolError(instance, connection.id,
+                         "bad request: " + std::string(kjReason(e.getDescription().cStr())));
   }
   bool oneway = (flags & kRequestFlagOneway) != 0;
   if (oneway != (callId == 0)) return protocolError(instance, connection.id, "call id and oneway flag disagree");
@@ -992,7 +1010,7 @@ void TransportHub::acceptRegistration(Connection& connection, OrpcMessage messag
     _registered[resolution.oxid] = Registered{std::move(resolution), &connection};
   } catch (const kj::Exception& e) {
     protocolError(*connection.instance, connection.id,
-                  std::string("malformed registration: ") + e.getDescription().cStr());
+                  "malformed registration: " + std::string(kjReason(e.getDescription().cStr())));
   }
 }
 
@@ -1014,7 +1032,7 @@ void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMes
     }
   } catch (const kj::Exception& e) {
     return protocolError(*connection.instance, connection.id,
-                         std::string("bad resolve request: ") + e.getDescription().cStr());
+                         "bad resolve request: " + std::string(kjReason(e.getDescription().cStr())));
   }
   sendFrame(connection, encodeFrame(kResolveReply, callId, 0, reply));
 }
@@ -1061,7 +1079,10 @@ void TransportHub::sendRequest(const std::string& key, const StringBindingData& 
   }
   if (frame->size() > kMaxMessageBytes + kFrameHeader) {
     if (replyTo) {
-      replyTo->fail(Errc::invalidArgument, "the request is larger than the 16 MiB message limit");
+      replyTo->fail(Errc::invalidArgument,
+                    "the request has " + std::to_string(frame->size() - kFrameHeader) +
+                        " bytes, more than the 16 MiB a message may carry; pass large data in "
+                        "several calls");
     }
     return;
   }
@@ -1283,12 +1304,15 @@ Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
       throw Error(errc, std::string(reply.getError().getMessage().cStr()));
     }
     Resolution out = readResolution(reply.getResolution());
-    FERRY_REQUIRE(out.oxid == oxid, Errc::protocolError, "the resolver answered for another OXID",
-                  key);
+    FERRY_REQUIRE(out.oxid == oxid, Errc::protocolError,
+                  "the resolver at {} was asked for exporter {} and answered for {}", key,
+                  toString(oxid), toString(out.oxid));
     return out;
   } catch (const kj::Exception& e) {
-    FERRY_FAIL(Errc::protocolError, "the resolver's reply is not a valid message",
-               e.getDescription().cStr());
+    FERRY_FAIL(Errc::protocolError,
+               "the reply of the resolver at {} is not a valid Cap'n Proto message ({}); it does "
+               "not follow the protocol",
+               key, kjReason(e.getDescription().cStr()));
   }
 }
 

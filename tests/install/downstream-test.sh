@@ -17,11 +17,13 @@ case "$prefix" in
         exit 77
         ;;
 esac
-echo "== installing into $prefix"
-rm -rf "$prefix"
-meson install -C "$build" --no-rebuild --quiet
 out="$build/downstream"
-rm -rf "$out"
+# Nothing stays installed: the build's own programs would find these plugins in their install
+# directory (the test without plugins needs it empty).
+trap 'rm -rf "$prefix" "$out" "$out.plugins"' EXIT
+echo "== installing into $prefix"
+rm -rf "$prefix" "$out"
+meson install -C "$build" --no-rebuild --quiet
 unset FERRY_PLUGIN_PATH LD_LIBRARY_PATH
 export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
 echo "== pkg-config: $(pkg-config --modversion ferry), cflags $(pkg-config --cflags ferry)"
@@ -35,9 +37,7 @@ done
 echo "== the installed ferry finds its installed plugins"
 "$prefix/bin/ferry" plugins | tee "$out.plugins"
 grep -q "$prefix/$libdir/ferry/plugins/ferry-transport-pipe.so" "$out.plugins"
-rm -f "$out.plugins"
 echo "== building examples/downstream against it"
 meson setup "$out" "$src" --wrap-mode=nofallback
 meson compile -C "$out"
 meson test -C "$out" --print-errorlogs
-rm -rf "$out"

@@ -7,11 +7,14 @@
 // dir/foo.ferry.h and dir/foo.ferry.c++ (both always, even for a schema without interfaces, so
 // that build systems can list them as outputs). If a schema uses anything ferry cannot
 // generate, it prints every problem as `foo.capnp:LINE: error: WHAT (Interface.method)` on
-// stderr, writes nothing and exits 1.
+// stderr, writes nothing and exits 1. Run by hand, it takes --help and --version (and refuses to
+// wait for a request on a terminal).
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -28,6 +31,7 @@
 #include "emitter.h"
 #include "model.h"
 #include "schema-text.h"
+#include "tool.h"
 
 namespace ferry::idl {
 namespace {
@@ -64,14 +68,26 @@ void writeFile(const std::string& path, const std::string& text) {
   std::ofstream out(target, std::ios::binary | std::ios::trunc);
   out << text;
   out.close();
-  if (!out) throw std::runtime_error("cannot write " + path);
+  if (!out) {
+    throw std::runtime_error("cannot write " + path + " (" + std::strerror(errno) +
+                             "); check that the output directory given to capnp compile "
+                             "(-o<plugin>:OUTDIR) exists and is writable");
+  }
 }
 
 int run() {
   capnp::ReaderOptions options;
   options.traversalLimitInWords = uint64_t(1) << 40;  // the request is trusted; never limit it
-  capnp::StreamFdMessageReader reader(STDIN_FILENO, options);
-  auto request = reader.getRoot<capnp::schema::CodeGeneratorRequest>();
+  kj::Own<capnp::StreamFdMessageReader> reader;
+  try {
+    reader = kj::heap<capnp::StreamFdMessageReader>(STDIN_FILENO, options);
+  } catch (const kj::Exception&) {
+    throw std::runtime_error(
+        "standard input holds no CodeGeneratorRequest (it ended early, or is not a Cap'n Proto "
+        "message); capnpc-ferry is run by `capnp compile -o<path>/capnpc-ferry:OUTDIR "
+        "<schema>.capnp`");
+  }
+  auto request = reader->getRoot<capnp::schema::CodeGeneratorRequest>();
 
   capnp::SchemaLoader loader;
   for (auto node : request.getNodes()) loader.load(node);
@@ -98,16 +114,48 @@ int run() {
   return 0;
 }
 
+constexpr char kUsage[] =
+    "usage: capnp compile -o<path>/capnpc-ferry:OUTDIR [-I<dir>] <schema>.capnp\n"
+    "       capnpc-ferry --help | --version\n";
+
+// The command line: no arguments when capnp runs it; --help and --version by hand.
+class IdlMain {
+public:
+  explicit IdlMain(ferry::tools::ToolContext& context) : _context(context) {}
+
+  kj::MainFunc getMain() {
+    return kj::MainBuilder(
+               _context, ferry::tools::kVersion,
+               "Generates ferry interface classes, proxies and stubs from Cap'n Proto schemas. "
+               "It is a capnp compiler plugin: it reads the CodeGeneratorRequest on standard "
+               "input and writes <schema>.ferry.h and <schema>.ferry.c++ for each requested "
+               "schema, in the directory capnp runs it in.",
+               "Run it through capnp: capnp compile -oc++:OUTDIR -o/path/to/capnpc-ferry:OUTDIR "
+               "foo.capnp (in meson, ferry_capnp_gen does this). For a schema ferry cannot "
+               "generate, it prints each problem as foo.capnp:LINE: error: WHAT, writes "
+               "nothing and exits 1.")
+        .callAfterParsing(KJ_BIND_METHOD(*this, generate))
+        .build();
+  }
+
+private:
+  kj::MainBuilder::Validity generate() {
+    if (isatty(STDIN_FILENO)) {
+      _context.usageError(
+          "standard input is a terminal, but capnpc-ferry reads a CodeGeneratorRequest from it; "
+          "run it through capnp compile");
+    }
+    _context.exitWith(run());
+  }
+
+  ferry::tools::ToolContext& _context;
+};
+
 }  // namespace
 }  // namespace ferry::idl
 
-int main() {
-  try {
-    return ferry::idl::run();
-  } catch (const kj::Exception& e) {
-    std::cerr << "capnpc-ferry: " << e.getDescription().cStr() << '\n';
-  } catch (const std::exception& e) {
-    std::cerr << "capnpc-ferry: " << e.what() << '\n';
-  }
-  return 1;
+int main(int argc, char** argv) {
+  ferry::tools::ToolContext context("capnpc-ferry", ferry::idl::kUsage);
+  ferry::idl::IdlMain idl(context);
+  return ferry::tools::runTool(context, idl.getMain(), argc, argv);
 }

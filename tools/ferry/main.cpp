@@ -5,27 +5,29 @@
 //                                    flags, host and process, bindings
 //   ferry resolve <oxid> <binding>   asks the resolver at <binding> (e.g. tcp:127.0.0.1[7135])
 //                                    where exporter <oxid> (hex) listens
+//   ferry --help, ferry <command> --help, ferry --version
 //
 // Exit status: 0 on success, 1 on failure (the error says what failed), 2 on bad usage.
+#include <charconv>
 #include <cstdio>
-#include <cstring>
+#include <optional>
 #include <string>
 
 #include <ferry/ferry.h>
 
 #include "objref.h"
+#include "plugin-loader.h"
 #include "runtime-impl.h"
+#include "tool.h"
 #include "transport-hub.h"
 
 namespace {
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: ferry plugins\n"
-               "       ferry objref <hex>\n"
-               "       ferry resolve <oxid-hex> <protseq:address[endpoint]>\n");
-  return 2;
-}
+constexpr char kUsage[] =
+    "usage: ferry plugins\n"
+    "       ferry objref <hex>\n"
+    "       ferry resolve <oxid-hex> <protseq:address[endpoint]>\n"
+    "       ferry --help | --version\n";
 
 int plugins() {
   for (const auto& p : ferry::Runtime::plugins()) {
@@ -36,8 +38,8 @@ int plugins() {
     std::printf("refused   %s: %s\n", r.path.c_str(), r.reason.c_str());
   }
   if (ferry::Runtime::plugins().empty()) {
-    std::printf("no plugins found (FERRY_PLUGIN_PATH is %s)\n",
-                std::getenv("FERRY_PLUGIN_PATH") ? std::getenv("FERRY_PLUGIN_PATH") : "unset");
+    std::printf("no plugins found: %s\n",
+                ferry::detail::PluginRegistry::instance().describeSearch().c_str());
   }
   return 0;
 }
@@ -67,29 +69,28 @@ int objref(const std::string& text) {
   return 0;
 }
 
-int resolve(const std::string& oxidText, const std::string& binding) {
-  size_t colon = binding.find(':');
-  size_t open = binding.rfind('[');
-  if (colon == std::string::npos || open == std::string::npos || binding.back() != ']' ||
-      open < colon) {
-    std::fprintf(stderr, "ferry: '%s' is not a binding like tcp:127.0.0.1[7135]\n", binding.c_str());
-    return 2;
-  }
-  ferry::detail::StringBindingData where{binding.substr(0, colon),
-                                         binding.substr(colon + 1, open - colon - 1),
-                                         binding.substr(open + 1, binding.size() - open - 2)};
-  ferry::Oxid oxid(std::stoull(oxidText, nullptr, 16));
+
+// The arguments of `ferry resolve`, parsed.
+struct ResolveTarget {
+  ferry::Oxid oxid;
+  ferry::detail::StringBindingData where;
+};
+
+int resolve(const ResolveTarget& target) {
   ferry::RuntimeOptions options;
   options.resolver = "";
   ferry::Runtime runtime(options);
   auto mta = runtime.joinMta();
   ferry::detail::TransportHub* hub = runtime.impl().hub();
-  if (hub == nullptr || !hub->hasTransport(where.protseq)) {
-    std::fprintf(stderr, "ferry: no '%s' transport is loaded (see `ferry plugins`)\n",
-                 where.protseq.c_str());
+  if (hub == nullptr || !hub->hasTransport(target.where.protseq)) {
+    std::fprintf(stderr,
+                 "ferry: no '%s' transport is loaded, so the resolver at %s cannot be asked; "
+                 "`ferry plugins` lists the loaded ones and where the loader looked "
+                 "(FERRY_PLUGIN_PATH)\n",
+                 target.where.protseq.c_str(), ferry::detail::bindingText(target.where).c_str());
     return 1;
   }
-  ferry::detail::Resolution r = hub->resolve(where, oxid);
+  ferry::detail::Resolution r = hub->resolve(target.where, target.oxid);
   std::printf("oxid        %s\nremUnknown  %s\nprocessId   %llu (pid %llu)\n",
               ferry::toString(r.oxid).c_str(), ferry::toString(r.remUnknown).c_str(),
               static_cast<unsigned long long>(r.processId),
@@ -98,16 +99,93 @@ int resolve(const std::string& oxidText, const std::string& binding) {
   return 0;
 }
 
+// The command line: one subcommand per action, each parsed by kj::MainBuilder.
+class FerryMain {
+public:
+  explicit FerryMain(ferry::tools::ToolContext& context) : _context(context) {}
+
+  kj::MainFunc getMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Inspects a ferry installation: its plugins, OBJREFs and resolvers.",
+                           "Exit status: 0 on success, 1 when the command fails (it says why), 2 "
+                           "on bad usage.")
+        .addSubCommand("plugins", KJ_BIND_METHOD(*this, pluginsMain),
+                       "list the plugins the loader found on FERRY_PLUGIN_PATH and the install "
+                       "directory, and the ones it refused (why)")
+        .addSubCommand("objref", KJ_BIND_METHOD(*this, objrefMain),
+                       "decode an OBJREF given as hex (the text of ferry::objRefToText)")
+        .addSubCommand("resolve", KJ_BIND_METHOD(*this, resolveMain),
+                       "ask the resolver at a string binding where an exporter (OXID) listens")
+        .build();
+  }
+
+private:
+  kj::MainFunc pluginsMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Lists the plugins the loader found on FERRY_PLUGIN_PATH and the "
+                           "install directory, and the ones it refused, with the reason.")
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(plugins()); })
+        .build();
+  }
+
+  kj::MainFunc objrefMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Decodes an OBJREF: kind, IID, OXID, OID, IPID, references, flags, "
+                           "host and process, bindings.")
+        .expectArg("<hex>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _objref = std::string(text.cStr(), text.size());
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(objref(_objref)); })
+        .build();
+  }
+
+  kj::MainFunc resolveMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Asks the resolver at <binding> (a process, or a host's ferryd such as "
+                           "tcp:192.0.2.7[7135]) where exporter <oxid> listens.")
+        .expectArg("<oxid-hex>", KJ_BIND_METHOD(*this, setOxid))
+        .expectArg("<protseq:address[endpoint]>", KJ_BIND_METHOD(*this, setBinding))
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(resolve(_target)); })
+        .build();
+  }
+
+  kj::MainBuilder::Validity setOxid(kj::StringPtr text) {
+    uint64_t value = 0;
+    auto [end, error] = std::from_chars(text.begin(), text.end(), value, 16);
+    if (text.size() == 0 || text.size() > 16 || error != std::errc() || end != text.end() ||
+        value == 0) {
+      return "not an OXID: give 1 to 16 hex digits, not all zero, as `ferry objref` prints it";
+    }
+    _target.oxid = ferry::Oxid(value);
+    return true;
+  }
+
+  kj::MainBuilder::Validity setBinding(kj::StringPtr text) {
+    std::string binding(text.cStr(), text.size());
+    size_t colon = binding.find(':');
+    size_t open = binding.rfind('[');
+    if (colon == std::string::npos || colon == 0 || open == std::string::npos ||
+        binding.back() != ']' || open < colon) {
+      return "not a string binding: give protseq:address[endpoint], such as "
+             "tcp:127.0.0.1[7135]";
+    }
+    _target.where = {binding.substr(0, colon), binding.substr(colon + 1, open - colon - 1),
+                     binding.substr(open + 1, binding.size() - open - 2)};
+    return true;
+  }
+
+  [[noreturn]] void finish(int status) { _context.exitWith(status); }
+
+  ferry::tools::ToolContext& _context;
+  std::string _objref;
+  ResolveTarget _target;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    if (argc == 2 && std::strcmp(argv[1], "plugins") == 0) return plugins();
-    if (argc == 3 && std::strcmp(argv[1], "objref") == 0) return objref(argv[2]);
-    if (argc == 4 && std::strcmp(argv[1], "resolve") == 0) return resolve(argv[2], argv[3]);
-    return usage();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ferry: %s\n", e.what());
-    return 1;
-  }
+  ferry::tools::ToolContext context("ferry", kUsage);
+  FerryMain ferry(context);
+  return ferry::tools::runTool(context, ferry.getMain(), argc, argv);
 }

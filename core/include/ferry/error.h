@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace ferry {
 
@@ -69,7 +70,33 @@ private:
 
 namespace detail {
 
-// Appends the values a FERRY_REQUIRE/FERRY_ASSERT names, comma separated.
+// A FERRY_REQUIRE/FERRY_FAIL message: a sentence for the user, in which each "{}" is replaced by
+// the next value, in order. The sentence names the values in words ("the OBJREF has {} bytes"),
+// so no source expression reaches the user. Built from a string literal only; a count of "{}"
+// different from the count of values does not compile.
+template <typename... Values>
+class Message {
+public:
+  template <size_t N>
+  consteval Message(const char (&text)[N]) : _text(text, N - 1) {
+    size_t slots = 0;
+    for (size_t at = _text.find("{}"); at != std::string_view::npos; at = _text.find("{}", at)) {
+      ++slots;
+      at += 2;
+    }
+    if (slots != sizeof...(Values)) messageNeedsOneValuePerBraces();
+  }
+
+  std::string_view text() const noexcept { return _text; }
+
+private:
+  // Not constexpr: reaching it in a constant evaluation is the compile error.
+  static void messageNeedsOneValuePerBraces() {}
+
+  std::string_view _text;
+};
+
+// Appends the values a FERRY_ASSERT names, comma separated.
 inline void appendValues(std::ostringstream&) {}
 
 template <typename T, typename... Rest>
@@ -79,47 +106,74 @@ void appendValues(std::ostringstream& out, const T& value, const Rest&... rest) 
   appendValues(out, rest...);
 }
 
-[[noreturn]] void throwError(Errc code, const char* file, int line, const char* condition,
-                             std::string message);
+// The reason in a KJ exception's description, without the source condition KJ puts before it:
+// "expected a >= b [8 >= 9]; Message ends prematurely." gives "Message ends prematurely.".
+std::string_view kjReason(std::string_view description) noexcept;
+
+// Throws Error(code, message); an Errc::internal message also gets " at file:line".
+[[noreturn]] void throwError(Errc code, const char* file, int line, std::string message);
 
 template <typename... Values>
-[[noreturn]] void fail(Errc code, const char* file, int line, const char* condition,
-                       std::string_view message, const char* names, const Values&... values) {
+[[noreturn]] void fail(Errc code, const char* file, int line,
+                       std::type_identity_t<Message<Values...>> message, const Values&... values) {
+  std::string_view text = message.text();
+  if constexpr (sizeof...(Values) == 0) {
+    throwError(code, file, line, std::string(text));
+  } else {
+    std::ostringstream out;
+    size_t from = 0;
+    auto put = [&](const auto& value) {
+      size_t slot = text.find("{}", from);
+      out << text.substr(from, slot - from) << value;
+      from = slot + 2;
+    };
+    (put(values), ...);
+    out << text.substr(from);
+    throwError(code, file, line, out.str());
+  }
+}
+
+// FERRY_ASSERT's failure: our own bug, so the report carries the condition and the values as
+// written in the source.
+template <typename... Values>
+[[noreturn]] void assertFailed(const char* file, int line, const char* condition, const char* names,
+                               const Values&... values) {
   std::ostringstream out;
-  out << message;
+  out << "assertion failed: " << condition;
   if constexpr (sizeof...(Values) > 0) {
     out << " (" << names << " = ";
     appendValues(out, values...);
     out << ")";
   }
-  throwError(code, file, line, condition, out.str());
+  throwError(Errc::internal, file, line, out.str());
 }
 
 }  // namespace detail
 }  // namespace ferry
 
 // FERRY_REQUIRE(cond, code, message, values...): a caller's or peer's error. Throws
-// ferry::Error(code) whose message carries `message` and the values named after it.
-#define FERRY_REQUIRE(cond, code, message, ...)                                              \
+// ferry::Error(code) with `message`, a sentence whose "{}" are replaced by `values` in order:
+//
+//     FERRY_REQUIRE(size <= kMax, Errc::invalidObjRef,
+//                   "the OBJREF has {} bytes; an OBJREF has at most 64 KiB", size);
+//
+// The sentence says what failed, why, and what to change (the setting, flag or call).
+#define FERRY_REQUIRE(cond, code, ...)                                                       \
   do {                                                                                       \
     if (!(cond)) [[unlikely]]                                                                \
-      ::ferry::detail::fail((code), __FILE__, __LINE__, nullptr, (message),                  \
-                            #__VA_ARGS__ __VA_OPT__(, ) __VA_ARGS__);                        \
+      ::ferry::detail::fail((code), __FILE__, __LINE__, __VA_ARGS__);                        \
   } while (false)
 
 // FERRY_FAIL(code, message, values...): FERRY_REQUIRE without a condition.
-#define FERRY_FAIL(code, message, ...)                                                       \
-  ::ferry::detail::fail((code), __FILE__, __LINE__, nullptr, (message),                      \
-                        #__VA_ARGS__ __VA_OPT__(, ) __VA_ARGS__)
+#define FERRY_FAIL(code, ...) ::ferry::detail::fail((code), __FILE__, __LINE__, __VA_ARGS__)
 
-// FERRY_ASSERT(cond, values...): our own invariant. Throws Errc::internal naming the file, line
-// and the condition, with the values named after it.
+// FERRY_ASSERT(cond, values...): our own invariant. Throws Errc::internal naming the condition,
+// the values named after it (as written in the source), and the file and line: a bug report.
 #define FERRY_ASSERT(cond, ...)                                                              \
   do {                                                                                       \
     if (!(cond)) [[unlikely]]                                                                \
-      ::ferry::detail::fail(::ferry::Errc::internal, __FILE__, __LINE__, #cond,              \
-                            "assertion failed: " #cond, #__VA_ARGS__ __VA_OPT__(, )          \
-                            __VA_ARGS__);                                                    \
+      ::ferry::detail::assertFailed(__FILE__, __LINE__, #cond,                               \
+                                    #__VA_ARGS__ __VA_OPT__(, ) __VA_ARGS__);                \
   } while (false)
 
 // FERRY_UV(expr): a libuv call that must succeed; a negative return becomes Errc::internal with

@@ -117,7 +117,9 @@ public:
 
   T get() {
     if (!_ready) {
-      FERRY_REQUIRE(_call, Errc::invalidArgument, "Future::get on a consumed future");
+      FERRY_REQUIRE(_call, Errc::invalidArgument,
+                    "Future::get on a future whose result was already taken (by get or then); "
+                    "a future's result is read once");
       auto call = std::move(_call);
       std::optional<Result<T>> out;
       detail::waitPendingCall(*call, [&](detail::ClientResponse& r) { out.emplace(readInto(r)); });
@@ -142,7 +144,9 @@ public:
           [result, cb = std::forward<Callback>(callback)]() mutable { cb(std::move(*result)); });
       return;
     }
-    FERRY_REQUIRE(_call, Errc::invalidArgument, "Future::then on a consumed future");
+    FERRY_REQUIRE(_call, Errc::invalidArgument,
+                  "Future::then on a future whose result was already taken (by get or then); "
+                  "a future's result is read once");
     auto call = _call;  // kept, so cancel() still reaches it
     detail::onPendingCallDone(
         call, [read = _read, cb = std::forward<Callback>(callback)](

@@ -139,7 +139,8 @@ namespace detail {
 // queryInterface that throws Errc::noInterface when the object lacks the interface.
 template <InterfaceType To, typename From>
 Ref<To> queryInterface(const Ref<From>& object) {
-  FERRY_REQUIRE(object, Errc::invalidArgument, "queryInterface on a null reference");
+  FERRY_REQUIRE(object, Errc::invalidArgument,
+                "queryInterface needs an object and was given a null reference");
   Ref<To> result = tryQueryInterface<To>(object);
   if (!result) detail::throwNoInterface(To::iid, To::interfaceName);
   return result;
@@ -162,7 +163,8 @@ std::tuple<Ref<To>...> adoptAll(const std::vector<void*>& found, std::index_sequ
 
 template <InterfaceType... To>
 std::tuple<Ref<To>...> queryInterfaces(Interface* object) {
-  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument, "queryInterfaces on a null pointer");
+  FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
+                "queryInterfaces needs an object and was given a null pointer");
   const Iid iids[] = {To::iid...};
   return detail::adoptAll<To...>(detail::queryInterfacesErased(object, iids),
                                  std::index_sequence_for<To...>{});
