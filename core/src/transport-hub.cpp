@@ -470,15 +470,18 @@ void TransportHub::resolverLost(const std::string& why) {
     std::shared_lock gate(_directGate);
     if (!_directAllowed) return;  // stopping
   }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
+  uint64_t delay = _reregisterDelayMs;
+  _reregisterDelayMs = std::min(delay * 2, kReregisterMaxMs);
   if (!_resolverDown) {
     _resolverDown = true;
     FERRY_LOG(warn, "ferryd at " << _resolverKey << " is not reachable (" << why
                                  << "); this process answers resolve requests for its own "
                                     "apartments and registers them with ferryd when it is back");
+  } else {
+    FERRY_LOG(debug, "ferryd at " << _resolverKey << " is still not reachable (" << why
+                                  << "); next attempt in " << delay << " ms");
   }
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
-  uint64_t delay = _reregisterDelayMs;
-  _reregisterDelayMs = std::min(delay * 2, kReregisterMaxMs);
   FERRY_UV(uv_timer_start(&_reregister, [](uv_timer_t* t) {
     auto* hub = static_cast<TransportHub*>(t->data);
     guarded("reregister", [&] { hub->connectResolver(); });

@@ -561,7 +561,10 @@ std::optional<detail::StringBindingData> tcpBindingIn(const std::string& text) {
 // ephemeral ports; stopped with SIGTERM at the end.
 class Ferryd {
 public:
-  Ferryd() : directory(makeDirectory()) { start(); }
+  // `directory`: an existing one of mode 0755, removed (when empty) at the end.
+  explicit Ferryd(std::string directory = makeDirectory()) : directory(std::move(directory)) {
+    start();
+  }
 
   ~Ferryd() {
     _child->signal(SIGTERM);
@@ -593,6 +596,13 @@ public:
   const std::string directory;
   detail::StringBindingData tcp;
 
+  static std::string makeDirectory() {
+    char path[] = "/tmp/ferryd-test-XXXXXX";
+    BOOST_REQUIRE(mkdtemp(path) != nullptr);
+    BOOST_REQUIRE(chmod(path, 0755) == 0);
+    return path;
+  }
+
 private:
   void start() {
     _child.emplace(std::vector<std::string>{argument(2), "--pipe-directory", directory,
@@ -604,13 +614,6 @@ private:
       if (auto binding = tcpBindingIn(line)) tcp = *binding;
     }
     BOOST_REQUIRE_MESSAGE(!tcp.protseq.empty(), "ferryd did not start");
-  }
-
-  static std::string makeDirectory() {
-    char path[] = "/tmp/ferryd-test-XXXXXX";
-    BOOST_REQUIRE(mkdtemp(path) != nullptr);
-    BOOST_REQUIRE(chmod(path, 0755) == 0);
-    return path;
   }
 
   std::optional<Child> _child;
@@ -788,6 +791,42 @@ BOOST_AUTO_TEST_CASE(processes_register_again_after_ferryd_restarts) {
   BOOST_CHECK(eventually([&] { return resolvedThroughFerryd(sta) && resolvedThroughFerryd(mta); },
                          std::chrono::seconds(20)));
   peer->finish();
+}
+
+BOOST_AUTO_TEST_CASE(a_process_warns_once_while_ferryd_is_down_and_says_when_it_is_back) {
+  const std::string directory = Ferryd::makeDirectory();
+  std::optional<Child> peer;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", "pipe:" + directory + "[ferryd]");
+    ScopedEnv log("FERRY_LOG", "debug");
+    peer.emplace(std::vector<std::string>{peerPath()}, /*withStderr=*/true);
+  }
+  int warnings = 0;
+  int retries = 0;
+  std::string line;
+  auto count = [&] {
+    if (line.find("ferry warn") != std::string::npos &&
+        line.find("is not reachable") != std::string::npos) {
+      ++warnings;
+    }
+    if (line.find("is still not reachable") != std::string::npos) ++retries;
+  };
+  // Its STA and MTA are announced; ferryd stays down through two retries (1 s, 2 s).
+  while (retries < 2 && peer->readLine(line, std::chrono::seconds(20))) count();
+  BOOST_REQUIRE_EQUAL(retries, 2);
+  bool back = false;
+  {
+    Ferryd ferryd(directory);
+    while (!back && peer->readLine(line, std::chrono::seconds(20))) {
+      count();
+      back = line.find("is back; registered 2 apartments") != std::string::npos;
+    }
+    BOOST_CHECK(back);
+    peer->closeInput();
+    while (peer->readLine(line, std::chrono::seconds(20))) count();
+    BOOST_CHECK_EQUAL(peer->wait(std::chrono::seconds(20)), 0);
+  }
+  BOOST_CHECK_EQUAL(warnings, 1);
 }
 
 BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
