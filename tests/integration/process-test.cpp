@@ -563,7 +563,13 @@ class Ferryd {
 public:
   // `directory`: an existing one of mode 0755, removed (when empty) at the end.
   explicit Ferryd(std::string directory = makeDirectory()) : directory(std::move(directory)) {
-    start();
+    try {
+      start();
+    } catch (...) {
+      _child.reset();
+      rmdir(this->directory.c_str());
+      throw;
+    }
   }
 
   ~Ferryd() {
@@ -827,6 +833,36 @@ BOOST_AUTO_TEST_CASE(a_process_warns_once_while_ferryd_is_down_and_says_when_it_
     BOOST_CHECK_EQUAL(peer->wait(std::chrono::seconds(20)), 0);
   }
   BOOST_CHECK_EQUAL(warnings, 1);
+}
+
+BOOST_AUTO_TEST_CASE(ferryd_tells_systemd_when_it_is_ready_and_when_it_stops) {
+  // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+  const std::string directory = Ferryd::makeDirectory();
+  const std::string path = directory + "/notify";
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());
+  BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  auto receive = [&] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return std::string("nothing within 10 s");
+    char buffer[256];
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string("recv failed");
+  };
+  {
+    ScopedEnv notify("NOTIFY_SOCKET", path);
+    std::optional<Ferryd> ferryd;
+    ferryd.emplace();
+    BOOST_CHECK_EQUAL(receive(), "READY=1");
+    ferryd.reset();
+    BOOST_CHECK_EQUAL(receive(), "STOPPING=1");
+  }
+  close(fd);
+  unlink(path.c_str());
+  rmdir(directory.c_str());
 }
 
 BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
