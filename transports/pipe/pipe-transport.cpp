@@ -3,14 +3,14 @@
 //
 // Bindings: the address is a directory — "" for the host's runtime directory (host->runtime_dir),
 // or an absolute path — and the endpoint a socket file name in it, [A-Za-z0-9._-]{1,64} (not "."
-// or ".."). Listening on "" picks a unique name ("ferry-<pid>-<n>"). The directory must exist,
-// belong to this process's effective uid and be writable by nobody else: a socket in a directory
-// another user controls could be replaced by theirs. The whole path must fit sockaddr_un.
+// or ".."). Listening on "" picks a unique name ("ferry-<pid>-<n>"). The directory must exist and
+// be writable by neither group nor others, or a socket in it could be replaced by someone else's.
+// To listen, it must also belong to this process's effective uid or to root. To connect, it may
+// belong to another user (ferryd's /run/ferry is its service user's): the connecting process
+// trusts that user by choosing the binding. The whole path must fit sockaddr_un.
 //
 // A listener's socket admits its own user only (mode 0600), or every local user with
 // FERRY_LISTEN_ALL_LOCAL_USERS (0666: ferryd's, where every process of the host registers).
-// To connect, the directory must not be writable by group or others; it may belong to another
-// user (ferryd's own directory), whom the connecting process trusts by choosing the binding.
 //
 // A listener replaces a socket file left by a dead process (connecting to it is refused), never
 // one that a live listener still answers on; the file is removed when the listener closes. A
