@@ -6,7 +6,7 @@ set -eu
 
 packages="build-essential g++ pkg-config meson ninja-build \
 libuv1-dev capnproto libcapnp-dev libssl-dev libboost-test-dev \
-iproute2 procps"
+iproute2 procps libsystemd-dev systemd"
 
 missing=""
 for p in $packages; do

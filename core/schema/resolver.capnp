@@ -44,6 +44,9 @@ struct Registration {
   # Frame kind 5, sent by a process to its host's ferryd over the pipe (oneway): ferryd answers
   # resolve requests for `resolution.oxid` until the process unregisters it (frame kind 6, a
   # ResolveRequest naming the OXID) or its connection closes. ferryd accepts registrations on
-  # pipe connections only: they come from processes of its own host.
+  # pipe connections only: they come from processes of its own host. An OXID belongs to the
+  # process that registered it first (the pipe's peer credentials: pid and uid): a registration
+  # or withdrawal of it from another process is refused, logged and counted, and changes nothing.
+  # A process registers again, on a new connection, after ferryd restarts.
   resolution @0 :Resolution;
 }

@@ -20,14 +20,20 @@ LogLevel levelFromEnvironment() noexcept {
   return LogLevel::warn;
 }
 
-const LogLevel gLevel = levelFromEnvironment();
+// Read at the first log call, so that a program may set FERRY_LOG before it uses ferry (ferryd's
+// --verbose).
+LogLevel level() noexcept {
+  static const LogLevel fromEnvironment = levelFromEnvironment();
+  return fromEnvironment;
+}
+
 std::mutex gLogMutex;
 
 constexpr const char* kLevelNames[] = {"error", "warn", "info", "debug"};
 
 }  // namespace
 
-bool logEnabled(LogLevel level) noexcept { return level <= gLevel; }
+bool logEnabled(LogLevel wanted) noexcept { return wanted <= level(); }
 
 void logLine(LogLevel level, std::string_view message) noexcept {
   std::string_view where = currentApartmentName();

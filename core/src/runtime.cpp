@@ -742,6 +742,7 @@ RuntimeStats Runtime::stats() {
   out.duplicateRequests = s.duplicateRequests.load();
   out.replyCacheEntries = s.replyCacheEntries.load();
   out.watchedCalls = s.watchedCalls.load();
+  out.registrationsRefused = s.registrationsRefused.load();
   return out;
 }
 

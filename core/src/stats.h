@@ -21,6 +21,7 @@ struct Stats {
   std::atomic<int64_t> duplicateRequests{0};
   std::atomic<int64_t> replyCacheEntries{0};
   std::atomic<int64_t> watchedCalls{0};
+  std::atomic<int64_t> registrationsRefused{0};
 };
 
 Stats& stats() noexcept;

@@ -212,6 +212,11 @@ TransportHub::~TransportHub() { stop(); }
 
 void TransportHub::start(const RuntimeOptions& options) {
   if (!options.outOfProcess) return;
+  // ferryd itself registers nowhere.
+  if (!options.acceptRegistrations) {
+    _resolver = resolverSetting(options);
+    _resolverKey = _resolver.protseq.empty() ? "" : bindingText(_resolver);
+  }
   PluginRegistry& plugins = PluginRegistry::instance();
   std::vector<const LoadedPlugin*> chosen;
   for (const LoadedPlugin& p : plugins.loaded()) {
@@ -250,6 +255,8 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
     static_cast<TransportHub*>(t->data)->expireServed();
   }, 1000, 1000));
+  FERRY_UV(uv_timer_init(&_loop, &_reregister));
+  _reregister.data = this;
   FERRY_UV(uv_prepare_init(&_loop, &_prepare));
   _prepare.data = this;
   FERRY_UV(uv_prepare_start(&_prepare, [](uv_prepare_t* p) {
@@ -310,8 +317,21 @@ void TransportHub::start(const RuntimeOptions& options) {
       }
       for (auto& [address, endpoint] : listens) {
         char bound_endpoint[256] = {};
-        rc = instance->table->listen(instance->transport, address.c_str(), endpoint.c_str(),
-                                     bound_endpoint, sizeof bound_endpoint);
+        const ferry_transport_v1* table = instance->table;
+        bool forAll = p->name == "pipe" && options.pipeForAllUsers;
+        if (forAll && (table->struct_size < offsetof(ferry_transport_v1, listen_with_flags) +
+                                                sizeof(void*) ||
+                       table->listen_with_flags == nullptr)) {
+          FERRY_LOG(error, "the pipe plugin cannot open its socket to every local user "
+                           "(RuntimeOptions::pipeForAllUsers); install the pipe plugin of this "
+                           "ferry version");
+          continue;
+        }
+        rc = forAll ? table->listen_with_flags(instance->transport, address.c_str(),
+                                               endpoint.c_str(), FERRY_LISTEN_ALL_LOCAL_USERS,
+                                               bound_endpoint, sizeof bound_endpoint)
+                    : table->listen(instance->transport, address.c_str(), endpoint.c_str(),
+                                    bound_endpoint, sizeof bound_endpoint);
         if (rc < 0) {
           FERRY_LOG(error, "transport " << p->name << " cannot listen on '" << address << "' ["
                                         << endpoint << "]: " << instance->table->strerror(rc));
@@ -349,67 +369,144 @@ void TransportHub::start(const RuntimeOptions& options) {
     _directAllowed = true;
   }
 
-  // The ferryd to register with.
-  std::string resolver = options.resolver;
-  if (const char* env = std::getenv("FERRY_RESOLVER")) resolver = std::string(env) == "none" ? "" : env;
-  if (resolver == "auto") {
-    StringBindingData d = defaultResolver();
-    resolver = access((d.address + "/" + d.endpoint).c_str(), F_OK) == 0 ? bindingText(d) : "";
-  }
-  if (!resolver.empty() && !options.acceptRegistrations) {
-    // "protseq:address[endpoint]"
-    size_t colon = resolver.find(':');
-    size_t open = resolver.rfind('[');
-    if (colon == std::string::npos || open == std::string::npos || resolver.back() != ']' ||
-        open < colon) {
-      FERRY_LOG(error, "the resolver setting '" << resolver
-                                                << "' is not a string binding like "
-                                                   "pipe:/run/ferry[ferryd]; not registering");
-    } else {
-      _resolver = {resolver.substr(0, colon), resolver.substr(colon + 1, open - colon - 1),
-                   resolver.substr(open + 1, resolver.size() - open - 2)};
-      FERRY_LOG(info, "registering apartments with ferryd at " << resolver);
-    }
+  if (!_resolver.protseq.empty()) {
+    FERRY_LOG(info, "registering apartments with ferryd at " << _resolverKey);
   }
 }
 
 StringBindingData TransportHub::defaultResolver() { return {"pipe", "/run/ferry", "ferryd"}; }
 
-void TransportHub::sendToResolver(uint8_t kind, capnp::MessageBuilder& message) {
+StringBindingData TransportHub::resolverSetting(const RuntimeOptions& options) {
+  std::string setting = "RuntimeOptions::resolver";
+  std::string text = options.resolver;
+  if (const char* env = std::getenv("FERRY_RESOLVER")) {
+    setting = "FERRY_RESOLVER";
+    text = env;
+  }
+  if (text.empty() || text == "none") return {};
+  if (text == "auto") {
+    StringBindingData d = defaultResolver();
+    return access((d.address + "/" + d.endpoint).c_str(), F_OK) == 0 ? d : StringBindingData{};
+  }
+  // "protseq:address[endpoint]"
+  size_t colon = text.find(':');
+  size_t open = text.rfind('[');
+  if (colon == std::string::npos || open == std::string::npos || text.back() != ']' ||
+      open < colon || open + 2 == text.size()) {
+    FERRY_FAIL(Errc::invalidArgument,
+               "{} is '{}', which is not a string binding: name ferryd's pipe like "
+               "pipe:/run/ferry[ferryd], or write auto (that pipe when it exists) or none",
+               setting, text);
+  }
+  StringBindingData binding{text.substr(0, colon), text.substr(colon + 1, open - colon - 1),
+                            text.substr(open + 1, text.size() - open - 2)};
+  if (binding.protseq != "pipe" || binding.address.empty() || binding.address[0] != '/') {
+    FERRY_FAIL(Errc::invalidArgument,
+               "{} is '{}', but ferryd takes registrations over its pipe only: name its socket's "
+               "directory and name, like pipe:/run/ferry[ferryd], or write auto or none",
+               setting, text);
+  }
+  return binding;
+}
+
+namespace {
+
+std::vector<uint8_t> registrationFrame(const Resolution& resolution) {
+  capnp::MallocMessageBuilder message(256);
+  writeResolution(message.initRoot<wire::Registration>().initResolution(), resolution);
+  return encodeFrame(kRegister, 0, 0, message);
+}
+
+std::vector<uint8_t> withdrawalFrame(Oxid oxid) {
+  capnp::MallocMessageBuilder message(16);
+  message.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
+  return encodeFrame(kUnregister, 0, 0, message);
+}
+
+constexpr uint64_t kReregisterFirstMs = 1000;
+constexpr uint64_t kReregisterMaxMs = 30'000;
+
+}  // namespace
+
+void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
   if (_resolver.protseq.empty() || !_started) return;
-  std::vector<uint8_t> frame = encodeFrame(kind, 0, 0, message);
-  std::string key = bindingText(_resolver);
   try {
-    post([this, key, frame = std::move(frame)]() mutable {
-      Connection* connection = connectionFor(key, _resolver);
-      if (connection == nullptr) {
-        FERRY_LOG(warn, "ferryd at " << key << " is not reachable; this process resolves itself");
-        return;
-      }
-      sendFrame(*connection, std::move(frame));
-    });
+    post([this, oxid, remUnknown] { tellResolver(oxid, &remUnknown); });
   } catch (const Error& e) {
     FERRY_LOG(debug, "not told to ferryd: " << e.what());
   }
 }
 
-void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
-  if (_resolver.protseq.empty()) return;
-  capnp::MallocMessageBuilder message(256);
-  writeResolution(message.initRoot<wire::Registration>().initResolution(),
-                  localResolution(oxid, remUnknown));
-  sendToResolver(kRegister, message);
+void TransportHub::withdraw(Oxid oxid) {
+  if (_resolver.protseq.empty() || !_started) return;
+  try {
+    post([this, oxid] { tellResolver(oxid, nullptr); });
+  } catch (const Error& e) {
+    FERRY_LOG(debug, "not told to ferryd: " << e.what());
+  }
 }
 
 Resolution TransportHub::localResolution(Oxid oxid, Ipid remUnknown) const {
   return Resolution{oxid, remUnknown, bindings(), _runtime.processId, _runtime.hostId};
 }
 
-void TransportHub::withdraw(Oxid oxid) {
-  if (_resolver.protseq.empty()) return;
-  capnp::MallocMessageBuilder message(16);
-  message.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  sendToResolver(kUnregister, message);
+void TransportHub::tellResolver(Oxid oxid, const Ipid* remUnknown) {
+  if (remUnknown != nullptr) {
+    _announced[oxid] = *remUnknown;
+  } else if (_announced.erase(oxid) == 0) {
+    return;
+  }
+  // While ferryd is unreachable the retry registers what is announced by then.
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
+  auto it = _byKey.find(_resolverKey);
+  if (it == _byKey.end()) return connectResolver();
+  sendFrame(*it->second, remUnknown != nullptr ? registrationFrame(localResolution(oxid, *remUnknown))
+                                               : withdrawalFrame(oxid));
+}
+
+void TransportHub::connectResolver() {
+  {
+    std::shared_lock gate(_directGate);
+    if (!_directAllowed) return;  // stopping
+  }
+  // Checked first so that a ferryd that is not running costs no connect attempt (and no log
+  // line from the transport) per retry.
+  std::string path = _resolver.address + "/" + _resolver.endpoint;
+  if (access(path.c_str(), F_OK) != 0) {
+    return resolverLost("its socket " + path + " does not exist: " + std::strerror(errno));
+  }
+  Connection* connection = connectionFor(_resolverKey, _resolver);
+  if (connection == nullptr) return resolverLost("the pipe transport cannot connect to it");
+  for (auto& [oxid, ipid] : _announced) {
+    sendFrame(*connection, registrationFrame(localResolution(oxid, ipid)));
+  }
+}
+
+void TransportHub::resolverLost(const std::string& why) {
+  {
+    std::shared_lock gate(_directGate);
+    if (!_directAllowed) return;  // stopping
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
+  uint64_t delay = _reregisterDelayMs;
+  _reregisterDelayMs = std::min(delay * 2, kReregisterMaxMs);
+  if (!_resolverDown) {
+    _resolverDown = true;
+    FERRY_LOG(warn, "ferryd at " << _resolverKey << " is not reachable (" << why
+                                 << "); this process answers resolve requests for its own "
+                                    "apartments and registers them with ferryd when it is back");
+  } else {
+    FERRY_LOG(debug, "ferryd at " << _resolverKey << " is still not reachable (" << why
+                                  << "); next attempt in " << delay << " ms");
+  }
+  FERRY_UV(uv_timer_start(&_reregister, [](uv_timer_t* t) {
+    auto* hub = static_cast<TransportHub*>(t->data);
+    guarded("reregister", [&] { hub->connectResolver(); });
+  }, delay, 0));
+}
+
+bool TransportHub::isResolverConnection(const Connection& connection) const {
+  return connection.outbound && !_resolverKey.empty() && connection.key == _resolverKey;
 }
 
 void TransportHub::runLoop() noexcept {
@@ -443,6 +540,7 @@ void TransportHub::stop() noexcept {
       _connections.clear();
       _byKey.clear();
       uv_close(reinterpret_cast<uv_handle_t*>(&_expiry), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&_reregister), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_prepare), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
     };
@@ -619,13 +717,23 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
   if (it == _connections.end()) return;
   Connection& connection = *it->second;
   if (status < 0) {
-    failConnection(connection, Errc::unavailable,
-                   "could not connect to " + connection.key + ": " + instance.table->strerror(status));
+    std::string why = instance.table->strerror(status);
+    failConnection(connection, Errc::unavailable, "could not connect to " + connection.key + ": " + why);
+    bool resolver = isResolverConnection(connection);
     _byKey.erase(connection.key);
     _connections.erase(it);
+    if (resolver) resolverLost(why);
     return;
   }
   connection.open = true;
+  if (isResolverConnection(connection)) {
+    _reregisterDelayMs = kReregisterFirstMs;
+    if (_resolverDown) {
+      _resolverDown = false;
+      FERRY_LOG(info, "ferryd at " << _resolverKey << " is back; registered " << _announced.size()
+                                   << " apartments with it again");
+    }
+  }
   {
     std::lock_guard lock(_callsMutex);
     _openByKey[connection.key] = {instance.index, conn};
@@ -644,8 +752,10 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
   // A sent request may or may not have run: it is sent again on a new connection, where the
   // exporter's reply cache answers it if it did.
   auto resend = failConnection(connection, Errc::outcomeUnknown, why, status < 0);
+  bool resolver = isResolverConnection(connection);
   if (!connection.key.empty()) _byKey.erase(connection.key);
   _connections.erase(it);
+  if (resolver) resolverLost("it closed the connection");
   if (!resend.empty()) resendCalls(std::move(resend), why);
 }
 
@@ -992,26 +1102,45 @@ void TransportHub::expireServed() noexcept {
 }
 
 void TransportHub::acceptRegistration(Connection& connection, OrpcMessage message, bool add) {
+  Resolution resolution;
   try {
-    if (!add) {
-      Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
-      auto it = _registered.find(oxid);
-      // Only the connection that registered an OXID may withdraw it.
-      if (it != _registered.end() && it->second.connection == &connection) _registered.erase(it);
+    if (add) {
+      resolution = readResolution(message.root<wire::Registration>().getResolution());
+    } else {
+      resolution.oxid = Oxid(message.root<wire::ResolveRequest>().getOxid());
+    }
+  } catch (const kj::Exception& e) {
+    return protocolError(*connection.instance, connection.id,
+                         "malformed registration: " + std::string(kjReason(e.getDescription().cStr())));
+  } catch (const Error& e) {
+    return protocolError(*connection.instance, connection.id,
+                         "malformed registration: " + e.message());
+  }
+  Oxid oxid = resolution.oxid;
+  auto it = _registered.find(oxid);
+  if (it != _registered.end()) {
+    Registered& owner = it->second;
+    bool sameProcess = owner.connection == &connection ||
+                       (connection.hasCredentials && owner.pid == connection.pid &&
+                        owner.uid == connection.uid);
+    if (!sameProcess) {
+      stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
+      FERRY_LOG(warn, "ferryd: refused to " << (add ? "replace" : "withdraw")
+                          << " the registration of OXID " << toString(oxid) << " (pid "
+                          << owner.pid << ", uid " << owner.uid << ") for pid " << connection.pid
+                          << ", uid " << connection.uid
+                          << ": only the registering process may change it");
       return;
     }
-    Resolution resolution;
-    try {
-      resolution = readResolution(message.root<wire::Registration>().getResolution());
-    } catch (const Error&) {
-      return protocolError(*connection.instance, connection.id, "malformed registration");
+    if (!add) {
+      _registered.erase(it);
+      return;
     }
-    FERRY_LOG(debug, "ferryd: registered " << toString(resolution.oxid));
-    _registered[resolution.oxid] = Registered{std::move(resolution), &connection};
-  } catch (const kj::Exception& e) {
-    protocolError(*connection.instance, connection.id,
-                  "malformed registration: " + std::string(kjReason(e.getDescription().cStr())));
+  } else if (!add) {
+    return;
   }
+  FERRY_LOG(debug, "ferryd: registered " << toString(oxid) << " for pid " << connection.pid);
+  _registered[oxid] = Registered{std::move(resolution), &connection, connection.uid, connection.pid};
 }
 
 void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMessage message) {

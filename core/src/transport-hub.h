@@ -88,7 +88,10 @@ public:
   Resolution resolve(const StringBindingData& binding, Oxid oxid);
 
   // Tells the host's ferryd (if this process registers with one) about an apartment, or that it
-  // is gone. Any thread.
+  // is gone. Any thread. The hub keeps the announced apartments and registers them all again on
+  // every new connection to ferryd: when that connection closes or cannot be made it retries on
+  // a timer (1 s, doubling up to 30 s), with one warning while ferryd stays unreachable and an
+  // info line when it is back.
   void announce(Oxid oxid, Ipid remUnknown);
   void withdraw(Oxid oxid);
 
@@ -97,6 +100,10 @@ public:
 
   // The default ferryd binding: "pipe:/run/ferry[ferryd]".
   static StringBindingData defaultResolver();
+  // The ferryd to register with, from RuntimeOptions::resolver or FERRY_RESOLVER (which wins);
+  // an empty protseq for none. Throws invalidArgument, naming the setting, for text that is not
+  // a pipe string binding (ferryd takes registrations over its pipe only), "auto" or "none".
+  static StringBindingData resolverSetting(const RuntimeOptions& options);
 
   // For the remote channel: sends a request frame (or fails `replyTo`). Any thread.
   void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
@@ -140,7 +147,16 @@ private:
                     bool resent, OrpcMessage message);
   void serveResolve(Connection& connection, uint64_t callId, OrpcMessage message);
   void acceptRegistration(Connection& connection, OrpcMessage message, bool add);
-  void sendToResolver(uint8_t kind, capnp::MessageBuilder& message);
+  // Registration with ferryd, on the loop: records the apartment (remUnknown) or its withdrawal
+  // (null) in _announced and tells ferryd if connected; connects if not and no retry waits.
+  void tellResolver(Oxid oxid, const Ipid* remUnknown);
+  // Connects to ferryd and registers every announced apartment on the new connection.
+  void connectResolver();
+  // The connection to ferryd closed or could not be made: warns (once until it is back) and
+  // schedules connectResolver.
+  void resolverLost(const std::string& why);
+  // For onConnected/onClosed: whether `connection` is this process's connection to ferryd.
+  bool isResolverConnection(const Connection& connection) const;
   void protocolError(Instance& instance, ferry_conn_id conn, const std::string& why);
 
   RuntimeImpl& _runtime;
@@ -160,14 +176,25 @@ private:
   std::unordered_map<std::string, Connection*> _byKey;  // outbound, by binding key
 
   // ferryd: OXIDs registered by other processes, and the connection that registered each (its
-  // entries go when it closes). Loop thread only.
+  // entries go when it closes) with the registering process's credentials. Only that process
+  // may update or withdraw an entry: from that connection, or from a newer one of the same pid
+  // and uid (the kernel's SO_PEERCRED). Loop thread only.
   struct Registered {
     Resolution resolution;
     Connection* connection;
+    uint32_t uid = 0;
+    int32_t pid = 0;
   };
   std::unordered_map<Oxid, Registered> _registered;
-  // The ferryd this process registers with (empty protseq: none).
+  // The ferryd this process registers with (empty protseq: none). Written once by start().
   StringBindingData _resolver;
+  std::string _resolverKey;  // bindingText(_resolver)
+  // Loop thread only: this process's apartments as registered with ferryd (OXID → RemUnknown
+  // IPID), the retry timer, its next delay, and whether the unreachable warning was given.
+  std::unordered_map<Oxid, Ipid> _announced;
+  uv_timer_t _reregister{};
+  uint64_t _reregisterDelayMs = 1000;
+  bool _resolverDown = false;
 
   // Calls waiting for a response, by call id, with the connection they went out on. Any thread:
   // callers register their calls and write directly (send_any_thread) when the connection is

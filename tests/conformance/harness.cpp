@@ -167,10 +167,19 @@ Instance::Instance(Harness& harness) : _harness(harness) {
 }
 
 int Instance::tryListen(const std::string& address, const std::string& endpoint,
-                        std::string* bound, size_t endpointCap) {
+                        std::string* bound, size_t endpointCap, uint32_t flags) {
   std::vector<char> out(endpointCap + 1, '\x7f');
+  if (flags != 0) {
+    BOOST_REQUIRE_MESSAGE(table().struct_size >= offsetof(ferry_transport_v1, listen_with_flags) +
+                                                      sizeof(void*) &&
+                              table().listen_with_flags != nullptr,
+                          "the plugin does not offer listen_with_flags");
+  }
   TableCall call(_harness);
-  int err = table().listen(_transport, address.c_str(), endpoint.c_str(), out.data(), endpointCap);
+  int err = flags != 0 ? table().listen_with_flags(_transport, address.c_str(), endpoint.c_str(),
+                                                   flags, out.data(), endpointCap)
+                       : table().listen(_transport, address.c_str(), endpoint.c_str(), out.data(),
+                                        endpointCap);
   if (err == 0) {
     BOOST_CHECK_MESSAGE(std::memchr(out.data(), '\0', endpointCap) != nullptr,
                         "listen wrote no NUL-terminated endpoint within endpoint_cap");

@@ -91,8 +91,9 @@ public:
 
   // The table functions. Each marks the harness as inside a table call, so that an event raised
   // from inside one fails the test.
+  // `flags` other than 0: through listen_with_flags (which the table must offer).
   int tryListen(const std::string& address, const std::string& endpoint,
-                std::string* bound = nullptr, size_t endpointCap = 256);
+                std::string* bound = nullptr, size_t endpointCap = 256, uint32_t flags = 0);
   int tryConnect(const std::string& address, const std::string& endpoint, uint32_t timeoutMs,
                  ferry_conn_id* conn);
   int send(ferry_conn_id conn, const Bytes& message);

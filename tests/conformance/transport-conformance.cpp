@@ -558,9 +558,13 @@ BOOST_AUTO_TEST_CASE(a_pipe_directory_must_be_private_and_the_path_must_fit_a_so
     checkRefused(harness, server, shared.path(), "x");
   }
   if (geteuid() == 0) {
+    // Another user's private directory: nobody but its owner can place a socket there, so a
+    // process may connect to it (as to ferryd's /run/ferry, its service user's), but must not
+    // listen in it.
     ScratchDirectory foreign(tag + "-foreign", 0700);
     BOOST_REQUIRE(chown(foreign.path().c_str(), 65534, 65534) == 0);
-    checkRefused(harness, server, foreign.path(), "x");
+    BOOST_TEST(table().check_binding(foreign.path().c_str(), "x") == 0);
+    BOOST_TEST(server.tryListen(foreign.path(), "x") < 0);
   }
   {
     // A directory path of about 100 bytes: with a valid 10-byte name the socket path overflows
@@ -583,6 +587,26 @@ BOOST_AUTO_TEST_CASE(a_pipe_directory_must_be_private_and_the_path_must_fit_a_so
              "pipe:" + own.path() + "/named.socket_1");
   harness.destroyAll();
   BOOST_TEST(!exists(own.path() + "/named.socket_1"), "the socket file outlived its listener");
+}
+
+BOOST_AUTO_TEST_CASE(a_pipe_socket_admits_its_own_user_only_unless_opened_to_every_local_user,
+                     *boost::unit_test::precondition(OnlyFor{"pipe", "pipe socket files only"})) {
+  Harness harness;
+  Instance& server = harness.instance();
+  ScratchDirectory own("conformance-" + std::to_string(getpid()) + "-modes", 0700);
+  auto mode = [&](const char* name) {
+    struct stat st {};
+    BOOST_REQUIRE(lstat((own.path() + "/" + name).c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  BOOST_REQUIRE_EQUAL(server.tryListen(own.path(), "private"), 0);
+  BOOST_TEST(mode("private") == 0600u);
+  BOOST_REQUIRE_EQUAL(server.tryListen(own.path(), "shared", nullptr, 256,
+                                       FERRY_LISTEN_ALL_LOCAL_USERS), 0);
+  BOOST_TEST(mode("shared") == 0666u);
+  BOOST_TEST(server.tryListen(own.path(), "unknown", nullptr, 256, 0x80000000u) == UV_ENOTSUP);
+  BOOST_TEST(!exists(own.path() + "/unknown"));
+  harness.destroyAll();
 }
 
 BOOST_AUTO_TEST_CASE(a_pipe_listener_replaces_a_stale_socket_but_never_a_live_one,

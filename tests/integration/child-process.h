@@ -21,7 +21,8 @@ namespace ferry::test {
 
 class Child {
 public:
-  explicit Child(std::vector<std::string> argv) {
+  // `withStderr`: its standard error goes to the same pipe as its standard output.
+  explicit Child(std::vector<std::string> argv, bool withStderr = false) {
     int in[2];
     int out[2];
     BOOST_REQUIRE(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
@@ -29,6 +30,7 @@ public:
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    if (withStderr) posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <poll.h>
 #include <unistd.h>
@@ -16,9 +17,11 @@
 #include <capnp/serialize.h>
 
 #include "orpc.capnp.h"
+#include "resolver.capnp.h"
 
 #include "child-process.h"
 #include "objref.h"
+#include "transport-hub.h"
 #include "servants.h"
 
 using namespace ferry;
@@ -40,7 +43,9 @@ std::string peerPath() { return argument(1); }
 // A ferry-test-peer child process and the OBJREFs it published.
 class Peer {
 public:
-  explicit Peer(std::vector<std::string> args = {}) : _child(withPath(std::move(args))) {
+  // `launcher`: a command that runs the peer (e.g. setpriv with its arguments).
+  explicit Peer(std::vector<std::string> args = {}, std::vector<std::string> launcher = {})
+      : _child(withPath(std::move(args), std::move(launcher))) {
     std::string line;
     while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
       std::istringstream words(line);
@@ -70,13 +75,20 @@ public:
     BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
   }
 
-  // Kills it. A killed process leaves its pipe socket file behind: remove it.
-  void kill() {
+  // Kills it. A killed process leaves its pipe socket file behind: removed unless `leaveSocket`.
+  void kill(bool leaveSocket = false) {
     _child.signal(SIGKILL);
     _child.wait(std::chrono::seconds(20));
+    if (!leaveSocket) unlink(pipePath().c_str());
+  }
+
+  // Its pipe socket file.
+  std::string pipePath() const {
     for (const auto& b : detail::decodeObjRef(probe).bindings) {
-      if (b.protseq == "pipe") unlink((b.address + "/" + b.endpoint).c_str());
+      if (b.protseq == "pipe") return b.address + "/" + b.endpoint;
     }
+    BOOST_FAIL("the peer has no pipe binding");
+    return "";
   }
 
   ObjRefBytes holder;
@@ -87,8 +99,10 @@ public:
   int64_t protocolErrors = -1;
 
 private:
-  static std::vector<std::string> withPath(std::vector<std::string> args) {
+  static std::vector<std::string> withPath(std::vector<std::string> args,
+                                           std::vector<std::string> launcher) {
     args.insert(args.begin(), peerPath());
+    args.insert(args.begin(), launcher.begin(), launcher.end());
     return args;
   }
 
@@ -150,26 +164,18 @@ public:
     return false;
   }
 
-  // The next `count` response frames (within 10 s), as call id -> error code (0: ok).
-  std::map<uint64_t, uint16_t> responses(size_t count) {
-    std::map<uint64_t, uint16_t> codes;
+  // The next whole frame (within 10 s).
+  std::vector<uint8_t> frame() {
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (codes.size() < count && std::chrono::steady_clock::now() < end) {
+    while (std::chrono::steady_clock::now() < end) {
       if (_buffer.size() >= 4) {
         size_t length = 0;
         for (int i = 0; i < 4; ++i) length |= size_t{_buffer[i]} << (8 * i);
         if (_buffer.size() >= 4 + length) {
           std::vector<uint8_t> frame(_buffer.begin() + 4, _buffer.begin() + 4 + length);
           _buffer.erase(_buffer.begin(), _buffer.begin() + 4 + length);
-          BOOST_REQUIRE(frame.size() >= 24 && frame[4] == 2);  // a response
-          uint64_t callId = 0;
-          for (int i = 0; i < 8; ++i) callId |= uint64_t{frame[8 + i]} << (8 * i);
-          auto words = kj::heapArray<capnp::word>((frame.size() - 24) / sizeof(capnp::word));
-          std::memcpy(words.begin(), frame.data() + 24, words.size() * sizeof(capnp::word));
-          capnp::FlatArrayMessageReader reader(words);
-          auto response = reader.getRoot<wire::Response>();
-          codes[callId] = response.isError() ? response.getError().getCode() : 0;
-          continue;
+          BOOST_REQUIRE(frame.size() >= 24);
+          return frame;
         }
       }
       pollfd p{_fd, POLLIN, 0};
@@ -179,12 +185,54 @@ public:
       BOOST_REQUIRE_MESSAGE(n > 0 || (n < 0 && errno == EINTR), "the peer closed the connection");
       if (n > 0) _buffer.insert(_buffer.end(), chunk, chunk + n);
     }
+    BOOST_FAIL("no frame came within 10 s");
+    return {};
+  }
+
+  // The next `count` response frames (within 10 s each), as call id -> error code (0: ok).
+  std::map<uint64_t, uint16_t> responses(size_t count) {
+    std::map<uint64_t, uint16_t> codes;
+    while (codes.size() < count) {
+      std::vector<uint8_t> frame = this->frame();
+      BOOST_REQUIRE(frame[4] == 2);  // a response
+      uint64_t callId = 0;
+      for (int i = 0; i < 8; ++i) callId |= uint64_t{frame[8 + i]} << (8 * i);
+      auto words = kj::heapArray<capnp::word>((frame.size() - 24) / sizeof(capnp::word));
+      std::memcpy(words.begin(), frame.data() + 24, words.size() * sizeof(capnp::word));
+      capnp::FlatArrayMessageReader reader(words);
+      auto response = reader.getRoot<wire::Response>();
+      codes[callId] = response.isError() ? response.getError().getCode() : 0;
+    }
     return codes;
+  }
+
+  // Asks the resolver at the other end for `oxid` (frame kind 3); what it answered, as text:
+  // "<RemUnknown IPID hi>.<lo> <binding> ..." or "error <code>".
+  std::string resolve(uint64_t oxid) {
+    capnp::MallocMessageBuilder request;
+    request.initRoot<wire::ResolveRequest>().setOxid(oxid);
+    send(orpcFrame(3, 0, ++_lastCallId, 0, &request));
+    std::vector<uint8_t> frame = this->frame();
+    BOOST_REQUIRE(frame[4] == 4);  // a resolve reply
+    auto words = kj::heapArray<capnp::word>((frame.size() - 24) / sizeof(capnp::word));
+    std::memcpy(words.begin(), frame.data() + 24, words.size() * sizeof(capnp::word));
+    capnp::FlatArrayMessageReader reader(words);
+    auto reply = reader.getRoot<wire::ResolveReply>();
+    if (reply.isError()) return "error " + std::to_string(reply.getError().getCode());
+    auto resolution = reply.getResolution();
+    std::string text = std::to_string(resolution.getRemUnknown().getHi()) + "." +
+                       std::to_string(resolution.getRemUnknown().getLo());
+    for (auto b : resolution.getBindings()) {
+      text += std::string(" ") + b.getProtseq().cStr() + ":" + b.getAddress().cStr() + "[" +
+              b.getEndpoint().cStr() + "]";
+    }
+    return text;
   }
 
 private:
   int _fd;
   std::vector<uint8_t> _buffer;
+  uint64_t _lastCallId = 0;
 };
 
 // The peer's Probe as raw frames see it: its pipe binding, OXID and IPID.
@@ -502,55 +550,129 @@ BOOST_AUTO_TEST_CASE(calls_to_a_peer_that_died_fail_promptly) {
   BOOST_CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
 }
 
-// A ferryd on a private pipe directory and ephemeral ports; stopped with SIGTERM at the end.
+// The tcp binding at the end of `text` ("... tcp:127.0.0.1[40211]"), if there is one.
+std::optional<detail::StringBindingData> tcpBindingIn(const std::string& text) {
+  auto at = text.find("tcp:");
+  size_t open = text.rfind('[');
+  if (at == std::string::npos || open == std::string::npos || open < at || text.back() != ']') {
+    return std::nullopt;
+  }
+  return detail::StringBindingData{"tcp", text.substr(at + 4, open - at - 4),
+                                   text.substr(open + 1, text.size() - open - 2)};
+}
+
+// A ferryd on a pipe directory of its own (mode 0755, as systemd makes /run/ferry) and
+// ephemeral ports; stopped with SIGTERM at the end.
 class Ferryd {
 public:
-  Ferryd()
-      : directory(makeDirectory()),
-        _child({argument(2), "--pipe-directory", directory, "--pipe-name", "ferryd", "--port",
-                "0", "--transports", "pipe,tcp"}) {
-    std::string line;
-    while (tcp.protseq.empty() && _child.readLine(line, std::chrono::seconds(20))) {
-      // "ferryd listening on tcp:127.0.0.1[40211]"
-      auto at = line.find("tcp:");
-      if (at == std::string::npos) continue;
-      std::string b = line.substr(at);
-      size_t open = b.find('[');
-      tcp = {"tcp", b.substr(4, open - 4), b.substr(open + 1, b.size() - open - 2)};
+  // `directory`: an existing one of mode 0755, removed (when empty) at the end.
+  explicit Ferryd(std::string directory = makeDirectory()) : directory(std::move(directory)) {
+    try {
+      start();
+    } catch (...) {
+      _child.reset();
+      rmdir(this->directory.c_str());
+      throw;
     }
-    BOOST_REQUIRE_MESSAGE(!tcp.protseq.empty(), "ferryd did not start");
   }
 
   ~Ferryd() {
-    _child.signal(SIGTERM);
-    BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
+    _child->signal(SIGTERM);
+    BOOST_CHECK_EQUAL(_child->wait(std::chrono::seconds(20)), 0);
     // The listener's socket file went with it.
     BOOST_CHECK(access((directory + "/ferryd").c_str(), F_OK) != 0);
     rmdir(directory.c_str());
   }
 
+  // Kills it (SIGKILL: it removes nothing) and starts a new one on the same pipe.
+  void restart() {
+    _child->signal(SIGKILL);
+    BOOST_REQUIRE_EQUAL(_child->wait(std::chrono::seconds(20)), 128 + SIGKILL);
+    _child.reset();
+    tcp = {};
+    start();
+  }
+
   std::string pipeBinding() const { return "pipe:" + directory + "[ferryd]"; }
+
+  // An OBJREF for `objref`'s object that names only ferryd's tcp endpoint, so that unmarshaling
+  // it resolves the OXID through ferryd.
+  ObjRefBytes viaFerryd(const ObjRefBytes& objref) const {
+    detail::ObjRefData data = detail::decodeObjRef(objref);
+    data.bindings = {tcp};
+    return detail::encodeObjRef(data);
+  }
 
   const std::string directory;
   detail::StringBindingData tcp;
 
-private:
   static std::string makeDirectory() {
     char path[] = "/tmp/ferryd-test-XXXXXX";
     BOOST_REQUIRE(mkdtemp(path) != nullptr);
+    BOOST_REQUIRE(chmod(path, 0755) == 0);
     return path;
   }
 
-  Child _child;
+private:
+  void start() {
+    _child.emplace(std::vector<std::string>{argument(2), "--pipe-directory", directory,
+                                            "--pipe-name", "ferryd", "--port", "0",
+                                            "--transports", "pipe,tcp"});
+    std::string line;
+    while (tcp.protseq.empty() && _child->readLine(line, std::chrono::seconds(20))) {
+      // "ferryd listening on tcp:127.0.0.1[40211]"
+      if (auto binding = tcpBindingIn(line)) tcp = *binding;
+    }
+    BOOST_REQUIRE_MESSAGE(!tcp.protseq.empty(), "ferryd did not start");
+  }
+
+  std::optional<Child> _child;
 };
+
+// Sets (or, with nullopt, unsets) an environment variable for its scope, for this process and
+// those it starts; restores it after.
+class ScopedEnv {
+public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : _name(name) {
+    if (const char* old = std::getenv(name)) _old = old;
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (_old) {
+      setenv(_name, _old->c_str(), 1);
+    } else {
+      unsetenv(_name);
+    }
+  }
+
+private:
+  const char* _name;
+  std::optional<std::string> _old;
+};
+
+// Whether `probe` (an OBJREF resolved through ferryd) reaches the peer with pid `pid`. The
+// registration travels asynchronously: callers poll this.
+bool reachesPeer(const ObjRefBytes& probe, pid_t pid) {
+  try {
+    return unmarshalInterface<Probe>(probe)->threadId() == static_cast<uint64_t>(pid);
+  } catch (const Error& e) {
+    BOOST_TEST_MESSAGE("not yet: " << e.what());
+    return false;
+  }
+}
 
 BOOST_AUTO_TEST_CASE(ferryd_resolves_the_oxids_of_the_processes_that_registered) {
   Ferryd ferryd;
   // The peer finds ferryd through FERRY_RESOLVER and registers its apartments there.
-  setenv("FERRY_RESOLVER", ferryd.pipeBinding().c_str(), 1);
   std::optional<Peer> peer;
-  peer.emplace();
-  unsetenv("FERRY_RESOLVER");
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    peer.emplace();
+  }
   // An OBJREF naming only ferryd's endpoint: the resolution must come from ferryd.
   detail::ObjRefData viaFerryd = detail::decodeObjRef(peer->probe);
   viaFerryd.bindings = {ferryd.tcp};
@@ -587,6 +709,266 @@ BOOST_AUTO_TEST_CASE(ferryd_resolves_the_oxids_of_the_processes_that_registered)
       return e.code() == Errc::objectNotRegistered;
     }
   }));
+}
+
+BOOST_AUTO_TEST_CASE(only_the_registering_process_may_replace_or_withdraw_its_registration) {
+  // This process is the resolver here (as ferryd is: its pipe open to every user), so that its
+  // refusal counter can be read.
+  char path[] = "/tmp/ferry-resolver-test-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(path) != nullptr);
+  const std::string directory = path;
+  runtime.reset();
+  RuntimeOptions options;
+  options.pipeDirectory = directory;
+  options.pipeEndpoint = "resolver";
+  options.pipeForAllUsers = true;
+  options.transports = {"pipe"};
+  options.resolver = "";
+  options.acceptRegistrations = true;
+  runtime.emplace(options);
+  std::optional<Peer> owner;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", "pipe:" + directory + "[resolver]");
+    owner.emplace();
+  }
+  detail::ObjRefData data = detail::decodeObjRef(owner->probe);
+  std::string ownerBindings;
+  for (const auto& b : data.bindings) ownerBindings += " " + detail::bindingText(b);
+  {
+    RawConnection resolver({"pipe", directory, "resolver"});
+    std::string registered;
+    BOOST_REQUIRE(eventually([&] {
+      registered = resolver.resolve(data.oxid.value);
+      return registered.rfind("error", 0) != 0;
+    }));
+    BOOST_CHECK_MESSAGE(registered.find(ownerBindings) != std::string::npos, registered);
+
+    // Another process (this one, on its own connection) registers the owner's OXID with its own
+    // binding and RemUnknown IPID, then withdraws it.
+    const int64_t refusedBefore = Runtime::stats().registrationsRefused;
+    RawConnection hijacker({"pipe", directory, "resolver"});
+    capnp::MallocMessageBuilder registration;
+    auto resolution = registration.initRoot<wire::Registration>().initResolution();
+    resolution.setOxid(data.oxid.value);
+    resolution.initRemUnknown().setHi(1);
+    resolution.getRemUnknown().setLo(2);
+    resolution.setProcessId(data.processId);
+    resolution.setHostId(kj::arrayPtr(data.hostId.data(), data.hostId.size()));
+    auto binding = resolution.initBindings(1)[0];
+    binding.setProtseq("tcp");
+    binding.setAddress("127.0.0.1");
+    binding.setEndpoint("9");
+    hijacker.send(orpcFrame(5, 0, 0, 0, &registration));
+    capnp::MallocMessageBuilder withdrawal;
+    withdrawal.initRoot<wire::ResolveRequest>().setOxid(data.oxid.value);
+    hijacker.send(orpcFrame(6, 0, 0, 0, &withdrawal));
+    BOOST_CHECK(eventually([&] {
+      return Runtime::stats().registrationsRefused == refusedBefore + 2;
+    }));
+    // Frames of one connection are handled in order: after this answer both were.
+    BOOST_CHECK_EQUAL(hijacker.resolve(data.oxid.value), registered);
+    BOOST_CHECK_EQUAL(resolver.resolve(data.oxid.value), registered);
+  }
+  owner->finish();
+  owner.reset();
+  runtime.reset();
+  rmdir(directory.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(processes_register_again_after_ferryd_restarts) {
+  Ferryd ferryd;
+  std::optional<Peer> peer;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    peer.emplace();
+  }
+  // The apartments of its STA (the Probe's) and of its MTA, and where they are served.
+  const detail::ObjRefData sta = detail::decodeObjRef(peer->probe);
+  const detail::ObjRefData mta = detail::decodeObjRef(peer->mtaProbe);
+  BOOST_REQUIRE(sta.oxid != mta.oxid);
+  const std::string pipe = "pipe:" + peer->pipePath().substr(0, peer->pipePath().rfind('/'));
+  // Asked afresh over a new connection each time (nothing cached).
+  auto resolvedThroughFerryd = [&](const detail::ObjRefData& apartment) {
+    RawConnection connection({"pipe", ferryd.directory, "ferryd"});
+    std::string answer = connection.resolve(apartment.oxid.value);
+    BOOST_TEST_MESSAGE("ferryd answered " << answer);
+    return answer.find(pipe) != std::string::npos;
+  };
+  BOOST_REQUIRE(eventually([&] { return resolvedThroughFerryd(sta) && resolvedThroughFerryd(mta); }));
+  ferryd.restart();  // the new ferryd knows nothing
+  // The peer notices the closed connection and registers again at its first retries (1 s,
+  // then 2 s, ...).
+  BOOST_CHECK(eventually([&] { return resolvedThroughFerryd(sta) && resolvedThroughFerryd(mta); },
+                         std::chrono::seconds(20)));
+  peer->finish();
+}
+
+BOOST_AUTO_TEST_CASE(a_process_warns_once_while_ferryd_is_down_and_says_when_it_is_back) {
+  const std::string directory = Ferryd::makeDirectory();
+  std::optional<Child> peer;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", "pipe:" + directory + "[ferryd]");
+    ScopedEnv log("FERRY_LOG", "debug");
+    peer.emplace(std::vector<std::string>{peerPath()}, /*withStderr=*/true);
+  }
+  int warnings = 0;
+  int retries = 0;
+  std::string line;
+  auto count = [&] {
+    if (line.find("ferry warn") != std::string::npos &&
+        line.find("is not reachable") != std::string::npos) {
+      ++warnings;
+    }
+    if (line.find("is still not reachable") != std::string::npos) ++retries;
+  };
+  // Its STA and MTA are announced; ferryd stays down through two retries (1 s, 2 s).
+  while (retries < 2 && peer->readLine(line, std::chrono::seconds(20))) count();
+  BOOST_REQUIRE_EQUAL(retries, 2);
+  bool back = false;
+  {
+    Ferryd ferryd(directory);
+    while (!back && peer->readLine(line, std::chrono::seconds(20))) {
+      count();
+      back = line.find("is back; registered 2 apartments") != std::string::npos;
+    }
+    BOOST_CHECK(back);
+    peer->closeInput();
+    while (peer->readLine(line, std::chrono::seconds(20))) count();
+    BOOST_CHECK_EQUAL(peer->wait(std::chrono::seconds(20)), 0);
+  }
+  BOOST_CHECK_EQUAL(warnings, 1);
+}
+
+BOOST_AUTO_TEST_CASE(ferryd_tells_systemd_when_it_is_ready_and_when_it_stops) {
+  // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+  const std::string directory = Ferryd::makeDirectory();
+  const std::string path = directory + "/notify";
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());
+  BOOST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  auto receive = [&] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return std::string("nothing within 10 s");
+    char buffer[256];
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string("recv failed");
+  };
+  {
+    ScopedEnv notify("NOTIFY_SOCKET", path);
+    std::optional<Ferryd> ferryd;
+    ferryd.emplace();
+    BOOST_CHECK_EQUAL(receive(), "READY=1");
+    ferryd.reset();
+    BOOST_CHECK_EQUAL(receive(), "STOPPING=1");
+  }
+  close(fd);
+  unlink(path.c_str());
+  rmdir(directory.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
+  if (geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root to run the peer as uid 65534 (nobody)");
+    return;
+  }
+  if (access("/usr/bin/setpriv", X_OK) != 0) {
+    BOOST_TEST_MESSAGE("skipped: setpriv (util-linux) is not installed");
+    return;
+  }
+  Ferryd ferryd;
+  // The peer's own runtime directory, private to uid 65534 as ferry makes it.
+  char path[] = "/tmp/ferry-nobody-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(path) != nullptr);
+  const std::string home = path;
+  BOOST_REQUIRE(chown(path, 65534, 65534) == 0);
+  std::optional<Peer> peer;
+  {
+    ScopedEnv runtimeDir("XDG_RUNTIME_DIR", home);
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    peer.emplace(std::vector<std::string>{},
+                 std::vector<std::string>{"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                          "--clear-groups"});
+  }
+  // Its registration arrived (its OBJREF names only ferryd's tcp endpoint), and the call reaches
+  // it over its own private pipe.
+  {
+    auto mta = rt().joinMta();
+    BOOST_CHECK(eventually([&] { return reachesPeer(ferryd.viaFerryd(peer->probe), peer->pid()); }));
+  }
+  peer->finish();
+  peer.reset();
+  rmdir((home + "/ferry").c_str());
+  BOOST_CHECK(rmdir(home.c_str()) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_resolver_setting_that_ferryd_cannot_take_registrations_on_is_an_error) {
+  runtime.reset();
+  auto namesSetting = [](const char* setting) {
+    return [setting](const Error& e) {
+      BOOST_TEST_MESSAGE("caught: " << e.what());
+      return e.code() == Errc::invalidArgument && std::string(e.what()).find(setting) != std::string::npos &&
+             std::string(e.what()).find("pipe:/run/ferry[ferryd]") != std::string::npos;
+    };
+  };
+  for (const char* bad : {"/run/ferry/ferryd", "tcp:127.0.0.1[7135]", "pipe:relative[ferryd]"}) {
+    {
+      ScopedEnv resolver("FERRY_RESOLVER", bad);
+      BOOST_CHECK_EXCEPTION(Runtime{}, Error, namesSetting("FERRY_RESOLVER"));
+    }
+    ScopedEnv unset("FERRY_RESOLVER", std::nullopt);
+    RuntimeOptions options;
+    options.resolver = bad;
+    BOOST_CHECK_EXCEPTION(Runtime{options}, Error, namesSetting("RuntimeOptions::resolver"));
+  }
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", "none");
+    RuntimeOptions options;
+    options.resolver = "tcp:127.0.0.1[7135]";  // overridden
+    BOOST_CHECK_NO_THROW(Runtime{options});
+  }
+  runtime.emplace();
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_process_socket_is_removed_when_the_next_process_starts) {
+  std::optional<Peer> killed;
+  killed.emplace();
+  Peer alive;
+  const std::string stale = killed->pipePath();
+  killed->kill(/*leaveSocket=*/true);
+  killed.reset();
+  struct stat st {};
+  BOOST_REQUIRE_MESSAGE(lstat(stale.c_str(), &st) == 0, "the killed peer left no socket file");
+  Peer next;
+  BOOST_CHECK_MESSAGE(lstat(stale.c_str(), &st) != 0 && errno == ENOENT,
+                      stale << " is still there");
+  BOOST_CHECK_MESSAGE(lstat(alive.pipePath().c_str(), &st) == 0, "a live peer's socket went");
+  next.finish();
+  alive.finish();
+}
+
+BOOST_AUTO_TEST_CASE(ferryd_takes_help_and_version_and_rejects_an_unknown_flag_with_a_usage_line) {
+  auto run = [](std::vector<std::string> args, std::string& output) {
+    args.insert(args.begin(), argument(2));
+    Child child(std::move(args), /*withStderr=*/true);
+    std::string line;
+    output.clear();
+    while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
+    return child.wait(std::chrono::seconds(20));
+  };
+  std::string output;
+  BOOST_CHECK_EQUAL(run({"--help"}, output), 0);
+  BOOST_CHECK_MESSAGE(output.find("--pipe-directory") != std::string::npos &&
+                          output.find("--config") != std::string::npos, output);
+  BOOST_CHECK_EQUAL(run({"--version"}, output), 0);
+  BOOST_CHECK_MESSAGE(output.rfind("ferryd " FERRY_VERSION, 0) == 0, output);
+  BOOST_CHECK_EQUAL(run({"--no-such-flag"}, output), 2);
+  BOOST_CHECK_MESSAGE(output.find("--no-such-flag") != std::string::npos &&
+                          output.find("usage: ferryd") != std::string::npos, output);
+  BOOST_CHECK_EQUAL(run({"--port"}, output), 2);
+  BOOST_CHECK_MESSAGE(output.find("usage: ferryd") != std::string::npos, output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

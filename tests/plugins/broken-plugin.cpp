@@ -29,7 +29,7 @@ const ferry_transport_v1 kTable = {
 #else
     &fakeSend,
 #endif
-    &fakeClose, &fakeCheck, &fakeStrerror, nullptr};
+    &fakeClose, &fakeCheck, &fakeStrerror, nullptr, nullptr};
 
 [[maybe_unused]] const ferry_plugin_v1 kDescriptor = {
     sizeof(ferry_plugin_v1),

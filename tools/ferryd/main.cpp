@@ -3,30 +3,46 @@
 // Answers resolve requests (OXID → the exporter's bindings and RemUnknown IPID) on well-known
 // endpoints — tcp/udp port 7135 and the pipe /run/ferry/ferryd by default — for its own
 // apartments and for every OXID the processes of its host registered with it over the pipe.
-// Processes find it by its pipe (RuntimeOptions::resolver, FERRY_RESOLVER); without a ferryd a
-// process answers for itself, so single-host use needs no daemon.
+// Its pipe admits every local user (RuntimeOptions::pipeForAllUsers); who registered an OXID is
+// the kernel's peer credentials, and only that process may change or withdraw it. Processes find
+// it by its pipe (RuntimeOptions::resolver, FERRY_RESOLVER) and register again when it restarts;
+// without a ferryd a process answers for itself, so single-host use needs no daemon.
 //
 //   ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] [--listen ADDR[,ADDR]]
-//          [--port PORT] [--transports tcp,udp,pipe]
+//          [--port PORT] [--transports tcp,udp,pipe] [--verbose] | --help | --version
 //
-// The config file (default /etc/ferry/ferryd.conf, if present) holds `key = value` lines with
-// the same keys (pipe_directory, pipe_name, listen, port, transports); flags override it.
-// It runs until SIGINT or SIGTERM and prints one line per endpoint it listens on.
+// The config file (default <sysconfdir>/ferry/ferryd.conf of the install, /etc/ferry/ferryd.conf
+// for a /usr install, if present) holds `key = value` lines with
+// the same keys (pipe_directory, pipe_name, listen, port, transports); flags override it. A bad
+// flag or config file exits 2 with a usage line.
+// It runs until SIGINT or SIGTERM and prints one line per endpoint it listens on. Under systemd
+// (Type=notify) it reports READY=1 once it listens and STOPPING=1 when it stops.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include <kj/main.h>
+
 #include <ferry/ferry.h>
 
+#include "ferry-version.h"
+
 namespace {
+
+constexpr char kUsage[] =
+    "usage: ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] "
+    "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--verbose] | --help | --version";
 
 std::vector<std::string> splitList(const std::string& list) {
   std::vector<std::string> out;
@@ -76,45 +92,43 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
   return true;
 }
 
-int usage() {
-  std::fprintf(stderr, "usage: ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] "
-                       "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST]\n");
-  return 2;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::map<std::string, std::string> settings = {
-      {"pipe_directory", "/run/ferry"}, {"pipe_name", "ferryd"}, {"listen", "127.0.0.1"},
-      {"port", "7135"}, {"transports", ""}};
-  std::string config = "/etc/ferry/ferryd.conf";
-  bool configRequired = false;
-  std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) return usage();
-    std::string value = argv[++i];
-    if (a == "--config") {
-      config = value;
-      configRequired = true;
-    } else if (a == "--pipe-directory") {
-      flags["pipe_directory"] = value;
-    } else if (a == "--pipe-name") {
-      flags["pipe_name"] = value;
-    } else if (a == "--listen") {
-      flags["listen"] = value;
-    } else if (a == "--port") {
-      flags["port"] = value;
-    } else if (a == "--transports") {
-      flags["transports"] = value;
-    } else {
-      return usage();
-    }
+// kj::MainBuilder's process context with ferryd's exit codes: help and version go to stdout
+// with 0, a usage error to stderr with the usage line and 2.
+class Context final : public kj::ProcessContext {
+public:
+  kj::StringPtr getProgramName() override { return "ferryd"; }
+  [[noreturn]] void exit() override { finish(_status); }
+  void warning(kj::StringPtr message) override { std::fprintf(stderr, "%s\n", message.cStr()); }
+  void error(kj::StringPtr message) override {
+    std::fprintf(stderr, "%s\n", message.cStr());
+    _status = 1;
   }
-  if (!readConfig(config, settings, configRequired)) return 2;
-  for (auto& [k, v] : flags) settings[k] = v;
+  [[noreturn]] void exitError(kj::StringPtr message) override {
+    std::fprintf(stderr, "%s\n%s\n", message.cStr(), kUsage);
+    finish(2);
+  }
+  [[noreturn]] void exitInfo(kj::StringPtr message) override {
+    std::fprintf(stdout, "%s\n", message.cStr());
+    finish(0);
+  }
+  // --verbose: ferry's info lines too (FERRY_LOG=info), unless FERRY_LOG asks for debug.
+  void increaseLoggingVerbosity() override {
+    const char* current = std::getenv("FERRY_LOG");
+    if (current == nullptr || std::strcmp(current, "debug") != 0) setenv("FERRY_LOG", "info", 1);
+  }
 
+  [[noreturn]] static void finish(int status) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::exit(status);
+  }
+
+private:
+  int _status = 0;
+};
+
+// Listens as `settings` say until SIGINT or SIGTERM; the exit status.
+int serve(std::map<std::string, std::string>& settings) {
   // The pipe directory is the daemon's: other users may connect, nobody else may write.
   const std::string& dir = settings["pipe_directory"];
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -134,6 +148,7 @@ int main(int argc, char** argv) {
     ferry::RuntimeOptions options;
     options.pipeDirectory = dir;
     options.pipeEndpoint = settings["pipe_name"];
+    options.pipeForAllUsers = true;
     options.listenAddresses = splitList(settings["listen"]);
     options.listenPort = settings["port"];
     options.transports = splitList(settings["transports"]);
@@ -148,12 +163,67 @@ int main(int argc, char** argv) {
     }
     for (const auto& b : bindings) std::printf("ferryd listening on %s\n", b.c_str());
     std::fflush(stdout);
+    // Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    sd_notify(0, "READY=1");
     int signal = 0;
     sigwait(&stopSignals, &signal);
+    sd_notify(0, "STOPPING=1");
     std::printf("ferryd stopping (%s)\n", strsignal(signal));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferryd: %s\n", e.what());
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> settings = {
+      {"pipe_directory", "/run/ferry"}, {"pipe_name", "ferryd"}, {"listen", "127.0.0.1"},
+      {"port", "7135"}, {"transports", ""}};
+  std::string config = FERRY_SYSCONFDIR "/ferry/ferryd.conf";
+  bool configRequired = false;
+  std::map<std::string, std::string> flags;
+  auto flag = [&](const char* key) {
+    return [&flags, key](kj::StringPtr value) -> kj::MainBuilder::Validity {
+      flags[key] = value.cStr();
+      return true;
+    };
+  };
+
+  Context context;
+  kj::MainFunc parser =
+      kj::MainBuilder(context, "ferryd " FERRY_VERSION,
+                      "The host's OXID resolver: answers which bindings reach an OXID, for its "
+                      "own apartments and those the processes of this host register over its "
+                      "pipe.",
+                      "Settings come from the config file (key = value lines: pipe_directory, "
+                      "pipe_name, listen, port, transports); flags override them. Runs until "
+                      "SIGINT or SIGTERM.")
+          .addOptionWithArg({"config"},
+                            [&](kj::StringPtr value) -> kj::MainBuilder::Validity {
+                              config = value.cStr();
+                              configRequired = true;
+                              return true;
+                            },
+                            "<file>", "Read settings from <file> (default " FERRY_SYSCONFDIR "/ferry/ferryd.conf, "
+                                      "if present).")
+          .addOptionWithArg({"pipe-directory"}, flag("pipe_directory"), "<dir>",
+                            "Put the pipe socket in <dir> (default /run/ferry).")
+          .addOptionWithArg({"pipe-name"}, flag("pipe_name"), "<name>",
+                            "Name the pipe socket <name> (default ferryd).")
+          .addOptionWithArg({"listen"}, flag("listen"), "<addr>[,<addr>...]",
+                            "Listen for tcp and udp on these addresses (default 127.0.0.1).")
+          .addOptionWithArg({"port"}, flag("port"), "<port>",
+                            "Listen for tcp and udp on <port> (default 7135; 0: any free port).")
+          .addOptionWithArg({"transports"}, flag("transports"), "<protseq>[,<protseq>...]",
+                            "Start only these transports (default: every installed one).")
+          .callAfterParsing([&]() -> kj::MainBuilder::Validity {
+            if (!readConfig(config, settings, configRequired)) Context::finish(2);
+            for (auto& [k, v] : flags) settings[k] = v;
+            Context::finish(serve(settings));
+          })
+          .build();
+  return kj::runMainAndExit(context, kj::mv(parser), argc, argv);
 }

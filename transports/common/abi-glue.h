@@ -89,6 +89,15 @@ struct AbiGlue {
                        [&] { return self->listen(address, endpoint, endpointOut, endpointCap); });
   }
 
+  static int listenWithFlags(ferry_transport* transport, const char* address, const char* endpoint,
+                             uint32_t flags, char* endpointOut, size_t endpointCap) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "listen", [&] {
+      return self->listen(address, endpoint, endpointOut, endpointCap, flags);
+    });
+  }
+
   static int connect(ferry_transport* transport, const char* address, const char* endpoint,
                      uint32_t timeoutMs, ferry_conn_id* connOut) noexcept {
     Transport* self = unwrap(transport);

@@ -128,9 +128,14 @@ int StreamTransport::openHandle(Connection& connection) {
 // --- Table functions. ---
 
 int StreamTransport::listen(const char* address, const char* endpoint, char* endpointOut,
-                            size_t endpointCap) {
+                            size_t endpointCap, uint32_t flags) {
   if (address == nullptr || endpoint == nullptr) return UV_EINVAL;
+  if ((flags & ~listenFlags()) != 0) {
+    log(FERRY_LOG_WARN, "cannot listen: this transport offers no such listen flag");
+    return UV_ENOTSUP;
+  }
   auto owned = std::make_unique<Listener>(this);
+  owned->flags = flags;
   _listeners.push_back(owned.get());
   Listener* listener = owned.release();
   std::string bound;

@@ -94,6 +94,8 @@ struct Listener {
   bool handleOpen = false;
   // For the plugin: the pipe plugin keeps the socket path here (its accepted peers' address).
   std::string path;
+  // FERRY_LISTEN_* flags it was asked for (only those listenFlags() offers).
+  uint32_t flags = 0;
 };
 
 // One connection, outgoing or accepted. Owned by its transport while it is in the id map; from
@@ -130,7 +132,8 @@ public:
   // the trampolines turn that into an error.
   // TODO(security): a peer that never reads makes send() queue without bound; the ABI has no
   // way yet to tell the host to slow down.
-  int listen(const char* address, const char* endpoint, char* endpointOut, size_t endpointCap);
+  int listen(const char* address, const char* endpoint, char* endpointOut, size_t endpointCap,
+             uint32_t flags = 0);
   int connect(const char* address, const char* endpoint, uint32_t timeoutMs,
               ferry_conn_id* connOut);
   int send(ferry_conn_id conn, const uint8_t* data, size_t size);
@@ -165,6 +168,8 @@ protected:
 
   // --- Hooks. Each returns 0 or a UV_E* error and logs the reason for a refused binding. ---
 
+  // The FERRY_LISTEN_* flags this transport offers; listen() refuses others with UV_ENOTSUP.
+  virtual uint32_t listenFlags() const noexcept { return 0; }
   // uv_tcp_init or uv_pipe_init on the instance's loop.
   virtual int initHandle(StreamHandle& handle) = 0;
   // Validates the binding, calls openHandle(listener), binds; writes the endpoint bound to
@@ -286,6 +291,7 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) cr
       .check_binding = checkBinding,
       .strerror = &transportStrerror,
       .send_any_thread = &StreamAbi::sendAnyThread,
+      .listen_with_flags = &StreamAbi::listenWithFlags,
   };
 }
 

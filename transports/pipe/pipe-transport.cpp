@@ -3,13 +3,23 @@
 //
 // Bindings: the address is a directory — "" for the host's runtime directory (host->runtime_dir),
 // or an absolute path — and the endpoint a socket file name in it, [A-Za-z0-9._-]{1,64} (not "."
-// or ".."). Listening on "" picks a unique name ("ferry-<pid>-<n>"). The directory must exist,
-// belong to this process's effective uid and be writable by nobody else: a socket in a directory
-// another user controls could be replaced by theirs. The whole path must fit sockaddr_un.
+// or ".."). Listening on "" picks a unique name ("ferry-<pid>-<n>"). The directory must exist and
+// be writable by neither group nor others, or a socket in it could be replaced by someone else's.
+// To listen, it must also belong to this process's effective uid or to root. To connect, it may
+// belong to another user (ferryd's /run/ferry is its service user's): the connecting process
+// trusts that user by choosing the binding. The whole path must fit sockaddr_un.
+//
+// A listener's socket admits its own user only (mode 0600), or every local user with
+// FERRY_LISTEN_ALL_LOCAL_USERS (0666: ferryd's, where every process of the host registers).
 //
 // A listener replaces a socket file left by a dead process (connecting to it is refused), never
-// one that a live listener still answers on; the file is removed when the listener closes.
+// one that a live listener still answers on; the file is removed when the listener closes. A
+// listener with a generated name also removes the generated-name sockets of this user's dead
+// processes in its directory (killed processes cannot remove theirs): those whose pid no longer
+// exists and that refuse connections.
 // Peers are described as "pipe:<socket path>" with the kernel's credentials (SO_PEERCRED).
+#include <dirent.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,6 +50,20 @@ const char* runtimeDirectory(const ferry_host_v1* host) {
     return nullptr;
   }
   return host->runtime_dir;
+}
+
+// "ferry-<pid>-<n>", as resolve() generates; the pid, or 0 for another name.
+pid_t generatedNamePid(const char* name) {
+  static constexpr char kPrefix[] = "ferry-";
+  if (std::strncmp(name, kPrefix, sizeof kPrefix - 1) != 0) return 0;
+  const char* p = name + sizeof kPrefix - 1;
+  long long pid = 0;
+  const char* digits = p;
+  while (*p >= '0' && *p <= '9' && pid < (1LL << 31)) pid = pid * 10 + (*p++ - '0');
+  if (p == digits || *p != '-' || pid <= 0 || pid >= (1LL << 31)) return 0;
+  const char* counter = ++p;
+  while (*p >= '0' && *p <= '9') ++p;
+  return p != counter && *p == '\0' ? static_cast<pid_t>(pid) : 0;
 }
 
 bool validName(const char* name) {
@@ -115,9 +139,9 @@ int resolve(const char* runtimeDir, const char* address, const char* endpoint, b
     why = quoted(directory.c_str()) + " is not a directory";
     return UV_ENOTDIR;
   }
-  // Our own directory, or root's (a system ferryd's /run/ferry): nobody else could swap its
-  // sockets as long as group and others cannot write to it (checked next).
-  if (st.st_uid != geteuid() && st.st_uid != 0) {
+  // To listen: our own directory, or root's, so that nobody else could swap our socket as long
+  // as group and others cannot write to it (checked next).
+  if (forListen && st.st_uid != geteuid() && st.st_uid != 0) {
     why = "directory " + quoted(directory.c_str()) + " belongs to uid " +
           std::to_string(st.st_uid) + ", neither this process's uid " +
           std::to_string(geteuid()) + " nor root";
@@ -141,11 +165,14 @@ public:
 private:
   int initHandle(StreamHandle& handle) override { return uv_pipe_init(loop(), &handle.pipe, 0); }
 
+  uint32_t listenFlags() const noexcept override { return FERRY_LISTEN_ALL_LOCAL_USERS; }
+
   int bindListener(Listener& listener, const char* address, const char* endpoint,
                    std::string& bound) override {
     SocketPath socket;
     std::string why;
     int err = resolve(runtimeDirectory(host()), address, endpoint, true, socket, why);
+    if (err == 0 && *endpoint == '\0') removeDeadProcessSockets(socket.path);
     if (err == 0) err = removeStaleSocket(socket.path, why);
     if (err != 0) {
       log(FERRY_LOG_WARN, "cannot listen: " + why);
@@ -156,6 +183,14 @@ private:
     err = uv_pipe_bind(&listener.handle.pipe, socket.path.c_str());
     if (err != 0) {
       log(FERRY_LOG_WARN, "cannot bind " + quoted(socket.path.c_str()) + ": " + uv_strerror(err));
+      return err;
+    }
+    // Connecting takes write permission on the socket file.
+    bool everyone = (listener.flags & FERRY_LISTEN_ALL_LOCAL_USERS) != 0;
+    if (chmod(socket.path.c_str(), everyone ? 0666 : 0600) != 0) {
+      err = -errno;
+      log(FERRY_LOG_WARN, "cannot set the mode of " + quoted(socket.path.c_str()) + ": " +
+                              uv_strerror(err));
       return err;
     }
     listener.path = socket.path;
@@ -193,6 +228,27 @@ private:
     peer.pid = credentials.pid;
     peer.address = "pipe:" + (listener != nullptr ? listener->path : connection.target);
     return 0;
+  }
+
+  // In the directory of `ownPath`: removes the sockets with generated names of this user's
+  // processes that are gone (no such pid, and connecting is refused). Leaves everything else.
+  void removeDeadProcessSockets(const std::string& ownPath) {
+    std::string directory = ownPath.substr(0, ownPath.rfind('/'));
+    DIR* listing = opendir(directory.c_str());
+    if (listing == nullptr) return;
+    while (const dirent* entry = readdir(listing)) {
+      pid_t pid = generatedNamePid(entry->d_name);
+      if (pid == 0 || pid == getpid()) continue;
+      if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to signal)
+      std::string path = directory + "/" + entry->d_name;
+      struct stat st {};
+      if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+        continue;
+      }
+      std::string why;
+      removeStaleSocket(path, why);  // leaves a socket that still answers
+    }
+    closedir(listing);
   }
 
   // Removes a socket file nobody listens on any more (connecting is refused), so that a

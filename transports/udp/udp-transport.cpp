@@ -1339,6 +1339,7 @@ const ferry_transport_v1 kTable = {
     .strerror = &transportStrerror,
     // Not offered: a session's state belongs to the loop thread (see PROTOCOL.md, "Threads").
     .send_any_thread = nullptr,
+    .listen_with_flags = nullptr,
 };
 
 const ferry_plugin_v1 kDescriptor = {

@@ -79,10 +79,16 @@ struct RuntimeOptions {
   // socket name ("" = a unique one).
   std::string pipeDirectory;
   std::string pipeEndpoint;
-  // The host's ferryd to register this process's apartments with, as a string binding
-  // ("pipe:/run/ferry[ferryd]"); "auto" uses that default when its socket exists; "" registers
-  // nowhere (the process still answers resolve requests for itself). The FERRY_RESOLVER
-  // environment variable overrides it ("none" for "").
+  // Whether every local user may connect to the pipe socket (mode 0666) rather than this user
+  // only (0600). ferryd sets it so that every process of the host can register and resolve; a
+  // listener still knows who connected (the kernel's peer credentials).
+  bool pipeForAllUsers = false;
+  // The host's ferryd to register this process's apartments with, as the string binding of its
+  // pipe ("pipe:/run/ferry[ferryd]"; ferryd takes registrations over its pipe only); "auto"
+  // uses that default when its socket exists; "" or "none" registers nowhere (the process still
+  // answers resolve requests for itself). The FERRY_RESOLVER environment variable overrides it.
+  // Anything else makes the Runtime constructor throw invalidArgument naming the setting. The
+  // process registers again on its own when ferryd restarts.
   std::string resolver = "auto";
   // ferryd: answer resolve requests for the OXIDs other processes of this host register.
   bool acceptRegistrations = false;
@@ -257,6 +263,8 @@ struct RuntimeStats {
   int64_t duplicateRequests = 0;   // requests that arrived again and were not run again
   int64_t replyCacheEntries = 0;   // calls the reply cache holds now (core/schema/orpc.capnp)
   int64_t watchedCalls = 0;        // calls with a continuation (then()) still waiting for a response
+  int64_t registrationsRefused = 0;  // ferryd: registrations or withdrawals of an OXID refused
+                                     // because another process registered it
 };
 
 class Runtime {

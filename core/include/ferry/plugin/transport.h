@@ -112,7 +112,17 @@ typedef struct ferry_transport_v1 {
    * connection started closing. Must not be called once destroy() was called. */
   int (*send_any_thread)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
                          size_t size);
+
+  /* Optional (NULL when not offered): listen() with FERRY_LISTEN_* flags. UV_ENOTSUP for a flag
+   * this transport does not offer (then nothing listens). */
+  int (*listen_with_flags)(ferry_transport* transport, const char* address, const char* endpoint,
+                           uint32_t flags, char* endpoint_out, size_t endpoint_cap);
 } ferry_transport_v1;
+
+/* listen_with_flags: every local user may connect (pipe: the socket file is mode 0666, in a
+ * directory they can search). Without it a pipe socket admits its own user only. The listener
+ * still learns each peer's uid, gid and pid (ferry_peer_info_v1). */
+#define FERRY_LISTEN_ALL_LOCAL_USERS 0x1u
 
 /* The size of a version 1 table before any appended field: the smallest struct_size a host
  * accepts. */
