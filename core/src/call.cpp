@@ -16,16 +16,7 @@ namespace ferry::detail {
 namespace {
 
 // The proxy may be used here: same apartment, still connected.
-void checkCallable(ProxyManager& manager) {
-  ApartmentImpl* here = threadState().apartment;
-  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
-                "calling a proxy from a thread in no apartment");
-  FERRY_REQUIRE(here == &manager.apartment(), Errc::wrongApartment,
-                "a proxy can only be used in the apartment that unmarshaled it",
-                manager.apartment().label(), here->label());
-  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
-                "the proxy was disconnected (its apartment tore it down)");
-}
+void checkCallable(ProxyManager& manager) { manager.checkUsable(); }
 
 wire::ObjRef::Builder capSlot(capnp::List<wire::ObjRef>::Builder caps, uint32_t index) {
   FERRY_ASSERT(index < caps.size(), index, caps.size());

@@ -20,6 +20,15 @@ Registry& registry() {
   return instance;
 }
 
+// An object's identity (Interface::iid) marshals like any interface: its stub holds references
+// and names the object, but has no methods to call. Its proxy is the proxy manager itself, so it
+// has no proxy factory.
+void dispatchIdentity(void*, uint64_t, uint16_t, ServerCall&) {
+  FERRY_FAIL(Errc::noInterface,
+             "an object's identity has no methods; query one of the object's interfaces and call "
+             "that instead");
+}
+
 }  // namespace
 
 InterfaceRegistration::InterfaceRegistration(const InterfaceInfo& info) noexcept {
@@ -39,6 +48,11 @@ const InterfaceInfo* tryFindInterface(Iid iid) noexcept {
   auto it = r.byIid.find(iid);
   return it == r.byIid.end() ? nullptr : &it->second;
 }
+
+namespace {
+const InterfaceRegistration identityRegistration(
+    InterfaceInfo{Interface::iid, Interface::interfaceName, nullptr, &dispatchIdentity});
+}  // namespace
 
 void unknownMethod(uint64_t interfaceId, uint16_t methodId) {
   const InterfaceInfo* info = tryFindInterface(Iid(interfaceId));

@@ -120,8 +120,6 @@ private:
   std::atomic<uint64_t> _counted{0};
 };
 
-inline bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }
-
 // Creates a servant in `apartment` and returns a proxy for the calling apartment.
 template <typename I, typename Impl, typename... Args>
 Ref<I> exportFrom(const Apartment& apartment, Args... args) {
