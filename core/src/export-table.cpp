@@ -166,8 +166,11 @@ ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableR
                       p.noPing == claim.noPing && claim.publicRefs == 0,
                   Errc::invalidObjRef,
                   "the OBJREF disagrees with the exporter's record of its packet; it was altered");
+    // Records go when their object retires, so the stub manager is there.
     StubManager* manager = findByIpidLocked(p.ipid);
-    FERRY_ASSERT(manager != nullptr);  // records go when their object retires
+    FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                  "the object named by this weak table packet is no longer exported; marshal it "
+                  "again from a live reference");
     addStrongLocked(*manager, tableRefs);
     return ClaimedPacket{p.oid, p.ipid, tableRefs};
   }

@@ -565,8 +565,7 @@ void ProxyManager::disconnectLocked(std::vector<PendingRelease>& toReturn) noexc
 // ImportTable
 
 ImportTable::~ImportTable() {
-  // Proxies still referenced by user code outlive the table only if the apartment object does;
-  // teardown disconnected them already.
+  // Every proxy manager keeps the apartment object (and so this table) alive: none is left.
 }
 
 std::shared_ptr<ExporterLink> ImportTable::linkFor(

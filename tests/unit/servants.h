@@ -127,9 +127,13 @@ Ref<I> exportFrom(const Apartment& apartment, Args... args) {
   return unmarshalInterface<I>(packet);
 }
 
-// Strong references and weak entries `apartment`'s exporter table holds for `object`.
+// Strong references and weak entries `apartment`'s exporter table holds for `object`, as
+// ferry::externalReferences reports them.
 inline std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
-  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
+  return apartment.invoke([&] {
+    ExternalReferences refs = externalReferences(object);
+    return std::make_pair(refs.strong, refs.weak);
+  });
 }
 
 // Objects `apartment` exports.
