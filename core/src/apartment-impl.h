@@ -155,6 +155,10 @@ public:
   void runLoop();
   // Any thread: asks the loop to end. Idempotent.
   void stop();
+  // On the STA thread: a nested enterSta, and the end of one. The outermost owner's leave()
+  // is what tears the apartment down.
+  void nest() noexcept { ++_nesting; }
+  void unnest() noexcept { --_nesting; }
   // On the STA thread after the loop ended (or, attached, when the embedder detaches):
   // tears the apartment down, closes ferry's loop handles and checks nothing leaked.
   void leave();
@@ -200,6 +204,7 @@ private:
   std::vector<CausalityId> _waitingOn;
   std::shared_ptr<MessageFilter> _filter;  // STA thread only
   bool _accepting = false;   // between enter() and leave()
+  int _nesting = 0;          // nested enterSta handles alive (STA thread only)
   bool _stopRequested = false;
 };
 

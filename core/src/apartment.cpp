@@ -166,11 +166,15 @@ StaImpl::StaImpl(RuntimeImpl& runtime, std::string name, Mode mode, uv_loop_t* e
 StaImpl::~StaImpl() = default;
 
 void StaImpl::enter() {
-  FERRY_REQUIRE(threadState().apartment == nullptr, Errc::invalidArgument,
-                "this thread already belongs to apartment '{}'; a thread is in one apartment at "
-                "a time: destroy the handle that entered it first, or use Runtime::newSta for an "
-                "STA on a thread of its own",
-                currentApartmentName());
+  if (ApartmentImpl* here = threadState().apartment) {
+    FERRY_REQUIRE(here->kind() == ApartmentKind::sta, Errc::changedMode,
+                  "this thread is in the MTA and cannot also become an STA; attach the loop from "
+                  "a thread outside the MTA");
+    FERRY_FAIL(Errc::invalidArgument,
+               "this thread already is the STA {}, so it cannot attach another loop; attach it "
+               "on a thread of its own",
+               here->label());
+  }
   if (_mode != Mode::attached) {
     FERRY_UV(uv_loop_init(&_ownLoop));
     _loop = &_ownLoop;
@@ -325,6 +329,10 @@ void StaImpl::wait(PendingCall& call) {
 
 void StaImpl::leave() {
   FERRY_ASSERT(std::this_thread::get_id() == _threadId);
+  if (_nesting > 0) {
+    FERRY_LOG(warn, label() << " is left while " << _nesting
+                            << " nested enterSta handle(s) still live; destroy them first");
+  }
   tearDown();
   std::deque<std::unique_ptr<WorkItem>> leftovers;
   {

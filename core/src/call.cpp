@@ -36,7 +36,7 @@ wire::ObjRef::Reader capSlot(capnp::List<wire::ObjRef>::Reader caps, uint32_t in
 ClientCall::ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId,
                        uint32_t capCount)
     : _proxy(&proxy) {
-  requireProxyUsable(proxy.manager());
+  proxy.manager().checkUsable();
   _request = std::make_unique<OutgoingRequest>();
   auto ipid = _request->root.initIpid();
   ipid.setHi(proxy.ipid().hi);

@@ -11,7 +11,7 @@ constexpr std::string_view kNames[] = {
     "objectNotRegistered", "invalidObjRef", "serverFault",      "callRejected",
     "retryLater",   "deadlineExceeded",   "canceled",           "outcomeUnknown",
     "protocolError", "accessDenied",      "unavailable",        "shuttingDown",
-    "internal",
+    "internal",     "changedMode",
 };
 }  // namespace
 

@@ -52,13 +52,35 @@ void ExportTable::addStrongLocked(StubManager& manager, uint32_t refs) {
   if (first && refs > 0) notifyHook(manager.externalConnection, true, false);
 }
 
-void ExportTable::dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired) {
+void ExportTable::dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired,
+                                   bool lastReleaseCloses) {
   manager.strongRefs -= refs;
-  if (manager.strongRefs == 0) retireLocked(manager, retired, true);
+  if (manager.strongRefs > 0) return;
+  notifyHook(manager.externalConnection, false, lastReleaseCloses);
+  // COM's rule (Wine's stub_manager_ext_release): an outstanding tableWeak entry keeps the stub
+  // manager when the object has the hook, or when the releaser asked not to close it.
+  bool keptByWeakEntry =
+      manager.weakEntries > 0 && (manager.externalConnection != nullptr || !lastReleaseCloses);
+  if (!keptByWeakEntry) retireLocked(manager, retired);
 }
 
-void ExportTable::retireLocked(StubManager& manager, Retired& retired, bool hook) {
-  if (hook) notifyHook(manager.externalConnection, false, true);
+StubManager& ExportTable::createManagerLocked(Ref<Interface> identity) {
+  auto created = std::make_unique<StubManager>();
+  created->oid = newOid();
+  created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
+  Interface* key = identity.get();
+  created->identity = std::move(identity);
+  StubManager& manager = *created;
+  _byOid.emplace(manager.oid, &manager);
+  _byIdentity.emplace(key, std::move(created));
+  stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
+  return manager;
+}
+
+void ExportTable::retireLocked(StubManager& manager, Retired& retired) {
+  if (!_releasedWeak.empty()) {
+    std::erase_if(_releasedWeak, [&](const auto& entry) { return entry.second.oid == manager.oid; });
+  }
   for (auto& [iid, stub] : manager.stubs) _byIpid.erase(stub.ipid);
   _byOid.erase(manager.oid);
   retired.push_back(std::move(manager.identity));
@@ -91,16 +113,7 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
 
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIdentityLocked(identity.get());
-  if (manager == nullptr) {
-    auto created = std::make_unique<StubManager>();
-    created->oid = newOid();
-    created->identity = identity;
-    created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
-    manager = created.get();
-    _byOid.emplace(manager->oid, manager);
-    _byIdentity.emplace(identity.get(), std::move(created));
-    stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (manager == nullptr) manager = &createManagerLocked(identity);
   auto [it, inserted] = manager->stubs.try_emplace(iid);
   if (inserted) {
     it->second = InterfaceStub{newIpid(), iid, itf, info->dispatch};
@@ -153,6 +166,27 @@ std::unordered_map<uint64_t, ExportTable::Packet>::iterator ExportTable::findPac
 
 ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableRefs) {
   std::lock_guard lock(_mutex);
+  if (claim.kind == PacketKind::tableWeak && !_packets.contains(claim.packetId)) {
+    // A weak packet's copy after releaseMarshalData: COM finds the object by its identity, so
+    // the copy works while the object lives. Any other unknown weak packet names an object that
+    // is not (or no longer) exported here.
+    auto released = _releasedWeak.find(claim.packetId);
+    FERRY_REQUIRE(released != _releasedWeak.end(), Errc::objectNotRegistered,
+                  "the object named by this weak table packet is no longer exported; marshal it "
+                  "again from a live reference");
+    const Packet& p = released->second;
+    FERRY_REQUIRE(p.oid == claim.oid && p.ipid == claim.ipid && p.iid == claim.iid &&
+                      p.noPing == claim.noPing && claim.publicRefs == 0,
+                  Errc::invalidObjRef,
+                  "the OBJREF disagrees with the exporter's record of its packet; it was altered");
+    // Records go when their object retires, so the stub manager is there.
+    StubManager* manager = findByIpidLocked(p.ipid);
+    FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
+                  "the object named by this weak table packet is no longer exported; marshal it "
+                  "again from a live reference");
+    addStrongLocked(*manager, tableRefs);
+    return ClaimedPacket{p.oid, p.ipid, tableRefs};
+  }
   auto it = findPacketLocked(claim);
   Packet packet = it->second;
   ClaimedPacket claimed{packet.oid, packet.ipid, 0};
@@ -212,7 +246,9 @@ Retired ExportTable::releasePacket(const PacketClaim& claim) {
     case PacketKind::tableWeak:
       manager->weakEntries -= 1;
       if (manager->weakEntries == 0 && manager->strongRefs == 0) {
-        retireLocked(*manager, retired, false);
+        retireLocked(*manager, retired);
+      } else {
+        _releasedWeak.emplace(claim.packetId, packet);
       }
       break;
   }
@@ -228,13 +264,13 @@ void ExportTable::addRefs(Ipid ipid, uint32_t refs) {
   addStrongLocked(*manager, refs);
 }
 
-ExportTable::ReleaseOutcome ExportTable::releaseRefs(Ipid ipid, uint32_t refs,
-                                                     Retired& retired) {
+ExportTable::ReleaseOutcome ExportTable::releaseRefs(Ipid ipid, uint32_t refs, Retired& retired,
+                                                     bool lastReleaseCloses) {
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
   if (manager == nullptr) return ReleaseOutcome::unknownIpid;
   if (manager->strongRefs < refs) return ReleaseOutcome::notHeld;
-  dropStrongLocked(*manager, refs, retired);
+  dropStrongLocked(*manager, refs, retired, lastReleaseCloses);
   return ReleaseOutcome::released;
 }
 
@@ -281,28 +317,14 @@ void ExportTable::lockExternal(Interface* object, bool lock, bool lastUnlockRele
   std::lock_guard guard(_mutex);
   StubManager* manager = findByIdentityLocked(identity.get());
   if (lock) {
-    if (manager == nullptr) {
-      auto created = std::make_unique<StubManager>();
-      created->oid = newOid();
-      created->identity = identity;
-      created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
-      manager = created.get();
-      _byOid.emplace(manager->oid, manager);
-      _byIdentity.emplace(identity.get(), std::move(created));
-      stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (manager == nullptr) manager = &createManagerLocked(identity);
     addStrongLocked(*manager, 1);
     return;
   }
   FERRY_REQUIRE(manager != nullptr && manager->strongRefs > 0, Errc::invalidArgument,
-                "lockObjectExternal(object, false) unlocks an object that holds no external "
-                "lock or reference; call it only after a lockObjectExternal(object, true)");
-  manager->strongRefs -= 1;
-  if (manager->strongRefs == 0) {
-    notifyHook(manager->externalConnection, false, lastUnlockReleases);
-    // An outstanding tableWeak entry keeps the stub manager (COM's rule for unlock).
-    if (lastUnlockReleases && manager->weakEntries == 0) retireLocked(*manager, retired, false);
-  }
+                "cannot unlock an object that holds no external lock or reference; call "
+                "lockObjectExternal(object, true) first");
+  dropStrongLocked(*manager, 1, retired, lastUnlockReleases);
 }
 
 Retired ExportTable::disconnect(Interface* object) {
@@ -314,15 +336,22 @@ Retired ExportTable::disconnect(Interface* object) {
   for (auto it = _packets.begin(); it != _packets.end();) {
     it = it->second.oid == manager->oid ? _packets.erase(it) : std::next(it);
   }
-  retireLocked(*manager, retired, false);
+  retireLocked(*manager, retired);
   return retired;
 }
 
 Retired ExportTable::clear() {
   Retired retired;
   std::lock_guard lock(_mutex);
-  while (!_byIdentity.empty()) retireLocked(*_byIdentity.begin()->second, retired, false);
+  while (!_byIdentity.empty()) {
+    StubManager& manager = *_byIdentity.begin()->second;
+    // The apartment goes: objects with outstanding connections hear that they went, without
+    // being asked to close (COM's teardown).
+    if (manager.strongRefs > 0) notifyHook(manager.externalConnection, false, false);
+    retireLocked(manager, retired);
+  }
   _packets.clear();
+  _releasedWeak.clear();
   return retired;
 }
 
@@ -331,12 +360,17 @@ size_t ExportTable::size() {
   return _byIdentity.size();
 }
 
-std::pair<uint32_t, uint32_t> ExportTable::refCounts(Interface* object) {
+ExternalReferences ExportTable::externalReferences(Interface* object) {
   Ref<Interface> identity = identityOf(object);
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIdentityLocked(identity.get());
-  if (manager == nullptr) return {0, 0};
-  return {manager->strongRefs, manager->weakEntries};
+  if (manager == nullptr) return {};
+  return {manager->strongRefs, manager->weakEntries, true};
+}
+
+std::pair<uint32_t, uint32_t> ExportTable::refCounts(Interface* object) {
+  ExternalReferences refs = externalReferences(object);
+  return {refs.strong, refs.weak};
 }
 
 std::pair<uint32_t, uint32_t> ExportTable::refCounts(Oid oid) {

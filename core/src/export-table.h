@@ -5,10 +5,13 @@
 //   * a stub manager holds its object strongly while it exists;
 //   * strong external references come from normal packets (5 each, handed to the importer),
 //     tableStrong entries (1 each, held by the table), addRefs, and lockObjectExternal;
-//   * tableWeak entries are counted apart and never keep the object alive;
-//   * when the strong count drops to zero the stub manager retires: its stubs go and its reference
-//     on the object is released — on the apartment's thread, by whoever called the method that
-//     dropped it (RemUnknown.release runs there).
+//   * tableWeak entries are counted apart and are not connections;
+//   * when the strong count drops to zero the ExternalConnection hook is told, and the stub
+//     manager retires (its stubs go and its reference on the object is released — on the
+//     apartment's thread, by whoever called the method that dropped it; RemUnknown.release runs
+//     there) unless a tableWeak entry is outstanding and the object has the hook or the
+//     releaser asked not to close it (Wine's stub_manager_ext_release). The last weak entry's
+//     release then retires it.
 //
 // Thread-safety: every method may be called from any thread (importers of the same process claim
 // packets directly); a mutex guards the maps. Methods that may release an object return the
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include <ferry/generated.h>
+#include <ferry/lifetime.h>
 #include <ferry/marshal.h>
 #include <ferry/object.h>
 
@@ -106,9 +110,10 @@ public:
   };
 
   // Importer side of unmarshal: normal packets are consumed (their references pass to the
-  // importer); table packets give `tableRefs` new strong references. Errors: objectNotConnected
-  // (unknown or consumed packet), invalidObjRef (the OBJREF disagrees with the record),
-  // objectNotRegistered (tableWeak whose object retired).
+  // importer); table packets give `tableRefs` new strong references. A tableWeak packet whose
+  // entry was released still works while its object is exported (COM's). Errors:
+  // objectNotConnected (unknown or consumed packet), invalidObjRef (the OBJREF disagrees with
+  // the record), objectNotRegistered (a tableWeak packet whose object retired or is unknown).
   ClaimedPacket claimPacket(const PacketClaim& claim, uint32_t tableRefs);
 
   // A table packet for an object already exported here, made on behalf of an importer that
@@ -122,9 +127,11 @@ public:
   void addRefs(Ipid ipid, uint32_t refs);
   // RemUnknown.releaseRefs for one entry. Nothing changes unless the outcome is `released`. An
   // unknown IPID is normal after disconnectObject or apartment teardown (the importer cannot
-  // know); releasing more than is held is the importer's error.
+  // know); releasing more than is held is the importer's error. References are counted per
+  // object: any IPID of the object releases them. `lastReleaseCloses` goes to the hook.
   enum class ReleaseOutcome : uint8_t { released, unknownIpid, notHeld };
-  [[nodiscard]] ReleaseOutcome releaseRefs(Ipid ipid, uint32_t refs, Retired& retired);
+  [[nodiscard]] ReleaseOutcome releaseRefs(Ipid ipid, uint32_t refs, Retired& retired,
+                                           bool lastReleaseCloses = true);
 
   // RemUnknown.queryInterfaces for one IID: the IPID of the stub, with `refs` strong references
   // transferred. Throws noInterface / objectNotRegistered.
@@ -143,11 +150,14 @@ public:
   // hook is not told), packets naming it are dropped. Calls already running keep the object.
   [[nodiscard]] Retired disconnect(Interface* object);
 
-  // Apartment teardown: everything goes.
+  // Apartment teardown: everything goes; objects with strong references left are told
+  // releaseConnection(false).
   [[nodiscard]] Retired clear();
 
   // Live stub managers (for tests and stats).
   size_t size();
+  // The object's stub manager as ferry::externalReferences reports it.
+  ExternalReferences externalReferences(Interface* object);
   // Strong references and weak entries of an object's stub manager (0, 0 if none): for tests.
   std::pair<uint32_t, uint32_t> refCounts(Interface* object);
   std::pair<uint32_t, uint32_t> refCounts(Oid oid);
@@ -167,10 +177,14 @@ private:
 
   StubManager* findByIdentityLocked(Interface* identity);
   StubManager* findByIpidLocked(Ipid ipid);
+  StubManager& createManagerLocked(Ref<Interface> identity);
   void addStrongLocked(StubManager& manager, uint32_t refs);
-  // Drops `refs` strong references; retires the manager when none remain.
-  void dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired);
-  void retireLocked(StubManager& manager, Retired& retired, bool notifyHook);
+  // Drops `refs` strong references; when none remain, tells the hook and retires the manager
+  // (see the rule at the top).
+  void dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired,
+                        bool lastReleaseCloses = true);
+  // Without telling the hook.
+  void retireLocked(StubManager& manager, Retired& retired);
 
   std::mutex _mutex;
   std::unordered_map<Interface*, std::unique_ptr<StubManager>> _byIdentity;
@@ -181,6 +195,9 @@ private:
   };
   std::unordered_map<Ipid, IpidEntry> _byIpid;
   std::unordered_map<uint64_t, Packet> _packets;
+  // Released tableWeak packets of live objects: copies of their bytes still unmarshal (COM's).
+  // An entry goes when its object retires.
+  std::unordered_map<uint64_t, Packet> _releasedWeak;
 };
 
 }  // namespace ferry::detail

@@ -255,27 +255,17 @@ void* ProxyBase::queryInterface(Iid id) {
 
 ProxyBase* asProxy(Interface* object) noexcept { return dynamic_cast<ProxyBase*>(object); }
 
-void requireProxyUsable(const ProxyManager& manager) {
-  ApartmentImpl* here = threadState().apartment;
-  FERRY_REQUIRE(here != nullptr, Errc::notInitialized,
-                "a proxy was used from a thread that belongs to no apartment; enter one first "
-                "(Runtime::newSta, enterSta, attachSta or joinMta)");
-  FERRY_REQUIRE(here == &manager.apartment(), Errc::wrongApartment,
-                "a proxy unmarshaled in apartment '{}' was used in apartment '{}': a proxy belongs "
-                "to the apartment that unmarshaled it; marshal the interface to this apartment (or "
-                "use the GlobalInterfaceTable) and use the proxy that gives",
-                manager.apartment().label(), here->label());
-  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
-                "the proxy was disconnected when its apartment shut down; unmarshal the "
-                "interface again in a running apartment");
-}
-
 // ---------------------------------------------------------------------------------------------
 // ProxyManager
 
 ProxyManager::ProxyManager(ImportTable& table, ApartmentImpl& apartment,
                            std::shared_ptr<ExporterLink> link, Oid oid)
-    : _table(table), _apartment(apartment), _link(std::move(link)), _oxid(_link->oxid()), _oid(oid) {
+    : _table(table),
+      _apartment(apartment),
+      _keepApartment(apartment.shared_from_this()),
+      _link(std::move(link)),
+      _oxid(_link->oxid()),
+      _oid(oid) {
   stats().proxyManagers.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -311,16 +301,28 @@ uint32_t ProxyManager::release() noexcept {
     if (_identityRefs.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return n - 1;
   }
   bool destroy = false;
+  std::shared_ptr<ExporterLink> link;
+  Ipid identityIpid;
+  uint32_t identityRefs = 0;
   {
     std::lock_guard lock(_table._mutex);
     n = _identityRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (n == 0 && _interfaces.empty()) {
       _table._managers.erase(ImportTable::Key{_oxid, _oid});
       destroy = true;
+      link = _link;
+      identityIpid = _identityIpid;
+      identityRefs = takeIdentityRefsLocked();
     }
   }
+  if (identityRefs > 0 && !disconnected()) link->release(identityIpid, identityRefs);
   if (destroy) delete this;
   return n;
+}
+
+Ipid ProxyManager::anyIpidLocked() const noexcept {
+  if (!_interfaces.empty()) return _interfaces.begin()->second.proxy->_ipid;
+  return _identityIpid;
 }
 
 void* ProxyManager::queryInterface(Iid iid) {
@@ -332,10 +334,42 @@ void* ProxyManager::queryInterface(Iid iid) {
   return found[0];
 }
 
+void ProxyManager::checkUsable() const {
+  FERRY_REQUIRE(!disconnected(), Errc::objectNotConnected,
+                "the proxy was disconnected when its apartment {} was torn down; unmarshal the "
+                "interface again in a running apartment",
+                _apartment.label());
+  ApartmentImpl* here = threadState().apartment;
+  FERRY_REQUIRE(here == &_apartment, Errc::wrongApartment,
+                "a proxy unmarshaled in apartment {} was used {}: a proxy belongs to the apartment "
+                "that unmarshaled it; marshal the interface to this apartment (marshalInterface, "
+                "or the GlobalInterfaceTable) and use the proxy that gives",
+                _apartment.label(),
+                here != nullptr ? "in apartment " + here->label()
+                                : std::string("on a thread that is in no apartment"));
+}
+
 std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
   std::vector<void*> out(iids.size(), nullptr);
   std::vector<Iid> missing;
   Ipid anyIpid;
+  {
+    std::lock_guard lock(_table._mutex);
+    anyIpid = anyIpidLocked();
+    for (Iid iid : iids) {
+      if (iid != Interface::iid && !_interfaces.contains(iid)) missing.push_back(iid);
+    }
+  }
+  // Misses go to the exporter: only from the proxy's apartment, while connected.
+  auto checkRemoteQuery = [&] {
+    checkUsable();
+    FERRY_REQUIRE(static_cast<bool>(anyIpid), Errc::objectNotConnected,
+                  "the proxy holds no reference on its object any more, so it cannot query it; "
+                  "unmarshal the object again");
+  };
+  bool checked = !missing.empty();
+  if (checked) checkRemoteQuery();
+  missing.clear();
   {
     std::lock_guard lock(_table._mutex);
     for (size_t i = 0; i < iids.size(); ++i) {
@@ -350,14 +384,40 @@ std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
         missing.push_back(iids[i]);
       }
     }
-    if (!_interfaces.empty()) anyIpid = _interfaces.begin()->second.proxy->_ipid;
   }
   if (missing.empty()) return out;
-
-  // Misses go to the exporter, all in one round trip.
-  requireProxyUsable(*this);
-  FERRY_ASSERT(static_cast<bool>(anyIpid));
-  std::vector<QiOutcome> outcomes = link()->queryInterfaces(anyIpid, missing, kRefsPerRequest);
+  // Nothing handed out survives a failed query.
+  auto releaseHandedOut = [&] {
+    for (size_t i = 0; i < iids.size(); ++i) {
+      if (out[i] == nullptr) continue;
+      if (iids[i] == Interface::iid) {
+        release();
+      } else {
+        std::lock_guard lock(_table._mutex);
+        ProxyBase* proxy = _interfaces.at(iids[i]).proxy;
+        out[i] = proxy;  // released below, outside the lock
+      }
+    }
+    for (size_t i = 0; i < iids.size(); ++i) {
+      if (out[i] != nullptr && iids[i] != Interface::iid) static_cast<ProxyBase*>(out[i])->release();
+    }
+  };
+  if (!checked) {
+    // An interface proxy went meanwhile (released by another thread).
+    try {
+      checkRemoteQuery();
+    } catch (...) {
+      releaseHandedOut();
+      throw;
+    }
+  }
+  std::vector<QiOutcome> outcomes;
+  try {
+    outcomes = link()->queryInterfaces(anyIpid, missing, kRefsPerRequest);
+  } catch (...) {
+    releaseHandedOut();
+    throw;
+  }
   std::vector<bool> local(iids.size());
   for (size_t i = 0; i < iids.size(); ++i) local[i] = out[i] != nullptr;
   std::optional<Error> failure;
@@ -380,20 +440,7 @@ std::vector<void*> ProxyManager::queryInterfaces(std::span<const Iid> iids) {
     }
   }
   if (failure) {
-    // Nothing handed out survives a failed query.
-    for (size_t i = 0; i < iids.size(); ++i) {
-      if (out[i] == nullptr) continue;
-      if (iids[i] == Interface::iid) {
-        release();
-      } else {
-        std::lock_guard lock(_table._mutex);
-        ProxyBase* proxy = _interfaces.at(iids[i]).proxy;
-        out[i] = proxy;  // released below, outside the lock
-      }
-    }
-    for (size_t i = 0; i < iids.size(); ++i) {
-      if (out[i] != nullptr && iids[i] != Interface::iid) static_cast<ProxyBase*>(out[i])->release();
-    }
+    releaseHandedOut();
     throw *failure;
   }
   return out;
@@ -403,7 +450,7 @@ void* ProxyManager::addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs) {
   auto it = _interfaces.find(iid);
   if (it == _interfaces.end()) {
     const InterfaceInfo* info = tryFindInterface(iid);
-    FERRY_REQUIRE(info != nullptr, Errc::noInterface,
+    FERRY_REQUIRE(info != nullptr && info->newProxy != nullptr, Errc::noInterface,
                   "cannot make a proxy for interface {}: no proxy is registered for it; compile "
                   "its schema with capnpc-ferry (ferry_capnp_gen in meson) and link the generated "
                   ".ferry.c++ into this program",
@@ -418,6 +465,8 @@ void* ProxyManager::addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs) {
 
 uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
   uint32_t refsToReturn = 0;
+  uint32_t identityRefs = 0;
+  Ipid identityIpid;
   bool destroyManager = false;
   std::shared_ptr<ExporterLink> link;
   {
@@ -432,16 +481,49 @@ uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
     if (unusedLocked()) {
       _table._managers.erase(ImportTable::Key{_oxid, _oid});
       destroyManager = true;
+      identityIpid = _identityIpid;
+      identityRefs = takeIdentityRefsLocked();
+    } else if (_interfaces.empty() && _identityPublicRefs == 0) {
+      // Only the identity remains: it keeps this proxy's references, so the object lives.
+      _identityIpid = proxy._ipid;
+      _identityPublicRefs = std::exchange(refsToReturn, 0);
     }
   }
   // Only the last release of an interface proxy goes on the wire.
-  if (refsToReturn > 0 && !disconnected()) link->release(proxy._ipid, refsToReturn);
+  if (!disconnected()) {
+    if (refsToReturn > 0) link->release(proxy._ipid, refsToReturn);
+    if (identityRefs > 0) link->release(identityIpid, identityRefs);
+  }
   delete &proxy;
   if (destroyManager) delete this;
   return 0;
 }
 
+std::pair<Ipid, uint32_t> ProxyManager::takeIdentityRefsForMarshal() {
+  Ipid ipid;
+  uint32_t cached = 0;
+  {
+    std::lock_guard lock(_table._mutex);
+    if (!_identityIpid) _identityIpid = anyIpidLocked();
+    ipid = _identityIpid;
+    cached = _identityPublicRefs;
+  }
+  FERRY_REQUIRE(static_cast<bool>(ipid), Errc::objectNotConnected,
+                "the proxy holds no reference on its object any more, so it cannot marshal it; "
+                "unmarshal the object again");
+  if (cached < 2) {
+    link()->addRefs(ipid, kRefsPerRequest);
+    std::lock_guard lock(_table._mutex);
+    _identityPublicRefs += kRefsPerRequest;
+  }
+  std::lock_guard lock(_table._mutex);
+  uint32_t give = _identityPublicRefs / 2;
+  _identityPublicRefs -= give;
+  return {ipid, give};
+}
+
 std::pair<Ipid, uint32_t> ProxyManager::takeRefsForMarshal(Iid iid) {
+  if (iid == Interface::iid) return takeIdentityRefsForMarshal();
   // When the interface is not held yet it is acquired first; that temporary interface proxy is
   // released at the end, returning whatever references the packet did not take.
   struct Temporary {
@@ -489,14 +571,14 @@ void ProxyManager::disconnectLocked(std::vector<PendingRelease>& toReturn) noexc
     if (entry.publicRefs > 0) toReturn.push_back({_link, entry.proxy->_ipid, entry.publicRefs});
     entry.publicRefs = 0;
   }
+  if (_identityPublicRefs > 0) toReturn.push_back({_link, _identityIpid, takeIdentityRefsLocked()});
 }
 
 // ---------------------------------------------------------------------------------------------
 // ImportTable
 
 ImportTable::~ImportTable() {
-  // Proxies still referenced by user code outlive the table only if the apartment object does;
-  // teardown disconnected them already.
+  // Every proxy manager keeps the apartment object (and so this table) alive: none is left.
 }
 
 std::shared_ptr<ExporterLink> ImportTable::linkFor(
@@ -517,9 +599,8 @@ std::shared_ptr<ExporterLink> ImportTable::linkFor(
   return link;
 }
 
-ProxyBase* ImportTable::importInterface(const Import& import,
-                                        const std::shared_ptr<ExporterLink>& link) {
-  std::lock_guard lock(_mutex);
+ProxyManager& ImportTable::managerForLocked(const Import& import,
+                                            const std::shared_ptr<ExporterLink>& link) {
   if (_apartment.closed()) {
     if (import.publicRefs > 0) link->release(import.ipid, import.publicRefs);
     FERRY_FAIL(Errc::shuttingDown,
@@ -528,13 +609,27 @@ ProxyBase* ImportTable::importInterface(const Import& import,
   }
   Key key{import.oxid, import.oid};
   auto it = _managers.find(key);
-  ProxyManager* manager;
-  if (it != _managers.end()) {
-    manager = it->second;
-  } else {
-    manager = new ProxyManager(*this, _apartment, link, import.oid);
-    _managers.emplace(key, manager);
-  }
+  if (it != _managers.end()) return *it->second;
+  auto* manager = new ProxyManager(*this, _apartment, link, import.oid);
+  _managers.emplace(key, manager);
+  return *manager;
+}
+
+ProxyManager* ImportTable::importIdentity(const Import& import,
+                                          const std::shared_ptr<ExporterLink>& link) {
+  std::lock_guard lock(_mutex);
+  ProxyManager& manager = managerForLocked(import, link);
+  if (manager._identityPublicRefs == 0) manager._identityIpid = import.ipid;
+  manager._identityPublicRefs += import.publicRefs;
+  manager._identityRefs.fetch_add(1, std::memory_order_relaxed);
+  return &manager;
+}
+
+ProxyBase* ImportTable::importInterface(const Import& import,
+                                        const std::shared_ptr<ExporterLink>& link) {
+  std::lock_guard lock(_mutex);
+  Key key{import.oxid, import.oid};
+  ProxyManager* manager = &managerForLocked(import, link);
   try {
     manager->addInterfaceLocked(import.iid, import.ipid, import.publicRefs);
   } catch (...) {

@@ -5,7 +5,11 @@
 //   * each interface proxy caches public references it received (from OBJREFs or RemUnknown);
 //   * addRef/release on a proxy are local; only the last release of an interface proxy sends a
 //     remote release of its cached references (batched per exporter, oneway);
-//   * a proxy manager lives while any of its interface proxies or identity references live.
+//   * a proxy manager lives while any of its interface proxies or identity references live;
+//   * the identity holds public references of its own (COM's IUnknown of a proxy manager): those
+//     of an identity packet (one marshaled as Interface::iid), and those of the last interface
+//     proxy when it goes while identity references remain. They are returned when the manager
+//     goes. References count per object at the exporter, so they may name any IPID of it.
 //
 // Locking: one mutex per apartment's import table guards the maps, the managers' interface maps
 // and every count transition through zero. Counts above one move lock-free.
@@ -116,6 +120,9 @@ public:
   void setLink(std::shared_ptr<ExporterLink> link);
   Oid oid() const noexcept { return _oid; }
   bool disconnected() const noexcept { return _disconnected.load(std::memory_order_acquire); }
+  // Throws unless the calling thread may use the proxy: objectNotConnected once its apartment
+  // tore it down, wrongApartment outside its apartment (a thread in no apartment included).
+  void checkUsable() const;
 
   // Queries several interfaces in one round trip; returns an addRef'd pointer per IID (null for
   // the ones the object lacks).
@@ -123,7 +130,8 @@ public:
 
   // Hands `refs` of the interface's cached public references to a packet being marshaled
   // (normal flags): half of the cache, topped up with a remote addRefs first when fewer than two
-  // remain. Acquires the interface first when it is not held. Returns {ipid, refs}.
+  // remain. Acquires the interface first when it is not held; Interface::iid takes from the
+  // identity's own references. Returns {ipid, refs}.
   std::pair<Ipid, uint32_t> takeRefsForMarshal(Iid iid);
 
   struct PendingRelease {
@@ -149,16 +157,30 @@ private:
   void* addInterfaceLocked(Iid iid, Ipid ipid, uint32_t refs);
   // The final release of an interface proxy (count reaches zero under the lock).
   uint32_t releaseInterfaceProxy(ProxyBase& proxy) noexcept;
+  // The identity's references for Interface::iid packets: {ipid, refs}.
+  std::pair<Ipid, uint32_t> takeIdentityRefsForMarshal();
+  // Any IPID of the object this manager holds, or a null one. Under the table lock.
+  Ipid anyIpidLocked() const noexcept;
+  // Called with the table lock held when the manager is about to be destroyed: what the
+  // identity holds, to be returned outside the lock.
+  uint32_t takeIdentityRefsLocked() noexcept { return std::exchange(_identityPublicRefs, 0); }
   bool unusedLocked() const noexcept { return _identityRefs == 0 && _interfaces.empty(); }
 
   ImportTable& _table;
   ApartmentImpl& _apartment;
+  // A proxy may outlive its apartment's teardown (user code holds it): the apartment object,
+  // whose import table this manager uses, lives until the manager goes.
+  const std::shared_ptr<ApartmentImpl> _keepApartment;
   std::shared_ptr<ExporterLink> _link;  // guarded by the table lock
   const Oxid _oxid;
   const Oid _oid;
   std::atomic<bool> _disconnected{false};
   std::atomic<uint32_t> _identityRefs{0};
   std::unordered_map<Iid, Entry> _interfaces;  // guarded by the table lock
+  // The identity's own public references and the IPID they are held on (see the top). Guarded
+  // by the table lock.
+  Ipid _identityIpid;
+  uint32_t _identityPublicRefs = 0;
 };
 
 class ImportTable {
@@ -180,6 +202,9 @@ public:
   // interface proxy for `iid`. `makeLink` is asked for the exporter link when this
   // apartment has none for the OXID yet.
   ProxyBase* importInterface(const Import& import, const std::shared_ptr<ExporterLink>& link);
+  // The same for an identity packet (import.iid is Interface::iid): returns the addRef'd proxy
+  // manager, which takes over the references.
+  ProxyManager* importIdentity(const Import& import, const std::shared_ptr<ExporterLink>& link);
 
   // This apartment's link to exporter `oxid`, made with `makeLink` the first time.
   std::shared_ptr<ExporterLink> linkFor(Oxid oxid,
@@ -193,6 +218,10 @@ public:
 
 private:
   friend class ProxyManager;
+
+  // The proxy manager for the import's object, made if needed. Under the lock. Throws
+  // shuttingDown (returning the import's references) once the apartment closed.
+  ProxyManager& managerForLocked(const Import& import, const std::shared_ptr<ExporterLink>& link);
 
   struct Key {
     Oxid oxid;
@@ -210,9 +239,5 @@ private:
   std::unordered_map<Key, ProxyManager*, KeyHash> _managers;
   std::unordered_map<Oxid, std::weak_ptr<ExporterLink>> _links;
 };
-
-// Throws unless the calling thread may use the proxy: it is in the proxy's apartment
-// (notInitialized, wrongApartment) and the proxy is still connected (objectNotConnected).
-void requireProxyUsable(const ProxyManager& manager);
 
 }  // namespace ferry::detail

@@ -20,6 +20,15 @@ Registry& registry() {
   return instance;
 }
 
+// An object's identity (Interface::iid) marshals like any interface: its stub holds references
+// and names the object, but has no methods to call. Its proxy is the proxy manager itself, so it
+// has no proxy factory.
+void dispatchIdentity(void*, uint64_t, uint16_t, ServerCall&) {
+  FERRY_FAIL(Errc::noInterface,
+             "an object's identity has no methods; query one of the object's interfaces and call "
+             "that instead");
+}
+
 }  // namespace
 
 InterfaceRegistration::InterfaceRegistration(const InterfaceInfo& info) noexcept {
@@ -45,6 +54,10 @@ std::string describeInterface(Iid iid) {
   if (info == nullptr) return "interface " + toString(iid);
   return std::string(info->name) + " (IID " + toString(iid) + ")";
 }
+namespace {
+const InterfaceRegistration identityRegistration(
+    InterfaceInfo{Interface::iid, Interface::interfaceName, nullptr, &dispatchIdentity});
+}  // namespace
 
 void unknownMethod(uint64_t interfaceId, uint16_t methodId) {
   FERRY_FAIL(Errc::protocolError,

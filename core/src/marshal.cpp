@@ -8,6 +8,7 @@
 #include "log.h"
 #include "runtime-impl.h"
 #include "thread-state.h"
+#include "transport-hub.h"
 
 namespace ferry {
 
@@ -48,13 +49,7 @@ void fillExporterIdentity(ObjRefData& out, RuntimeImpl& runtime) {
 
 ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool noPing) {
   ApartmentImpl& here = requireCurrentApartment();
-  FERRY_REQUIRE(&manager.apartment() == &here, Errc::wrongApartment,
-                "cannot marshal a proxy of apartment '{}' in apartment '{}': a proxy is marshaled "
-                "only in the apartment that unmarshaled it; marshal it there, or register it in "
-                "the GlobalInterfaceTable and get it in this apartment",
-                manager.apartment().label(), here.label());
-  FERRY_REQUIRE(!manager.disconnected(), Errc::objectNotConnected,
-                "cannot marshal the proxy: it was disconnected when its apartment shut down");
+  manager.checkUsable();
   std::shared_ptr<ExporterLink> link = manager.link();
   ObjRefData out;
   out.iid = iid;
@@ -192,8 +187,9 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     if (objref.packetId != 0) consumed = here.exports().claimPacket(claimOf(objref), 0).publicRefs;
     Ref<Interface> object = here.exports().tryFindObject(objref.oid);
     if (consumed > 0) {
+      // The packet's connection ends without asking the object to close (COM's).
       Retired retired;
-      if (here.exports().releaseRefs(objref.ipid, consumed, retired) !=
+      if (here.exports().releaseRefs(objref.ipid, consumed, retired, false) !=
           ExportTable::ReleaseOutcome::released) {
         FERRY_LOG(warn, "unmarshal in the exporter: packet references were not held");
       }
@@ -210,7 +206,18 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
 
   // Another apartment: a proxy, through this apartment's link to the exporter.
   bool local = objref.processId == runtime.processId;
-  if (local) checkLocalIdentity(objref, runtime);
+  std::shared_ptr<ApartmentImpl> exporter;
+  if (local) {
+    checkLocalIdentity(objref, runtime);
+    exporter = runtime.tryFindApartment(objref.oxid);
+    // A weak packet's object died with its apartment (objectNotRegistered, as for any weak
+    // packet of a dead object); other packets went with it.
+    FERRY_REQUIRE(exporter != nullptr || objref.packetId == 0,
+                  objref.table == PacketKind::tableWeak ? Errc::objectNotRegistered
+                                                        : Errc::objectNotConnected,
+                  "the apartment that marshaled the object has shut down; marshal the object "
+                  "again from a live apartment");
+  }
   std::shared_ptr<ExporterLink> link =
       here.imports().linkFor(objref.oxid, [&] { return runtime.makeLink(here, objref); });
   uint32_t refs = objref.publicRefs;
@@ -218,17 +225,21 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     // An explicitly marshaled packet is claimed at its exporter: directly in this process, by a
     // RemUnknown round trip in another.
     if (local) {
-      std::shared_ptr<ApartmentImpl> exporter = runtime.tryFindApartment(objref.oxid);
-      FERRY_REQUIRE(exporter != nullptr, Errc::objectNotConnected,
-                    "the apartment {} that marshaled the object has shut down, and its objects "
-                    "with it",
-                    toString(objref.oxid));
       refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
     } else {
       refs = link->claimPacket(claimOf(objref), kNormalPublicRefs);
     }
   }
   ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs};
+  if (objref.iid == Interface::iid) {
+    // An identity packet: the proxy manager itself holds its references.
+    Ref<Interface> identity = Ref<Interface>::adopt(here.imports().importIdentity(import, link));
+    if (iid == Interface::iid) return identity.detach();
+    void* itf = identity->queryInterface(iid);
+    FERRY_REQUIRE(itf != nullptr, Errc::noInterface, "the object does not implement {}",
+                  describeInterface(iid));
+    return itf;
+  }
   ProxyBase* proxy = here.imports().importInterface(import, link);
   if (iid == objref.iid) return proxy->interfacePointer();
   // Another interface was asked for: query it through the proxy's identity.
@@ -336,6 +347,53 @@ ObjRefBytes objRefFromText(std::string_view text) {
   }
   return out;
 }
+
+std::string_view toString(ObjRefInfo::Kind kind) noexcept {
+  switch (kind) {
+    case ObjRefInfo::Kind::null:
+      return "null";
+    case ObjRefInfo::Kind::standard:
+      return "standard";
+    case ObjRefInfo::Kind::custom:
+      return "custom";
+    case ObjRefInfo::Kind::byValue:
+      return "byValue";
+  }
+  return "unknown";
+}
+
+std::string toString(MarshalFlags flags) {
+  std::string out = hasFlag(flags, MarshalFlags::tableStrong) ? "tableStrong"
+                    : hasFlag(flags, MarshalFlags::tableWeak) ? "tableWeak"
+                                                               : "normal";
+  if (hasFlag(flags, MarshalFlags::noPing)) out += " noPing";
+  return out;
+}
+
+ObjRefInfo decodeObjRef(std::span<const uint8_t> objref) {
+  detail::ObjRefData d = detail::decodeObjRef(objref);
+  ObjRefInfo out;
+  out.kind = static_cast<ObjRefInfo::Kind>(d.kind);
+  out.iid = d.iid;
+  out.oxid = d.oxid;
+  out.oid = d.oid;
+  out.ipid = d.ipid;
+  out.publicRefs = d.publicRefs;
+  out.flags = d.table == detail::PacketKind::tableStrong ? MarshalFlags::tableStrong
+              : d.table == detail::PacketKind::tableWeak ? MarshalFlags::tableWeak
+                                                         : MarshalFlags::normal;
+  if (d.noPing) out.flags = out.flags | MarshalFlags::noPing;
+  out.packetId = d.packetId;
+  out.hostId = d.hostId;
+  out.processId = d.processId;
+  for (const auto& b : d.bindings) out.bindings.push_back(detail::bindingText(b));
+  for (const auto& b : d.securityBindings) out.securityBindings.push_back({b.provider, b.principal});
+  out.unmarshalerClass = std::move(d.unmarshalerClass);
+  out.dataSize = d.data.size();
+  return out;
+}
+
+bool isProxy(Interface* object) noexcept { return detail::asProxyManager(object) != nullptr; }
 
 std::string transportOf(Interface* object) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,

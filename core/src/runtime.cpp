@@ -562,6 +562,10 @@ void Sta::stop() {
 CurrentSta::~CurrentSta() {
   auto* sta = static_cast<detail::StaImpl*>(impl());
   if (sta == nullptr) return;
+  if (_nested) {
+    sta->unnest();
+    return;
+  }
   try {
     sta->leave();
   } catch (const std::exception& e) {
@@ -570,7 +574,12 @@ CurrentSta::~CurrentSta() {
 }
 
 uv_loop_t* CurrentSta::loop() const { return static_cast<detail::StaImpl*>(impl())->loop(); }
-void CurrentSta::run() { static_cast<detail::StaImpl*>(impl())->runLoop(); }
+void CurrentSta::run() {
+  FERRY_REQUIRE(!_nested, Errc::invalidArgument,
+                "this handle is a nested entry into an STA the thread already was, and the loop "
+                "is run by whoever entered it first; call run() on that handle instead");
+  static_cast<detail::StaImpl*>(impl())->runLoop();
+}
 void CurrentSta::stop() { static_cast<detail::StaImpl*>(impl())->stop(); }
 
 AttachedSta::~AttachedSta() {
@@ -586,10 +595,10 @@ MtaScope::MtaScope() {
   detail::RuntimeImpl& runtime = detail::currentRuntime();
   detail::ThreadState& state = detail::threadState();
   FERRY_REQUIRE(state.apartment == nullptr || state.apartment == &runtime.mta(),
-                Errc::invalidArgument,
-                "joinMta on a thread of STA '{}': a thread is in one apartment at a time; call "
-                "it from a thread that is in no apartment",
-                detail::currentApartmentName());
+                Errc::changedMode,
+                "this thread is the STA {} and cannot also join the MTA; make MTA calls from "
+                "another thread",
+                state.apartment->label());
   _previous = std::exchange(state.apartment, &runtime.mta());
 }
 
@@ -629,10 +638,18 @@ Runtime& Runtime::current() {
 Sta Runtime::newSta(std::string name) { return Sta(_impl->spawnSta(std::move(name))); }
 
 CurrentSta Runtime::enterSta(std::string name) {
+  if (detail::ApartmentImpl* here = detail::threadState().apartment) {
+    FERRY_REQUIRE(here->kind() == ApartmentKind::sta, Errc::changedMode,
+                  "this thread is in the MTA and cannot also become an STA; enter the STA from a "
+                  "thread outside the MTA (or leave the joinMta() scope first)");
+    auto& current = static_cast<detail::StaImpl&>(*here);
+    current.nest();
+    return CurrentSta(current.shared_from_this(), true);
+  }
   auto sta = std::make_shared<detail::StaImpl>(*_impl, std::move(name),
                                                detail::StaImpl::Mode::current, nullptr);
   sta->enter();
-  return CurrentSta(std::move(sta));
+  return CurrentSta(std::move(sta), false);
 }
 
 AttachedSta Runtime::attachSta(uv_loop_t* loop, std::string name) {

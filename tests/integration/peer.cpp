@@ -1,6 +1,6 @@
 // The other process of the integration tests: serves a Holder and a Probe from an STA, and a
 // Probe from the MTA, and prints their OBJREFs, one per line ("holder <hex>", "probe <hex>",
-// "mtaprobe <hex>"), then "ready". It runs until its
+// "identity <hex>" (the STA Probe's identity), "mtaprobe <hex>"), then "ready". It runs until its
 // standard input closes, then prints "served <duplicate requests> <reply cache entries>
 // <protocol errors>" (before the shutdown), shuts down and prints "stats <exported> <proxies> <servants>" (all must be 0) and
 // exits 0.
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include <ferry/ferry.h>
 
@@ -96,10 +97,13 @@ int main(int argc, char** argv) {
         auto holder = ferry::Ref<testing::iface::Holder>(ferry::make<PeerHolder>());
         auto probe = ferry::Ref<testing::iface::Probe>(ferry::make<PeerProbe>());
         // Table packets: the test may unmarshal them several times.
-        return std::make_pair(
+        return std::make_tuple(
             ferry::marshalInterface(holder, ferry::MarshalContext::differentMachine,
                                     ferry::MarshalFlags::tableStrong),
             ferry::marshalInterface(probe, ferry::MarshalContext::differentMachine,
+                                    ferry::MarshalFlags::tableStrong),
+            ferry::marshalInterface(probe.get(), ferry::Interface::iid,
+                                    ferry::MarshalContext::differentMachine,
                                     ferry::MarshalFlags::tableStrong));
       });
       auto mtaProbe = runtime.mta().invoke([] {
@@ -107,9 +111,10 @@ int main(int argc, char** argv) {
                                        ferry::MarshalContext::differentMachine,
                                        ferry::MarshalFlags::tableStrong);
       });
-      std::printf("holder %s\nprobe %s\nmtaprobe %s\nready\n",
-                  ferry::objRefToText(packets.first).c_str(),
-                  ferry::objRefToText(packets.second).c_str(),
+      std::printf("holder %s\nprobe %s\nidentity %s\nmtaprobe %s\nready\n",
+                  ferry::objRefToText(std::get<0>(packets)).c_str(),
+                  ferry::objRefToText(std::get<1>(packets)).c_str(),
+                  ferry::objRefToText(std::get<2>(packets)).c_str(),
                   ferry::objRefToText(mtaProbe).c_str());
       std::fflush(stdout);
       char buffer[256];

@@ -53,6 +53,7 @@ public:
       words >> key >> value;
       if (key == "holder") holder = ferry::objRefFromText(value);
       if (key == "probe") probe = ferry::objRefFromText(value);
+      if (key == "identity") identity = ferry::objRefFromText(value);
       if (key == "mtaprobe") mtaProbe = ferry::objRefFromText(value);
     }
     BOOST_REQUIRE_MESSAGE(!holder.empty() && !probe.empty(), "the peer did not start");
@@ -94,6 +95,7 @@ public:
   ObjRefBytes holder;
   ObjRefBytes mtaProbe;  // a Probe in the peer's MTA
   ObjRefBytes probe;
+  ObjRefBytes identity;  // the identity of the object `probe` names
   // What the peer counted, read by finish().
   int64_t replyCacheEntries = -1;
   int64_t protocolErrors = -1;
@@ -382,6 +384,39 @@ BOOST_AUTO_TEST_CASE(calls_keep_their_results_deadlines_and_concurrency_with_and
     mtaProbe.reset();
     peer.finish();
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_objects_identity_marshals_across_processes_and_names_the_object) {
+  Peer peer;
+  BOOST_REQUIRE(!peer.identity.empty());
+  const auto pid = static_cast<uint64_t>(peer.pid());
+  ObjRefInfo info = decodeObjRef(peer.identity);
+  BOOST_CHECK(info.iid == Interface::iid);
+  BOOST_CHECK(info.oid == decodeObjRef(peer.probe).oid);
+  BOOST_CHECK(info.oxid == decodeObjRef(peer.probe).oxid);
+  Sta other = rt().newSta("other");
+  {
+    auto mta = rt().joinMta();
+    Ref<Interface> identity = unmarshalInterface<Interface>(peer.identity);
+    BOOST_CHECK(isProxy(identity));
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    BOOST_CHECK(sameObject(identity, probe));
+    probe.reset();
+    // The identity alone reaches the object: a query crosses the process.
+    BOOST_CHECK_EQUAL(queryInterface<Probe>(identity)->threadId(), pid);
+    BOOST_CHECK_EQUAL(unmarshalInterface<Probe>(peer.identity)->threadId(), pid);
+    // The identity proxy goes onward naming the original object, in this process and beyond.
+    for (MarshalContext context : {MarshalContext::inproc, MarshalContext::local}) {
+      ObjRefBytes onward = marshalInterface(identity.get(), Interface::iid, context);
+      BOOST_CHECK(decodeObjRef(onward).oid == info.oid);
+      BOOST_CHECK(decodeObjRef(onward).oxid == info.oxid);
+      other.invoke([&] {
+        Ref<Interface> there = unmarshalInterface<Interface>(onward);
+        BOOST_CHECK_EQUAL(queryInterface<Probe>(there)->threadId(), pid);
+      });
+    }
+  }
+  peer.finish();
 }
 
 BOOST_AUTO_TEST_CASE(callbacks_cross_both_ways_while_the_caller_waits) {

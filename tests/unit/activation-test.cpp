@@ -2,6 +2,8 @@
 #define BOOST_TEST_MODULE activation
 #include <boost/test/unit_test.hpp>
 
+#include <thread>
+
 #include <ferry/generated.h>
 
 #include "servants.h"
@@ -103,6 +105,55 @@ BOOST_AUTO_TEST_CASE(create_instance_for_an_interface_the_class_lacks_fails_with
   FERRY_CHECK_ERRC(rt().createInstance<Probe>({"test.Callback"}), Errc::noInterface);
   rt().revokeClass({"test.Callback"});
   FERRY_CHECK_ERRC(rt().createInstance<Probe>({"test.Callback"}), Errc::classNotRegistered);
+}
+
+// ---- entering apartments (COM's CoInitializeEx counting) -------------------------------------
+
+BOOST_AUTO_TEST_CASE(entering_an_sta_again_is_counted_and_balanced_by_its_own_handle) {
+  std::thread thread([&] {
+    CurrentSta outer = rt().enterSta("main");
+    BOOST_CHECK(!outer.nested());
+    {
+      CurrentSta inner = rt().enterSta("ignored");  // COM's S_FALSE
+      BOOST_CHECK(inner.nested());
+      BOOST_CHECK(inner == outer);
+      BOOST_CHECK(currentApartment() == outer);
+      FERRY_CHECK_ERRC(inner.run(), Errc::invalidArgument);  // the outer owner runs the loop
+      CurrentSta third = rt().enterSta("again");
+      BOOST_CHECK(third.nested());
+    }
+    // The nested handles went: the thread still is the same STA, and it still works.
+    BOOST_CHECK(currentApartment() == outer);
+    Ref<Probe> object = make<ProbeImpl>();
+    Ref<Probe> same = unmarshalInterface<Probe>(marshalInterface(object));
+    BOOST_CHECK(same.get() == object.get());
+  });
+  thread.join();
+  BOOST_CHECK_EQUAL(Runtime::stats().apartments, 1);  // the MTA only: the STA was left
+  // A spawned STA's thread may enter as well.
+  Sta sta = rt().newSta("spawned");
+  bool nested = sta.invoke([&] {
+    CurrentSta again = rt().enterSta("x");
+    return again.nested() && again == currentApartment();
+  });
+  BOOST_CHECK(nested);
+  BOOST_CHECK_NO_THROW(sta.invoke([] {}));
+}
+
+BOOST_AUTO_TEST_CASE(entering_the_other_kind_of_apartment_fails_with_changed_mode) {
+  {
+    auto mta = rt().joinMta();
+    FERRY_CHECK_ERRC(rt().enterSta("no"), Errc::changedMode);
+    BOOST_CHECK(currentApartment().kind() == ApartmentKind::mta);
+  }
+  FERRY_CHECK_ERRC(rt().mta().invoke([&] { rt().enterSta("pool"); }), Errc::changedMode);
+  Sta sta = rt().newSta("sta");
+  sta.invoke([&] {
+    FERRY_CHECK_ERRC(rt().joinMta(), Errc::changedMode);
+    BOOST_CHECK(currentApartment().kind() == ApartmentKind::sta);
+  });
+  BOOST_CHECK_EQUAL(errcName(Errc::changedMode), "changedMode");
+  BOOST_CHECK(isKnownErrc(21));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -170,8 +170,9 @@ const Scenario kScenarios[] = {
      {1, 1, 0, true}, {1, 1, 0, true}, {1, 1, 0, true}, {0, 0, 0, false}, false},
     {"tableWeak/other/packet-first", MarshalFlags::tableWeak, false, true,
      {1, 0, 1, true}, {1, 5, 1, true}, {1, 5, 0, true}, {0, 0, 0, false}, false},
+    // WatchedProbe has the ExternalConnection hook: the weak entry keeps its stub manager.
     {"tableWeak/other/proxy-first", MarshalFlags::tableWeak, false, false,
-     {1, 0, 1, true}, {1, 5, 1, true}, {0, 0, 0, false}, {0, 0, 0, false}, false},
+     {1, 0, 1, true}, {1, 5, 1, true}, {1, 0, 1, true}, {0, 0, 0, false}, false},
     {"tableWeak/same/packet-first", MarshalFlags::tableWeak, true, true,
      {1, 0, 1, true}, {1, 0, 1, true}, {0, 0, 0, true}, {0, 0, 0, false}, false},
     {"tableWeak/same/object-first", MarshalFlags::tableWeak, true, false,
@@ -330,6 +331,25 @@ BOOST_AUTO_TEST_CASE(lock_object_external_keeps_a_strong_reference_and_tells_the
   BOOST_CHECK(!log->alive);
 }
 
+BOOST_AUTO_TEST_CASE(the_last_unlock_without_closing_releases_the_stub_manager_when_nothing_else_holds_it) {
+  Sta server = rt().newSta("server");
+  auto log = std::make_shared<WatchedProbe::Log>();
+  server.invoke([&] {
+    Ref<Probe> object = make<WatchedProbe>(log);
+    lockObjectExternal(object.get(), true);
+    BOOST_CHECK(externalReferences(object.get()).stubManager);
+    lockObjectExternal(object.get(), false, false);
+    BOOST_CHECK_EQUAL(log->disconnects.load(), 1);
+    BOOST_CHECK(!log->lastCloses);
+    // COM's: with no other connection and no weak entry, the stub manager goes.
+    ExternalReferences refs = externalReferences(object.get());
+    BOOST_CHECK(!refs.stubManager);
+    BOOST_CHECK_EQUAL(server.impl()->exports().size(), 0u);
+    FERRY_CHECK_ERRC(lockObjectExternal(object.get(), false), Errc::invalidArgument);
+  });
+  BOOST_CHECK(!log->alive);
+}
+
 // ---- the Global Interface Table --------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(the_git_serves_three_apartments) {
@@ -416,11 +436,78 @@ BOOST_AUTO_TEST_CASE(a_client_apartment_teardown_returns_references_at_once) {
   BOOST_CHECK(eventually([&] { return exportCounts(server, object.get()).first == 0; }));
   {
     auto mta = rt().joinMta();
-    FERRY_CHECK_ERRC(leftover->nothing(), Errc::wrongApartment);
+    FERRY_CHECK_ERRC(leftover->nothing(), Errc::objectNotConnected);
   }
+  FERRY_CHECK_ERRC(leftover->nothing(), Errc::objectNotConnected);  // from no apartment too
   leftover.reset();  // its final release sends nothing more
   server.invoke([&] { object.reset(); });
   BOOST_CHECK(!log->alive);
+}
+
+BOOST_AUTO_TEST_CASE(an_apartment_teardown_tells_the_hook_its_connections_went) {
+  auto log = std::make_shared<WatchedProbe::Log>();
+  auto quiet = std::make_shared<WatchedProbe::Log>();
+  ObjRefBytes packet;
+  {
+    Sta server = rt().newSta("server");
+    server.invoke([&] {
+      packet = marshalInterface(Ref<Probe>(make<WatchedProbe>(log)), MarshalContext::inproc,
+                                MarshalFlags::tableStrong);
+      // Only a weak entry: no connection, so nothing to tell.
+      marshalInterface(Ref<Probe>(make<WatchedProbe>(quiet)), MarshalContext::inproc,
+                       MarshalFlags::tableWeak);
+    });
+    BOOST_CHECK_EQUAL(log->connects.load(), 1);
+    BOOST_CHECK_EQUAL(log->disconnects.load(), 0);
+  }  // torn down with the table entry outstanding
+  BOOST_CHECK_EQUAL(log->disconnects.load(), 1);
+  BOOST_CHECK(!log->lastCloses);  // told, not asked to close
+  BOOST_CHECK(!log->alive);
+  BOOST_CHECK_EQUAL(quiet->disconnects.load(), 0);
+  BOOST_CHECK(!quiet->alive);
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_left_on_the_thread_that_was_its_sta_fails_with_object_not_connected) {
+  Sta server = rt().newSta("server");
+  ObjRefBytes packet = server.invoke([] { return marshalInterface(Ref<Probe>(make<ProbeImpl>())); });
+  std::optional<Errc> call;
+  std::optional<Errc> query;
+  std::thread thread([&] {
+    Ref<Probe> leftover;
+    {
+      CurrentSta sta = rt().enterSta("client");
+      leftover = unmarshalInterface<Probe>(packet);
+      leftover->nothing();
+    }  // the STA is left: its proxies are disconnected
+    try {
+      leftover->nothing();
+    } catch (const Error& e) {
+      call = e.code();
+    }
+    try {
+      tryQueryInterface<Callback>(leftover);
+    } catch (const Error& e) {
+      query = e.code();
+    }
+  });
+  thread.join();
+  BOOST_CHECK(call == Errc::objectNotConnected);
+  BOOST_CHECK(query == Errc::objectNotConnected);
+  BOOST_CHECK(eventually([&] { return exportedIn(server) == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_query_from_a_thread_in_no_apartment_fails_with_wrong_apartment_like_a_call) {
+  Sta server = rt().newSta("server");
+  Sta client = rt().newSta("client");
+  Ref<Probe> proxy = client.invoke([&] { return exportFrom<Probe, ProbeImpl>(server); });
+  // This thread is in no apartment.
+  FERRY_CHECK_ERRC(proxy->nothing(), Errc::wrongApartment);
+  FERRY_CHECK_ERRC(tryQueryInterface<Callback>(proxy), Errc::wrongApartment);
+  // What the proxy already holds is answered locally, from anywhere (COM's).
+  BOOST_CHECK(tryQueryInterface<Probe>(proxy).get() == proxy.get());
+  BOOST_CHECK(identityOf(proxy.get()) != nullptr);
+  BOOST_CHECK_NO_THROW(client.invoke([&] { proxy->nothing(); }));
+  proxy.reset();
 }
 
 namespace {

@@ -110,9 +110,13 @@ BOOST_AUTO_TEST_CASE(a_table_strong_packet_unmarshals_many_times_and_keeps_the_o
 }
 
 BOOST_AUTO_TEST_CASE(a_table_weak_packet_does_not_keep_the_object_alive) {
+  // An object without the ExternalConnection hook: the weak entry does not keep it.
   World w(rt());
   Ref<Probe> object;
-  ObjRefBytes packet = w.exportWatched(object, MarshalFlags::tableWeak);
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<ProbeImpl>();
+    return marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
+  });
   BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(0u, 1u));
   w.client.invoke([&] {
     Ref<Probe> a = unmarshalInterface<Probe>(packet);
@@ -121,13 +125,221 @@ BOOST_AUTO_TEST_CASE(a_table_weak_packet_does_not_keep_the_object_alive) {
     a->nothing();
   });
   // The last proxy went: the stub manager retired although the weak entry remains.
-  BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 0; }));
+  BOOST_CHECK(eventually([&] { return exportedIn(w.server) == 0; }));
+  int64_t servants = Runtime::stats().servants;
   w.server.invoke([&] { object.reset(); });
-  BOOST_CHECK(!w.alive());
+  BOOST_CHECK_EQUAL(Runtime::stats().servants, servants - 1);
   w.client.invoke([&] {
     FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotRegistered);
     BOOST_CHECK_NO_THROW(releaseMarshalData(packet));
   });
+}
+
+BOOST_AUTO_TEST_CASE(a_weak_entry_keeps_an_object_with_the_hook_until_its_marshal_data_is_released) {
+  World w(rt());
+  ObjRefBytes packet = w.server.invoke([&] {
+    return marshalInterface(Ref<Probe>(make<WatchedProbe>(w.log)), MarshalContext::inproc,
+                            MarshalFlags::tableWeak);
+  });  // only the exporter holds the object now
+  BOOST_CHECK_EQUAL(w.log->connects.load(), 0);  // a weak entry is no connection
+  w.client.invoke([&] { unmarshalInterface<Probe>(packet)->nothing(); });
+  BOOST_CHECK(eventually([&] { return w.log->disconnects.load() == 1; }));
+  BOOST_CHECK_EQUAL(w.log->connects.load(), 1);
+  BOOST_CHECK(w.log->lastCloses);
+  // COM keeps the stub manager (and the object) of a hooked object while the weak entry exists.
+  BOOST_CHECK(w.alive());
+  BOOST_CHECK_EQUAL(exportedIn(w.server), 1u);
+  w.client.invoke([&] { BOOST_CHECK_NO_THROW(unmarshalInterface<Probe>(packet)->nothing()); });
+  w.server.invoke([&] { releaseMarshalData(packet); });
+  BOOST_CHECK(eventually([&] { return !w.alive(); }));
+  BOOST_CHECK_EQUAL(exportedIn(w.server), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_released_weak_packet_still_unmarshals_while_its_object_lives) {
+  World w(rt());
+  Ref<Probe> object;
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<ProbeImpl>();
+    return marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
+  });
+  ObjRefBytes copy = packet;
+  Ref<Probe> held = w.client.invoke([&] { return unmarshalInterface<Probe>(packet); });
+  w.server.invoke([&] { releaseMarshalData(packet); });
+  // The entry is gone, the object lives (the proxy holds it): a copy of the bytes still works.
+  BOOST_CHECK(exportCounts(w.server, object.get()) == std::make_pair(5u, 0u));
+  w.client.invoke([&] {
+    Ref<Probe> again = unmarshalInterface<Probe>(copy);
+    BOOST_CHECK(again.get() == held.get());
+    BOOST_CHECK_NO_THROW(again->nothing());
+    // The packet's own release was the only one it had.
+    FERRY_CHECK_ERRC(releaseMarshalData(copy), Errc::objectNotConnected);
+    held.reset();
+  });
+  BOOST_CHECK(eventually([&] { return exportedIn(w.server) == 0; }));
+  // The object's stub manager went: the weak packet names an object no longer registered.
+  w.client.invoke([&] { FERRY_CHECK_ERRC(unmarshalInterface<Probe>(copy), Errc::objectNotRegistered); });
+  w.server.invoke([&] {
+    FERRY_CHECK_ERRC(unmarshalInterface<Probe>(copy), Errc::objectNotRegistered);
+    object.reset();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_weak_packet_of_an_object_that_died_fails_with_object_not_registered) {
+  World w(rt());
+  ObjRefBytes packet = w.server.invoke([&] {
+    return marshalInterface(Ref<Probe>(make<ProbeImpl>()), MarshalContext::inproc,
+                            MarshalFlags::tableWeak);
+  });
+  w.client.invoke([&] { unmarshalInterface<Probe>(packet)->nothing(); });
+  BOOST_CHECK(eventually([&] { return exportedIn(w.server) == 0; }));  // the object died
+  w.server.invoke([&] { releaseMarshalData(packet); });
+  w.client.invoke([&] { FERRY_CHECK_ERRC(unmarshalInterface<Probe>(packet), Errc::objectNotRegistered); });
+  // Its apartment gone as well: still objectNotRegistered.
+  ObjRefBytes orphan;
+  {
+    Sta gone = rt().newSta("gone");
+    Ref<Probe> object = make<ProbeImpl>();
+    orphan = gone.invoke([&] {
+      return marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
+    });
+    gone.invoke([&] { object.reset(); });
+  }
+  w.client.invoke([&] { FERRY_CHECK_ERRC(unmarshalInterface<Probe>(orphan), Errc::objectNotRegistered); });
+}
+
+BOOST_AUTO_TEST_CASE(unmarshaling_a_normal_packet_in_its_own_apartment_ends_the_connection_without_closing) {
+  World w(rt());
+  Ref<Probe> object;
+  ObjRefBytes packet = w.exportWatched(object);
+  BOOST_CHECK_EQUAL(w.log->connects.load(), 1);
+  w.server.invoke([&] {
+    Ref<Probe> same = unmarshalInterface<Probe>(packet);
+    BOOST_CHECK(same.get() == object.get());
+    ExternalReferences refs = externalReferences(object.get());
+    BOOST_CHECK_EQUAL(refs.strong, 0u);
+    BOOST_CHECK(!refs.stubManager);
+  });
+  BOOST_CHECK_EQUAL(w.log->disconnects.load(), 1);
+  BOOST_CHECK(!w.log->lastCloses);  // COM's: the packet's connection ends, nobody asked to close
+  w.server.invoke([&] { object.reset(); });
+  BOOST_CHECK(!w.alive());
+}
+
+// ---- the identity ----------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(an_unmarshaled_identity_holds_a_reference_like_any_interface_proxy) {
+  World w(rt());
+  Ref<Probe> object;
+  ObjRefBytes packet = w.exportWatched(object);
+  Ref<Interface> identity = w.client.invoke([&] { return unmarshalInterface<Interface>(packet); });
+  BOOST_CHECK(isProxy(identity));
+  // The packet's five references stay with the identity after its Probe proxy went.
+  BOOST_CHECK(eventually([&] { return exportCounts(w.server, object.get()).first == 5u; }));
+  w.server.invoke([&] { object.reset(); });
+  BOOST_CHECK(w.alive());  // the identity keeps the object
+  w.client.invoke([&] {
+    // Querying through the identity asks the exporter; marshaling it works as well.
+    Ref<Probe> probe = queryInterface<Probe>(identity);
+    BOOST_CHECK_NO_THROW(probe->nothing());
+    BOOST_CHECK(sameObject(probe, identity));
+    probe.reset();
+    ObjRefBytes onward = marshalInterface(identity.get(), Interface::iid);
+    ObjRefInfo info = decodeObjRef(onward);
+    BOOST_CHECK(info.iid == Interface::iid);
+    BOOST_CHECK(info.oxid == w.server.oxid());
+    BOOST_CHECK(info.oid == decodeObjRef(packet).oid);  // names the original object
+    BOOST_CHECK_GT(info.publicRefs, 0u);
+    releaseMarshalData(onward);
+  });
+  BOOST_CHECK(w.alive());
+  w.client.invoke([&] { identity.reset(); });
+  BOOST_CHECK(eventually([&] { return !w.alive(); }));
+  BOOST_CHECK_EQUAL(exportedIn(w.server), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_objects_identity_marshals_like_any_interface_and_names_the_object) {
+  World w(rt());
+  Sta third = rt().newSta("third");
+  Ref<Probe> object;
+  ObjRefBytes packet = w.server.invoke([&] {
+    object = make<ProbeImpl>();
+    return marshalInterface(object.get(), Interface::iid);
+  });
+  ObjRefInfo info = decodeObjRef(packet);
+  BOOST_CHECK(info.kind == ObjRefInfo::Kind::standard);
+  BOOST_CHECK(info.iid == Interface::iid);
+  BOOST_CHECK_EQUAL(info.publicRefs, 5u);
+  BOOST_CHECK_EQUAL(exportCounts(w.server, object.get()).first, 5u);
+  uint64_t serverThread = w.server.invoke([] { return threadHash(); });
+  ObjRefBytes onward = w.client.invoke([&] {
+    Ref<Interface> identity = unmarshalInterface<Interface>(packet);
+    BOOST_CHECK(isProxy(identity));
+    BOOST_CHECK_EQUAL(queryInterface<Probe>(identity)->threadId(), serverThread);
+    // The identity of a proxy goes onward naming the original object.
+    ObjRefBytes out = marshalInterface(identity.get(), Interface::iid);
+    BOOST_CHECK(decodeObjRef(out).oid == info.oid);
+    BOOST_CHECK(decodeObjRef(out).oxid == info.oxid);
+    return out;
+  });
+  third.invoke([&] {
+    Ref<Probe> probe = unmarshalInterface<Probe>(onward);  // an identity packet, asked as Probe
+    BOOST_CHECK_EQUAL(probe->threadId(), serverThread);
+  });
+  // In the object's own apartment an identity packet gives the object itself.
+  w.server.invoke([&] {
+    ObjRefBytes home = marshalInterface(object.get(), Interface::iid);
+    Ref<Interface> same = unmarshalInterface<Interface>(home);
+    BOOST_CHECK(same.get() == identityOf(object.get()).get());
+    BOOST_CHECK(!isProxy(same));
+  });
+  BOOST_CHECK(eventually([&] { return exportedIn(w.server) == 0; }));
+  w.server.invoke([&] { object.reset(); });
+}
+
+BOOST_AUTO_TEST_CASE(external_references_and_decode_objref_report_what_the_exporter_holds) {
+  World w(rt());
+  Ref<Probe> object;
+  ObjRefBytes weak;
+  ObjRefBytes strong = w.server.invoke([&] {
+    object = make<ProbeImpl>();
+    ExternalReferences none = externalReferences(object.get());
+    BOOST_CHECK(!none.stubManager && none.strong == 0 && none.weak == 0);
+    weak = marshalInterface(object, MarshalContext::inproc, MarshalFlags::tableWeak);
+    return marshalInterface(object, MarshalContext::local,
+                            MarshalFlags::tableStrong | MarshalFlags::noPing);
+  });
+  w.server.invoke([&] {
+    ExternalReferences refs = externalReferences(object.get());
+    BOOST_CHECK(refs.stubManager);
+    BOOST_CHECK_EQUAL(refs.strong, 1u);
+    BOOST_CHECK_EQUAL(refs.weak, 1u);
+  });
+  ObjRefInfo info = decodeObjRef(strong);
+  BOOST_CHECK(info.iid == Probe::iid);
+  BOOST_CHECK(info.oxid == w.server.oxid());
+  BOOST_CHECK(info.flags == (MarshalFlags::tableStrong | MarshalFlags::noPing));
+  BOOST_CHECK_EQUAL(toString(info.flags), "tableStrong noPing");
+  BOOST_CHECK_EQUAL(info.publicRefs, 0u);
+  BOOST_CHECK_NE(info.packetId, 0u);
+  BOOST_CHECK_EQUAL(info.processId, detail::decodeObjRef(strong).processId);
+  BOOST_CHECK(decodeObjRef(weak).oid == info.oid);
+  FERRY_CHECK_ERRC(decodeObjRef(std::span<const uint8_t>(strong.data(), 8)), Errc::invalidObjRef);
+  w.client.invoke([&] {
+    Ref<Probe> proxy = unmarshalInterface<Probe>(strong);
+    BOOST_CHECK(isProxy(proxy));
+    BOOST_CHECK(isProxy(identityOf(proxy.get())));
+    FERRY_CHECK_ERRC(externalReferences(proxy.get()), Errc::invalidArgument);
+  });
+  BOOST_CHECK(!isProxy(object));
+  w.server.invoke([&] {
+    releaseMarshalData(strong);
+    releaseMarshalData(weak);
+  });
+  // The proxy's references travel back asynchronously.
+  BOOST_CHECK(eventually([&] {
+    return !w.server.invoke([&] { return externalReferences(object.get()).stubManager; });
+  }));
+  w.server.invoke([&] { object.reset(); });
 }
 
 BOOST_AUTO_TEST_CASE(marshaling_an_interface_the_object_lacks_fails_with_no_interface) {

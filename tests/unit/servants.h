@@ -120,8 +120,6 @@ private:
   std::atomic<uint64_t> _counted{0};
 };
 
-inline bool isProxy(Interface* object) { return detail::asProxy(object) != nullptr; }
-
 // Creates a servant in `apartment` and returns a proxy for the calling apartment.
 template <typename I, typename Impl, typename... Args>
 Ref<I> exportFrom(const Apartment& apartment, Args... args) {
@@ -129,9 +127,13 @@ Ref<I> exportFrom(const Apartment& apartment, Args... args) {
   return unmarshalInterface<I>(packet);
 }
 
-// Strong references and weak entries `apartment`'s exporter table holds for `object`.
+// Strong references and weak entries `apartment`'s exporter table holds for `object`, as
+// ferry::externalReferences reports them.
 inline std::pair<uint32_t, uint32_t> exportCounts(const Apartment& apartment, Interface* object) {
-  return apartment.invoke([&] { return apartment.impl()->exports().refCounts(object); });
+  return apartment.invoke([&] {
+    ExternalReferences refs = externalReferences(object);
+    return std::make_pair(refs.strong, refs.weak);
+  });
 }
 
 // Objects `apartment` exports.

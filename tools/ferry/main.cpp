@@ -45,24 +45,21 @@ int plugins() {
 }
 
 int objref(const std::string& text) {
-  using ferry::detail::ObjRefData;
-  ObjRefData d = ferry::detail::decodeObjRef(ferry::objRefFromText(text));
-  static const char* kinds[] = {"null", "standard", "custom", "byValue"};
-  static const char* tables[] = {"normal", "tableStrong", "tableWeak"};
-  std::printf("kind        %s\niid         %s\n", kinds[static_cast<int>(d.kind)],
+  ferry::ObjRefInfo d = ferry::decodeObjRef(ferry::objRefFromText(text));
+  std::printf("kind        %s\niid         %s\n", std::string(ferry::toString(d.kind)).c_str(),
               ferry::toString(d.iid).c_str());
-  if (d.kind == ObjRefData::Kind::custom || d.kind == ObjRefData::Kind::byValue) {
-    std::printf("unmarshaler %s\ndata        %zu bytes\n", d.unmarshalerClass.c_str(), d.data.size());
+  if (d.kind == ferry::ObjRefInfo::Kind::custom || d.kind == ferry::ObjRefInfo::Kind::byValue) {
+    std::printf("unmarshaler %s\ndata        %zu bytes\n", d.unmarshalerClass.c_str(), d.dataSize);
   }
-  if (d.kind != ObjRefData::Kind::standard) return 0;
-  std::printf("oxid        %s\noid         %s\nipid        %s\npublicRefs  %u\nflags       %s%s\n"
+  if (d.kind != ferry::ObjRefInfo::Kind::standard) return 0;
+  std::printf("oxid        %s\noid         %s\nipid        %s\npublicRefs  %u\nflags       %s\n"
               "packetId    %016llx\nprocessId   %llu (pid %llu)\n",
               ferry::toString(d.oxid).c_str(), ferry::toString(d.oid).c_str(),
-              ferry::toString(d.ipid).c_str(), d.publicRefs, tables[static_cast<int>(d.table)],
-              d.noPing ? " noPing" : "", static_cast<unsigned long long>(d.packetId),
+              ferry::toString(d.ipid).c_str(), d.publicRefs, ferry::toString(d.flags).c_str(),
+              static_cast<unsigned long long>(d.packetId),
               static_cast<unsigned long long>(d.processId),
               static_cast<unsigned long long>(d.processId >> 32));
-  for (const auto& b : d.bindings) std::printf("binding     %s\n", ferry::detail::bindingText(b).c_str());
+  for (const auto& b : d.bindings) std::printf("binding     %s\n", b.c_str());
   for (const auto& s : d.securityBindings) {
     std::printf("security    %s %s\n", s.provider.c_str(), s.principal.c_str());
   }

@@ -45,6 +45,7 @@ enum class Errc : uint16_t {
   unavailable = 18,         // no route to the exporter (resolver or transport failure)
   shuttingDown = 19,        // the runtime or apartment is being torn down
   internal = 20,            // a bug in ferry; the message says where
+  changedMode = 21,         // the thread is in the other kind of apartment (STA vs MTA)
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".

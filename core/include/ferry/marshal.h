@@ -17,10 +17,18 @@
 //   tableStrong  unmarshal any number of times; the packet keeps the object alive until
 //                releaseMarshalData.
 //   tableWeak    unmarshal any number of times while the object lives; the packet does not keep
-//                it alive; after the object died unmarshal fails with objectNotRegistered.
+//                it alive (but an object with the ExternalConnection hook lives until the packet
+//                is released); after the object died unmarshal fails with objectNotRegistered.
+//                As in COM, a copy of the bytes still unmarshals after releaseMarshalData while
+//                the object is exported.
+//
+// Any interface may be marshaled, the object's identity (Interface::iid) included: an identity
+// packet names the object and, unmarshaled, gives its identity holding references like any
+// interface proxy.
 //   noPing       (combinable) the object is exempt from distributed garbage collection.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -107,6 +115,50 @@ Ref<I> unmarshalInterface(std::span<const uint8_t> objref) {
 // the bytes are validated when unmarshaled.
 std::string objRefToText(const ObjRefBytes& objref);
 ObjRefBytes objRefFromText(std::string_view text);
+
+// The fields of an OBJREF (core/schema/objref.capnp), as `ferry objref` prints them. A
+// diagnostic: it names the object and its apartment, and holds no reference.
+struct ObjRefInfo {
+  enum class Kind : uint8_t { null, standard, custom, byValue };
+  struct SecurityBinding {
+    std::string provider;
+    std::string principal;
+  };
+
+  Kind kind = Kind::null;
+  Iid iid;  // Interface::iid for an object's identity
+  // standard
+  Oxid oxid;              // the exporter's apartment
+  Oid oid;                // the object
+  Ipid ipid;              // the interface stub
+  uint32_t publicRefs = 0;  // references the packet carries to its importer
+  MarshalFlags flags = MarshalFlags::normal;
+  uint64_t packetId = 0;  // the exporter's record of the packet; 0: a proxy's onward packet
+  std::array<uint8_t, 16> hostId{};
+  uint64_t processId = 0;  // the exporter process's id (its pid in the high 32 bits)
+  std::vector<std::string> bindings;  // "tcp:127.0.0.1[40211]", cheapest first
+  std::vector<SecurityBinding> securityBindings;
+  // custom, byValue
+  std::string unmarshalerClass;
+  size_t dataSize = 0;
+};
+
+std::string_view toString(ObjRefInfo::Kind kind) noexcept;
+// "normal", "tableStrong" or "tableWeak", then " noPing" when set.
+std::string toString(MarshalFlags flags);
+
+// Validates and decodes an OBJREF without unmarshaling it (no apartment needed). Throws
+// invalidObjRef for bytes that are not a valid OBJREF.
+ObjRefInfo decodeObjRef(std::span<const uint8_t> objref);
+
+// Whether `object` is a proxy (an interface proxy or a proxy's identity) rather than a real
+// object. False for null.
+bool isProxy(Interface* object) noexcept;
+
+template <typename I>
+bool isProxy(const Ref<I>& object) noexcept {
+  return isProxy(static_cast<Interface*>(object.get()));
+}
 
 // How calls through `object` travel: "direct" for a real object, "inproc" for a proxy to another
 // apartment of this process, else the binding in use, e.g. "pipe:/run/user/0/ferry[ferry-1-1]"

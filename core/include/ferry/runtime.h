@@ -170,20 +170,30 @@ private:
 };
 
 // The calling thread turned into an STA (Runtime::enterSta). Lives on that thread's stack.
+// Entering again on a thread that already is an STA (any of the three kinds) gives a nested
+// handle to the same apartment (COM's S_FALSE from CoInitializeEx): its destruction balances
+// only itself, and the apartment lives on until its first owner leaves.
 class CurrentSta : public Apartment {
 public:
   CurrentSta(CurrentSta&&) noexcept = default;  // the moved-from handle owns nothing
   CurrentSta& operator=(CurrentSta&&) = delete;
   ~CurrentSta();
 
+  // Whether this handle is a nested entry into an STA the thread already was.
+  bool nested() const noexcept { return _nested; }
+
   uv_loop_t* loop() const;
-  // Runs the loop until stop() is called (from any thread, or from inside the loop).
+  // Runs the loop until stop() is called (from any thread, or from inside the loop). Throws
+  // invalidArgument on a nested handle: the loop is run by the apartment's first owner.
   void run();
   void stop();
 
 private:
   friend class Runtime;
-  explicit CurrentSta(std::shared_ptr<detail::ApartmentImpl> impl) : Apartment(std::move(impl)) {}
+  CurrentSta(std::shared_ptr<detail::ApartmentImpl> impl, bool nested)
+      : Apartment(std::move(impl)), _nested(nested) {}
+
+  bool _nested = false;
 };
 
 // An STA on a uv_loop_t the embedding service runs itself (Runtime::attachSta). Create and
@@ -280,8 +290,11 @@ public:
   static Runtime& current();
 
   Sta newSta(std::string name);
+  // On a thread that already is an STA: a nested handle to it (`name` is ignored). Throws
+  // changedMode on a thread in the MTA (a pool thread, or inside joinMta()).
   CurrentSta enterSta(std::string name);
   AttachedSta attachSta(uv_loop_t* loop, std::string name);
+  // Throws changedMode on a thread that is an STA.
   MtaScope joinMta();
   Apartment mta() const;
 
