@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -117,5 +119,23 @@ private:
   std::string _buffer;
 };
 
+// The test program's argument `index` after `--` (the paths meson passes); `usage` says what they
+// are when one is missing.
+inline std::string testArgument(int index, const char* usage) {
+  auto& suite = boost::unit_test::framework::master_test_suite();
+  BOOST_REQUIRE_MESSAGE(suite.argc > index, usage);
+  return suite.argv[index];
+}
+
+// Runs a shell command, returning its exit status and what it printed (stdout and stderr).
+inline std::pair<int, std::string> capture(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 }  // namespace ferry::test

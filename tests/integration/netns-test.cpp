@@ -18,25 +18,13 @@
 
 #include "child-process.h"
 
+using ferry::test::capture;
 using ferry::test::Child;
 
 namespace {
 
 std::string arg(int index) {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc > index, "usage: netns-test -- <peer> <client>");
-  return suite.argv[index];
-}
-
-// Runs `command`, returning its exit status and what it printed.
-std::pair<int, std::string> capture(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return ferry::test::testArgument(index, "usage: netns-test -- <peer> <client> <ferryd>");
 }
 
 // Whether this environment can make network namespaces (a chroot or an unprivileged container

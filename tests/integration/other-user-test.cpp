@@ -19,6 +19,7 @@
 
 #include "child-process.h"
 
+using ferry::test::capture;
 using ferry::test::Child;
 namespace fs = std::filesystem;
 
@@ -27,19 +28,7 @@ namespace {
 constexpr const char* kOtherUid = "65534";
 
 std::string arg(int index) {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc > index, "usage: other-user-test -- <peer> <client>");
-  return suite.argv[index];
-}
-
-std::pair<int, std::string> capture(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return ferry::test::testArgument(index, "usage: other-user-test -- <peer> <client>");
 }
 
 std::vector<std::string> asOtherUser() {

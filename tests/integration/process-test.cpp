@@ -33,9 +33,7 @@ using testing::iface::Probe;
 namespace {
 
 std::string argument(int index) {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc > index, "usage: process-test -- <ferry-test-peer> <ferryd>");
-  return suite.argv[index];
+  return testArgument(index, "usage: process-test -- <ferry-test-peer> <ferryd>");
 }
 
 std::string peerPath() { return argument(1); }
