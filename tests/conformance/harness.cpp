@@ -463,8 +463,8 @@ RawPeer::RawPeer(const std::string& address, const std::string& endpoint) {
                           "raw connect to " << path << ": " << std::strerror(errno));
     return;
   }
-  sockaddr_storage name;
-  socklen_t length;
+  sockaddr_storage name{};
+  socklen_t length = 0;
   BOOST_REQUIRE(socketAddress(address, static_cast<uint16_t>(std::stoi(endpoint)), name, length));
   _fd = socket(name.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(_fd >= 0);
