@@ -11,8 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -137,5 +142,62 @@ inline std::pair<int, std::string> capture(const std::string& command) {
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+// A copy of `program`, the libraries it loads from outside the system directories, and the
+// plugins on FERRY_PLUGIN_PATH, in a scratch directory every user can read: a program run as
+// another user (uid 65534) may not reach the build tree (a checkout under /root). Removed on
+// destruction. Run the copy with libraryPath as LD_LIBRARY_PATH and pluginPath as
+// FERRY_PLUGIN_PATH.
+class PortableCopy {
+public:
+  explicit PortableCopy(const std::string& original) {
+    namespace fs = std::filesystem;
+    char dir[] = "/tmp/ferry-portable-XXXXXX";
+    BOOST_REQUIRE(mkdtemp(dir) != nullptr);
+    root = dir;
+    chmod(root.c_str(), 0755);
+    for (const char* sub : {"bin", "lib", "plugins"}) fs::create_directory(root / sub);
+    program = (root / "bin" / fs::path(original).filename()).string();
+    fs::copy_file(original, program);
+    libraryPath = (root / "lib").string();
+    pluginPath = (root / "plugins").string();
+    auto [status, libraries] = capture("ldd " + original);
+    BOOST_REQUIRE_EQUAL(status, 0);
+    std::istringstream lines(libraries);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::string soname, arrow, path;
+      words >> soname >> arrow >> path;
+      if (arrow != "=>" || path.rfind("/lib", 0) == 0 || path.rfind("/usr/", 0) == 0) continue;
+      fs::copy_file(path, root / "lib" / soname);
+    }
+    const char* plugins = std::getenv("FERRY_PLUGIN_PATH");
+    BOOST_REQUIRE_MESSAGE(plugins != nullptr, "FERRY_PLUGIN_PATH names the build's plugins");
+    std::istringstream dirs(plugins);
+    for (std::string d; std::getline(dirs, d, ':');) {
+      for (const auto& entry : fs::directory_iterator(d)) {
+        if (entry.path().extension() == ".so") {
+          fs::copy_file(entry.path(), root / "plugins" / entry.path().filename(),
+                        fs::copy_options::overwrite_existing);
+        }
+      }
+    }
+  }
+  PortableCopy(const PortableCopy&) = delete;
+  ~PortableCopy() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root, ignored);
+  }
+
+  // `env` arguments that run the copy: env LD_LIBRARY_PATH=… FERRY_PLUGIN_PATH=… <program>.
+  std::vector<std::string> command() const {
+    return {"env", "LD_LIBRARY_PATH=" + libraryPath, "FERRY_PLUGIN_PATH=" + pluginPath, program};
+  }
+
+  std::filesystem::path root;
+  std::string program;
+  std::string libraryPath;
+  std::string pluginPath;
+};
 
 }  // namespace ferry::test

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
+#include <tuple>
 
 #include "child-process.h"
 
@@ -31,10 +32,14 @@ std::string arg(int index) {
 // cannot: `ip netns add` fails there), and if not, why.
 std::string whyNoNetworkNamespaces() {
   if (geteuid() != 0) return "creating network namespaces needs root";
+  // Adding one is not enough: entering it (ip -n, ip netns exec) also remounts / as a slave,
+  // which a chroot refuses.
   std::string name = "ferry-probe-" + std::to_string(getpid());
   auto [status, output] = capture("ip netns add " + name);
   if (status != 0) return "this environment cannot make network namespaces (ip netns add: " + output + ")";
+  std::tie(status, output) = capture("ip -n " + name + " link set lo up");
   capture("ip netns del " + name);
+  if (status != 0) return "this environment cannot enter network namespaces (ip -n: " + output + ")";
   return "";
 }
 

@@ -45,39 +45,11 @@ std::string whyNotRunnable() {
   return "";
 }
 
-// A directory the other user can read, with the client, the libraries it needs from outside the
-// system directories, and the plugins; removed at the end.
+// The client, copied where the other user can read it, and the server's pipe directory and the
+// client's runtime directory beside it.
 class Scratch {
 public:
-  explicit Scratch(const std::string& client) {
-    char dir[] = "/tmp/ferry-other-user-XXXXXX";
-    BOOST_REQUIRE(mkdtemp(dir) != nullptr);
-    root = dir;
-    chmod(root.c_str(), 0755);
-    for (const char* sub : {"bin", "lib", "plugins"}) fs::create_directory(root / sub);
-    fs::copy_file(client, root / "bin" / fs::path(client).filename());
-    this->client = (root / "bin" / fs::path(client).filename()).string();
-    auto [status, libraries] = capture("ldd " + client);
-    BOOST_REQUIRE_EQUAL(status, 0);
-    std::istringstream lines(libraries);
-    for (std::string line; std::getline(lines, line);) {
-      std::istringstream words(line);
-      std::string soname, arrow, path;
-      words >> soname >> arrow >> path;
-      if (arrow != "=>" || path.rfind("/lib", 0) == 0 || path.rfind("/usr/", 0) == 0) continue;
-      fs::copy_file(path, root / "lib" / soname);
-    }
-    const char* plugins = std::getenv("FERRY_PLUGIN_PATH");
-    BOOST_REQUIRE_MESSAGE(plugins != nullptr, "FERRY_PLUGIN_PATH names the build's plugins");
-    std::istringstream dirs(plugins);
-    for (std::string d; std::getline(dirs, d, ':');) {
-      for (const auto& entry : fs::directory_iterator(d)) {
-        if (entry.path().extension() == ".so") {
-          fs::copy_file(entry.path(), root / "plugins" / entry.path().filename(),
-                        fs::copy_options::overwrite_existing);
-        }
-      }
-    }
+  explicit Scratch(const std::string& client) : _copy(client), root(_copy.root) {
     // The server's pipe directory: root's alone until the test opens it.
     fs::create_directory(root / "pipe");
     chmod((root / "pipe").c_str(), 0700);
@@ -86,18 +58,14 @@ public:
     BOOST_REQUIRE(chown((root / "run").c_str(), 65534, 65534) == 0);
     chmod((root / "run").c_str(), 0700);
   }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(root, ignored);
-  }
 
   // Runs the client as the other user; returns its "ok" count and exit status.
   std::pair<int, int> runClient(const std::string& holder, const std::string& expect) {
     std::vector<std::string> argv = asOtherUser();
-    for (std::string word : {std::string("env"), "XDG_RUNTIME_DIR=" + (root / "run").string(),
-                             "LD_LIBRARY_PATH=" + (root / "lib").string(),
-                             "FERRY_PLUGIN_PATH=" + (root / "plugins").string(), client, holder,
-                             std::string("127.0.0.1"), std::string("--expect"), expect}) {
+    argv.push_back("env");
+    argv.push_back("XDG_RUNTIME_DIR=" + (root / "run").string());
+    for (const std::string& word : _copy.command()) argv.push_back(word);
+    for (std::string word : {holder, std::string("127.0.0.1"), std::string("--expect"), expect}) {
       argv.push_back(word);
     }
     Child child(argv);
@@ -111,8 +79,11 @@ public:
     return {ok, child.wait(std::chrono::seconds(30))};
   }
 
-  fs::path root;
-  std::string client;
+private:
+  ferry::test::PortableCopy _copy;
+
+public:
+  const fs::path root;
 };
 
 }  // namespace

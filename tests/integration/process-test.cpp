@@ -41,7 +41,8 @@ std::string peerPath() { return argument(1); }
 // A ferry-test-peer child process and the OBJREFs it published.
 class Peer {
 public:
-  // `launcher`: a command that runs the peer (e.g. setpriv with its arguments).
+  // `launcher`: a command that runs the peer (e.g. setpriv with its arguments), ending with the
+  // peer's own path when it is not the build's.
   explicit Peer(std::vector<std::string> args = {}, std::vector<std::string> launcher = {})
       : _child(withPath(std::move(args), std::move(launcher))) {
     std::string line;
@@ -101,7 +102,7 @@ public:
 private:
   static std::vector<std::string> withPath(std::vector<std::string> args,
                                            std::vector<std::string> launcher) {
-    args.insert(args.begin(), peerPath());
+    if (launcher.empty()) args.insert(args.begin(), peerPath());
     args.insert(args.begin(), launcher.begin(), launcher.end());
     return args;
   }
@@ -917,13 +918,16 @@ BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
   BOOST_REQUIRE(mkdtemp(path) != nullptr);
   const std::string home = path;
   BOOST_REQUIRE(chown(path, 65534, 65534) == 0);
+  // The peer, copied where uid 65534 can read it (the build tree may be private to root).
+  PortableCopy copy(peerPath());
   std::optional<Peer> peer;
   {
     ScopedEnv runtimeDir("XDG_RUNTIME_DIR", home);
     ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
-    peer.emplace(std::vector<std::string>{},
-                 std::vector<std::string>{"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-                                          "--clear-groups"});
+    std::vector<std::string> launcher{"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                      "--clear-groups"};
+    for (const std::string& word : copy.command()) launcher.push_back(word);
+    peer.emplace(std::vector<std::string>{}, launcher);
   }
   // Its registration arrived (its OBJREF names only ferryd's tcp endpoint), and the call reaches
   // it over its own private pipe.
