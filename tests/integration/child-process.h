@@ -132,6 +132,19 @@ inline std::string testArgument(int index, const char* usage) {
   return suite.argv[index];
 }
 
+// Ends a ferry-test-peer: closes its input, and checks that it shut down with nothing left
+// ("stats 0 0 0") and exited 0.
+inline void finishPeer(Child& peer) {
+  peer.closeInput();
+  std::string line;
+  std::string stats;
+  while (peer.readLine(line, std::chrono::seconds(20))) {
+    if (line.rfind("stats ", 0) == 0) stats = line;
+  }
+  BOOST_CHECK_EQUAL(stats, "stats 0 0 0");
+  BOOST_CHECK_EQUAL(peer.wait(std::chrono::seconds(20)), 0);
+}
+
 // Runs a shell command, returning its exit status and what it printed (stdout and stderr).
 inline std::pair<int, std::string> capture(const std::string& command) {
   std::string out;
