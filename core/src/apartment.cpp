@@ -120,13 +120,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
       return;
     }
     // Whatever the stub built is dropped: an error response carries no results.
-    response = std::make_unique<OutgoingResponse>();
-    auto error = response->root.initError();
-    error.setCode(static_cast<uint16_t>(failure->code()));
-    std::string_view message = failure->message();
-    if (message.size() > kMaxErrorMessage) message = message.substr(0, kMaxErrorMessage);
-    auto text = error.initMessage(message.size());
-    std::memcpy(text.begin(), message.data(), message.size());
+    response = errorResponse(failure->code(), failure->message());
   }
   if (replyTo) replyTo->deliver(std::move(response));
 }

@@ -56,19 +56,19 @@ void CallItem::abandon() noexcept {
 }
 
 void InprocChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-                         std::shared_ptr<ReplySink> replyTo) noexcept {
+                         std::shared_ptr<OutboundCall> call) noexcept {
   std::shared_ptr<ApartmentImpl> target = _target.lock();
   if (target != nullptr && !target->closed()) {
     std::unique_ptr<WorkItem> item;
     try {
       auto canceled = std::make_shared<std::atomic<bool>>(false);
-      if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
-        pending->setCancelHook([canceled] { canceled->store(true, std::memory_order_release); });
+      if (call) {
+        call->setCancelHook([canceled] { canceled->store(true, std::memory_order_release); });
       }
       item = std::make_unique<CallItem>(target, IncomingRequest(std::move(request->message)),
-                                        deadline, MarshalContext::inproc, replyTo, canceled);
+                                        deadline, MarshalContext::inproc, call, canceled);
     } catch (const std::exception& e) {
-      if (replyTo) replyTo->fail(Errc::internal, e.what());
+      if (call) call->fail(Errc::internal, e.what());
       return;
     }
     if (target->post(item)) return;
@@ -77,8 +77,8 @@ void InprocChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline dead
     return;
   }
   if (request) releaseRequestCaps(*request);
-  if (replyTo) {
-    replyTo->fail(Errc::disconnected, "the object's apartment has shut down");
+  if (call) {
+    call->fail(Errc::disconnected, "the object's apartment has shut down");
   } else {
     // A oneway to a dead apartment (typically a release): nothing is left to release.
     FERRY_LOG(debug, "oneway call to an apartment that has shut down dropped");

@@ -5,16 +5,19 @@
 // transport channels of other processes and hosts serialize it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <ferry/marshal.h>
 
 #include "apartment-impl.h"
+#include "loop-wake.h"
 #include "message.h"
 
 namespace ferry::detail {
 
+class IncomingResponse;
 class OutgoingRequest;
 class OutgoingResponse;
 
@@ -26,14 +29,28 @@ public:
   virtual void fail(Errc code, std::string message) noexcept = 0;
 };
 
+// A call sent through a channel and waiting for its response (PendingCall): what the channels
+// and the ORPC layer need of it.
+class OutboundCall : public ReplySink {
+public:
+  // The response as received from another process.
+  virtual void deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept = 0;
+  // Answered, failed, canceled or past its deadline: nobody waits for a response any more.
+  virtual bool done() const noexcept = 0;
+  // The channel's way to ask the server to cancel; run once if the caller cancels (any thread).
+  virtual void setCancelHook(std::function<void()> hook) = 0;
+  // The loop that will hand this call its response, for a caller that polls it (loop-wake.h).
+  virtual void wakeWith(const LoopWake& wake) noexcept = 0;
+};
+
 class Channel {
 public:
   virtual ~Channel() = default;
 
-  // Sends a request with its absolute deadline; the response goes to `replyTo` (null: oneway).
-  // Never throws: a failure to deliver is reported to `replyTo`, or counted for oneway calls.
+  // Sends a request with its absolute deadline; the response goes to `call` (null: oneway).
+  // Never throws: a failure to deliver is reported to `call`, or counted for oneway calls.
   virtual void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-                    std::shared_ptr<ReplySink> replyTo) noexcept = 0;
+                    std::shared_ptr<OutboundCall> call) noexcept = 0;
 
   // The marshal context of the exporter as seen from this channel's importer.
   virtual MarshalContext distance() const noexcept = 0;
@@ -48,7 +65,7 @@ public:
   explicit InprocChannel(std::weak_ptr<ApartmentImpl> target) : _target(std::move(target)) {}
 
   void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-            std::shared_ptr<ReplySink> replyTo) noexcept override;
+            std::shared_ptr<OutboundCall> call) noexcept override;
   MarshalContext distance() const noexcept override { return MarshalContext::inproc; }
   std::string describe() const override { return "inproc"; }
 

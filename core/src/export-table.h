@@ -31,6 +31,8 @@
 #include <ferry/marshal.h>
 #include <ferry/object.h>
 
+#include "objref.h"
+
 namespace ferry {
 class ExternalConnection;
 }
@@ -70,8 +72,6 @@ struct ExportedInterface {
   uint64_t packetId = 0;
   uint32_t publicRefs = 0;
 };
-
-enum class PacketKind : uint8_t { normal, tableStrong, tableWeak };
 
 // What an importer obtained by claiming a packet.
 struct ClaimedPacket {

@@ -8,7 +8,7 @@
 #include "log.h"
 #include "runtime-impl.h"
 #include "thread-state.h"
-#include "transport-hub.h"
+#include "objref.h"
 
 namespace ferry {
 

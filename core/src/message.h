@@ -2,11 +2,15 @@
 // apartments of one process) or as received bytes (from a transport).
 #pragma once
 
+#include <cstring>
 #include <memory>
+#include <string_view>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/array.h>
+
+#include <ferry/error.h>
 
 #include "orpc.capnp.h"
 
@@ -94,5 +98,21 @@ public:
 private:
   OrpcMessage _message;
 };
+
+// Fills an ErrorInfo: the code, and the message cut to kMaxErrorMessage bytes. The one place
+// that writes an error onto the wire (responses, resolver replies).
+inline void writeError(wire::ErrorInfo::Builder out, Errc code, std::string_view message) {
+  out.setCode(static_cast<uint16_t>(code));
+  if (message.size() > kMaxErrorMessage) message = message.substr(0, kMaxErrorMessage);
+  auto text = out.initMessage(static_cast<unsigned>(message.size()));
+  std::memcpy(text.begin(), message.data(), message.size());
+}
+
+// A response that carries an error and no results.
+inline std::unique_ptr<OutgoingResponse> errorResponse(Errc code, std::string_view message) {
+  auto response = std::make_unique<OutgoingResponse>();
+  writeError(response->root.initError(), code, message);
+  return response;
+}
 
 }  // namespace ferry::detail

@@ -10,6 +10,10 @@
 
 namespace ferry::detail {
 
+std::string bindingText(const StringBindingData& b) {
+  return b.protseq + ":" + b.address + "[" + b.endpoint + "]";
+}
+
 namespace {
 
 // FERRY_OBJREF_CHECK(cond, "is …", values…): an OBJREF that fails validation. Its message is

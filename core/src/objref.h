@@ -10,7 +10,6 @@
 #include <ferry/ids.h>
 #include <ferry/marshal.h>
 
-#include "export-table.h"
 #include "objref.capnp.h"
 
 namespace ferry::detail {
@@ -22,11 +21,18 @@ struct StringBindingData {
   friend bool operator==(const StringBindingData&, const StringBindingData&) = default;
 };
 
+// "tcp:127.0.0.1[5000]", for logs and errors.
+std::string bindingText(const StringBindingData& binding);
+
 struct SecurityBindingData {
   std::string provider;
   std::string principal;
   friend bool operator==(const SecurityBindingData&, const SecurityBindingData&) = default;
 };
+
+// How a packet was marshaled: normal (its references travel with it) or into a table, strong
+// or weak (objref.capnp, `table`).
+enum class PacketKind : uint8_t { normal, tableStrong, tableWeak };
 
 // An OBJREF as plain values. Produced only by readObjRef/decodeObjRef, which validate every field.
 struct ObjRefData {

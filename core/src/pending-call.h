@@ -22,16 +22,16 @@ class IncomingResponse;
 class OutgoingRequest;
 struct WatchedCalls;
 
-class PendingCall final : public ReplySink, public std::enable_shared_from_this<PendingCall> {
+class PendingCall final : public OutboundCall, public std::enable_shared_from_this<PendingCall> {
 public:
   PendingCall(std::shared_ptr<ApartmentImpl> home, Deadline deadline, CausalityId causality);
   ~PendingCall() override;
 
   void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override;
-  void deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept;
+  void deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept override;
   void fail(Errc code, std::string message) noexcept override;
 
-  bool done() const noexcept { return _done.load(std::memory_order_acquire); }
+  bool done() const noexcept override { return _done.load(std::memory_order_acquire); }
   Deadline deadline() const noexcept { return _deadline; }
   CausalityId causality() const noexcept { return _causality; }
   ApartmentImpl& home() const noexcept { return *_home; }
@@ -48,11 +48,11 @@ public:
   void setContinuation(std::function<void()> fn);
 
   // The channel's way to ask the server to cancel; run once by cancel() (any thread).
-  void setCancelHook(std::function<void()> hook);
+  void setCancelHook(std::function<void()> hook) override;
   void cancel() noexcept;
 
   // The loop that will hand this call its response: waitBlocking() wakes with it (loop-wake.h).
-  void wakeWith(const LoopWake& wake) noexcept { _wake = wake; }
+  void wakeWith(const LoopWake& wake) noexcept override { _wake = wake; }
 
   // For MTA waiters: blocks until done or the deadline (then fails the call).
   void waitBlocking();

@@ -14,11 +14,12 @@
 #include "apartment-impl.h"
 #include "objref.h"
 #include "pending-call.h"
-#include "transport-hub.h"
+#include "resolver/cache.h"
 
 namespace ferry::detail {
 
 class ExporterLink;
+class TransportHub;
 
 // 16 bytes naming this host as its network sees it: the machine id (else the kernel's boot id)
 // mixed with the network namespace. Processes of one kernel and one network namespace agree;
@@ -62,6 +63,8 @@ public:
   // Where this process listens (empty when no transport runs).
   std::vector<StringBindingData> bindings() const;
   TransportHub* hub() noexcept { return _hub.get(); }
+  // The resolutions this process asked for (resolver/cache.h).
+  ResolverCache& resolutions() noexcept { return _resolutions; }
 
   struct ClassEntry {
     ThreadingModel model;
@@ -93,7 +96,7 @@ private:
   std::unordered_map<std::string, ClassEntry> _classes;
   std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
   std::unique_ptr<TransportHub> _hub;
-  std::unordered_map<Oxid, Resolution> _resolutions;  // guarded by _mutex
+  ResolverCache _resolutions;
 
   Resolution resolveCached(const ObjRefData& objref, MarshalContext distance);
   bool _shutDown = false;

@@ -19,6 +19,7 @@
 #include "runtime-impl.h"
 #include "stats.h"
 #include "thread-state.h"
+#include "transport/hub.h"
 
 namespace ferry {
 
@@ -296,18 +297,14 @@ std::string describe(const std::vector<StringBindingData>& bindings) {
 }  // namespace
 
 Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext distance) {
-  {
-    std::lock_guard lock(_mutex);
-    auto it = _resolutions.find(objref.oxid);
-    if (it != _resolutions.end()) return it->second;
-  }
+  if (std::optional<Resolution> cached = _resolutions.find(objref.oxid)) return *cached;
   std::vector<StringBindingData> tries = usableBindings(objref.bindings, distance, "", *_hub);
   std::string failures;
   for (const StringBindingData& binding : tries) {
     try {
       Resolution r = _hub->resolve(binding, objref.oxid);
-      std::lock_guard lock(_mutex);
-      return _resolutions.emplace(objref.oxid, std::move(r)).first->second;
+      _resolutions.store(r);
+      return r;
     } catch (const Error& e) {
       if (e.code() != Errc::unavailable) throw;  // e.g. an unknown OXID: a definite answer
       failures += "; " + bindingText(binding) + ": " + e.message();
@@ -367,6 +364,8 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                             _hub->channel(binding, objref.oxid, distance),
                                             resolution.remUnknown);
     }
+    // The exporter may be gone or have moved: the next import resolves it again.
+    _resolutions.invalidate(objref.oxid);
     FERRY_FAIL(Errc::unavailable,
                "none of the bindings of exporter {} can be opened from this process ({}); check "
                "that the exporter runs and that this user may reach it (the pipe's socket "

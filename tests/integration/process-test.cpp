@@ -21,7 +21,6 @@
 
 #include "child-process.h"
 #include "objref.h"
-#include "transport-hub.h"
 #include "servants.h"
 
 using namespace ferry;

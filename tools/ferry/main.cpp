@@ -19,7 +19,7 @@
 #include "plugin-loader.h"
 #include "runtime-impl.h"
 #include "tool.h"
-#include "transport-hub.h"
+#include "transport/hub.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "transport-hub.h"
+#include "hub.h"
 
 #include <unistd.h>
 
@@ -10,105 +10,45 @@
 #include <kj/exception.h>
 #include <kj/io.h>
 
-#include "apartment-impl.h"
-#include "log.h"
-#include "message.h"
-#include "pending-call.h"
-#include "plugin-loader.h"
+#include "../apartment-impl.h"
+#include "../log.h"
+#include "../message.h"
+#include "../orpc/frame.h"
+#include "../orpc/remote-channel.h"
+#include "../pending-call.h"
+#include "../plugin-loader.h"
+#include "../runtime-impl.h"
+#include "../stats.h"
+#include "../thread-state.h"
 #include "resolver.capnp.h"
-#include "runtime-impl.h"
-#include "stats.h"
-#include "thread-state.h"
 
 namespace ferry::detail {
 
 namespace {
 
-constexpr size_t kFrameHeader = 24;
-constexpr uint8_t kMagic[4] = {'F', 'R', 'Y', '1'};
-enum FrameKind : uint8_t {
-  kRequest = 1,
-  kResponse = 2,
-  kResolve = 3,
-  kResolveReply = 4,
-  kRegister = 5,
-  kUnregister = 6,
-  kCancel = 7,
-};
+using orpc::FrameKind;
+using orpc::decodeFrame;
+using orpc::encodeBareFrame;
+using orpc::encodeFrame;
+using orpc::kFrameHeader;
+using orpc::kMaxMessageBytes;
 
-
-// Largest ORPC message accepted from a peer (16 MiB of payload, DESIGN §3).
-constexpr size_t kMaxMessageBytes = 16u * 1024 * 1024;
 // Connect attempts give up after this long (the call's own deadline may be shorter).
 constexpr uint32_t kConnectTimeoutMs = 5000;
-// Frame flags bit 0, requests only: sent before on a connection that was lost.
-constexpr uint8_t kFrameFlagResent = 1;
-// A call whose connection is lost is sent again at most this many times.
-constexpr int kMaxResends = 2;
-// The reply cache's bounds (core/schema/orpc.capnp).
-constexpr size_t kMaxServedCalls = 262144;
-constexpr size_t kMaxReplyCacheBytes = 64u * 1024 * 1024;
-// Request.acknowledged holds at most this many ids; the rest wait for the following requests.
-// A caller keeps at most kMaxAcksKept per connection (beyond, the exporter's entries are left to
-// expire), so a burst of up to that many calls is acknowledged in full by the calls that follow
-// it, and bursts do not fill the exporter's cache for replyRetention (8 bytes per id: at most
-// 512 KiB per connection).
-constexpr size_t kMaxAcksPerRequest = 64;
-constexpr size_t kMaxAcksKept = 65536;
-
-void putLe64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t getLe64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
-  return v;
-}
-
-// A frame without payload (kind 7).
-std::vector<uint8_t> encodeBareFrame(uint8_t kind, uint64_t callId) {
-  std::vector<uint8_t> frame(kFrameHeader);
-  std::memcpy(frame.data(), kMagic, 4);
-  frame[4] = kind;
-  putLe64(frame.data() + 8, callId);
-  return frame;
-}
-
-std::vector<uint8_t> encodeFrame(uint8_t kind, uint64_t callId, uint64_t oxid,
-                                 capnp::MessageBuilder& message) {
-  size_t payload = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
-  std::vector<uint8_t> frame(kFrameHeader + payload);
-  std::memcpy(frame.data(), kMagic, 4);
-  frame[4] = kind;
-  putLe64(frame.data() + 8, callId);
-  putLe64(frame.data() + 16, oxid);
-  kj::ArrayOutputStream out(kj::arrayPtr(frame.data() + kFrameHeader, payload));
-  capnp::writeMessage(out, message);
-  return frame;
-}
-
-std::atomic<uint64_t> gNextCallId{1};
 
 // A served call's response, sent back on the connection it came from.
 class NetworkReplySink final : public ReplySink {
 public:
-  NetworkReplySink(TransportHub& hub, uint32_t instance, ferry_conn_id conn, uint64_t caller,
-                   uint64_t callId)
-      : _hub(hub), _instance(instance), _conn(conn), _caller(caller), _callId(callId) {}
+  NetworkReplySink(TransportHub& hub, orpc::LinkId link, uint64_t caller, uint64_t callId)
+      : _hub(hub), _link(link), _caller(caller), _callId(callId) {}
 
   void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
-    _hub.sendResponse(_instance, _conn, _caller, _callId, std::move(response));
+    _hub.sendResponse(_link, _caller, _callId, std::move(response));
   }
 
   void fail(Errc code, std::string message) noexcept override {
     try {
-      auto response = std::make_unique<OutgoingResponse>();
-      auto error = response->root.initError();
-      error.setCode(static_cast<uint16_t>(code));
-      if (message.size() > kMaxErrorMessage) message.resize(kMaxErrorMessage);
-      error.setMessage(message);
-      deliver(std::move(response));
+      deliver(errorResponse(code, message));
     } catch (const std::exception& e) {
       FERRY_LOG(error, "could not send an error response: " << e.what());
     }
@@ -116,50 +56,12 @@ public:
 
 private:
   TransportHub& _hub;
-  uint32_t _instance;
-  ferry_conn_id _conn;
+  orpc::LinkId _link;
   uint64_t _caller;
   uint64_t _callId;
 };
 
-void writeResolution(wire::Resolution::Builder out, const Resolution& r) {
-  out.setOxid(r.oxid.value);
-  out.initRemUnknown().setHi(r.remUnknown.hi);
-  out.getRemUnknown().setLo(r.remUnknown.lo);
-  auto list = out.initBindings(static_cast<unsigned>(r.bindings.size()));
-  for (size_t i = 0; i < r.bindings.size(); ++i) {
-    list[i].setProtseq(r.bindings[i].protseq);
-    list[i].setAddress(r.bindings[i].address);
-    list[i].setEndpoint(r.bindings[i].endpoint);
-  }
-  out.setProcessId(r.processId);
-  out.setHostId(kj::arrayPtr(r.hostId.data(), r.hostId.size()));
-}
-
-// Throws protocolError for a resolution no resolver may send.
-Resolution readResolution(wire::Resolution::Reader in) {
-  Resolution out;
-  out.oxid = Oxid(in.getOxid());
-  out.remUnknown = Ipid(in.getRemUnknown().getHi(), in.getRemUnknown().getLo());
-  out.processId = in.getProcessId();
-  auto host = in.getHostId();
-  FERRY_REQUIRE(out.oxid && out.remUnknown && host.size() == 16 && in.getBindings().size() <= 32,
-                Errc::protocolError,
-                "the resolver sent an OXID resolution without exporter id, RemUnknown IPID or a "
-                "16-byte host id, or with more than 32 bindings; it does not follow the protocol");
-  std::memcpy(out.hostId.data(), host.begin(), 16);
-  for (auto b : in.getBindings()) {
-    out.bindings.push_back({std::string(b.getProtseq().cStr()), std::string(b.getAddress().cStr()),
-                            std::string(b.getEndpoint().cStr())});
-  }
-  return out;
-}
-
 }  // namespace
-
-std::string bindingText(const StringBindingData& b) {
-  return b.protseq + ":" + b.address + "[" + b.endpoint + "]";
-}
 
 struct TransportHub::Instance {
   TransportHub* hub = nullptr;
@@ -213,10 +115,7 @@ TransportHub::~TransportHub() { stop(); }
 void TransportHub::start(const RuntimeOptions& options) {
   if (!options.outOfProcess) return;
   // ferryd itself registers nowhere.
-  if (!options.acceptRegistrations) {
-    _resolver = resolverSetting(options);
-    _resolverKey = _resolver.protseq.empty() ? "" : bindingText(_resolver);
-  }
+  if (!options.acceptRegistrations) _registration = FerrydRegistration(ferrydSetting(options));
   PluginRegistry& plugins = PluginRegistry::instance();
   std::vector<const LoadedPlugin*> chosen;
   for (const LoadedPlugin& p : plugins.loaded()) {
@@ -250,10 +149,12 @@ void TransportHub::start(const RuntimeOptions& options) {
   FERRY_UV(uv_loop_init(&_loop));
   FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
   _async.data = this;
+  _replies = std::make_unique<orpc::ReplyCache>(orpc::ReplyCache::Limits{
+      .perCaller = options.replyCachePerCaller, .retention = options.replyRetention});
   FERRY_UV(uv_timer_init(&_loop, &_expiry));
   _expiry.data = this;
   FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
-    static_cast<TransportHub*>(t->data)->expireServed();
+    static_cast<TransportHub*>(t->data)->_replies->expire(Clock::now());
   }, 1000, 1000));
   FERRY_UV(uv_timer_init(&_loop, &_reregister));
   _reregister.data = this;
@@ -369,44 +270,9 @@ void TransportHub::start(const RuntimeOptions& options) {
     _directAllowed = true;
   }
 
-  if (!_resolver.protseq.empty()) {
-    FERRY_LOG(info, "registering apartments with ferryd at " << _resolverKey);
+  if (_registration.enabled()) {
+    FERRY_LOG(info, "registering apartments with ferryd at " << _registration.key());
   }
-}
-
-StringBindingData TransportHub::defaultResolver() { return {"pipe", "/run/ferry", "ferryd"}; }
-
-StringBindingData TransportHub::resolverSetting(const RuntimeOptions& options) {
-  std::string setting = "RuntimeOptions::resolver";
-  std::string text = options.resolver;
-  if (const char* env = std::getenv("FERRY_RESOLVER")) {
-    setting = "FERRY_RESOLVER";
-    text = env;
-  }
-  if (text.empty() || text == "none") return {};
-  if (text == "auto") {
-    StringBindingData d = defaultResolver();
-    return access((d.address + "/" + d.endpoint).c_str(), F_OK) == 0 ? d : StringBindingData{};
-  }
-  // "protseq:address[endpoint]"
-  size_t colon = text.find(':');
-  size_t open = text.rfind('[');
-  if (colon == std::string::npos || open == std::string::npos || text.back() != ']' ||
-      open < colon || open + 2 == text.size()) {
-    FERRY_FAIL(Errc::invalidArgument,
-               "{} is '{}', which is not a string binding: name ferryd's pipe like "
-               "pipe:/run/ferry[ferryd], or write auto (that pipe when it exists) or none",
-               setting, text);
-  }
-  StringBindingData binding{text.substr(0, colon), text.substr(colon + 1, open - colon - 1),
-                            text.substr(open + 1, text.size() - open - 2)};
-  if (binding.protseq != "pipe" || binding.address.empty() || binding.address[0] != '/') {
-    FERRY_FAIL(Errc::invalidArgument,
-               "{} is '{}', but ferryd takes registrations over its pipe only: name its socket's "
-               "directory and name, like pipe:/run/ferry[ferryd], or write auto or none",
-               setting, text);
-  }
-  return binding;
 }
 
 namespace {
@@ -414,22 +280,19 @@ namespace {
 std::vector<uint8_t> registrationFrame(const Resolution& resolution) {
   capnp::MallocMessageBuilder message(256);
   writeResolution(message.initRoot<wire::Registration>().initResolution(), resolution);
-  return encodeFrame(kRegister, 0, 0, message);
+  return encodeFrame(FrameKind::registration, 0, Oxid(), message);
 }
 
 std::vector<uint8_t> withdrawalFrame(Oxid oxid) {
   capnp::MallocMessageBuilder message(16);
   message.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  return encodeFrame(kUnregister, 0, 0, message);
+  return encodeFrame(FrameKind::withdrawal, 0, Oxid(), message);
 }
-
-constexpr uint64_t kReregisterFirstMs = 1000;
-constexpr uint64_t kReregisterMaxMs = 30'000;
 
 }  // namespace
 
 void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
-  if (_resolver.protseq.empty() || !_started) return;
+  if (!_registration.enabled() || !_started) return;
   try {
     post([this, oxid, remUnknown] { tellResolver(oxid, &remUnknown); });
   } catch (const Error& e) {
@@ -438,7 +301,7 @@ void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
 }
 
 void TransportHub::withdraw(Oxid oxid) {
-  if (_resolver.protseq.empty() || !_started) return;
+  if (!_registration.enabled() || !_started) return;
   try {
     post([this, oxid] { tellResolver(oxid, nullptr); });
   } catch (const Error& e) {
@@ -452,13 +315,13 @@ Resolution TransportHub::localResolution(Oxid oxid, Ipid remUnknown) const {
 
 void TransportHub::tellResolver(Oxid oxid, const Ipid* remUnknown) {
   if (remUnknown != nullptr) {
-    _announced[oxid] = *remUnknown;
-  } else if (_announced.erase(oxid) == 0) {
+    _registration.announce(oxid, *remUnknown);
+  } else if (!_registration.withdraw(oxid)) {
     return;
   }
   // While ferryd is unreachable the retry registers what is announced by then.
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
-  auto it = _byKey.find(_resolverKey);
+  auto it = _byKey.find(_registration.key());
   if (it == _byKey.end()) return connectResolver();
   sendFrame(*it->second, remUnknown != nullptr ? registrationFrame(localResolution(oxid, *remUnknown))
                                                : withdrawalFrame(oxid));
@@ -471,13 +334,14 @@ void TransportHub::connectResolver() {
   }
   // Checked first so that a ferryd that is not running costs no connect attempt (and no log
   // line from the transport) per retry.
-  std::string path = _resolver.address + "/" + _resolver.endpoint;
+  const StringBindingData& ferryd = _registration.ferryd();
+  std::string path = ferryd.address + "/" + ferryd.endpoint;
   if (access(path.c_str(), F_OK) != 0) {
     return resolverLost("its socket " + path + " does not exist: " + std::strerror(errno));
   }
-  Connection* connection = connectionFor(_resolverKey, _resolver);
+  Connection* connection = connectionFor(_registration.key(), ferryd);
   if (connection == nullptr) return resolverLost("the pipe transport cannot connect to it");
-  for (auto& [oxid, ipid] : _announced) {
+  for (auto& [oxid, ipid] : _registration.announced()) {
     sendFrame(*connection, registrationFrame(localResolution(oxid, ipid)));
   }
 }
@@ -488,15 +352,14 @@ void TransportHub::resolverLost(const std::string& why) {
     if (!_directAllowed) return;  // stopping
   }
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
-  uint64_t delay = _reregisterDelayMs;
-  _reregisterDelayMs = std::min(delay * 2, kReregisterMaxMs);
-  if (!_resolverDown) {
-    _resolverDown = true;
-    FERRY_LOG(warn, "ferryd at " << _resolverKey << " is not reachable (" << why
+  bool firstTime = false;
+  uint64_t delay = _registration.lost(firstTime);
+  if (firstTime) {
+    FERRY_LOG(warn, "ferryd at " << _registration.key() << " is not reachable (" << why
                                  << "); this process answers resolve requests for its own "
                                     "apartments and registers them with ferryd when it is back");
   } else {
-    FERRY_LOG(debug, "ferryd at " << _resolverKey << " is still not reachable (" << why
+    FERRY_LOG(debug, "ferryd at " << _registration.key() << " is still not reachable (" << why
                                   << "); next attempt in " << delay << " ms");
   }
   FERRY_UV(uv_timer_start(&_reregister, [](uv_timer_t* t) {
@@ -506,7 +369,7 @@ void TransportHub::resolverLost(const std::string& why) {
 }
 
 bool TransportHub::isResolverConnection(const Connection& connection) const {
-  return connection.outbound && !_resolverKey.empty() && connection.key == _resolverKey;
+  return connection.outbound && _registration.enabled() && connection.key == _registration.key();
 }
 
 void TransportHub::runLoop() noexcept {
@@ -562,14 +425,7 @@ void TransportHub::stop() noexcept {
   });
   if (_thread.joinable()) _thread.join();
   _instances.clear();
-  {
-    std::lock_guard lock(_callsMutex);
-    stats().replyCacheEntries.fetch_sub(static_cast<int64_t>(_servedCount), std::memory_order_relaxed);
-    _callers.clear();
-    _servedCount = 0;
-    _replyBytes = 0;
-    _acks.clear();
-  }
+  _replies->clear();
   // No thread polls the loop from now on (one in poll() already wakes on its own eventfd, when
   // its call fails with the hub, or at its timeout).
   _loopState->fd.store(-1, std::memory_order_release);
@@ -659,8 +515,12 @@ TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
   return raw;
 }
 
+TransportHub::LinkId TransportHub::linkOf(const Connection& connection) noexcept {
+  return {connection.instance->index, connection.id};
+}
+
 void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame) {
-  uint64_t callId = getLe64(frame.data() + 8);
+  uint64_t callId = orpc::frameCallId(frame);
   if (!connection.open) {
     connection.queued.emplace_back(callId, std::move(frame));
     return;
@@ -669,19 +529,9 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
   if (rc < 0) {
     std::string why = "send on " + connection.key + " failed: " + table->strerror(rc);
-    std::optional<CallEntry> entry;
-    {
-      std::lock_guard lock(_callsMutex);
-      auto it = _calls.find(callId);
-      if (it != _calls.end() && it->second.instance == connection.instance->index &&
-          it->second.conn == connection.id) {
-        entry = std::move(it->second);
-        _calls.erase(it);
-      }
-    }
-    if (entry) {
+    if (auto entry = _calls.take(callId, linkOf(connection))) {
       // A copy sent before may have run.
-      entry->sink->fail(entry->resends > 0 ? Errc::outcomeUnknown : Errc::unavailable, why);
+      entry->call->fail(entry->resends > 0 ? Errc::outcomeUnknown : Errc::unavailable, why);
     } else if (auto r = connection.resolves.find(callId); r != connection.resolves.end()) {
       auto pending = std::move(r->second);
       connection.resolves.erase(r);
@@ -719,6 +569,8 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
   if (status < 0) {
     std::string why = instance.table->strerror(status);
     failConnection(connection, Errc::unavailable, "could not connect to " + connection.key + ": " + why);
+    // The exporters resolved to this binding may be gone: they are resolved again.
+    _runtime.resolutions().invalidateBinding(connection.binding);
     bool resolver = isResolverConnection(connection);
     _byKey.erase(connection.key);
     _connections.erase(it);
@@ -726,17 +578,14 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
     return;
   }
   connection.open = true;
-  if (isResolverConnection(connection)) {
-    _reregisterDelayMs = kReregisterFirstMs;
-    if (_resolverDown) {
-      _resolverDown = false;
-      FERRY_LOG(info, "ferryd at " << _resolverKey << " is back; registered " << _announced.size()
-                                   << " apartments with it again");
-    }
+  if (isResolverConnection(connection) && _registration.reached()) {
+    FERRY_LOG(info, "ferryd at " << _registration.key() << " is back; registered "
+                                 << _registration.announced().size()
+                                 << " apartments with it again");
   }
   {
-    std::lock_guard lock(_callsMutex);
-    _openByKey[connection.key] = {instance.index, conn};
+    std::lock_guard lock(_openMutex);
+    _openByKey[connection.key] = linkOf(connection);
   }
   for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->deliverReceived(nullptr);
   auto queued = std::move(connection.queued);
@@ -752,6 +601,7 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
   // A sent request may or may not have run: it is sent again on a new connection, where the
   // exporter's reply cache answers it if it did.
   auto resend = failConnection(connection, Errc::outcomeUnknown, why, status < 0);
+  if (connection.outbound && status < 0) _runtime.resolutions().invalidateBinding(connection.binding);
   bool resolver = isResolverConnection(connection);
   if (!connection.key.empty()) _byKey.erase(connection.key);
   _connections.erase(it);
@@ -762,51 +612,19 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
 std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConnection(
     Connection& connection, Errc code, const std::string& why, bool lost) {
   // ferryd forgets what a closed connection registered.
-  for (auto it = _registered.begin(); it != _registered.end();) {
-    it = it->second.connection == &connection ? _registered.erase(it) : std::next(it);
+  _registry.forget(&connection);
+  LinkId link = linkOf(connection);
+  if (!connection.key.empty()) {
+    std::lock_guard lock(_openMutex);
+    auto open = _openByKey.find(connection.key);
+    if (open != _openByKey.end() && open->second == link) _openByKey.erase(open);
   }
-  uint32_t index = connection.instance->index;
-  std::vector<std::pair<uint64_t, CallEntry>> resend;
-  {
-    std::lock_guard lock(_callsMutex);
-    if (!connection.key.empty()) {
-      auto open = _openByKey.find(connection.key);
-      if (open != _openByKey.end() && open->second.second == connection.id) _openByKey.erase(open);
-    }
-    // The calls that went out on it and may still be sent again.
-    if (code == Errc::outcomeUnknown && connection.outbound) {
-      for (auto it = _calls.begin(); it != _calls.end();) {
-        CallEntry& e = it->second;
-        if (e.instance == index && e.conn == connection.id && e.frame != nullptr &&
-            e.resends < kMaxResends) {
-          resend.emplace_back(it->first, std::move(e));
-          it = _calls.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    // The calls it brought. A clean close means the caller went away: what still runs is
-    // canceled (nobody waits for it) and nothing is kept. A lost connection leaves them to
-    // finish for the caller's resent copies.
-    if (!lost && connection.caller != 0) {
-      auto caller = _callers.find(connection.caller);
-      if (caller != _callers.end()) {
-        auto& calls = caller->second.calls;
-        for (auto it = calls.begin(); it != calls.end();) {
-          if (it->second.instance == index && it->second.conn == connection.id) {
-            it->second.canceled->store(true, std::memory_order_release);
-            auto next = std::next(it);
-            forgetServed(it, caller->second);
-            it = next;
-          } else {
-            ++it;
-          }
-        }
-      }
-    }
-  }
-  failCallsOf(index, connection.id, code, why);
+  // The calls it brought. A clean close means the caller went away: what still runs is
+  // canceled (nobody waits for it) and nothing is kept. A lost connection leaves them to finish
+  // for the caller's resent copies.
+  if (!lost && connection.caller != 0) _replies->dropLink(connection.caller, link);
+  // The calls that went out on it: sent again when it was lost, failed otherwise.
+  auto resend = _calls.dropLink(link, code, why, code == Errc::outcomeUnknown && connection.outbound);
   auto resolves = std::move(connection.resolves);
   connection.resolves.clear();
   Errc unreached = code == Errc::outcomeUnknown ? Errc::unavailable : code;
@@ -817,6 +635,13 @@ std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConn
   return resend;
 }
 
+void TransportHub::track(uint64_t callId, CallEntry entry) {
+  LinkId link = entry.link;
+  std::shared_ptr<OutboundCall> call = entry.call;
+  _calls.add(callId, std::move(entry));
+  call->setCancelHook([this, link, callId] { sendCancel(link, callId); });
+}
+
 void TransportHub::resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls,
                                const std::string& why) {
   bool stopping;
@@ -825,31 +650,25 @@ void TransportHub::resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls
     stopping = !_directAllowed;  // stop() began: the instances are going, no new connections
   }
   for (auto& [callId, entry] : calls) {
-    auto* pending = dynamic_cast<PendingCall*>(entry.sink.get());
-    if (pending != nullptr && pending->done()) continue;  // canceled or past its deadline
+    if (entry.call->done()) continue;  // canceled or past its deadline
     if (stopping) {
-      entry.sink->fail(Errc::outcomeUnknown, why + "; the runtime is shutting down");
+      entry.call->fail(Errc::outcomeUnknown, why + "; the runtime is shutting down");
       continue;
     }
-    Connection* connection = connectionFor(entry.key, entry.binding);
+    std::string key = bindingText(entry.binding);
+    Connection* connection = connectionFor(key, entry.binding);
     if (connection == nullptr) {
-      entry.sink->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + entry.key);
+      entry.call->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + key);
       continue;
     }
     ++entry.resends;
-    (*entry.frame)[5] |= kFrameFlagResent;
+    orpc::markResent(*entry.frame);
     stats().callsResent.fetch_add(1, std::memory_order_relaxed);
-    FERRY_LOG(debug, "sending call " << callId << " again on a new connection to " << entry.key
-                                     << " (" << why << ")");
-    entry.instance = connection->instance->index;
-    entry.conn = connection->id;
+    FERRY_LOG(debug, "sending call " << callId << " again on a new connection to " << key << " ("
+                                     << why << ")");
+    entry.link = linkOf(*connection);
     std::vector<uint8_t> frame = *entry.frame;
-    uint32_t index = entry.instance;
-    ferry_conn_id id = entry.conn;
-    if (pending != nullptr) {
-      pending->setCancelHook([this, index, id, callId = callId] { sendCancel(index, id, callId); });
-    }
-    registerCall(callId, std::move(entry));
+    track(callId, std::move(entry));
     sendFrame(*connection, std::move(frame));
   }
 }
@@ -865,92 +684,58 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
   auto it = _connections.find({instance.index, conn});
   if (it == _connections.end()) return;
   Connection& connection = *it->second;
-  // The length first: every byte of the header is read only once the message holds a header.
-  if (size < kFrameHeader) {
-    return protocolError(instance, conn,
-                         "a " + std::to_string(size) + "-byte message is shorter than a frame header");
-  }
-  uint8_t allowedFlags = data[4] == kRequest ? kFrameFlagResent : 0;
-  if (std::memcmp(data, kMagic, 4) != 0 || (data[5] & ~allowedFlags) != 0 || data[6] != 0 ||
-      data[7] != 0) {
-    return protocolError(instance, conn, "bad frame header");
-  }
-  size_t payload = size - kFrameHeader;
-  if (data[4] == kCancel) {
-    if (payload != 0) return protocolError(instance, conn, "a cancel frame carries a payload");
-    std::lock_guard lock(_callsMutex);
-    auto caller = _callers.find(connection.caller);
-    if (caller == _callers.end()) return;
-    auto served = caller->second.calls.find(getLe64(data + 8));
-    // Only the connection the response goes to may cancel.
-    if (served != caller->second.calls.end() && served->second.instance == instance.index &&
-        served->second.conn == conn) {
-      served->second.canceled->store(true, std::memory_order_release);
-    }
-    return;
-  }
-  if (payload == 0 || payload % sizeof(capnp::word) != 0 || payload > kMaxMessageBytes + 4096) {
-    return protocolError(instance, conn, "bad payload length " + std::to_string(payload));
-  }
-  uint8_t kind = data[4];
-  uint64_t callId = getLe64(data + 8);
-  Oxid oxid(getLe64(data + 16));
-  // Aligned words for the reader. The traversal limit is linear in the payload, so a message
-  // cannot make the reader do much more work than its size (capnp counts every pointer followed,
-  // and the call path reads the header fields several times).
-  auto words = kj::heapArray<capnp::word>(payload / sizeof(capnp::word));
-  std::memcpy(words.begin(), data + kFrameHeader, payload);
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() * 64 + 8192;
-  options.nestingLimit = 64;
-  std::optional<OrpcMessage> message;
+  orpc::Frame frame;
   try {
-    message.emplace(kj::mv(words), options);
-  } catch (const kj::Exception& e) {
-    return protocolError(instance, conn,
-                         "bad message: " + std::string(kjReason(e.getDescription().cStr())));
+    frame = decodeFrame(data, size);
+  } catch (const Error& e) {
+    return protocolError(instance, conn, e.message());
   }
-
-  switch (kind) {
-    case kRequest:
-      return serveRequest(instance, connection, callId, oxid, (data[5] & kFrameFlagResent) != 0,
-                          std::move(*message));
-    case kResolve:
-      return serveResolve(connection, callId, std::move(*message));
-    case kResponse: {
-      std::shared_ptr<ReplySink> sink = takeCall(callId, instance.index, conn, true);
-      if (sink == nullptr) {
-        FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
-        return;
-      }
-      auto* pending = dynamic_cast<PendingCall*>(sink.get());
-      FERRY_ASSERT(pending != nullptr);
-      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
+  const orpc::FrameHeader& header = frame.header;
+  switch (header.kind) {
+    case FrameKind::cancel:
+      // Only the connection the response goes to may cancel.
+      if (connection.caller != 0) _replies->cancel(connection.caller, header.callId, linkOf(connection));
       return;
-    }
-    case kRegister:
-    case kUnregister:
+    case FrameKind::request:
+      return serveRequest(connection, header.callId, header.oxid,
+                          (header.flags & orpc::kFrameFlagResent) != 0, std::move(*frame.message));
+    case FrameKind::resolve:
+      return serveResolve(connection, header.callId, std::move(*frame.message));
+    case FrameKind::response:
+      return serveResponse(connection, header.callId, std::move(*frame.message));
+    case FrameKind::registration:
+    case FrameKind::withdrawal:
       if (!_runtime.options.acceptRegistrations || instance.name != "pipe") {
         return protocolError(instance, conn, "registrations are only taken by ferryd, over the pipe");
       }
-      return acceptRegistration(connection, std::move(*message), kind == kRegister);
-    case kResolveReply: {
-      auto r = connection.resolves.find(callId);
+      return acceptRegistration(connection, std::move(*frame.message),
+                                header.kind == FrameKind::registration);
+    case FrameKind::resolveReply: {
+      auto r = connection.resolves.find(header.callId);
       if (r == connection.resolves.end()) return;
       auto pending = std::move(r->second);
       connection.resolves.erase(r);
-      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*message)));
+      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*frame.message)));
       return;
     }
-    default:
-      return protocolError(instance, conn, "unknown frame kind " + std::to_string(kind));
   }
+}
+
+void TransportHub::serveResponse(Connection& connection, uint64_t callId, OrpcMessage message) {
+  std::shared_ptr<OutboundCall> call = _calls.answer(callId, linkOf(connection));
+  if (call == nullptr) {
+    FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
+    return;
+  }
+  call->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
 }
 
 // ---- serving -----------------------------------------------------------------------------------
 
-void TransportHub::serveRequest(Instance& instance, Connection& connection, uint64_t callId,
-                                Oxid oxid, bool resent, OrpcMessage message) {
+void TransportHub::serveRequest(Connection& connection, uint64_t callId, Oxid oxid, bool resent,
+                                OrpcMessage message) {
+  Instance& instance = *connection.instance;
+  LinkId link = linkOf(connection);
   auto request = std::make_unique<IncomingRequest>(std::move(message));
   uint16_t flags;
   uint64_t timeoutMicros;
@@ -963,7 +748,7 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
     callerId = root.getCaller();
     if (root.hasAcknowledged()) {
       auto list = root.getAcknowledged();
-      if (list.size() > kMaxAcksPerRequest) {
+      if (list.size() > orpc::CallTable::kMaxAcksPerRequest) {
         return protocolError(instance, connection.id, "a request acknowledges more than 64 calls");
       }
       for (uint64_t id : list) acknowledged.push_back(id);
@@ -981,76 +766,31 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
       return protocolError(instance, connection.id, "requests of two callers on one connection");
     }
   }
-  std::shared_ptr<ReplySink> replyTo;
-  if (!oneway) {
-    replyTo = std::make_shared<NetworkReplySink>(*this, instance.index, connection.id, callerId, callId);
-  }
 
   // The reply cache: a call that arrived before never runs again.
+  std::shared_ptr<ReplySink> replyTo;
   std::shared_ptr<std::atomic<bool>> canceled;
   if (!oneway) {
-    std::shared_ptr<const std::vector<uint8_t>> cachedReply;
-    std::optional<std::pair<Errc, std::string>> refuse;
-    {
-      std::lock_guard lock(_callsMutex);
-      Caller& caller = _callers[callerId];
-      caller.lastSeen = Clock::now();
-      // What the caller acknowledged goes.
-      for (uint64_t id : acknowledged) {
-        auto it = caller.calls.find(id);
-        if (it != caller.calls.end() && it->second.done) forgetServed(it, caller);
+    auto admission = _replies->admit(callerId, callId, link, acknowledged, Clock::now());
+    using Kind = orpc::ReplyCache::Admission::Kind;
+    switch (admission.kind) {
+      case Kind::running:
+        FERRY_LOG(debug, "call " << callId << " arrived again while it runs");
+        return;
+      case Kind::replay:
+        FERRY_LOG(debug, "call " << callId << " arrived again; its response is sent again");
+        return sendResponseFrame(link, std::move(admission.reply));
+      case Kind::refuse: {
+        // Not through a reply sink: that would record the refusal as the call's response.
+        auto response = errorResponse(admission.code, admission.message);
+        return sendResponseFrame(link, std::make_shared<const std::vector<uint8_t>>(encodeFrame(
+                                           FrameKind::response, callId, Oxid(),
+                                           response->message.builder())));
       }
-      auto it = caller.calls.find(callId);
-      if (it != caller.calls.end()) {
-        stats().duplicateRequests.fetch_add(1, std::memory_order_relaxed);
-        // The response goes where the newest copy came from.
-        it->second.instance = instance.index;
-        it->second.conn = connection.id;
-        if (!it->second.done) {
-          FERRY_LOG(debug, "call " << callId << " arrived again while it runs");
-          return;
-        }
-        if (it->second.reply == nullptr) {
-          refuse.emplace(Errc::outcomeUnknown, "call " + std::to_string(callId) +
-                                                   " ran, but its response was too large to keep");
-        } else {
-          cachedReply = it->second.reply;
-        }
-      } else if (callId <= caller.forgotten) {
-        refuse.emplace(Errc::outcomeUnknown,
-                       "call " + std::to_string(callId) +
-                           " may have run: the exporter no longer remembers its response");
-      } else if (_servedCount >= kMaxServedCalls) {
-        refuse.emplace(Errc::retryLater, "the exporter's reply cache is full");
-      } else if (caller.calls.size() >= _runtime.options.replyCachePerCaller) {
-        refuse.emplace(Errc::retryLater,
-                       "the exporter holds " + std::to_string(caller.calls.size()) +
-                           " calls of this caller (running, or answered and not acknowledged)");
-      } else {
-        canceled = std::make_shared<std::atomic<bool>>(false);
-        ServedCall served;
-        served.instance = instance.index;
-        served.conn = connection.id;
-        served.canceled = canceled;
-        caller.calls.emplace(callId, std::move(served));
-        ++_servedCount;
-        stats().replyCacheEntries.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    if (cachedReply != nullptr) {
-      FERRY_LOG(debug, "call " << callId << " arrived again; its response is sent again");
-      return sendResponseFrame(instance.index, connection.id, std::move(cachedReply));
-    }
-    if (refuse) {
-      // Not through replyTo: that would record the refusal as the call's response.
-      auto response = std::make_unique<OutgoingResponse>();
-      auto error = response->root.initError();
-      error.setCode(static_cast<uint16_t>(refuse->first));
-      error.setMessage(refuse->second);
-      return sendResponseFrame(
-          instance.index, connection.id,
-          std::make_shared<const std::vector<uint8_t>>(
-              encodeFrame(kResponse, callId, 0, response->message.builder())));
+      case Kind::run:
+        canceled = std::move(admission.canceled);
+        replyTo = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+        break;
     }
   }
 
@@ -1075,32 +815,6 @@ void TransportHub::serveRequest(Instance& instance, Connection& connection, uint
   if (!apartment->post(item)) item->abandon();
 }
 
-void TransportHub::forgetServed(std::map<uint64_t, ServedCall>::iterator it, Caller& caller) {
-  if (it->second.reply != nullptr) _replyBytes -= it->second.reply->size();
-  caller.calls.erase(it);
-  --_servedCount;
-  stats().replyCacheEntries.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void TransportHub::expireServed() noexcept {
-  Clock::time_point now = Clock::now();
-  std::lock_guard lock(_callsMutex);
-  for (auto c = _callers.begin(); c != _callers.end();) {
-    Caller& caller = c->second;
-    for (auto it = caller.calls.begin(); it != caller.calls.end();) {
-      auto next = std::next(it);
-      if (it->second.done && now - it->second.doneAt > _runtime.options.replyRetention) {
-        caller.forgotten = std::max(caller.forgotten, it->first);
-        forgetServed(it, caller);
-      }
-      it = next;
-    }
-    // The forgotten mark outlives the entries by as long again.
-    bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _runtime.options.replyRetention;
-    c = idle ? _callers.erase(c) : std::next(c);
-  }
-}
-
 void TransportHub::acceptRegistration(Connection& connection, OrpcMessage message, bool add) {
   Resolution resolution;
   try {
@@ -1117,30 +831,20 @@ void TransportHub::acceptRegistration(Connection& connection, OrpcMessage messag
                          "malformed registration: " + e.message());
   }
   Oxid oxid = resolution.oxid;
-  auto it = _registered.find(oxid);
-  if (it != _registered.end()) {
-    Registered& owner = it->second;
-    bool sameProcess = owner.connection == &connection ||
-                       (connection.hasCredentials && owner.pid == connection.pid &&
-                        owner.uid == connection.uid);
-    if (!sameProcess) {
-      stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
-      FERRY_LOG(warn, "ferryd: refused to " << (add ? "replace" : "withdraw")
-                          << " the registration of OXID " << toString(oxid) << " (pid "
-                          << owner.pid << ", uid " << owner.uid << ") for pid " << connection.pid
-                          << ", uid " << connection.uid
-                          << ": only the registering process may change it");
-      return;
-    }
-    if (!add) {
-      _registered.erase(it);
-      return;
-    }
-  } else if (!add) {
-    return;
+  Registry::Registrant registrant{&connection, connection.hasCredentials, connection.uid,
+                                  connection.pid};
+  Registry::Registrant owner;
+  if (const Registry::Registrant* o = _registry.owner(oxid)) owner = *o;
+  Registry::Outcome outcome =
+      add ? _registry.add(std::move(resolution), registrant) : _registry.withdraw(oxid, registrant);
+  if (outcome == Registry::Outcome::refused) {
+    FERRY_LOG(warn, "ferryd: refused to " << (add ? "replace" : "withdraw")
+                        << " the registration of OXID " << toString(oxid) << " (pid " << owner.pid
+                        << ", uid " << owner.uid << ") for pid " << connection.pid << ", uid "
+                        << connection.uid << ": only the registering process may change it");
+  } else if (outcome == Registry::Outcome::added) {
+    FERRY_LOG(debug, "ferryd: registered " << toString(oxid) << " for pid " << connection.pid);
   }
-  FERRY_LOG(debug, "ferryd: registered " << toString(oxid) << " for pid " << connection.pid);
-  _registered[oxid] = Registered{std::move(resolution), &connection, connection.uid, connection.pid};
 }
 
 void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMessage message) {
@@ -1149,124 +853,86 @@ void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMes
   try {
     Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
     std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
-    auto registered = _registered.find(oxid);
     if (apartment != nullptr) {
       writeResolution(root.initResolution(), localResolution(oxid, apartment->remUnknownIpid()));
-    } else if (registered != _registered.end()) {
-      writeResolution(root.initResolution(), registered->second.resolution);
+    } else if (const Resolution* registered = _registry.find(oxid)) {
+      writeResolution(root.initResolution(), *registered);
     } else {
-      auto error = root.initError();
-      error.setCode(static_cast<uint16_t>(Errc::objectNotRegistered));
-      error.setMessage("unknown OXID " + toString(oxid) + ": no such apartment in this process");
+      writeError(root.initError(), Errc::objectNotRegistered,
+                 "unknown OXID " + toString(oxid) + ": no such apartment in this process");
     }
   } catch (const kj::Exception& e) {
     return protocolError(*connection.instance, connection.id,
                          "bad resolve request: " + std::string(kjReason(e.getDescription().cStr())));
   }
-  sendFrame(connection, encodeFrame(kResolveReply, callId, 0, reply));
+  sendFrame(connection, encodeFrame(FrameKind::resolveReply, callId, Oxid(), reply));
 }
 
 // ---- client side ------------------------------------------------------------------------------
 
 void TransportHub::sendRequest(const std::string& key, const StringBindingData& binding, Oxid oxid,
                                std::unique_ptr<OutgoingRequest> request, Deadline,
-                               std::shared_ptr<ReplySink> replyTo) {
-  uint64_t callId = replyTo ? gNextCallId.fetch_add(1, std::memory_order_relaxed) : 0;
+                               std::shared_ptr<OutboundCall> call) {
+  uint64_t callId = call ? orpc::CallTable::nextCallId() : 0;
   // The fast path: the connection is open, the caller writes the frame itself.
-  std::optional<std::pair<uint32_t, ferry_conn_id>> open;
-  std::vector<uint64_t> acks;
+  std::optional<LinkId> open;
   {
-    std::lock_guard lock(_callsMutex);
+    std::lock_guard lock(_openMutex);
     auto it = _openByKey.find(key);
-    if (it != _openByKey.end()) {
-      open = it->second;
-      // The responses received on this connection since its previous request.
-      if (replyTo) {
-        auto received = _acks.find(it->second);
-        if (received != _acks.end() && !received->second.empty()) {
-          auto& ids = received->second;
-          size_t n = std::min<size_t>(ids.size(), kMaxAcksPerRequest);
-          acks.assign(ids.end() - static_cast<ptrdiff_t>(n), ids.end());
-          ids.resize(ids.size() - n);
-        }
-      }
-    }
+    if (it != _openByKey.end()) open = it->second;
   }
   auto frame = std::make_shared<std::vector<uint8_t>>();
   try {
-    if (replyTo) {
+    if (call) {
       request->root.setCaller(_runtime.processId);
+      // The responses received on this connection since its previous request.
+      std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
       if (!acks.empty()) {
         auto list = request->root.initAcknowledged(static_cast<unsigned>(acks.size()));
         for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks[i]);
       }
     }
-    *frame = encodeFrame(kRequest, callId, oxid.value, request->message.builder());
+    *frame = encodeFrame(FrameKind::request, callId, oxid, request->message.builder());
   } catch (const std::exception& e) {
-    if (replyTo) replyTo->fail(Errc::internal, e.what());
+    if (call) call->fail(Errc::internal, e.what());
     return;
   }
   if (frame->size() > kMaxMessageBytes + kFrameHeader) {
-    if (replyTo) {
-      replyTo->fail(Errc::invalidArgument,
-                    "the request has " + std::to_string(frame->size() - kFrameHeader) +
-                        " bytes, more than the 16 MiB a message may carry; pass large data in "
-                        "several calls");
+    if (call) {
+      call->fail(Errc::invalidArgument,
+                 "the request has " + std::to_string(frame->size() - kFrameHeader) +
+                     " bytes, more than the 16 MiB a message may carry; pass large data in "
+                     "several calls");
     }
     return;
   }
-  // By value: also used on the loop, after this function returned.
-  auto entryFor = [replyTo, frame, key, binding](uint32_t instance, ferry_conn_id conn) {
-    CallEntry entry;
-    entry.sink = replyTo;
-    entry.instance = instance;
-    entry.conn = conn;
-    entry.frame = frame;
-    entry.key = key;
-    entry.binding = binding;
-    return entry;
-  };
   if (open) {
-    if (replyTo) {
-      registerCall(callId, entryFor(open->first, open->second));
-      if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
-        pending->setCancelHook([this, instance = open->first, conn = open->second, callId] {
-          sendCancel(instance, conn, callId);
-        });
-      }
-    }
-    if (sendDirect(open->first, open->second, *frame)) return;
+    if (call) track(callId, CallEntry{call, *open, frame, binding});
+    if (sendDirect(*open, *frame)) return;
     // Not written (closing, or no direct path): the loop connects if needed and sends.
-    if (replyTo) takeCall(callId, open->first, open->second);
+    if (call) _calls.take(callId, *open);
   }
   try {
-    post([this, key, binding, callId, replyTo, frame, entryFor]() mutable {
+    post([this, key, binding, callId, call, frame]() mutable {
       Connection* connection = connectionFor(key, binding);
       if (connection == nullptr) {
-        if (replyTo) replyTo->fail(Errc::unavailable, "cannot connect to " + key);
+        if (call) call->fail(Errc::unavailable, "cannot connect to " + key);
         return;
       }
-      if (replyTo) {
-        uint32_t index = connection->instance->index;
-        ferry_conn_id id = connection->id;
-        registerCall(callId, entryFor(index, id));
-        if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) {
-          pending->setCancelHook([this, index, id, callId] { sendCancel(index, id, callId); });
-        }
-      }
+      if (call) track(callId, CallEntry{call, linkOf(*connection), frame, binding});
       sendFrame(*connection, *frame);
     });
   } catch (const Error& e) {
-    if (replyTo) replyTo->fail(e.code(), e.message());
+    if (call) call->fail(e.code(), e.message());
   }
 }
 
-void TransportHub::sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t callId) {
-  std::vector<uint8_t> frame = encodeBareFrame(kCancel, callId);
-  if (sendDirect(instance, conn, frame)) return;
+void TransportHub::sendCancel(LinkId link, uint64_t callId) {
+  std::vector<uint8_t> frame = encodeBareFrame(FrameKind::cancel, callId);
+  if (sendDirect(link, frame)) return;
   try {
-    post([this, instance, conn, frame = std::move(frame)]() mutable {
-      auto it = _connections.find({instance, conn});
+    post([this, link, frame = std::move(frame)]() mutable {
+      auto it = _connections.find({link.transport, link.conn});
       if (it != _connections.end()) sendFrame(*it->second, std::move(frame));
     });
   } catch (const Error& e) {
@@ -1274,98 +940,38 @@ void TransportHub::sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t ca
   }
 }
 
-void TransportHub::registerCall(uint64_t callId, CallEntry entry) {
-  std::lock_guard lock(_callsMutex);
-  _calls[callId] = std::move(entry);
-}
-
-std::shared_ptr<ReplySink> TransportHub::takeCall(uint64_t callId, uint32_t instance,
-                                                  ferry_conn_id conn, bool answered) {
-  std::lock_guard lock(_callsMutex);
-  auto it = _calls.find(callId);
-  // A response counts only on the connection its request went out on.
-  if (it == _calls.end() || it->second.instance != instance || it->second.conn != conn) {
-    return nullptr;
-  }
-  std::shared_ptr<ReplySink> sink = std::move(it->second.sink);
-  _calls.erase(it);
-  if (answered) {
-    auto& acks = _acks[{instance, conn}];
-    if (acks.size() < kMaxAcksKept) acks.push_back(callId);
-  }
-  return sink;
-}
-
-void TransportHub::failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code,
-                               const std::string& why) {
-  std::vector<std::pair<std::shared_ptr<ReplySink>, Errc>> failed;
-  {
-    std::lock_guard lock(_callsMutex);
-    for (auto it = _calls.begin(); it != _calls.end();) {
-      if (it->second.instance == instance && it->second.conn == conn) {
-        // A call sent before on a lost connection may have run, whatever became of this copy.
-        Errc c = it->second.resends > 0 && code == Errc::unavailable ? Errc::outcomeUnknown : code;
-        failed.emplace_back(std::move(it->second.sink), c);
-        it = _calls.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    _acks.erase({instance, conn});
-  }
-  for (auto& [sink, c] : failed) sink->fail(c, why);
-}
-
-bool TransportHub::sendDirect(uint32_t instance, ferry_conn_id conn,
-                              const std::vector<uint8_t>& frame) {
+bool TransportHub::sendDirect(LinkId link, const std::vector<uint8_t>& frame) {
   std::shared_lock gate(_directGate);
-  if (!_directAllowed || instance >= _instances.size()) return false;
-  Instance& i = *_instances[instance];
+  if (!_directAllowed || link.transport >= _instances.size()) return false;
+  Instance& i = *_instances[link.transport];
   if (i.table->struct_size < offsetof(ferry_transport_v1, send_any_thread) + sizeof(void*) ||
       i.table->send_any_thread == nullptr) {
     return false;
   }
-  return i.table->send_any_thread(i.transport, conn, frame.data(), frame.size()) == 0;
+  return i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) == 0;
 }
 
-void TransportHub::sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t callerId,
-                                uint64_t callId, std::unique_ptr<OutgoingResponse> response) {
+void TransportHub::sendResponse(LinkId link, uint64_t callerId, uint64_t callId,
+                                std::unique_ptr<OutgoingResponse> response) {
   std::shared_ptr<const std::vector<uint8_t>> frame;
   try {
     frame = std::make_shared<const std::vector<uint8_t>>(
-        encodeFrame(kResponse, callId, 0, response->message.builder()));
+        encodeFrame(FrameKind::response, callId, Oxid(), response->message.builder()));
   } catch (const std::exception& e) {
     FERRY_LOG(warn, "response not sent: " << e.what());
     return;
   }
-  {
-    // Kept for a resent copy of the request, and sent where the newest copy came from.
-    std::lock_guard lock(_callsMutex);
-    auto caller = _callers.find(callerId);
-    if (caller != _callers.end()) {
-      auto it = caller->second.calls.find(callId);
-      if (it != caller->second.calls.end() && !it->second.done) {
-        it->second.done = true;
-        it->second.doneAt = Clock::now();
-        if (_replyBytes + frame->size() <= kMaxReplyCacheBytes) {
-          it->second.reply = frame;
-          _replyBytes += frame->size();
-        }
-        instance = it->second.instance;
-        conn = it->second.conn;
-      }
-    }
-  }
-  sendResponseFrame(instance, conn, std::move(frame));
+  // Kept for a resent copy of the request, and sent where the newest copy came from.
+  link = _replies->complete(callerId, callId, link, frame, Clock::now());
+  sendResponseFrame(link, std::move(frame));
 }
 
-void TransportHub::sendResponseFrame(uint32_t instance, ferry_conn_id conn,
-                                     std::shared_ptr<const std::vector<uint8_t>> frame) {
+void TransportHub::sendResponseFrame(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame) {
   // The servant's thread writes the response itself when it can.
-  if (sendDirect(instance, conn, *frame)) return;
+  if (sendDirect(link, *frame)) return;
   try {
-    post([this, instance, conn, frame = std::move(frame)] {
-      auto it = _connections.find({instance, conn});
+    post([this, link, frame = std::move(frame)] {
+      auto it = _connections.find({link.transport, link.conn});
       if (it == _connections.end()) {
         FERRY_LOG(debug, "the caller's connection closed before its response was sent");
         return;
@@ -1379,7 +985,7 @@ void TransportHub::sendResponseFrame(uint32_t instance, ferry_conn_id conn,
 
 std::shared_ptr<Channel> TransportHub::channel(const StringBindingData& binding, Oxid oxid,
                                                MarshalContext distance) {
-  return std::make_shared<RemoteChannel>(*this, binding, oxid, distance);
+  return std::make_shared<orpc::RemoteChannel>(*this, binding, oxid, distance);
 }
 
 void TransportHub::connect(const StringBindingData& binding) {
@@ -1409,10 +1015,10 @@ Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
   ApartmentImpl* current = threadState().apartment;
   ApartmentImpl& home = current != nullptr ? *current : static_cast<ApartmentImpl&>(_runtime.mta());
   auto pending = std::make_shared<PendingCall>(home.shared_from_this(), callDeadline(), CausalityId());
-  uint64_t callId = gNextCallId.fetch_add(1, std::memory_order_relaxed);
+  uint64_t callId = orpc::CallTable::nextCallId();
   capnp::MallocMessageBuilder request(16);
   request.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  std::vector<uint8_t> frame = encodeFrame(kResolve, callId, 0, request);
+  std::vector<uint8_t> frame = encodeFrame(FrameKind::resolve, callId, Oxid(), request);
   std::string key = bindingText(binding);
   post([this, key, binding, callId, pending, frame = std::move(frame)]() mutable {
     Connection* connection = connectionFor(key, binding);
@@ -1443,19 +1049,6 @@ Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
                "not follow the protocol",
                key, kjReason(e.getDescription().cStr()));
   }
-}
-
-// ---- RemoteChannel -----------------------------------------------------------------------------
-
-RemoteChannel::RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid oxid,
-                             MarshalContext distance)
-    : _hub(hub), _binding(std::move(binding)), _key(bindingText(_binding)), _oxid(oxid),
-      _distance(distance) {}
-
-void RemoteChannel::send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-                         std::shared_ptr<ReplySink> replyTo) noexcept {
-  if (auto* pending = dynamic_cast<PendingCall*>(replyTo.get())) pending->wakeWith(_hub.loopWake());
-  _hub.sendRequest(_key, _binding, _oxid, std::move(request), deadline, std::move(replyTo));
 }
 
 }  // namespace ferry::detail

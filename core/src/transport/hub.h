@@ -32,32 +32,29 @@
 #include <ferry/plugin/transport.h>
 #include <ferry/runtime.h>
 
-#include "channel.h"
-#include "loop-wake.h"
-#include "objref.h"
+#include "../channel.h"
+#include "../loop-wake.h"
+#include "../objref.h"
+#include "../orpc/call-table.h"
+#include "../orpc/link.h"
+#include "../orpc/remote-channel.h"
+#include "../orpc/reply-cache.h"
+#include "../resolver/registration.h"
+#include "../resolver/registry.h"
+#include "../resolver/resolution.h"
 
 namespace ferry::detail {
 
 class RuntimeImpl;
 class OrpcMessage;
 
-// What an OXID resolves to.
-struct Resolution {
-  Oxid oxid;
-  Ipid remUnknown;
-  std::vector<StringBindingData> bindings;
-  uint64_t processId = 0;
-  std::array<uint8_t, 16> hostId{};
-};
-
-// "tcp:127.0.0.1[5000]"
-std::string bindingText(const StringBindingData& binding);
-
-class TransportHub {
+class TransportHub final : public orpc::RequestSender {
 public:
+  using LinkId = orpc::LinkId;
+
   explicit TransportHub(RuntimeImpl& runtime);
   TransportHub(const TransportHub&) = delete;
-  ~TransportHub();
+  ~TransportHub() override;
 
   // Starts the I/O thread, creates an instance of each transport the options allow and listens
   // on it. Transports that fail to start are logged and left out.
@@ -66,7 +63,7 @@ public:
   void stop() noexcept;
 
   // For threads that wake with the loop (loop-wake.h); empty until start() ran the loop.
-  LoopWake loopWake() const noexcept { return {_loopState}; }
+  LoopWake loopWake() const noexcept override { return {_loopState}; }
   // Where this process listens, cheapest first.
   std::vector<StringBindingData> bindings() const;
   // Names of the transports running.
@@ -98,28 +95,21 @@ public:
   // What this process answers for one of its apartments.
   Resolution localResolution(Oxid oxid, Ipid remUnknown) const;
 
-  // The default ferryd binding: "pipe:/run/ferry[ferryd]".
-  static StringBindingData defaultResolver();
-  // The ferryd to register with, from RuntimeOptions::resolver or FERRY_RESOLVER (which wins);
-  // an empty protseq for none. Throws invalidArgument, naming the setting, for text that is not
-  // a pipe string binding (ferryd takes registrations over its pipe only), "auto" or "none".
-  static StringBindingData resolverSetting(const RuntimeOptions& options);
-
   // For the remote channel: sends a request frame (or fails `replyTo`). Any thread.
   void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
                    std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-                   std::shared_ptr<ReplySink> replyTo);
+                   std::shared_ptr<OutboundCall> call) override;
 
   // For replies of served calls: sends a response frame to the caller (on the connection the
   // request came on, or the newest that carried a resent copy) and keeps it in the reply cache.
   // Any thread.
-  void sendResponse(uint32_t instance, ferry_conn_id conn, uint64_t caller, uint64_t callId,
+  void sendResponse(LinkId link, uint64_t caller, uint64_t callId,
                     std::unique_ptr<OutgoingResponse> response);
 
 private:
   struct Instance;
   struct Connection;
-  struct CallEntry;
+  using CallEntry = orpc::CallTable::Entry;
 
   // I/O thread plumbing.
   void post(std::function<void()> fn);
@@ -133,6 +123,7 @@ private:
   Connection* connectionFor(const std::string& key, const StringBindingData& binding,
                             std::string* why = nullptr);
   void sendFrame(Connection& connection, std::vector<uint8_t> frame);
+  static LinkId linkOf(const Connection& connection) noexcept;
   void onAccepted(Instance& instance, ferry_conn_id conn, const ferry_peer_info_v1* peer);
   void onConnected(Instance& instance, ferry_conn_id conn, int status);
   void onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data, size_t size);
@@ -143,8 +134,9 @@ private:
   std::vector<std::pair<uint64_t, CallEntry>> failConnection(Connection& connection, Errc code,
                                                              const std::string& why,
                                                              bool lost = false);
-  void serveRequest(Instance& instance, Connection& connection, uint64_t callId, Oxid oxid,
-                    bool resent, OrpcMessage message);
+  void serveRequest(Connection& connection, uint64_t callId, Oxid oxid, bool resent,
+                    OrpcMessage message);
+  void serveResponse(Connection& connection, uint64_t callId, OrpcMessage message);
   void serveResolve(Connection& connection, uint64_t callId, OrpcMessage message);
   void acceptRegistration(Connection& connection, OrpcMessage message, bool add);
   // Registration with ferryd, on the loop: records the apartment (remUnknown) or its withdrawal
@@ -175,93 +167,35 @@ private:
   std::map<std::pair<uint32_t, ferry_conn_id>, std::unique_ptr<Connection>> _connections;
   std::unordered_map<std::string, Connection*> _byKey;  // outbound, by binding key
 
-  // ferryd: OXIDs registered by other processes, and the connection that registered each (its
-  // entries go when it closes) with the registering process's credentials. Only that process
-  // may update or withdraw an entry: from that connection, or from a newer one of the same pid
-  // and uid (the kernel's SO_PEERCRED). Loop thread only.
-  struct Registered {
-    Resolution resolution;
-    Connection* connection;
-    uint32_t uid = 0;
-    int32_t pid = 0;
-  };
-  std::unordered_map<Oxid, Registered> _registered;
-  // The ferryd this process registers with (empty protseq: none). Written once by start().
-  StringBindingData _resolver;
-  std::string _resolverKey;  // bindingText(_resolver)
-  // Loop thread only: this process's apartments as registered with ferryd (OXID → RemUnknown
-  // IPID), the retry timer, its next delay, and whether the unreachable warning was given.
-  std::unordered_map<Oxid, Ipid> _announced;
+  // ferryd: the apartments other processes registered (loop thread only).
+  Registry _registry;
+  // This process's registration with ferryd (loop thread only, but for enabled(), which is
+  // written once by start()), and the retry timer.
+  FerrydRegistration _registration;
   uv_timer_t _reregister{};
-  uint64_t _reregisterDelayMs = 1000;
-  bool _resolverDown = false;
 
-  // Calls waiting for a response, by call id, with the connection they went out on. Any thread:
-  // callers register their calls and write directly (send_any_thread) when the connection is
-  // open; the loop delivers responses.
-  struct CallEntry {
-    std::shared_ptr<ReplySink> sink;
-    uint32_t instance = 0;
-    ferry_conn_id conn = 0;
-    // The request frame as sent, kept until the response comes: when the connection is lost it
-    // is sent again (same call id, `resent` flag) on a new connection, and the exporter's reply
-    // cache keeps the call from running twice (core/schema/orpc.capnp).
-    std::shared_ptr<std::vector<uint8_t>> frame;
-    std::string key;  // the binding it went to
-    StringBindingData binding;
-    int resends = 0;
-  };
-  void registerCall(uint64_t callId, CallEntry entry);
-  // `answered`: its response came (to be acknowledged to the exporter).
-  std::shared_ptr<ReplySink> takeCall(uint64_t callId, uint32_t instance, ferry_conn_id conn,
-                                      bool answered = false);
-  void failCallsOf(uint32_t instance, ferry_conn_id conn, Errc code, const std::string& why);
+  // The calls this process sent, waiting for responses (any thread).
+  orpc::CallTable _calls;
+  // Registers `entry` and lets its call cancel over the link it went out on.
+  void track(uint64_t callId, CallEntry entry);
   // On the loop, after a lost outbound connection is gone from _byKey: sends its calls again.
   void resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls, const std::string& why);
   // Writes a frame from the calling thread; false when that path is not available (no
   // send_any_thread, the connection closing, the hub stopping).
-  bool sendDirect(uint32_t instance, ferry_conn_id conn, const std::vector<uint8_t>& frame);
-  // Sends a response frame to (instance, conn), directly or through the loop. Any thread.
-  void sendResponseFrame(uint32_t instance, ferry_conn_id conn,
-                         std::shared_ptr<const std::vector<uint8_t>> frame);
+  bool sendDirect(LinkId link, const std::vector<uint8_t>& frame);
+  // Sends a response frame on `link`, directly or through the loop. Any thread.
+  void sendResponseFrame(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame);
 
-  // Asks the exporter to cancel a call this process sent (frame kind 7). Any thread.
-  void sendCancel(uint32_t instance, ferry_conn_id conn, uint64_t callId);
+  // Asks the exporter to cancel a call this process sent (a cancel frame). Any thread.
+  void sendCancel(LinkId link, uint64_t callId);
 
-  // The reply cache (core/schema/orpc.capnp): the calls this process serves for other
-  // processes, by caller and call id, from the request's arrival until the caller acknowledges
-  // the response, the connection closes cleanly, or replyRetention after completion.
-  struct ServedCall {
-    uint32_t instance = 0;  // where the response goes: the newest connection the request came on
-    ferry_conn_id conn = 0;
-    std::shared_ptr<std::atomic<bool>> canceled;  // set by a cancel frame or a clean close
-    bool done = false;
-    std::shared_ptr<const std::vector<uint8_t>> reply;  // once done; null if too large to keep
-    Clock::time_point doneAt{};
-  };
-  struct Caller {
-    std::map<uint64_t, ServedCall> calls;
-    // Entries up to this call id were dropped by age: such a request may have run.
-    uint64_t forgotten = 0;
-    Clock::time_point lastSeen{};
-  };
-  // Drops a served entry (under _callsMutex).
-  void forgetServed(std::map<uint64_t, ServedCall>::iterator it, Caller& caller);
-  // Drops entries that are past replyRetention, and callers without entries (loop thread).
-  void expireServed() noexcept;
-  std::unordered_map<uint64_t, Caller> _callers;  // guarded by _callsMutex
-  size_t _servedCount = 0;                        // guarded by _callsMutex
-  size_t _replyBytes = 0;                         // guarded by _callsMutex
+  // The calls this process serves for other processes (any thread), and its expiry timer.
+  std::unique_ptr<orpc::ReplyCache> _replies;
   uv_timer_t _expiry{};
 
-  // Call ids whose responses came on an outbound connection, for the next request's
-  // Request.acknowledged (guarded by _callsMutex).
-  std::map<std::pair<uint32_t, ferry_conn_id>, std::vector<uint64_t>> _acks;
-
-  std::mutex _callsMutex;
-  std::unordered_map<uint64_t, CallEntry> _calls;
-  // Open outbound connections by binding key, for direct sends (guarded by _callsMutex).
-  std::unordered_map<std::string, std::pair<uint32_t, ferry_conn_id>> _openByKey;
+  // Open outbound connections by binding key, for direct sends.
+  std::mutex _openMutex;
+  std::unordered_map<std::string, LinkId> _openByKey;  // guarded by _openMutex
   // Held shared by direct senders, exclusively by stop() before it destroys the instances.
   std::shared_mutex _directGate;
   bool _directAllowed = false;  // guarded by _directGate
@@ -273,23 +207,6 @@ private:
   // Written once by start().
   mutable std::mutex _mutex;
   std::vector<StringBindingData> _bindings;
-};
-
-// A channel to one exporter of another process, over the hub.
-class RemoteChannel final : public Channel {
-public:
-  RemoteChannel(TransportHub& hub, StringBindingData binding, Oxid oxid, MarshalContext distance);
-  void send(std::unique_ptr<OutgoingRequest> request, Deadline deadline,
-            std::shared_ptr<ReplySink> replyTo) noexcept override;
-  MarshalContext distance() const noexcept override { return _distance; }
-  std::string describe() const override { return _key; }
-
-private:
-  TransportHub& _hub;
-  const StringBindingData _binding;
-  const std::string _key;
-  const Oxid _oxid;
-  const MarshalContext _distance;
 };
 
 }  // namespace ferry::detail

@@ -1,0 +1,93 @@
+#include "call-table.h"
+
+#include <string>
+
+namespace ferry::detail::orpc {
+
+namespace {
+std::atomic<uint64_t> gNextCallId{1};
+}  // namespace
+
+uint64_t CallTable::nextCallId() noexcept {
+  return gNextCallId.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CallTable::add(uint64_t callId, Entry entry) {
+  std::lock_guard lock(_mutex);
+  _calls[callId] = std::move(entry);
+}
+
+std::shared_ptr<OutboundCall> CallTable::answer(uint64_t callId, LinkId link) {
+  std::lock_guard lock(_mutex);
+  auto it = _calls.find(callId);
+  if (it == _calls.end() || it->second.link != link) return nullptr;
+  std::shared_ptr<OutboundCall> call = std::move(it->second.call);
+  _calls.erase(it);
+  auto& acks = _acks[link];
+  if (acks.size() < kMaxAcksKept) acks.push_back(callId);
+  return call;
+}
+
+std::optional<CallTable::Entry> CallTable::take(uint64_t callId, LinkId link) {
+  std::lock_guard lock(_mutex);
+  auto it = _calls.find(callId);
+  if (it == _calls.end() || it->second.link != link) return std::nullopt;
+  Entry entry = std::move(it->second);
+  _calls.erase(it);
+  return entry;
+}
+
+std::vector<uint64_t> CallTable::acknowledgementsFor(LinkId link) {
+  std::lock_guard lock(_mutex);
+  auto it = _acks.find(link);
+  if (it == _acks.end() || it->second.empty()) return {};
+  auto& ids = it->second;
+  size_t n = std::min(ids.size(), kMaxAcksPerRequest);
+  std::vector<uint64_t> out(ids.end() - static_cast<ptrdiff_t>(n), ids.end());
+  ids.resize(ids.size() - n);
+  return out;
+}
+
+std::vector<std::pair<uint64_t, CallTable::Entry>> CallTable::dropLink(LinkId link, Errc code,
+                                                                       std::string_view why,
+                                                                       bool resend) {
+  std::vector<std::pair<uint64_t, Entry>> again;
+  std::vector<std::pair<std::shared_ptr<OutboundCall>, Errc>> failed;
+  {
+    std::lock_guard lock(_mutex);
+    for (auto it = _calls.begin(); it != _calls.end();) {
+      Entry& e = it->second;
+      if (e.link != link) {
+        ++it;
+        continue;
+      }
+      if (resend && e.frame != nullptr && e.resends < kMaxResends) {
+        again.emplace_back(it->first, std::move(e));
+      } else {
+        Errc c = e.resends > 0 && code == Errc::unavailable ? Errc::outcomeUnknown : code;
+        failed.emplace_back(std::move(e.call), c);
+      }
+      it = _calls.erase(it);
+    }
+    _acks.erase(link);
+  }
+  for (auto& [call, c] : failed) call->fail(c, std::string(why));
+  return again;
+}
+
+void CallTable::failAll(Errc code, std::string_view why) {
+  std::unordered_map<uint64_t, Entry> calls;
+  {
+    std::lock_guard lock(_mutex);
+    calls.swap(_calls);
+    _acks.clear();
+  }
+  for (auto& [id, e] : calls) e.call->fail(code, std::string(why));
+}
+
+size_t CallTable::size() const {
+  std::lock_guard lock(_mutex);
+  return _calls.size();
+}
+
+}  // namespace ferry::detail::orpc

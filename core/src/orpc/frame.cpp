@@ -1,0 +1,100 @@
+#include "frame.h"
+
+#include <cstring>
+#include <string>
+
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <kj/io.h>
+
+namespace ferry::detail::orpc {
+
+namespace {
+
+constexpr uint8_t kMagic[4] = {'F', 'R', 'Y', '1'};
+
+void putLe64(uint8_t* out, uint64_t v) noexcept {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t getLe64(const uint8_t* in) noexcept {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
+  return v;
+}
+
+void writeHeader(uint8_t* out, FrameKind kind, uint64_t callId, Oxid oxid) noexcept {
+  std::memcpy(out, kMagic, 4);
+  out[4] = static_cast<uint8_t>(kind);
+  putLe64(out + 8, callId);
+  putLe64(out + 16, oxid.value);
+}
+
+bool knownKind(uint8_t kind) noexcept {
+  return kind >= static_cast<uint8_t>(FrameKind::request) &&
+         kind <= static_cast<uint8_t>(FrameKind::cancel);
+}
+
+}  // namespace
+
+std::vector<uint8_t> encodeFrame(FrameKind kind, uint64_t callId, Oxid oxid,
+                                 capnp::MessageBuilder& message) {
+  size_t payload = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
+  std::vector<uint8_t> frame(kFrameHeader + payload);
+  writeHeader(frame.data(), kind, callId, oxid);
+  kj::ArrayOutputStream out(kj::arrayPtr(frame.data() + kFrameHeader, payload));
+  capnp::writeMessage(out, message);
+  return frame;
+}
+
+std::vector<uint8_t> encodeBareFrame(FrameKind kind, uint64_t callId) {
+  std::vector<uint8_t> frame(kFrameHeader);
+  writeHeader(frame.data(), kind, callId, Oxid());
+  return frame;
+}
+
+uint64_t frameCallId(const std::vector<uint8_t>& frame) noexcept {
+  return frame.size() >= kFrameHeader ? getLe64(frame.data() + 8) : 0;
+}
+
+void markResent(std::vector<uint8_t>& frame) noexcept {
+  if (frame.size() >= kFrameHeader) frame[5] |= kFrameFlagResent;
+}
+
+Frame decodeFrame(const uint8_t* data, size_t size) {
+  // The length first: every byte of the header is read only once the message holds a header.
+  FERRY_REQUIRE(size >= kFrameHeader, Errc::protocolError,
+                "a {}-byte message is shorter than a frame header", size);
+  uint8_t kind = data[4];
+  uint8_t allowedFlags = kind == static_cast<uint8_t>(FrameKind::request) ? kFrameFlagResent : 0;
+  FERRY_REQUIRE(std::memcmp(data, kMagic, 4) == 0 && (data[5] & ~allowedFlags) == 0 &&
+                    data[6] == 0 && data[7] == 0,
+                Errc::protocolError, "bad frame header");
+  FERRY_REQUIRE(knownKind(kind), Errc::protocolError, "unknown frame kind {}", int(kind));
+  Frame frame;
+  frame.header = {static_cast<FrameKind>(kind), data[5], getLe64(data + 8), Oxid(getLe64(data + 16))};
+  size_t payload = size - kFrameHeader;
+  if (frame.header.kind == FrameKind::cancel) {
+    FERRY_REQUIRE(payload == 0, Errc::protocolError, "a cancel frame carries a payload");
+    return frame;
+  }
+  FERRY_REQUIRE(payload != 0 && payload % sizeof(capnp::word) == 0 &&
+                    payload <= kMaxMessageBytes + 4096,
+                Errc::protocolError, "bad payload length {}", payload);
+  // Aligned words for the reader. The traversal limit is linear in the payload, so a message
+  // cannot make the reader do much more work than its size (capnp counts every pointer followed,
+  // and the call path reads the header fields several times).
+  auto words = kj::heapArray<capnp::word>(payload / sizeof(capnp::word));
+  std::memcpy(words.begin(), data + kFrameHeader, payload);
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 64 + 8192;
+  options.nestingLimit = 64;
+  try {
+    frame.message.emplace(kj::mv(words), options);
+  } catch (const kj::Exception& e) {
+    FERRY_FAIL(Errc::protocolError, "bad message: {}", kjReason(e.getDescription().cStr()));
+  }
+  return frame;
+}
+
+}  // namespace ferry::detail::orpc

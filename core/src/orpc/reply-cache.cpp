@@ -1,0 +1,145 @@
+#include "reply-cache.h"
+
+#include "../stats.h"
+
+namespace ferry::detail::orpc {
+
+ReplyCache::~ReplyCache() { clear(); }
+
+ReplyCache::Admission ReplyCache::admit(uint64_t callerId, uint64_t callId, LinkId link,
+                                        std::span<const uint64_t> acknowledged,
+                                        Clock::time_point now) {
+  Admission out;
+  std::lock_guard lock(_mutex);
+  Caller& caller = _callers[callerId];
+  caller.lastSeen = now;
+  for (uint64_t id : acknowledged) {
+    auto it = caller.calls.find(id);
+    if (it != caller.calls.end() && it->second.done) forget(it, caller);
+  }
+  auto it = caller.calls.find(callId);
+  if (it != caller.calls.end()) {
+    stats().duplicateRequests.fetch_add(1, std::memory_order_relaxed);
+    it->second.link = link;
+    if (!it->second.done) {
+      out.kind = Admission::Kind::running;
+    } else if (it->second.reply == nullptr) {
+      out.kind = Admission::Kind::refuse;
+      out.code = Errc::outcomeUnknown;
+      out.message = "call " + std::to_string(callId) + " ran, but its response was too large to keep";
+    } else {
+      out.kind = Admission::Kind::replay;
+      out.reply = it->second.reply;
+    }
+    return out;
+  }
+  out.kind = Admission::Kind::refuse;
+  if (callId <= caller.forgotten) {
+    out.code = Errc::outcomeUnknown;
+    out.message = "call " + std::to_string(callId) +
+                  " may have run: the exporter no longer remembers its response";
+  } else if (_entries >= _limits.maxEntries) {
+    out.code = Errc::retryLater;
+    out.message = "the exporter's reply cache is full";
+  } else if (caller.calls.size() >= _limits.perCaller) {
+    out.code = Errc::retryLater;
+    out.message = "the exporter holds " + std::to_string(caller.calls.size()) +
+                  " calls of this caller (running, or answered and not acknowledged)";
+  } else {
+    out.kind = Admission::Kind::run;
+    out.canceled = std::make_shared<std::atomic<bool>>(false);
+    Served served;
+    served.link = link;
+    served.canceled = out.canceled;
+    caller.calls.emplace(callId, std::move(served));
+    ++_entries;
+    stats().replyCacheEntries.fetch_add(1, std::memory_order_relaxed);
+  }
+  return out;
+}
+
+LinkId ReplyCache::complete(uint64_t callerId, uint64_t callId, LinkId link, Frame reply,
+                            Clock::time_point now) {
+  std::lock_guard lock(_mutex);
+  auto caller = _callers.find(callerId);
+  if (caller == _callers.end()) return link;
+  auto it = caller->second.calls.find(callId);
+  if (it == caller->second.calls.end() || it->second.done) return link;
+  it->second.done = true;
+  it->second.doneAt = now;
+  if (_bytes + reply->size() <= _limits.maxBytes) {
+    _bytes += reply->size();
+    it->second.reply = std::move(reply);
+  }
+  return it->second.link;
+}
+
+void ReplyCache::cancel(uint64_t callerId, uint64_t callId, LinkId link) {
+  std::lock_guard lock(_mutex);
+  auto caller = _callers.find(callerId);
+  if (caller == _callers.end()) return;
+  auto served = caller->second.calls.find(callId);
+  if (served != caller->second.calls.end() && served->second.link == link) {
+    served->second.canceled->store(true, std::memory_order_release);
+  }
+}
+
+void ReplyCache::dropLink(uint64_t callerId, LinkId link) {
+  std::lock_guard lock(_mutex);
+  auto caller = _callers.find(callerId);
+  if (caller == _callers.end()) return;
+  auto& calls = caller->second.calls;
+  for (auto it = calls.begin(); it != calls.end();) {
+    auto next = std::next(it);
+    if (it->second.link == link) {
+      it->second.canceled->store(true, std::memory_order_release);
+      forget(it, caller->second);
+    }
+    it = next;
+  }
+}
+
+void ReplyCache::expire(Clock::time_point now) {
+  std::lock_guard lock(_mutex);
+  for (auto c = _callers.begin(); c != _callers.end();) {
+    Caller& caller = c->second;
+    for (auto it = caller.calls.begin(); it != caller.calls.end();) {
+      auto next = std::next(it);
+      if (it->second.done && now - it->second.doneAt > _limits.retention) {
+        caller.forgotten = std::max(caller.forgotten, it->first);
+        forget(it, caller);
+      }
+      it = next;
+    }
+    // The forgotten mark outlives the entries by as long again.
+    bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _limits.retention;
+    c = idle ? _callers.erase(c) : std::next(c);
+  }
+}
+
+void ReplyCache::clear() {
+  std::lock_guard lock(_mutex);
+  stats().replyCacheEntries.fetch_sub(static_cast<int64_t>(_entries), std::memory_order_relaxed);
+  _callers.clear();
+  _entries = 0;
+  _bytes = 0;
+}
+
+size_t ReplyCache::entries() const {
+  std::lock_guard lock(_mutex);
+  return _entries;
+}
+
+size_t ReplyCache::bytes() const {
+  std::lock_guard lock(_mutex);
+  return _bytes;
+}
+
+void ReplyCache::forget(std::map<uint64_t, Served>::iterator it, Caller& caller) {
+  if (it->second.reply != nullptr) _bytes -= it->second.reply->size();
+  caller.calls.erase(it);
+  --_entries;
+  stats().replyCacheEntries.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace ferry::detail::orpc

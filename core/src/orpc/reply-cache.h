@@ -1,0 +1,112 @@
+// The reply cache (core/schema/orpc.capnp): the calls this process serves for other processes,
+// by caller and call id, from the request's arrival until the caller acknowledges the response,
+// the caller's connection closes cleanly, or `retention` after the call completed. A request that
+// arrives again — resent by its caller after a lost connection — never runs twice: while the call
+// runs the copy is dropped (its response goes where the newest copy came from), and once it is
+// done the kept response is sent again.
+//
+// Bounded: at most `maxEntries` calls and `maxBytes` of kept responses in all, `perCaller` calls
+// of one caller (a caller past it is told to retry later). A response too large to keep is
+// answered, on a later copy, with outcomeUnknown. Any thread; time is passed in, so tests drive
+// it with a clock of their own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <ferry/error.h>
+
+#include "link.h"
+
+namespace ferry::detail::orpc {
+
+class ReplyCache {
+public:
+  using Clock = std::chrono::steady_clock;
+  using Frame = std::shared_ptr<const std::vector<uint8_t>>;
+
+  struct Limits {
+    size_t maxEntries = 262144;
+    size_t maxBytes = 64u * 1024 * 1024;
+    size_t perCaller = 65536;
+    Clock::duration retention = std::chrono::seconds(60);
+  };
+
+  // What to do with an arriving request.
+  struct Admission {
+    enum class Kind {
+      run,      // new: run it; `canceled` is set by a cancel or a clean close of the link
+      running,  // a copy of a call that runs: drop it
+      replay,   // a copy of a call that is done: send `reply` again
+      refuse,   // answer with `code` and `message` without running it
+    };
+    Kind kind = Kind::run;
+    std::shared_ptr<std::atomic<bool>> canceled;
+    Frame reply;
+    Errc code = Errc::ok;
+    std::string message;
+  };
+
+  explicit ReplyCache(Limits limits) : _limits(limits) {}
+  ReplyCache(const ReplyCache&) = delete;
+  ~ReplyCache();
+
+  // A request `callId` of `caller` arrived on `link`, acknowledging the responses `acknowledged`
+  // (those entries go first).
+  Admission admit(uint64_t caller, uint64_t callId, LinkId link,
+                  std::span<const uint64_t> acknowledged, Clock::time_point now);
+
+  // The call completed with the response frame `reply`, which is kept (within the limits). Returns
+  // the link to send it on: the newest that carried a copy of the request, else `link`.
+  LinkId complete(uint64_t caller, uint64_t callId, LinkId link, Frame reply,
+                  Clock::time_point now);
+
+  // A cancel frame for `callId` came on `link`: only the link the response goes to may cancel.
+  void cancel(uint64_t caller, uint64_t callId, LinkId link);
+
+  // `link`, which carried `caller`'s requests, closed cleanly: the caller went away. Its calls
+  // that still run are canceled and nothing of them is kept.
+  void dropLink(uint64_t caller, LinkId link);
+
+  // Drops responses kept longer than the retention, and callers without entries that were not
+  // seen for twice as long.
+  void expire(Clock::time_point now);
+
+  void clear();
+
+  size_t entries() const;
+  size_t bytes() const;
+
+private:
+  struct Served {
+    LinkId link;  // where the response goes: the newest link the request came on
+    std::shared_ptr<std::atomic<bool>> canceled;
+    bool done = false;
+    Frame reply;  // once done; null if too large to keep
+    Clock::time_point doneAt{};
+  };
+  struct Caller {
+    std::map<uint64_t, Served> calls;
+    // Entries up to this call id were dropped by age: such a request may have run.
+    uint64_t forgotten = 0;
+    Clock::time_point lastSeen{};
+  };
+  void forget(std::map<uint64_t, Served>::iterator it, Caller& caller);
+
+  const Limits _limits;
+  mutable std::mutex _mutex;
+  std::unordered_map<uint64_t, Caller> _callers;
+  size_t _entries = 0;
+  size_t _bytes = 0;
+};
+
+}  // namespace ferry::detail::orpc
