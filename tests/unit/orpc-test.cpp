@@ -1,0 +1,326 @@
+// The ORPC layer's parts without sockets: frames (the bytes on the wire), the outbound call
+// table, and the reply cache driven by a clock of the test's own.
+#define BOOST_TEST_MODULE orpc
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <capnp/message.h>
+
+#include <ferry/error.h>
+
+#include "orpc/call-table.h"
+#include "orpc/frame.h"
+#include "orpc/reply-cache.h"
+#include "resolver.capnp.h"
+
+using namespace ferry;
+using namespace ferry::detail;
+using namespace ferry::detail::orpc;
+
+namespace {
+
+// A call as the table sees it: records what reached it.
+class RecordingCall final : public OutboundCall {
+public:
+  void deliver(std::unique_ptr<OutgoingResponse>) noexcept override { ++responses; }
+  void deliverReceived(std::unique_ptr<IncomingResponse>) noexcept override { ++responses; }
+  void fail(Errc code, std::string message) noexcept override {
+    failures.push_back(code);
+    lastMessage = std::move(message);
+  }
+  bool done() const noexcept override { return responses > 0 || !failures.empty(); }
+  void setCancelHook(std::function<void()>) override {}
+  void wakeWith(const LoopWake&) noexcept override {}
+
+  int responses = 0;
+  std::vector<Errc> failures;
+  std::string lastMessage;
+};
+
+std::vector<uint8_t> resolveFrame(uint64_t callId, uint64_t oxid) {
+  capnp::MallocMessageBuilder message(16);
+  message.initRoot<wire::ResolveRequest>().setOxid(oxid);
+  return encodeFrame(FrameKind::resolve, callId, Oxid(0x1122334455667788ull), message);
+}
+
+Errc decodeError(const std::vector<uint8_t>& bytes) {
+  try {
+    decodeFrame(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return Errc::ok;
+}
+
+CallTable::Entry entryOn(std::shared_ptr<RecordingCall> call, LinkId link, bool resendable = true) {
+  CallTable::Entry e;
+  e.call = std::move(call);
+  e.link = link;
+  if (resendable) e.frame = std::make_shared<std::vector<uint8_t>>(encodeBareFrame(FrameKind::request, 1));
+  e.binding = {"tcp", "127.0.0.1", "5000"};
+  return e;
+}
+
+ReplyCache::Frame reply(size_t bytes) {
+  return std::make_shared<const std::vector<uint8_t>>(bytes, uint8_t{0x5a});
+}
+
+using Kind = ReplyCache::Admission::Kind;
+const LinkId linkA{0, 1};
+const LinkId linkB{0, 2};
+const ReplyCache::Clock::time_point t0{};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(frames)
+
+BOOST_AUTO_TEST_CASE(a_frame_header_is_magic_kind_flags_call_id_and_oxid_little_endian) {
+  std::vector<uint8_t> frame = resolveFrame(0x0102030405060708ull, 42);
+  BOOST_REQUIRE_GT(frame.size(), kFrameHeader);
+  const uint8_t expected[kFrameHeader] = {'F', 'R', 'Y', '1', 3, 0, 0, 0,
+                                          8, 7, 6, 5, 4, 3, 2, 1,
+                                          0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+  BOOST_TEST(std::memcmp(frame.data(), expected, kFrameHeader) == 0);
+  BOOST_TEST((frame.size() - kFrameHeader) % 8 == 0u);
+
+  Frame decoded = decodeFrame(frame.data(), frame.size());
+  BOOST_TEST(int(decoded.header.kind) == int(FrameKind::resolve));
+  BOOST_TEST(decoded.header.callId == 0x0102030405060708ull);
+  BOOST_TEST(decoded.header.oxid.value == 0x1122334455667788ull);
+  BOOST_REQUIRE(decoded.message.has_value());
+  BOOST_TEST(decoded.message->root<wire::ResolveRequest>().getOxid() == 42u);
+}
+
+BOOST_AUTO_TEST_CASE(a_resent_request_carries_flag_bit_0_and_only_a_request_may) {
+  capnp::MallocMessageBuilder message(16);
+  message.initRoot<wire::ResolveRequest>().setOxid(1);
+  std::vector<uint8_t> request = encodeFrame(FrameKind::request, 9, Oxid(1), message);
+  markResent(request);
+  BOOST_TEST(request[5] == kFrameFlagResent);
+  BOOST_TEST(decodeFrame(request.data(), request.size()).header.flags == kFrameFlagResent);
+
+  std::vector<uint8_t> resolve = resolveFrame(9, 1);
+  resolve[5] = kFrameFlagResent;
+  BOOST_TEST(int(decodeError(resolve)) == int(Errc::protocolError));
+}
+
+BOOST_AUTO_TEST_CASE(a_cancel_frame_is_a_bare_header_and_may_not_carry_a_payload) {
+  std::vector<uint8_t> cancel = encodeBareFrame(FrameKind::cancel, 77);
+  BOOST_TEST(cancel.size() == kFrameHeader);
+  Frame decoded = decodeFrame(cancel.data(), cancel.size());
+  BOOST_TEST(decoded.header.callId == 77u);
+  BOOST_TEST(!decoded.message.has_value());
+  cancel.resize(kFrameHeader + 8);
+  BOOST_TEST(int(decodeError(cancel)) == int(Errc::protocolError));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_frames_are_protocol_errors_that_say_what_is_wrong) {
+  std::vector<uint8_t> good = resolveFrame(1, 1);
+  std::vector<uint8_t> shortFrame(good.begin(), good.begin() + 10);
+  std::vector<uint8_t> badMagic = good;
+  badMagic[0] = 'X';
+  std::vector<uint8_t> reserved = good;
+  reserved[6] = 1;
+  std::vector<uint8_t> unknownKind = good;
+  unknownKind[4] = 99;
+  std::vector<uint8_t> ragged = good;
+  ragged.push_back(0);
+  std::vector<uint8_t> empty(good.begin(), good.begin() + kFrameHeader);
+  std::vector<uint8_t> garbage = good;
+  std::memset(garbage.data() + kFrameHeader, 0xff, garbage.size() - kFrameHeader);
+  for (const auto* bytes : {&shortFrame, &badMagic, &reserved, &unknownKind, &ragged, &empty, &garbage}) {
+    BOOST_TEST(int(decodeError(*bytes)) == int(Errc::protocolError));
+  }
+  try {
+    decodeFrame(shortFrame.data(), shortFrame.size());
+  } catch (const Error& e) {
+    BOOST_TEST(e.message() == "a 10-byte message is shorter than a frame header");
+  }
+  try {
+    decodeFrame(unknownKind.data(), unknownKind.size());
+  } catch (const Error& e) {
+    BOOST_TEST(e.message() == "unknown frame kind 99");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(call_table)
+
+BOOST_AUTO_TEST_CASE(a_response_counts_only_on_the_link_its_request_went_out_on) {
+  CallTable table;
+  auto call = std::make_shared<RecordingCall>();
+  uint64_t id = CallTable::nextCallId();
+  table.add(id, entryOn(call, linkA));
+  BOOST_TEST(table.answer(id, linkB) == nullptr);
+  BOOST_TEST(table.size() == 1u);
+  BOOST_TEST(table.answer(id, linkA) == call);
+  BOOST_TEST(table.size() == 0u);
+  BOOST_TEST(table.answer(id, linkA) == nullptr, "a second response for one call is dropped");
+}
+
+BOOST_AUTO_TEST_CASE(answered_calls_are_acknowledged_at_most_64_per_request_on_their_link) {
+  CallTable table;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 100; ++i) {
+    uint64_t id = CallTable::nextCallId();
+    ids.push_back(id);
+    table.add(id, entryOn(std::make_shared<RecordingCall>(), linkA));
+    BOOST_REQUIRE(table.answer(id, linkA) != nullptr);
+  }
+  BOOST_TEST(table.acknowledgementsFor(linkB).empty());
+  std::vector<uint64_t> first = table.acknowledgementsFor(linkA);
+  std::vector<uint64_t> second = table.acknowledgementsFor(linkA);
+  BOOST_TEST(first.size() == CallTable::kMaxAcksPerRequest);
+  BOOST_TEST(second.size() == 100u - CallTable::kMaxAcksPerRequest);
+  BOOST_TEST(table.acknowledgementsFor(linkA).empty());
+  std::vector<uint64_t> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  std::sort(all.begin(), all.end());
+  BOOST_TEST(all == ids, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_link_gives_back_its_resendable_calls_and_fails_the_others) {
+  CallTable table;
+  auto resendable = std::make_shared<RecordingCall>();
+  auto oneShot = std::make_shared<RecordingCall>();
+  auto elsewhere = std::make_shared<RecordingCall>();
+  auto exhausted = std::make_shared<RecordingCall>();
+  table.add(1, entryOn(resendable, linkA));
+  table.add(2, entryOn(oneShot, linkA, false));
+  table.add(3, entryOn(elsewhere, linkB));
+  CallTable::Entry spent = entryOn(exhausted, linkA);
+  spent.resends = CallTable::kMaxResends;
+  table.add(4, std::move(spent));
+
+  auto again = table.dropLink(linkA, Errc::outcomeUnknown, "the connection closed", true);
+  BOOST_REQUIRE(again.size() == 1u);
+  BOOST_TEST(again[0].first == 1u);
+  BOOST_TEST(again[0].second.call == resendable);
+  BOOST_TEST(resendable->failures.empty());
+  BOOST_TEST(oneShot->failures.size() == 1u);
+  BOOST_TEST(int(oneShot->failures[0]) == int(Errc::outcomeUnknown));
+  BOOST_TEST(oneShot->lastMessage == "the connection closed");
+  BOOST_TEST(int(exhausted->failures.at(0)) == int(Errc::outcomeUnknown));
+  BOOST_TEST(elsewhere->failures.empty());
+  BOOST_TEST(table.size() == 1u, "the call on the other link stays");
+}
+
+BOOST_AUTO_TEST_CASE(a_resent_call_that_cannot_reach_its_exporter_may_have_run) {
+  CallTable table;
+  auto fresh = std::make_shared<RecordingCall>();
+  auto resent = std::make_shared<RecordingCall>();
+  table.add(1, entryOn(fresh, linkA));
+  CallTable::Entry copy = entryOn(resent, linkA);
+  copy.resends = 1;
+  table.add(2, std::move(copy));
+  BOOST_TEST(table.dropLink(linkA, Errc::unavailable, "could not connect", false).empty());
+  BOOST_TEST(int(fresh->failures.at(0)) == int(Errc::unavailable));
+  BOOST_TEST(int(resent->failures.at(0)) == int(Errc::outcomeUnknown));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(reply_cache)
+
+BOOST_AUTO_TEST_CASE(a_call_runs_once_and_a_later_copy_gets_the_kept_response_on_the_newest_link) {
+  ReplyCache cache({});
+  auto first = cache.admit(7, 100, linkA, {}, t0);
+  BOOST_TEST(int(first.kind) == int(Kind::run));
+  BOOST_REQUIRE(first.canceled != nullptr);
+  BOOST_TEST(cache.entries() == 1u);
+
+  // A copy resent over another link while the call runs: dropped, and the response goes there.
+  BOOST_TEST(int(cache.admit(7, 100, linkB, {}, t0).kind) == int(Kind::running));
+  BOOST_TEST((cache.complete(7, 100, linkA, reply(40), t0) == linkB));
+  BOOST_TEST(cache.bytes() == 40u);
+
+  auto again = cache.admit(7, 100, linkA, {}, t0);
+  BOOST_TEST(int(again.kind) == int(Kind::replay));
+  BOOST_REQUIRE(again.reply != nullptr);
+  BOOST_TEST(again.reply->size() == 40u);
+}
+
+BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
+  ReplyCache cache({});
+  cache.admit(7, 1, linkA, {}, t0);
+  cache.complete(7, 1, linkA, reply(8), t0);
+  const uint64_t acked[] = {1};
+  BOOST_TEST(int(cache.admit(7, 2, linkA, acked, t0).kind) == int(Kind::run));
+  BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
+  BOOST_TEST(cache.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_copy_may_have_run) {
+  ReplyCache::Limits limits;
+  limits.retention = std::chrono::seconds(10);
+  ReplyCache cache(limits);
+  cache.admit(7, 5, linkA, {}, t0);
+  cache.complete(7, 5, linkA, reply(8), t0);
+  cache.expire(t0 + std::chrono::seconds(10));
+  BOOST_TEST(cache.entries() == 1u, "kept for exactly the retention");
+  cache.expire(t0 + std::chrono::seconds(11));
+  BOOST_TEST(cache.entries() == 0u);
+  for (uint64_t id : {uint64_t{5}, uint64_t{3}}) {
+    auto late = cache.admit(7, id, linkA, {}, t0 + std::chrono::seconds(12));
+    BOOST_TEST(int(late.kind) == int(Kind::refuse));
+    BOOST_TEST(int(late.code) == int(Errc::outcomeUnknown));
+  }
+  BOOST_TEST(int(cache.admit(7, 6, linkA, {}, t0 + std::chrono::seconds(12)).kind) == int(Kind::run));
+}
+
+BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_later) {
+  ReplyCache::Limits limits;
+  limits.perCaller = 2;
+  limits.maxEntries = 3;
+  ReplyCache cache(limits);
+  BOOST_TEST(int(cache.admit(1, 1, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(1, 2, linkA, {}, t0).kind) == int(Kind::run));
+  auto third = cache.admit(1, 3, linkA, {}, t0);
+  BOOST_TEST(int(third.kind) == int(Kind::refuse));
+  BOOST_TEST(int(third.code) == int(Errc::retryLater));
+  BOOST_TEST(int(cache.admit(2, 1, linkB, {}, t0).kind) == int(Kind::run));
+  auto full = cache.admit(3, 1, linkB, {}, t0);
+  BOOST_TEST(int(full.code) == int(Errc::retryLater));
+  BOOST_TEST(full.message == "the exporter's reply cache is full");
+  BOOST_TEST(cache.entries() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unknown) {
+  ReplyCache::Limits limits;
+  limits.maxBytes = 100;
+  ReplyCache cache(limits);
+  cache.admit(1, 1, linkA, {}, t0);
+  cache.complete(1, 1, linkA, reply(101), t0);
+  BOOST_TEST(cache.bytes() == 0u);
+  auto copy = cache.admit(1, 1, linkA, {}, t0);
+  BOOST_TEST(int(copy.kind) == int(Kind::refuse));
+  BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
+}
+
+BOOST_AUTO_TEST_CASE(only_the_link_the_response_goes_to_may_cancel) {
+  ReplyCache cache({});
+  auto admitted = cache.admit(1, 1, linkA, {}, t0);
+  cache.cancel(1, 1, linkB);
+  BOOST_TEST(!admitted.canceled->load());
+  cache.cancel(1, 1, linkA);
+  BOOST_TEST(admitted.canceled->load());
+}
+
+BOOST_AUTO_TEST_CASE(a_clean_close_cancels_the_callers_running_calls_and_keeps_nothing) {
+  ReplyCache cache({});
+  auto onA = cache.admit(1, 1, linkA, {}, t0);
+  auto onB = cache.admit(1, 2, linkB, {}, t0);
+  cache.complete(1, 1, linkA, reply(8), t0);
+  cache.dropLink(1, linkA);
+  BOOST_TEST(onA.canceled->load());
+  BOOST_TEST(!onB.canceled->load());
+  BOOST_TEST(cache.entries() == 1u);
+  BOOST_TEST(cache.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
