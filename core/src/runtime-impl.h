@@ -20,6 +20,9 @@ namespace ferry::detail {
 
 class ExporterLink;
 class TransportHub;
+namespace orpc {
+class Endpoint;
+}
 
 // 16 bytes naming this host as its network sees it: the machine id (else the kernel's boot id)
 // mixed with the network namespace. Processes of one kernel and one network namespace agree;
@@ -62,7 +65,10 @@ public:
 
   // Where this process listens (empty when no transport runs).
   std::vector<StringBindingData> bindings() const;
+  // The transports (null until the constructor made them; not running in an in-process runtime)
+  // and the ORPC endpoint over them.
   TransportHub* hub() noexcept { return _hub.get(); }
+  orpc::Endpoint* endpoint() noexcept { return _endpoint.get(); }
   // The resolutions this process asked for (resolver/cache.h).
   ResolverCache& resolutions() noexcept { return _resolutions; }
 
@@ -96,6 +102,7 @@ private:
   std::unordered_map<std::string, ClassEntry> _classes;
   std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
   std::unique_ptr<TransportHub> _hub;
+  std::unique_ptr<orpc::Endpoint> _endpoint;  // after _hub: goes first
   ResolverCache _resolutions;
 
   Resolution resolveCached(const ObjRefData& objref, MarshalContext distance);

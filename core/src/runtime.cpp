@@ -19,6 +19,7 @@
 #include "runtime-impl.h"
 #include "stats.h"
 #include "thread-state.h"
+#include "orpc/endpoint.h"
 #include "transport/hub.h"
 
 namespace ferry {
@@ -146,10 +147,17 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     _mta = std::make_shared<MtaImpl>(*this, options.mtaThreads, options.mtaMaxThreads);
     registerApartment(_mta);
     _mta->start();
+    // ferryd itself registers nowhere.
+    StringBindingData ferryd = options.outOfProcess && !options.acceptRegistrations
+                                   ? ferrydSetting(options)
+                                   : StringBindingData{};
     _hub = std::make_unique<TransportHub>(*this);
-    _hub->start(options);
-    _mta->wakeWithLoop(_hub->loopWake());
-    _hub->announce(_mta->oxid(), _mta->remUnknownIpid());
+    _endpoint = std::make_unique<orpc::Endpoint>(*this, *_hub);
+    if (_hub->start(options, *_endpoint)) {
+      _endpoint->resolver().registerWith(ferryd);
+      _mta->wakeWithLoop(_hub->loopWake());
+      _endpoint->resolver().announce(_mta->oxid(), _mta->remUnknownIpid());
+    }
   } catch (...) {
     if (_mta) _mta->shutdown();
     if (_hub) _hub->stop();
@@ -167,14 +175,14 @@ void RuntimeImpl::registerApartment(const std::shared_ptr<ApartmentImpl>& apartm
   std::lock_guard lock(_mutex);
   _apartments[apartment->oxid()] = apartment;
   stats().apartments.fetch_add(1, std::memory_order_relaxed);
-  if (_hub) _hub->announce(apartment->oxid(), apartment->remUnknownIpid());
+  if (_endpoint) _endpoint->resolver().announce(apartment->oxid(), apartment->remUnknownIpid());
 }
 
 void RuntimeImpl::unregisterApartment(Oxid oxid) noexcept {
   std::lock_guard lock(_mutex);
   if (_apartments.erase(oxid) == 1) {
     stats().apartments.fetch_sub(1, std::memory_order_relaxed);
-    if (_hub) _hub->withdraw(oxid);
+    if (_endpoint) _endpoint->resolver().withdraw(oxid);
   }
 }
 
@@ -302,7 +310,7 @@ Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext d
   std::string failures;
   for (const StringBindingData& binding : tries) {
     try {
-      Resolution r = _hub->resolve(binding, objref.oxid);
+      Resolution r = _endpoint->resolver().resolve(binding, objref.oxid);
       _resolutions.store(r);
       return r;
     } catch (const Error& e) {
@@ -361,7 +369,7 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                          << ")");
       ExporterLink::Address address{resolution.hostId, resolution.processId, resolution.bindings};
       return std::make_shared<ExporterLink>(importer, objref.oxid, std::move(address),
-                                            _hub->channel(binding, objref.oxid, distance),
+                                            _endpoint->channel(binding, objref.oxid, distance),
                                             resolution.remUnknown);
     }
     // The exporter may be gone or have moved: the next import resolves it again.

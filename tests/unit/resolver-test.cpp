@@ -97,10 +97,10 @@ BOOST_AUTO_TEST_SUITE(registry)
 
 BOOST_AUTO_TEST_CASE(only_the_registering_process_may_replace_or_withdraw_an_entry) {
   Registry registry;
-  int first = 0, second = 0, intruder = 0;
-  Registry::Registrant owner{&first, true, 1000, 4321};
-  Registry::Registrant sameProcessAgain{&second, true, 1000, 4321};
-  Registry::Registrant other{&intruder, true, 1001, 999};
+  const orpc::LinkId first{0, 1}, second{0, 2}, intruder{0, 3};
+  Registry::Registrant owner{first, true, 1000, 4321};
+  Registry::Registrant sameProcessAgain{second, true, 1000, 4321};
+  Registry::Registrant other{intruder, true, 1001, 999};
   int64_t refusedBefore = stats().registrationsRefused.load();
 
   BOOST_TEST(int(registry.add(resolutionOf(5, {pipeA}), owner)) == int(Registry::Outcome::added));
@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(only_the_registering_process_may_replace_or_withdraw_an_ent
              int(Registry::Outcome::added));
   BOOST_TEST((registry.find(Oxid(5))->bindings == std::vector<StringBindingData>{pipeB}));
   // The old connection closing takes nothing the new one registered.
-  BOOST_TEST(registry.forget(&first) == 0u);
+  BOOST_TEST(registry.forget(first) == 0u);
   BOOST_TEST(registry.find(Oxid(5)) != nullptr);
   BOOST_TEST(int(registry.withdraw(Oxid(5), sameProcessAgain)) == int(Registry::Outcome::withdrawn));
   BOOST_TEST(registry.find(Oxid(5)) == nullptr);
@@ -123,20 +123,20 @@ BOOST_AUTO_TEST_CASE(only_the_registering_process_may_replace_or_withdraw_an_ent
 
 BOOST_AUTO_TEST_CASE(a_closed_connection_takes_its_entries_with_it) {
   Registry registry;
-  int a = 0, b = 0;
-  registry.add(resolutionOf(1), {&a, false, 0, 0});
-  registry.add(resolutionOf(2), {&a, false, 0, 0});
-  registry.add(resolutionOf(3), {&b, false, 0, 0});
-  BOOST_TEST(registry.forget(&a) == 2u);
+  const orpc::LinkId a{0, 1}, b{1, 1};
+  registry.add(resolutionOf(1), {a, false, 0, 0});
+  registry.add(resolutionOf(2), {a, false, 0, 0});
+  registry.add(resolutionOf(3), {b, false, 0, 0});
+  BOOST_TEST(registry.forget(a) == 2u);
   BOOST_TEST(registry.size() == 1u);
   BOOST_TEST(registry.find(Oxid(3)) != nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(without_credentials_only_the_same_connection_may_change_an_entry) {
   Registry registry;
-  int a = 0, b = 0;
-  registry.add(resolutionOf(1), {&a, false, 0, 0});
-  BOOST_TEST(int(registry.withdraw(Oxid(1), {&b, false, 0, 0})) == int(Registry::Outcome::refused));
+  const orpc::LinkId a{0, 1}, b{0, 2};
+  registry.add(resolutionOf(1), {a, false, 0, 0});
+  BOOST_TEST(int(registry.withdraw(Oxid(1), {b, false, 0, 0})) == int(Registry::Outcome::refused));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -19,6 +19,7 @@
 #include "plugin-loader.h"
 #include "runtime-impl.h"
 #include "tool.h"
+#include "orpc/endpoint.h"
 #include "transport/hub.h"
 
 namespace {
@@ -87,7 +88,8 @@ int resolve(const ResolveTarget& target) {
                  target.where.protseq.c_str(), ferry::detail::bindingText(target.where).c_str());
     return 1;
   }
-  ferry::detail::Resolution r = hub->resolve(target.where, target.oxid);
+  ferry::detail::Resolution r =
+      runtime.impl().endpoint()->resolver().resolve(target.where, target.oxid);
   std::printf("oxid        %s\nremUnknown  %s\nprocessId   %llu (pid %llu)\n",
               ferry::toString(r.oxid).c_str(), ferry::toString(r.remUnknown).c_str(),
               static_cast<unsigned long long>(r.processId),

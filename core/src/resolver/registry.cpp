@@ -5,7 +5,7 @@
 namespace ferry::detail {
 
 bool Registry::mayChange(const Entry& entry, const Registrant& registrant) const noexcept {
-  return entry.registrant.connection == registrant.connection ||
+  return entry.registrant.link == registrant.link ||
          (registrant.hasCredentials && entry.registrant.hasCredentials &&
           entry.registrant.pid == registrant.pid && entry.registrant.uid == registrant.uid);
 }
@@ -32,10 +32,8 @@ Registry::Outcome Registry::withdraw(Oxid oxid, const Registrant& registrant) {
   return Outcome::withdrawn;
 }
 
-size_t Registry::forget(const void* connection) {
-  return std::erase_if(_entries, [&](const auto& e) {
-    return e.second.registrant.connection == connection;
-  });
+size_t Registry::forget(orpc::LinkId link) {
+  return std::erase_if(_entries, [&](const auto& e) { return e.second.registrant.link == link; });
 }
 
 const Resolution* Registry::find(Oxid oxid) const {

@@ -10,15 +10,16 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "../orpc/link.h"
 #include "resolution.h"
 
 namespace ferry::detail {
 
 class Registry {
 public:
-  // Who registers: an opaque token for the connection, and its kernel credentials if it has them.
+  // Who registers: the link it registers over, and its kernel credentials if it has them.
   struct Registrant {
-    const void* connection = nullptr;
+    orpc::LinkId link;
     bool hasCredentials = false;
     uint32_t uid = 0;
     int32_t pid = 0;
@@ -33,8 +34,8 @@ public:
 
   Outcome add(Resolution resolution, const Registrant& registrant);
   Outcome withdraw(Oxid oxid, const Registrant& registrant);
-  // The connection closed: its entries go. Returns how many.
-  size_t forget(const void* connection);
+  // The link closed: its entries go. Returns how many.
+  size_t forget(orpc::LinkId link);
 
   // The entry, or null; valid until the next change.
   const Resolution* find(Oxid oxid) const;

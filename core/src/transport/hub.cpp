@@ -6,93 +6,21 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <capnp/serialize.h>
-#include <kj/exception.h>
-#include <kj/io.h>
-
 #include "../apartment-impl.h"
 #include "../log.h"
-#include "../message.h"
 #include "../orpc/frame.h"
-#include "../orpc/remote-channel.h"
 #include "../pending-call.h"
 #include "../plugin-loader.h"
 #include "../runtime-impl.h"
 #include "../stats.h"
 #include "../thread-state.h"
-#include "resolver.capnp.h"
 
 namespace ferry::detail {
 
 namespace {
 
-using orpc::FrameKind;
-using orpc::decodeFrame;
-using orpc::encodeBareFrame;
-using orpc::encodeFrame;
-using orpc::kFrameHeader;
-using orpc::kMaxMessageBytes;
-
 // Connect attempts give up after this long (the call's own deadline may be shorter).
 constexpr uint32_t kConnectTimeoutMs = 5000;
-
-// A served call's response, sent back on the connection it came from.
-class NetworkReplySink final : public ReplySink {
-public:
-  NetworkReplySink(TransportHub& hub, orpc::LinkId link, uint64_t caller, uint64_t callId)
-      : _hub(hub), _link(link), _caller(caller), _callId(callId) {}
-
-  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
-    _hub.sendResponse(_link, _caller, _callId, std::move(response));
-  }
-
-  void fail(Errc code, std::string message) noexcept override {
-    try {
-      deliver(errorResponse(code, message));
-    } catch (const std::exception& e) {
-      FERRY_LOG(error, "could not send an error response: " << e.what());
-    }
-  }
-
-private:
-  TransportHub& _hub;
-  orpc::LinkId _link;
-  uint64_t _caller;
-  uint64_t _callId;
-};
-
-}  // namespace
-
-struct TransportHub::Instance {
-  TransportHub* hub = nullptr;
-  uint32_t index = 0;
-  std::string name;
-  const ferry_transport_v1* table = nullptr;
-  ferry_transport* transport = nullptr;
-  ferry_transport_events_v1 events{};
-};
-
-struct TransportHub::Connection {
-  Instance* instance = nullptr;
-  ferry_conn_id id = 0;
-  std::string key;  // outbound: the binding; inbound: ""
-  StringBindingData binding;  // outbound
-  uint64_t caller = 0;  // inbound: the process whose requests it carries (Request.caller)
-  bool outbound = false;
-  bool open = false;
-  MarshalContext distance = MarshalContext::differentMachine;
-  // The peer's kernel-verified credentials (pipe connections), for the local security provider.
-  bool hasCredentials = false;
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  int32_t pid = 0;
-  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> queued;  // (call id, frame)
-  std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> resolves;
-  // connect() callers waiting for the connection to open (completed empty) or fail.
-  std::vector<std::shared_ptr<PendingCall>> openWaiters;
-};
-
-namespace {
 
 // The event trampolines: on the I/O loop, never throwing into the plugin.
 template <typename Fn>
@@ -108,14 +36,35 @@ void guarded(const char* what, Fn&& fn) noexcept {
 
 }  // namespace
 
+struct TransportHub::Instance {
+  TransportHub* hub = nullptr;
+  uint32_t index = 0;
+  std::string name;
+  const ferry_transport_v1* table = nullptr;
+  ferry_transport* transport = nullptr;
+  ferry_transport_events_v1 events{};
+};
+
+struct TransportHub::Connection {
+  Instance* instance = nullptr;
+  ferry_conn_id id = 0;
+  std::string key;  // outbound: the binding's text; inbound: ""
+  bool open = false;
+  orpc::LinkInfo info;
+  std::vector<std::vector<uint8_t>> queued;  // frames sent before it opened
+  // connect() callers waiting for the connection to open (completed empty) or fail.
+  std::vector<std::shared_ptr<PendingCall>> openWaiters;
+
+  LinkId link() const noexcept { return {instance->index, id}; }
+};
+
 TransportHub::TransportHub(RuntimeImpl& runtime) : _runtime(runtime) {}
 
 TransportHub::~TransportHub() { stop(); }
 
-void TransportHub::start(const RuntimeOptions& options) {
-  if (!options.outOfProcess) return;
-  // ferryd itself registers nowhere.
-  if (!options.acceptRegistrations) _registration = FerrydRegistration(ferrydSetting(options));
+bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events) {
+  if (!options.outOfProcess) return false;
+  _events = &events;
   PluginRegistry& plugins = PluginRegistry::instance();
   std::vector<const LoadedPlugin*> chosen;
   for (const LoadedPlugin& p : plugins.loaded()) {
@@ -143,21 +92,19 @@ void TransportHub::start(const RuntimeOptions& options) {
                              "ferry-transport-*.so, or RuntimeOptions::outOfProcess = false for "
                              "an in-process runtime");
     }
-    return;
+    return false;
   }
 
   FERRY_UV(uv_loop_init(&_loop));
   FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
   _async.data = this;
-  _replies = std::make_unique<orpc::ReplyCache>(orpc::ReplyCache::Limits{
-      .perCaller = options.replyCachePerCaller, .retention = options.replyRetention});
-  FERRY_UV(uv_timer_init(&_loop, &_expiry));
-  _expiry.data = this;
-  FERRY_UV(uv_timer_start(&_expiry, [](uv_timer_t* t) {
-    static_cast<TransportHub*>(t->data)->_replies->expire(Clock::now());
+  // The endpoint's clock: reply cache expiry, registration retries.
+  FERRY_UV(uv_timer_init(&_loop, &_tick));
+  _tick.data = this;
+  FERRY_UV(uv_timer_start(&_tick, [](uv_timer_t* t) {
+    auto* hub = static_cast<TransportHub*>(t->data);
+    guarded("tick", [&] { hub->_events->tick(Clock::now()); });
   }, 1000, 1000));
-  FERRY_UV(uv_timer_init(&_loop, &_reregister));
-  _reregister.data = this;
   FERRY_UV(uv_prepare_init(&_loop, &_prepare));
   _prepare.data = this;
   FERRY_UV(uv_prepare_start(&_prepare, [](uv_prepare_t* p) {
@@ -269,107 +216,7 @@ void TransportHub::start(const RuntimeOptions& options) {
     std::unique_lock gate(_directGate);
     _directAllowed = true;
   }
-
-  if (_registration.enabled()) {
-    FERRY_LOG(info, "registering apartments with ferryd at " << _registration.key());
-  }
-}
-
-namespace {
-
-std::vector<uint8_t> registrationFrame(const Resolution& resolution) {
-  capnp::MallocMessageBuilder message(256);
-  writeResolution(message.initRoot<wire::Registration>().initResolution(), resolution);
-  return encodeFrame(FrameKind::registration, 0, Oxid(), message);
-}
-
-std::vector<uint8_t> withdrawalFrame(Oxid oxid) {
-  capnp::MallocMessageBuilder message(16);
-  message.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  return encodeFrame(FrameKind::withdrawal, 0, Oxid(), message);
-}
-
-}  // namespace
-
-void TransportHub::announce(Oxid oxid, Ipid remUnknown) {
-  if (!_registration.enabled() || !_started) return;
-  try {
-    post([this, oxid, remUnknown] { tellResolver(oxid, &remUnknown); });
-  } catch (const Error& e) {
-    FERRY_LOG(debug, "not told to ferryd: " << e.what());
-  }
-}
-
-void TransportHub::withdraw(Oxid oxid) {
-  if (!_registration.enabled() || !_started) return;
-  try {
-    post([this, oxid] { tellResolver(oxid, nullptr); });
-  } catch (const Error& e) {
-    FERRY_LOG(debug, "not told to ferryd: " << e.what());
-  }
-}
-
-Resolution TransportHub::localResolution(Oxid oxid, Ipid remUnknown) const {
-  return Resolution{oxid, remUnknown, bindings(), _runtime.processId, _runtime.hostId};
-}
-
-void TransportHub::tellResolver(Oxid oxid, const Ipid* remUnknown) {
-  if (remUnknown != nullptr) {
-    _registration.announce(oxid, *remUnknown);
-  } else if (!_registration.withdraw(oxid)) {
-    return;
-  }
-  // While ferryd is unreachable the retry registers what is announced by then.
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
-  auto it = _byKey.find(_registration.key());
-  if (it == _byKey.end()) return connectResolver();
-  sendFrame(*it->second, remUnknown != nullptr ? registrationFrame(localResolution(oxid, *remUnknown))
-                                               : withdrawalFrame(oxid));
-}
-
-void TransportHub::connectResolver() {
-  {
-    std::shared_lock gate(_directGate);
-    if (!_directAllowed) return;  // stopping
-  }
-  // Checked first so that a ferryd that is not running costs no connect attempt (and no log
-  // line from the transport) per retry.
-  const StringBindingData& ferryd = _registration.ferryd();
-  std::string path = ferryd.address + "/" + ferryd.endpoint;
-  if (access(path.c_str(), F_OK) != 0) {
-    return resolverLost("its socket " + path + " does not exist: " + std::strerror(errno));
-  }
-  Connection* connection = connectionFor(_registration.key(), ferryd);
-  if (connection == nullptr) return resolverLost("the pipe transport cannot connect to it");
-  for (auto& [oxid, ipid] : _registration.announced()) {
-    sendFrame(*connection, registrationFrame(localResolution(oxid, ipid)));
-  }
-}
-
-void TransportHub::resolverLost(const std::string& why) {
-  {
-    std::shared_lock gate(_directGate);
-    if (!_directAllowed) return;  // stopping
-  }
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&_reregister))) return;
-  bool firstTime = false;
-  uint64_t delay = _registration.lost(firstTime);
-  if (firstTime) {
-    FERRY_LOG(warn, "ferryd at " << _registration.key() << " is not reachable (" << why
-                                 << "); this process answers resolve requests for its own "
-                                    "apartments and registers them with ferryd when it is back");
-  } else {
-    FERRY_LOG(debug, "ferryd at " << _registration.key() << " is still not reachable (" << why
-                                  << "); next attempt in " << delay << " ms");
-  }
-  FERRY_UV(uv_timer_start(&_reregister, [](uv_timer_t* t) {
-    auto* hub = static_cast<TransportHub*>(t->data);
-    guarded("reregister", [&] { hub->connectResolver(); });
-  }, delay, 0));
-}
-
-bool TransportHub::isResolverConnection(const Connection& connection) const {
-  return connection.outbound && _registration.enabled() && connection.key == _registration.key();
+  return true;
 }
 
 void TransportHub::runLoop() noexcept {
@@ -397,13 +244,10 @@ void TransportHub::stop() noexcept {
         std::lock_guard lock(_tasksMutex);
         _stopping = true;
       }
-      for (auto& [key, connection] : _connections) {
-        failConnection(*connection, Errc::unavailable, "the runtime is shutting down");
+      while (!_connections.empty()) {
+        end(*_connections.begin()->second, orpc::LinkEnd::shutdown, "the runtime is shutting down");
       }
-      _connections.clear();
-      _byKey.clear();
-      uv_close(reinterpret_cast<uv_handle_t*>(&_expiry), nullptr);
-      uv_close(reinterpret_cast<uv_handle_t*>(&_reregister), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&_tick), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_prepare), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
     };
@@ -425,7 +269,6 @@ void TransportHub::stop() noexcept {
   });
   if (_thread.joinable()) _thread.join();
   _instances.clear();
-  _replies->clear();
   // No thread polls the loop from now on (one in poll() already wakes on its own eventfd, when
   // its call fails with the hub, or at its timeout).
   _loopState->fd.store(-1, std::memory_order_release);
@@ -435,6 +278,11 @@ void TransportHub::stop() noexcept {
     FERRY_LOG(error, "the transport loop did not close: " << uv_err_name(rc));
   }
   _started = false;
+}
+
+bool TransportHub::stopping() const noexcept {
+  std::shared_lock gate(_directGate);
+  return !_directAllowed;
 }
 
 void TransportHub::post(std::function<void()> fn) {
@@ -479,11 +327,12 @@ bool TransportHub::hasTransport(const std::string& protseq) const {
   return std::find(names.begin(), names.end(), protseq) != names.end();
 }
 
+
 // ---- connections (I/O thread) ------------------------------------------------------------------
 
-TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
-                                                      const StringBindingData& binding,
+TransportHub::Connection* TransportHub::connectionFor(const StringBindingData& binding,
                                                       std::string* why) {
+  std::string key = bindingText(binding);
   auto it = _byKey.find(key);
   if (it != _byKey.end()) return it->second;
   Instance* instance = nullptr;
@@ -506,8 +355,10 @@ TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
   connection->instance = instance;
   connection->id = id;
   connection->key = key;
-  connection->binding = binding;
-  connection->outbound = true;
+  connection->info.outbound = true;
+  connection->info.binding = binding;
+  connection->info.distance =
+      instance->name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
   Connection* raw = connection.get();
   _connections[{instance->index, id}] = std::move(connection);
   _byKey[key] = raw;
@@ -515,30 +366,22 @@ TransportHub::Connection* TransportHub::connectionFor(const std::string& key,
   return raw;
 }
 
-TransportHub::LinkId TransportHub::linkOf(const Connection& connection) noexcept {
-  return {connection.instance->index, connection.id};
+TransportHub::Connection* TransportHub::find(LinkId link) {
+  auto it = _connections.find({link.transport, link.conn});
+  return it == _connections.end() ? nullptr : it->second.get();
 }
 
 void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame) {
-  uint64_t callId = orpc::frameCallId(frame);
   if (!connection.open) {
-    connection.queued.emplace_back(callId, std::move(frame));
+    connection.queued.push_back(std::move(frame));
     return;
   }
   const ferry_transport_v1* table = connection.instance->table;
   int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
   if (rc < 0) {
-    std::string why = "send on " + connection.key + " failed: " + table->strerror(rc);
-    if (auto entry = _calls.take(callId, linkOf(connection))) {
-      // A copy sent before may have run.
-      entry->call->fail(entry->resends > 0 ? Errc::outcomeUnknown : Errc::unavailable, why);
-    } else if (auto r = connection.resolves.find(callId); r != connection.resolves.end()) {
-      auto pending = std::move(r->second);
-      connection.resolves.erase(r);
-      pending->fail(Errc::unavailable, why);
-    } else {
-      FERRY_LOG(warn, why);
-    }
+    std::string why = "send on " + (connection.key.empty() ? connection.instance->name : connection.key) +
+                      " failed: " + table->strerror(rc);
+    _events->sendFailed(connection.link(), orpc::frameCallId(frame), why);
   }
 }
 
@@ -549,398 +392,108 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   connection->id = conn;
   connection->open = true;
   // A pipe peer is on this host; tcp/udp peers may be anywhere.
-  connection->distance =
+  connection->info.distance =
       instance.name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
   if (peer != nullptr && peer->struct_size >= sizeof(ferry_peer_info_v1) && peer->has_credentials) {
-    connection->hasCredentials = true;
-    connection->uid = peer->uid;
-    connection->gid = peer->gid;
-    connection->pid = peer->pid;
+    connection->info.hasCredentials = true;
+    connection->info.uid = peer->uid;
+    connection->info.gid = peer->gid;
+    connection->info.pid = peer->pid;
   }
   FERRY_LOG(debug, "accepted " << instance.name << " connection from "
                                << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
+  Connection* raw = connection.get();
   _connections[{instance.index, conn}] = std::move(connection);
+  _events->opened(raw->link(), raw->info);
 }
 
 void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int status) {
-  auto it = _connections.find({instance.index, conn});
-  if (it == _connections.end()) return;
-  Connection& connection = *it->second;
+  Connection* connection = find({instance.index, conn});
+  if (connection == nullptr) return;
   if (status < 0) {
-    std::string why = instance.table->strerror(status);
-    failConnection(connection, Errc::unavailable, "could not connect to " + connection.key + ": " + why);
-    // The exporters resolved to this binding may be gone: they are resolved again.
-    _runtime.resolutions().invalidateBinding(connection.binding);
-    bool resolver = isResolverConnection(connection);
-    _byKey.erase(connection.key);
-    _connections.erase(it);
-    if (resolver) resolverLost(why);
-    return;
+    return end(*connection, orpc::LinkEnd::neverOpened,
+               "could not connect to " + connection->key + ": " + instance.table->strerror(status));
   }
-  connection.open = true;
-  if (isResolverConnection(connection) && _registration.reached()) {
-    FERRY_LOG(info, "ferryd at " << _registration.key() << " is back; registered "
-                                 << _registration.announced().size()
-                                 << " apartments with it again");
-  }
+  connection->open = true;
   {
     std::lock_guard lock(_openMutex);
-    _openByKey[connection.key] = linkOf(connection);
+    _openByKey[connection->key] = connection->link();
   }
-  for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->deliverReceived(nullptr);
-  auto queued = std::move(connection.queued);
-  for (auto& [callId, frame] : queued) sendFrame(connection, std::move(frame));
-}
-
-void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) {
-  auto it = _connections.find({instance.index, conn});
-  if (it == _connections.end()) return;
-  Connection& connection = *it->second;
-  std::string why = "the connection " + (connection.key.empty() ? instance.name : connection.key) +
-                    " closed" + (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
-  // A sent request may or may not have run: it is sent again on a new connection, where the
-  // exporter's reply cache answers it if it did.
-  auto resend = failConnection(connection, Errc::outcomeUnknown, why, status < 0);
-  if (connection.outbound && status < 0) _runtime.resolutions().invalidateBinding(connection.binding);
-  bool resolver = isResolverConnection(connection);
-  if (!connection.key.empty()) _byKey.erase(connection.key);
-  _connections.erase(it);
-  if (resolver) resolverLost("it closed the connection");
-  if (!resend.empty()) resendCalls(std::move(resend), why);
-}
-
-std::vector<std::pair<uint64_t, TransportHub::CallEntry>> TransportHub::failConnection(
-    Connection& connection, Errc code, const std::string& why, bool lost) {
-  // ferryd forgets what a closed connection registered.
-  _registry.forget(&connection);
-  LinkId link = linkOf(connection);
-  if (!connection.key.empty()) {
-    std::lock_guard lock(_openMutex);
-    auto open = _openByKey.find(connection.key);
-    if (open != _openByKey.end() && open->second == link) _openByKey.erase(open);
-  }
-  // The calls it brought. A clean close means the caller went away: what still runs is
-  // canceled (nobody waits for it) and nothing is kept. A lost connection leaves them to finish
-  // for the caller's resent copies.
-  if (!lost && connection.caller != 0) _replies->dropLink(connection.caller, link);
-  // The calls that went out on it: sent again when it was lost, failed otherwise.
-  auto resend = _calls.dropLink(link, code, why, code == Errc::outcomeUnknown && connection.outbound);
-  auto resolves = std::move(connection.resolves);
-  connection.resolves.clear();
-  Errc unreached = code == Errc::outcomeUnknown ? Errc::unavailable : code;
-  for (auto& [id, pending] : resolves) pending->fail(unreached, why);
-  for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->fail(unreached, why);
-  // Frames never sent: their calls were failed or are in `resend`.
-  connection.queued.clear();
-  return resend;
-}
-
-void TransportHub::track(uint64_t callId, CallEntry entry) {
-  LinkId link = entry.link;
-  std::shared_ptr<OutboundCall> call = entry.call;
-  _calls.add(callId, std::move(entry));
-  call->setCancelHook([this, link, callId] { sendCancel(link, callId); });
-}
-
-void TransportHub::resendCalls(std::vector<std::pair<uint64_t, CallEntry>> calls,
-                               const std::string& why) {
-  bool stopping;
-  {
-    std::shared_lock gate(_directGate);
-    stopping = !_directAllowed;  // stop() began: the instances are going, no new connections
-  }
-  for (auto& [callId, entry] : calls) {
-    if (entry.call->done()) continue;  // canceled or past its deadline
-    if (stopping) {
-      entry.call->fail(Errc::outcomeUnknown, why + "; the runtime is shutting down");
-      continue;
-    }
-    std::string key = bindingText(entry.binding);
-    Connection* connection = connectionFor(key, entry.binding);
-    if (connection == nullptr) {
-      entry.call->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + key);
-      continue;
-    }
-    ++entry.resends;
-    orpc::markResent(*entry.frame);
-    stats().callsResent.fetch_add(1, std::memory_order_relaxed);
-    FERRY_LOG(debug, "sending call " << callId << " again on a new connection to " << key << " ("
-                                     << why << ")");
-    entry.link = linkOf(*connection);
-    std::vector<uint8_t> frame = *entry.frame;
-    track(callId, std::move(entry));
-    sendFrame(*connection, std::move(frame));
-  }
-}
-
-void TransportHub::protocolError(Instance& instance, ferry_conn_id conn, const std::string& why) {
-  stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
-  FERRY_LOG(warn, "protocol error on a " << instance.name << " connection, closing it: " << why);
-  instance.table->close(instance.transport, conn);
+  _events->opened(connection->link(), connection->info);
+  for (auto& waiter : std::exchange(connection->openWaiters, {})) waiter->deliverReceived(nullptr);
+  for (auto& frame : std::exchange(connection->queued, {})) sendFrame(*connection, std::move(frame));
 }
 
 void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data,
                               size_t size) {
-  auto it = _connections.find({instance.index, conn});
-  if (it == _connections.end()) return;
-  Connection& connection = *it->second;
-  orpc::Frame frame;
-  try {
-    frame = decodeFrame(data, size);
-  } catch (const Error& e) {
-    return protocolError(instance, conn, e.message());
-  }
-  const orpc::FrameHeader& header = frame.header;
-  switch (header.kind) {
-    case FrameKind::cancel:
-      // Only the connection the response goes to may cancel.
-      if (connection.caller != 0) _replies->cancel(connection.caller, header.callId, linkOf(connection));
-      return;
-    case FrameKind::request:
-      return serveRequest(connection, header.callId, header.oxid,
-                          (header.flags & orpc::kFrameFlagResent) != 0, std::move(*frame.message));
-    case FrameKind::resolve:
-      return serveResolve(connection, header.callId, std::move(*frame.message));
-    case FrameKind::response:
-      return serveResponse(connection, header.callId, std::move(*frame.message));
-    case FrameKind::registration:
-    case FrameKind::withdrawal:
-      if (!_runtime.options.acceptRegistrations || instance.name != "pipe") {
-        return protocolError(instance, conn, "registrations are only taken by ferryd, over the pipe");
-      }
-      return acceptRegistration(connection, std::move(*frame.message),
-                                header.kind == FrameKind::registration);
-    case FrameKind::resolveReply: {
-      auto r = connection.resolves.find(header.callId);
-      if (r == connection.resolves.end()) return;
-      auto pending = std::move(r->second);
-      connection.resolves.erase(r);
-      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(*frame.message)));
-      return;
+  if (find({instance.index, conn}) != nullptr) _events->received({instance.index, conn}, data, size);
+}
+
+void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) {
+  Connection* connection = find({instance.index, conn});
+  if (connection == nullptr) return;
+  std::string why = "the connection " + (connection->key.empty() ? instance.name : connection->key) +
+                    " closed" + (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
+  end(*connection, status < 0 ? orpc::LinkEnd::lost : orpc::LinkEnd::closed, why);
+}
+
+void TransportHub::end(Connection& connection, orpc::LinkEnd how, const std::string& why) {
+  LinkId link = connection.link();
+  if (!connection.key.empty()) {
+    {
+      std::lock_guard lock(_openMutex);
+      auto open = _openByKey.find(connection.key);
+      if (open != _openByKey.end() && open->second == link) _openByKey.erase(open);
     }
+    auto byKey = _byKey.find(connection.key);
+    if (byKey != _byKey.end() && byKey->second == &connection) _byKey.erase(byKey);
+  }
+  for (auto& waiter : std::exchange(connection.openWaiters, {})) waiter->fail(Errc::unavailable, why);
+  // The connection leaves the tables before the endpoint hears of it: calls it sends again take a
+  // new connection.
+  auto owned = std::move(_connections[{link.transport, link.conn}]);
+  _connections.erase({link.transport, link.conn});
+  if (connection.info.outbound && (how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::lost)) {
+    // The exporters resolved to this binding may be gone: they are resolved again.
+    _runtime.resolutions().invalidateBinding(connection.info.binding);
+  }
+  _events->ended(link, owned->info, how, why);
+}
+
+// ---- orpc::Network -----------------------------------------------------------------------------
+
+std::optional<TransportHub::LinkId> TransportHub::linkTo(const StringBindingData& binding,
+                                                         std::string* why) {
+  Connection* connection = connectionFor(binding, why);
+  if (connection == nullptr) return std::nullopt;
+  return connection->link();
+}
+
+void TransportHub::send(LinkId link, std::vector<uint8_t> frame) {
+  if (Connection* connection = find(link)) {
+    sendFrame(*connection, std::move(frame));
+  } else {
+    FERRY_LOG(debug, "a frame for a connection that closed was dropped");
   }
 }
 
-void TransportHub::serveResponse(Connection& connection, uint64_t callId, OrpcMessage message) {
-  std::shared_ptr<OutboundCall> call = _calls.answer(callId, linkOf(connection));
-  if (call == nullptr) {
-    FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
-    return;
-  }
-  call->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
+void TransportHub::reject(LinkId link, const std::string& why) {
+  Connection* connection = find(link);
+  if (connection == nullptr) return;
+  stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+  FERRY_LOG(warn, "protocol error on a " << connection->instance->name
+                                         << " connection, closing it: " << why);
+  connection->instance->table->close(connection->instance->transport, connection->id);
 }
 
-// ---- serving -----------------------------------------------------------------------------------
-
-void TransportHub::serveRequest(Connection& connection, uint64_t callId, Oxid oxid, bool resent,
-                                OrpcMessage message) {
-  Instance& instance = *connection.instance;
-  LinkId link = linkOf(connection);
-  auto request = std::make_unique<IncomingRequest>(std::move(message));
-  uint16_t flags;
-  uint64_t timeoutMicros;
-  uint64_t callerId;
-  std::vector<uint64_t> acknowledged;
-  try {
-    auto root = request->root();
-    flags = root.getFlags();
-    timeoutMicros = root.getTimeoutMicros();
-    callerId = root.getCaller();
-    if (root.hasAcknowledged()) {
-      auto list = root.getAcknowledged();
-      if (list.size() > orpc::CallTable::kMaxAcksPerRequest) {
-        return protocolError(instance, connection.id, "a request acknowledges more than 64 calls");
-      }
-      for (uint64_t id : list) acknowledged.push_back(id);
-    }
-  } catch (const kj::Exception& e) {
-    return protocolError(instance, connection.id,
-                         "bad request: " + std::string(kjReason(e.getDescription().cStr())));
-  }
-  bool oneway = (flags & kRequestFlagOneway) != 0;
-  if (oneway != (callId == 0)) return protocolError(instance, connection.id, "call id and oneway flag disagree");
-  if (!oneway && callerId == 0) return protocolError(instance, connection.id, "a request without its caller");
-  if (callerId != 0) {
-    if (connection.caller == 0) connection.caller = callerId;
-    if (connection.caller != callerId) {
-      return protocolError(instance, connection.id, "requests of two callers on one connection");
-    }
-  }
-
-  // The reply cache: a call that arrived before never runs again.
-  std::shared_ptr<ReplySink> replyTo;
-  std::shared_ptr<std::atomic<bool>> canceled;
-  if (!oneway) {
-    auto admission = _replies->admit(callerId, callId, link, acknowledged, Clock::now());
-    using Kind = orpc::ReplyCache::Admission::Kind;
-    switch (admission.kind) {
-      case Kind::running:
-        FERRY_LOG(debug, "call " << callId << " arrived again while it runs");
-        return;
-      case Kind::replay:
-        FERRY_LOG(debug, "call " << callId << " arrived again; its response is sent again");
-        return sendResponseFrame(link, std::move(admission.reply));
-      case Kind::refuse: {
-        // Not through a reply sink: that would record the refusal as the call's response.
-        auto response = errorResponse(admission.code, admission.message);
-        return sendResponseFrame(link, std::make_shared<const std::vector<uint8_t>>(encodeFrame(
-                                           FrameKind::response, callId, Oxid(),
-                                           response->message.builder())));
-      }
-      case Kind::run:
-        canceled = std::move(admission.canceled);
-        replyTo = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
-        break;
-    }
-  }
-
-  std::shared_ptr<ApartmentImpl> apartment = _runtime.tryFindApartment(oxid);
-  if (apartment == nullptr) {
-    if (replyTo) {
-      // A resent copy: the process that had the apartment may have run the call before it went.
-      replyTo->fail(resent ? Errc::outcomeUnknown : Errc::disconnected,
-                    "no apartment " + toString(oxid) + " in this process" +
-                        (resent ? " (the call was sent before, to an exporter that is gone)" : ""));
-    }
-    return;
-  }
-  // The caller's deadline, relative, capped by this process's own call timeout.
-  auto cap = std::chrono::duration_cast<std::chrono::microseconds>(_runtime.options.callTimeout);
-  auto left = timeoutMicros == 0 ? cap
-                                 : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
-                                                     std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
-  std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
-      apartment, std::move(*request), Clock::now() + left, connection.distance, replyTo,
-      canceled);
-  if (!apartment->post(item)) item->abandon();
+std::optional<TransportHub::LinkId> TransportHub::openLink(const std::string& bindingKey) {
+  std::lock_guard lock(_openMutex);
+  auto it = _openByKey.find(bindingKey);
+  if (it == _openByKey.end()) return std::nullopt;
+  return it->second;
 }
 
-void TransportHub::acceptRegistration(Connection& connection, OrpcMessage message, bool add) {
-  Resolution resolution;
-  try {
-    if (add) {
-      resolution = readResolution(message.root<wire::Registration>().getResolution());
-    } else {
-      resolution.oxid = Oxid(message.root<wire::ResolveRequest>().getOxid());
-    }
-  } catch (const kj::Exception& e) {
-    return protocolError(*connection.instance, connection.id,
-                         "malformed registration: " + std::string(kjReason(e.getDescription().cStr())));
-  } catch (const Error& e) {
-    return protocolError(*connection.instance, connection.id,
-                         "malformed registration: " + e.message());
-  }
-  Oxid oxid = resolution.oxid;
-  Registry::Registrant registrant{&connection, connection.hasCredentials, connection.uid,
-                                  connection.pid};
-  Registry::Registrant owner;
-  if (const Registry::Registrant* o = _registry.owner(oxid)) owner = *o;
-  Registry::Outcome outcome =
-      add ? _registry.add(std::move(resolution), registrant) : _registry.withdraw(oxid, registrant);
-  if (outcome == Registry::Outcome::refused) {
-    FERRY_LOG(warn, "ferryd: refused to " << (add ? "replace" : "withdraw")
-                        << " the registration of OXID " << toString(oxid) << " (pid " << owner.pid
-                        << ", uid " << owner.uid << ") for pid " << connection.pid << ", uid "
-                        << connection.uid << ": only the registering process may change it");
-  } else if (outcome == Registry::Outcome::added) {
-    FERRY_LOG(debug, "ferryd: registered " << toString(oxid) << " for pid " << connection.pid);
-  }
-}
-
-void TransportHub::serveResolve(Connection& connection, uint64_t callId, OrpcMessage message) {
-  capnp::MallocMessageBuilder reply(128);
-  auto root = reply.initRoot<wire::ResolveReply>();
-  try {
-    Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
-    std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
-    if (apartment != nullptr) {
-      writeResolution(root.initResolution(), localResolution(oxid, apartment->remUnknownIpid()));
-    } else if (const Resolution* registered = _registry.find(oxid)) {
-      writeResolution(root.initResolution(), *registered);
-    } else {
-      writeError(root.initError(), Errc::objectNotRegistered,
-                 "unknown OXID " + toString(oxid) + ": no such apartment in this process");
-    }
-  } catch (const kj::Exception& e) {
-    return protocolError(*connection.instance, connection.id,
-                         "bad resolve request: " + std::string(kjReason(e.getDescription().cStr())));
-  }
-  sendFrame(connection, encodeFrame(FrameKind::resolveReply, callId, Oxid(), reply));
-}
-
-// ---- client side ------------------------------------------------------------------------------
-
-void TransportHub::sendRequest(const std::string& key, const StringBindingData& binding, Oxid oxid,
-                               std::unique_ptr<OutgoingRequest> request, Deadline,
-                               std::shared_ptr<OutboundCall> call) {
-  uint64_t callId = call ? orpc::CallTable::nextCallId() : 0;
-  // The fast path: the connection is open, the caller writes the frame itself.
-  std::optional<LinkId> open;
-  {
-    std::lock_guard lock(_openMutex);
-    auto it = _openByKey.find(key);
-    if (it != _openByKey.end()) open = it->second;
-  }
-  auto frame = std::make_shared<std::vector<uint8_t>>();
-  try {
-    if (call) {
-      request->root.setCaller(_runtime.processId);
-      // The responses received on this connection since its previous request.
-      std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
-      if (!acks.empty()) {
-        auto list = request->root.initAcknowledged(static_cast<unsigned>(acks.size()));
-        for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks[i]);
-      }
-    }
-    *frame = encodeFrame(FrameKind::request, callId, oxid, request->message.builder());
-  } catch (const std::exception& e) {
-    if (call) call->fail(Errc::internal, e.what());
-    return;
-  }
-  if (frame->size() > kMaxMessageBytes + kFrameHeader) {
-    if (call) {
-      call->fail(Errc::invalidArgument,
-                 "the request has " + std::to_string(frame->size() - kFrameHeader) +
-                     " bytes, more than the 16 MiB a message may carry; pass large data in "
-                     "several calls");
-    }
-    return;
-  }
-  if (open) {
-    if (call) track(callId, CallEntry{call, *open, frame, binding});
-    if (sendDirect(*open, *frame)) return;
-    // Not written (closing, or no direct path): the loop connects if needed and sends.
-    if (call) _calls.take(callId, *open);
-  }
-  try {
-    post([this, key, binding, callId, call, frame]() mutable {
-      Connection* connection = connectionFor(key, binding);
-      if (connection == nullptr) {
-        if (call) call->fail(Errc::unavailable, "cannot connect to " + key);
-        return;
-      }
-      if (call) track(callId, CallEntry{call, linkOf(*connection), frame, binding});
-      sendFrame(*connection, *frame);
-    });
-  } catch (const Error& e) {
-    if (call) call->fail(e.code(), e.message());
-  }
-}
-
-void TransportHub::sendCancel(LinkId link, uint64_t callId) {
-  std::vector<uint8_t> frame = encodeBareFrame(FrameKind::cancel, callId);
-  if (sendDirect(link, frame)) return;
-  try {
-    post([this, link, frame = std::move(frame)]() mutable {
-      auto it = _connections.find({link.transport, link.conn});
-      if (it != _connections.end()) sendFrame(*it->second, std::move(frame));
-    });
-  } catch (const Error& e) {
-    FERRY_LOG(debug, "cancel not sent: " << e.what());
-  }
-}
-
-bool TransportHub::sendDirect(LinkId link, const std::vector<uint8_t>& frame) {
+bool TransportHub::sendNow(LinkId link, std::span<const uint8_t> frame) {
   std::shared_lock gate(_directGate);
   if (!_directAllowed || link.transport >= _instances.size()) return false;
   Instance& i = *_instances[link.transport];
@@ -949,43 +502,6 @@ bool TransportHub::sendDirect(LinkId link, const std::vector<uint8_t>& frame) {
     return false;
   }
   return i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) == 0;
-}
-
-void TransportHub::sendResponse(LinkId link, uint64_t callerId, uint64_t callId,
-                                std::unique_ptr<OutgoingResponse> response) {
-  std::shared_ptr<const std::vector<uint8_t>> frame;
-  try {
-    frame = std::make_shared<const std::vector<uint8_t>>(
-        encodeFrame(FrameKind::response, callId, Oxid(), response->message.builder()));
-  } catch (const std::exception& e) {
-    FERRY_LOG(warn, "response not sent: " << e.what());
-    return;
-  }
-  // Kept for a resent copy of the request, and sent where the newest copy came from.
-  link = _replies->complete(callerId, callId, link, frame, Clock::now());
-  sendResponseFrame(link, std::move(frame));
-}
-
-void TransportHub::sendResponseFrame(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame) {
-  // The servant's thread writes the response itself when it can.
-  if (sendDirect(link, *frame)) return;
-  try {
-    post([this, link, frame = std::move(frame)] {
-      auto it = _connections.find({link.transport, link.conn});
-      if (it == _connections.end()) {
-        FERRY_LOG(debug, "the caller's connection closed before its response was sent");
-        return;
-      }
-      sendFrame(*it->second, *frame);
-    });
-  } catch (const std::exception& e) {
-    FERRY_LOG(warn, "response not sent: " << e.what());
-  }
-}
-
-std::shared_ptr<Channel> TransportHub::channel(const StringBindingData& binding, Oxid oxid,
-                                               MarshalContext distance) {
-  return std::make_shared<orpc::RemoteChannel>(*this, binding, oxid, distance);
 }
 
 void TransportHub::connect(const StringBindingData& binding) {
@@ -998,7 +514,7 @@ void TransportHub::connect(const StringBindingData& binding) {
   std::string key = bindingText(binding);
   post([this, key, binding, pending] {
     std::string why;
-    Connection* connection = connectionFor(key, binding, &why);
+    Connection* connection = connectionFor(binding, &why);
     if (connection == nullptr) {
       pending->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
     } else if (connection->open) {
@@ -1009,46 +525,6 @@ void TransportHub::connect(const StringBindingData& binding) {
   });
   if (!pending->done()) home.wait(*pending);
   pending->throwIfFailed();
-}
-
-Resolution TransportHub::resolve(const StringBindingData& binding, Oxid oxid) {
-  ApartmentImpl* current = threadState().apartment;
-  ApartmentImpl& home = current != nullptr ? *current : static_cast<ApartmentImpl&>(_runtime.mta());
-  auto pending = std::make_shared<PendingCall>(home.shared_from_this(), callDeadline(), CausalityId());
-  uint64_t callId = orpc::CallTable::nextCallId();
-  capnp::MallocMessageBuilder request(16);
-  request.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  std::vector<uint8_t> frame = encodeFrame(FrameKind::resolve, callId, Oxid(), request);
-  std::string key = bindingText(binding);
-  post([this, key, binding, callId, pending, frame = std::move(frame)]() mutable {
-    Connection* connection = connectionFor(key, binding);
-    if (connection == nullptr) {
-      pending->fail(Errc::unavailable, "cannot connect to " + key);
-      return;
-    }
-    connection->resolves[callId] = pending;
-    sendFrame(*connection, std::move(frame));
-  });
-  if (!pending->done()) home.wait(*pending);
-  std::unique_ptr<IncomingResponse> raw = pending->takeRaw();
-  try {
-    auto reply = raw->message().root<wire::ResolveReply>();
-    if (reply.isError()) {
-      uint16_t code = reply.getError().getCode();
-      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
-      throw Error(errc, std::string(reply.getError().getMessage().cStr()));
-    }
-    Resolution out = readResolution(reply.getResolution());
-    FERRY_REQUIRE(out.oxid == oxid, Errc::protocolError,
-                  "the resolver at {} was asked for exporter {} and answered for {}", key,
-                  toString(oxid), toString(out.oxid));
-    return out;
-  } catch (const kj::Exception& e) {
-    FERRY_FAIL(Errc::protocolError,
-               "the reply of the resolver at {} is not a valid Cap'n Proto message ({}); it does "
-               "not follow the protocol",
-               key, kjReason(e.getDescription().cStr()));
-  }
 }
 
 }  // namespace ferry::detail

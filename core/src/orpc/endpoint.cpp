@@ -1,0 +1,340 @@
+#include "endpoint.h"
+
+#include <kj/exception.h>
+
+#include "../apartment-impl.h"
+#include "../log.h"
+#include "../message.h"
+#include "../runtime-impl.h"
+#include "../stats.h"
+#include "frame.h"
+
+namespace ferry::detail::orpc {
+
+namespace {
+
+// A served call's response, sent back on the link it came from.
+class NetworkReplySink final : public ReplySink {
+public:
+  NetworkReplySink(Endpoint& endpoint, LinkId link, uint64_t caller, uint64_t callId)
+      : _endpoint(endpoint), _link(link), _caller(caller), _callId(callId) {}
+
+  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
+    _endpoint.sendResponse(_link, _caller, _callId, std::move(response));
+  }
+
+  void fail(Errc code, std::string message) noexcept override {
+    try {
+      deliver(errorResponse(code, message));
+    } catch (const std::exception& e) {
+      FERRY_LOG(error, "could not send an error response: " << e.what());
+    }
+  }
+
+private:
+  Endpoint& _endpoint;
+  LinkId _link;
+  uint64_t _caller;
+  uint64_t _callId;
+};
+
+ReplyCache::Limits replyLimits(const RuntimeOptions& options) {
+  ReplyCache::Limits limits;
+  limits.perCaller = options.replyCachePerCaller;
+  limits.retention = options.replyRetention;
+  return limits;
+}
+
+}  // namespace
+
+Endpoint::Endpoint(RuntimeImpl& runtime, Network& network)
+    : _runtime(runtime), _network(network), _replies(replyLimits(runtime.options)),
+      _resolver(runtime, network) {}
+
+Endpoint::~Endpoint() { _calls.failAll(Errc::shuttingDown, "the runtime is shutting down"); }
+
+std::shared_ptr<Channel> Endpoint::channel(const StringBindingData& binding, Oxid oxid,
+                                           MarshalContext distance) {
+  return std::make_shared<RemoteChannel>(*this, binding, oxid, distance);
+}
+
+// ---- links -------------------------------------------------------------------------------------
+
+void Endpoint::opened(LinkId link, const LinkInfo& info) {
+  _peers[link] = Peer{info, 0};
+  _resolver.opened(link, info);
+}
+
+void Endpoint::ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::string& why) {
+  uint64_t caller = 0;
+  if (auto it = _peers.find(link); it != _peers.end()) {
+    caller = it->second.caller;
+    _peers.erase(it);
+  }
+  // The calls it brought. A clean close means the caller went away: what still runs is canceled
+  // (nobody waits for it) and nothing is kept. A lost link leaves them to finish for the caller's
+  // resent copies.
+  if (how != LinkEnd::lost && caller != 0) _replies.dropLink(caller, link);
+  // The calls that went out on it. One that could not be sent failed; a sent one may or may not
+  // have run, so it goes out again on a new link, where the exporter's reply cache answers it if
+  // it did.
+  Errc code = how == LinkEnd::neverOpened || how == LinkEnd::shutdown ? Errc::unavailable
+                                                                      : Errc::outcomeUnknown;
+  bool again = code == Errc::outcomeUnknown && info.outbound;
+  auto calls = _calls.dropLink(link, code, why, again);
+  _resolver.ended(link, info, how, why);
+  if (!calls.empty()) resend(std::move(calls), why);
+}
+
+void Endpoint::sendFailed(LinkId link, uint64_t callId, const std::string& why) {
+  if (auto entry = _calls.take(callId, link)) {
+    // A copy sent before may have run.
+    entry->call->fail(entry->resends > 0 ? Errc::outcomeUnknown : Errc::unavailable, why);
+  } else if (!_resolver.sendFailed(link, callId, why)) {
+    FERRY_LOG(warn, why);
+  }
+}
+
+void Endpoint::tick(std::chrono::steady_clock::time_point now) {
+  _replies.expire(now);
+  _resolver.tick(now);
+}
+
+void Endpoint::reject(LinkId link, const std::string& why) { _network.reject(link, why); }
+
+void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
+  Frame frame;
+  try {
+    frame = decodeFrame(data, size);
+  } catch (const Error& e) {
+    return reject(link, e.message());
+  }
+  Peer& peer = _peers[link];
+  const FrameHeader& header = frame.header;
+  switch (header.kind) {
+    case FrameKind::cancel:
+      // Only the link the response goes to may cancel.
+      if (peer.caller != 0) _replies.cancel(peer.caller, header.callId, link);
+      return;
+    case FrameKind::request:
+      return serveRequest(link, peer, header.callId, header.oxid,
+                          (header.flags & kFrameFlagResent) != 0, std::move(*frame.message));
+    case FrameKind::response:
+      return serveResponse(link, header.callId, std::move(*frame.message));
+    case FrameKind::resolve:
+    case FrameKind::resolveReply:
+    case FrameKind::registration:
+    case FrameKind::withdrawal:
+      return _resolver.received(link, peer.info, header, std::move(*frame.message));
+  }
+}
+
+// ---- serving -----------------------------------------------------------------------------------
+
+void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
+                            OrpcMessage message) {
+  auto request = std::make_unique<IncomingRequest>(std::move(message));
+  uint16_t flags;
+  uint64_t timeoutMicros;
+  uint64_t callerId;
+  std::vector<uint64_t> acknowledged;
+  try {
+    auto root = request->root();
+    flags = root.getFlags();
+    timeoutMicros = root.getTimeoutMicros();
+    callerId = root.getCaller();
+    if (root.hasAcknowledged()) {
+      auto list = root.getAcknowledged();
+      if (list.size() > CallTable::kMaxAcksPerRequest) {
+        return reject(link, "a request acknowledges more than 64 calls");
+      }
+      for (uint64_t id : list) acknowledged.push_back(id);
+    }
+  } catch (const kj::Exception& e) {
+    return reject(link, "bad request: " + std::string(kjReason(e.getDescription().cStr())));
+  }
+  bool oneway = (flags & kRequestFlagOneway) != 0;
+  if (oneway != (callId == 0)) return reject(link, "call id and oneway flag disagree");
+  if (!oneway && callerId == 0) return reject(link, "a request without its caller");
+  if (callerId != 0) {
+    if (peer.caller == 0) peer.caller = callerId;
+    if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
+  }
+
+  // The reply cache: a call that arrived before never runs again.
+  std::shared_ptr<ReplySink> replyTo;
+  std::shared_ptr<std::atomic<bool>> canceled;
+  if (!oneway) {
+    auto admission = _replies.admit(callerId, callId, link, acknowledged, Clock::now());
+    using Kind = ReplyCache::Admission::Kind;
+    switch (admission.kind) {
+      case Kind::running:
+        FERRY_LOG(debug, "call " << callId << " arrived again while it runs");
+        return;
+      case Kind::replay:
+        FERRY_LOG(debug, "call " << callId << " arrived again; its response is sent again");
+        return sendAnyThread(link, std::move(admission.reply));
+      case Kind::refuse: {
+        // Not through a reply sink: that would record the refusal as the call's response.
+        auto response = errorResponse(admission.code, admission.message);
+        return sendAnyThread(link, std::make_shared<const std::vector<uint8_t>>(encodeFrame(
+                                       FrameKind::response, callId, Oxid(),
+                                       response->message.builder())));
+      }
+      case Kind::run:
+        canceled = std::move(admission.canceled);
+        replyTo = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+        break;
+    }
+  }
+
+  std::shared_ptr<ApartmentImpl> apartment = _runtime.tryFindApartment(oxid);
+  if (apartment == nullptr) {
+    if (replyTo) {
+      // A resent copy: the process that had the apartment may have run the call before it went.
+      replyTo->fail(resent ? Errc::outcomeUnknown : Errc::disconnected,
+                    "no apartment " + toString(oxid) + " in this process" +
+                        (resent ? " (the call was sent before, to an exporter that is gone)" : ""));
+    }
+    return;
+  }
+  // The caller's deadline, relative, capped by this process's own call timeout.
+  auto cap = std::chrono::duration_cast<std::chrono::microseconds>(_runtime.options.callTimeout);
+  auto left = timeoutMicros == 0 ? cap
+                                 : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
+                                                     std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
+  std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
+      apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled);
+  if (!apartment->post(item)) item->abandon();
+}
+
+void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) {
+  std::shared_ptr<OutboundCall> call = _calls.answer(callId, link);
+  if (call == nullptr) {
+    FERRY_LOG(debug, "response for an unknown call " << callId << " dropped");
+    return;
+  }
+  call->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
+}
+
+void Endpoint::sendResponse(LinkId link, uint64_t callerId, uint64_t callId,
+                            std::unique_ptr<OutgoingResponse> response) {
+  std::shared_ptr<const std::vector<uint8_t>> frame;
+  try {
+    frame = std::make_shared<const std::vector<uint8_t>>(
+        encodeFrame(FrameKind::response, callId, Oxid(), response->message.builder()));
+  } catch (const std::exception& e) {
+    FERRY_LOG(warn, "response not sent: " << e.what());
+    return;
+  }
+  // Kept for a resent copy of the request, and sent where the newest copy came from.
+  link = _replies.complete(callerId, callId, link, frame, Clock::now());
+  sendAnyThread(link, std::move(frame));
+}
+
+void Endpoint::sendAnyThread(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame) {
+  // The servant's thread writes the response itself when it can.
+  if (_network.sendNow(link, *frame)) return;
+  try {
+    _network.post([this, link, frame = std::move(frame)] { _network.send(link, *frame); });
+  } catch (const std::exception& e) {
+    FERRY_LOG(debug, "frame not sent: " << e.what());
+  }
+}
+
+// ---- calling -----------------------------------------------------------------------------------
+
+void Endpoint::sendRequest(const std::string& key, const StringBindingData& binding, Oxid oxid,
+                           std::unique_ptr<OutgoingRequest> request, Deadline,
+                           std::shared_ptr<OutboundCall> call) {
+  uint64_t callId = call ? CallTable::nextCallId() : 0;
+  // The fast path: the link is open, the caller writes the frame itself.
+  std::optional<LinkId> open = _network.openLink(key);
+  auto frame = std::make_shared<std::vector<uint8_t>>();
+  try {
+    if (call) {
+      request->root.setCaller(_runtime.processId);
+      // The responses received on this link since its previous request.
+      std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
+      if (!acks.empty()) {
+        auto list = request->root.initAcknowledged(static_cast<unsigned>(acks.size()));
+        for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks[i]);
+      }
+    }
+    *frame = encodeFrame(FrameKind::request, callId, oxid, request->message.builder());
+  } catch (const std::exception& e) {
+    if (call) call->fail(Errc::internal, e.what());
+    return;
+  }
+  if (frame->size() > kMaxMessageBytes + kFrameHeader) {
+    if (call) {
+      call->fail(Errc::invalidArgument,
+                 "the request has " + std::to_string(frame->size() - kFrameHeader) +
+                     " bytes, more than the 16 MiB a message may carry; pass large data in "
+                     "several calls");
+    }
+    return;
+  }
+  if (open) {
+    if (call) track(callId, CallTable::Entry{call, *open, frame, binding});
+    if (_network.sendNow(*open, *frame)) return;
+    // Not written (closing, or no direct path): the network thread links if needed and sends.
+    if (call) _calls.take(callId, *open);
+  }
+  try {
+    _network.post([this, key, binding, callId, call, frame] {
+      std::string why;
+      std::optional<LinkId> link = _network.linkTo(binding, &why);
+      if (!link) {
+        if (call) call->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
+        return;
+      }
+      if (call) track(callId, CallTable::Entry{call, *link, frame, binding});
+      _network.send(*link, *frame);
+    });
+  } catch (const Error& e) {
+    if (call) call->fail(e.code(), e.message());
+  }
+}
+
+void Endpoint::track(uint64_t callId, CallTable::Entry entry) {
+  LinkId link = entry.link;
+  std::shared_ptr<OutboundCall> call = entry.call;
+  _calls.add(callId, std::move(entry));
+  call->setCancelHook([this, link, callId] { sendCancel(link, callId); });
+}
+
+void Endpoint::sendCancel(LinkId link, uint64_t callId) {
+  sendAnyThread(link, std::make_shared<const std::vector<uint8_t>>(
+                          encodeBareFrame(FrameKind::cancel, callId)));
+}
+
+void Endpoint::resend(std::vector<std::pair<uint64_t, CallTable::Entry>> calls,
+                      const std::string& why) {
+  bool stopping = _network.stopping();
+  for (auto& [callId, entry] : calls) {
+    if (entry.call->done()) continue;  // canceled or past its deadline
+    if (stopping) {
+      entry.call->fail(Errc::outcomeUnknown, why + "; the runtime is shutting down");
+      continue;
+    }
+    std::string key = bindingText(entry.binding);
+    std::string reason;
+    std::optional<LinkId> link = _network.linkTo(entry.binding, &reason);
+    if (!link) {
+      entry.call->fail(Errc::outcomeUnknown, why + "; cannot reconnect to " + key + ": " + reason);
+      continue;
+    }
+    ++entry.resends;
+    markResent(*entry.frame);
+    stats().callsResent.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(debug, "sending call " << callId << " again on a new connection to " << key << " ("
+                                     << why << ")");
+    entry.link = *link;
+    std::vector<uint8_t> frame = *entry.frame;
+    track(callId, std::move(entry));
+    _network.send(*link, std::move(frame));
+  }
+}
+
+}  // namespace ferry::detail::orpc

@@ -1,0 +1,89 @@
+// The ORPC endpoint: this process's side of the call protocol (core/schema/orpc.capnp) over the
+// links a Network gives it. It sends requests for the remote channels and delivers their
+// responses (the call table, call-table.h), resends calls whose link was lost, serves requests
+// from other processes into their apartments exactly once (the reply cache, reply-cache.h),
+// honours cancels, and hands resolver frames to the resolver service. It knows links, not
+// sockets: the transport hub is its network in a process, an in-memory network in unit tests.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "../channel.h"
+#include "../resolver/service.h"
+#include "call-table.h"
+#include "network.h"
+#include "remote-channel.h"
+#include "reply-cache.h"
+
+namespace ferry::detail {
+class RuntimeImpl;
+}
+
+namespace ferry::detail::orpc {
+
+class Endpoint final : public LinkEvents, public RequestSender {
+public:
+  Endpoint(RuntimeImpl& runtime, Network& network);
+  Endpoint(const Endpoint&) = delete;
+  ~Endpoint() override;
+
+  // A channel to exporter `oxid` through `binding`.
+  std::shared_ptr<Channel> channel(const StringBindingData& binding, Oxid oxid,
+                                   MarshalContext distance);
+  ResolverService& resolver() noexcept { return _resolver; }
+
+  // RequestSender (any thread).
+  void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
+                   std::unique_ptr<OutgoingRequest> request, Deadline deadline,
+                   std::shared_ptr<OutboundCall> call) override;
+  LoopWake loopWake() const noexcept override { return _network.loopWake(); }
+
+  // For replies of served calls: sends a response frame to the caller (on the link the request
+  // came on, or the newest that carried a resent copy) and keeps it in the reply cache. Any
+  // thread.
+  void sendResponse(LinkId link, uint64_t caller, uint64_t callId,
+                    std::unique_ptr<OutgoingResponse> response);
+
+  // LinkEvents (network thread).
+  void opened(LinkId link, const LinkInfo& info) override;
+  void received(LinkId link, const uint8_t* data, size_t size) override;
+  void sendFailed(LinkId link, uint64_t callId, const std::string& why) override;
+  void ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::string& why) override;
+  void tick(std::chrono::steady_clock::time_point now) override;
+
+  // Counts, for tests and the admin view.
+  size_t callsInFlight() const { return _calls.size(); }
+  size_t servedCallsKept() const { return _replies.entries(); }
+
+private:
+  // What the endpoint knows of an open link (network thread).
+  struct Peer {
+    LinkInfo info;
+    uint64_t caller = 0;  // inbound: the process whose requests it carries (Request.caller)
+  };
+
+  void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
+                    OrpcMessage message);
+  void serveResponse(LinkId link, uint64_t callId, OrpcMessage message);
+  // Registers `entry` and lets its call cancel over the link it went out on.
+  void track(uint64_t callId, CallTable::Entry entry);
+  // Sends the calls of a lost link again, on new links.
+  void resend(std::vector<std::pair<uint64_t, CallTable::Entry>> calls, const std::string& why);
+  // Asks the exporter to cancel a call this process sent. Any thread.
+  void sendCancel(LinkId link, uint64_t callId);
+  // Sends a frame on `link`, from this thread if the transport can, else through the network
+  // thread. Any thread.
+  void sendAnyThread(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame);
+  void reject(LinkId link, const std::string& why);
+
+  RuntimeImpl& _runtime;
+  Network& _network;
+  CallTable _calls;
+  ReplyCache _replies;
+  ResolverService _resolver;
+  std::unordered_map<LinkId, Peer, LinkIdHash> _peers;  // network thread
+};
+
+}  // namespace ferry::detail::orpc

@@ -1,0 +1,87 @@
+// The resolver service of a process (core/schema/resolver.capnp) over the ORPC network:
+//   - the embedded resolver: answers resolve requests for this process's apartments, and — in
+//     ferryd — for the apartments other processes registered (registry.h);
+//   - the resolver client: asks a resolver where an exporter listens;
+//   - the registration of this process's apartments with its host's ferryd (registration.h),
+//     again on every new connection, retried while ferryd is unreachable.
+// The ORPC endpoint hands it the resolver frames and the link events.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+
+#include "../orpc/frame.h"
+#include "../orpc/network.h"
+#include "registration.h"
+#include "registry.h"
+#include "resolution.h"
+
+namespace ferry::detail {
+
+class PendingCall;
+class RuntimeImpl;
+
+class ResolverService {
+public:
+  using LinkId = orpc::LinkId;
+
+  ResolverService(RuntimeImpl& runtime, orpc::Network& network);
+
+  // Asks the resolver at `binding` for `oxid`; waits in the calling apartment (bounded by the
+  // call timeout). Throws objectNotRegistered for an unknown OXID, unavailable when the binding
+  // cannot be reached, protocolError for a reply no resolver may send.
+  Resolution resolve(const StringBindingData& binding, Oxid oxid);
+
+  // Registers this process's apartments with the ferryd at `ferryd` from now on (call once,
+  // before the first announce, when the network runs).
+  void registerWith(StringBindingData ferryd);
+  // Tells ferryd (if this process registers with one) about an apartment, or that it is gone.
+  // Any thread.
+  void announce(Oxid oxid, Ipid remUnknown);
+  void withdraw(Oxid oxid);
+
+  // What this process answers for one of its apartments.
+  Resolution localResolution(Oxid oxid, Ipid remUnknown) const;
+
+  // From the endpoint (network thread).
+  void opened(LinkId link, const orpc::LinkInfo& info);
+  void received(LinkId link, const orpc::LinkInfo& info, const orpc::FrameHeader& header,
+                OrpcMessage message);
+  // True when the frame was a resolve request of this service (it fails).
+  bool sendFailed(LinkId link, uint64_t callId, const std::string& why);
+  void ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkEnd how, const std::string& why);
+  void tick(std::chrono::steady_clock::time_point now);
+
+  // ferryd's registry (network thread).
+  const Registry& registry() const noexcept { return _registry; }
+
+private:
+  void serveResolve(LinkId link, uint64_t callId, OrpcMessage message);
+  void acceptRegistration(LinkId link, const orpc::LinkInfo& info, OrpcMessage message, bool add);
+  // Registration, on the network thread: records the apartment (remUnknown) or its withdrawal
+  // (null) and tells ferryd if linked; links if not and no retry waits.
+  void tell(Oxid oxid, const Ipid* remUnknown);
+  // Links to ferryd and registers every announced apartment on the new link.
+  void connectFerryd();
+  // The link to ferryd closed or could not be made: warns (once until it is back) and schedules
+  // connectFerryd.
+  void ferrydLost(const std::string& why);
+
+  RuntimeImpl& _runtime;
+  orpc::Network& _network;
+  Registry _registry;  // network thread
+
+  // Resolve requests this process sent, by link and call id (network thread).
+  std::unordered_map<LinkId, std::unordered_map<uint64_t, std::shared_ptr<PendingCall>>,
+                     orpc::LinkIdHash>
+      _resolves;
+
+  // This process's registration (network thread, but for enabled(), written once before the
+  // first announce): the link to ferryd while it is open, and when to try again.
+  FerrydRegistration _registration;
+  std::optional<LinkId> _ferrydLink;
+  std::optional<std::chrono::steady_clock::time_point> _retryAt;
+};
+
+}  // namespace ferry::detail
