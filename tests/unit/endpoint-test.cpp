@@ -1,0 +1,366 @@
+// The ORPC endpoint over an in-memory network (orpc/network.h): two endpoints of one runtime,
+// a client's and a server's, joined by links whose frames the test can drop and which it can
+// lose, with a clock of the test's own. No socket is involved: what is asserted is the
+// protocol's behaviour — calls answered on their links, acknowledgements, a call whose response
+// was lost run once and answered from the reply cache, expiry — seen through the reference
+// counts a RemUnknown.addRefs changes.
+#define BOOST_TEST_MODULE endpoint
+#include <boost/test/unit_test.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <ferry/ferry.h>
+
+#include "fixture.h"
+#include "import-table.h"
+#include "objref.h"
+#include "orpc/endpoint.h"
+#include "orpc/frame.h"
+#include "runtime-impl.h"
+#include "servants.h"
+#include "stats.h"
+
+using namespace ferry;
+using namespace ferry::detail;
+using namespace ferry::test;
+using testing::iface::Probe;
+using orpc::LinkEnd;
+using orpc::LinkId;
+
+namespace {
+
+// The network thread both networks share: runs posted events in order, as the hub's loop does.
+class Wire {
+public:
+  Wire() : _thread([this] { run(); }) {}
+  ~Wire() { stop(); }
+
+  void post(std::function<void()> task) {
+    std::lock_guard lock(_mutex);
+    FERRY_REQUIRE(!_stopping, Errc::shuttingDown, "the in-memory network stopped");
+    _tasks.push_back(std::move(task));
+    _cv.notify_one();
+  }
+  // Runs `task` on the network thread and waits for it.
+  void run(std::function<void()> task) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    post([&] {
+      task();
+      std::lock_guard lock(m);
+      done = true;
+      cv.notify_one();
+    });
+    std::unique_lock lock(m);
+    BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; }));
+  }
+  bool stopping() const {
+    std::lock_guard lock(_mutex);
+    return _stopping;
+  }
+  void stop() {
+    {
+      std::lock_guard lock(_mutex);
+      if (_stopping) return;
+      _stopping = true;
+      _cv.notify_one();
+    }
+    _thread.join();
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(_mutex);
+        _cv.wait(lock, [&] { return _stopping || !_tasks.empty(); });
+        if (_tasks.empty()) return;
+        task = std::move(_tasks.front());
+        _tasks.pop_front();
+      }
+      task();
+    }
+  }
+
+  mutable std::mutex _mutex;
+  std::condition_variable _cv;
+  std::deque<std::function<void()>> _tasks;
+  bool _stopping = false;
+  std::thread _thread;
+};
+
+// One side's view of the in-memory network. Links are made in pairs, one id on each side; a
+// frame sent on one is received on the other unless the test's filter drops it.
+class MemoryNetwork final : public orpc::Network {
+public:
+  MemoryNetwork(Wire& wire, std::string name) : _wire(wire), _name(std::move(name)) {}
+
+  void join(MemoryNetwork& peer, orpc::LinkEvents& mine) {
+    _peer = &peer;
+    _events = &mine;
+  }
+
+  // Network thread: drops frames for which it returns true.
+  std::function<bool(const std::vector<uint8_t>&)> dropIf;
+  int linksMade = 0;
+
+  // Network thread: the link ends with an error on both sides (a lost connection).
+  void lose(LinkId link) {
+    auto it = _links.find(link.conn);
+    if (it == _links.end()) return;
+    LinkId peerLink = it->second.peer;
+    endHere(link, LinkEnd::lost, "the in-memory link was lost");
+    _peer->endHere(peerLink, LinkEnd::lost, "the in-memory link was lost");
+  }
+  std::optional<LinkId> anyLink() const {
+    if (_links.empty()) return std::nullopt;
+    return LinkId{0, _links.begin()->first};
+  }
+
+  void post(std::function<void()> task) override { _wire.post(std::move(task)); }
+  bool stopping() const noexcept override { return _wire.stopping(); }
+
+  std::optional<LinkId> linkTo(const StringBindingData& binding, std::string* why) override {
+    if (binding.protseq != "mem" || binding.endpoint != _peer->_name) {
+      if (why != nullptr) *why = "no such in-memory peer";
+      return std::nullopt;
+    }
+    std::string key = bindingText(binding);
+    if (auto open = openLink(key)) return open;
+    ++linksMade;
+    LinkId mine{0, _nextId++};
+    LinkId theirs{0, _peer->_nextId++};
+    orpc::LinkInfo out;
+    out.outbound = true;
+    out.binding = binding;
+    out.distance = MarshalContext::local;
+    orpc::LinkInfo in;
+    in.distance = MarshalContext::local;
+    _links[mine.conn] = Link{theirs, out, key};
+    _peer->_links[theirs.conn] = Link{mine, in, ""};
+    {
+      std::lock_guard lock(_openMutex);
+      _open[key] = mine;
+    }
+    // Opened on both sides before any frame arrives: the wire runs tasks in order.
+    _wire.post([this, mine, out] { _events->opened(mine, out); });
+    _wire.post([peer = _peer, theirs, in] { peer->_events->opened(theirs, in); });
+    return mine;
+  }
+
+  void send(LinkId link, std::vector<uint8_t> frame) override {
+    auto it = _links.find(link.conn);
+    if (it == _links.end()) return;
+    if (dropIf && dropIf(frame)) return;
+    LinkId to = it->second.peer;
+    _wire.post([peer = _peer, to, frame = std::move(frame)] {
+      if (peer->_links.count(to.conn) != 0) peer->_events->received(to, frame.data(), frame.size());
+    });
+  }
+
+  void reject(LinkId link, const std::string& why) override {
+    ++rejected;
+    auto it = _links.find(link.conn);
+    if (it == _links.end()) return;
+    LinkId peerLink = it->second.peer;
+    endHere(link, LinkEnd::closed, why);
+    _peer->endHere(peerLink, LinkEnd::closed, "the peer closed the link");
+  }
+
+  std::optional<LinkId> openLink(const std::string& key) override {
+    std::lock_guard lock(_openMutex);
+    auto it = _open.find(key);
+    if (it == _open.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // Every frame goes through the network thread, where the filter sees it.
+  bool sendNow(LinkId, std::span<const uint8_t>) override { return false; }
+  LoopWake loopWake() const noexcept override { return {}; }
+  std::vector<StringBindingData> bindings() const override { return {{"mem", "", _name}}; }
+
+  int rejected = 0;
+
+private:
+  struct Link {
+    LinkId peer;
+    orpc::LinkInfo info;
+    std::string key;
+  };
+  void endHere(LinkId link, LinkEnd how, const std::string& why) {
+    auto it = _links.find(link.conn);
+    if (it == _links.end()) return;
+    Link gone = it->second;
+    _links.erase(it);
+    if (!gone.key.empty()) {
+      std::lock_guard lock(_openMutex);
+      _open.erase(gone.key);
+    }
+    _events->ended(link, gone.info, how, why);
+  }
+
+  Wire& _wire;
+  const std::string _name;
+  MemoryNetwork* _peer = nullptr;
+  orpc::LinkEvents* _events = nullptr;
+  uint64_t _nextId = 1;
+  std::map<uint64_t, Link> _links;  // network thread
+  std::mutex _openMutex;
+  std::map<std::string, LinkId> _open;
+};
+
+// A client endpoint and a server endpoint of one runtime over the in-memory network, an object
+// exported from a server STA, and a client STA's link to that STA's RemUnknown through the
+// client endpoint.
+struct Pair {
+  explicit Pair(Runtime& rt)
+      : runtime(rt.impl()),
+        server(rt.newSta("server")),
+        client(rt.newSta("client")),
+        clientNet(wire, "client"),
+        serverNet(wire, "server"),
+        clientEndpoint(runtime, clientNet),
+        serverEndpoint(runtime, serverNet) {
+    clientNet.join(serverNet, clientEndpoint);
+    serverNet.join(clientNet, serverEndpoint);
+    packet = server.invoke([&] {
+      object = make<ProbeImpl>();
+      return marshalInterface(object, MarshalContext::local);
+    });
+    ipid = detail::decodeObjRef(packet).ipid;
+    ApartmentImpl& exporter = *server.impl();
+    link = std::make_shared<ExporterLink>(
+        *client.impl(), exporter.oxid(), ExporterLink::Address{},
+        clientEndpoint.channel({"mem", "", "server"}, exporter.oxid(), MarshalContext::local),
+        exporter.remUnknownIpid());
+  }
+  ~Pair() {
+    client.invoke([&] { link.reset(); });
+    // Nothing of the endpoints runs once the wire stopped.
+    wire.stop();
+    server.invoke([&] {
+      releaseMarshalData(packet);
+      object.reset();
+    });
+  }
+
+  uint32_t strongRefs() {
+    return server.invoke([&] { return externalReferences(object.get()).strong; });
+  }
+  void addRefs(uint32_t refs) { client.invoke([&] { link->addRefs(ipid, refs); }); }
+
+  RuntimeImpl& runtime;
+  Sta server;
+  Sta client;
+  Wire wire;
+  MemoryNetwork clientNet;
+  MemoryNetwork serverNet;
+  orpc::Endpoint clientEndpoint;
+  orpc::Endpoint serverEndpoint;
+  Ref<Probe> object;
+  ObjRefBytes packet;
+  Ipid ipid;
+  std::shared_ptr<ExporterLink> link;
+};
+
+// The runtime runs no transport of its own: the test's network is the only one.
+struct InProcessRuntime : RuntimeFixture {
+  InProcessRuntime() : RuntimeFixture(options()) {}
+  static RuntimeOptions options() {
+    RuntimeOptions o;
+    o.outOfProcess = false;
+    return o;
+  }
+};
+
+orpc::FrameKind kindOf(const std::vector<uint8_t>& frame) {
+  return static_cast<orpc::FrameKind>(frame[4]);
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(endpoint, InProcessRuntime)
+
+BOOST_AUTO_TEST_CASE(a_call_travels_over_a_link_and_its_response_is_acknowledged_by_the_next) {
+  Pair p(rt());
+  uint32_t before = p.strongRefs();
+  p.addRefs(2);
+  BOOST_TEST(p.strongRefs() == before + 2);
+  BOOST_TEST(p.clientEndpoint.callsInFlight() == 0u);
+  BOOST_TEST(p.clientNet.linksMade == 1);
+  // The server keeps the response until the caller acknowledges it in its next request.
+  p.wire.run([] {});
+  BOOST_TEST(p.serverEndpoint.servedCallsKept() == 1u);
+  p.addRefs(1);
+  p.wire.run([] {});
+  BOOST_TEST(p.serverEndpoint.servedCallsKept() == 1u, "the first went, the second is kept");
+  BOOST_TEST(p.strongRefs() == before + 3);
+  BOOST_TEST(p.clientNet.linksMade == 1, "one link carries every call");
+}
+
+BOOST_AUTO_TEST_CASE(a_call_whose_response_was_lost_with_its_link_runs_once_and_is_answered_again) {
+  Pair p(rt());
+  uint32_t before = p.strongRefs();
+  int64_t duplicatesBefore = stats().duplicateRequests.load();
+  int64_t resentBefore = stats().callsResent.load();
+  // The first response never arrives; the link is lost once it was dropped.
+  p.serverNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (kindOf(frame) != orpc::FrameKind::response) return false;
+    p.serverNet.dropIf = nullptr;
+    p.wire.post([&] {
+      if (auto link = p.clientNet.anyLink()) p.clientNet.lose(*link);
+    });
+    return true;
+  };
+  p.addRefs(2);
+  BOOST_TEST(p.strongRefs() == before + 2, "the servant ran once, not once per copy");
+  BOOST_TEST(stats().callsResent.load() - resentBefore == 1);
+  BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 1);
+  BOOST_TEST(p.clientNet.linksMade == 2, "the copy went over a new link");
+  BOOST_TEST(p.clientEndpoint.callsInFlight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_kept_response_goes_after_the_retention_on_the_network_clock) {
+  Pair p(rt());
+  p.addRefs(1);
+  p.wire.run([] {});
+  BOOST_TEST(p.serverEndpoint.servedCallsKept() == 1u);
+  auto now = std::chrono::steady_clock::now();
+  p.wire.run([&] { p.serverEndpoint.tick(now + p.runtime.options.replyRetention / 2); });
+  BOOST_TEST(p.serverEndpoint.servedCallsKept() == 1u);
+  p.wire.run([&] {
+    p.serverEndpoint.tick(now + p.runtime.options.replyRetention + std::chrono::seconds(1));
+  });
+  BOOST_TEST(p.serverEndpoint.servedCallsKept() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_its_link_and_the_call_on_it_fails_cleanly) {
+  Pair p(rt());
+  uint32_t before = p.strongRefs();
+  // The request reaches the server garbled: the server rejects the link, and the client's call,
+  // which may or may not have run, is sent again on a new link and answered.
+  bool garbled = false;
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (garbled || kindOf(frame) != orpc::FrameKind::request) return false;
+    garbled = true;
+    std::vector<uint8_t> bad = frame;
+    bad[0] = 'X';
+    p.clientNet.dropIf = nullptr;
+    auto link = p.clientNet.anyLink();
+    p.clientNet.send(*link, std::move(bad));
+    return true;
+  };
+  p.addRefs(1);
+  BOOST_TEST(p.serverNet.rejected == 1);
+  BOOST_TEST(p.strongRefs() == before + 1);
+  BOOST_TEST(p.clientNet.linksMade == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
