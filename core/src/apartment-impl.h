@@ -15,8 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include <uv.h>
-
 #include <ferry/message-filter.h>
 #include <ferry/runtime.h>
 
@@ -24,6 +22,10 @@
 #include "import-table.h"
 #include "loop-wake.h"
 #include "rem-unknown.h"
+
+// libuv's handle types, by name only: the STA's loop code includes uv.h itself.
+struct uv_async_s;
+typedef struct uv_async_s uv_async_t;  // NOLINT: matches uv.h
 
 namespace ferry::detail {
 
@@ -192,7 +194,7 @@ private:
 
   const Mode _mode;
   uv_loop_t* _loop = nullptr;
-  uv_loop_t _ownLoop{};
+  std::unique_ptr<uv_loop_t> _ownLoop;  // spawned and current modes
   uv_async_t* _async = nullptr;  // heap: its close callback may outlive `this` (attached mode)
   std::thread::id _threadId;
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include <kj/exception.h>
+#include <uv.h>
 
 #include "channel.h"
 #include "log.h"
@@ -170,15 +171,16 @@ void StaImpl::enter() {
                here->label());
   }
   if (_mode != Mode::attached) {
-    FERRY_UV(uv_loop_init(&_ownLoop));
-    _loop = &_ownLoop;
+    _ownLoop = std::make_unique<uv_loop_t>();
+    FERRY_UV(uv_loop_init(_ownLoop.get()));
+    _loop = _ownLoop.get();
   }
   _async = new uv_async_t;
   int rc = uv_async_init(_loop, _async, &StaImpl::onAsync);
   if (rc < 0) {
     delete _async;
     _async = nullptr;
-    if (_mode != Mode::attached) uv_loop_close(&_ownLoop);
+    if (_mode != Mode::attached) uv_loop_close(_ownLoop.get());
     FERRY_UV(rc);
   }
   _async->data = this;

@@ -7,6 +7,11 @@
 #define BOOST_TEST_MODULE udp_calls
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <functional>
 #include <random>
 #include <sstream>
