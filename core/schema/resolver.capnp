@@ -2,9 +2,11 @@
 #
 # Every process answers resolve requests for its own apartments on its own endpoints (the
 # embedded resolver). A host daemon, ferryd, answers the same requests for every process of its
-# host that registered with it. Replies are cached by the requester for the life of the exporter
-# (until a call to it fails with `unavailable` or `disconnected`). Resolution is idempotent and
-# may be retried.
+# host that registered with it. A requester may cache replies, a bounded number of them, while
+# they work: ferry drops a cached resolution when a connection to one of its bindings cannot be
+# opened or is lost, and when none of its bindings can be opened for an import (the exporter may
+# be gone or have moved), and the least recently used one beyond 1024. Resolution is idempotent
+# and may be retried.
 @0xb4107682426c83ff;
 
 using Cxx = import "/capnp/c++.capnp";
