@@ -305,13 +305,21 @@ std::string describe(const std::vector<StringBindingData>& bindings) {
 }  // namespace
 
 Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext distance) {
-  if (std::optional<Resolution> cached = _resolutions.find(objref.oxid)) return *cached;
+  ResolverCache::Origin origin{objref.oxid, objref.processId, objref.hostId, objref.bindings};
+  if (std::optional<Resolution> cached = _resolutions.find(origin)) return *cached;
   std::vector<StringBindingData> tries = usableBindings(objref.bindings, distance, "", *_hub);
   std::string failures;
   for (const StringBindingData& binding : tries) {
     try {
       Resolution r = _endpoint->resolver().resolve(binding, objref.oxid);
-      _resolutions.store(r);
+      // The resolver speaks for the exporter the OBJREF names, or for none.
+      FERRY_REQUIRE(r.processId == objref.processId && r.hostId == objref.hostId,
+                    Errc::invalidObjRef,
+                    "the resolver at {} places exporter {} in process {}, but the OBJREF names "
+                    "process {} (or another host): the OBJREF or the resolver is not to be "
+                    "trusted, so nothing is imported from it",
+                    bindingText(binding), toString(objref.oxid), r.processId, objref.processId);
+      _resolutions.store(origin, r);
       return r;
     } catch (const Error& e) {
       if (e.code() != Errc::unavailable) throw;  // e.g. an unknown OXID: a definite answer

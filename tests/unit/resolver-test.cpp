@@ -58,37 +58,61 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(cache)
 
+namespace {
+ResolverCache::Origin originOf(uint64_t oxid, std::vector<StringBindingData> resolvers = {pipeA}) {
+  ResolverCache::Origin o;
+  o.oxid = Oxid(oxid);
+  o.processId = 1234ull << 32;
+  o.hostId.fill(7);
+  o.resolvers = std::move(resolvers);
+  return o;
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(the_least_recently_used_resolution_goes_past_the_capacity) {
   ResolverCache cache(2);
-  cache.store(resolutionOf(1));
-  cache.store(resolutionOf(2));
-  BOOST_TEST(cache.find(Oxid(1)).has_value());  // 1 is now the most recent
-  cache.store(resolutionOf(3));
+  cache.store(originOf(1), resolutionOf(1));
+  cache.store(originOf(2), resolutionOf(2));
+  BOOST_TEST(cache.find(originOf(1)).has_value());  // 1 is now the most recent
+  cache.store(originOf(3), resolutionOf(3));
   BOOST_TEST(cache.size() == 2u);
-  BOOST_TEST(cache.find(Oxid(1)).has_value());
-  BOOST_TEST(!cache.find(Oxid(2)).has_value());
-  BOOST_TEST(cache.find(Oxid(3)).has_value());
+  BOOST_TEST(cache.find(originOf(1)).has_value());
+  BOOST_TEST(!cache.find(originOf(2)).has_value());
+  BOOST_TEST(cache.find(originOf(3)).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(an_objref_naming_other_resolvers_or_another_process_does_not_share_an_entry) {
+  ResolverCache cache;
+  cache.store(originOf(1, {pipeA}), resolutionOf(1, {pipeA}));
+  // A crafted OBJREF with the same OXID and resolvers of its own is resolved on its own.
+  BOOST_TEST(!cache.find(originOf(1, {pipeB})).has_value());
+  ResolverCache::Origin otherProcess = originOf(1);
+  otherProcess.processId = 99;
+  BOOST_TEST(!cache.find(otherProcess).has_value());
+  cache.store(originOf(1, {pipeB}), resolutionOf(1, {pipeB}));
+  BOOST_TEST((cache.find(originOf(1, {pipeA}))->bindings == std::vector<StringBindingData>{pipeA}),
+             "the crafted entry changed nothing for the genuine OBJREF");
+  cache.invalidate(Oxid(1));
+  BOOST_TEST(cache.size() == 0u, "invalidating an exporter drops all its entries");
 }
 
 BOOST_AUTO_TEST_CASE(a_binding_that_failed_drops_every_resolution_that_lists_it) {
   ResolverCache cache;
-  cache.store(resolutionOf(1, {pipeA, {"tcp", "127.0.0.1", "1"}}));
-  cache.store(resolutionOf(2, {pipeA}));
-  cache.store(resolutionOf(3, {pipeB}));
+  cache.store(originOf(1), resolutionOf(1, {pipeA, {"tcp", "127.0.0.1", "1"}}));
+  cache.store(originOf(2), resolutionOf(2, {pipeA}));
+  cache.store(originOf(3), resolutionOf(3, {pipeB}));
   BOOST_TEST(cache.invalidateBinding(pipeA) == 2u);
-  BOOST_TEST(!cache.find(Oxid(1)).has_value());
-  BOOST_TEST(!cache.find(Oxid(2)).has_value());
-  BOOST_TEST(cache.find(Oxid(3)).has_value());
-  cache.invalidate(Oxid(3));
-  BOOST_TEST(cache.size() == 0u);
+  BOOST_TEST(!cache.find(originOf(1)).has_value());
+  BOOST_TEST(!cache.find(originOf(2)).has_value());
+  BOOST_TEST(cache.find(originOf(3)).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(a_stored_resolution_replaces_the_one_before) {
   ResolverCache cache;
-  cache.store(resolutionOf(1, {pipeA}));
-  cache.store(resolutionOf(1, {pipeB}));
+  cache.store(originOf(1), resolutionOf(1, {pipeA}));
+  cache.store(originOf(1), resolutionOf(1, {pipeB}));
   BOOST_TEST(cache.size() == 1u);
-  BOOST_TEST((cache.find(Oxid(1))->bindings == std::vector<StringBindingData>{pipeB}));
+  BOOST_TEST((cache.find(originOf(1))->bindings == std::vector<StringBindingData>{pipeB}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,51 +4,42 @@
 
 namespace ferry::detail {
 
-std::optional<Resolution> ResolverCache::find(Oxid oxid) {
-  std::lock_guard lock(_mutex);
-  auto it = _byOxid.find(oxid);
-  if (it == _byOxid.end()) return std::nullopt;
-  _order.splice(_order.begin(), _order, it->second);
-  return *it->second;
+ResolverCache::Order::iterator ResolverCache::locate(const Origin& origin) {
+  return std::find_if(_order.begin(), _order.end(),
+                      [&](const Entry& e) { return e.origin == origin; });
 }
 
-void ResolverCache::store(const Resolution& resolution) {
+std::optional<Resolution> ResolverCache::find(const Origin& origin) {
   std::lock_guard lock(_mutex);
-  auto it = _byOxid.find(resolution.oxid);
-  if (it != _byOxid.end()) {
-    *it->second = resolution;
-    _order.splice(_order.begin(), _order, it->second);
+  auto it = locate(origin);
+  if (it == _order.end()) return std::nullopt;
+  _order.splice(_order.begin(), _order, it);
+  return it->resolution;
+}
+
+void ResolverCache::store(const Origin& origin, const Resolution& resolution) {
+  std::lock_guard lock(_mutex);
+  auto it = locate(origin);
+  if (it != _order.end()) {
+    it->resolution = resolution;
+    _order.splice(_order.begin(), _order, it);
     return;
   }
-  _order.push_front(resolution);
-  _byOxid[resolution.oxid] = _order.begin();
-  if (_order.size() > _capacity) {
-    _byOxid.erase(_order.back().oxid);
-    _order.pop_back();
-  }
+  _order.push_front(Entry{origin, resolution});
+  if (_order.size() > _capacity) _order.pop_back();
 }
 
 void ResolverCache::invalidate(Oxid oxid) {
   std::lock_guard lock(_mutex);
-  auto it = _byOxid.find(oxid);
-  if (it == _byOxid.end()) return;
-  _order.erase(it->second);
-  _byOxid.erase(it);
+  _order.remove_if([&](const Entry& e) { return e.origin.oxid == oxid; });
 }
 
 size_t ResolverCache::invalidateBinding(const StringBindingData& binding) {
   std::lock_guard lock(_mutex);
-  size_t dropped = 0;
-  for (auto it = _order.begin(); it != _order.end();) {
-    if (std::find(it->bindings.begin(), it->bindings.end(), binding) != it->bindings.end()) {
-      _byOxid.erase(it->oxid);
-      it = _order.erase(it);
-      ++dropped;
-    } else {
-      ++it;
-    }
-  }
-  return dropped;
+  return _order.remove_if([&](const Entry& e) {
+    const auto& b = e.resolution.bindings;
+    return std::find(b.begin(), b.end(), binding) != b.end();
+  });
 }
 
 size_t ResolverCache::size() const {
