@@ -300,13 +300,9 @@ void TransportHub::start(const RuntimeOptions& options) {
         auto* i = static_cast<Instance*>(c);
         guarded("closed", [&] { i->hub->onClosed(*i, conn, status); });
       };
-      int rc = instance->table->create(PluginRegistry::host(), &_loop, &instance->events,
-                                       &instance->transport);
-      if (rc < 0) {
-        FERRY_LOG(error, "transport " << p->name << " failed to start: "
-                                      << instance->table->strerror(rc));
-        continue;
-      }
+      int rc = createTransport(*p, PluginRegistry::host(), &_loop, &instance->events, options,
+                               &instance->transport);
+      if (rc < 0) continue;
       std::vector<std::pair<std::string, std::string>> listens;
       if (p->name == "pipe") {
         listens.emplace_back(options.pipeDirectory, options.pipeEndpoint);

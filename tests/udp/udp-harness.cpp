@@ -48,33 +48,24 @@ void hostLog(void*, int level, const char* plugin, const char* message) {
   std::fprintf(stderr, "[%s %d] %s\n", plugin, level, message);
 }
 
-// A scoped environment variable: set during create only.
-class ScopedEnv {
-public:
-  ScopedEnv(const char* name, const std::string& value) : _name(name) {
-    if (const char* old = std::getenv(name)) _old = old;
-    if (value.empty()) {
-      unsetenv(name);
-    } else {
-      setenv(name, value.c_str(), 1);
-    }
-  }
-  ~ScopedEnv() {
-    if (_old) {
-      setenv(_name, _old->c_str(), 1);
-    } else {
-      unsetenv(_name);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
-private:
-  const char* _name;
-  std::optional<std::string> _old;
-};
-
 }  // namespace
+
+ScopedEnv::ScopedEnv(const char* name, const std::string& value) : _name(name) {
+  if (const char* old = std::getenv(name)) _old = old;
+  if (value.empty()) {
+    unsetenv(name);
+  } else {
+    setenv(name, value.c_str(), 1);
+  }
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (_old) {
+    setenv(_name, _old->c_str(), 1);
+  } else {
+    unsetenv(_name);
+  }
+}
 
 const ferry_host_v1* host() {
   static const ferry_host_v1 services = [] {
@@ -88,39 +79,72 @@ const ferry_host_v1* host() {
   return &services;
 }
 
+namespace {
+
+// The module named by the `index`th path after `--` on the command line.
+std::string modulePath(size_t index) {
+  auto& suite = boost::unit_test::framework::master_test_suite();
+  std::vector<std::string> paths;
+  for (int i = 1; i < suite.argc; ++i) {
+    std::string arg = suite.argv[i];
+    if (arg != "--" && !arg.empty() && arg[0] != '-') paths.push_back(arg);
+  }
+  BOOST_REQUIRE_MESSAGE(paths.size() > index,
+                        "name the udp modules after --: the test-only build with the fault layer, "
+                        "then the shipping one (udp-test -- fault-layer/ferry-transport-udp.so "
+                        "ferry-transport-udp.so)");
+  return paths[index];
+}
+
+Plugin load(const std::string& path) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  BOOST_REQUIRE_MESSAGE(handle != nullptr, "dlopen " << path << ": " << dlerror());
+  auto entry = reinterpret_cast<ferry_plugin_entry_v1_fn>(dlsym(handle, FERRY_PLUGIN_ENTRY_V1_SYMBOL));
+  BOOST_REQUIRE(entry != nullptr);
+  const ferry_plugin_v1* descriptor = entry(host());
+  BOOST_REQUIRE(descriptor != nullptr);
+  BOOST_REQUIRE(descriptor->kind == FERRY_PLUGIN_TRANSPORT);
+  BOOST_REQUIRE(std::strcmp(descriptor->name, "udp") == 0);
+  Plugin p;
+  p.table = static_cast<const ferry_transport_v1*>(descriptor->table);
+  BOOST_REQUIRE(p.table->struct_size >= offsetof(ferry_transport_v1, counters) + sizeof(void*));
+  BOOST_REQUIRE(p.table->counters != nullptr);
+  BOOST_REQUIRE(p.table->create_with_settings != nullptr);
+  p.setFault = reinterpret_cast<ferry_udp_test_set_fault_v1_fn>(
+      dlsym(handle, FERRY_UDP_TEST_SET_FAULT_V1_SYMBOL));
+  // Never dlclose: the ABI says plugins stay loaded.
+  return p;
+}
+
+}  // namespace
+
 const Plugin& plugin() {
   static const Plugin loaded = [] {
-    auto& suite = boost::unit_test::framework::master_test_suite();
-    std::string path;
-    for (int i = 1; i < suite.argc; ++i) {
-      std::string arg = suite.argv[i];
-      if (arg != "--" && !arg.empty() && arg[0] != '-') path = arg;
-    }
-    if (path.empty()) {
-      if (const char* env = std::getenv("FERRY_UDP_MODULE")) path = env;
-    }
-    Plugin p;
-    BOOST_REQUIRE_MESSAGE(!path.empty(),
-                          "name the udp module after --, e.g. udp-test -- ferry-transport-udp.so");
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    BOOST_REQUIRE_MESSAGE(handle != nullptr, "dlopen " << path << ": " << dlerror());
-    auto entry = reinterpret_cast<ferry_plugin_entry_v1_fn>(dlsym(handle, FERRY_PLUGIN_ENTRY_V1_SYMBOL));
-    BOOST_REQUIRE(entry != nullptr);
-    const ferry_plugin_v1* descriptor = entry(host());
-    BOOST_REQUIRE(descriptor != nullptr);
-    BOOST_REQUIRE(descriptor->kind == FERRY_PLUGIN_TRANSPORT);
-    BOOST_REQUIRE(std::strcmp(descriptor->name, "udp") == 0);
-    p.table = static_cast<const ferry_transport_v1*>(descriptor->table);
-    p.counters = reinterpret_cast<ferry_udp_test_counters_v1_fn>(
-        dlsym(handle, FERRY_UDP_TEST_COUNTERS_V1_SYMBOL));
-    p.setFault = reinterpret_cast<ferry_udp_test_set_fault_v1_fn>(
-        dlsym(handle, FERRY_UDP_TEST_SET_FAULT_V1_SYMBOL));
-    BOOST_REQUIRE(p.counters != nullptr);
-    BOOST_REQUIRE(p.setFault != nullptr);
-    // Never dlclose: the ABI says plugins stay loaded.
+    Plugin p = load(modulePath(0));
+    BOOST_REQUIRE_MESSAGE(p.setFault != nullptr,
+                          "the first module is not the udp plugin's test-only build: it does not "
+                          "export " FERRY_UDP_TEST_SET_FAULT_V1_SYMBOL);
     return p;
   }();
   return loaded;
+}
+
+const Plugin& shippingPlugin() {
+  static const Plugin loaded = load(modulePath(1));
+  return loaded;
+}
+
+std::vector<ferry_counter_v1> readCounters(const Plugin& plugin, ferry_transport* transport) {
+  std::vector<ferry_counter_v1> list(128);
+  int count = plugin.table->counters(transport, list.data(), list.size());
+  BOOST_REQUIRE(count >= 0);
+  if (static_cast<size_t>(count) > list.size()) {
+    list.resize(static_cast<size_t>(count));
+    count = plugin.table->counters(transport, list.data(), list.size());
+    BOOST_REQUIRE(count >= 0 && static_cast<size_t>(count) == list.size());
+  }
+  list.resize(static_cast<size_t>(count));
+  return list;
 }
 
 Bytes pattern(size_t size, uint32_t seed) {
@@ -157,8 +181,9 @@ Bytes tagged(uint32_t stream, uint32_t index, size_t size) {
 
 // --- Instance. ---
 
-Instance::Instance(Harness& harness, const std::string& options, const std::string& fault)
-    : _harness(harness) {
+Instance::Instance(Harness& harness, const Plugin& module, const std::string& options,
+                   const std::string& fault)
+    : _harness(harness), _module(module) {
   ferry_transport_events_v1 events{};
   events.struct_size = sizeof(events);
   events.context = this;
@@ -166,19 +191,19 @@ Instance::Instance(Harness& harness, const std::string& options, const std::stri
   events.connected = &onConnected;
   events.received = &onReceivedEvent;
   events.closed = &onClosed;
-  ScopedEnv optionsEnv("FERRY_UDP_OPTIONS", options);
-  ScopedEnv faultEnv("FERRY_UDP_FAULT", fault);
   TableCall call(_harness);
-  int err = plugin().table->create(host(), _harness.loop(), &events, &_transport);
-  BOOST_REQUIRE_MESSAGE(err == 0, "create failed: " << plugin().table->strerror(err));
+  int err = _module.table->create_with_settings(host(), _harness.loop(), &events,
+                                                 options.c_str(), &_transport);
+  BOOST_REQUIRE_MESSAGE(err == 0, "create failed: " << _module.table->strerror(err));
+  if (!fault.empty()) setFault(fault);
 }
 
 std::string Instance::listen(const std::string& address, const std::string& endpoint) {
   char bound[64] = {};
   TableCall call(_harness);
-  int err = plugin().table->listen(_transport, address.c_str(), endpoint.c_str(), bound,
+  int err = _module.table->listen(_transport, address.c_str(), endpoint.c_str(), bound,
                                    sizeof(bound));
-  BOOST_REQUIRE_MESSAGE(err == 0, "listen failed: " << plugin().table->strerror(err));
+  BOOST_REQUIRE_MESSAGE(err == 0, "listen failed: " << _module.table->strerror(err));
   return bound;
 }
 
@@ -186,9 +211,9 @@ ferry_conn_id Instance::connect(const std::string& address, const std::string& e
                                 uint32_t timeoutMs) {
   ferry_conn_id conn = 0;
   TableCall call(_harness);
-  int err = plugin().table->connect(_transport, address.c_str(), endpoint.c_str(), timeoutMs,
+  int err = _module.table->connect(_transport, address.c_str(), endpoint.c_str(), timeoutMs,
                                     &conn);
-  BOOST_REQUIRE_MESSAGE(err == 0, "connect failed: " << plugin().table->strerror(err));
+  BOOST_REQUIRE_MESSAGE(err == 0, "connect failed: " << _module.table->strerror(err));
   BOOST_REQUIRE(conn != 0);
   BOOST_REQUIRE_MESSAGE(_seen.insert(conn).second, "connection id " << conn << " reused");
   _pending.insert(conn);
@@ -197,31 +222,44 @@ ferry_conn_id Instance::connect(const std::string& address, const std::string& e
 
 int Instance::send(ferry_conn_id conn, const Bytes& message) {
   TableCall call(_harness);
-  return plugin().table->send(_transport, conn, message.data(), message.size());
+  return _module.table->send(_transport, conn, message.data(), message.size());
 }
 
 void Instance::close(ferry_conn_id conn) {
   TableCall call(_harness);
-  plugin().table->close(_transport, conn);
+  _module.table->close(_transport, conn);
 }
 
 void Instance::destroy() {
   if (destroyCalled) return;
   destroyCalled = true;
   TableCall call(_harness);
-  plugin().table->destroy(_transport, &onDone, this);
+  _module.table->destroy(_transport, &onDone, this);
 }
 
-ferry_udp_counters_v1 Instance::counters() const {
-  ferry_udp_counters_v1 out{};
-  out.struct_size = sizeof(out);
+UdpCounters Instance::counters() const {
   BOOST_REQUIRE(!destroyCalled);
-  BOOST_REQUIRE(plugin().counters(_transport, &out) == 0);
+  UdpCounters out;
+  size_t known = 0;
+  std::vector<ferry_counter_v1> list = readCounters(_module, _transport);
+  for (const ferry_counter_v1& counter : list) {
+    std::string name = counter.name;
+#define FERRY_UDP_TEST_READ(field)  \
+  if (name == #field) {             \
+    out.field = counter.value;      \
+    ++known;                        \
+  }
+    FERRY_UDP_COUNTERS(FERRY_UDP_TEST_READ)
+    FERRY_UDP_FAULT_COUNTERS(FERRY_UDP_TEST_READ)
+#undef FERRY_UDP_TEST_READ
+  }
+  BOOST_REQUIRE_MESSAGE(known == list.size(), "the plugin reports counters this test does not know");
   return out;
 }
 
 void Instance::setFault(const std::string& spec) {
-  BOOST_REQUIRE(plugin().setFault(_transport, spec.c_str()) == 0);
+  BOOST_REQUIRE_MESSAGE(_module.setFault != nullptr, "this module has no fault layer");
+  BOOST_REQUIRE(_module.setFault(_transport, spec.c_str()) == 0);
 }
 
 size_t Instance::receivedCount(ferry_conn_id conn) const {
@@ -349,7 +387,12 @@ Harness::~Harness() {
 }
 
 Instance& Harness::instance(const std::string& options, const std::string& fault) {
-  _instances.push_back(std::make_unique<Instance>(*this, options, fault));
+  _instances.push_back(std::make_unique<Instance>(*this, plugin(), options, fault));
+  return *_instances.back();
+}
+
+Instance& Harness::shippingInstance(const std::string& options) {
+  _instances.push_back(std::make_unique<Instance>(*this, shippingPlugin(), options, ""));
   return *_instances.back();
 }
 

@@ -1,10 +1,12 @@
 // A harness for the udp plugin's scenario tests: it loads the module itself (dlopen; the path
 // comes after `--` on the command line), drives instances through the C ABI on a loop owned by
 // the test thread, records every event, checks the ABI's event rules as they arrive, and reads
-// the plugin's test-only counters (udp-test-hooks.h).
+// the plugin's counters (the table's `counters`).
 //
-// Instances take their FERRY_UDP_OPTIONS and FERRY_UDP_FAULT from the test (the plugin reads them
-// at create), so two instances in one process can be impaired differently. Every wait is
+// The module driven is the plugin's test-only build with the fault layer (fault-layer.h); the
+// shipping module is loaded too, to check what it leaves out. Instances take their settings
+// through create_with_settings, as a Runtime hands them over, and their fault settings through
+// the test-only export, so two instances in one process can be impaired differently. Every wait is
 // bounded; a Harness ends by destroying its instances, waiting for their `done`, and closing its
 // loop, so that a leaked handle fails the test.
 #pragma once
@@ -26,21 +28,42 @@
 
 #include <ferry/plugin/transport.h>
 
-#include "udp-test-hooks.h"
+#include "counters.h"
+#include "fault-layer.h"
 
 namespace ferry::udptest {
 
 using Bytes = std::vector<uint8_t>;
 using std::chrono::milliseconds;
 
-// What the plugin exports, loaded once per process.
+// What a module exports, loaded once per process.
 struct Plugin {
   const ferry_transport_v1* table = nullptr;
-  ferry_udp_test_counters_v1_fn counters = nullptr;
-  ferry_udp_test_set_fault_v1_fn setFault = nullptr;
+  ferry_udp_test_set_fault_v1_fn setFault = nullptr;  // the test-only build's; null in shipping
 };
+// The test-only build, which the scenarios drive.
 const Plugin& plugin();
+// The shipping build.
+const Plugin& shippingPlugin();
 const ferry_host_v1* host();
+// An instance's counters as the table reports them.
+std::vector<ferry_counter_v1> readCounters(const Plugin& plugin, ferry_transport* transport);
+
+// Every counter of the test-only build, by name.
+struct UdpCounters : transports::udp::Counters, transports::udp::FaultLayerCounters {};
+
+// A scoped environment variable.
+class ScopedEnv {
+public:
+  ScopedEnv(const char* name, const std::string& value);  // "" unsets it
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+  const char* _name;
+  std::optional<std::string> _old;
+};
 
 // Deterministic content and its digest (FNV-1a 64, enough to tell messages apart).
 Bytes pattern(size_t size, uint32_t seed);
@@ -53,8 +76,10 @@ class Harness;
 // One transport instance and everything it reported.
 class Instance {
 public:
-  // `options` and `fault` become FERRY_UDP_OPTIONS and FERRY_UDP_FAULT for this create only.
-  Instance(Harness& harness, const std::string& options, const std::string& fault);
+  // `options`: the settings handed to create_with_settings; `fault`: the fault layer's (FERRY_UDP_FAULT
+  // syntax), set right after create.
+  Instance(Harness& harness, const Plugin& module, const std::string& options,
+           const std::string& fault);
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
@@ -64,7 +89,7 @@ public:
   int send(ferry_conn_id conn, const Bytes& message);
   void close(ferry_conn_id conn);
   void destroy();
-  ferry_udp_counters_v1 counters() const;
+  UdpCounters counters() const;
   void setFault(const std::string& spec);
 
   std::vector<ferry_conn_id> accepted;
@@ -92,6 +117,7 @@ private:
   bool eventAllowed(const char* event, ferry_conn_id conn);
 
   Harness& _harness;
+  const Plugin& _module;
   ferry_transport* _transport = nullptr;
   std::set<ferry_conn_id> _pending;
   std::set<ferry_conn_id> _open;
@@ -105,7 +131,9 @@ public:
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
 
+  // An instance of the test-only build; of the shipping one.
   Instance& instance(const std::string& options = "", const std::string& fault = "");
+  Instance& shippingInstance(const std::string& options = "");
 
   // Runs the loop until `condition`; fails the test when `limit` passes first.
   void runUntil(const std::function<bool()>& condition, milliseconds limit,

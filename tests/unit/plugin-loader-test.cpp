@@ -1,11 +1,13 @@
-// The plugin loader refuses what does not fit, names the file and the reason, and goes on.
-//   plugin-loader-test -- <broken plugin directory>
+// The plugin loader refuses what does not fit, names the file and the reason, and goes on; what
+// transports declare (their traits) and the choice of binding made from it.
+//   plugin-loader-test -- <broken plugin directory>   (its loopback/ holds the loopback transport)
 #define BOOST_TEST_MODULE plugin_loader
 #include <boost/test/unit_test.hpp>
 
 #include <ferry/ferry.h>
 
 #include "plugin-loader.h"
+#include "transport-choice.h"
 
 using ferry::detail::PluginRegistry;
 
@@ -72,4 +74,113 @@ BOOST_AUTO_TEST_CASE(a_runtime_still_starts_with_the_good_plugins) {
   auto bindings = runtime.bindings();
   BOOST_CHECK_GE(bindings.size(), 2u);
   BOOST_CHECK(bindings.front().rfind("pipe:", 0) == 0);  // cheapest first
+}
+
+// --- What transports declare, and the choice made from it. ---
+
+namespace {
+
+using ferry::detail::StringBindingData;
+using ferry::detail::TransportTraits;
+using ferry::detail::traitsOf;
+
+TransportTraits traitsOfLoaded(const std::string& name) {
+  const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(name);
+  BOOST_REQUIRE_MESSAGE(table != nullptr, "transport " << name << " is loaded");
+  return traitsOf(*table);
+}
+
+// The protseqs of `bindings`, in order.
+std::vector<std::string> protseqs(const std::vector<StringBindingData>& bindings) {
+  std::vector<std::string> out;
+  for (const auto& b : bindings) out.push_back(b.protseq);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ferrys_transports_declare_what_they_are_and_rank_pipe_udp_tcp) {
+  TransportTraits pipe = traitsOfLoaded("pipe");
+  TransportTraits udp = traitsOfLoaded("udp");
+  TransportTraits tcp = traitsOfLoaded("tcp");
+  BOOST_TEST(pipe.localOnly);
+  BOOST_TEST(pipe.kernelCredentials);
+  BOOST_TEST(pipe.pathAddresses);
+  BOOST_TEST(!pipe.datagram);
+  BOOST_TEST(pipe.sendAnyThread);
+  BOOST_TEST(!udp.localOnly);
+  BOOST_TEST(udp.datagram);
+  BOOST_TEST(!udp.kernelCredentials);
+  BOOST_TEST(!udp.pathAddresses);
+  BOOST_TEST(!udp.sendAnyThread);
+  BOOST_TEST(!tcp.localOnly);
+  BOOST_TEST(!tcp.datagram);
+  BOOST_TEST(!tcp.kernelCredentials);
+  BOOST_TEST(!tcp.pathAddresses);
+  BOOST_TEST(tcp.sendAnyThread);
+  BOOST_TEST(pipe.costRank < udp.costRank);
+  BOOST_TEST(udp.costRank < tcp.costRank);
+  BOOST_TEST(tcp.costRank < TransportTraits::kUndeclaredCostRank);
+}
+
+BOOST_AUTO_TEST_CASE(a_table_from_before_the_traits_is_a_network_stream_transport_ranked_last) {
+  ferry_transport_v1 table = *PluginRegistry::instance().tryFindTransport("pipe");
+  table.struct_size = offsetof(ferry_transport_v1, capabilities);
+  TransportTraits old = traitsOf(table);
+  BOOST_TEST(!old.localOnly, "the capabilities beyond struct_size are not read");
+  BOOST_TEST(!old.datagram);
+  BOOST_TEST(!old.kernelCredentials);
+  BOOST_TEST(old.sendAnyThread);
+  BOOST_TEST(old.costRank == TransportTraits::kUndeclaredCostRank);
+  table.struct_size = sizeof table;
+  table.cost_rank = 0;
+  BOOST_TEST(traitsOf(table).costRank == TransportTraits::kUndeclaredCostRank,
+             "a rank of 0 is no rank declared");
+  BOOST_TEST(traitsOf(table).localOnly);
+}
+
+BOOST_AUTO_TEST_CASE(a_fourth_transport_is_chosen_by_what_it_declares_never_by_its_name) {
+  std::string loopback = brokenDir() + "/loopback/ferry-transport-loopback.so";
+  if (PluginRegistry::instance().tryFindTransport("loopback") == nullptr) {
+    BOOST_REQUIRE_EQUAL(PluginRegistry::instance().tryLoad(loopback), "");
+  }
+  TransportTraits traits = traitsOfLoaded("loopback");
+  BOOST_TEST(traits.localOnly);
+  BOOST_TEST(traits.costRank > traitsOfLoaded("pipe").costRank);
+  BOOST_TEST(traits.costRank < traitsOfLoaded("udp").costRank);
+
+  // This process runs every transport it loaded.
+  ferry::detail::RunningTransports running =
+      [](const std::string& protseq) -> std::optional<TransportTraits> {
+    const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(protseq);
+    if (table == nullptr) return std::nullopt;
+    return traitsOf(*table);
+  };
+  using ferry::MarshalContext;
+  using ferry::detail::usableBindings;
+  // An exporter of this host without a pipe, its bindings in no particular order; and one
+  // protseq nobody here runs.
+  std::vector<StringBindingData> offered{{"tcp", "127.0.0.1", "7001"},
+                                         {"sctp", "127.0.0.1", "7004"},
+                                         {"loopback", "127.0.0.1", "7002"},
+                                         {"udp", "127.0.0.1", "7003"}};
+  using Names = std::vector<std::string>;
+  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "", running)) ==
+                 (Names{"loopback", "udp", "tcp"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::differentMachine, "", running)) ==
+                 (Names{"udp", "tcp"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(usableBindings(offered, MarshalContext::differentMachine, "loopback", running).empty(),
+             "a local-only transport is not used for another host even when named");
+  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "tcp", running)) ==
+                 (Names{"tcp"}),
+             boost::test_tools::per_element());
+  offered.push_back({"pipe", "/run/user/0/ferry", "sock"});
+  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "", running)) ==
+                 (Names{"pipe", "loopback", "udp", "tcp"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::differentMachine, "", running)) ==
+                 (Names{"udp", "tcp"}),
+             boost::test_tools::per_element());
 }

@@ -275,9 +275,12 @@ int createStream(const ferry_host_v1* host, uv_loop_t* loop,
   }
 }
 
-// The ferry_transport_v1 table of a stream plugin: all shared but create and check_binding.
+// The ferry_transport_v1 table of a stream plugin: all shared but create, check_binding and what
+// the transport is (FERRY_TRANSPORT_* capabilities and its cost rank). Stream plugins take no
+// settings.
 constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) create,
-                                         decltype(ferry_transport_v1::check_binding) checkBinding) {
+                                         decltype(ferry_transport_v1::check_binding) checkBinding,
+                                         uint32_t capabilities, uint32_t costRank) {
   return {
       .struct_size = sizeof(ferry_transport_v1),
       .abi_version = FERRY_PLUGIN_ABI_VERSION,
@@ -292,6 +295,11 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) cr
       .strerror = &transportStrerror,
       .send_any_thread = &StreamAbi::sendAnyThread,
       .listen_with_flags = &StreamAbi::listenWithFlags,
+      .capabilities = capabilities,
+      .cost_rank = costRank,
+      .create_with_settings = nullptr,
+      .check_settings = nullptr,
+      .counters = nullptr,
   };
 }
 
