@@ -25,7 +25,7 @@ namespace wire = ferry::transports::udp;
 using Clock = std::chrono::steady_clock;
 using Digests = std::vector<std::pair<size_t, uint64_t>>;
 
-// Short timers, so that impaired runs take seconds (PROTOCOL.md, "Tuning and test hooks").
+// Short timers, so that impaired runs take seconds (PROTOCOL.md, "Settings, counters and test hooks").
 const std::string kFast = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=10000";
 // The same with datagrams kept at 1200 bytes, as on most Internet paths: messages are cut into
 // many more packets, and the fault layer gets many more of them to work on.

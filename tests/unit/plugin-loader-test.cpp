@@ -184,3 +184,29 @@ BOOST_AUTO_TEST_CASE(a_fourth_transport_is_chosen_by_what_it_declares_never_by_i
                  (Names{"udp", "tcp"}),
              boost::test_tools::per_element());
 }
+
+BOOST_AUTO_TEST_CASE(a_runtime_refuses_transport_settings_a_transport_refuses_naming_the_key) {
+  auto refused = [](const std::string& protseq, const std::string& settings,
+                    const std::string& expected) {
+    ferry::RuntimeOptions options;
+    options.transportSettings[protseq] = settings;
+    BOOST_CHECK_EXCEPTION(ferry::Runtime runtime(options), ferry::Error,
+                          [&](const ferry::Error& e) {
+                            BOOST_TEST_MESSAGE(e.message());
+                            return e.code() == ferry::Errc::invalidArgument &&
+                                   e.message().find(expected) != std::string::npos;
+                          });
+  };
+  refused("udp", "idle_timeout_ms=2000,idle_timout_ms=5",
+          "the udp transport refuses RuntimeOptions::transportSettings[\"udp\"] = "
+          "'idle_timeout_ms=2000,idle_timout_ms=5': 'idle_timout_ms' is no udp setting");
+  refused("udp", "pmtu=maybe", "pmtu=maybe: the value is not a non-negative integer");
+  refused("tcp", "nodelay=0", "gives the tcp transport 'nodelay=0', but it takes no settings");
+  // Good settings, and settings for a transport that is not loaded here (logged), start.
+  ferry::RuntimeOptions options;
+  options.transportSettings["udp"] = "idle_timeout_ms=2000";
+  options.transportSettings["tcp"] = "";
+  options.transportSettings["sctp"] = "streams=4";
+  ferry::Runtime runtime(options);
+  BOOST_TEST(!runtime.bindings().empty());
+}

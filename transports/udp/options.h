@@ -4,7 +4,7 @@
 //
 //     idle_timeout_ms=2000,initial_rtt_ms=10,max_ack_delay_ms=5
 //
-// PROTOCOL.md ("Settings") lists the keys. An unknown key or a malformed value refuses the
+// PROTOCOL.md ("Settings, counters and test hooks") lists the keys. An unknown key or a malformed value refuses the
 // settings, naming the key: the instance is not created, and a Runtime given them does not start.
 #pragma once
 
