@@ -21,9 +21,7 @@ using testing::iface::Probe;
 namespace {
 
 std::string peerPath() {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc >= 2, "usage: transport-choice-test -- <ferry-test-peer>");
-  return suite.argv[1];
+  return testArgument(1, "usage: transport-choice-test -- <ferry-test-peer>");
 }
 
 bool startsWith(const std::string& text, const std::string& prefix) {
@@ -45,15 +43,7 @@ public:
     BOOST_REQUIRE_MESSAGE(!probe.empty(), "the peer did not start");
   }
 
-  void finish() {
-    _child.closeInput();
-    std::string line;
-    while (_child.readLine(line, std::chrono::seconds(20))) {
-      if (line.rfind("stats ", 0) == 0) break;
-    }
-    BOOST_CHECK_MESSAGE(line == "stats 0 0 0", "the peer ended with: " << line);
-    BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
-  }
+  void finish() { finishPeer(_child); }
 
   pid_t pid() const { return _child.pid(); }
 

@@ -29,10 +29,8 @@ namespace {
 constexpr const char* kOptions = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=1500";
 
 std::string argument(int index) {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc >= 3,
-                        "usage: udp-calls-test -- <ferry-test-peer> <udp fault-layer plugin dir>");
-  return suite.argv[index];
+  return testArgument(index,
+                      "usage: udp-calls-test -- <ferry-test-peer> <udp fault-layer plugin dir>");
 }
 
 std::string peerPath() { return argument(1); }
