@@ -43,28 +43,6 @@
 
 namespace ferry::transports {
 
-// ferry's largest message is 16 MiB of payload; 64 KiB more leaves room for its headers.
-inline constexpr size_t kMaxMessageSize = 16 * 1024 * 1024 + 64 * 1024;
-
-// The strerror of both plugins: libuv's static text for a UV_E* code.
-const char* transportStrerror(int error) noexcept;
-
-// Ignores SIGPIPE for the process unless the application installed its own disposition: a peer
-// that vanishes while a write is queued must close that connection (EPIPE), not kill the process,
-// and uv_write cannot ask for MSG_NOSIGNAL.
-void ignoreSigpipe() noexcept;
-
-// True when `host` is non-null and its struct_size covers the first `fieldEnd` bytes, e.g.
-// offsetof(ferry_host_v1, runtime_dir) + sizeof(char*) before reading runtime_dir.
-bool hostCovers(const ferry_host_v1* host, size_t fieldEnd) noexcept;
-
-// `text` in single quotes for a log line: at most 80 characters, anything unprintable as '?'
-// (the host's log takes one line; bindings come from peers and callers).
-std::string quoted(const char* text);
-
-// Marks the one symbol a plugin exports; the modules are built with hidden visibility.
-#define FERRY_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
-
 // Either kind of stream handle. All members begin with the uv_handle_t/uv_stream_t fields, so
 // `handle` and `stream` may be used whichever member was initialized.
 union StreamHandle {
@@ -252,10 +230,6 @@ private:
   uv_async_t _handoverAsync{};
   bool _handoverOpen = false;
 };
-
-// Checks create()'s arguments as every plugin must; 0 or UV_EINVAL.
-int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
-                   const ferry_transport_events_v1* events, ferry_transport** out) noexcept;
 
 // The table functions shared by both plugins: they unwrap the instance and catch everything.
 using StreamAbi = AbiGlue<StreamTransport>;

@@ -42,9 +42,9 @@
 #include "address.h"
 #include "cookie.h"
 #include "counters.h"
+#include "inet-binding.h"
 #include "options.h"
 #include "session.h"
-#include "stream-transport.h"
 #include "wire.h"
 
 #ifdef FERRY_UDP_FAULT_LAYER
