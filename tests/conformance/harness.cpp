@@ -54,7 +54,7 @@ uint16_t freePort(const std::string& address) {
   sockaddr_storage name;
   socklen_t length;
   if (!socketAddress(address, 0, name, length)) return 0;
-  int fd = socket(name.ss_family, (testingUdp() ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  int fd = socket(name.ss_family, (overDatagrams() ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   uint16_t port = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&name), length) == 0 &&
@@ -94,10 +94,6 @@ const std::string& pluginName() {
   return name;
 }
 
-bool testingTcp() { return pluginName() == "tcp"; }
-bool testingPipe() { return pluginName() == "pipe"; }
-bool testingUdp() { return pluginName() == "udp"; }
-bool testingIp() { return testingTcp() || testingUdp(); }
 
 const ferry_transport_v1& table() {
   BOOST_REQUIRE_MESSAGE(!pluginName().empty(),
@@ -111,8 +107,16 @@ const ferry_transport_v1& table() {
 
 const ferry_host_v1* host() { return detail::PluginRegistry::host(); }
 
+const detail::TransportTraits& traits() {
+  static const detail::TransportTraits declared = detail::traitsOf(table());
+  return declared;
+}
+
+bool pathAddresses() { return traits().pathAddresses; }
+bool overDatagrams() { return traits().datagram; }
+
 std::vector<std::string> listenAddresses() {
-  if (testingIp()) {
+  if (!pathAddresses()) {
     std::vector<std::string> addresses{"127.0.0.1"};
     if (ipv6LoopbackWorks()) addresses.push_back("::1");
     return addresses;
@@ -121,7 +125,7 @@ std::vector<std::string> listenAddresses() {
 }
 
 std::string deadEndpoint(const std::string& address) {
-  if (testingIp()) {
+  if (!pathAddresses()) {
     uint16_t port = freePort(address);
     BOOST_REQUIRE_MESSAGE(port != 0, "cannot find a free port on " << address);
     return std::to_string(port);
@@ -451,7 +455,7 @@ Link connectPair(Harness& harness, Instance& server, Instance& client, const std
 // --- RawPeer. ---
 
 RawPeer::RawPeer(const std::string& address, const std::string& endpoint) {
-  if (testingPipe()) {
+  if (pathAddresses()) {
     std::string path = runtimePath(endpoint);
     sockaddr_un name{};
     name.sun_family = AF_UNIX;

@@ -28,6 +28,8 @@
 
 #include <ferry/plugin/transport.h>
 
+#include "plugin-loader.h"
+
 namespace ferry::conformance {
 
 using Bytes = std::vector<uint8_t>;
@@ -39,18 +41,21 @@ inline constexpr milliseconds kPatience{30000};
 
 // The plugin under test: the first argument after `--` on the command line ("tcp", "pipe").
 const std::string& pluginName();
-bool testingTcp();
-bool testingPipe();
-bool testingUdp();
-// tcp and udp: numeric IP addresses and ports.
-bool testingIp();
+// What its table declares. The cases expect what a transport declares, never what its name is,
+// so that they run unchanged against a new transport.
+const detail::TransportTraits& traits();
+// Its addresses are directories (pipe), not numeric IP addresses and ports (tcp, udp).
+bool pathAddresses();
+// It runs over datagrams (udp).
+bool overDatagrams();
 
 // The plugin's table and the host services the loader hands to plugins.
 const ferry_transport_v1& table();
 const ferry_host_v1* host();
 
-// The addresses every case runs on: tcp listens on 127.0.0.1 and, when this machine has a
-// working IPv6 loopback, on ::1; pipe on "" (the host's runtime directory).
+// The addresses every case runs on: an IP transport listens on 127.0.0.1 and, when this machine
+// has a working IPv6 loopback, on ::1; a path-addressed one (pipe) on "" (the host's runtime
+// directory).
 std::vector<std::string> listenAddresses();
 
 // An endpoint on `address` that nobody listens on: tcp, a port just bound and released; pipe, a
