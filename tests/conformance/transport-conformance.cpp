@@ -824,7 +824,7 @@ BOOST_AUTO_TEST_CASE(destroying_an_instance_from_inside_its_own_event_is_safe) {
     Instance& server = harness.instance();
     Instance& client = harness.instance();
     Link link = connectPair(harness, server, client, address, server.listen(address));
-    server.onReceived = [&](ferry_conn_id, const Bytes&) { server.destroy(); };
+    server.onReceived = [&](ferry_conn_id, const uint8_t*, size_t) { server.destroy(); };
     // Several messages in one read: none may be delivered after the destroy.
     for (uint32_t i = 0; i < 5; ++i) BOOST_REQUIRE(client.send(link.client, pattern(10, i)) == 0);
     harness.runUntil([&] { return server.doneCalls == 1; }, kPatience, "done after destroy");

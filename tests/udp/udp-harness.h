@@ -1,7 +1,8 @@
-// A harness for the udp plugin's scenario tests: it loads the module itself (dlopen; the path
-// comes after `--` on the command line), drives instances through the C ABI on a loop owned by
-// the test thread, records every event, checks the ABI's event rules as they arrive, and reads
-// the plugin's counters (the table's `counters`).
+// A harness for the udp plugin's scenario tests: it loads the modules itself (dlopen; the paths
+// come after `--` on the command line) and drives their instances through the shared transport
+// harness (tests/common/transport-harness.h: a loop owned by the test thread, every event
+// recorded and checked against the ABI's rules), adding what only udp has: the counters (the
+// table's `counters`), the fault layer, raw datagram sockets.
 //
 // The module driven is the plugin's test-only build with the fault layer (fault-layer.h); the
 // shipping module is loaded too, to check what it leaves out. Instances take their settings
@@ -29,11 +30,15 @@
 #include <ferry/plugin/transport.h>
 
 #include "counters.h"
+#include "transport-harness.h"
 #include "fault-layer.h"
 
 namespace ferry::udptest {
 
-using Bytes = std::vector<uint8_t>;
+using transporttest::Bytes;
+using transporttest::digest;
+using transporttest::Link;
+using transporttest::pattern;
 using std::chrono::milliseconds;
 
 // What a module exports, loaded once per process.
@@ -65,92 +70,35 @@ private:
   std::optional<std::string> _old;
 };
 
-// Deterministic content and its digest (FNV-1a 64, enough to tell messages apart).
-Bytes pattern(size_t size, uint32_t seed);
-uint64_t digest(const uint8_t* data, size_t size);
 // A message that says which stream and position it is: 8 bytes of tag, then content.
 Bytes tagged(uint32_t stream, uint32_t index, size_t size);
 
 class Harness;
 
-// One transport instance and everything it reported.
-class Instance {
+// An instance of a udp module, with what only udp has: counters and the fault layer.
+class Instance : public transporttest::Instance {
 public:
-  // `options`: the settings handed to create_with_settings; `fault`: the fault layer's (FERRY_UDP_FAULT
-  // syntax), set right after create.
+  // `options`: the settings handed to create_with_settings; `fault`: the fault layer's
+  // (FERRY_UDP_FAULT syntax), set right after create.
   Instance(Harness& harness, const Plugin& module, const std::string& options,
            const std::string& fault);
-  Instance(const Instance&) = delete;
-  Instance& operator=(const Instance&) = delete;
 
+  // Listens on 127.0.0.1 unless told otherwise.
   std::string listen(const std::string& address = "127.0.0.1", const std::string& endpoint = "");
-  ferry_conn_id connect(const std::string& address, const std::string& endpoint,
-                        uint32_t timeoutMs = 10000);
-  int send(ferry_conn_id conn, const Bytes& message);
-  void close(ferry_conn_id conn);
-  void destroy();
   UdpCounters counters() const;
   void setFault(const std::string& spec);
 
-  std::vector<ferry_conn_id> accepted;
-  std::map<ferry_conn_id, std::string> peers;  // as accepted or connected reported them
-  std::map<ferry_conn_id, int> connected;  // status
-  std::map<ferry_conn_id, std::vector<Bytes>> received;
-  std::map<ferry_conn_id, int> closed;
-  int doneCalls = 0;
-  bool destroyCalled = false;
-  // Keep only digests of received messages (for large transfers).
-  bool keepDigestsOnly = false;
-  std::map<ferry_conn_id, std::vector<std::pair<size_t, uint64_t>>> digests;
-  std::function<void(ferry_conn_id, const uint8_t*, size_t)> onReceived;
-
-  size_t receivedCount(ferry_conn_id conn) const;
-  ferry_transport* transport() const { return _transport; }
-
 private:
-  static void onAccepted(void* context, ferry_conn_id conn, const ferry_peer_info_v1* peer);
-  static void onConnected(void* context, ferry_conn_id conn, int status,
-                          const ferry_peer_info_v1* peer);
-  static void onReceivedEvent(void* context, ferry_conn_id conn, const uint8_t* data, size_t size);
-  static void onClosed(void* context, ferry_conn_id conn, int status);
-  static void onDone(void* arg);
-  bool eventAllowed(const char* event, ferry_conn_id conn);
-
-  Harness& _harness;
   const Plugin& _module;
-  ferry_transport* _transport = nullptr;
-  std::set<ferry_conn_id> _pending;
-  std::set<ferry_conn_id> _open;
-  std::set<ferry_conn_id> _seen;
 };
 
-class Harness {
+class Harness : public transporttest::Harness {
 public:
   Harness();
-  ~Harness();
-  Harness(const Harness&) = delete;
-  Harness& operator=(const Harness&) = delete;
 
   // An instance of the test-only build; of the shipping one.
   Instance& instance(const std::string& options = "", const std::string& fault = "");
   Instance& shippingInstance(const std::string& options = "");
-
-  // Runs the loop until `condition`; fails the test when `limit` passes first.
-  void runUntil(const std::function<bool()>& condition, milliseconds limit,
-                const std::string& what);
-  bool runBounded(const std::function<bool()>& condition, milliseconds limit);
-  void runFor(milliseconds duration);
-  // Destroys one instance and waits for its `done`.
-  void destroy(Instance& instance);
-
-  uv_loop_t* loop() noexcept { return _loop.get(); }
-  int tableCallDepth = 0;
-  const std::thread::id thread = std::this_thread::get_id();
-
-private:
-  std::unique_ptr<uv_loop_t> _loop;
-  uv_timer_t _deadline{};
-  std::vector<std::unique_ptr<Instance>> _instances;
 };
 
 // A plain UDP socket on 127.0.0.1, for datagrams no well-behaved peer would send. It counts
@@ -177,10 +125,6 @@ private:
   uint16_t _port = 0;
 };
 
-struct Link {
-  ferry_conn_id client = 0;
-  ferry_conn_id server = 0;
-};
 // Connects `client` to `server` on 127.0.0.1:`port` and waits for both events.
 Link connectPair(Harness& harness, Instance& server, Instance& client, const std::string& port,
                  milliseconds patience = milliseconds(20000));

@@ -465,7 +465,7 @@ BOOST_AUTO_TEST_CASE(a_reject_that_names_nothing_of_ours_or_comes_from_elsewhere
   Instance& client = harness.instance(kFast);
   Link link = connectPair(harness, server, client, server.listen());
   // The client's port, as the server saw it.
-  const std::string& seen = server.peers[link.server];
+  const std::string seen = server.peerAddress(link.server);
   std::string clientPort = seen.substr(seen.rfind(':') + 1);
   RawSocket spoofer;
   for (uint64_t guess = 1; guess <= 20; ++guess) {
@@ -591,7 +591,7 @@ BOOST_AUTO_TEST_CASE(data_beyond_its_limits_is_refused_before_allocation_and_rep
   raw.handshake();
   raw.sendShort(Bytes{0x01});  // PING: confirms the handshake
   harness.runUntil([&] { return server.accepted.size() == 1; }, milliseconds(5000), "accepted");
-  ferry_conn_id conn = server.accepted[0];
+  ferry_conn_id conn = server.accepted[0].first;
   Bytes chunk = pattern(100, 1);
   const std::vector<std::pair<const char*, Bytes>> abuses = {
       {"total_len above the maximum", dataFrame(0, (16u << 20) + (64u << 10) + 1, 0, chunk)},
@@ -729,7 +729,7 @@ BOOST_AUTO_TEST_CASE(a_session_packet_from_another_address_is_dropped_not_delive
   harness.runUntil([&] { return server.counters().dropped_wrong_address == 1; },
                    milliseconds(5000), "the intruder's packet to be dropped");
   harness.runFor(milliseconds(20));
-  BOOST_TEST(server.receivedCount(server.accepted[0]) == 0u);
+  BOOST_TEST(server.receivedCount(server.accepted[0].first) == 0u);
   BOOST_TEST(server.closed.empty());
 }
 
