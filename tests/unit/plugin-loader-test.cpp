@@ -1,13 +1,12 @@
-// The plugin loader refuses what does not fit, names the file and the reason, and goes on; what
-// transports declare (their traits) and the choice of binding made from it.
-//   plugin-loader-test -- <broken plugin directory>   (its loopback/ holds the loopback transport)
+// The plugin loader refuses what does not fit, names the file and the reason, and goes on; it
+// reads what transports declare (their traits) and hands them their settings.
+//   plugin-loader-test -- <broken plugin directory>
 #define BOOST_TEST_MODULE plugin_loader
 #include <boost/test/unit_test.hpp>
 
 #include <ferry/ferry.h>
 
 #include "plugin-loader.h"
-#include "transport-choice.h"
 
 using ferry::detail::PluginRegistry;
 
@@ -80,7 +79,6 @@ BOOST_AUTO_TEST_CASE(a_runtime_still_starts_with_the_good_plugins) {
 
 namespace {
 
-using ferry::detail::StringBindingData;
 using ferry::detail::TransportTraits;
 using ferry::detail::traitsOf;
 
@@ -88,13 +86,6 @@ TransportTraits traitsOfLoaded(const std::string& name) {
   const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(name);
   BOOST_REQUIRE_MESSAGE(table != nullptr, "transport " << name << " is loaded");
   return traitsOf(*table);
-}
-
-// The protseqs of `bindings`, in order.
-std::vector<std::string> protseqs(const std::vector<StringBindingData>& bindings) {
-  std::vector<std::string> out;
-  for (const auto& b : bindings) out.push_back(b.protseq);
-  return out;
 }
 
 }  // namespace
@@ -137,52 +128,6 @@ BOOST_AUTO_TEST_CASE(a_table_from_before_the_traits_is_a_network_stream_transpor
   BOOST_TEST(traitsOf(table).costRank == TransportTraits::kUndeclaredCostRank,
              "a rank of 0 is no rank declared");
   BOOST_TEST(traitsOf(table).localOnly);
-}
-
-BOOST_AUTO_TEST_CASE(a_fourth_transport_is_chosen_by_what_it_declares_never_by_its_name) {
-  std::string loopback = brokenDir() + "/loopback/ferry-transport-loopback.so";
-  if (PluginRegistry::instance().tryFindTransport("loopback") == nullptr) {
-    BOOST_REQUIRE_EQUAL(PluginRegistry::instance().tryLoad(loopback), "");
-  }
-  TransportTraits traits = traitsOfLoaded("loopback");
-  BOOST_TEST(traits.localOnly);
-  BOOST_TEST(traits.costRank > traitsOfLoaded("pipe").costRank);
-  BOOST_TEST(traits.costRank < traitsOfLoaded("udp").costRank);
-
-  // This process runs every transport it loaded.
-  ferry::detail::RunningTransports running =
-      [](const std::string& protseq) -> std::optional<TransportTraits> {
-    const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(protseq);
-    if (table == nullptr) return std::nullopt;
-    return traitsOf(*table);
-  };
-  using ferry::MarshalContext;
-  using ferry::detail::usableBindings;
-  // An exporter of this host without a pipe, its bindings in no particular order; and one
-  // protseq nobody here runs.
-  std::vector<StringBindingData> offered{{"tcp", "127.0.0.1", "7001"},
-                                         {"sctp", "127.0.0.1", "7004"},
-                                         {"loopback", "127.0.0.1", "7002"},
-                                         {"udp", "127.0.0.1", "7003"}};
-  using Names = std::vector<std::string>;
-  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "", running)) ==
-                 (Names{"loopback", "udp", "tcp"}),
-             boost::test_tools::per_element());
-  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::differentMachine, "", running)) ==
-                 (Names{"udp", "tcp"}),
-             boost::test_tools::per_element());
-  BOOST_TEST(usableBindings(offered, MarshalContext::differentMachine, "loopback", running).empty(),
-             "a local-only transport is not used for another host even when named");
-  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "tcp", running)) ==
-                 (Names{"tcp"}),
-             boost::test_tools::per_element());
-  offered.push_back({"pipe", "/run/user/0/ferry", "sock"});
-  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::local, "", running)) ==
-                 (Names{"pipe", "loopback", "udp", "tcp"}),
-             boost::test_tools::per_element());
-  BOOST_TEST(protseqs(usableBindings(offered, MarshalContext::differentMachine, "", running)) ==
-                 (Names{"udp", "tcp"}),
-             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_runtime_refuses_transport_settings_a_transport_refuses_naming_the_key) {

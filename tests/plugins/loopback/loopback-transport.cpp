@@ -1,7 +1,7 @@
 // The test-only `loopback` transport: tcp restricted to loopback addresses (127.0.0.0/8, ::1),
 // so it reaches this host only. It declares itself local-only, over a stream, with a cost rank
 // between pipe's and udp's, and is otherwise unknown to core: the tests that load it
-// (tests/unit/plugin-loader-test, tests/integration/transport-choice-test) show that core picks
+// (tests/unit/transport-choice-test, tests/integration/fourth-transport-test) show that core picks
 // transports from what their tables declare, never from their names, so that a fourth transport
 // needs no change in core. Installed nowhere, and not on the build tree's FERRY_PLUGIN_PATH.
 #include <arpa/inet.h>

@@ -2,10 +2,10 @@
 // ranked between pipe and udp; tests/plugins/loopback) loaded by both processes, an import from a
 // process of this host that offers no pipe takes it, ahead of udp and tcp, by what its table
 // declares. (That a local-only transport is never taken for another host is asserted without a
-// second host in tests/unit/plugin-loader-test.)
-//   transport-choice-test -- <ferry-test-peer>
+// second host in tests/unit/transport-choice-test.)
+//   fourth-transport-test -- <ferry-test-peer>
 // FERRY_PLUGIN_PATH (from meson) names the loopback transport's directory too.
-#define BOOST_TEST_MODULE transport_choice
+#define BOOST_TEST_MODULE fourth_transport
 #include <boost/test/unit_test.hpp>
 
 #include <sstream>
@@ -21,7 +21,7 @@ using testing::iface::Probe;
 namespace {
 
 std::string peerPath() {
-  return testArgument(1, "usage: transport-choice-test -- <ferry-test-peer>");
+  return testArgument(1, "usage: fourth-transport-test -- <ferry-test-peer>");
 }
 
 bool startsWith(const std::string& text, const std::string& prefix) {
