@@ -257,7 +257,8 @@ const ferry_transport_v1* PluginRegistry::tryFindTransport(const std::string& na
 
 TransportTraits traitsOf(const ferry_transport_v1& table) noexcept {
   TransportTraits traits;
-  traits.sendAnyThread = FERRY_TABLE_HAS(table, send_any_thread) && table.send_any_thread != nullptr;
+  traits.sendAnyThread =
+      FERRY_TABLE_HAS(table, send_any_thread) && table.send_any_thread != nullptr;
   if (FERRY_TABLE_HAS(table, cost_rank)) {
     uint32_t bits = table.capabilities;
     traits.localOnly = (bits & FERRY_TRANSPORT_LOCAL_ONLY) != 0;
@@ -291,8 +292,8 @@ int createTransport(const LoadedPlugin& plugin, const ferry_host_v1* host, uv_lo
   int rc = 0;
   const std::string* settings = settingsFor(options, plugin.name);
   if (takesSettings(*table)) {
-    rc = table->create_with_settings(host, loop, events, settings != nullptr ? settings->c_str() : "",
-                                     out);
+    const char* text = settings != nullptr ? settings->c_str() : "";
+    rc = table->create_with_settings(host, loop, events, text, out);
   } else if (settings != nullptr && !settings->empty()) {
     // checkTransportSettings refused this before the hub started; a table is static.
     rc = UV_EINVAL;

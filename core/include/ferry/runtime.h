@@ -81,8 +81,8 @@ struct RuntimeOptions {
   std::string pipeDirectory;
   std::string pipeEndpoint;
   // Settings of the transport plugins, by protseq: "key=value,key=value" text handed to the
-  // plugin when its instance is created (e.g. {"udp", "idle_timeout_ms=5000,socket_buffer=8388608"};
-  // the README's configuration section lists each transport's keys). A transport that refuses its
+  // plugin when its instance is created (e.g. {"udp", "idle_timeout_ms=5000,pmtu=0"}; the
+  // README's configuration section lists each transport's keys). A transport that refuses its
   // settings, or takes none and is given some, makes the Runtime constructor throw
   // invalidArgument naming the setting. A plugin may take an environment variable that overrides
   // its settings for tests (udp: FERRY_UDP_OPTIONS); it logs when it does.
