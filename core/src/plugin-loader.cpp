@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include <ferry/error.h>
+#include <ferry/runtime.h>
 
 #include "log.h"
 
@@ -89,6 +90,14 @@ bool validName(const char* name) {
   if (n == 0 || n > 16) return false;
   return std::all_of(name, name + n, [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
 }
+
+// Whether `table` is long enough to hold the appended field that ends `fieldEnd` bytes in.
+bool covers(const ferry_transport_v1& table, size_t fieldEnd) noexcept {
+  return table.struct_size >= fieldEnd;
+}
+
+#define FERRY_TABLE_HAS(table, field) \
+  covers(table, offsetof(ferry_transport_v1, field) + sizeof(ferry_transport_v1::field))
 
 // Why a transport table is unusable, or "".
 std::string checkTransportTable(const ferry_transport_v1* t) {
@@ -244,6 +253,83 @@ const ferry_transport_v1* PluginRegistry::tryFindTransport(const std::string& na
     }
   }
   return nullptr;
+}
+
+TransportTraits traitsOf(const ferry_transport_v1& table) noexcept {
+  TransportTraits traits;
+  traits.sendAnyThread =
+      FERRY_TABLE_HAS(table, send_any_thread) && table.send_any_thread != nullptr;
+  if (FERRY_TABLE_HAS(table, cost_rank)) {
+    uint32_t bits = table.capabilities;
+    traits.localOnly = (bits & FERRY_TRANSPORT_LOCAL_ONLY) != 0;
+    traits.datagram = (bits & FERRY_TRANSPORT_DATAGRAM) != 0;
+    traits.kernelCredentials = (bits & FERRY_TRANSPORT_KERNEL_CREDENTIALS) != 0;
+    traits.pathAddresses = (bits & FERRY_TRANSPORT_PATH_ADDRESSES) != 0;
+    if (table.cost_rank != 0) traits.costRank = table.cost_rank;
+  }
+  return traits;
+}
+
+namespace {
+
+// The settings RuntimeOptions gives transport `name`, or null.
+const std::string* settingsFor(const RuntimeOptions& options, const std::string& name) {
+  auto it = options.transportSettings.find(name);
+  return it != options.transportSettings.end() ? &it->second : nullptr;
+}
+
+bool takesSettings(const ferry_transport_v1& table) noexcept {
+  return FERRY_TABLE_HAS(table, check_settings) && table.create_with_settings != nullptr &&
+         table.check_settings != nullptr;
+}
+
+}  // namespace
+
+int createTransport(const LoadedPlugin& plugin, const ferry_host_v1* host, uv_loop_t* loop,
+                    const ferry_transport_events_v1* events, const RuntimeOptions& options,
+                    ferry_transport** out) noexcept {
+  const auto* table = static_cast<const ferry_transport_v1*>(plugin.descriptor->table);
+  int rc = 0;
+  const std::string* settings = settingsFor(options, plugin.name);
+  if (takesSettings(*table)) {
+    const char* text = settings != nullptr ? settings->c_str() : "";
+    rc = table->create_with_settings(host, loop, events, text, out);
+  } else if (settings != nullptr && !settings->empty()) {
+    // checkTransportSettings refused this before the hub started; a table is static.
+    rc = UV_EINVAL;
+  } else {
+    rc = table->create(host, loop, events, out);
+  }
+  if (rc < 0) {
+    FERRY_LOG(error, "transport " << plugin.name << " failed to start: " << table->strerror(rc));
+  }
+  return rc;
+}
+
+void checkTransportSettings(const RuntimeOptions& options) {
+  const PluginRegistry& registry = PluginRegistry::instance();
+  for (const auto& [name, settings] : options.transportSettings) {
+    const ferry_transport_v1* table = registry.tryFindTransport(name);
+    if (table == nullptr) {
+      FERRY_LOG(warn, "RuntimeOptions::transportSettings names '"
+                          << name << "', which is no loaded transport plugin; its settings are "
+                          << "unused (`ferry plugins` lists the loaded ones)");
+      continue;
+    }
+    if (!takesSettings(*table)) {
+      FERRY_REQUIRE(settings.empty(), Errc::invalidArgument,
+                    "RuntimeOptions::transportSettings gives the {} transport '{}', but it takes "
+                    "no settings; remove its entry",
+                    name, settings);
+      continue;
+    }
+    char why[512] = {};
+    int rc = table->check_settings(settings.c_str(), why, sizeof why);
+    FERRY_REQUIRE(rc == 0, Errc::invalidArgument,
+                  "the {} transport refuses RuntimeOptions::transportSettings[\"{}\"] = '{}': {}; "
+                  "correct that setting (the README's configuration section lists them)",
+                  name, name, settings, why[0] != 0 ? why : table->strerror(rc));
+  }
 }
 
 }  // namespace ferry::detail

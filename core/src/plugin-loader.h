@@ -16,6 +16,10 @@
 #include <ferry/plugin/plugin.h>
 #include <ferry/plugin/transport.h>
 
+namespace ferry {
+struct RuntimeOptions;
+}
+
 namespace ferry::detail {
 
 struct LoadedPlugin {
@@ -61,6 +65,38 @@ private:
   std::vector<LoadedPlugin> _loaded;
   std::vector<RefusedPlugin> _refused;
 };
+
+// What a transport is, from its table (the capabilities of core/include/ferry/plugin/transport.h).
+// Core decides from these, never from a transport's name.
+struct TransportTraits {
+  // The rank of a transport whose table declares none: after every declared one.
+  static constexpr uint32_t kUndeclaredCostRank = UINT32_MAX;
+
+  bool localOnly = false;          // reaches this host only; a peer over it is on this host
+  bool datagram = false;           // over datagrams, rather than a stream socket
+  bool kernelCredentials = false;  // a listener learns each peer's uid, gid and pid
+  bool pathAddresses = false;      // addresses are directories; "" is the runtime directory
+  bool sendAnyThread = false;      // send_any_thread is offered
+  uint32_t costRank = kUndeclaredCostRank;  // lower is cheaper
+};
+
+// The traits `table` declares; for a table too short to declare them (built before they were
+// appended), a network stream transport without credentials and with an undeclared rank.
+TransportTraits traitsOf(const ferry_transport_v1& table) noexcept;
+
+// Creates an instance of `plugin`'s transport with its settings from
+// RuntimeOptions::transportSettings (create_with_settings; create() when it takes none). Returns
+// what the plugin returned: 0, or a negative error (logged, naming the transport). On the loop's
+// thread; never throws.
+int createTransport(const LoadedPlugin& plugin, const ferry_host_v1* host, uv_loop_t* loop,
+                    const ferry_transport_events_v1* events, const RuntimeOptions& options,
+                    ferry_transport** out) noexcept;
+
+// Checks RuntimeOptions::transportSettings against the loaded transports before any starts.
+// Throws invalidArgument naming the transport and the setting when a transport refuses its
+// settings, or takes none and is given some. A name that is no loaded transport is logged as a
+// warning (an optional plugin may be missing from a host) and otherwise ignored.
+void checkTransportSettings(const RuntimeOptions& options);
 
 // The per-user runtime directory (created 0700 on first use; refused if another user owns it).
 const std::string& runtimeDirectory();

@@ -20,6 +20,7 @@
 #include "stats.h"
 #include "thread-state.h"
 #include "orpc/endpoint.h"
+#include "transport-choice.h"
 #include "transport/hub.h"
 
 namespace ferry {
@@ -138,6 +139,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
   FERRY_REQUIRE(options.callTimeout.count() > 0, Errc::invalidArgument,
                 "RuntimeOptions::callTimeout is {} ms; it must be positive",
                 options.callTimeout.count());
+  if (options.outOfProcess) checkTransportSettings(options);
   RuntimeImpl* expected = nullptr;
   FERRY_REQUIRE(gRuntime.compare_exchange_strong(expected, this), Errc::invalidArgument,
                 "a ferry::Runtime already exists in this process, and a process has one at a "
@@ -253,29 +255,19 @@ std::vector<StringBindingData> RuntimeImpl::bindings() const {
 
 namespace {
 
-// The transports to try for a distance, cheapest first.
-std::vector<std::string> preferenceFor(MarshalContext distance) {
-  if (distance == MarshalContext::differentMachine) return {"udp", "tcp"};
-  return {"pipe", "udp", "tcp"};
-}
-
 // The bindings of `candidates` this process can use for `distance`, best first; only `protseq`
-// when one is named.
+// when one is named (transport-choice.h).
 std::vector<StringBindingData> usableBindings(const std::vector<StringBindingData>& candidates,
                                               MarshalContext distance, const std::string& protseq,
                                               const TransportHub& hub) {
-  std::vector<StringBindingData> out;
-  std::vector<std::string> order =
-      protseq.empty() ? preferenceFor(distance) : std::vector<std::string>{protseq};
-  for (const std::string& p : order) {
-    if (!hub.hasTransport(p)) continue;
-    // A pipe only reaches processes of this host.
-    if (p == "pipe" && distance == MarshalContext::differentMachine) continue;
-    for (const StringBindingData& b : candidates) {
-      if (b.protseq == p) out.push_back(b);
-    }
-  }
-  return out;
+  return usableBindings(candidates, distance, protseq,
+                        [&](const std::string& p) -> std::optional<TransportTraits> {
+                          if (!hub.hasTransport(p)) return std::nullopt;
+                          const ferry_transport_v1* table =
+                              PluginRegistry::instance().tryFindTransport(p);
+                          if (table == nullptr) return std::nullopt;
+                          return traitsOf(*table);
+                        });
 }
 
 std::string describe(const std::vector<StringBindingData>& bindings) {

@@ -16,18 +16,6 @@ namespace ferry::conformance {
 
 namespace {
 
-// Marks the harness as inside a table function for the duration of one call.
-class TableCall {
-public:
-  explicit TableCall(Harness& harness) : _harness(harness) { ++_harness.tableCallDepth; }
-  ~TableCall() { --_harness.tableCallDepth; }
-  TableCall(const TableCall&) = delete;
-  TableCall& operator=(const TableCall&) = delete;
-
-private:
-  Harness& _harness;
-};
-
 // A socket address for a numeric IPv4/IPv6 address and a port.
 bool socketAddress(const std::string& address, uint16_t port, sockaddr_storage& out,
                    socklen_t& length) {
@@ -54,7 +42,7 @@ uint16_t freePort(const std::string& address) {
   sockaddr_storage name;
   socklen_t length;
   if (!socketAddress(address, 0, name, length)) return 0;
-  int fd = socket(name.ss_family, (testingUdp() ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  int fd = socket(name.ss_family, (overDatagrams() ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   uint16_t port = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&name), length) == 0 &&
@@ -94,10 +82,6 @@ const std::string& pluginName() {
   return name;
 }
 
-bool testingTcp() { return pluginName() == "tcp"; }
-bool testingPipe() { return pluginName() == "pipe"; }
-bool testingUdp() { return pluginName() == "udp"; }
-bool testingIp() { return testingTcp() || testingUdp(); }
 
 const ferry_transport_v1& table() {
   BOOST_REQUIRE_MESSAGE(!pluginName().empty(),
@@ -111,8 +95,16 @@ const ferry_transport_v1& table() {
 
 const ferry_host_v1* host() { return detail::PluginRegistry::host(); }
 
+const detail::TransportTraits& traits() {
+  static const detail::TransportTraits declared = detail::traitsOf(table());
+  return declared;
+}
+
+bool pathAddresses() { return traits().pathAddresses; }
+bool overDatagrams() { return traits().datagram; }
+
 std::vector<std::string> listenAddresses() {
-  if (testingIp()) {
+  if (!pathAddresses()) {
     std::vector<std::string> addresses{"127.0.0.1"};
     if (ipv6LoopbackWorks()) addresses.push_back("::1");
     return addresses;
@@ -121,7 +113,7 @@ std::vector<std::string> listenAddresses() {
 }
 
 std::string deadEndpoint(const std::string& address) {
-  if (testingIp()) {
+  if (!pathAddresses()) {
     uint16_t port = freePort(address);
     BOOST_REQUIRE_MESSAGE(port != 0, "cannot find a free port on " << address);
     return std::to_string(port);
@@ -133,325 +125,19 @@ std::string runtimePath(const std::string& endpoint) {
   return std::string(host()->runtime_dir) + "/" + endpoint;
 }
 
-Bytes pattern(size_t size, uint32_t seed) {
-  Bytes out(size);
-  uint32_t state = seed * 2654435761u + 1;
-  for (size_t i = 0; i < size; ++i) {
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    out[i] = static_cast<uint8_t>(state);
-  }
-  return out;
-}
-
 Bytes frameHeader(uint64_t length) {
   return {static_cast<uint8_t>(length), static_cast<uint8_t>(length >> 8),
           static_cast<uint8_t>(length >> 16), static_cast<uint8_t>(length >> 24)};
 }
 
-// --- Instance. ---
-
-Instance::Instance(Harness& harness) : _harness(harness) {
-  ferry_transport_events_v1 events{};
-  events.struct_size = sizeof(events);
-  events.context = this;
-  events.accepted = &onAccepted;
-  events.connected = &onConnected;
-  events.received = &onReceivedEvent;
-  events.closed = &onClosed;
-  TableCall call(_harness);
-  int err = table().create(host(), _harness.loop(), &events, &_transport);
-  BOOST_REQUIRE_MESSAGE(err == 0, "create failed: " << table().strerror(err));
-  BOOST_REQUIRE(_transport != nullptr);
-}
-
-int Instance::tryListen(const std::string& address, const std::string& endpoint,
-                        std::string* bound, size_t endpointCap, uint32_t flags) {
-  std::vector<char> out(endpointCap + 1, '\x7f');
-  if (flags != 0) {
-    BOOST_REQUIRE_MESSAGE(table().struct_size >= offsetof(ferry_transport_v1, listen_with_flags) +
-                                                      sizeof(void*) &&
-                              table().listen_with_flags != nullptr,
-                          "the plugin does not offer listen_with_flags");
-  }
-  TableCall call(_harness);
-  int err = flags != 0 ? table().listen_with_flags(_transport, address.c_str(), endpoint.c_str(),
-                                                   flags, out.data(), endpointCap)
-                       : table().listen(_transport, address.c_str(), endpoint.c_str(), out.data(),
-                                        endpointCap);
-  if (err == 0) {
-    BOOST_CHECK_MESSAGE(std::memchr(out.data(), '\0', endpointCap) != nullptr,
-                        "listen wrote no NUL-terminated endpoint within endpoint_cap");
-    if (bound != nullptr) *bound = out.data();
-  }
-  BOOST_CHECK_MESSAGE(out[endpointCap] == '\x7f', "listen wrote past endpoint_cap");
-  return err;
-}
-
-std::string Instance::listen(const std::string& address, const std::string& endpoint) {
-  std::string bound;
-  int err = tryListen(address, endpoint, &bound);
-  BOOST_REQUIRE_MESSAGE(err == 0, "listen on '" << address << "' endpoint '" << endpoint
-                                                << "' failed: " << table().strerror(err));
-  BOOST_REQUIRE_MESSAGE(!bound.empty(), "listen reported an empty endpoint");
-  return bound;
-}
-
-int Instance::tryConnect(const std::string& address, const std::string& endpoint,
-                         uint32_t timeoutMs, ferry_conn_id* conn) {
-  TableCall call(_harness);
-  int err = table().connect(_transport, address.c_str(), endpoint.c_str(), timeoutMs, conn);
-  if (err == 0) {
-    BOOST_CHECK_MESSAGE(*conn != 0, "connect returned connection id 0");
-    BOOST_CHECK_MESSAGE(_seen.insert(*conn).second, "connect reused connection id " << *conn);
-    _pendingConnects.insert(*conn);
-  }
-  return err;
-}
-
-ferry_conn_id Instance::connect(const std::string& address, const std::string& endpoint,
-                                uint32_t timeoutMs) {
-  ferry_conn_id conn = 0;
-  int err = tryConnect(address, endpoint, timeoutMs, &conn);
-  BOOST_REQUIRE_MESSAGE(err == 0, "connect to '" << address << "' endpoint '" << endpoint
-                                                 << "' failed: " << table().strerror(err));
-  return conn;
-}
-
-int Instance::send(ferry_conn_id conn, const Bytes& message) {
-  TableCall call(_harness);
-  return table().send(_transport, conn, message.data(), message.size());
-}
-
-int Instance::sendAnyThread(ferry_conn_id conn, const Bytes& message) {
-  // No Boost.Test here (it is not thread-safe): the table was found on the test thread.
-  return _table->send_any_thread(_transport, conn, message.data(), message.size());
-}
-
-void Instance::close(ferry_conn_id conn) {
-  TableCall call(_harness);
-  table().close(_transport, conn);
-}
-
-void Instance::destroy() {
-  if (destroyCalled) return;
-  destroyCalled = true;
-  TableCall call(_harness);
-  table().destroy(_transport, &onDone, this);
-}
-
-size_t Instance::receivedCount(ferry_conn_id conn) const {
-  auto found = received.find(conn);
-  return found == received.end() ? 0 : found->second.size();
-}
-
-bool Instance::established(ferry_conn_id conn) const { return _open.count(conn) != 0; }
-
-bool Instance::eventAllowed(const char* event, ferry_conn_id conn) {
-  ++events;
-  bool ok = true;
-  if (std::this_thread::get_id() != _harness.thread) {
-    BOOST_ERROR(event << " for connection " << conn << " came on another thread");
-    ok = false;
-  }
-  if (_harness.tableCallDepth > 0) {
-    BOOST_ERROR(event << " for connection " << conn << " came from inside a table function");
-    ok = false;
-  }
-  if (destroyCalled) {
-    BOOST_ERROR(event << " for connection " << conn << " came after destroy");
-    ok = false;
-  }
-  if (conn == 0) {
-    BOOST_ERROR(event << " names connection id 0");
-    ok = false;
-  }
-  return ok;
-}
-
-PeerRecord Instance::record(const ferry_peer_info_v1* peer) {
-  PeerRecord out;
-  out.structSize = peer->struct_size;
-  out.address = peer->address != nullptr ? peer->address : "";
-  if (peer->address == nullptr) BOOST_ERROR("peer info without an address");
-  out.hasCredentials = peer->has_credentials;
-  out.uid = peer->uid;
-  out.gid = peer->gid;
-  out.pid = peer->pid;
-  if (peer->struct_size < sizeof(ferry_peer_info_v1)) {
-    BOOST_ERROR("peer info struct_size " << peer->struct_size << " is too small");
-  }
-  return out;
-}
-
-void Instance::onAccepted(void* context, ferry_conn_id conn, const ferry_peer_info_v1* peer) {
-  auto* self = static_cast<Instance*>(context);
-  if (!self->eventAllowed("accepted", conn)) return;
-  if (!self->_seen.insert(conn).second) BOOST_ERROR("accepted reuses connection id " << conn);
-  if (peer == nullptr) {
-    BOOST_ERROR("accepted without peer info");
-    return;
-  }
-  self->_open.insert(conn);
-  self->accepted.emplace_back(conn, record(peer));
-}
-
-void Instance::onConnected(void* context, ferry_conn_id conn, int status,
-                           const ferry_peer_info_v1* peer) {
-  auto* self = static_cast<Instance*>(context);
-  if (!self->eventAllowed("connected", conn)) return;
-  if (self->_pendingConnects.erase(conn) == 0) {
-    BOOST_ERROR("connected for connection " << conn << ", which is no pending connect");
-    return;
-  }
-  ConnectedRecord result;
-  result.status = status;
-  if (status == 0) {
-    if (peer == nullptr) {
-      BOOST_ERROR("connected without peer info");
-    } else {
-      result.peer = record(peer);
-    }
-    self->_open.insert(conn);
-  } else {
-    if (status > 0) BOOST_ERROR("connected with a positive status " << status);
-    if (peer != nullptr) BOOST_ERROR("a failed connected carries peer info");
-  }
-  self->connected[conn] = result;
-}
-
-void Instance::onReceivedEvent(void* context, ferry_conn_id conn, const uint8_t* data,
-                               size_t size) {
-  auto* self = static_cast<Instance*>(context);
-  if (!self->eventAllowed("received", conn)) return;
-  if (self->_open.count(conn) == 0) {
-    BOOST_ERROR("received on connection " << conn << ", which is not established");
-    return;
-  }
-  if (size > table().max_message_size) BOOST_ERROR("received more than max_message_size");
-  Bytes& message = self->received[conn].emplace_back(data, data + size);
-  if (self->onReceived) self->onReceived(conn, message);
-}
-
-void Instance::onClosed(void* context, ferry_conn_id conn, int status) {
-  auto* self = static_cast<Instance*>(context);
-  if (!self->eventAllowed("closed", conn)) return;
-  if (self->_open.erase(conn) == 0) {
-    BOOST_ERROR("closed for connection " << conn << ", which is not established");
-    return;
-  }
-  if (status > 0) BOOST_ERROR("closed with a positive status " << status);
-  self->closed[conn] = status;
-}
-
-void Instance::onDone(void* arg) {
-  auto* self = static_cast<Instance*>(arg);
-  if (std::this_thread::get_id() != self->_harness.thread) {
-    BOOST_ERROR("done came on another thread");
-  }
-  if (self->_harness.tableCallDepth > 0) BOOST_ERROR("done came from inside a table function");
-  ++self->doneCalls;
-}
-
-// --- Harness. ---
-
-Harness::Harness() : _loop(std::make_unique<uv_loop_t>()) {
-  BOOST_REQUIRE(uv_loop_init(_loop.get()) == 0);
-  BOOST_REQUIRE(uv_timer_init(_loop.get(), &_deadline) == 0);
-}
-
-Harness::~Harness() {
-  for (auto& instance : _instances) instance->destroy();
-  bool allDone = runBounded(
-      [&] {
-        for (auto& instance : _instances) {
-          if (instance->doneCalls == 0) return false;
-        }
-        return true;
-      },
-      kPatience);
-  BOOST_CHECK_MESSAGE(allDone, "destroy did not call done on every instance");
-  for (auto& instance : _instances) {
-    BOOST_CHECK_MESSAGE(instance->doneCalls <= 1,
-                        "done was called " << instance->doneCalls << " times");
-  }
-  uv_close(reinterpret_cast<uv_handle_t*>(&_deadline), nullptr);
-  uv_run(_loop.get(), UV_RUN_NOWAIT);
-  int closed = uv_loop_close(_loop.get());
-  BOOST_CHECK_MESSAGE(closed == 0, "the loop still has handles after every instance is destroyed");
-  if (closed != 0) {
-    // Walk what was left behind into the log, then leak the loop: handles still point into it.
-    uv_walk(
-        _loop.get(),
-        [](uv_handle_t* handle, void*) {
-          BOOST_TEST_MESSAGE("left behind: a " << uv_handle_type_name(uv_handle_get_type(handle))
-                                               << " handle");
-        },
-        nullptr);
-    (void)_loop.release();
-  }
-}
-
 Instance& Harness::instance() {
-  _instances.push_back(std::make_unique<Instance>(*this));
-  return *_instances.back();
-}
-
-bool Harness::runBounded(const std::function<bool()>& condition, milliseconds limit) {
-  bool expired = false;
-  _deadline.data = &expired;
-  uv_timer_start(
-      &_deadline, [](uv_timer_t* timer) { *static_cast<bool*>(timer->data) = true; },
-      static_cast<uint64_t>(limit.count()), 0);
-  while (!condition() && !expired) uv_run(_loop.get(), UV_RUN_ONCE);
-  uv_timer_stop(&_deadline);
-  return condition();
-}
-
-void Harness::runUntil(const std::function<bool()>& condition, milliseconds limit,
-                       const std::string& what) {
-  BOOST_REQUIRE_MESSAGE(runBounded(condition, limit),
-                        "waited " << limit.count() << " ms for " << what << " in vain");
-}
-
-void Harness::runFor(milliseconds duration) {
-  runBounded([] { return false; }, duration);
-}
-
-void Harness::destroyAll() {
-  for (auto& instance : _instances) instance->destroy();
-  runUntil(
-      [&] {
-        for (auto& instance : _instances) {
-          if (instance->doneCalls == 0) return false;
-        }
-        return true;
-      },
-      kPatience, "done from every destroyed instance");
-}
-
-Link connectPair(Harness& harness, Instance& server, Instance& client, const std::string& address,
-                 const std::string& endpoint) {
-  size_t acceptedBefore = server.accepted.size();
-  Link link;
-  link.client = client.connect(address, endpoint);
-  harness.runUntil(
-      [&] {
-        return server.accepted.size() > acceptedBefore && client.connected.count(link.client);
-      },
-      kPatience, "accepted and connected");
-  int status = client.connected[link.client].status;
-  BOOST_REQUIRE_MESSAGE(status == 0, "connect failed: " << table().strerror(status));
-  BOOST_REQUIRE_EQUAL(server.accepted.size(), acceptedBefore + 1);
-  link.server = server.accepted.back().first;
-  return link;
+  return adopt(std::make_unique<Instance>(*this, table(), host()));
 }
 
 // --- RawPeer. ---
 
 RawPeer::RawPeer(const std::string& address, const std::string& endpoint) {
-  if (testingPipe()) {
+  if (pathAddresses()) {
     std::string path = runtimePath(endpoint);
     sockaddr_un name{};
     name.sun_family = AF_UNIX;

@@ -135,6 +135,17 @@ BOOST_AUTO_TEST_CASE(the_plugin_loads_with_a_complete_version_1_table) {
   BOOST_TEST(t.strerror(0) != nullptr);
 }
 
+BOOST_AUTO_TEST_CASE(the_plugin_declares_what_it_is) {
+  const ferry_transport_v1& t = table();
+  BOOST_TEST(t.cost_rank != 0u, "a cost rank, so that core can rank it among the others");
+  BOOST_TEST(traits().costRank != detail::TransportTraits::kUndeclaredCostRank);
+  // The kernel's word on who is at the other end means something on this host only.
+  if (traits().kernelCredentials) BOOST_TEST(traits().localOnly);
+  BOOST_TEST(traits().sendAnyThread == (t.send_any_thread != nullptr));
+  // Settings are offered whole or not at all.
+  BOOST_TEST((t.create_with_settings != nullptr) == (t.check_settings != nullptr));
+}
+
 BOOST_AUTO_TEST_CASE(listen_then_connect_reports_accepted_and_connected_with_sane_peers) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();
@@ -146,23 +157,26 @@ BOOST_AUTO_TEST_CASE(listen_then_connect_reports_accepted_and_connected_with_san
 
     const PeerRecord& clientSeen = server.accepted.back().second;
     const PeerRecord& serverSeen = *client.connected[link.client].peer;
-    if (testingIp()) {
+    if (!pathAddresses()) {
       std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
       BOOST_TEST(serverSeen.address == host + ":" + endpoint);
       BOOST_TEST(clientSeen.address.rfind(host + ":", 0) == 0u, clientSeen.address);
       BOOST_TEST(clientSeen.address != serverSeen.address);
-      BOOST_TEST(clientSeen.hasCredentials == 0);
-      BOOST_TEST(serverSeen.hasCredentials == 0);
     } else {
-      std::string expected = "pipe:" + runtimePath(endpoint);
+      std::string expected = pluginName() + ":" + runtimePath(endpoint);
       for (const PeerRecord* peer : {&clientSeen, &serverSeen}) {
         BOOST_TEST(peer->address == expected);
-        BOOST_TEST(peer->hasCredentials == 1);
+      }
+      BOOST_TEST(isSocketFile(runtimePath(endpoint)));
+    }
+    // Credentials exactly when the transport declares them, and then the kernel's.
+    for (const PeerRecord* peer : {&clientSeen, &serverSeen}) {
+      BOOST_TEST(peer->hasCredentials == (traits().kernelCredentials ? 1 : 0));
+      if (traits().kernelCredentials) {
         BOOST_TEST(peer->uid == getuid());
         BOOST_TEST(peer->gid == getgid());
         BOOST_TEST(peer->pid == getpid());
       }
-      BOOST_TEST(isSocketFile(runtimePath(endpoint)));
     }
   });
 }
@@ -436,7 +450,7 @@ BOOST_AUTO_TEST_CASE(closing_a_connection_still_connecting_reports_connected_wit
     BOOST_TEST(client.connected[conn].status < 0);
     harness.runFor(milliseconds(50));
     BOOST_TEST(client.closed.empty());
-    if (!testingUdp()) {
+    if (!overDatagrams()) {
       // The kernel had connected it already: the server sees it come and go. (A udp connect
       // closed before the loop ran has sent nothing.)
       harness.runUntil([&] { return server.accepted.size() == 1 && server.closed.size() == 1; },
@@ -513,7 +527,7 @@ BOOST_AUTO_TEST_CASE(a_connect_that_hangs_times_out_with_an_error,
 BOOST_AUTO_TEST_CASE(malformed_bindings_are_refused_by_check_binding_listen_and_connect) {
   Harness harness;
   Instance& instance = harness.instance();
-  if (testingIp()) {
+  if (!pathAddresses()) {
     for (const char* endpoint :
          {"abc", "70000", "65536", "-1", "+1", " 80", "80 ", "0x50", "0", ""}) {
       // "0" and "" name any port to listen on, but no port to connect to.
@@ -529,7 +543,8 @@ BOOST_AUTO_TEST_CASE(malformed_bindings_are_refused_by_check_binding_listen_and_
     }
     BOOST_TEST(table().check_binding("127.0.0.1", "1") == 0);
     BOOST_TEST(table().check_binding("::1", "65535") == 0);
-    BOOST_TEST(table().check_binding("192.0.2.7", "7135") == 0);
+    // Another host's address: a network transport takes it, a local-only one cannot reach it.
+    BOOST_TEST((table().check_binding("192.0.2.7", "7135") == 0) == !traits().localOnly);
   } else {
     for (const std::string& endpoint :
          {std::string("../x"), std::string("a/b"), std::string(200, 'a'), std::string(65, 'a'),
@@ -789,7 +804,7 @@ BOOST_AUTO_TEST_CASE(destroy_with_open_listeners_and_connections_closes_all_with
                      "done from both instances");
     BOOST_TEST(server.events == serverEvents, "the server raised events after destroy");
     BOOST_TEST(client.events == clientEvents, "the client raised events after destroy");
-    if (testingPipe()) {
+    if (pathAddresses()) {
       BOOST_TEST(!exists(runtimePath(first)), "a socket file outlived destroy");
       BOOST_TEST(!exists(runtimePath(second)), "a socket file outlived destroy");
     }
@@ -809,7 +824,7 @@ BOOST_AUTO_TEST_CASE(destroying_an_instance_from_inside_its_own_event_is_safe) {
     Instance& server = harness.instance();
     Instance& client = harness.instance();
     Link link = connectPair(harness, server, client, address, server.listen(address));
-    server.onReceived = [&](ferry_conn_id, const Bytes&) { server.destroy(); };
+    server.onReceived = [&](ferry_conn_id, const uint8_t*, size_t) { server.destroy(); };
     // Several messages in one read: none may be delivered after the destroy.
     for (uint32_t i = 0; i < 5; ++i) BOOST_REQUIRE(client.send(link.client, pattern(10, i)) == 0);
     harness.runUntil([&] { return server.doneCalls == 1; }, kPatience, "done after destroy");

@@ -1,9 +1,11 @@
 // Calls over udp between two processes, impaired by the udp plugin's fault layer: at-most-once,
 // byte-identical results, long calls, a black-holed and a restarted server, 16 MiB under loss,
 // and calls sent again after a lost session (answered from the exporter's reply cache).
-//   udp-calls-test -- <ferry-test-peer>
-// The peer runs with FERRY_UDP_FAULT (its datagrams in and out) and short timers
-// (FERRY_UDP_OPTIONS); this process uses the same short timers.
+//   udp-calls-test -- <ferry-test-peer> <directory of the udp plugin's test-only build>
+// The peer loads the udp plugin's test-only build, with the fault layer (that directory first on
+// its FERRY_PLUGIN_PATH), and runs with FERRY_UDP_FAULT (its datagrams in and out) and short
+// timers (FERRY_UDP_OPTIONS, the settings' override for tests); this process takes the same short
+// timers through RuntimeOptions::transportSettings, as an application would.
 #define BOOST_TEST_MODULE udp_calls
 #include <boost/test/unit_test.hpp>
 
@@ -29,10 +31,19 @@ namespace {
 // Short timers: a dead session is noticed in 1.5 s instead of 30.
 constexpr const char* kOptions = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=1500";
 
-std::string peerPath() {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  BOOST_REQUIRE_MESSAGE(suite.argc >= 2, "usage: udp-calls-test -- <ferry-test-peer>");
-  return suite.argv[1];
+std::string argument(int index) {
+  return testArgument(index,
+                      "usage: udp-calls-test -- <ferry-test-peer> <udp fault-layer plugin dir>");
+}
+
+std::string peerPath() { return argument(1); }
+
+// The peer's FERRY_PLUGIN_PATH: the udp plugin with the fault layer first, then this process's.
+std::string peerPluginPath() {
+  BOOST_REQUIRE_MESSAGE(access((argument(2) + "/ferry-transport-udp.so").c_str(), R_OK) == 0,
+                        "no udp plugin with the fault layer in " << argument(2));
+  const char* inherited = std::getenv("FERRY_PLUGIN_PATH");
+  return argument(2) + (inherited != nullptr ? std::string(":") + inherited : std::string());
 }
 
 bool udpLoaded() {
@@ -46,8 +57,8 @@ bool udpLoaded() {
 class UdpPeer {
 public:
   UdpPeer(const std::string& fault, const std::string& port = "0")
-      : _child({"env", "FERRY_UDP_FAULT=" + fault, std::string("FERRY_UDP_OPTIONS=") + kOptions,
-                peerPath(), "--transports", "udp,pipe", "--port", port}) {
+      : _child({"env", "FERRY_PLUGIN_PATH=" + peerPluginPath(), "FERRY_UDP_FAULT=" + fault,
+                std::string("FERRY_UDP_OPTIONS=") + kOptions, peerPath(), "--transports", "udp,pipe", "--port", port}) {
     std::string line;
     while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
       std::istringstream words(line);
@@ -87,9 +98,9 @@ private:
 struct UdpFixture : RuntimeFixture {
   UdpFixture() : RuntimeFixture(options()) {}
   static RuntimeOptions options() {
-    setenv("FERRY_UDP_OPTIONS", kOptions, 1);
     RuntimeOptions o;
     o.transports = {"udp", "pipe"};
+    o.transportSettings["udp"] = kOptions;
     return o;
   }
 };

@@ -29,7 +29,9 @@ const ferry_transport_v1 kTable = {
 #else
     &fakeSend,
 #endif
-    &fakeClose, &fakeCheck, &fakeStrerror, nullptr, nullptr};
+    &fakeClose, &fakeCheck, &fakeStrerror, nullptr, nullptr,
+    /* capabilities: a network stream transport */ 0, /* cost_rank */ 300, nullptr, nullptr,
+    nullptr};
 
 [[maybe_unused]] const ferry_plugin_v1 kDescriptor = {
     sizeof(ferry_plugin_v1),

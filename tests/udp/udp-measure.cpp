@@ -74,7 +74,7 @@ void transfer(const std::string& fault, int repeats) {
                      std::chrono::milliseconds(20000), "the 16-byte reply");
     double seconds = micros(Clock::now() - start) / 1e6;
     BOOST_TEST((server.digests[link.server][1] == std::make_pair(big.size(), digest(big.data(), big.size()))));
-    ferry_udp_counters_v1 c = client.counters();
+    UdpCounters c = client.counters();
     std::printf("udp 16 MiB request + 16-byte reply%s: %.0f ms, %.2f Gbit/s (datagrams %llu, "
                 "lost %llu, PTOs %llu, max datagram %llu)\n",
                 fault.empty() ? "" : (", fault " + fault).c_str(), seconds * 1000,

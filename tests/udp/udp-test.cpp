@@ -3,9 +3,10 @@
 // Every impaired run checks the two invariants of the transport: each message arrives exactly
 // once, in order, byte-identical (a digest per message) or the session reports a defined error;
 // and the plugin's memory levels (queued, reassembly, outstanding, in flight) return to the same
-// plateau after every round. Impairments come from the plugin's own fault layer
-// (FERRY_UDP_FAULT), deterministic per seed; raw-socket cases craft datagrams with the plugin's
-// wire module.
+// plateau after every round. Impairments come from the fault layer of the plugin's test-only
+// build (fault-layer.h), deterministic per seed; raw-socket cases craft datagrams with the
+// plugin's wire module. The last cases check how settings reach an instance, and what the
+// shipping build leaves out.
 #define BOOST_TEST_MODULE udp transport
 #include <boost/test/unit_test.hpp>
 
@@ -24,7 +25,7 @@ namespace wire = ferry::transports::udp;
 using Clock = std::chrono::steady_clock;
 using Digests = std::vector<std::pair<size_t, uint64_t>>;
 
-// Short timers, so that impaired runs take seconds (PROTOCOL.md, "Tuning and test hooks").
+// Short timers, so that impaired runs take seconds (PROTOCOL.md, "Settings, counters and test hooks").
 const std::string kFast = "initial_rtt_ms=20,max_ack_delay_ms=5,idle_timeout_ms=10000";
 // The same with datagrams kept at 1200 bytes, as on most Internet paths: messages are cut into
 // many more packets, and the fault layer gets many more of them to work on.
@@ -35,7 +36,7 @@ long long msSince(Clock::time_point start) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
 }
 
-void report(const char* who, const ferry_udp_counters_v1& c) {
+void report(const char* who, const UdpCounters& c) {
   BOOST_TEST_MESSAGE(who << ": datagrams out " << c.datagrams_sent << " in " << c.datagrams_received
                          << ", lost " << c.packets_lost << ", PTOs " << c.pto_expirations
                          << ", duplicates dropped " << c.dropped_duplicate << ", CRC "
@@ -93,7 +94,7 @@ struct Levels {
 };
 
 Levels levels(const Instance& instance) {
-  ferry_udp_counters_v1 c = instance.counters();
+  UdpCounters c = instance.counters();
   return {c.now_sessions,    c.now_half_open,       c.now_reassembly_bytes,
           c.now_send_queue_bytes, c.now_packets_outstanding, c.now_bytes_in_flight,
           c.now_controllers, c.now_kernel_queue_bytes, c.now_fault_held};
@@ -285,7 +286,7 @@ private:
   uint64_t _serverId = 0;
 };
 
-uint64_t dropTotal(const ferry_udp_counters_v1& c) {
+uint64_t dropTotal(const UdpCounters& c) {
   return c.dropped_malformed + c.dropped_crc + c.dropped_version + c.dropped_unknown_session +
          c.dropped_unexpected + c.dropped_wrong_address + c.rejects_ignored;
 }
@@ -316,7 +317,7 @@ BOOST_AUTO_TEST_CASE(truncated_and_corrupted_datagrams_are_all_caught_and_counte
   impairedRounds(kFastSmall, "seed=15,dir=rx,truncate=0.01,corrupt=0.01",
                  [](Instance& server, Instance& client) {
     for (Instance* instance : {&server, &client}) {
-      ferry_udp_counters_v1 c = instance->counters();
+      UdpCounters c = instance->counters();
       uint64_t injected = c.fault_rx_truncated + c.fault_rx_corrupted;
       BOOST_TEST_MESSAGE("injected " << c.fault_rx_truncated << " truncations and "
                                      << c.fault_rx_corrupted << " bit flips");
@@ -464,7 +465,7 @@ BOOST_AUTO_TEST_CASE(a_reject_that_names_nothing_of_ours_or_comes_from_elsewhere
   Instance& client = harness.instance(kFast);
   Link link = connectPair(harness, server, client, server.listen());
   // The client's port, as the server saw it.
-  const std::string& seen = server.peers[link.server];
+  const std::string seen = server.peerAddress(link.server);
   std::string clientPort = seen.substr(seen.rfind(':') + 1);
   RawSocket spoofer;
   for (uint64_t guess = 1; guess <= 20; ++guess) {
@@ -502,7 +503,7 @@ BOOST_AUTO_TEST_CASE(datagrams_grow_to_what_the_path_carries_and_shrink_when_lar
   harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
                    "2 MiB through the new black hole");
   BOOST_TEST((server.digests[link.server][0] == std::make_pair(big.size(), digest(big.data(), big.size()))));
-  ferry_udp_counters_v1 c = client.counters();
+  UdpCounters c = client.counters();
   BOOST_TEST(c.pmtu_black_holes >= 1u);
   BOOST_TEST(c.now_max_datagram_size == 1200u);
   BOOST_TEST(client.closed.empty());
@@ -558,7 +559,7 @@ BOOST_AUTO_TEST_CASE(before_validation_the_server_never_answers_with_more_bytes_
   }
   BOOST_TEST(raw.bytesReceived <= raw.bytesSent);
   BOOST_TEST(raw.datagramsReceived >= 3u, "COOKIEs for the padded HELLOs and a REJECT");
-  ferry_udp_counters_v1 c = server.counters();
+  UdpCounters c = server.counters();
   BOOST_TEST_MESSAGE("unvalidated: " << c.unvalidated_bytes_received << " bytes in, "
                                      << c.unvalidated_bytes_sent << " bytes out");
   BOOST_TEST(c.unvalidated_bytes_sent <= c.unvalidated_bytes_received);
@@ -573,7 +574,7 @@ BOOST_AUTO_TEST_CASE(a_half_open_session_that_is_never_confirmed_is_forgotten_si
   std::string port = server.listen();
   RawClient raw(harness, port);
   raw.handshake();
-  ferry_udp_counters_v1 c = server.counters();
+  UdpCounters c = server.counters();
   BOOST_TEST(c.server_sessions_created == 1u);
   BOOST_TEST(c.now_half_open == 1u);
   harness.runUntil([&] { return server.counters().now_sessions == 0; }, milliseconds(5000),
@@ -590,7 +591,7 @@ BOOST_AUTO_TEST_CASE(data_beyond_its_limits_is_refused_before_allocation_and_rep
   raw.handshake();
   raw.sendShort(Bytes{0x01});  // PING: confirms the handshake
   harness.runUntil([&] { return server.accepted.size() == 1; }, milliseconds(5000), "accepted");
-  ferry_conn_id conn = server.accepted[0];
+  ferry_conn_id conn = server.accepted[0].first;
   Bytes chunk = pattern(100, 1);
   const std::vector<std::pair<const char*, Bytes>> abuses = {
       {"total_len above the maximum", dataFrame(0, (16u << 20) + (64u << 10) + 1, 0, chunk)},
@@ -700,7 +701,7 @@ BOOST_AUTO_TEST_CASE(a_flood_of_garbage_is_dropped_and_counted_while_a_session_k
       milliseconds(20000), "every hostile datagram to be counted");
   harness.runUntil([&] { return server.receivedCount(link.server) == kBatches; }, kPatience,
                    "the session's messages");
-  ferry_udp_counters_v1 c = server.counters();
+  UdpCounters c = server.counters();
   BOOST_TEST(dropTotal(c) - dropsBefore == raw.datagramsSent);
   BOOST_TEST_MESSAGE("flood: " << raw.datagramsSent << " datagrams, " << c.dropped_crc << " CRC, "
                                << c.dropped_malformed << " malformed, " << c.dropped_version
@@ -728,8 +729,87 @@ BOOST_AUTO_TEST_CASE(a_session_packet_from_another_address_is_dropped_not_delive
   harness.runUntil([&] { return server.counters().dropped_wrong_address == 1; },
                    milliseconds(5000), "the intruder's packet to be dropped");
   harness.runFor(milliseconds(20));
-  BOOST_TEST(server.receivedCount(server.accepted[0]) == 0u);
+  BOOST_TEST(server.receivedCount(server.accepted[0].first) == 0u);
   BOOST_TEST(server.closed.empty());
+}
+
+// --- Settings, and the shipping build. ---
+
+BOOST_AUTO_TEST_CASE(settings_handed_to_create_with_settings_rule_the_instance) {
+  ScopedEnv noOverride("FERRY_UDP_OPTIONS", "");
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast + ",max_message_size=2000");
+  Link link = connectPair(harness, server, client, server.listen());
+  BOOST_TEST(client.send(link.client, pattern(2001, 1)) == UV_EMSGSIZE);
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(2000, 2)), 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                   "the message of the largest size allowed");
+}
+
+BOOST_AUTO_TEST_CASE(settings_from_FERRY_UDP_OPTIONS_win_over_the_hosts) {
+  ScopedEnv override("FERRY_UDP_OPTIONS", "max_message_size=100000");
+  Harness harness;
+  Instance& server = harness.instance(kFast + ",max_message_size=2000");
+  Instance& client = harness.instance(kFast + ",max_message_size=2000");
+  Link link = connectPair(harness, server, client, server.listen());
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(50000, 1)), 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                   "a message larger than the host's settings allow");
+}
+
+BOOST_AUTO_TEST_CASE(settings_that_are_unknown_or_malformed_are_refused_naming_the_key) {
+  ScopedEnv noOverride("FERRY_UDP_OPTIONS", "");
+  const ferry_transport_v1& table = *plugin().table;
+  BOOST_REQUIRE(table.check_settings != nullptr);
+  char why[256] = {};
+  BOOST_TEST(table.check_settings(kFast.c_str(), why, sizeof why) == 0);
+  BOOST_TEST(table.check_settings("idle_timout_ms=5", why, sizeof why) == UV_EINVAL);
+  BOOST_TEST(std::string(why).find("'idle_timout_ms' is no udp setting") != std::string::npos, why);
+  BOOST_TEST(table.check_settings("idle_timeout_ms=soon", why, sizeof why) == UV_EINVAL);
+  BOOST_TEST(std::string(why).find("idle_timeout_ms=soon") != std::string::npos, why);
+  char tiny[8] = {};
+  BOOST_TEST(table.check_settings("idle_timout_ms=5", tiny, sizeof tiny) == UV_EINVAL);
+  BOOST_TEST(std::strlen(tiny) == sizeof tiny - 1, "the reason is cut to the room given");
+
+  Harness harness;
+  ferry_transport_events_v1 events{};
+  events.struct_size = sizeof events;
+  ferry_transport* transport = nullptr;
+  BOOST_TEST(table.create_with_settings(host(), harness.loop(), &events, "pmtu=maybe",
+                                        &transport) == UV_EINVAL);
+  BOOST_TEST(transport == nullptr, "no instance for refused settings");
+  {
+    ScopedEnv badOverride("FERRY_UDP_OPTIONS", "pmtu=maybe");
+    BOOST_TEST(table.create_with_settings(host(), harness.loop(), &events, "", &transport) ==
+               UV_EINVAL);
+    BOOST_TEST(transport == nullptr, "no instance for a refused override");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_shipping_build_has_no_fault_layer_and_exports_its_entry_only) {
+  const Plugin& shipping = shippingPlugin();
+  BOOST_TEST(shipping.setFault == nullptr, "the shipping module exports no test hook");
+  Harness harness;
+  Instance& server = harness.shippingInstance(kFast);
+  Instance& client = harness.shippingInstance(kFast);
+  Link link = connectPair(harness, server, client, server.listen());
+  BOOST_REQUIRE_EQUAL(client.send(link.client, pattern(100, 1)), 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience, "a message");
+  std::vector<ferry_counter_v1> counters = readCounters(shipping, client.transport());
+  bool sawDatagrams = false;
+  for (const ferry_counter_v1& c : counters) {
+    BOOST_TEST(std::string(c.name).find("fault") == std::string::npos, c.name);
+    if (std::string(c.name) == "datagrams_sent") sawDatagrams = c.value > 0;
+  }
+  BOOST_TEST(sawDatagrams, "datagrams_sent is reported and counts what was sent");
+  // The test-only build reports the same counters, then the fault layer's.
+  std::vector<ferry_counter_v1> withFaults =
+      readCounters(plugin(), harness.instance(kFast).transport());
+  BOOST_REQUIRE(withFaults.size() > counters.size());
+  for (size_t i = 0; i < counters.size(); ++i) {
+    BOOST_TEST(std::string(withFaults[i].name) == counters[i].name);
+  }
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// The plugin loader refuses what does not fit, names the file and the reason, and goes on.
+// The plugin loader refuses what does not fit, names the file and the reason, and goes on; it
+// reads what transports declare (their traits) and hands them their settings.
 //   plugin-loader-test -- <broken plugin directory>
 #define BOOST_TEST_MODULE plugin_loader
 #include <boost/test/unit_test.hpp>
@@ -72,4 +73,85 @@ BOOST_AUTO_TEST_CASE(a_runtime_still_starts_with_the_good_plugins) {
   auto bindings = runtime.bindings();
   BOOST_CHECK_GE(bindings.size(), 2u);
   BOOST_CHECK(bindings.front().rfind("pipe:", 0) == 0);  // cheapest first
+}
+
+// --- What transports declare, and the choice made from it. ---
+
+namespace {
+
+using ferry::detail::TransportTraits;
+using ferry::detail::traitsOf;
+
+TransportTraits traitsOfLoaded(const std::string& name) {
+  const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(name);
+  BOOST_REQUIRE_MESSAGE(table != nullptr, "transport " << name << " is loaded");
+  return traitsOf(*table);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ferrys_transports_declare_what_they_are_and_rank_pipe_udp_tcp) {
+  TransportTraits pipe = traitsOfLoaded("pipe");
+  TransportTraits udp = traitsOfLoaded("udp");
+  TransportTraits tcp = traitsOfLoaded("tcp");
+  BOOST_TEST(pipe.localOnly);
+  BOOST_TEST(pipe.kernelCredentials);
+  BOOST_TEST(pipe.pathAddresses);
+  BOOST_TEST(!pipe.datagram);
+  BOOST_TEST(pipe.sendAnyThread);
+  BOOST_TEST(!udp.localOnly);
+  BOOST_TEST(udp.datagram);
+  BOOST_TEST(!udp.kernelCredentials);
+  BOOST_TEST(!udp.pathAddresses);
+  BOOST_TEST(!udp.sendAnyThread);
+  BOOST_TEST(!tcp.localOnly);
+  BOOST_TEST(!tcp.datagram);
+  BOOST_TEST(!tcp.kernelCredentials);
+  BOOST_TEST(!tcp.pathAddresses);
+  BOOST_TEST(tcp.sendAnyThread);
+  BOOST_TEST(pipe.costRank < udp.costRank);
+  BOOST_TEST(udp.costRank < tcp.costRank);
+  BOOST_TEST(tcp.costRank < TransportTraits::kUndeclaredCostRank);
+}
+
+BOOST_AUTO_TEST_CASE(a_table_from_before_the_traits_is_a_network_stream_transport_ranked_last) {
+  ferry_transport_v1 table = *PluginRegistry::instance().tryFindTransport("pipe");
+  table.struct_size = offsetof(ferry_transport_v1, capabilities);
+  TransportTraits old = traitsOf(table);
+  BOOST_TEST(!old.localOnly, "the capabilities beyond struct_size are not read");
+  BOOST_TEST(!old.datagram);
+  BOOST_TEST(!old.kernelCredentials);
+  BOOST_TEST(old.sendAnyThread);
+  BOOST_TEST(old.costRank == TransportTraits::kUndeclaredCostRank);
+  table.struct_size = sizeof table;
+  table.cost_rank = 0;
+  BOOST_TEST(traitsOf(table).costRank == TransportTraits::kUndeclaredCostRank,
+             "a rank of 0 is no rank declared");
+  BOOST_TEST(traitsOf(table).localOnly);
+}
+
+BOOST_AUTO_TEST_CASE(a_runtime_refuses_transport_settings_a_transport_refuses_naming_the_key) {
+  auto refused = [](const std::string& protseq, const std::string& settings,
+                    const std::string& expected) {
+    ferry::RuntimeOptions options;
+    options.transportSettings[protseq] = settings;
+    BOOST_CHECK_EXCEPTION(ferry::Runtime runtime(options), ferry::Error,
+                          [&](const ferry::Error& e) {
+                            BOOST_TEST_MESSAGE(e.message());
+                            return e.code() == ferry::Errc::invalidArgument &&
+                                   e.message().find(expected) != std::string::npos;
+                          });
+  };
+  refused("udp", "idle_timeout_ms=2000,idle_timout_ms=5",
+          "the udp transport refuses RuntimeOptions::transportSettings[\"udp\"] = "
+          "'idle_timeout_ms=2000,idle_timout_ms=5': 'idle_timout_ms' is no udp setting");
+  refused("udp", "pmtu=maybe", "pmtu=maybe: the value is not a non-negative integer");
+  refused("tcp", "nodelay=0", "gives the tcp transport 'nodelay=0', but it takes no settings");
+  // Good settings, and settings for a transport that is not loaded here (logged), start.
+  ferry::RuntimeOptions options;
+  options.transportSettings["udp"] = "idle_timeout_ms=2000";
+  options.transportSettings["tcp"] = "";
+  options.transportSettings["sctp"] = "streams=4";
+  ferry::Runtime runtime(options);
+  BOOST_TEST(!runtime.bindings().empty());
 }

@@ -1,7 +1,9 @@
-// The C ABI side of a transport plugin, once for all of them: the ferry_transport_v1 table
-// functions that only forward to the instance, and the guards that keep C++ exceptions from
-// crossing into the host or into libuv. Each plugin keeps its own create, check_binding and
-// strerror, and fills its table with the functions of AbiGlue<its transport class>.
+// The C ABI side of a transport plugin, once for all of them, streams and datagrams alike: the
+// ferry_transport_v1 table functions that only forward to the instance, the guards that keep C++
+// exceptions from crossing into the host or into libuv, the checks of what the host hands in,
+// and the strerror every plugin uses. Each plugin keeps its own create and check_binding, and
+// fills its table with the functions of AbiGlue<its transport class>. What only stream plugins
+// share (framing, connections over a stream socket) is stream-transport.h.
 //
 // `Transport` is the plugin's instance class; the handle the host holds is a pointer to it
 // (wrap/unwrap). It must offer
@@ -23,6 +25,32 @@
 #include <ferry/plugin/transport.h>
 
 namespace ferry::transports {
+
+// ferry's largest message is 16 MiB of payload; 64 KiB more leaves room for its headers.
+inline constexpr size_t kMaxMessageSize = 16 * 1024 * 1024 + 64 * 1024;
+
+// The strerror of every plugin: libuv's static text for a UV_E* code.
+const char* transportStrerror(int error) noexcept;
+
+// Ignores SIGPIPE for the process unless the application installed its own disposition: a peer
+// that vanishes while a write is queued must close that connection (EPIPE), not kill the process,
+// and uv_write cannot ask for MSG_NOSIGNAL.
+void ignoreSigpipe() noexcept;
+
+// True when `host` is non-null and its struct_size covers the first `fieldEnd` bytes, e.g.
+// offsetof(ferry_host_v1, runtime_dir) + sizeof(char*) before reading runtime_dir.
+bool hostCovers(const ferry_host_v1* host, size_t fieldEnd) noexcept;
+
+// `text` in single quotes for a log line: at most 80 characters, anything unprintable as '?'
+// (the host's log takes one line; bindings come from peers and callers).
+std::string quoted(const char* text);
+
+// Marks the one symbol a plugin exports; the modules are built with hidden visibility.
+#define FERRY_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+
+// Checks create()'s arguments as every plugin must; 0 or UV_EINVAL.
+int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
+                   const ferry_transport_events_v1* events, ferry_transport** out) noexcept;
 
 // Runs a libuv callback's body; nothing it throws goes back into libuv.
 template <typename Transport, typename Body>

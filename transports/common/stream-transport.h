@@ -43,28 +43,6 @@
 
 namespace ferry::transports {
 
-// ferry's largest message is 16 MiB of payload; 64 KiB more leaves room for its headers.
-inline constexpr size_t kMaxMessageSize = 16 * 1024 * 1024 + 64 * 1024;
-
-// The strerror of both plugins: libuv's static text for a UV_E* code.
-const char* transportStrerror(int error) noexcept;
-
-// Ignores SIGPIPE for the process unless the application installed its own disposition: a peer
-// that vanishes while a write is queued must close that connection (EPIPE), not kill the process,
-// and uv_write cannot ask for MSG_NOSIGNAL.
-void ignoreSigpipe() noexcept;
-
-// True when `host` is non-null and its struct_size covers the first `fieldEnd` bytes, e.g.
-// offsetof(ferry_host_v1, runtime_dir) + sizeof(char*) before reading runtime_dir.
-bool hostCovers(const ferry_host_v1* host, size_t fieldEnd) noexcept;
-
-// `text` in single quotes for a log line: at most 80 characters, anything unprintable as '?'
-// (the host's log takes one line; bindings come from peers and callers).
-std::string quoted(const char* text);
-
-// Marks the one symbol a plugin exports; the modules are built with hidden visibility.
-#define FERRY_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
-
 // Either kind of stream handle. All members begin with the uv_handle_t/uv_stream_t fields, so
 // `handle` and `stream` may be used whichever member was initialized.
 union StreamHandle {
@@ -253,10 +231,6 @@ private:
   bool _handoverOpen = false;
 };
 
-// Checks create()'s arguments as every plugin must; 0 or UV_EINVAL.
-int validateCreate(const ferry_host_v1* host, uv_loop_t* loop,
-                   const ferry_transport_events_v1* events, ferry_transport** out) noexcept;
-
 // The table functions shared by both plugins: they unwrap the instance and catch everything.
 using StreamAbi = AbiGlue<StreamTransport>;
 
@@ -275,9 +249,12 @@ int createStream(const ferry_host_v1* host, uv_loop_t* loop,
   }
 }
 
-// The ferry_transport_v1 table of a stream plugin: all shared but create and check_binding.
+// The ferry_transport_v1 table of a stream plugin: all shared but create, check_binding and what
+// the transport is (FERRY_TRANSPORT_* capabilities and its cost rank). Stream plugins take no
+// settings.
 constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) create,
-                                         decltype(ferry_transport_v1::check_binding) checkBinding) {
+                                         decltype(ferry_transport_v1::check_binding) checkBinding,
+                                         uint32_t capabilities, uint32_t costRank) {
   return {
       .struct_size = sizeof(ferry_transport_v1),
       .abi_version = FERRY_PLUGIN_ABI_VERSION,
@@ -292,6 +269,11 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) cr
       .strerror = &transportStrerror,
       .send_any_thread = &StreamAbi::sendAnyThread,
       .listen_with_flags = &StreamAbi::listenWithFlags,
+      .capabilities = capabilities,
+      .cost_rank = costRank,
+      .create_with_settings = nullptr,
+      .check_settings = nullptr,
+      .counters = nullptr,
   };
 }
 

@@ -305,7 +305,12 @@ int checkBinding(const char* address, const char* endpoint) noexcept {
   }
 }
 
-constexpr ferry_transport_v1 kTable = streamTable(&createStream<PipeTransport>, &checkBinding);
+// This host only, the cheapest: no network stack, and the kernel says who connected.
+constexpr ferry_transport_v1 kTable =
+    streamTable(&createStream<PipeTransport>, &checkBinding,
+                FERRY_TRANSPORT_LOCAL_ONLY | FERRY_TRANSPORT_KERNEL_CREDENTIALS |
+                    FERRY_TRANSPORT_PATH_ADDRESSES,
+                100);
 
 const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),

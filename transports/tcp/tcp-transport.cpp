@@ -1,80 +1,13 @@
-// The tcp transport plugin: framed messages over TCP connections.
-//
-// Bindings: the address is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"; no brackets, no
-// host names), the endpoint a decimal port. Listening on "" or "0" picks a free port and reports
-// it. IPv6 listeners are IPv6-only, so "::" and "0.0.0.0" are two separate listeners. Every
-// connection has TCP_NODELAY: ferry's messages are whole requests and replies, and waiting to
-// coalesce them only adds latency. Peers are described as "1.2.3.4:port" or "[::1]:port".
-#include <string>
-
-#include "inet-binding.h"
-#include "stream-transport.h"
+// The tcp transport plugin: framed messages over TCP connections (tcp-transport.h).
+#include "tcp-transport.h"
 
 namespace ferry::transports {
 namespace {
 
-class TcpTransport final : public StreamTransport {
-public:
-  TcpTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events)
-      : StreamTransport("tcp", host, loop, events) {}
-
-private:
-  int initHandle(StreamHandle& handle) override { return uv_tcp_init(loop(), &handle.tcp); }
-
-  int bindListener(Listener& listener, const char* address, const char* endpoint,
-                   std::string& bound) override {
-    sockaddr_storage socketAddress;
-    std::string why;
-    int err = parseBinding(address, endpoint, true, socketAddress, why);
-    if (err != 0) {
-      log(FERRY_LOG_WARN, "cannot listen: " + why);
-      return err;
-    }
-    err = openHandle(listener);
-    if (err != 0) return err;
-    unsigned flags = socketAddress.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-    err = uv_tcp_bind(&listener.handle.tcp, reinterpret_cast<const sockaddr*>(&socketAddress),
-                      flags);
-    if (err != 0) {
-      log(FERRY_LOG_WARN, "cannot bind " + formatAddress(socketAddress) + ": " + uv_strerror(err));
-      return err;
-    }
-    // The port the system picked when the endpoint was "" or "0".
-    sockaddr_storage name;
-    int length = sizeof(name);
-    err = uv_tcp_getsockname(&listener.handle.tcp, reinterpret_cast<sockaddr*>(&name), &length);
-    if (err != 0) return err;
-    bound = std::to_string(portOf(name));
-    return 0;
-  }
-
-  int startConnect(Connection& connection, const char* address, const char* endpoint) override {
-    sockaddr_storage socketAddress;
-    std::string why;
-    int err = parseBinding(address, endpoint, false, socketAddress, why);
-    if (err != 0) {
-      log(FERRY_LOG_WARN, "cannot connect: " + why);
-      return err;
-    }
-    err = openHandle(connection);
-    if (err != 0) return err;
-    return uv_tcp_connect(&connection.connectRequest, &connection.handle.tcp,
-                          reinterpret_cast<const sockaddr*>(&socketAddress), &onConnectDone);
-  }
-
-  int establish(Connection& connection, const Listener*, PeerDescription& peer) override {
-    int err = uv_tcp_nodelay(&connection.handle.tcp, 1);
-    if (err != 0) return err;
-    sockaddr_storage name;
-    int length = sizeof(name);
-    err = uv_tcp_getpeername(&connection.handle.tcp, reinterpret_cast<sockaddr*>(&name), &length);
-    if (err != 0) return err;
-    peer.address = formatAddress(name);
-    return 0;
-  }
-};
-
-constexpr ferry_transport_v1 kTable = streamTable(&createStream<TcpTransport>, &checkInetBinding);
+// A network stream transport: after pipe and udp (a connection costs a handshake and its
+// messages wait behind each other's lost segments).
+constexpr ferry_transport_v1 kTable =
+    streamTable(&createStream<TcpTransport>, &checkInetBinding, 0, 300);
 
 const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),

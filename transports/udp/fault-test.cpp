@@ -10,7 +10,7 @@
 namespace ferry::transports::udp {
 namespace {
 
-BOOST_AUTO_TEST_CASE(options_are_read_and_bad_ones_reported_not_fatal) {
+BOOST_AUTO_TEST_CASE(options_are_read_and_each_bad_one_is_reported_by_its_key) {
   Options options;
   std::vector<std::string> problems;
   parseOptions("idle_timeout_ms=2000,initial_rtt_ms=10,max_ack_delay_ms=5,bogus=1,pmtu=x",
@@ -20,6 +20,10 @@ BOOST_AUTO_TEST_CASE(options_are_read_and_bad_ones_reported_not_fatal) {
   BOOST_TEST(options.maxAckDelayMs == 5u);
   BOOST_TEST(options.pmtu == 1u, "a malformed value leaves the default");
   BOOST_TEST(problems.size() == 2u);
+  BOOST_REQUIRE(problems.size() == 2u);
+  BOOST_TEST(problems[0].find("'bogus' is no udp setting (they are idle_timeout_ms,") == 0u,
+             problems[0]);
+  BOOST_TEST(problems[1].find("pmtu=x") == 0u, problems[1]);
   Options defaults;
   problems.clear();
   parseOptions(nullptr, defaults, problems);

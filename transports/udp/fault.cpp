@@ -1,5 +1,10 @@
 #include "fault.h"
 
+#include <cerrno>
+#include <cstdlib>
+
+#include "options.h"
+
 namespace ferry::transports::udp {
 
 namespace {
@@ -12,6 +17,44 @@ uint64_t splitmix64(uint64_t& x) noexcept {
 }
 
 constexpr uint64_t kNsPerMs = 1000000;
+
+bool parseProbability(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !(value >= 0.0 && value <= 1.0)) {
+    return false;
+  }
+  out = value;
+  return true;
+}
+
+// Sets one impairment of `direction`; false when `key` names none.
+bool setFault(FaultDirection& direction, const std::string& key, const std::string& value,
+              std::vector<std::string>& problems) {
+  double* probability = key == "drop"       ? &direction.drop
+                        : key == "dup"      ? &direction.dup
+                        : key == "reorder"  ? &direction.reorder
+                        : key == "truncate" ? &direction.truncate
+                        : key == "corrupt"  ? &direction.corrupt
+                                            : nullptr;
+  if (probability != nullptr) {
+    if (!parseProbability(value, *probability)) {
+      problems.push_back(key + "=" + value + ": not a probability from 0 to 1");
+    }
+    return true;
+  }
+  uint64_t* amount = key == "delay_ms"     ? &direction.delayMs
+                     : key == "reorder_ms" ? &direction.reorderMs
+                     : key == "max_size"   ? &direction.maxSize
+                                           : nullptr;
+  if (amount != nullptr) {
+    if (!parseUnsigned(value, *amount)) problems.push_back(key + "=" + value + ": not a number");
+    return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -70,6 +113,52 @@ size_t FaultInjector::decide(size_t size, FaultCopy copies[2]) noexcept {
     count = 2;
   }
   return count;
+}
+
+void parseFault(const char* text, FaultConfig& fault, std::vector<std::string>& problems) {
+  // Unprefixed keys apply to the directions `dir` names, which may come anywhere in the list.
+  std::vector<std::pair<std::string, std::string>> unprefixed;
+  bool tx = true;
+  bool rx = true;
+  forEachSetting(text, problems, [&](const std::string& key, const std::string& value) {
+    if (key == "seed") {
+      if (!parseUnsigned(value, fault.seed)) problems.push_back("seed=" + value + ": not a number");
+    } else if (key == "dir") {
+      if (value == "tx" || value == "rx" || value == "both") {
+        tx = value != "rx";
+        rx = value != "tx";
+      } else {
+        problems.push_back("dir=" + value + ": expected tx, rx or both");
+      }
+    } else if (key == "blackhole") {
+      if (value == "1") {
+        fault.tx.drop = 1.0;
+        fault.rx.drop = 1.0;
+      } else if (value != "0") {
+        problems.push_back("blackhole=" + value + ": expected 0 or 1");
+      }
+    } else if (key.rfind("tx.", 0) == 0) {
+      if (!setFault(fault.tx, key.substr(3), value, problems)) {
+        problems.push_back("unknown fault '" + key + "'");
+      }
+    } else if (key.rfind("rx.", 0) == 0) {
+      if (!setFault(fault.rx, key.substr(3), value, problems)) {
+        problems.push_back("unknown fault '" + key + "'");
+      }
+    } else {
+      unprefixed.emplace_back(key, value);
+    }
+  });
+  for (const auto& [key, value] : unprefixed) {
+    FaultDirection probe;
+    if (!setFault(probe, key, value, problems)) {
+      problems.push_back("unknown fault '" + key + "'");
+      continue;
+    }
+    std::vector<std::string> reported;  // already reported through `probe`
+    if (tx) setFault(fault.tx, key, value, reported);
+    if (rx) setFault(fault.rx, key, value, reported);
+  }
 }
 
 }  // namespace ferry::transports::udp

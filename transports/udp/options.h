@@ -1,15 +1,15 @@
-// The udp plugin's tunables and its fault-injection settings, read from the environment when an
-// instance is created:
+// The udp plugin's settings: "key=value,key=value" text, from RuntimeOptions::transportSettings
+// ("udp") through create_with_settings, with FERRY_UDP_OPTIONS as an override for tests (its keys
+// win over the same keys of the settings):
 //
-//     FERRY_UDP_OPTIONS="idle_timeout_ms=2000,initial_rtt_ms=10,max_ack_delay_ms=5"
-//     FERRY_UDP_FAULT="seed=7,dir=tx,drop=0.1,dup=0.5,reorder=0.25,delay_ms=5"
+//     idle_timeout_ms=2000,initial_rtt_ms=10,max_ack_delay_ms=5
 //
-// Both are test and tuning hooks (PROTOCOL.md, "Tuning and test hooks"), not configuration a
-// deployment is expected to touch. An unknown key or a malformed value is logged and ignored:
-// a typo must not keep a process from starting, and must not go unnoticed either.
+// PROTOCOL.md ("Settings, counters and test hooks") lists the keys. An unknown key or a malformed value refuses the
+// settings, naming the key: the instance is not created, and a Runtime given them does not start.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,38 +38,16 @@ struct Options {
   uint64_t socketBuffer = 4ull << 20;   // SO_RCVBUF and SO_SNDBUF (the kernel may cap it)
 };
 
-// One direction's impairments. Probabilities are in [0, 1].
-struct FaultDirection {
-  double drop = 0;
-  double dup = 0;         // send one extra copy
-  double reorder = 0;     // hold the datagram back for a random delay up to reorder_ms
-  double truncate = 0;    // cut at a random length
-  double corrupt = 0;     // flip one random bit
-  uint64_t delayMs = 0;   // added to every datagram
-  uint64_t reorderMs = 10;
-  uint64_t maxSize = 0;   // datagrams larger than this vanish (a PMTU black hole); 0: no limit
-
-  bool active() const noexcept {
-    return drop > 0 || dup > 0 || reorder > 0 || truncate > 0 || corrupt > 0 || delayMs > 0 ||
-           maxSize > 0;
-  }
-};
-
-struct FaultConfig {
-  uint64_t seed = 1;
-  FaultDirection tx;  // applied just before a datagram goes to the kernel
-  FaultDirection rx;  // applied just after a datagram came from the kernel
-
-  bool active() const noexcept { return tx.active() || rx.active(); }
-};
-
-// Parses "key=value,key=value" text into `options`; each problem is appended to `problems`.
+// Parses "key=value,key=value" text into `options`; each problem, a phrase that names the key,
+// is appended to `problems`. Null text is none.
 void parseOptions(const char* text, Options& options, std::vector<std::string>& problems);
 
-// Parses a fault spec: `seed`, `dir` (tx, rx or both; default both) saying where the keys without
-// a prefix apply, the per-direction keys drop, dup, reorder, truncate, corrupt, delay_ms,
-// reorder_ms, max_size with an optional `tx.` or `rx.` prefix, and `blackhole=1` (nothing in or
-// out: tx.drop=1,rx.drop=1; `rx.drop=1` alone makes an instance deaf but not mute).
-void parseFault(const char* text, FaultConfig& fault, std::vector<std::string>& problems);
+// Calls `each(key, value)` for every "key=value" item of a comma-separated list (null: none);
+// an item without '=' or without a key is appended to `problems`.
+void forEachSetting(const char* text, std::vector<std::string>& problems,
+                    const std::function<void(const std::string&, const std::string&)>& each);
+
+// A decimal number of at most 19 digits.
+bool parseUnsigned(const std::string& text, uint64_t& out);
 
 }  // namespace ferry::transports::udp

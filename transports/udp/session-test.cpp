@@ -49,7 +49,6 @@ public:
     parseOptions(options.c_str(), _options, problems);
     BOOST_REQUIRE(problems.empty());
     _budget.limit = 1ull << 30;
-    _counters.struct_size = sizeof(_counters);
   }
 
   // Connects a client; the server's session appears once the HELLO+cookie arrives.
@@ -110,7 +109,7 @@ public:
   }
 
   uint64_t clock() const { return _clock; }
-  ferry_udp_counters_v1& stats() { return _counters; }
+  Counters& stats() { return _counters; }
   uint64_t datagrams = 0;
 
   Side client;
@@ -139,7 +138,7 @@ public:
   void deadlineChanged(Session&) override {}
   void blocked(Session&) override {}
   void wantFlush(Session&) override {}
-  ferry_udp_counters_v1& counters() override { return _counters; }
+  Counters& counters() override { return _counters; }
   MemoryBudget& budget() override { return _budget; }
   void log(int, const std::string& line) override { BOOST_TEST_MESSAGE("log: " << line); }
 
@@ -224,7 +223,7 @@ private:
 
   Options _options;
   MemoryBudget _budget;
-  ferry_udp_counters_v1 _counters{};
+  Counters _counters{};
   uint64_t _clock = 1000000 * kMs;
   uint64_t _oneWay;
   std::multimap<uint64_t, Datagram> _wire;

@@ -30,7 +30,7 @@
 #include "outbox.h"
 #include "ranges.h"
 #include "recovery.h"
-#include "udp-test-hooks.h"
+#include "counters.h"
 #include "wire.h"
 
 namespace ferry::transports::udp {
@@ -59,7 +59,7 @@ public:
   virtual void blocked(Session& session) = 0;
   // The session stopped sending to let the loop breathe: flush it again soon.
   virtual void wantFlush(Session& session) = 0;
-  virtual ferry_udp_counters_v1& counters() = 0;
+  virtual Counters& counters() = 0;
   virtual MemoryBudget& budget() = 0;
   virtual void log(int level, const std::string& message) = 0;
 

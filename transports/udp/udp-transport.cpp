@@ -6,13 +6,18 @@
 //
 // This file is the instance: its sockets, the demultiplexing of datagrams to sessions by the
 // session id the receiver chose, the stateless answers (COOKIE to a HELLO without a valid cookie,
-// REJECT to a packet for an unknown session), the fault layer applied just before sendmsg and
-// just after receipt, one timer for all sessions, and the event rules of the transport ABI:
+// REJECT to a packet for an unknown session), one timer for all sessions, and the event rules of
+// the transport ABI:
 //   - events are raised from libuv callbacks only: a table function that needs to report
 //     something (close(), a connect that times out at once) queues it, and the queue is run from
 //     the loop's check phase;
 //   - nothing is raised after destroy();
 //   - sessions are freed only after the callback that finished them has returned.
+//
+// Built twice. The shipping plugin (ferry-transport-udp.so) is this file alone. The test-only
+// build (fault-layer/, installed nowhere) defines FERRY_UDP_FAULT_LAYER: it adds the fault layer
+// (fault.h) just before sendmsg and just after receipt, configured by FERRY_UDP_FAULT, its
+// counters (fault_*), and one export for tests, ferry_udp_test_set_fault_v1 (fault-layer.h).
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <uv.h>
@@ -36,12 +41,16 @@
 #include "abi-glue.h"
 #include "address.h"
 #include "cookie.h"
-#include "fault.h"
+#include "counters.h"
+#include "inet-binding.h"
 #include "options.h"
 #include "session.h"
-#include "stream-transport.h"
-#include "udp-test-hooks.h"
 #include "wire.h"
+
+#ifdef FERRY_UDP_FAULT_LAYER
+#include "fault-layer.h"
+#include "fault.h"
+#endif
 
 namespace ferry::transports::udp {
 namespace {
@@ -56,8 +65,10 @@ constexpr uint64_t kMaxKernelQueue = 8ull << 20;
 constexpr size_t kRejectSize = kLongHeaderSize + 1 + 1 + 8 + kCrcSize;
 constexpr uint64_t kDebugLinesPerSecond = 20;
 
+#ifdef FERRY_UDP_FAULT_LAYER
 // Numbers the instances of this process, so that each draws its own fault sequence.
 std::atomic<uint64_t> gInstanceOrdinal{0};
+#endif
 
 // 128 random bits per process (A3.1 client_instance): diagnostics on the server's side.
 const uint8_t* clientInstanceId() {
@@ -86,6 +97,7 @@ struct QueuedSend {
   std::unique_ptr<uint8_t[]> bytes;
 };
 
+#ifdef FERRY_UDP_FAULT_LAYER
 // A datagram the fault layer holds back.
 struct HeldDatagram {
   bool outgoing = false;
@@ -93,6 +105,7 @@ struct HeldDatagram {
   sockaddr_storage peer{};
   std::vector<uint8_t> bytes;
 };
+#endif
 
 struct Deferred {
   enum class Kind { connectFailed, closed } kind;
@@ -103,7 +116,7 @@ struct Deferred {
 class UdpTransport final : public SessionEnv {
 public:
   UdpTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events,
-               const Options& options, const FaultConfig& fault);
+               const Options& options);
   ~UdpTransport();
 
   int start();
@@ -112,8 +125,12 @@ public:
   int send(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
-  void fillCounters(ferry_udp_counters_v1& out) const;
-  int setFault(const char* spec);
+  // Writes up to `cap` counters; returns how many there are.
+  size_t reportCounters(ferry_counter_v1* out, size_t cap) const;
+#ifdef FERRY_UDP_FAULT_LAYER
+  // Replaces the fault settings; false, with the problem in `why`, for a malformed spec.
+  bool setFault(const char* spec, std::string& why);
+#endif
 
   void logLine(int level, const std::string& message) const noexcept;
 
@@ -127,7 +144,7 @@ public:
   void deadlineChanged(Session& session) override;
   void blocked(Session& session) override { _blocked.insert(&session); }
   void wantFlush(Session& session) override { markDirty(session); }
-  ferry_udp_counters_v1& counters() override { return _counters; }
+  Counters& counters() override { return _counters; }
   MemoryBudget& budget() override { return _budget; }
   // Also what the guards of abi-glue.h log through.
   void log(int level, const std::string& message) noexcept override { logLine(level, message); }
@@ -144,14 +161,15 @@ private:
   static void onSocketClosed(uv_handle_t* handle) noexcept;
   static void onHandleClosed(uv_handle_t* handle) noexcept;
 
-  // Datagrams out: through the fault layer, then uv_udp_try_send or the queue.
+  // Datagrams out: (in the test build, through the fault layer,) then uv_udp_try_send or the
+  // queue.
   int sendDatagram(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
                    size_t size);
   int rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data, size_t size);
   void sendUnvalidated(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
                        size_t size);
 
-  // Datagrams in: after the fault layer.
+  // Datagrams in (in the test build, after the fault layer).
   void received(UdpSocket& socket, const uint8_t* data, size_t size, const sockaddr_storage& from);
   void process(UdpSocket& socket, const uint8_t* data, size_t size, const sockaddr_storage& from);
   void handleHello(UdpSocket& socket, const Header& header, const uint8_t* frames,
@@ -169,11 +187,17 @@ private:
   void unvalidated(size_t size) noexcept;
   void dropped(uint64_t& counter, const char* why, const sockaddr_storage& from);
 
+#ifdef FERRY_UDP_FAULT_LAYER
+  int sendThroughFaults(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
+                        size_t size);
+  void receiveThroughFaults(UdpSocket& socket, const uint8_t* data, size_t size,
+                            const sockaddr_storage& from);
   // The fault layer's queue of held datagrams.
   void hold(bool outgoing, UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
             const FaultCopy& copy);
   void armFaultTimer();
   static void onFaultTimer(uv_timer_t* timer) noexcept;
+#endif
 
   // Sessions.
   Session* findSession(uint64_t localId) const;
@@ -200,11 +224,10 @@ private:
   Options _options;
   uint64_t _maxMessageSize;
   uint64_t _epoch = 0;
-  uint64_t _ordinal;
   std::unique_ptr<CookieJar> _cookies;
   RateLimiter _cookieLimiter;
   RateLimiter _rejectLimiter;
-  ferry_udp_counters_v1 _counters{};
+  Counters _counters{};
   MemoryBudget _budget;
 
   std::vector<UdpSocket*> _sockets;
@@ -213,11 +236,15 @@ private:
   std::unique_ptr<uint8_t[]> _recvBuffer;
   uint64_t _kernelQueued = 0;
 
+#ifdef FERRY_UDP_FAULT_LAYER
+  uint64_t _ordinal = gInstanceOrdinal.fetch_add(1);
   std::unique_ptr<FaultInjector> _faultTx;
   std::unique_ptr<FaultInjector> _faultRx;
   std::multimap<uint64_t, HeldDatagram> _held;
   FaultCounts _retiredFaultTx;  // counts of injectors replaced by setFault
   FaultCounts _retiredFaultRx;
+  uv_timer_t _faultTimer{};
+#endif
 
   std::unordered_map<uint64_t, std::unique_ptr<Session>> _sessions;  // by local session id
   std::unordered_map<ferry_conn_id, Session*> _connections;          // what the host may name
@@ -235,7 +262,6 @@ private:
 
   uv_timer_t _timer{};
   uint64_t _armedAt = 0;
-  uv_timer_t _faultTimer{};
   uv_check_t _check{};
   uv_idle_t _idle{};
   bool _idleActive = false;
@@ -251,8 +277,7 @@ private:
 // --- Life. ---
 
 UdpTransport::UdpTransport(const ferry_host_v1* host, uv_loop_t* loop,
-                           const ferry_transport_events_v1& events, const Options& options,
-                           const FaultConfig& fault)
+                           const ferry_transport_events_v1& events, const Options& options)
     : _host(host),
       _loop(loop),
       _events(events),
@@ -260,18 +285,9 @@ UdpTransport::UdpTransport(const ferry_host_v1* host, uv_loop_t* loop,
       _maxMessageSize(options.maxMessageSize != 0
                           ? std::min<uint64_t>(options.maxMessageSize, kMaxMessageSize)
                           : kMaxMessageSize),
-      _ordinal(gInstanceOrdinal.fetch_add(1)),
       _cookieLimiter(options.cookieRate),
       _rejectLimiter(options.rejectRate) {
   _budget.limit = options.globalBudget;
-  _counters.struct_size = sizeof(_counters);
-  if (fault.tx.active()) {
-    _faultTx = std::make_unique<FaultInjector>(fault.tx, fault.seed * 2654435761u + 2 * _ordinal);
-  }
-  if (fault.rx.active()) {
-    _faultRx =
-        std::make_unique<FaultInjector>(fault.rx, fault.seed * 2654435761u + 2 * _ordinal + 1);
-  }
 }
 
 UdpTransport::~UdpTransport() = default;
@@ -284,13 +300,16 @@ int UdpTransport::start() {
   // Cannot fail for a valid loop.
   uv_timer_init(_loop, &_timer);
   _timer.data = this;
-  uv_timer_init(_loop, &_faultTimer);
-  _faultTimer.data = this;
   uv_check_init(_loop, &_check);
   _check.data = this;
   uv_idle_init(_loop, &_idle);
   _idle.data = this;
-  _liveHandles += 4;
+  _liveHandles += 3;
+#ifdef FERRY_UDP_FAULT_LAYER
+  uv_timer_init(_loop, &_faultTimer);
+  _faultTimer.data = this;
+  ++_liveHandles;
+#endif
   // The check handle runs at the end of every loop iteration (sends coalesced, events queued by
   // table functions raised); it must not keep the loop alive by itself.
   uv_check_start(&_check, &onCheck);
@@ -336,13 +355,16 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   _deadlineOf.clear();
   _dirty.clear();
   _blocked.clear();
-  _held.clear();
   for (UdpSocket* socket : _sockets) closeSocket(*socket);
   for (uv_handle_t* handle :
-       {reinterpret_cast<uv_handle_t*>(&_timer), reinterpret_cast<uv_handle_t*>(&_faultTimer),
-        reinterpret_cast<uv_handle_t*>(&_check), reinterpret_cast<uv_handle_t*>(&_idle)}) {
+       {reinterpret_cast<uv_handle_t*>(&_timer), reinterpret_cast<uv_handle_t*>(&_check),
+        reinterpret_cast<uv_handle_t*>(&_idle)}) {
     uv_close(handle, &onHandleClosed);
   }
+#ifdef FERRY_UDP_FAULT_LAYER
+  _held.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&_faultTimer), &onHandleClosed);
+#endif
 }
 
 void UdpTransport::handleClosed() {
@@ -467,26 +489,10 @@ int UdpTransport::sendDatagram(UdpSocket& socket, const sockaddr_storage& peer,
                                const uint8_t* data, size_t size) {
   ++_counters.datagrams_sent;
   _counters.bytes_sent += size;
-  if (!_faultTx) return rawSend(socket, peer, data, size);
-  FaultCopy copies[2];
-  size_t count = _faultTx->decide(size, copies);
-  int result = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const FaultCopy& copy = copies[i];
-    if (copy.delayNs > 0) {
-      hold(true, socket, peer, data, copy);
-      continue;
-    }
-    if (copy.length == size && copy.flipBit < 0) {
-      int err = rawSend(socket, peer, data, size);
-      if (i == 0) result = err;
-      continue;
-    }
-    std::vector<uint8_t> changed(data, data + copy.length);
-    if (copy.flipBit >= 0) changed[static_cast<size_t>(copy.flipBit / 8)] ^= uint8_t(1u << (copy.flipBit % 8));
-    rawSend(socket, peer, changed.data(), changed.size());
-  }
-  return result;
+#ifdef FERRY_UDP_FAULT_LAYER
+  if (_faultTx) return sendThroughFaults(socket, peer, data, size);
+#endif
+  return rawSend(socket, peer, data, size);
 }
 
 int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
@@ -546,7 +552,49 @@ int UdpTransport::transmit(Session& session, const uint8_t* data, size_t size) {
   return sendDatagram(*socket, session.peer(), data, size);
 }
 
-// --- The fault layer's queue. ---
+#ifdef FERRY_UDP_FAULT_LAYER
+// --- The fault layer (test build only). ---
+
+void UdpTransport::receiveThroughFaults(UdpSocket& socket, const uint8_t* data, size_t size,
+                                        const sockaddr_storage& from) {
+  FaultCopy copies[2];
+  size_t count = _faultRx->decide(size, copies);
+  for (size_t i = 0; i < count && !_destroying && !socket.closing; ++i) {
+    const FaultCopy& copy = copies[i];
+    if (copy.delayNs > 0) {
+      hold(false, socket, from, data, copy);
+    } else if (copy.length == size && copy.flipBit < 0) {
+      process(socket, data, size, from);
+    } else {
+      std::vector<uint8_t> changed(data, data + copy.length);
+      if (copy.flipBit >= 0) changed[static_cast<size_t>(copy.flipBit / 8)] ^= uint8_t(1u << (copy.flipBit % 8));
+      process(socket, changed.data(), changed.size(), from);
+    }
+  }
+}
+
+int UdpTransport::sendThroughFaults(UdpSocket& socket, const sockaddr_storage& peer,
+                                    const uint8_t* data, size_t size) {
+  FaultCopy copies[2];
+  size_t count = _faultTx->decide(size, copies);
+  int result = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const FaultCopy& copy = copies[i];
+    if (copy.delayNs > 0) {
+      hold(true, socket, peer, data, copy);
+      continue;
+    }
+    if (copy.length == size && copy.flipBit < 0) {
+      int err = rawSend(socket, peer, data, size);
+      if (i == 0) result = err;
+      continue;
+    }
+    std::vector<uint8_t> changed(data, data + copy.length);
+    if (copy.flipBit >= 0) changed[static_cast<size_t>(copy.flipBit / 8)] ^= uint8_t(1u << (copy.flipBit % 8));
+    rawSend(socket, peer, changed.data(), changed.size());
+  }
+  return result;
+}
 
 void UdpTransport::hold(bool outgoing, UdpSocket& socket, const sockaddr_storage& peer,
                         const uint8_t* data, const FaultCopy& copy) {
@@ -591,29 +639,16 @@ void UdpTransport::onFaultTimer(uv_timer_t* timer) noexcept {
     self->armFaultTimer();
   });
 }
+#endif
 
 // --- Datagrams in. ---
 
 void UdpTransport::received(UdpSocket& socket, const uint8_t* data, size_t size,
                             const sockaddr_storage& from) {
-  if (!_faultRx) {
-    process(socket, data, size, from);
-    return;
-  }
-  FaultCopy copies[2];
-  size_t count = _faultRx->decide(size, copies);
-  for (size_t i = 0; i < count && !_destroying && !socket.closing; ++i) {
-    const FaultCopy& copy = copies[i];
-    if (copy.delayNs > 0) {
-      hold(false, socket, from, data, copy);
-    } else if (copy.length == size && copy.flipBit < 0) {
-      process(socket, data, size, from);
-    } else {
-      std::vector<uint8_t> changed(data, data + copy.length);
-      if (copy.flipBit >= 0) changed[static_cast<size_t>(copy.flipBit / 8)] ^= uint8_t(1u << (copy.flipBit % 8));
-      process(socket, changed.data(), changed.size(), from);
-    }
-  }
+#ifdef FERRY_UDP_FAULT_LAYER
+  if (_faultRx) return receiveThroughFaults(socket, data, size, from);
+#endif
+  process(socket, data, size, from);
 }
 
 void UdpTransport::unvalidated(size_t size) noexcept {
@@ -1198,17 +1233,15 @@ void UdpTransport::close(ferry_conn_id conn) {
   }
 }
 
-void UdpTransport::fillCounters(ferry_udp_counters_v1& out) const {
+size_t UdpTransport::reportCounters(ferry_counter_v1* out, size_t cap) const {
   if (std::getenv("FERRY_UDP_DESCRIBE") != nullptr) {
     for (const auto& [id, session] : _sessions) logLine(FERRY_LOG_WARN, session->describe());
   }
-  uint32_t size = std::min<uint32_t>(out.struct_size, sizeof(ferry_udp_counters_v1));
-  ferry_udp_counters_v1 c = _counters;
+  Counters c = _counters;
   c.now_sessions = _sessions.size();
   c.now_half_open = _halfOpen;
   c.now_reassembly_bytes = _budget.used;
   c.now_kernel_queue_bytes = _kernelQueued;
-  c.now_fault_held = _held.size();
   for (const auto& [id, session] : _sessions) {
     c.now_send_queue_bytes += session->sendQueueBytes();
     c.now_packets_outstanding += session->packetsOutstanding();
@@ -1223,54 +1256,51 @@ void UdpTransport::fillCounters(ferry_udp_counters_v1& out) const {
       c.now_bytes_in_flight += controller->bytesInFlight();
     }
   }
+  size_t count = 0;
+  auto report = [&](const char* name, uint64_t value) {
+    if (count < cap) out[count] = {name, value};
+    ++count;
+  };
+#define FERRY_UDP_REPORT(name) report(#name, c.name);
+  FERRY_UDP_COUNTERS(FERRY_UDP_REPORT)
+#undef FERRY_UDP_REPORT
+#ifdef FERRY_UDP_FAULT_LAYER
   FaultCounts tx = _retiredFaultTx;
   FaultCounts rx = _retiredFaultRx;
-  auto add = [](FaultCounts& into, const FaultCounts& from) {
-    into.dropped += from.dropped;
-    into.duplicated += from.duplicated;
-    into.delayed += from.delayed;
-    into.truncated += from.truncated;
-    into.corrupted += from.corrupted;
-    into.oversized += from.oversized;
-  };
-  if (_faultTx) add(tx, _faultTx->counts());
-  if (_faultRx) add(rx, _faultRx->counts());
-  c.fault_tx_dropped = tx.dropped;
-  c.fault_tx_duplicated = tx.duplicated;
-  c.fault_tx_delayed = tx.delayed;
-  c.fault_tx_truncated = tx.truncated;
-  c.fault_tx_corrupted = tx.corrupted;
-  c.fault_tx_oversized = tx.oversized;
-  c.fault_rx_dropped = rx.dropped;
-  c.fault_rx_duplicated = rx.duplicated;
-  c.fault_rx_delayed = rx.delayed;
-  c.fault_rx_truncated = rx.truncated;
-  c.fault_rx_corrupted = rx.corrupted;
-  c.fault_rx_oversized = rx.oversized;
-  c.struct_size = size;
-  std::memcpy(&out, &c, size);
+  if (_faultTx) addFaultCounts(tx, _faultTx->counts());
+  if (_faultRx) addFaultCounts(rx, _faultRx->counts());
+  FaultLayerCounters f;
+  f.fault_tx_dropped = tx.dropped;
+  f.fault_tx_duplicated = tx.duplicated;
+  f.fault_tx_delayed = tx.delayed;
+  f.fault_tx_truncated = tx.truncated;
+  f.fault_tx_corrupted = tx.corrupted;
+  f.fault_tx_oversized = tx.oversized;
+  f.fault_rx_dropped = rx.dropped;
+  f.fault_rx_duplicated = rx.duplicated;
+  f.fault_rx_delayed = rx.delayed;
+  f.fault_rx_truncated = rx.truncated;
+  f.fault_rx_corrupted = rx.corrupted;
+  f.fault_rx_oversized = rx.oversized;
+  f.now_fault_held = _held.size();
+#define FERRY_UDP_REPORT(name) report(#name, f.name);
+  FERRY_UDP_FAULT_COUNTERS(FERRY_UDP_REPORT)
+#undef FERRY_UDP_REPORT
+#endif
+  return count;
 }
 
-int UdpTransport::setFault(const char* spec) {
+#ifdef FERRY_UDP_FAULT_LAYER
+bool UdpTransport::setFault(const char* spec, std::string& why) {
   FaultConfig fault;
   std::vector<std::string> problems;
   parseFault(spec, fault, problems);
   if (!problems.empty()) {
-    logLine(FERRY_LOG_WARN, "test fault spec refused: " + problems.front());
-    return UV_EINVAL;
+    why = problems.front();
+    return false;
   }
-  auto retire = [](FaultCounts& into, const std::unique_ptr<FaultInjector>& injector) {
-    if (!injector) return;
-    const FaultCounts& from = injector->counts();
-    into.dropped += from.dropped;
-    into.duplicated += from.duplicated;
-    into.delayed += from.delayed;
-    into.truncated += from.truncated;
-    into.corrupted += from.corrupted;
-    into.oversized += from.oversized;
-  };
-  retire(_retiredFaultTx, _faultTx);
-  retire(_retiredFaultRx, _faultRx);
+  if (_faultTx) addFaultCounts(_retiredFaultTx, _faultTx->counts());
+  if (_faultRx) addFaultCounts(_retiredFaultRx, _faultRx->counts());
   _faultTx.reset();
   _faultRx.reset();
   if (fault.tx.active()) {
@@ -1280,42 +1310,93 @@ int UdpTransport::setFault(const char* spec) {
     _faultRx =
         std::make_unique<FaultInjector>(fault.rx, fault.seed * 2654435761u + 2 * _ordinal + 1);
   }
-  return 0;
+  return true;
 }
+#endif
 
 // --- The ABI. ---
 
 // The table functions that only forward to the instance.
 using UdpAbi = AbiGlue<UdpTransport>;
 
-void logProblems(const ferry_host_v1* host, const char* variable,
-                 const std::vector<std::string>& problems) {
-  for (const std::string& problem : problems) {
-    std::string line = std::string(variable) + ": " + problem + " (ignored)";
-    host->log(host->context, FERRY_LOG_WARN, "udp", line.c_str());
+// The options `settings` (RuntimeOptions::transportSettings) and FERRY_UDP_OPTIONS give, or the
+// first problem (a phrase that names the setting) and where it was.
+bool readOptions(const char* settings, Options& options, std::string& why) {
+  std::vector<std::string> problems;
+  parseOptions(settings, options, problems);
+  if (!problems.empty()) {
+    why = problems.front();
+    return false;
+  }
+  if (const char* override = std::getenv("FERRY_UDP_OPTIONS")) {
+    parseOptions(override, options, problems);
+    if (!problems.empty()) {
+      why = "FERRY_UDP_OPTIONS: " + problems.front();
+      return false;
+    }
+  }
+  return true;
+}
+
+int checkSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
+  try {
+    Options options;
+    std::vector<std::string> problems;
+    parseOptions(settings, options, problems);
+    if (problems.empty()) return 0;
+    if (whyOut != nullptr && whyCap > 0) {
+      size_t n = std::min(problems.front().size(), whyCap - 1);
+      std::memcpy(whyOut, problems.front().data(), n);
+      whyOut[n] = '\0';
+    }
+    return UV_EINVAL;
+  } catch (const std::bad_alloc&) {
+    return UV_ENOMEM;
+  } catch (...) {
+    return UV_EIO;
   }
 }
 
-int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1* events,
-           ferry_transport** out) noexcept {
+void hostLog(const ferry_host_v1* host, int level, const std::string& line) noexcept {
+  host->log(host->context, level, "udp", line.c_str());
+}
+
+int createWithSettings(const ferry_host_v1* host, uv_loop_t* loop,
+                       const ferry_transport_events_v1* events, const char* settings,
+                       ferry_transport** out) noexcept {
   int err = validateCreate(host, loop, events, out);
   if (err != 0) return err;
   try {
     Options options;
-    std::vector<std::string> problems;
-    parseOptions(std::getenv("FERRY_UDP_OPTIONS"), options, problems);
-    logProblems(host, "FERRY_UDP_OPTIONS", problems);
-    problems.clear();
-    FaultConfig fault;
-    parseFault(std::getenv("FERRY_UDP_FAULT"), fault, problems);
-    logProblems(host, "FERRY_UDP_FAULT", problems);
-    auto transport = std::make_unique<UdpTransport>(host, loop, *events, options, fault);
+    std::string why;
+    if (!readOptions(settings, options, why)) {
+      hostLog(host, FERRY_LOG_ERROR, "settings refused, no instance created: " + why);
+      return UV_EINVAL;
+    }
+    if (const char* override = std::getenv("FERRY_UDP_OPTIONS")) {
+      hostLog(host, FERRY_LOG_INFO,
+              std::string("FERRY_UDP_OPTIONS overrides the settings: ") + override);
+    }
+    auto transport = std::make_unique<UdpTransport>(host, loop, *events, options);
+#ifdef FERRY_UDP_FAULT_LAYER
+    if (const char* spec = std::getenv("FERRY_UDP_FAULT")) {
+      if (!transport->setFault(spec, why)) {
+        hostLog(host, FERRY_LOG_ERROR, "FERRY_UDP_FAULT refused, no instance created: " + why);
+        return UV_EINVAL;
+      }
+      if (*spec != '\0') {
+        hostLog(host, FERRY_LOG_WARN, std::string("fault injection is on: FERRY_UDP_FAULT=") + spec);
+      }
+    }
+#else
+    if (std::getenv("FERRY_UDP_FAULT") != nullptr) {
+      hostLog(host, FERRY_LOG_WARN,
+              "FERRY_UDP_FAULT is ignored: this udp plugin has no fault layer (that is the "
+              "test-only build in the build tree's transports/udp/fault-layer)");
+    }
+#endif
     err = transport->start();
     if (err != 0) return err;
-    if (fault.active()) {
-      transport->logLine(FERRY_LOG_WARN, std::string("fault injection is on: FERRY_UDP_FAULT=") +
-                                             std::getenv("FERRY_UDP_FAULT"));
-    }
     *out = UdpAbi::wrap(transport.release());
     return 0;
   } catch (const std::bad_alloc&) {
@@ -1323,6 +1404,18 @@ int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_eve
   } catch (...) {
     return UV_EIO;
   }
+}
+
+int create(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1* events,
+           ferry_transport** out) noexcept {
+  return createWithSettings(host, loop, events, "", out);
+}
+
+int counters(ferry_transport* transport, ferry_counter_v1* out, size_t cap) noexcept {
+  UdpTransport* self = UdpAbi::unwrap(transport);
+  if (self == nullptr || (out == nullptr && cap > 0)) return UV_EINVAL;
+  return guardedCall(self, "counters",
+                     [&] { return static_cast<int>(self->reportCounters(out, cap)); });
 }
 
 const ferry_transport_v1 kTable = {
@@ -1340,6 +1433,13 @@ const ferry_transport_v1 kTable = {
     // Not offered: a session's state belongs to the loop thread (see PROTOCOL.md, "Threads").
     .send_any_thread = nullptr,
     .listen_with_flags = nullptr,
+    // A network transport over datagrams: cheaper than tcp (no handshake per connection beyond
+    // the cookie's, no head-of-line blocking between messages), dearer than a local pipe.
+    .capabilities = FERRY_TRANSPORT_DATAGRAM,
+    .cost_rank = 200,
+    .create_with_settings = &createWithSettings,
+    .check_settings = &checkSettings,
+    .counters = &counters,
 };
 
 const ferry_plugin_v1 kDescriptor = {
@@ -1347,7 +1447,11 @@ const ferry_plugin_v1 kDescriptor = {
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
     .kind = FERRY_PLUGIN_TRANSPORT,
     .name = "udp",
+#ifdef FERRY_UDP_FAULT_LAYER
+    .description = "UDP with a fault layer (test-only build): reliable ordered sessions",
+#else
     .description = "UDP: numeric IPv4/IPv6 address, decimal port; reliable ordered sessions",
+#endif
     .table = &kTable,
 };
 
@@ -1360,22 +1464,17 @@ FERRY_PLUGIN_EXPORT const ferry_plugin_v1* ferry_plugin_entry_v1(const ferry_hos
   return &udp::kDescriptor;
 }
 
-FERRY_PLUGIN_EXPORT int ferry_udp_test_counters_v1(ferry_transport* transport,
-                                                   ferry_udp_counters_v1* out) {
-  using namespace ferry::transports;
-  using namespace ferry::transports::udp;
-  if (transport == nullptr || out == nullptr || out->struct_size < 8) return UV_EINVAL;
-  UdpTransport* self = UdpAbi::unwrap(transport);
-  return guardedCall(self, "counters", [&] {
-    self->fillCounters(*out);
-    return 0;
-  });
-}
-
+#ifdef FERRY_UDP_FAULT_LAYER
 FERRY_PLUGIN_EXPORT int ferry_udp_test_set_fault_v1(ferry_transport* transport, const char* spec) {
   using namespace ferry::transports;
   using namespace ferry::transports::udp;
   if (transport == nullptr) return UV_EINVAL;
   UdpTransport* self = UdpAbi::unwrap(transport);
-  return guardedCall(self, "set fault", [&] { return self->setFault(spec != nullptr ? spec : ""); });
+  return guardedCall(self, "set fault", [&] {
+    std::string why;
+    if (self->setFault(spec != nullptr ? spec : "", why)) return 0;
+    self->logLine(FERRY_LOG_WARN, "test fault spec refused: " + why);
+    return static_cast<int>(UV_EINVAL);
+  });
 }
+#endif

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -79,6 +80,13 @@ struct RuntimeOptions {
   // socket name ("" = a unique one).
   std::string pipeDirectory;
   std::string pipeEndpoint;
+  // Settings of the transport plugins, by protseq: "key=value,key=value" text handed to the
+  // plugin when its instance is created (e.g. {"udp", "idle_timeout_ms=5000,pmtu=0"}; the
+  // README's configuration section lists each transport's keys). A transport that refuses its
+  // settings, or takes none and is given some, makes the Runtime constructor throw
+  // invalidArgument naming the setting. A plugin may take an environment variable that overrides
+  // its settings for tests (udp: FERRY_UDP_OPTIONS); it logs when it does.
+  std::map<std::string, std::string> transportSettings;
   // Whether every local user may connect to the pipe socket (mode 0666) rather than this user
   // only (0600). ferryd sets it so that every process of the host can register and resolve; a
   // listener still knows who connected (the kernel's peer credentials).
@@ -93,7 +101,9 @@ struct RuntimeOptions {
   // ferryd: answer resolve requests for the OXIDs other processes of this host register.
   bool acceptRegistrations = false;
   // Overrides the distance rule for every import of this process (e.g. "tcp"); "" = by distance:
-  // same process → in-process, same host → pipe, other host → udp if loaded, else tcp.
+  // same process → in-process; another process → the cheapest transport both sides run, by the
+  // transports' cost ranks (pipe, then udp, then tcp), never a local-only one (pipe) for another
+  // host.
   std::string preferredTransport;
   // How long an exporter keeps the response of a completed call that its caller has not yet
   // acknowledged, so that a copy of the request resent after a lost connection is answered from

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "../plugin-loader.h"
+
 namespace ferry::detail {
 
 StringBindingData ferrydDefaultBinding() { return {"pipe", "/run/ferry", "ferryd"}; }
@@ -33,7 +35,13 @@ StringBindingData ferrydSetting(const RuntimeOptions& options) {
   }
   StringBindingData binding{text.substr(0, colon), text.substr(colon + 1, open - colon - 1),
                             text.substr(open + 1, text.size() - open - 2)};
-  if (binding.protseq != "pipe" || binding.address.empty() || binding.address[0] != '/') {
+  // ferryd takes registrations over a transport that tells it who registers (the kernel's
+  // credentials of the peer) and is named by a path: the pipe.
+  const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(binding.protseq);
+  TransportTraits traits = table != nullptr ? traitsOf(*table) : TransportTraits{};
+  bool fits = table == nullptr ? binding.protseq == "pipe"
+                               : traits.kernelCredentials && traits.pathAddresses;
+  if (!fits || binding.address.empty() || binding.address[0] != '/') {
     FERRY_FAIL(Errc::invalidArgument,
                "{} is '{}', but ferryd takes registrations over its pipe only: name its socket's "
                "directory and name, like pipe:/run/ferry[ferryd], or write auto or none",

@@ -41,6 +41,7 @@ struct TransportHub::Instance {
   uint32_t index = 0;
   std::string name;
   const ferry_transport_v1* table = nullptr;
+  TransportTraits traits;
   ferry_transport* transport = nullptr;
   ferry_transport_events_v1 events{};
 };
@@ -119,7 +120,7 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
   std::mutex readyMutex;
   std::condition_variable readyCv;
   bool ready = false;
-  std::vector<StringBindingData> bound;
+  std::vector<std::pair<StringBindingData, uint32_t>> bound;  // with its transport's cost rank
   post([&] {
     for (const LoadedPlugin* p : chosen) {
       auto instance = std::make_unique<Instance>();
@@ -127,6 +128,7 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
       instance->index = static_cast<uint32_t>(_instances.size());
       instance->name = p->name;
       instance->table = static_cast<const ferry_transport_v1*>(p->descriptor->table);
+      instance->traits = traitsOf(*instance->table);
       Instance* self = instance.get();
       instance->events.struct_size = sizeof(ferry_transport_events_v1);
       instance->events.context = self;
@@ -148,15 +150,12 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
         auto* i = static_cast<Instance*>(c);
         guarded("closed", [&] { i->hub->onClosed(*i, conn, status); });
       };
-      int rc = instance->table->create(PluginRegistry::host(), &_loop, &instance->events,
-                                       &instance->transport);
-      if (rc < 0) {
-        FERRY_LOG(error, "transport " << p->name << " failed to start: "
-                                      << instance->table->strerror(rc));
-        continue;
-      }
+      int rc = createTransport(*p, PluginRegistry::host(), &_loop, &instance->events, options,
+                               &instance->transport);
+      if (rc < 0) continue;
+      const TransportTraits& traits = instance->traits;
       std::vector<std::pair<std::string, std::string>> listens;
-      if (p->name == "pipe") {
+      if (traits.pathAddresses) {
         listens.emplace_back(options.pipeDirectory, options.pipeEndpoint);
       } else {
         for (const std::string& address : options.listenAddresses) {
@@ -166,12 +165,12 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
       for (auto& [address, endpoint] : listens) {
         char bound_endpoint[256] = {};
         const ferry_transport_v1* table = instance->table;
-        bool forAll = p->name == "pipe" && options.pipeForAllUsers;
+        bool forAll = traits.pathAddresses && options.pipeForAllUsers;
         if (forAll && (table->struct_size < offsetof(ferry_transport_v1, listen_with_flags) +
                                                 sizeof(void*) ||
                        table->listen_with_flags == nullptr)) {
-          FERRY_LOG(error, "the pipe plugin cannot open its socket to every local user "
-                           "(RuntimeOptions::pipeForAllUsers); install the pipe plugin of this "
+          FERRY_LOG(error, "the " << p->name << " plugin cannot open its socket to every local "
+                           "user (RuntimeOptions::pipeForAllUsers); install the plugin of this "
                            "ferry version");
           continue;
         }
@@ -186,9 +185,9 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
           continue;
         }
         std::string advertised =
-            p->name == "pipe" ? (address.empty() ? runtimeDirectory() : address) : address;
-        bound.push_back({p->name, advertised, bound_endpoint});
-        FERRY_LOG(info, "listening on " << bindingText(bound.back()));
+            traits.pathAddresses && address.empty() ? runtimeDirectory() : address;
+        bound.push_back({{p->name, advertised, bound_endpoint}, traits.costRank});
+        FERRY_LOG(info, "listening on " << bindingText(bound.back().first));
       }
       _instances.push_back(std::move(instance));
     }
@@ -201,16 +200,13 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
     std::unique_lock lock(readyMutex);
     readyCv.wait(lock, [&] { return ready; });
   }
-  // Cheapest first: pipe, then the datagram transport, then streams.
-  auto rank = [](const std::string& protseq) {
-    return protseq == "pipe" ? 0 : protseq == "udp" ? 1 : protseq == "tcp" ? 2 : 3;
-  };
-  std::stable_sort(bound.begin(), bound.end(), [&](const auto& a, const auto& b) {
-    return rank(a.protseq) < rank(b.protseq);
-  });
+  // Cheapest first, by the ranks the transports declare.
+  std::stable_sort(bound.begin(), bound.end(),
+                   [](const auto& a, const auto& b) { return a.second < b.second; });
   {
     std::lock_guard lock(_mutex);
-    _bindings = std::move(bound);
+    _bindings.clear();
+    for (auto& [binding, rank] : bound) _bindings.push_back(std::move(binding));
   }
   {
     std::unique_lock gate(_directGate);
@@ -358,7 +354,7 @@ TransportHub::Connection* TransportHub::connectionFor(const StringBindingData& b
   connection->info.outbound = true;
   connection->info.binding = binding;
   connection->info.distance =
-      instance->name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
+      instance->traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
   Connection* raw = connection.get();
   _connections[{instance->index, id}] = std::move(connection);
   _byKey[key] = raw;
@@ -392,8 +388,9 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   connection->id = conn;
   connection->open = true;
   // A pipe peer is on this host; tcp/udp peers may be anywhere.
+  // A peer over a local-only transport is on this host; others may be anywhere.
   connection->info.distance =
-      instance.name == "pipe" ? MarshalContext::local : MarshalContext::differentMachine;
+      instance.traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
   if (peer != nullptr && peer->struct_size >= sizeof(ferry_peer_info_v1) && peer->has_credentials) {
     connection->info.hasCredentials = true;
     connection->info.uid = peer->uid;

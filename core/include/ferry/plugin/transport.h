@@ -59,6 +59,12 @@ typedef struct ferry_transport_events_v1 {
   void (*closed)(void* context, ferry_conn_id conn, int status);
 } ferry_transport_events_v1;
 
+/* One counter of an instance (ferry_transport_v1.counters). */
+typedef struct ferry_counter_v1 {
+  const char* name;
+  uint64_t value;
+} ferry_counter_v1;
+
 typedef struct ferry_transport_v1 {
   uint32_t struct_size;
   uint32_t abi_version;
@@ -117,7 +123,55 @@ typedef struct ferry_transport_v1 {
    * this transport does not offer (then nothing listens). */
   int (*listen_with_flags)(ferry_transport* transport, const char* address, const char* endpoint,
                            uint32_t flags, char* endpoint_out, size_t endpoint_cap);
+
+  /* What the transport is. Core decides from these, never from a transport's name, so that a
+   * new transport needs no change in core. A table too short for them describes a network
+   * stream transport without credentials, with an undeclared cost rank. */
+
+  /* FERRY_TRANSPORT_* bits (below). */
+  uint32_t capabilities;
+  /* The relative cost of a connection and its messages: of the transports that can reach a
+   * peer, core tries the lowest rank first. ferry's own: pipe 100, udp 200, tcp 300. 0: not
+   * declared, tried after every transport that declares a rank. */
+  uint32_t cost_rank;
+
+  /* Optional (NULL when the transport takes no settings): create() with settings, the text the
+   * host holds for this transport ("key=value,key=value"; "" for none: the defaults). A plugin
+   * may document an environment variable that overrides them for tests; it logs when it does.
+   * UV_EINVAL, after logging which setting is wrong and why, when the settings (or the override)
+   * are malformed or unknown: no instance is created then. */
+  int (*create_with_settings)(const ferry_host_v1* host, uv_loop_t* loop,
+                              const ferry_transport_events_v1* events, const char* settings,
+                              ferry_transport** out);
+
+  /* Optional (NULL when the transport takes no settings): checks settings text as
+   * create_with_settings takes it, without side effects, from any thread. 0, or UV_EINVAL with
+   * one sentence that names the setting at fault written to why_out (NUL-terminated, cut at
+   * why_cap). */
+  int (*check_settings)(const char* settings, char* why_out, size_t why_cap);
+
+  /* Optional (NULL when not offered): the instance's counters, for diagnostics and the admin
+   * interface. Writes up to `cap` of them to `out` and returns how many the instance has (call
+   * again with more room when that is larger), or a negative error. The order and the names are
+   * the same on every call for an instance; names are static, [a-z0-9_]+. Counters whose name
+   * begins with "now_" are current levels; the others only grow. On the loop's thread. */
+  int (*counters)(ferry_transport* transport, ferry_counter_v1* out, size_t cap);
 } ferry_transport_v1;
+
+/* capabilities: the transport reaches processes of this host only (pipe); without it, other
+ * hosts too. Core never picks it for a peer on another machine, and takes a peer that connected
+ * over it to be on this host. */
+#define FERRY_TRANSPORT_LOCAL_ONLY 0x1u
+/* capabilities: the transport runs over datagrams and makes its messages reliable itself (udp);
+ * without it, over a stream socket. */
+#define FERRY_TRANSPORT_DATAGRAM 0x2u
+/* capabilities: a listener learns each peer's uid, gid and pid from the kernel
+ * (ferry_peer_info_v1.has_credentials), so a server may decide by who connected. */
+#define FERRY_TRANSPORT_KERNEL_CREDENTIALS 0x4u
+/* capabilities: an address names a directory of this host's file system, and listening on ""
+ * means the host's per-user runtime directory (ferry_host_v1.runtime_dir); without it, an
+ * address is a numeric IP address and an endpoint a port. */
+#define FERRY_TRANSPORT_PATH_ADDRESSES 0x8u
 
 /* listen_with_flags: every local user may connect (pipe: the socket file is mode 0666, in a
  * directory they can search). Without it a pipe socket admits its own user only. The listener
