@@ -2,6 +2,7 @@
 
 #include <ferry/lifetime.h>
 
+#include "ids-impl.h"
 #include "interface-registry.h"
 #include "log.h"
 #include "stats.h"

@@ -8,6 +8,7 @@
 #include <capnp/serialize.h>
 #include <kj/array.h>
 
+#include "error-impl.h"
 #include "orpc.capnp.h"
 
 namespace ferry::detail {

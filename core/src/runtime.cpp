@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "channel.h"
+#include "ids-impl.h"
 #include "import-table.h"
 #include "interface-registry.h"
 #include "log.h"

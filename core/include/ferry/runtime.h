@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include <ferry/api.h>
 #include <ferry/error.h>
 #include <ferry/git.h>
 #include <ferry/ids.h>
@@ -54,8 +55,8 @@ enum class ApartmentKind : uint8_t { sta, mta };
 //   MTA              proxy → host STA       direct               direct
 enum class ThreadingModel : uint8_t { apartment, free, both };
 
-std::string_view toString(ApartmentKind kind) noexcept;
-std::string_view toString(ThreadingModel model) noexcept;
+FERRY_API std::string_view toString(ApartmentKind kind) noexcept;
+FERRY_API std::string_view toString(ThreadingModel model) noexcept;
 
 struct RuntimeOptions {
   // MTA pool threads kept running.
@@ -117,7 +118,7 @@ struct RuntimeOptions {
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
-class Apartment {
+class FERRY_API Apartment {
 public:
   Apartment() = default;
 
@@ -153,7 +154,7 @@ private:
 // An STA thread spawned by Runtime::newSta. Destroying the handle (or stop()) stops the loop,
 // tears the apartment down (its exported objects are released, its proxies disconnected) and
 // joins the thread.
-class Sta : public Apartment {
+class FERRY_API Sta : public Apartment {
 public:
   Sta() = default;
   Sta(Sta&&) noexcept = default;
@@ -173,7 +174,7 @@ private:
 // Entering again on a thread that already is an STA (any of the three kinds) gives a nested
 // handle to the same apartment (COM's S_FALSE from CoInitializeEx): its destruction balances
 // only itself, and the apartment lives on until its first owner leaves.
-class CurrentSta : public Apartment {
+class FERRY_API CurrentSta : public Apartment {
 public:
   CurrentSta(CurrentSta&&) noexcept = default;  // the moved-from handle owns nothing
   CurrentSta& operator=(CurrentSta&&) = delete;
@@ -200,7 +201,7 @@ private:
 // destroy it on the loop's thread. ferry adds one uv_async_t to the loop; destruction closes it,
 // and its close callback runs on the loop's next iteration, so keep running the loop until
 // uv_run returns.
-class AttachedSta : public Apartment {
+class FERRY_API AttachedSta : public Apartment {
 public:
   AttachedSta(AttachedSta&&) noexcept = default;  // the moved-from handle owns nothing
   AttachedSta& operator=(AttachedSta&&) = delete;
@@ -213,7 +214,7 @@ private:
 };
 
 // The calling thread acting in the MTA until the scope ends.
-class MtaScope {
+class FERRY_API MtaScope {
 public:
   MtaScope(MtaScope&&) = delete;
   ~MtaScope();
@@ -225,7 +226,7 @@ private:
 };
 
 // Overrides the call timeout for calls made by this thread while the scope lives.
-class CallTimeout {
+class FERRY_API CallTimeout {
 public:
   explicit CallTimeout(std::chrono::milliseconds timeout);
   CallTimeout(CallTimeout&&) = delete;
@@ -277,7 +278,7 @@ struct RuntimeStats {
                                      // because another process registered it
 };
 
-class Runtime {
+class FERRY_API Runtime {
 public:
   explicit Runtime(RuntimeOptions options = {});
   Runtime(const Runtime&) = delete;
@@ -341,18 +342,18 @@ private:
 };
 
 // The calling thread's apartment; throws notInitialized if it has none.
-Apartment currentApartment();
+FERRY_API Apartment currentApartment();
 // The calling thread's apartment, or an empty handle.
-Apartment tryCurrentApartment() noexcept;
+FERRY_API Apartment tryCurrentApartment() noexcept;
 
 // Inside a servant: whether the caller canceled the call being served (Future::cancel). Servants
 // of long calls poll it and may end early (e.g. by throwing Error(Errc::canceled, …)). False
 // outside a call.
-bool callCanceled() noexcept;
+FERRY_API bool callCanceled() noexcept;
 
 // The causality id of the call the calling thread is serving; zero outside a call. Outgoing calls
 // made while serving a call carry it on, so a whole A→B→A chain shares one id.
-CausalityId currentCausalityId() noexcept;
+FERRY_API CausalityId currentCausalityId() noexcept;
 
 template <typename Fn>
 auto Apartment::invoke(Fn&& fn) const -> std::invoke_result_t<Fn&> {
