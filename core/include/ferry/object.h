@@ -186,8 +186,8 @@ bool sameObject(const Ref<A>& a, const Ref<B>& b) {
 }
 
 namespace detail {
-// Live servant count, for the leak checks tests run at teardown.
-FERRY_API extern std::atomic<int64_t> liveServants;
+// The count of live servants (RuntimeStats::servants).
+FERRY_API std::atomic<int64_t>& liveServants() noexcept;
 }
 
 // The base of every servant: implements the count and queryInterface over `Interfaces…` and all
@@ -195,7 +195,7 @@ FERRY_API extern std::atomic<int64_t> liveServants;
 template <InterfaceType... Interfaces>
 class Implements : public Interfaces... {
 public:
-  Implements() noexcept { detail::liveServants.fetch_add(1, std::memory_order_relaxed); }
+  Implements() noexcept { detail::liveServants().fetch_add(1, std::memory_order_relaxed); }
   Implements(const Implements&) = delete;
   Implements& operator=(const Implements&) = delete;
 
@@ -222,7 +222,7 @@ public:
   uint32_t refCount() const noexcept { return _refs.load(std::memory_order_relaxed); }
 
 protected:
-  ~Implements() override { detail::liveServants.fetch_sub(1, std::memory_order_relaxed); }
+  ~Implements() override { detail::liveServants().fetch_sub(1, std::memory_order_relaxed); }
 
 private:
   std::atomic<uint32_t> _refs{0};

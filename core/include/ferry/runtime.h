@@ -257,25 +257,39 @@ struct RefusedPlugin {
   std::string reason;       // e.g. "built for plugin ABI version 2, this ferry speaks version 1"
 };
 
-// Counts of live runtime resources, for leak checks (tests assert all are zero at teardown).
+// The process-wide counters of Runtime::stats(), the one list every copy of them is made from:
+// X(name, meaning) for each. Live counts say how many of a thing exist now; each is zero again
+// once the Runtime and everything made through it are gone (the tests' leak check).
+#define FERRY_LIVE_COUNTERS(X)                                                                \
+  X(apartments, "apartments not yet torn down (the MTA included)")                            \
+  X(staThreads, "STA threads started by newSta and not yet joined")                           \
+  X(mtaThreads, "MTA pool threads alive")                                                     \
+  X(exportedObjects, "stub managers: objects of this process with external references")      \
+  X(proxyManagers, "imported object identities")                                              \
+  X(interfaceProxies, "interface proxies of the imported objects")                            \
+  X(servants, "objects derived from Implements<> alive")                                      \
+  X(ioThreads, "transport I/O threads running")                                               \
+  X(replyCacheEntries, "calls the reply cache holds (core/schema/orpc.capnp)")                \
+  X(watchedCalls, "calls with a continuation (then()) still waiting for a response")
+
+// Running totals since the process started.
+#define FERRY_EVENT_COUNTERS(X)                                                               \
+  X(leakedLoopHandles, "libuv handles found open when an STA loop closed (a ferry bug)")      \
+  X(protocolErrors, "malformed or unexpected input, dropped")                                 \
+  X(onewayFailures, "oneway calls (releases included) that could not be delivered")           \
+  X(callsResent, "requests sent again after their connection was lost")                       \
+  X(duplicateRequests, "requests that arrived again and were answered without running again") \
+  X(registrationsRefused,                                                                     \
+    "ferryd: registrations or withdrawals of an OXID refused because another process "        \
+    "registered it")
+
+#define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
+
+// A snapshot of the counters (FERRY_RUNTIME_COUNTERS says what each counts).
 struct RuntimeStats {
-  int64_t apartments = 0;          // apartments not yet torn down (the MTA included)
-  int64_t staThreads = 0;          // STA threads started by newSta and not yet joined
-  int64_t mtaThreads = 0;          // MTA pool threads alive
-  int64_t exportedObjects = 0;     // stub managers (objects with external references)
-  int64_t proxyManagers = 0;       // imported object identities
-  int64_t interfaceProxies = 0;
-  int64_t servants = 0;            // objects derived from Implements<> alive
-  int64_t leakedLoopHandles = 0;   // libuv handles found open when an STA loop closed
-  int64_t protocolErrors = 0;      // malformed or unexpected input dropped and counted
-  int64_t onewayFailures = 0;      // oneway calls (releases included) that could not be delivered
-  int64_t ioThreads = 0;           // transport I/O threads running
-  int64_t callsResent = 0;         // requests sent again after their connection was lost
-  int64_t duplicateRequests = 0;   // requests that arrived again and were not run again
-  int64_t replyCacheEntries = 0;   // calls the reply cache holds now (core/schema/orpc.capnp)
-  int64_t watchedCalls = 0;        // calls with a continuation (then()) still waiting for a response
-  int64_t registrationsRefused = 0;  // ferryd: registrations or withdrawals of an OXID refused
-                                     // because another process registered it
+#define FERRY_STATS_FIELD(name, meaning) int64_t name = 0;
+  FERRY_RUNTIME_COUNTERS(FERRY_STATS_FIELD)
+#undef FERRY_STATS_FIELD
 };
 
 class FERRY_API Runtime {
