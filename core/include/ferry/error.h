@@ -5,8 +5,9 @@
 // same code whether the failure happened in its own apartment or in another process.
 //
 // Expected absence is not an exception: lookups that may miss are named `tryFind…` and return a
-// pointer or std::optional. Exceptions never cross a libuv callback or the plugin ABI: those entry
-// points catch everything (see FERRY_GUARD_CALLBACK).
+// pointer or std::optional. Exceptions never cross a libuv callback or the plugin ABI: each of
+// those entry points catches everything its body throws and logs it (a plugin's table function
+// returns it as an error code).
 #pragma once
 
 #include <cstdint>

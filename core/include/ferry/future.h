@@ -84,7 +84,8 @@ FERRY_API void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
                        std::function<void(ClientResponse*, const Error*)> onDone);
 // Post `fn` to the calling thread's apartment (throws notInitialized if it has none).
 FERRY_API void postToCurrentApartment(std::function<void()> fn);
-// Convert the exception in flight into an Error (std::exception → serverFault-free internal use).
+// The exception in flight as an Error: an Error as it is; anything else as serverFault with its
+// what(), as a servant's exception reaches a remote caller.
 FERRY_API Error currentExceptionAsError();
 
 }  // namespace detail
