@@ -121,7 +121,7 @@ public:
 protected:
   // This apartment's RemUnknown servant, created on first use (a copy: it holds a reference);
   // none once the apartment tore down.
-  std::optional<RemUnknownServant> remUnknown();
+  std::optional<StubLease> remUnknown();
 
   // Server and client side teardown, on the apartment's thread: every exported object is
   // released, every proxy disconnected (its references returned at once).
@@ -138,7 +138,7 @@ private:
   std::atomic<bool> _closed{false};
   std::mutex _remUnknownMutex;
   bool _remUnknownGone = false;         // guarded by _remUnknownMutex
-  RemUnknownServant _remUnknown;        // guarded by _remUnknownMutex
+  StubLease _remUnknown;                // guarded by _remUnknownMutex
   ExportTable _exports;
   ImportTable _imports;
 };

@@ -89,10 +89,10 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);
     if (ipid == _remUnknownIpid) {
-      std::optional<RemUnknownServant> servant = remUnknown();
+      std::optional<StubLease> servant = remUnknown();
       FERRY_REQUIRE(servant.has_value(), Errc::disconnected,
                     "apartment '{}' has shut down, and its objects with it", _label);
-      servant->dispatch(servant->itf, root.getInterfaceId(), root.getMethodId(), call);
+      servant->dispatch(servant->object, root.getInterfaceId(), root.getMethodId(), call);
     } else {
       std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
       FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
@@ -126,7 +126,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
   if (replyTo) replyTo->deliver(std::move(response));
 }
 
-std::optional<RemUnknownServant> ApartmentImpl::remUnknown() {
+std::optional<StubLease> ApartmentImpl::remUnknown() {
   std::lock_guard lock(_remUnknownMutex);
   if (_remUnknownGone) return std::nullopt;
   if (_remUnknown.dispatch == nullptr) _remUnknown = makeRemUnknown(*this);
@@ -136,11 +136,11 @@ std::optional<RemUnknownServant> ApartmentImpl::remUnknown() {
 void ApartmentImpl::tearDown() noexcept {
   // RemUnknown requests arriving from now on (an MTA's pool serves while the apartment tears
   // down) are answered disconnected; one already dispatched holds its own reference.
-  RemUnknownServant gone;
+  StubLease gone;
   {
     std::lock_guard lock(_remUnknownMutex);
     _remUnknownGone = true;
-    gone = std::exchange(_remUnknown, RemUnknownServant{});
+    gone = std::exchange(_remUnknown, StubLease{});
   }
   // Client side first: references this apartment holds on other exporters go back at once.
   _imports.disconnectAll();

@@ -2,6 +2,8 @@
 
 #include <uv.h>
 
+#include "error-impl.h"
+
 namespace ferry {
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include <ferry/lifetime.h>
 
+#include "ids-impl.h"
 #include "interface-registry.h"
 #include "log.h"
 #include "stats.h"
@@ -27,6 +28,23 @@ void notifyHook(ExternalConnection* hook, bool connect, bool lastReleaseCloses) 
 }
 
 }  // namespace
+
+StubLease makeStub(Ref<Interface> identity, Iid iid) {
+  const InterfaceInfo* info = tryFindInterface(iid);
+  FERRY_REQUIRE(info != nullptr, Errc::noInterface,
+                "cannot marshal interface {}: no proxy and stub are registered for it; compile its "
+                "schema with capnpc-ferry (ferry_capnp_gen in meson) and link the generated "
+                ".ferry.c++ into this program",
+                toString(iid));
+  void* itf = identity->queryInterface(iid);
+  FERRY_REQUIRE(itf != nullptr, Errc::noInterface,
+                "cannot marshal the object as {}: it does not implement that interface",
+                info->name);
+  // A real object has one reference count: the lease's reference on the identity keeps `itf`
+  // valid, so the one queryInterface added is returned at once.
+  identity->release();
+  return StubLease{std::move(identity), itf, info->dispatch, iid};
+}
 
 ExportTable::~ExportTable() {
   // Apartments clear their table in tearDown(); anything left here is released now.
@@ -64,15 +82,15 @@ void ExportTable::dropStrongLocked(StubManager& manager, uint32_t refs, Retired&
   if (!keptByWeakEntry) retireLocked(manager, retired);
 }
 
-StubManager& ExportTable::createManagerLocked(Ref<Interface> identity) {
+StubManager& ExportTable::managerOfLocked(const Ref<Interface>& identity) {
+  if (StubManager* found = findByIdentityLocked(identity.get())) return *found;
   auto created = std::make_unique<StubManager>();
   created->oid = newOid();
   created->externalConnection = dynamic_cast<ExternalConnection*>(identity.get());
-  Interface* key = identity.get();
-  created->identity = std::move(identity);
+  created->identity = identity;
   StubManager& manager = *created;
   _byOid.emplace(manager.oid, &manager);
-  _byIdentity.emplace(key, std::move(created));
+  _byIdentity.emplace(identity.get(), std::move(created));
   stats().exportedObjects.fetch_add(1, std::memory_order_relaxed);
   return manager;
 }
@@ -95,28 +113,13 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
                 "cannot marshal a null interface pointer; pass an object");
   FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
-  Ref<Interface> identity = identityOf(object);
-  const InterfaceInfo* info = tryFindInterface(iid);
-  FERRY_REQUIRE(info != nullptr, Errc::noInterface,
-                "cannot marshal interface {}: no proxy and stub are registered for it; compile its "
-                "schema with capnpc-ferry (ferry_capnp_gen in meson) and link the generated "
-                ".ferry.c++ into this program",
-                toString(iid));
-  // queryInterface outside the lock: it is the object's code.
-  void* itf = identity->queryInterface(iid);
-  FERRY_REQUIRE(itf != nullptr, Errc::noInterface,
-                "cannot marshal the object as {}: it does not implement that interface",
-                info->name);
-  // A real object has one reference count: the stub manager's reference on the identity keeps
-  // `itf` valid, so the one queryInterface added is returned at once.
-  identity->release();
+  StubLease stub = makeStub(identityOf(object), iid);
 
   std::lock_guard lock(_mutex);
-  StubManager* manager = findByIdentityLocked(identity.get());
-  if (manager == nullptr) manager = &createManagerLocked(identity);
+  StubManager* manager = &managerOfLocked(stub.keepAlive);
   auto [it, inserted] = manager->stubs.try_emplace(iid);
   if (inserted) {
-    it->second = InterfaceStub{newIpid(), iid, itf, info->dispatch};
+    it->second = InterfaceStub{newIpid(), iid, stub.object, stub.dispatch};
     _byIpid.emplace(it->second.ipid, IpidEntry{manager, &it->second});
   }
 
@@ -289,12 +292,11 @@ Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
     }
     identity = manager->identity;
   }
-  // A new stub: exportInterface does the queryInterface and creates it; the packet it records is
-  // consumed at once, so its references are the ones transferred.
-  ExportedInterface exported = exportInterface(identity.get(), iid, PacketKind::normal, refs, false);
-  std::lock_guard lock(_mutex);
-  _packets.erase(exported.packetId);
-  return exported.ipid;
+  // The object has no stub for `iid` yet: exportInterface makes it and adds the references, as for
+  // a normal packet that is handed over at once (so none is recorded).
+  return exportInterface(identity.get(), iid, PacketKind::normal, refs, false,
+                         /*recordPacket=*/false)
+      .ipid;
 }
 
 std::optional<StubLease> ExportTable::tryAcquireStub(Ipid ipid) {
@@ -315,12 +317,11 @@ void ExportTable::lockExternal(Interface* object, bool lock, bool lastUnlockRele
                                Retired& retired) {
   Ref<Interface> identity = identityOf(object);
   std::lock_guard guard(_mutex);
-  StubManager* manager = findByIdentityLocked(identity.get());
   if (lock) {
-    if (manager == nullptr) manager = &createManagerLocked(identity);
-    addStrongLocked(*manager, 1);
+    addStrongLocked(managerOfLocked(identity), 1);
     return;
   }
+  StubManager* manager = findByIdentityLocked(identity.get());
   FERRY_REQUIRE(manager != nullptr && manager->strongRefs > 0, Errc::invalidArgument,
                 "cannot unlock an object that holds no external lock or reference; call "
                 "lockObjectExternal(object, true) first");

@@ -58,13 +58,21 @@ public:
   uint32_t weakEntries = 0;
 };
 
-// A stub found for a call: keeps the object alive for the call's duration.
+// An object's stub for one interface, held by a caller: keeps the object alive while held (a
+// call's duration, or an apartment's RemUnknown for the apartment's life).
 struct StubLease {
   Ref<Interface> keepAlive;
-  void* object = nullptr;
+  void* object = nullptr;  // what queryInterface(iid) returned
   StubDispatch dispatch = nullptr;
   Iid iid;
 };
+
+// The stub of an object for `iid`, the one place a stub is made: the dispatcher registered for
+// the interface (by the code capnpc-ferry generated) and the pointer queryInterface returns for
+// it. `identity` is the object's identity and becomes the lease's keepAlive. Throws noInterface
+// when no stub is registered for `iid` or the object does not implement it. Calls the object's
+// queryInterface: never under a lock of ferry's.
+StubLease makeStub(Ref<Interface> identity, Iid iid);
 
 struct ExportedInterface {
   Oid oid;
@@ -177,7 +185,9 @@ private:
 
   StubManager* findByIdentityLocked(Interface* identity);
   StubManager* findByIpidLocked(Ipid ipid);
-  StubManager& createManagerLocked(Ref<Interface> identity);
+  // The stub manager of the object, created (with a fresh OID) when it has none: the one place a
+  // stub manager is made.
+  StubManager& managerOfLocked(const Ref<Interface>& identity);
   void addStrongLocked(StubManager& manager, uint32_t refs);
   // Drops `refs` strong references; when none remain, tells the hook and retires the manager
   // (see the rule at the top).

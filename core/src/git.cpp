@@ -2,6 +2,7 @@
 
 #include <ferry/error.h>
 
+#include "ids-impl.h"
 #include "marshal-impl.h"
 
 namespace ferry {

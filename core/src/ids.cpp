@@ -9,6 +9,8 @@
 
 #include <ferry/error.h>
 
+#include "ids-impl.h"
+
 namespace ferry {
 
 namespace detail {

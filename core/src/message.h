@@ -12,6 +12,7 @@
 
 #include <ferry/error.h>
 
+#include "error-impl.h"
 #include "orpc.capnp.h"
 
 namespace ferry::detail {

@@ -8,6 +8,8 @@
 
 #include <ferry/error.h>
 
+#include "error-impl.h"
+
 namespace ferry::detail {
 
 std::string bindingText(const StringBindingData& b) {
@@ -35,6 +37,18 @@ std::string readText(capnp::Text::Reader text, size_t maxBytes, const char* fiel
 }
 
 }  // namespace
+
+std::optional<StringBindingData> tryParseBinding(std::string_view text) {
+  size_t colon = text.find(':');
+  size_t open = text.rfind('[');
+  if (colon == std::string_view::npos || colon == 0 || open == std::string_view::npos ||
+      open < colon || text.back() != ']') {
+    return std::nullopt;
+  }
+  return StringBindingData{std::string(text.substr(0, colon)),
+                           std::string(text.substr(colon + 1, open - colon - 1)),
+                           std::string(text.substr(open + 1, text.size() - open - 2))};
+}
 
 ObjRefData readObjRef(wire::ObjRef::Reader reader) {
   ObjRefData out;

@@ -3,8 +3,10 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <ferry/ids.h>
@@ -23,6 +25,9 @@ struct StringBindingData {
 
 // "tcp:127.0.0.1[5000]", for logs and errors.
 std::string bindingText(const StringBindingData& binding);
+// A string binding's text, "protseq:address[endpoint]", as its parts; nullopt when the text is
+// not of that form (no protseq before the ':', no '[' after it, or no closing ']').
+std::optional<StringBindingData> tryParseBinding(std::string_view text);
 
 struct SecurityBindingData {
   std::string provider;

@@ -1,7 +1,6 @@
 #include "rem-unknown.h"
 
 #include "apartment-impl.h"
-#include "interface-registry.h"
 #include "log.h"
 #include "remunknown.ferry.h"
 #include "stats.h"
@@ -145,15 +144,8 @@ private:
 
 }  // namespace
 
-RemUnknownServant makeRemUnknown(ApartmentImpl& apartment) {
-  const InterfaceInfo* info = tryFindInterface(wire::iface::RemUnknown::iid);
-  FERRY_ASSERT(info != nullptr);
-  RemUnknownServant servant;
-  auto* impl = new RemUnknownImpl(apartment);
-  servant.object = Ref<Interface>(impl);
-  servant.itf = static_cast<wire::iface::RemUnknown*>(impl);
-  servant.dispatch = info->dispatch;
-  return servant;
+StubLease makeRemUnknown(ApartmentImpl& apartment) {
+  return makeStub(make<RemUnknownImpl>(apartment), wire::iface::RemUnknown::iid);
 }
 
 }  // namespace ferry::detail

@@ -1,19 +1,14 @@
 // The RemUnknown servant every apartment exports (core/schema/remunknown.capnp).
 #pragma once
 
-#include <ferry/generated.h>
-#include <ferry/object.h>
+#include "export-table.h"
 
 namespace ferry::detail {
 
 class ApartmentImpl;
 
-struct RemUnknownServant {
-  Ref<Interface> object;
-  void* itf = nullptr;  // the RemUnknown interface of `object`
-  StubDispatch dispatch = nullptr;
-};
-
-RemUnknownServant makeRemUnknown(ApartmentImpl& apartment);
+// A new RemUnknown servant of `apartment` and its stub (the lease holds the servant). Served
+// under the apartment's well-known IPID, outside its export table.
+StubLease makeRemUnknown(ApartmentImpl& apartment);
 
 }  // namespace ferry::detail

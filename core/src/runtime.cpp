@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "channel.h"
+#include "ids-impl.h"
 #include "import-table.h"
 #include "interface-registry.h"
 #include "log.h"
@@ -109,7 +110,7 @@ Stats& stats() noexcept {
   return instance;
 }
 
-std::atomic<int64_t> liveServants{0};
+std::atomic<int64_t>& liveServants() noexcept { return stats().servants; }
 
 // The message of every call that needs a runtime when there is none.
 constexpr char kNoRuntime[] =
@@ -751,22 +752,9 @@ void* Runtime::createInstanceErased(const Clsid& clsid, Iid iid) {
 RuntimeStats Runtime::stats() {
   detail::Stats& s = detail::stats();
   RuntimeStats out;
-  out.apartments = s.apartments.load();
-  out.staThreads = s.staThreads.load();
-  out.mtaThreads = s.mtaThreads.load();
-  out.exportedObjects = s.exportedObjects.load();
-  out.proxyManagers = s.proxyManagers.load();
-  out.interfaceProxies = s.interfaceProxies.load();
-  out.servants = detail::liveServants.load();
-  out.leakedLoopHandles = s.leakedLoopHandles.load();
-  out.protocolErrors = s.protocolErrors.load();
-  out.onewayFailures = s.onewayFailures.load();
-  out.ioThreads = s.ioThreads.load();
-  out.callsResent = s.callsResent.load();
-  out.duplicateRequests = s.duplicateRequests.load();
-  out.replyCacheEntries = s.replyCacheEntries.load();
-  out.watchedCalls = s.watchedCalls.load();
-  out.registrationsRefused = s.registrationsRefused.load();
+#define FERRY_STATS_LOAD(name, meaning) out.name = s.name.load();
+  FERRY_RUNTIME_COUNTERS(FERRY_STATS_LOAD)
+#undef FERRY_STATS_LOAD
   return out;
 }
 

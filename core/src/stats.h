@@ -1,27 +1,18 @@
-// Process-wide counters behind Runtime::stats().
+// Process-wide counters behind Runtime::stats(): one atomic per entry of FERRY_RUNTIME_COUNTERS
+// (ferry/runtime.h), counted where the thing happens (`stats().protocolErrors.fetch_add(1, …)`).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include <ferry/runtime.h>
+
 namespace ferry::detail {
 
 struct Stats {
-  std::atomic<int64_t> apartments{0};
-  std::atomic<int64_t> staThreads{0};
-  std::atomic<int64_t> mtaThreads{0};
-  std::atomic<int64_t> exportedObjects{0};
-  std::atomic<int64_t> proxyManagers{0};
-  std::atomic<int64_t> interfaceProxies{0};
-  std::atomic<int64_t> leakedLoopHandles{0};
-  std::atomic<int64_t> protocolErrors{0};
-  std::atomic<int64_t> onewayFailures{0};
-  std::atomic<int64_t> ioThreads{0};
-  std::atomic<int64_t> callsResent{0};
-  std::atomic<int64_t> duplicateRequests{0};
-  std::atomic<int64_t> replyCacheEntries{0};
-  std::atomic<int64_t> watchedCalls{0};
-  std::atomic<int64_t> registrationsRefused{0};
+#define FERRY_STATS_ATOMIC(name, meaning) std::atomic<int64_t> name{0};
+  FERRY_RUNTIME_COUNTERS(FERRY_STATS_ATOMIC)
+#undef FERRY_STATS_ATOMIC
 };
 
 Stats& stats() noexcept;

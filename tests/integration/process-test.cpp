@@ -1,6 +1,6 @@
 // Calls between processes on this host: transport choice by distance (pipe), per-proxy override
 // (tcp), callbacks both ways, resolution errors, a dying peer. The peer is ferry-test-peer.
-//   process-test -- <path to ferry-test-peer> <path to ferryd>
+//   process-test -- <path to ferry-test-peer> <path to ferryd> <path to ferry>
 #define BOOST_TEST_MODULE process
 #include <boost/test/unit_test.hpp>
 
@@ -32,7 +32,7 @@ using testing::iface::Probe;
 namespace {
 
 std::string argument(int index) {
-  return testArgument(index, "usage: process-test -- <ferry-test-peer> <ferryd>");
+  return testArgument(index, "usage: process-test -- <ferry-test-peer> <ferryd> <ferry>");
 }
 
 std::string peerPath() { return argument(1); }
@@ -539,6 +539,40 @@ BOOST_AUTO_TEST_CASE(an_unknown_oxid_is_a_clear_error) {
                           return e.code() == Errc::objectNotRegistered &&
                                  std::string(e.what()).find("unknown OXID") != std::string::npos;
                         });
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(the_ferry_tool_asks_a_process_where_its_apartment_listens) {
+  Peer peer;
+  ObjRefInfo probe = decodeObjRef(peer.probe);
+  auto ferry = [](std::vector<std::string> args, std::string& output) {
+    args.insert(args.begin(), {argument(3), "resolve"});
+    Child child(std::move(args), /*withStderr=*/true);
+    std::string line;
+    output.clear();
+    while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
+    return child.wait(std::chrono::seconds(20));
+  };
+  BOOST_REQUIRE(!probe.bindings.empty());
+  for (const std::string& binding : probe.bindings) {
+    std::string output;
+    BOOST_CHECK_EQUAL(ferry({toString(probe.oxid), binding}, output), 0);
+    BOOST_CHECK_MESSAGE(output.find("oxid        " + toString(probe.oxid) + "\n") == 0, output);
+    BOOST_CHECK_MESSAGE(output.find("(pid " + std::to_string(peer.pid()) + ")") !=
+                            std::string::npos,
+                        output);
+    for (const std::string& listening : probe.bindings) {
+      BOOST_CHECK_MESSAGE(output.find("binding     " + listening + "\n") != std::string::npos,
+                          output);
+    }
+    // An OXID the process does not have: the resolver's answer, as the tool's error.
+    BOOST_CHECK_EQUAL(ferry({toString(Oxid(probe.oxid.value ^ 1)), binding}, output), 1);
+    BOOST_CHECK_MESSAGE(output.find("ferry: objectNotRegistered: ") == 0, output);
+  }
+  std::string output;
+  BOOST_CHECK_EQUAL(ferry({toString(probe.oxid), "carrier-pigeon:loft[7]"}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("no 'carrier-pigeon' transport is loaded") != std::string::npos,
+                      output);
   peer.finish();
 }
 

@@ -12,15 +12,12 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <ferry/ferry.h>
 
-#include "objref.h"
-#include "plugin-loader.h"
-#include "runtime-impl.h"
+#include "tool-support.h"
 #include "tool.h"
-#include "orpc/endpoint.h"
-#include "transport/hub.h"
 
 namespace {
 
@@ -39,8 +36,7 @@ int plugins() {
     std::printf("refused   %s: %s\n", r.path.c_str(), r.reason.c_str());
   }
   if (ferry::Runtime::plugins().empty()) {
-    std::printf("no plugins found: %s\n",
-                ferry::detail::PluginRegistry::instance().describeSearch().c_str());
+    std::printf("no plugins found: %s\n", ferry::internal::describePluginSearch().c_str());
   }
   return 0;
 }
@@ -71,7 +67,7 @@ int objref(const std::string& text) {
 // The arguments of `ferry resolve`, parsed.
 struct ResolveTarget {
   ferry::Oxid oxid;
-  ferry::detail::StringBindingData where;
+  std::string binding;
 };
 
 int resolve(const ResolveTarget& target) {
@@ -79,22 +75,13 @@ int resolve(const ResolveTarget& target) {
   options.resolver = "";
   ferry::Runtime runtime(options);
   auto mta = runtime.joinMta();
-  ferry::detail::TransportHub* hub = runtime.impl().hub();
-  if (hub == nullptr || !hub->hasTransport(target.where.protseq)) {
-    std::fprintf(stderr,
-                 "ferry: no '%s' transport is loaded, so the resolver at %s cannot be asked; "
-                 "`ferry plugins` lists the loaded ones and where the loader looked "
-                 "(FERRY_PLUGIN_PATH)\n",
-                 target.where.protseq.c_str(), ferry::detail::bindingText(target.where).c_str());
-    return 1;
-  }
-  ferry::detail::Resolution r =
-      runtime.impl().endpoint()->resolver().resolve(target.where, target.oxid);
+  ferry::internal::ResolvedExporter r = ferry::internal::resolveExporter(target.binding,
+                                                                         target.oxid);
   std::printf("oxid        %s\nremUnknown  %s\nprocessId   %llu (pid %llu)\n",
               ferry::toString(r.oxid).c_str(), ferry::toString(r.remUnknown).c_str(),
               static_cast<unsigned long long>(r.processId),
               static_cast<unsigned long long>(r.processId >> 32));
-  for (const auto& b : r.bindings) std::printf("binding     %s\n", ferry::detail::bindingText(b).c_str());
+  for (const auto& b : r.bindings) std::printf("binding     %s\n", b.c_str());
   return 0;
 }
 
@@ -161,16 +148,11 @@ private:
   }
 
   kj::MainBuilder::Validity setBinding(kj::StringPtr text) {
-    std::string binding(text.cStr(), text.size());
-    size_t colon = binding.find(':');
-    size_t open = binding.rfind('[');
-    if (colon == std::string::npos || colon == 0 || open == std::string::npos ||
-        binding.back() != ']' || open < colon) {
+    if (!ferry::internal::isStringBinding(std::string_view(text.cStr(), text.size()))) {
       return "not a string binding: give protseq:address[endpoint], such as "
              "tcp:127.0.0.1[7135]";
     }
-    _target.where = {binding.substr(0, colon), binding.substr(colon + 1, open - colon - 1),
-                     binding.substr(open + 1, binding.size() - open - 2)};
+    _target.binding = std::string(text.cStr(), text.size());
     return true;
   }
 

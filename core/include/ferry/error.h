@@ -5,8 +5,9 @@
 // same code whether the failure happened in its own apartment or in another process.
 //
 // Expected absence is not an exception: lookups that may miss are named `tryFind…` and return a
-// pointer or std::optional. Exceptions never cross a libuv callback or the plugin ABI: those entry
-// points catch everything (see FERRY_GUARD_CALLBACK).
+// pointer or std::optional. Exceptions never cross a libuv callback or the plugin ABI: each of
+// those entry points catches everything its body throws and logs it (a plugin's table function
+// returns it as an error code).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+
+#include <ferry/api.h>
 
 namespace ferry {
 
@@ -49,12 +52,12 @@ enum class Errc : uint16_t {
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".
-std::string_view errcName(Errc code) noexcept;
+FERRY_API std::string_view errcName(Errc code) noexcept;
 
 // True if `value` is a defined Errc (used when decoding codes from the wire).
-bool isKnownErrc(uint16_t value) noexcept;
+FERRY_API bool isKnownErrc(uint16_t value) noexcept;
 
-class Error : public std::exception {
+class FERRY_API Error : public std::exception {
 public:
   Error(Errc code, std::string message);
 
@@ -107,12 +110,8 @@ void appendValues(std::ostringstream& out, const T& value, const Rest&... rest) 
   appendValues(out, rest...);
 }
 
-// The reason in a KJ exception's description, without the source condition KJ puts before it:
-// "expected a >= b [8 >= 9]; Message ends prematurely." gives "Message ends prematurely.".
-std::string_view kjReason(std::string_view description) noexcept;
-
 // Throws Error(code, message); an Errc::internal message also gets " at file:line".
-[[noreturn]] void throwError(Errc code, const char* file, int line, std::string message);
+[[noreturn]] FERRY_API void throwError(Errc code, const char* file, int line, std::string message);
 
 template <typename... Values>
 [[noreturn]] void fail(Errc code, const char* file, int line,
@@ -187,5 +186,5 @@ template <typename... Values>
   } while (false)
 
 namespace ferry::detail {
-[[noreturn]] void failUv(int uvError, const char* expr, const char* file, int line);
+[[noreturn]] FERRY_API void failUv(int uvError, const char* expr, const char* file, int line);
 }

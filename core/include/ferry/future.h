@@ -19,6 +19,7 @@
 #include <utility>
 #include <variant>
 
+#include <ferry/api.h>
 #include <ferry/error.h>
 
 namespace ferry {
@@ -75,16 +76,17 @@ class ClientResponse;
 
 // Implemented in core: wait (apartment-aware, bounded by the call's deadline) for a pending call,
 // then hand its response to `read`, on the calling thread.
-void waitPendingCall(PendingCall& call, const std::function<void(ClientResponse&)>& read);
+FERRY_API void waitPendingCall(PendingCall& call, const std::function<void(ClientResponse&)>& read);
 // Asks the server to cancel the call (see Future::cancel).
-void cancelPendingCall(PendingCall& call) noexcept;
+FERRY_API void cancelPendingCall(PendingCall& call) noexcept;
 // Arrange for `onDone` to run on the calling apartment once the call completes.
-void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
+FERRY_API void onPendingCallDone(const std::shared_ptr<PendingCall>& call,
                        std::function<void(ClientResponse*, const Error*)> onDone);
 // Post `fn` to the calling thread's apartment (throws notInitialized if it has none).
-void postToCurrentApartment(std::function<void()> fn);
-// Convert the exception in flight into an Error (std::exception → serverFault-free internal use).
-Error currentExceptionAsError();
+FERRY_API void postToCurrentApartment(std::function<void()> fn);
+// The exception in flight as an Error: an Error as it is; anything else as serverFault with its
+// what(), as a servant's exception reaches a remote caller.
+FERRY_API Error currentExceptionAsError();
 
 }  // namespace detail
 

@@ -26,6 +26,7 @@
 #include <capnp/any.h>
 #include <capnp/message.h>
 
+#include <ferry/api.h>
 #include <ferry/error.h>
 #include <ferry/future.h>
 #include <ferry/ids.h>
@@ -44,7 +45,7 @@ struct ProxyInit;
 class ClientResponse;
 
 // A request being built by a proxy method. Move-only, used once.
-class ClientCall {
+class FERRY_API ClientCall {
 public:
   ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId, uint32_t capCount);
   ClientCall(ClientCall&&) noexcept;
@@ -80,7 +81,7 @@ private:
 };
 
 // A response received by a proxy, read in the calling apartment.
-class ClientResponse {
+class FERRY_API ClientResponse {
 public:
   explicit ClientResponse(std::unique_ptr<IncomingResponse> response);
   ClientResponse(ClientResponse&&) noexcept;
@@ -107,7 +108,7 @@ private:
 };
 
 // A request being served by a stub, in the object's apartment.
-class ServerCall {
+class FERRY_API ServerCall {
 public:
   virtual ~ServerCall() = default;
 
@@ -138,7 +139,7 @@ protected:
 // The base of every generated interface proxy. One interface proxy exists per (proxy manager,
 // IID); the proxy manager is the identity. Reference counts are local: only the last release of
 // an interface proxy goes on the wire (as a batched remote release of its cached references).
-class ProxyBase : public virtual Interface {
+class FERRY_API ProxyBase : public virtual Interface {
 public:
   uint32_t addRef() noexcept final;
   uint32_t release() noexcept final;
@@ -171,7 +172,7 @@ private:
 };
 
 // nullptr when `object` is a real object rather than a proxy.
-ProxyBase* asProxy(Interface* object) noexcept;
+FERRY_API ProxyBase* asProxy(Interface* object) noexcept;
 
 using ProxyFactory = ProxyBase* (*)(const ProxyInit& init);
 // `object` is the pointer queryInterface(iid) returned for the interface the stub serves.
@@ -186,11 +187,11 @@ struct InterfaceInfo {
 };
 
 // A static object in each generated .ferry.c++ registers its interfaces at load time.
-class InterfaceRegistration {
+class FERRY_API InterfaceRegistration {
 public:
   explicit InterfaceRegistration(const InterfaceInfo& info) noexcept;
 };
 
-[[noreturn]] void unknownMethod(uint64_t interfaceId, uint16_t methodId);
+[[noreturn]] FERRY_API void unknownMethod(uint64_t interfaceId, uint16_t methodId);
 
 }  // namespace ferry::detail

@@ -15,12 +15,13 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <ferry/api.h>
 #include <ferry/marshal.h>
 #include <ferry/object.h>
 
 namespace ferry {
 
-class GlobalInterfaceTable {
+class FERRY_API GlobalInterfaceTable {
 public:
   using Cookie = uint64_t;  // never 0; never reused within the process
 

@@ -14,6 +14,8 @@
 #include <iosfwd>
 #include <string>
 
+#include <ferry/api.h>
+
 namespace ferry {
 
 namespace detail {
@@ -45,9 +47,6 @@ struct OidTag;
 struct IpidTag;
 struct CausalityTag;
 
-// 64 bits from the kernel's CSPRNG (getrandom); never returns 0.
-uint64_t randomNonZero64();
-
 }  // namespace detail
 
 using Iid = detail::Id64<detail::IidTag>;
@@ -57,23 +56,23 @@ using Ipid = detail::Id128<detail::IpidTag>;
 using CausalityId = detail::Id128<detail::CausalityTag>;
 
 // Fresh random ids. Never zero: zero means "none" on the wire.
-Oxid newOxid();
-Oid newOid();
-Ipid newIpid();
-CausalityId newCausalityId();
+FERRY_API Oxid newOxid();
+FERRY_API Oid newOid();
+FERRY_API Ipid newIpid();
+FERRY_API CausalityId newCausalityId();
 
 // Lower-case hex: 16 digits for 64-bit ids, 32 for 128-bit ones.
-std::string toString(Iid id);
-std::string toString(Oxid id);
-std::string toString(Oid id);
-std::string toString(Ipid id);
-std::string toString(CausalityId id);
+FERRY_API std::string toString(Iid id);
+FERRY_API std::string toString(Oxid id);
+FERRY_API std::string toString(Oid id);
+FERRY_API std::string toString(Ipid id);
+FERRY_API std::string toString(CausalityId id);
 
-std::ostream& operator<<(std::ostream& out, Iid id);
-std::ostream& operator<<(std::ostream& out, Oxid id);
-std::ostream& operator<<(std::ostream& out, Oid id);
-std::ostream& operator<<(std::ostream& out, Ipid id);
-std::ostream& operator<<(std::ostream& out, CausalityId id);
+FERRY_API std::ostream& operator<<(std::ostream& out, Iid id);
+FERRY_API std::ostream& operator<<(std::ostream& out, Oxid id);
+FERRY_API std::ostream& operator<<(std::ostream& out, Oid id);
+FERRY_API std::ostream& operator<<(std::ostream& out, Ipid id);
+FERRY_API std::ostream& operator<<(std::ostream& out, CausalityId id);
 
 }  // namespace ferry
 

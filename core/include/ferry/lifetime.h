@@ -2,6 +2,7 @@
 // IExternalConnection).
 #pragma once
 
+#include <ferry/api.h>
 #include <ferry/object.h>
 
 namespace ferry {
@@ -12,7 +13,7 @@ namespace ferry {
 // stub manager (and stays alive) after its last connection went, until releaseMarshalData of
 // the entry. Both run on the thread that changed the count, under ferry's export-table lock:
 // record the fact, do not call back into ferry.
-class ExternalConnection {
+class FERRY_API ExternalConnection {
 public:
   virtual void addConnection() = 0;
   // `lastReleaseCloses`: the releaser asked for the object to shut down. False for
@@ -27,7 +28,7 @@ protected:
 // Server side, in the object's apartment: every stub of the object goes and every external
 // reference is dropped (the ExternalConnection hook is not told). Calls already running finish;
 // new calls through proxies fail with `disconnected`. A no-op for an object never exported.
-void disconnectObject(Interface* object);
+FERRY_API void disconnectObject(Interface* object);
 
 // In the object's apartment: adds (lock) or removes (unlock) one strong external reference, as a
 // proxy would, without one. The unlock that removes the last strong reference tells the hook
@@ -35,7 +36,7 @@ void disconnectObject(Interface* object);
 // is outstanding and either `lastUnlockReleases` is false or the object has the hook (COM's
 // CoLockObjectExternal). Throws invalidArgument when unlocking an object with no strong
 // reference.
-void lockObjectExternal(Interface* object, bool lock, bool lastUnlockReleases = true);
+FERRY_API void lockObjectExternal(Interface* object, bool lock, bool lastUnlockReleases = true);
 
 // What an object's stub manager in the calling apartment holds (a diagnostic; the admin
 // interface shows the same). `strong`: the strong external references (normal packets'
@@ -51,6 +52,6 @@ struct ExternalReferences {
 
 // In the object's apartment. Throws invalidArgument for a null pointer or a proxy (ask in the
 // object's own apartment), notInitialized outside any apartment.
-ExternalReferences externalReferences(Interface* object);
+FERRY_API ExternalReferences externalReferences(Interface* object);
 
 }  // namespace ferry

@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include <ferry/api.h>
 #include <ferry/object.h>
 
 namespace ferry {
@@ -44,7 +45,7 @@ namespace ferry {
 // How far the importer is from the exporter; decides the channel and marshaler choices.
 enum class MarshalContext : uint8_t { inproc, local, noSharedMemory, differentMachine };
 
-std::string_view toString(MarshalContext context) noexcept;
+FERRY_API std::string_view toString(MarshalContext context) noexcept;
 
 enum class MarshalFlags : uint8_t {
   normal = 0,
@@ -65,7 +66,7 @@ using ObjRefBytes = std::vector<uint8_t>;
 // An object that marshals itself (COM's IMarshal), implemented as a second base class beside
 // Implements<…>. Custom packets name an unmarshaler class registered in the importing process
 // (Runtime::registerUnmarshaler), which turns the bytes back into an object there.
-class CustomMarshaler {
+class FERRY_API CustomMarshaler {
 public:
   struct Packet {
     std::string unmarshalerClass;
@@ -88,9 +89,9 @@ protected:
 // Throws: invalidArgument (null object, tableStrong|tableWeak together), noInterface (the object
 // lacks `iid`, or no proxy/stub is registered for it), notInitialized, wrongApartment (a proxy
 // marshaled outside its apartment).
-ObjRefBytes marshalInterface(Interface* object, Iid iid,
-                             MarshalContext context = MarshalContext::inproc,
-                             MarshalFlags flags = MarshalFlags::normal);
+FERRY_API ObjRefBytes marshalInterface(Interface* object, Iid iid,
+                                       MarshalContext context = MarshalContext::inproc,
+                                       MarshalFlags flags = MarshalFlags::normal);
 
 template <InterfaceType I>
 ObjRefBytes marshalInterface(const Ref<I>& object, MarshalContext context = MarshalContext::inproc,
@@ -99,7 +100,7 @@ ObjRefBytes marshalInterface(const Ref<I>& object, MarshalContext context = Mars
 }
 
 namespace detail {
-void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid);
+FERRY_API void* unmarshalInterfaceErased(std::span<const uint8_t> objref, Iid iid);
 }
 
 // Throws: invalidObjRef (malformed bytes: nothing changes), objectNotConnected (a consumed
@@ -113,8 +114,8 @@ Ref<I> unmarshalInterface(std::span<const uint8_t> objref) {
 // An OBJREF as text (lower-case hex) and back, for passing it through files, pipes or command
 // lines. objRefFromText throws invalidObjRef for text that is not an even number of hex digits;
 // the bytes are validated when unmarshaled.
-std::string objRefToText(const ObjRefBytes& objref);
-ObjRefBytes objRefFromText(std::string_view text);
+FERRY_API std::string objRefToText(const ObjRefBytes& objref);
+FERRY_API ObjRefBytes objRefFromText(std::string_view text);
 
 // The fields of an OBJREF (core/schema/objref.capnp), as `ferry objref` prints them. A
 // diagnostic: it names the object and its apartment, and holds no reference.
@@ -143,17 +144,17 @@ struct ObjRefInfo {
   size_t dataSize = 0;
 };
 
-std::string_view toString(ObjRefInfo::Kind kind) noexcept;
+FERRY_API std::string_view toString(ObjRefInfo::Kind kind) noexcept;
 // "normal", "tableStrong" or "tableWeak", then " noPing" when set.
-std::string toString(MarshalFlags flags);
+FERRY_API std::string toString(MarshalFlags flags);
 
 // Validates and decodes an OBJREF without unmarshaling it (no apartment needed). Throws
 // invalidObjRef for bytes that are not a valid OBJREF.
-ObjRefInfo decodeObjRef(std::span<const uint8_t> objref);
+FERRY_API ObjRefInfo decodeObjRef(std::span<const uint8_t> objref);
 
 // Whether `object` is a proxy (an interface proxy or a proxy's identity) rather than a real
 // object. False for null.
-bool isProxy(Interface* object) noexcept;
+FERRY_API bool isProxy(Interface* object) noexcept;
 
 template <typename I>
 bool isProxy(const Ref<I>& object) noexcept {
@@ -163,16 +164,16 @@ bool isProxy(const Ref<I>& object) noexcept {
 // How calls through `object` travel: "direct" for a real object, "inproc" for a proxy to another
 // apartment of this process, else the binding in use, e.g. "pipe:/run/user/0/ferry[ferry-1-1]"
 // or "tcp:127.0.0.1[40211]".
-std::string transportOf(Interface* object);
+FERRY_API std::string transportOf(Interface* object);
 
 // Routes a proxy's later calls through another transport ("pipe", "tcp", "udp"), overriding the
 // distance rule for this proxy only. In the proxy's apartment. Throws invalidArgument for a real
 // object or an in-process proxy asked to leave the process, unavailable when the exporter has no
 // usable binding of that transport.
-void setTransport(Interface* proxy, const std::string& protseq);
+FERRY_API void setTransport(Interface* proxy, const std::string& protseq);
 
 // Releases the references a packet holds: a normal packet never unmarshaled, or a table packet.
 // Throws objectNotConnected for a packet already consumed or released.
-void releaseMarshalData(std::span<const uint8_t> objref);
+FERRY_API void releaseMarshalData(std::span<const uint8_t> objref);
 
 }  // namespace ferry

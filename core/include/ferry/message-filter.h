@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include <ferry/api.h>
 #include <ferry/ids.h>
 
 namespace ferry {
@@ -31,7 +32,7 @@ struct IncomingCallInfo {
   CausalityId causality;
 };
 
-class MessageFilter {
+class FERRY_API MessageFilter {
 public:
   virtual ~MessageFilter() = default;
 
@@ -55,6 +56,6 @@ public:
 // Without a filter every call is served and rejected calls are not retried, so the default never
 // deadlocks. Throws invalidArgument in the MTA (it has no message filter) and notInitialized
 // outside any apartment.
-std::shared_ptr<MessageFilter> setMessageFilter(std::shared_ptr<MessageFilter> filter);
+FERRY_API std::shared_ptr<MessageFilter> setMessageFilter(std::shared_ptr<MessageFilter> filter);
 
 }  // namespace ferry

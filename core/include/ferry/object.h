@@ -28,12 +28,13 @@
 #include <utility>
 #include <vector>
 
+#include <ferry/api.h>
 #include <ferry/error.h>
 #include <ferry/ids.h>
 
 namespace ferry {
 
-class Interface {
+class FERRY_API Interface {
 public:
   // The identity's IID. Cap'n Proto ids always have their top bit set, so no schema can clash.
   static constexpr Iid iid{1};
@@ -133,7 +134,7 @@ Ref<To> tryQueryInterface(const Ref<From>& object) {
 }
 
 namespace detail {
-[[noreturn]] void throwNoInterface(Iid iid, const char* name);
+[[noreturn]] FERRY_API void throwNoInterface(Iid iid, const char* name);
 }
 
 // queryInterface that throws Errc::noInterface when the object lacks the interface.
@@ -149,7 +150,7 @@ Ref<To> queryInterface(const Ref<From>& object) {
 namespace detail {
 // Addref'd pointers, null where the object lacks the interface. On a proxy, the interfaces not
 // held yet are asked of the exporter in one round trip.
-std::vector<void*> queryInterfacesErased(Interface* object, std::span<const Iid> iids);
+FERRY_API std::vector<void*> queryInterfacesErased(Interface* object, std::span<const Iid> iids);
 }  // namespace detail
 
 // Several queryInterface at once (COM's IMultiQI): `auto [a, b] = queryInterfaces<A, B>(obj);`,
@@ -176,7 +177,7 @@ std::tuple<Ref<To>...> queryInterfaces(const Ref<From>& object) {
 }
 
 // The identity of an object or proxy: equal for every interface of one object.
-Ref<Interface> identityOf(Interface* object);
+FERRY_API Ref<Interface> identityOf(Interface* object);
 
 template <typename A, typename B>
 bool sameObject(const Ref<A>& a, const Ref<B>& b) {
@@ -185,8 +186,8 @@ bool sameObject(const Ref<A>& a, const Ref<B>& b) {
 }
 
 namespace detail {
-// Live servant count, for the leak checks tests run at teardown.
-extern std::atomic<int64_t> liveServants;
+// The count of live servants (RuntimeStats::servants).
+FERRY_API std::atomic<int64_t>& liveServants() noexcept;
 }
 
 // The base of every servant: implements the count and queryInterface over `Interfaces…` and all
@@ -194,7 +195,7 @@ extern std::atomic<int64_t> liveServants;
 template <InterfaceType... Interfaces>
 class Implements : public Interfaces... {
 public:
-  Implements() noexcept { detail::liveServants.fetch_add(1, std::memory_order_relaxed); }
+  Implements() noexcept { detail::liveServants().fetch_add(1, std::memory_order_relaxed); }
   Implements(const Implements&) = delete;
   Implements& operator=(const Implements&) = delete;
 
@@ -221,7 +222,7 @@ public:
   uint32_t refCount() const noexcept { return _refs.load(std::memory_order_relaxed); }
 
 protected:
-  ~Implements() override { detail::liveServants.fetch_sub(1, std::memory_order_relaxed); }
+  ~Implements() override { detail::liveServants().fetch_sub(1, std::memory_order_relaxed); }
 
 private:
   std::atomic<uint32_t> _refs{0};

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include <ferry/api.h>
 #include <ferry/error.h>
 #include <ferry/git.h>
 #include <ferry/ids.h>
@@ -55,8 +56,8 @@ enum class ApartmentKind : uint8_t { sta, mta };
 //   MTA              proxy → host STA       direct               direct
 enum class ThreadingModel : uint8_t { apartment, free, both };
 
-std::string_view toString(ApartmentKind kind) noexcept;
-std::string_view toString(ThreadingModel model) noexcept;
+FERRY_API std::string_view toString(ApartmentKind kind) noexcept;
+FERRY_API std::string_view toString(ThreadingModel model) noexcept;
 
 struct RuntimeOptions {
   // MTA pool threads kept running.
@@ -127,7 +128,7 @@ struct RuntimeOptions {
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
-class Apartment {
+class FERRY_API Apartment {
 public:
   Apartment() = default;
 
@@ -163,7 +164,7 @@ private:
 // An STA thread spawned by Runtime::newSta. Destroying the handle (or stop()) stops the loop,
 // tears the apartment down (its exported objects are released, its proxies disconnected) and
 // joins the thread.
-class Sta : public Apartment {
+class FERRY_API Sta : public Apartment {
 public:
   Sta() = default;
   Sta(Sta&&) noexcept = default;
@@ -183,7 +184,7 @@ private:
 // Entering again on a thread that already is an STA (any of the three kinds) gives a nested
 // handle to the same apartment (COM's S_FALSE from CoInitializeEx): its destruction balances
 // only itself, and the apartment lives on until its first owner leaves.
-class CurrentSta : public Apartment {
+class FERRY_API CurrentSta : public Apartment {
 public:
   CurrentSta(CurrentSta&&) noexcept = default;  // the moved-from handle owns nothing
   CurrentSta& operator=(CurrentSta&&) = delete;
@@ -210,7 +211,7 @@ private:
 // destroy it on the loop's thread. ferry adds one uv_async_t to the loop; destruction closes it,
 // and its close callback runs on the loop's next iteration, so keep running the loop until
 // uv_run returns.
-class AttachedSta : public Apartment {
+class FERRY_API AttachedSta : public Apartment {
 public:
   AttachedSta(AttachedSta&&) noexcept = default;  // the moved-from handle owns nothing
   AttachedSta& operator=(AttachedSta&&) = delete;
@@ -223,7 +224,7 @@ private:
 };
 
 // The calling thread acting in the MTA until the scope ends.
-class MtaScope {
+class FERRY_API MtaScope {
 public:
   MtaScope(MtaScope&&) = delete;
   ~MtaScope();
@@ -235,7 +236,7 @@ private:
 };
 
 // Overrides the call timeout for calls made by this thread while the scope lives.
-class CallTimeout {
+class FERRY_API CallTimeout {
 public:
   explicit CallTimeout(std::chrono::milliseconds timeout);
   CallTimeout(CallTimeout&&) = delete;
@@ -266,28 +267,42 @@ struct RefusedPlugin {
   std::string reason;       // e.g. "built for plugin ABI version 2, this ferry speaks version 1"
 };
 
-// Counts of live runtime resources, for leak checks (tests assert all are zero at teardown).
+// The process-wide counters of Runtime::stats(), the one list every copy of them is made from:
+// X(name, meaning) for each. Live counts say how many of a thing exist now; each is zero again
+// once the Runtime and everything made through it are gone (the tests' leak check).
+#define FERRY_LIVE_COUNTERS(X)                                                                \
+  X(apartments, "apartments not yet torn down (the MTA included)")                            \
+  X(staThreads, "STA threads started by newSta and not yet joined")                           \
+  X(mtaThreads, "MTA pool threads alive")                                                     \
+  X(exportedObjects, "stub managers: objects of this process with external references")      \
+  X(proxyManagers, "imported object identities")                                              \
+  X(interfaceProxies, "interface proxies of the imported objects")                            \
+  X(servants, "objects derived from Implements<> alive")                                      \
+  X(ioThreads, "transport I/O threads running")                                               \
+  X(replyCacheEntries, "calls the reply cache holds (core/schema/orpc.capnp)")                \
+  X(watchedCalls, "calls with a continuation (then()) still waiting for a response")
+
+// Running totals since the process started.
+#define FERRY_EVENT_COUNTERS(X)                                                               \
+  X(leakedLoopHandles, "libuv handles found open when an STA loop closed (a ferry bug)")      \
+  X(protocolErrors, "malformed or unexpected input, dropped")                                 \
+  X(onewayFailures, "oneway calls (releases included) that could not be delivered")           \
+  X(callsResent, "requests sent again after their connection was lost")                       \
+  X(duplicateRequests, "requests that arrived again and were answered without running again") \
+  X(registrationsRefused,                                                                     \
+    "ferryd: registrations or withdrawals of an OXID refused because another process "        \
+    "registered it")
+
+#define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
+
+// A snapshot of the counters (FERRY_RUNTIME_COUNTERS says what each counts).
 struct RuntimeStats {
-  int64_t apartments = 0;          // apartments not yet torn down (the MTA included)
-  int64_t staThreads = 0;          // STA threads started by newSta and not yet joined
-  int64_t mtaThreads = 0;          // MTA pool threads alive
-  int64_t exportedObjects = 0;     // stub managers (objects with external references)
-  int64_t proxyManagers = 0;       // imported object identities
-  int64_t interfaceProxies = 0;
-  int64_t servants = 0;            // objects derived from Implements<> alive
-  int64_t leakedLoopHandles = 0;   // libuv handles found open when an STA loop closed
-  int64_t protocolErrors = 0;      // malformed or unexpected input dropped and counted
-  int64_t onewayFailures = 0;      // oneway calls (releases included) that could not be delivered
-  int64_t ioThreads = 0;           // transport I/O threads running
-  int64_t callsResent = 0;         // requests sent again after their connection was lost
-  int64_t duplicateRequests = 0;   // requests that arrived again and were not run again
-  int64_t replyCacheEntries = 0;   // calls the reply cache holds now (core/schema/orpc.capnp)
-  int64_t watchedCalls = 0;        // calls with a continuation (then()) still waiting for a response
-  int64_t registrationsRefused = 0;  // ferryd: registrations or withdrawals of an OXID refused
-                                     // because another process registered it
+#define FERRY_STATS_FIELD(name, meaning) int64_t name = 0;
+  FERRY_RUNTIME_COUNTERS(FERRY_STATS_FIELD)
+#undef FERRY_STATS_FIELD
 };
 
-class Runtime {
+class FERRY_API Runtime {
 public:
   explicit Runtime(RuntimeOptions options = {});
   Runtime(const Runtime&) = delete;
@@ -351,18 +366,18 @@ private:
 };
 
 // The calling thread's apartment; throws notInitialized if it has none.
-Apartment currentApartment();
+FERRY_API Apartment currentApartment();
 // The calling thread's apartment, or an empty handle.
-Apartment tryCurrentApartment() noexcept;
+FERRY_API Apartment tryCurrentApartment() noexcept;
 
 // Inside a servant: whether the caller canceled the call being served (Future::cancel). Servants
 // of long calls poll it and may end early (e.g. by throwing Error(Errc::canceled, …)). False
 // outside a call.
-bool callCanceled() noexcept;
+FERRY_API bool callCanceled() noexcept;
 
 // The causality id of the call the calling thread is serving; zero outside a call. Outgoing calls
 // made while serving a call carry it on, so a whole A→B→A chain shares one id.
-CausalityId currentCausalityId() noexcept;
+FERRY_API CausalityId currentCausalityId() noexcept;
 
 template <typename Fn>
 auto Apartment::invoke(Fn&& fn) const -> std::invoke_result_t<Fn&> {

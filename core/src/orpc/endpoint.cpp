@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include "../error-impl.h"
 #include "../apartment-impl.h"
 #include "../log.h"
 #include "../message.h"

@@ -7,6 +7,8 @@
 #include <kj/exception.h>
 #include <kj/io.h>
 
+#include "../error-impl.h"
+
 namespace ferry::detail::orpc {
 
 namespace {

@@ -23,18 +23,14 @@ StringBindingData ferrydSetting(const RuntimeOptions& options) {
     StringBindingData d = ferrydDefaultBinding();
     return access((d.address + "/" + d.endpoint).c_str(), F_OK) == 0 ? d : StringBindingData{};
   }
-  // "protseq:address[endpoint]"
-  size_t colon = text.find(':');
-  size_t open = text.rfind('[');
-  if (colon == std::string::npos || open == std::string::npos || text.back() != ']' ||
-      open < colon || open + 2 == text.size()) {
+  std::optional<StringBindingData> parsed = tryParseBinding(text);
+  if (!parsed || parsed->endpoint.empty()) {
     FERRY_FAIL(Errc::invalidArgument,
                "{} is '{}', which is not a string binding: name ferryd's pipe like "
                "pipe:/run/ferry[ferryd], or write auto (that pipe when it exists) or none",
                setting, text);
   }
-  StringBindingData binding{text.substr(0, colon), text.substr(colon + 1, open - colon - 1),
-                            text.substr(open + 1, text.size() - open - 2)};
+  StringBindingData binding = std::move(*parsed);
   // ferryd takes registrations over a transport that tells it who registers (the kernel's
   // credentials of the peer) and is named by a path: the pipe.
   const ferry_transport_v1* table = PluginRegistry::instance().tryFindTransport(binding.protseq);

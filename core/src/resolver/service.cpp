@@ -8,6 +8,7 @@
 #include <capnp/message.h>
 #include <kj/exception.h>
 
+#include "../error-impl.h"
 #include "../apartment-impl.h"
 #include "../log.h"
 #include "../orpc/call-table.h"
