@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE idl_roundtrip
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+
 #include <ferry/generated.h>
 
 #include "everything.ferry.h"
@@ -11,6 +13,7 @@
 using namespace idltest::iface;
 using idltest::Color;
 using ferry::test::RuntimeFixture;
+using ListenerRef = ferry::Ref<Everything_Listener>;
 
 namespace {
 
@@ -78,9 +81,169 @@ public:
     for (const auto& i : items) sink->put(i);
     return static_cast<uint32_t>(items.size());
   }
+  std::vector<ferry::Owned<idltest::Point>> echoPoints(
+      const std::vector<ferry::Owned<idltest::Point>>& points) override { return points; }
+  EchoNestedResults echoNested(const std::vector<std::vector<int32_t>>& matrix,
+      const std::vector<std::vector<std::string>>& words,
+      const std::vector<std::vector<ferry::Owned<idltest::Point>>>& paths) override {
+    return {matrix, words, paths};
+  }
+  std::vector<ListenerRef> echoListeners(const std::vector<ListenerRef>& listeners) override { return listeners; }
+  uint32_t notifyAll(const std::vector<ListenerRef>& listeners, std::string_view event) override {
+    uint32_t count = 0;
+    for (const auto& l : listeners) {
+      if (l) { l->onEvent(event); ++count; }
+    }
+    return count;
+  }
+  ferry::Owned<idltest::Holder> echoHolder(idltest::Holder::Reader h) override { return ferry::Owned<idltest::Holder>(h); }
+  void keep(idltest::Holder::Reader h) override { kept.emplace_back(h); }
+  uint32_t releaseKept() override {
+    for (const auto& h : kept) {
+      if (auto l = ferry::refOf<Everything_Listener>(h.reader().getListener())) l->onEvent("released");
+      for (auto c : h.reader().getListeners()) {
+        if (auto l = ferry::refOf<Everything_Listener>(c)) l->onEvent("released");
+      }
+    }
+    auto count = static_cast<uint32_t>(kept.size());
+    kept.clear();
+    return count;
+  }
+  std::string describeShape(idltest::Shape::Reader s) override {
+    char text[128];
+    if (s.isCircle()) {
+      std::snprintf(text, sizeof text, "circle %g %s", s.getCircle(), s.getLabel().cStr());
+    } else {
+      std::snprintf(text, sizeof text, "rectangle %gx%g %s", s.getRectangle().getWidth(),
+                    s.getRectangle().getHeight(), s.getLabel().cStr());
+    }
+    return text;
+  }
+  ferry::Owned<idltest::Shape> scaleShape(idltest::Shape::Reader s, double factor) override {
+    ferry::Owned<idltest::Shape> out(s);
+    if (s.isCircle()) {
+      out.builder().setCircle(s.getCircle() * factor);
+    } else {
+      out.builder().getRectangle().setWidth(s.getRectangle().getWidth() * factor);
+      out.builder().getRectangle().setHeight(s.getRectangle().getHeight() * factor);
+    }
+    return out;
+  }
+  int64_t step(int64_t value, int64_t by) override { return value + by; }
+  std::string greet(std::string_view greeting, std::string_view name, uint8_t times, Color color) override {
+    return std::string(greeting) + " " + std::string(name) + " x" + std::to_string(times) + " " +
+           std::to_string(static_cast<int>(color));
+  }
+  ferry::Owned<idltest::Config> defaultConfig() override { return {}; }
+  ferry::Owned<idltest::Config> echoConfig(idltest::Config::Reader c) override { return ferry::Owned<idltest::Config>(c); }
+
   int nothingCalls = 0;
   std::string last;
+  std::vector<ferry::Owned<idltest::Holder>> kept;
 };
+
+ferry::Owned<idltest::Point> point(double x, double y, const char* label) {
+  ferry::Owned<idltest::Point> p;
+  p.builder().setX(x);
+  p.builder().setY(y);
+  p.builder().setLabel(label);
+  return p;
+}
+
+bool samePoint(const ferry::Owned<idltest::Point>& p, double x, double y, const char* label) {
+  return p.reader().getX() == x && p.reader().getY() == y && p.reader().getLabel() == label;
+}
+
+ferry::Owned<idltest::Shape> circle(double radius, const char* label) {
+  ferry::Owned<idltest::Shape> s;
+  s.builder().setCircle(radius);
+  s.builder().setLabel(label);
+  return s;
+}
+
+ferry::Owned<idltest::Shape> rectangle(double width, double height, const char* label) {
+  ferry::Owned<idltest::Shape> s;
+  s.builder().initRectangle().setWidth(width);
+  s.builder().getRectangle().setHeight(height);
+  s.builder().setLabel(label);
+  return s;
+}
+
+// Lists of structs, lists of lists, lists of interfaces, unions and groups, interfaces inside a
+// struct, default values and constants, on `e` (a real object or a proxy). The listeners live in
+// the calling apartment, so what comes back is the listener itself even through a proxy.
+void exerciseSchemaConstructs(Everything& e) {
+  std::vector<ferry::Owned<idltest::Point>> points;
+  points.push_back(point(1, 2, "a"));
+  points.push_back(point(-3.5, 0, ""));
+  auto echoedPoints = e.echoPoints(points);
+  BOOST_REQUIRE_EQUAL(echoedPoints.size(), 2u);
+  BOOST_CHECK(samePoint(echoedPoints[0], 1, 2, "a") && samePoint(echoedPoints[1], -3.5, 0, ""));
+  BOOST_CHECK(e.echoPoints({}).empty());
+  BOOST_CHECK_EQUAL(e.echoPointsAsync(points).get().size(), 2u);
+
+  std::vector<std::vector<ferry::Owned<idltest::Point>>> paths(3);
+  paths[0].push_back(point(0, 0, "start"));
+  paths[0].push_back(point(1, 1, "end"));
+  paths[2].push_back(point(9, 9, "alone"));
+  auto nested = e.echoNested({{1, 2, 3}, {}, {-4}}, {{"x", "y"}, {""}}, paths);
+  BOOST_CHECK((nested.matrix == std::vector<std::vector<int32_t>>{{1, 2, 3}, {}, {-4}}));
+  BOOST_CHECK((nested.words == std::vector<std::vector<std::string>>{{"x", "y"}, {""}}));
+  BOOST_REQUIRE_EQUAL(nested.paths.size(), 3u);
+  BOOST_REQUIRE_EQUAL(nested.paths[0].size(), 2u);
+  BOOST_CHECK(nested.paths[1].empty());
+  BOOST_CHECK(samePoint(nested.paths[0][1], 1, 1, "end") && samePoint(nested.paths[2][0], 9, 9, "alone"));
+
+  auto a = ferry::make<ListenerImpl>();
+  auto b = ferry::make<ListenerImpl>();
+  auto listeners = e.echoListeners({a, nullptr, b, a});
+  BOOST_REQUIRE_EQUAL(listeners.size(), 4u);
+  BOOST_CHECK(listeners[0].get() == a.get() && !listeners[1] && listeners[2].get() == b.get() &&
+              listeners[3].get() == a.get());
+  BOOST_CHECK_EQUAL(e.notifyAll({a, nullptr, b, a}, "all"), 3u);
+  BOOST_CHECK((a->events == std::vector<std::string>{"all", "all"}) && b->events == std::vector<std::string>{"all"});
+
+  ferry::Owned<idltest::Holder> holder;
+  holder.builder().setName("h");
+  holder.builder().setListener(ferry::capability(ListenerRef(a)));
+  auto list = holder.builder().initListeners(2);
+  list.set(0, ferry::capability(ListenerRef(b)));
+  list.set(1, nullptr);
+  auto echoedHolder = e.echoHolder(holder.reader());
+  BOOST_CHECK(echoedHolder.reader().getName() == "h");
+  BOOST_CHECK(ferry::refOf<Everything_Listener>(echoedHolder.reader().getListener()).get() == a.get());
+  BOOST_REQUIRE_EQUAL(echoedHolder.reader().getListeners().size(), 2u);
+  BOOST_CHECK(ferry::refOf<Everything_Listener>(echoedHolder.reader().getListeners()[0]).get() == b.get());
+  BOOST_CHECK(!ferry::refOf<Everything_Listener>(echoedHolder.reader().getListeners()[1]));
+
+  auto c = circle(1.5, "round");
+  BOOST_CHECK_EQUAL(e.describeShape(c.reader()), "circle 1.5 round");
+  auto r = rectangle(2, 3, "box");
+  BOOST_CHECK_EQUAL(e.describeShape(r.reader()), "rectangle 2x3 box");
+  auto bigCircle = e.scaleShape(c.reader(), 2);
+  BOOST_CHECK(bigCircle.reader().isCircle() && bigCircle.reader().getCircle() == 3 && bigCircle.reader().getLabel() == "round");
+  auto bigBox = e.scaleShapeAsync(r.reader(), 10).get();
+  BOOST_CHECK(bigBox.reader().isRectangle() && bigBox.reader().getRectangle().getWidth() == 20 &&
+              bigBox.reader().getRectangle().getHeight() == 30 && bigBox.reader().getLabel() == "box");
+
+  // Default arguments come from the schema's defaults, one of them a constant.
+  BOOST_CHECK_EQUAL(e.step(10), 10 + idltest::DEFAULT_STEP);
+  BOOST_CHECK_EQUAL(e.step(10, -1), 9);
+  BOOST_CHECK_EQUAL(e.stepAsync(1).get(), 6);
+  BOOST_CHECK_EQUAL(e.greet("hello"), "hello world x1 1");
+  BOOST_CHECK_EQUAL(e.greet("hi", "you", 3, Color::BLUE), "hi you x3 2");
+  auto config = e.defaultConfig();
+  BOOST_CHECK(config.reader().getRetries() == 3 && config.reader().getName() == "default" &&
+              config.reader().getRatio() == 0.5 && config.reader().getColor() == Color::BLUE);
+  ferry::Owned<idltest::Config> zeroes;
+  zeroes.builder().setRetries(0);
+  zeroes.builder().setRatio(0);
+  zeroes.builder().setName("");
+  zeroes.builder().setColor(Color::RED);
+  auto echoedConfig = e.echoConfig(zeroes.reader());
+  BOOST_CHECK(echoedConfig.reader().getRetries() == 0 && echoedConfig.reader().getName() == "" &&
+              echoedConfig.reader().getRatio() == 0 && echoedConfig.reader().getColor() == Color::RED);
+}
 
 // Every method of everything.capnp, with checkable results; `remote` when `e` is a proxy.
 void exercise(Everything& e, bool remote) {
@@ -170,6 +333,13 @@ BOOST_AUTO_TEST_CASE(every_type_category_works_on_a_real_object) {
   auto mta = rt().joinMta();
   auto servant = ferry::make<EverythingImpl>();
   exercise(*servant, false);
+  exerciseSchemaConstructs(*servant);
+}
+
+BOOST_AUTO_TEST_CASE(constants_declared_in_an_interface_are_members_of_its_class) {
+  static_assert(std::is_same_v<Everything::CapnpInterface, idltest::Everything>);
+  BOOST_CHECK_EQUAL(Everything::MAX_ITEMS, 100u);
+  BOOST_CHECK_EQUAL(&Everything::MAX_ITEMS, &idltest::Everything::MAX_ITEMS);
 }
 
 BOOST_AUTO_TEST_CASE(every_type_category_round_trips_through_proxy_and_stub) {
@@ -182,11 +352,95 @@ BOOST_AUTO_TEST_CASE(every_type_category_round_trips_through_proxy_and_stub) {
   auto proxy = ferry::unmarshalInterface<Everything>(packet);
   BOOST_REQUIRE(ferry::detail::asProxy(proxy.get()) != nullptr);
   exercise(*proxy, true);
+  exerciseSchemaConstructs(*proxy);
 
   // Oneway: returns at once; the effect shows up later.
   proxy->notifyAsync("oneway async").get();
   BOOST_CHECK(ferry::test::eventually([&] { return proxy->lastNotification() == "oneway async"; }));
   proxy->doNothingAsync().get();
+}
+
+// A servant in an STA and the listeners in the test's MTA: every interface pointer in a value
+// crosses apartments as a marshaled reference.
+struct CrossApartment {
+  // In the MTA.
+  explicit CrossApartment(ferry::Runtime& rt) : sta(rt.newSta("server")) {
+    ferry::ObjRefBytes packet = sta.invoke([this] {
+      servant = ferry::make<EverythingImpl>();
+      return ferry::marshalInterface(ferry::Ref<Everything>(servant.get()));
+    });
+    proxy = ferry::unmarshalInterface<Everything>(packet);
+  }
+  ~CrossApartment() {
+    proxy.reset();
+    sta.invoke([this] { servant.reset(); });
+  }
+
+  ferry::Sta sta;
+  ferry::Ref<EverythingImpl> servant;  // only touched in `sta`
+  ferry::Ref<Everything> proxy;
+};
+
+BOOST_AUTO_TEST_CASE(interfaces_kept_from_a_struct_hold_references_until_the_servant_drops_them) {
+  auto mta = rt().joinMta();
+  CrossApartment world(rt());
+  auto listener = ferry::make<ListenerImpl>();
+  auto other = ferry::make<ListenerImpl>();
+  BOOST_REQUIRE_EQUAL(listener->refCount(), 1u);
+  {
+    ferry::Owned<idltest::Holder> holder;
+    holder.builder().setListener(ferry::capability(ListenerRef(listener)));
+    holder.builder().initListeners(2).set(0, ferry::capability(ListenerRef(other)));
+    // The value's wrapper holds a reference of its own, shared by copies of the value.
+    BOOST_CHECK_EQUAL(listener->refCount(), 2u);
+    ferry::Owned<idltest::Holder> copy(holder);
+    BOOST_CHECK_EQUAL(listener->refCount(), 2u);
+    world.proxy->keep(holder.reader());
+  }
+  // The servant keeps proxies: the exported listeners stay referenced from the server apartment.
+  BOOST_CHECK_GE(listener->refCount(), 2u);
+  BOOST_CHECK_GE(other->refCount(), 2u);
+  BOOST_CHECK(world.sta.invoke([&] {
+    auto kept = world.servant->kept.at(0).reader();
+    return ferry::isProxy(ferry::refOf<Everything_Listener>(kept.getListener())) &&
+           ferry::isProxy(ferry::refOf<Everything_Listener>(kept.getListeners()[0])) &&
+           !ferry::refOf<Everything_Listener>(kept.getListeners()[1]);
+  }));
+  BOOST_CHECK_EQUAL(world.proxy->releaseKept(), 1u);
+  BOOST_CHECK((listener->events == std::vector<std::string>{"released"}));
+  BOOST_CHECK((other->events == std::vector<std::string>{"released"}));
+  // Dropped by the servant: the remote releases bring both back to the test's one reference.
+  BOOST_CHECK(ferry::test::eventually([&] { return listener->refCount() == 1 && other->refCount() == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(interfaces_passed_inside_values_are_released_when_the_call_ends) {
+  auto mta = rt().joinMta();
+  CrossApartment world(rt());
+  auto listener = ferry::make<ListenerImpl>();
+  BOOST_CHECK_EQUAL(world.proxy->notifyAll({listener, listener}, "twice"), 2u);
+  BOOST_CHECK_EQUAL(listener->events.size(), 2u);
+  {
+    ferry::Owned<idltest::Holder> holder;
+    holder.builder().setListener(ferry::capability(ListenerRef(listener)));
+    auto back = world.proxy->echoHolder(holder.reader());
+    // Back in its own apartment a marshaled pointer is the object itself.
+    auto same = ferry::refOf<Everything_Listener>(back.reader().getListener());
+    BOOST_CHECK(same.get() == listener.get() && !ferry::isProxy(same));
+  }
+  BOOST_CHECK(ferry::test::eventually([&] { return listener->refCount() == 1; }));
+  BOOST_CHECK(ferry::test::eventually([&] { return ferry::Runtime::stats().exportedObjects == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_capability_ferry_did_not_make_is_refused_before_the_call_is_sent) {
+  auto mta = rt().joinMta();
+  CrossApartment world(rt());
+  ferry::Owned<idltest::Holder> holder;
+  holder.builder().setListener(
+      capnp::Capability::Client(capnp::newBrokenCap("not ferry's")).castAs<idltest::Everything::Listener>());
+  FERRY_CHECK_ERRC(world.proxy->keep(holder.reader()), ferry::Errc::invalidArgument);
+  BOOST_CHECK(world.sta.invoke([&] { return world.servant->kept.empty(); }));
+  // Read back, a capability outside the message's list is the peer's error.
+  FERRY_CHECK_ERRC(ferry::refOf<Everything_Listener>(holder.reader().getListener()), ferry::Errc::protocolError);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
