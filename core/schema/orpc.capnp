@@ -5,6 +5,11 @@
 # methods) and methodId its ordinal there. The params and results are the Cap'n Proto structs the
 # schema declares for the method; interface-typed fields inside them are left null and the
 # interface pointers travel in `caps` instead, numbered in the order of the interface-typed fields.
+# Interface pointers inside the values of other fields (a struct field of interface type, the
+# elements of a List(I), at any depth) are Cap'n Proto capability pointers: capability pointer k
+# names caps[n + k], where n is the number of the method's own interface-typed fields. A capability
+# pointer beyond `caps` reads as a broken capability, which the receiver reports as a protocol
+# error when the servant (or caller) reads it.
 #
 # In one process the messages are handed over as built (no serialization). Between processes each
 # transport message is one frame:

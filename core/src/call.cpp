@@ -3,7 +3,9 @@
 #include <ferry/generated.h>
 
 #include "apartment-impl.h"
+#include "capability-impl.h"
 #include "import-table.h"
+#include "interface-registry.h"
 #include "log.h"
 #include "marshal-impl.h"
 #include "message.h"
@@ -28,6 +30,56 @@ wire::ObjRef::Reader capSlot(capnp::List<wire::ObjRef>::Reader caps, uint32_t in
   return caps[index];
 }
 
+// The OBJREF of an interface pointer a call carries to an importer at `distance`.
+ObjRefData marshalCap(Interface* object, Iid iid, MarshalContext distance) {
+  return marshalData(object, iid, distance, MarshalFlags::normal,
+                     distance == MarshalContext::inproc);
+}
+
+// Marshals the interface pointers `collected` gathered while params or results were written, as
+// the OBJREFs after those `root` (a Request or Response) already has: the capability pointer k
+// of the params or results names caps[own + k].
+template <typename Root>
+void appendCollectedCaps(Root root, capnp::BuilderCapabilityTable& collected,
+                         MarshalContext distance) {
+  auto table = collected.getTable();
+  if (table.size() == 0) return;
+  uint32_t own = root.hasCaps() ? root.getCaps().size() : 0;
+  auto previous = root.disownCaps();
+  auto caps = root.initCaps(own + static_cast<uint32_t>(table.size()));
+  for (uint32_t i = 0; i < own; ++i) caps.setWithCaveats(i, previous.getReader()[i]);
+  for (uint32_t k = 0; k < table.size(); ++k) {
+    std::pair<Interface*, Iid> target{nullptr, Iid()};
+    KJ_IF_MAYBE (hook, table[k]) {
+      target = wrappedInterface(**hook);
+    }
+    writeObjRef(caps[own + k], marshalCap(target.first, target.second, distance));
+  }
+}
+
+// The interface pointers inside received params or results: caps[first..] unmarshaled into the
+// calling apartment, as the capability table their capability pointers index.
+std::unique_ptr<capnp::ReaderCapabilityTable> unmarshalEmbeddedCaps(
+    capnp::List<wire::ObjRef>::Reader caps, uint32_t first) {
+  uint32_t count = caps.size() > first ? caps.size() - first : 0;
+  auto table = kj::heapArrayBuilder<kj::Maybe<kj::Own<capnp::ClientHook>>>(count);
+  for (uint32_t k = 0; k < count; ++k) {
+    ObjRefData data = readObjRef(caps[first + k]);
+    void* pointer = unmarshalData(data, data.iid);
+    if (pointer == nullptr) {
+      table.add(wrapInterface(nullptr, Iid()));
+      continue;
+    }
+    // Unmarshaling succeeded, so a proxy (or the real object) exists for the IID: registered.
+    const InterfaceInfo* info = tryFindInterface(data.iid);
+    FERRY_ASSERT(info != nullptr && info->upcast != nullptr, toString(data.iid));
+    Interface* object = info->upcast(pointer);
+    table.add(wrapInterface(object, data.iid));
+    object->release();  // the hook holds its own reference
+  }
+  return std::make_unique<capnp::ReaderCapabilityTable>(table.finish());
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -49,13 +101,22 @@ ClientCall::ClientCall(ProxyBase& proxy, uint64_t interfaceId, uint16_t methodId
 ClientCall::ClientCall(ClientCall&&) noexcept = default;
 ClientCall::~ClientCall() = default;
 
-capnp::AnyPointer::Builder ClientCall::paramsPointer() { return _request->root.getParams(); }
+capnp::AnyPointer::Builder ClientCall::paramsPointer(bool collectCaps) {
+  if (!collectCaps) return _request->root.getParams();
+  if (!_collectedCaps) _collectedCaps = std::make_unique<capnp::BuilderCapabilityTable>();
+  return _collectedCaps->imbue(_request->root).getParams();
+}
 
 void ClientCall::setCap(uint32_t index, Interface* object, Iid iid) {
   MarshalContext distance = _proxy->manager().link()->channel().distance();
-  ObjRefData data = marshalData(object, iid, distance, MarshalFlags::normal,
-                                distance == MarshalContext::inproc);
-  writeObjRef(capSlot(_request->root.getCaps(), index), data);
+  writeObjRef(capSlot(_request->root.getCaps(), index), marshalCap(object, iid, distance));
+}
+
+void ClientCall::sealCaps() {
+  if (!_collectedCaps) return;
+  appendCollectedCaps(_request->root, *_collectedCaps,
+                      _proxy->manager().link()->channel().distance());
+  _collectedCaps.reset();  // the OBJREFs hold their own references now
 }
 
 void ClientCall::setIdempotent() noexcept {
@@ -137,6 +198,11 @@ void* ClientResponse::unmarshalCap(uint32_t index, Iid iid) {
   return unmarshalData(readObjRef(capSlot(_response->root().getCaps(), index)), iid);
 }
 
+capnp::ReaderCapabilityTable& ClientResponse::embeddedCaps(uint32_t first) {
+  if (!_embeddedCaps) _embeddedCaps = unmarshalEmbeddedCaps(_response->root().getCaps(), first);
+  return *_embeddedCaps;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ServerCallImpl
 
@@ -144,15 +210,26 @@ void* ServerCallImpl::unmarshalCap(uint32_t index, Iid iid) {
   return unmarshalData(readObjRef(capSlot(_request.getCaps(), index)), iid);
 }
 
-capnp::AnyPointer::Builder ServerCallImpl::resultsPointer(uint32_t capCount) {
+capnp::ReaderCapabilityTable& ServerCallImpl::embeddedCaps(uint32_t first) {
+  if (!_embeddedCaps) _embeddedCaps = unmarshalEmbeddedCaps(_request.getCaps(), first);
+  return *_embeddedCaps;
+}
+
+capnp::AnyPointer::Builder ServerCallImpl::resultsPointer(uint32_t capCount, bool collectCaps) {
   if (capCount > 0) _response.root.initCaps(capCount);
-  return _response.root.getResults();
+  if (!collectCaps) return _response.root.getResults();
+  if (!_collectedCaps) _collectedCaps = std::make_unique<capnp::BuilderCapabilityTable>();
+  return _collectedCaps->imbue(_response.root).getResults();
 }
 
 void ServerCallImpl::setResultCap(uint32_t index, Interface* object, Iid iid) {
-  ObjRefData data = marshalData(object, iid, _distance, MarshalFlags::normal,
-                                _distance == MarshalContext::inproc);
-  writeObjRef(capSlot(_response.root.getCaps(), index), data);
+  writeObjRef(capSlot(_response.root.getCaps(), index), marshalCap(object, iid, _distance));
+}
+
+void ServerCallImpl::sealResultCaps() {
+  if (!_collectedCaps) return;
+  appendCollectedCaps(_response.root, *_collectedCaps, _distance);
+  _collectedCaps.reset();
 }
 
 // ---------------------------------------------------------------------------------------------

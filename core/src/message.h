@@ -17,6 +17,11 @@
 
 namespace ferry::detail {
 
+// Deep-copies `from` into `to`, each capability pointer as the same index: the capability
+// pointers of ORPC params and results index the message's `caps` (orpc.capnp), which a copy
+// keeps in the same order. (capability.cpp)
+void copyKeepingCapIndexes(capnp::AnyPointer::Reader from, capnp::AnyPointer::Builder to);
+
 // Request.flags bit 0: the caller expects no response.
 constexpr uint16_t kRequestFlagOneway = 1;
 // Request.flags bit 1: the method is idempotent (the caller may send it again).
@@ -62,7 +67,8 @@ public:
   // capabilities after a rejection.
   static std::unique_ptr<OutgoingRequest> copyOf(OutgoingRequest& original) {
     auto copy = std::make_unique<OutgoingRequest>();
-    copy->message.builder().setRoot(original.root.asReader());
+    copyKeepingCapIndexes(original.message.builder().getRoot<capnp::AnyPointer>().asReader(),
+                          copy->message.builder().getRoot<capnp::AnyPointer>());
     copy->root = copy->message.builder().getRoot<wire::Request>();
     return copy;
   }

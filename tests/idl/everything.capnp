@@ -28,6 +28,23 @@
 #   Everything.makeGadget    returns a new Gadget whose counter starts at `start` (interface result).
 #   Everything.drain         calls sink.put(item) for each item in order and returns how many
 #                            (an interface parameter from another file, imported.capnp).
+#   Everything.echoPoints    returns its list of structs unchanged.
+#   Everything.echoNested    returns its lists of lists unchanged.
+#   Everything.echoListeners returns its list of interfaces: the same objects, nulls kept.
+#   Everything.notifyAll     calls onEvent(event) on each non-null listener; returns how many.
+#   Everything.echoHolder    returns its argument (a struct holding interfaces, in and out).
+#   Everything.keep          keeps `holder` (and the interface pointers in it) until releaseKept.
+#   Everything.releaseKept   calls onEvent("released") on the listener and each listener of every
+#                            holder kept, drops them and returns how many holders it kept.
+#   Everything.describeShape returns "circle <radius> <label>" or "rectangle <w>x<h> <label>"
+#                            (%g numbers; a params struct with a union and a group, passed whole).
+#   Everything.scaleShape    returns `shape` with every length multiplied by `factor` (a results
+#                            struct with a union, returned whole).
+#   Everything.step          returns value + by (`by` defaults to the constant defaultStep).
+#   Everything.greet         returns "<greeting> <name> x<times> <color>" (color as its number),
+#                            e.g. "hello world x1 1" for the defaults.
+#   Everything.defaultConfig returns a Config with no field set (the reader sees the defaults).
+#   Everything.echoConfig    returns its argument.
 #   Everything.Listener.onEvent  (a nested interface) records `event`.
 @0xcc7ace88e48249a1;
 
@@ -52,6 +69,37 @@ struct Point {
 struct Pair {
   number @0 :Int32;
   text @1 :Text;
+}
+
+const defaultStep :Int64 = 5;
+# A constant of the file, used as a default value below.
+
+struct Holder {
+  # Interfaces inside a struct: each travels as an interface pointer.
+  name @0 :Text;
+  listener @1 :Everything.Listener;
+  listeners @2 :List(Everything.Listener);
+}
+
+struct Shape {
+  # A union and a group: methods pass such a struct whole, as capnp's type.
+  union {
+    circle @0 :Float64;
+    # The radius.
+    rectangle :group {
+      width @1 :Float64;
+      height @2 :Float64;
+    }
+  }
+  label @3 :Text;
+}
+
+struct Config {
+  # Default values: a field never set reads as its default.
+  retries @0 :Int32 = 3;
+  name @1 :Text = "default";
+  ratio @2 :Float64 = 0.5;
+  color @3 :Color = blue;
 }
 
 interface Named {
@@ -147,4 +195,37 @@ interface Everything {
 
   drain @16 (sink :Imported.Sink, items :List(Text)) -> (count :UInt32);
   # Puts each item into `sink`, in order; returns how many.
+
+  const maxItems :UInt32 = 100;
+  # A constant of the interface: its ferry class re-exports it.
+
+  echoPoints @17 (points :List(Point)) -> (points :List(Point));
+
+  echoNested @18 (matrix :List(List(Int32)), words :List(List(Text)),
+                  paths :List(List(Point)))
+             -> (matrix :List(List(Int32)), words :List(List(Text)),
+                 paths :List(List(Point)));
+
+  echoListeners @19 (listeners :List(Listener)) -> (listeners :List(Listener));
+
+  notifyAll @20 (listeners :List(Listener), event :Text) -> (count :UInt32);
+
+  echoHolder @21 (holder :Holder) -> (holder :Holder);
+
+  keep @22 (holder :Holder) -> ();
+
+  releaseKept @23 () -> (count :UInt32);
+
+  describeShape @24 Shape -> (description :Text);
+
+  scaleShape @25 (shape :Shape, factor :Float64) -> Shape;
+
+  step @26 (value :Int64, by :Int64 = .defaultStep) -> (value :Int64);
+
+  greet @27 (greeting :Text, name :Text = "world", times :UInt8 = 1, color :Color = green)
+        -> (text :Text);
+
+  defaultConfig @28 () -> (config :Config);
+
+  echoConfig @29 (config :Config) -> (config :Config);
 }

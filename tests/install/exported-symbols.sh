@@ -36,6 +36,8 @@ cancelPendingCall       future.h: Future::cancel, inline
 onPendingCallDone       future.h: Future::then, inline
 postToCurrentApartment  future.h: Future::then on a ready future, inline
 currentExceptionAsError future.h: Future and runNow turn what a call threw into a Result
+wrapInterface           capability.h: ferry::capability puts an interface into a struct, inline
+unwrapInterface         capability.h: ferry::refOf reads it back, inline
 '
 allowedNames=$(echo "$allowed" | awk 'NF { print $1 }')
 

@@ -1,6 +1,7 @@
-// The other process of the integration tests: serves a Holder and a Probe from an STA, and a
-// Probe from the MTA, and prints their OBJREFs, one per line ("holder <hex>", "probe <hex>",
-// "identity <hex>" (the STA Probe's identity), "mtaprobe <hex>"), then "ready". It runs until its
+// The other process of the integration tests: serves a Holder, a Probe and an Everything
+// (tests/idl/everything.capnp) from an STA, and a Probe from the MTA, and prints their OBJREFs, one
+// per line ("holder <hex>", "probe <hex>", "identity <hex>" (the STA Probe's identity),
+// "mtaprobe <hex>", "everything <hex>"), then "ready". It runs until its
 // standard input closes, then prints "served <duplicate requests> <reply cache entries>
 // <protocol errors>" (before the shutdown), shuts down and prints "stats <exported> <proxies> <servants>" (all must be 0) and
 // exits 0.
@@ -18,6 +19,7 @@
 
 #include <ferry/ferry.h>
 
+#include "everything-servants.h"
 #include "testing.ferry.h"
 
 namespace {
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
       auto packets = sta.invoke([] {
         auto holder = ferry::Ref<testing::iface::Holder>(ferry::make<PeerHolder>());
         auto probe = ferry::Ref<testing::iface::Probe>(ferry::make<PeerProbe>());
+        auto everything =
+            ferry::Ref<idltest::iface::Everything>(ferry::make<everything_test::EverythingImpl>());
         // Table packets: the test may unmarshal them several times.
         return std::make_tuple(
             ferry::marshalInterface(holder, ferry::MarshalContext::differentMachine,
@@ -104,6 +108,8 @@ int main(int argc, char** argv) {
                                     ferry::MarshalFlags::tableStrong),
             ferry::marshalInterface(probe.get(), ferry::Interface::iid,
                                     ferry::MarshalContext::differentMachine,
+                                    ferry::MarshalFlags::tableStrong),
+            ferry::marshalInterface(everything, ferry::MarshalContext::differentMachine,
                                     ferry::MarshalFlags::tableStrong));
       });
       auto mtaProbe = runtime.mta().invoke([] {
@@ -111,11 +117,12 @@ int main(int argc, char** argv) {
                                        ferry::MarshalContext::differentMachine,
                                        ferry::MarshalFlags::tableStrong);
       });
-      std::printf("holder %s\nprobe %s\nidentity %s\nmtaprobe %s\nready\n",
+      std::printf("holder %s\nprobe %s\nidentity %s\nmtaprobe %s\neverything %s\nready\n",
                   ferry::objRefToText(std::get<0>(packets)).c_str(),
                   ferry::objRefToText(std::get<1>(packets)).c_str(),
                   ferry::objRefToText(std::get<2>(packets)).c_str(),
-                  ferry::objRefToText(mtaProbe).c_str());
+                  ferry::objRefToText(mtaProbe).c_str(),
+                  ferry::objRefToText(std::get<3>(packets)).c_str());
       std::fflush(stdout);
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {

@@ -20,6 +20,7 @@
 #include "resolver.capnp.h"
 
 #include "child-process.h"
+#include "everything-exercise.h"
 #include "objref.h"
 #include "servants.h"
 
@@ -53,6 +54,7 @@ public:
       if (key == "probe") probe = ferry::objRefFromText(value);
       if (key == "identity") identity = ferry::objRefFromText(value);
       if (key == "mtaprobe") mtaProbe = ferry::objRefFromText(value);
+      if (key == "everything") everything = ferry::objRefFromText(value);
     }
     BOOST_REQUIRE_MESSAGE(!holder.empty() && !probe.empty(), "the peer did not start");
   }
@@ -94,6 +96,7 @@ public:
   ObjRefBytes mtaProbe;  // a Probe in the peer's MTA
   ObjRefBytes probe;
   ObjRefBytes identity;  // the identity of the object `probe` names
+  ObjRefBytes everything;  // an idltest Everything (tests/idl/everything.capnp) in the peer's STA
   // What the peer counted, read by finish().
   int64_t replyCacheEntries = -1;
   int64_t protocolErrors = -1;
@@ -435,6 +438,36 @@ BOOST_AUTO_TEST_CASE(callbacks_cross_both_ways_while_the_caller_waits) {
   });
   // The peer's proxy to our callback was released: nothing of ours stays exported.
   BOOST_CHECK(eventually([&] { return exportedIn(client) == 0; }));
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(every_schema_construct_round_trips_to_another_process) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  {
+    auto everything = unmarshalInterface<idltest::iface::Everything>(peer.everything);
+    BOOST_CHECK_MESSAGE(startsWith(transportOf(everything.get()), "pipe:"),
+                        transportOf(everything.get()));
+    everything_test::exercise(*everything, true);
+    everything_test::exerciseSchemaConstructs(*everything);
+
+    // Interface pointers inside a struct the peer keeps: its proxies hold our listeners until it
+    // drops them, then the remote releases bring them back to our one reference.
+    auto listener = make<everything_test::ListenerImpl>();
+    auto other = make<everything_test::ListenerImpl>();
+    {
+      Owned<idltest::Holder> holder;
+      holder.builder().setListener(capability(everything_test::ListenerRef(listener)));
+      holder.builder().initListeners(1).set(0, capability(everything_test::ListenerRef(other)));
+      everything->keep(holder.reader());
+    }
+    BOOST_CHECK_GE(listener->refCount(), 2u);
+    BOOST_CHECK_EQUAL(everything->releaseKept(), 1u);
+    BOOST_CHECK((listener->events == std::vector<std::string>{"released"}));
+    BOOST_CHECK((other->events == std::vector<std::string>{"released"}));
+    BOOST_CHECK(eventually([&] { return listener->refCount() == 1 && other->refCount() == 1; }));
+  }
+  // finish() checks that the peer ends with nothing exported and no proxy left.
   peer.finish();
 }
 

@@ -6,15 +6,6 @@ namespace ferry::idl {
 
 namespace {
 
-std::string stringLiteral(const std::string& text) {
-  std::string literal = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') literal += '\\';
-    literal += c;
-  }
-  return literal + "\"";
-}
-
 std::string baseList(const Interface& interface) {
   if (interface.bases.empty()) return "public virtual ::ferry::Interface";
   std::string list;
@@ -54,7 +45,18 @@ void emitInterface(Code& code, const Interface& interface) {
   code.line("  static constexpr ::ferry::Iid iid{", hexLiteral(interface.id), "};");
   code.line("  static constexpr const char* interfaceName = ", stringLiteral(interface.displayName),
             ";");
+  code.line("  // capnp's type for this interface: its Client is what struct fields and lists hold");
+  code.line("  // (ferry/capability.h).");
+  code.line("  using CapnpInterface = ", interface.capnpQualified, ";");
   code.line();
+  if (!interface.constants.empty()) {
+    code.line("  // The constants the schema declares in this interface.");
+    for (const Constant& constant : interface.constants) {
+      code.line("  static constexpr const auto& ", constant.name, " = ", constant.capnpQualified,
+                ";");
+    }
+    code.line();
+  }
 
   for (const Method& method : interface.methods) {
     if (!method.resultsName.empty()) emitResultsStruct(code, method);
@@ -63,8 +65,8 @@ void emitInterface(Code& code, const Interface& interface) {
   for (const Method& method : interface.methods) {
     emitDocComment(code, "  ", method.doc);
     emitAnnotationNotes(code, method);
-    code.list("  ", "virtual " + method.returnType() + " " + method.name + "(", parameters(method),
-              ") = 0;");
+    code.list("  ", "virtual " + method.returnType() + " " + method.name + "(",
+              parameters(method, "", true), ") = 0;");
     code.line();
   }
 
@@ -73,7 +75,7 @@ void emitInterface(Code& code, const Interface& interface) {
     code.line("  // real object they run the method now (see ferry/future.h).");
     for (const Method& method : interface.methods) {
       code.list("  ", "::ferry::Future<" + method.returnType() + "> " + method.stem + "Async(",
-                parameters(method), ");");
+                parameters(method, "", true), ");");
     }
     code.line();
   }

@@ -20,13 +20,46 @@ bool usesReader(const std::vector<Field>& fields) {
   return false;
 }
 
+// The suffix that keeps the locals of nested list loops apart: "", "1", "2", ...
+std::string depthSuffix(int depth) { return depth == 0 ? "" : std::to_string(depth); }
+
+// Declares `name`, a std::vector holding the list `get` (a capnp List reader) of `type`.
+void emitListRead(Code& code, const std::string& indent, const MappedType& type,
+                  const std::string& name, const std::string& get, int depth) {
+  const MappedType& element = *type.element;
+  std::string item = "_element" + depthSuffix(depth);
+  code.line(indent, type.valueType(), " ", name, ";");
+  code.line(indent, name, ".reserve(", get, ".size());");
+  std::string add;
+  switch (element.kind) {
+    case TypeKind::primitive:
+    case TypeKind::enumeration: add = ".push_back(" + item + ");"; break;
+    case TypeKind::text: add = ".emplace_back(" + item + ".cStr(), " + item + ".size());"; break;
+    case TypeKind::data: add = ".emplace_back(" + item + ".begin(), " + item + ".end());"; break;
+    case TypeKind::structure: add = ".emplace_back(" + item + ");"; break;
+    case TypeKind::interface:
+      add = ".push_back(::ferry::refOf<" + element.name + ">(" + item + "));";
+      break;
+    case TypeKind::list: {
+      std::string inner = "_list" + std::to_string(depth + 1);
+      code.line(indent, "for (auto ", item, " : ", get, ") {");
+      emitListRead(code, indent + "  ", element, inner, item, depth + 1);
+      code.line(indent, "  ", name, ".push_back(std::move(", inner, "));");
+      code.line(indent, "}");
+      return;
+    }
+  }
+  code.line(indent, "for (auto ", item, " : ", get, ") ", name, add);
+}
+
 // Declares the local `field.name` holding `field`, read from `reader` (a params or results
-// reader) or, for an interface, from the capabilities of `capSource` (`_call` or `_response`).
-// A stub reads parameters as views into the request; a proxy reads results into owned values.
+// reader; a field without accessor is the whole of it) or, for an interface, from the
+// capabilities of `capSource` (`_call` or `_response`). A stub reads parameters as views into
+// the request (lists are materialized); a proxy reads results into owned values.
 void emitRead(Code& code, const std::string& indent, const Field& field, const std::string& reader,
               const std::string& capSource, bool owning) {
   const std::string& name = field.name;
-  std::string get = reader + ".get" + field.accessor + "()";
+  std::string get = field.accessor.empty() ? reader : reader + ".get" + field.accessor + "()";
   const MappedType& type = field.type;
   switch (type.kind) {
     case TypeKind::primitive:
@@ -45,18 +78,7 @@ void emitRead(Code& code, const std::string& indent, const Field& field, const s
                   ".size());");
       }
       return;
-    case TypeKind::list: {
-      code.line(indent, type.valueType(), " ", name, ";");
-      code.line(indent, name, ".reserve(", get, ".size());");
-      std::string add = ".push_back(_element);";
-      if (type.elementKind == TypeKind::text) {
-        add = ".emplace_back(_element.cStr(), _element.size());";
-      } else if (type.elementKind == TypeKind::data) {
-        add = ".emplace_back(_element.begin(), _element.end());";
-      }
-      code.line(indent, "for (auto _element : ", get, ") ", name, add);
-      return;
-    }
+    case TypeKind::list: emitListRead(code, indent, type, name, get, 0); return;
     case TypeKind::structure:
       if (owning) {
         code.line(indent, type.valueType(), " ", name, "(", get, ");");
@@ -69,6 +91,39 @@ void emitRead(Code& code, const std::string& indent, const Field& field, const s
                 field.capIndex, ");");
       return;
   }
+}
+
+// Fills `list` (a capnp List builder of `type`'s elements, already sized) from `value` (a
+// std::vector of them).
+void emitListWrite(Code& code, const std::string& indent, const MappedType& type,
+                   const std::string& list, const std::string& value, int depth) {
+  const MappedType& element = *type.element;
+  std::string i = "_i" + depthSuffix(depth);
+  std::string item = value + "[" + i + "]";
+  std::string loop = "for (unsigned " + i + " = 0; " + i + " < " + list + ".size(); ++" + i + ") ";
+  switch (element.kind) {
+    case TypeKind::primitive:
+    case TypeKind::enumeration: break;
+    case TypeKind::text:
+      // Safe here, unlike for a string_view: a std::string is NUL-terminated.
+      item = "::capnp::Text::Reader(" + item + ".c_str(), " + item + ".size())";
+      break;
+    case TypeKind::data: item = dataReader(item); break;
+    case TypeKind::structure:
+      code.line(indent, loop, list, ".setWithCaveats(", i, ", ", item, ".reader());");
+      return;
+    case TypeKind::interface: item = "::ferry::capability(" + item + ")"; break;
+    case TypeKind::list: {
+      std::string inner = "_list" + std::to_string(depth + 1);
+      code.line(indent, loop, "{");
+      code.line(indent, "  auto ", inner, " = ", list, ".init(", i, ", static_cast<unsigned>(",
+                item, ".size()));");
+      emitListWrite(code, indent + "  ", element, inner, item, depth + 1);
+      code.line(indent, "}");
+      return;
+    }
+  }
+  code.line(indent, loop, list, ".set(", i, ", ", item, ");");
 }
 
 // Writes `value` (an expression of the field's parameter or result type) into field `field` of
@@ -92,22 +147,13 @@ void emitWrite(Code& code, const std::string& indent, const Field& field,
     case TypeKind::data:
       code.line(indent, builder, ".set", accessor, "(", dataReader(value), ");");
       return;
-    case TypeKind::list: {
-      std::string element = value + "[_i]";
-      if (type.elementKind == TypeKind::text) {
-        // Safe here, unlike for a string_view: a std::string is NUL-terminated.
-        element = "::capnp::Text::Reader(" + element + ".c_str(), " + element + ".size())";
-      } else if (type.elementKind == TypeKind::data) {
-        element = dataReader(element);
-      }
+    case TypeKind::list:
       code.line(indent, "{");
       code.line(indent, "  auto _list = ", builder, ".init", accessor, "(static_cast<unsigned>(",
                 value, ".size()));");
-      code.line(indent, "  for (unsigned _i = 0; _i < _list.size(); ++_i) _list.set(_i, ", element,
-                ");");
+      emitListWrite(code, indent + "  ", type, "_list", value, 0);
       code.line(indent, "}");
       return;
-    }
     case TypeKind::structure:
       code.line(indent, builder, ".set", accessor, "(", value, owned ? ".reader()" : "", ");");
       return;
@@ -134,14 +180,21 @@ void emitFerryCast(Code& code, const Interface& interface) {
 void emitBuildFunction(Code& code, const Interface& interface, const Method& method) {
   code.list("", "void " + interface.className + "::_ferryBuild_" + method.stem + "(",
             parameters(method, "::ferry::detail::ClientCall& _call"), ") {");
-  if (usesReader(method.params)) {
-    code.line("  auto _params = _call.initParams<", method.paramsStruct, ">();");
+  std::string collect = method.paramsCarryCaps ? "true" : "";
+  if (method.wholeParams) {
+    code.line("  _call.setParams<", method.paramsStruct, ">(", method.params[0].name,
+              collect.empty() ? "" : ", " + collect, ");");
+  } else if (usesReader(method.params)) {
+    code.line("  auto _params = _call.initParams<", method.paramsStruct, ">(", collect, ");");
   } else {
     code.line("  _call.initParams<", method.paramsStruct, ">();");
   }
-  for (const Field& field : method.params) {
-    emitWrite(code, "  ", field, "_params", field.name, "_call.setCap", false);
+  if (!method.wholeParams) {
+    for (const Field& field : method.params) {
+      emitWrite(code, "  ", field, "_params", field.name, "_call.setCap", false);
+    }
   }
+  if (method.paramsCarryCaps) code.line("  _call.sealCaps();");
   code.line("}");
   code.line();
 }
@@ -156,7 +209,10 @@ void emitReadFunction(Code& code, const Interface& interface, const Method& meth
   }
   code.list("", returnType + " " + interface.className + "::_ferryRead_" + method.stem + "(",
             {"::ferry::detail::ClientResponse& _response"}, ") {");
-  if (usesReader(method.results)) {
+  if (method.resultsCarryCaps) {
+    code.line("  auto _results = _response.resultsWithCaps<", method.resultsStruct, ">(",
+              method.resultCaps, ");");
+  } else if (usesReader(method.results)) {
     code.line("  auto _results = _response.results<", method.resultsStruct, ">();");
   }
   std::vector<std::string> members;
@@ -202,7 +258,10 @@ void emitAsync(Code& code, const Interface& interface, const Method& method) {
 
 void emitStubCase(Code& code, const Method& method) {
   code.line("    case ", method.ordinal, ": {  // ", method.capnpName);
-  if (usesReader(method.params)) {
+  if (method.paramsCarryCaps) {
+    code.line("      auto _params = _call.paramsWithCaps<", method.paramsStruct, ">(",
+              method.paramCaps, ");");
+  } else if (usesReader(method.params)) {
     code.line("      auto _params = _call.params<", method.paramsStruct, ">();");
   }
   for (const Field& field : method.params) {
@@ -212,17 +271,24 @@ void emitStubCase(Code& code, const Method& method) {
   code.list("      ", method.results.empty() ? call : "auto _result = " + call, arguments(method),
             ");");
   if (!method.oneway) {
+    std::string collect = method.resultsCarryCaps ? ", true" : "";
     std::string init = "_call.initResults<" + method.resultsStruct + ">(" +
-                       std::to_string(method.resultCaps) + ")";
-    if (usesReader(method.results)) {
+                       std::to_string(method.resultCaps) + collect + ")";
+    if (method.wholeResults) {
+      code.line("      _call.setResults<", method.resultsStruct, ">(", method.resultCaps,
+                ", _result.reader()", collect, ");");
+    } else if (usesReader(method.results)) {
       code.line("      auto _results = ", init, ";");
     } else {
       code.line("      ", init, ";");
     }
-    for (const Field& field : method.results) {
-      std::string value = method.results.size() == 1 ? "_result" : "_result." + field.name;
-      emitWrite(code, "      ", field, "_results", value, "_call.setResultCap", true);
+    if (!method.wholeResults) {
+      for (const Field& field : method.results) {
+        std::string value = method.results.size() == 1 ? "_result" : "_result." + field.name;
+        emitWrite(code, "      ", field, "_results", value, "_call.setResultCap", true);
+      }
     }
+    if (method.resultsCarryCaps) code.line("      _call.sealResultCaps();");
   }
   code.line("      return;");
   code.line("    }");
@@ -339,7 +405,10 @@ void emitRegistration(Code& code, const Interface& interface) {
   code.line("    [](const ::ferry::detail::ProxyInit& init) -> ::ferry::detail::ProxyBase* {");
   code.line("      return new ", interface.className, "Proxy(init);");
   code.line("    },");
-  code.line("    &dispatch", interface.className, "}};");
+  code.line("    &dispatch", interface.className, ",");
+  code.line("    [](void* pointer) noexcept -> ::ferry::Interface* {");
+  code.line("      return static_cast<", self, "*>(pointer);");
+  code.line("    }}};");
   code.line();
 }
 

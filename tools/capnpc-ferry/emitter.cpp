@@ -15,11 +15,14 @@ void emitDocComment(Code& code, const std::string& indent, const std::string& do
   }
 }
 
-std::vector<std::string> parameters(const Method& method, const std::string& first) {
+std::vector<std::string> parameters(const Method& method, const std::string& first,
+                                    bool withDefaults) {
   std::vector<std::string> list;
   if (!first.empty()) list.push_back(first);
   for (const Field& field : method.params) {
-    list.push_back(field.type.paramType() + " " + field.name);
+    bool defaulted = withDefaults && !field.defaultArgument.empty();
+    list.push_back(field.type.paramType() + " " + field.name +
+                   (defaulted ? " = " + field.defaultArgument : ""));
   }
   return list;
 }

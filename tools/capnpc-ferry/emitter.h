@@ -48,8 +48,10 @@ private:
 // A doc comment as `//` lines at `indent`.
 void emitDocComment(Code& code, const std::string& indent, const std::string& doc);
 
-// {"int32_t a", "std::string_view name"}: a method's parameters, optionally preceded by `first`.
-std::vector<std::string> parameters(const Method& method, const std::string& first = "");
+// {"int32_t a", "std::string_view name"}: a method's parameters, optionally preceded by `first`;
+// `withDefaults` adds the default arguments (for declarations only).
+std::vector<std::string> parameters(const Method& method, const std::string& first = "",
+                                    bool withDefaults = false);
 
 // {"a", "std::move(listener)"}: the parameters passed on, optionally preceded by `first`.
 std::vector<std::string> arguments(const Method& method, const std::string& first = "");

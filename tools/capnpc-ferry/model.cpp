@@ -1,6 +1,9 @@
 #include "model.h"
 
 #include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
 #include <utility>
 
 namespace ferry::idl {
@@ -11,6 +14,84 @@ namespace {
 constexpr std::string_view kReservedNames[] = {"iid",     "interfaceName", "ferryCast",
                                                "addRef",  "release",       "queryInterface"};
 constexpr std::string_view kReservedPrefix = "_ferry";
+
+// The results struct of a `-> stream` method (capnp/stream.capnp).
+constexpr uint64_t kStreamResultId = 0x995f9a3377c0b16eull;
+
+// capnp's C++ name of a constant or enumerant: "maxItems" -> "MAX_ITEMS".
+std::string upperCase(std::string_view name) {
+  std::string result;
+  for (char c : name) {
+    if (c >= 'a' && c <= 'z') {
+      result += static_cast<char>(c - 'a' + 'A');
+    } else if (!result.empty() && c >= 'A' && c <= 'Z') {
+      result += '_';
+      result += c;
+    } else {
+      result += c;
+    }
+  }
+  return result;
+}
+
+// A floating-point literal that converts back exactly (hexadecimal), or "" for inf and NaN.
+std::string floatLiteral(double value, bool single) {
+  if (!std::isfinite(value)) return "";
+  char text[64];
+  std::snprintf(text, sizeof text, "%a", value);
+  return std::string(text) + (single ? "f" : "");
+}
+
+// The C++ default argument for the explicit default of a parameter of type `type`, or "" if
+// there is none or it is not a scalar, enum or Text.
+std::string defaultArgument(capnp::StructSchema::Field field, const MappedType& type) {
+  auto proto = field.getProto();
+  if (!proto.isSlot() || !proto.getSlot().getHadExplicitDefault()) return "";
+  auto value = proto.getSlot().getDefaultValue();
+  using V = capnp::schema::Value;
+  switch (value.which()) {
+    case V::BOOL: return value.getBool() ? "true" : "false";
+    case V::INT8: return std::to_string(value.getInt8());
+    case V::INT16: return std::to_string(value.getInt16());
+    case V::INT32:
+      return value.getInt32() == INT32_MIN ? "INT32_MIN" : std::to_string(value.getInt32());
+    case V::INT64:
+      return value.getInt64() == INT64_MIN ? "INT64_MIN"
+                                           : "int64_t{" + std::to_string(value.getInt64()) + "}";
+    case V::UINT8: return std::to_string(value.getUint8()) + "u";
+    case V::UINT16: return std::to_string(value.getUint16()) + "u";
+    case V::UINT32: return std::to_string(value.getUint32()) + "u";
+    case V::UINT64: return "uint64_t{" + std::to_string(value.getUint64()) + "u}";
+    case V::FLOAT32: return floatLiteral(value.getFloat32(), true);
+    case V::FLOAT64: return floatLiteral(value.getFloat64(), false);
+    case V::ENUM: {
+      auto enumerants = field.getType().asEnum().getEnumerants();
+      if (value.getEnum() >= enumerants.size()) return "";
+      auto enumerant = enumerants[value.getEnum()].getProto();
+      return type.name + "::" +
+             upperCase(cxxName(enumerant.getAnnotations(), enumerant.getName().cStr()));
+    }
+    case V::TEXT:
+      if (type.kind != TypeKind::text) return "";
+      return stringLiteral(value.getText().cStr());
+    default: return "";
+  }
+}
+
+// The interface a value of `type` is, or its list elements are (at any depth), for includes.
+void interfacesNamed(const MappedType& type, std::vector<uint64_t>& out) {
+  if (type.kind == TypeKind::interface) out.push_back(type.nodeId);
+  if (type.element) interfacesNamed(*type.element, out);
+}
+
+// A struct with a union or a group cannot be spread into C++ arguments.
+bool needsWholeStruct(capnp::StructSchema schema) {
+  if (schema.getProto().getStruct().getDiscriminantCount() > 0) return true;
+  for (auto field : schema.getFields()) {
+    if (field.getProto().isGroup()) return true;
+  }
+  return false;
+}
 
 // capnp's rule for the header of an import, applied to ferry headers: "/x/y.capnp" ->
 // <x/y.ferry.h>, "y.capnp" -> "y.ferry.h".
@@ -90,9 +171,9 @@ FileModel ModelBuilder::file(capnp::schema::CodeGeneratorRequest::RequestedFile:
     for (const Method& method : current->methods) {
       for (const auto* fields : {&method.params, &method.results}) {
         for (const Field& field : *fields) {
-          if (field.type.kind == TypeKind::interface) {
-            usedFiles.insert(_naming.fileOf(field.type.nodeId));
-          }
+          std::vector<uint64_t> interfaces;
+          interfacesNamed(field.type, interfaces);
+          for (uint64_t id : interfaces) usedFiles.insert(_naming.fileOf(id));
         }
       }
     }
@@ -129,13 +210,14 @@ const Interface& ModelBuilder::interface(uint64_t id) {
   model->id = id;
   model->fileId = _naming.fileOf(id);
   model->className = _naming.ferryClass(id);
+  model->capnpQualified = _naming.capnpType(id);
   model->qualified = _naming.ferryQualified(id);
   model->displayName = proto.getDisplayName().cStr();
   model->shortName = model->displayName.substr(model->displayName.find(':') + 1);
   model->doc = docComment(id);
 
   if (proto.getIsGeneric()) {
-    addProblem(*model, nullptr, "generic interfaces are not supported");
+    addProblem(*model, nullptr, "generic interfaces are not supported" + std::string(kGenericWorkaround));
   } else {
     _building.insert(id);
     for (auto superclass : proto.getInterface().getSuperclasses()) {
@@ -177,6 +259,13 @@ const Interface& ModelBuilder::interface(uint64_t id) {
               [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& entry : methods) model->methods.push_back(std::move(entry.second));
     checkGeneratedNames(*model);
+
+    for (auto nested : proto.getNestedNodes()) {
+      auto node = _naming.node(nested.getId());
+      if (!node.isConst()) continue;
+      std::string name = upperCase(cxxName(node.getAnnotations(), nested.getName().cStr()));
+      model->constants.push_back({name, model->capnpQualified + "::" + name});
+    }
   }
 
   return *(_interfaces[id] = std::move(model));
@@ -197,20 +286,43 @@ Method ModelBuilder::method(Interface& owner, capnp::InterfaceSchema::Method sch
                   std::end(kReservedNames);
   if (reserved || method.stem.starts_with(kReservedPrefix)) {
     addProblem(owner, &method,
-               "method name '" + method.stem + "' is reserved for names ferry generates");
+               "method name '" + method.stem +
+                   "' is reserved for names ferry generates; rename it (in C++ only with "
+                   "$Cxx.name)");
   }
   if (proto.getImplicitParameters().size() > 0) {
-    addProblem(owner, &method, "generic methods are not supported");
+    addProblem(owner, &method, "generic methods are not supported" + std::string(kGenericWorkaround));
     return method;
   }
 
   method.paramsStruct = _naming.capnpMethodStruct(schema, proto.getParamStructType(), "Params");
   method.resultsStruct =
       _naming.capnpMethodStruct(schema, proto.getResultStructType(), "Results");
+  bool stream = proto.getResultStructType() == kStreamResultId;
+  if (stream) {
+    addProblem(owner, &method,
+               "streaming methods (-> stream) are not supported: ferry would send each call as "
+               "a plain call, without flow control; declare `-> ()` and keep a bounded number of "
+               "" + method.stem + "Async() futures in flight instead");
+  }
   addFields(owner, method, schema.getParamType(), "parameter", method.params, method.paramCaps);
-  addFields(owner, method, schema.getResultType(), "result", method.results, method.resultCaps);
+  if (!stream) {
+    addFields(owner, method, schema.getResultType(), "result", method.results,
+              method.resultCaps);
+  }
   if (method.oneway && schema.getResultType().getFields().size() > 0) {
-    addProblem(owner, &method, "a $Ferry.oneway method cannot have results");
+    addProblem(owner, &method, "a $Ferry.oneway method cannot have results; remove the results or the annotation");
+  }
+  method.wholeParams = !method.params.empty() && method.params[0].accessor.empty();
+  method.wholeResults = !method.results.empty() && method.results[0].accessor.empty();
+  for (const Field& field : method.params) method.paramsCarryCaps |= field.type.carriesCaps;
+  for (const Field& field : method.results) method.resultsCarryCaps |= field.type.carriesCaps;
+  // C++ default arguments must be trailing: only the last run of defaulted params keeps them.
+  for (size_t i = method.params.size(); i-- > 0;) {
+    if (method.params[i].defaultArgument.empty()) {
+      for (size_t j = 0; j < i; ++j) method.params[j].defaultArgument.clear();
+      break;
+    }
   }
   if (method.results.size() > 1) method.resultsName = titleCase(method.stem) + "Results";
   return method;
@@ -221,11 +333,15 @@ void ModelBuilder::addFields(Interface& owner, const Method& method, capnp::Stru
                              uint32_t& caps) {
   auto proto = schema.getProto();
   if (proto.getIsGeneric() || schema.isBranded()) {
-    addProblem(owner, &method, "generic structs are not supported as " + role + "s");
+    addProblem(owner, &method, "generic structs are not supported as " + role + "s" +
+                                   std::string(kGenericWorkaround));
     return;
   }
-  if (proto.getStruct().getDiscriminantCount() > 0) {
-    addProblem(owner, &method, "unions are not supported in " + role + "s");
+  if (needsWholeStruct(schema)) {
+    bool params = role == "parameter";
+    addWholeStruct(owner, method, schema, params ? method.paramsStruct : method.resultsStruct,
+                   role, fields);
+    return;
   }
 
   std::vector<capnp::StructSchema::Field> inCodeOrder;
@@ -237,12 +353,6 @@ void ModelBuilder::addFields(Interface& owner, const Method& method, capnp::Stru
   for (const auto& field : inCodeOrder) {
     auto fieldProto = field.getProto();
     std::string declared = fieldProto.getName().cStr();
-    if (fieldProto.getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT) continue;
-    if (fieldProto.isGroup()) {
-      addProblem(owner, &method,
-                 "groups are not supported in " + role + "s (field '" + declared + "')");
-      continue;
-    }
     if (field.getType().isVoid()) continue;
     auto mapped = mapType(field.getType(), _naming);
     if (auto* unsupported = std::get_if<Unsupported>(&mapped)) {
@@ -252,8 +362,24 @@ void ModelBuilder::addFields(Interface& owner, const Method& method, capnp::Stru
     std::string name = cxxName(fieldProto.getAnnotations(), declared);
     Field result{safeIdentifier(name), titleCase(name), std::get<MappedType>(mapped)};
     if (result.type.kind == TypeKind::interface) result.capIndex = caps++;
+    if (role == "parameter") {
+      result.defaultArgument = defaultArgument(field, result.type);
+    }
     fields.push_back(std::move(result));
   }
+}
+
+void ModelBuilder::addWholeStruct(Interface& owner, const Method& method,
+                                  capnp::StructSchema schema, const std::string& cxxType,
+                                  const std::string& role, std::vector<Field>& fields) {
+  auto mapped = mapType(capnp::Type(schema), _naming);
+  if (auto* unsupported = std::get_if<Unsupported>(&mapped)) {
+    addProblem(owner, &method, role + "s: " + unsupported->what);
+    return;
+  }
+  MappedType type = std::get<MappedType>(std::move(mapped));
+  type.name = cxxType;  // an implicit params struct is named after the method
+  fields.push_back({role == "parameter" ? "params" : "results", "", std::move(type)});
 }
 
 void ModelBuilder::checkGeneratedNames(Interface& model) {
@@ -293,7 +419,8 @@ void ModelBuilder::checkGeneratedNames(Interface& model) {
     if (!reportedPairs.insert(pair).second) return;
     if (reported->owner == &model) {
       addProblem(model, reported->method,
-                 reported->describe(name) + " collides with " + other->describe(name));
+                 reported->describe(name) + " collides with " + other->describe(name) +
+                     "; rename one of them (in C++ only with $Cxx.name)");
       return;
     }
     // Between two ancestors: already reported at a base that extends both.
@@ -302,7 +429,8 @@ void ModelBuilder::checkGeneratedNames(Interface& model) {
     }
     addProblem(model, nullptr,
                reported->describe(name) + " and " + other->describe(name) +
-                   " clash in C++ (both are inherited)");
+                   " clash in C++ (both are inherited); rename one of them (in C++ only with "
+                   "$Cxx.name)");
   };
   for (bool methodsOnly : {true, false}) {
     for (const auto& [name, claims] : names) {

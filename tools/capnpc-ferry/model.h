@@ -22,10 +22,21 @@ namespace ferry::idl {
 
 // One parameter or result.
 struct Field {
-  std::string name;      // C++ identifier of the argument or result member
-  std::string accessor;  // capnp's accessor suffix: get<accessor>(), set<accessor>(), ...
+  std::string name;  // C++ identifier of the argument or result member
+  // capnp's accessor suffix: get<accessor>(), set<accessor>(), ...; empty for a field that
+  // stands for the whole params or results struct (see Method::wholeParams).
+  std::string accessor;
   MappedType type;
   uint32_t capIndex = 0;  // interface-typed fields: index in the message's capability list
+  // Parameters only: the C++ default argument for the schema's explicit default value ("1",
+  // "::ns::Color::GREEN", "\"text\""); empty when there is none or it cannot be spelled.
+  std::string defaultArgument{};
+};
+
+// A constant declared inside an interface, re-exported by its ferry class.
+struct Constant {
+  std::string name;     // capnp's C++ name: "MAX_ITEMS"
+  std::string capnpQualified;  // "::ns::Interface::MAX_ITEMS"
 };
 
 struct Method {
@@ -42,6 +53,13 @@ struct Method {
   std::vector<Field> results;
   uint32_t paramCaps = 0;   // interface-typed params
   uint32_t resultCaps = 0;  // interface-typed results
+  // A params (results) struct with a union or a group is passed whole, as capnp's struct type:
+  // `params` (`results`) is then its one field, with an empty accessor.
+  bool wholeParams = false;
+  bool wholeResults = false;
+  // Some param (result) holds interface pointers inside a struct or list value.
+  bool paramsCarryCaps = false;
+  bool resultsCarryCaps = false;
   std::string resultsName;  // the generated results struct ("DivmodResults"), if results > 1
 
   // The C++ return type, relative to the interface class ("DivmodResults") ...
@@ -54,6 +72,7 @@ struct Interface {
   uint64_t id = 0;
   uint64_t fileId = 0;
   std::string className;    // "Outer_Inner"
+  std::string capnpQualified;  // capnp's C++ type: "::calc::Outer::Inner"
   std::string qualified;    // "::calc::iface::Outer_Inner"
   std::string displayName;  // "calc.capnp:Outer.Inner"
   std::string shortName;    // "Outer.Inner"
@@ -61,6 +80,7 @@ struct Interface {
   std::vector<const Interface*> bases;      // `extends`, in declaration order
   std::vector<const Interface*> ancestors;  // all interfaces it extends, transitively, once each
   std::vector<Method> methods;              // code order
+  std::vector<Constant> constants;          // declaration order
   bool usable = true;                       // false if it (or a base) has a problem
 };
 
@@ -104,6 +124,10 @@ private:
   // Appends the non-Void fields of a params or results struct to `fields`, or reports why not.
   void addFields(Interface& owner, const Method& method, capnp::StructSchema schema,
                  const std::string& role, std::vector<Field>& fields, uint32_t& caps);
+  // Makes `fields` the one field standing for the whole struct `schema` (C++ type `cxxType`).
+  void addWholeStruct(Interface& owner, const Method& method, capnp::StructSchema schema,
+                      const std::string& cxxType, const std::string& role,
+                      std::vector<Field>& fields);
   // Names that would clash in C++ across the interface and its ancestors.
   void checkGeneratedNames(Interface& model);
   // Records a problem of `owner` (at `method` if given) and marks `owner` unusable.

@@ -63,6 +63,24 @@ std::string withoutCapnpSuffix(std::string_view path) {
   return std::string(path);
 }
 
+std::string stringLiteral(std::string_view text) {
+  std::string literal = "\"";
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      literal += '\\';
+      literal += c;
+    } else if (byte < 0x20 || byte >= 0x7f) {
+      char escape[5];
+      std::snprintf(escape, sizeof escape, "\\%03o", byte);
+      literal += escape;
+    } else {
+      literal += c;
+    }
+  }
+  return literal + "\"";
+}
+
 std::string hexLiteral(uint64_t id) {
   char text[32];
   std::snprintf(text, sizeof(text), "0x%016llxull", static_cast<unsigned long long>(id));

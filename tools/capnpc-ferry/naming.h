@@ -48,6 +48,9 @@ std::string baseName(std::string_view path);
 // "dir/calc.capnp" -> "dir/calc": the stem of generated file names.
 std::string withoutCapnpSuffix(std::string_view path);
 
+// A C++ string literal for `text`; anything but printable ASCII as an octal escape.
+std::string stringLiteral(std::string_view text);
+
 // "0x8c2f...ull": a 64-bit id as a C++ literal.
 std::string hexLiteral(uint64_t id);
 

@@ -30,23 +30,37 @@ bool isGeneric(const capnp::Schema& schema) {
   return schema.getProto().getIsGeneric() || schema.isBranded();
 }
 
-// Why a struct cannot travel by value through ferry, if it cannot: it holds, at any depth, an
-// interface or AnyPointer. `visited` breaks cycles of recursive structs.
-std::optional<std::string> structObstacle(capnp::StructSchema schema,
-                                          std::set<uint64_t>& visited) {
-  if (!visited.insert(schema.getProto().getId()).second) return std::nullopt;
+// What a struct holds, at any depth: whether it can travel by value at all (an AnyPointer or a
+// generic interface cannot) and whether it holds interface pointers. `visited` breaks cycles of
+// recursive structs.
+struct StructScan {
+  std::optional<std::string> obstacle;
+  bool carriesCaps = false;
+};
+
+void scanStruct(capnp::StructSchema schema, std::set<uint64_t>& visited, StructScan& scan) {
+  if (!visited.insert(schema.getProto().getId()).second) return;
   for (auto field : schema.getFields()) {
     capnp::Type type = field.getType();
     while (type.isList()) type = type.asList().getElementType();
     std::string where = std::string(schema.getShortDisplayName().cStr()) + "." +
                         field.getProto().getName().cStr();
-    if (type.isInterface()) return "an interface (field '" + where + "')";
-    if (type.isAnyPointer()) return "an AnyPointer (field '" + where + "')";
+    if (type.isAnyPointer()) {
+      scan.obstacle = "an AnyPointer (field '" + where + "')";
+      return;
+    }
+    if (type.isInterface()) {
+      if (isGeneric(type.asInterface())) {
+        scan.obstacle = "a generic interface (field '" + where + "')";
+        return;
+      }
+      scan.carriesCaps = true;
+    }
     if (type.isStruct()) {
-      if (auto inner = structObstacle(type.asStruct(), visited)) return inner;
+      scanStruct(type.asStruct(), visited, scan);
+      if (scan.obstacle) return;
     }
   }
-  return std::nullopt;
 }
 
 // "AnyPointer", "AnyStruct", "AnyList" or "Capability": how the schema spelled an
@@ -60,38 +74,20 @@ std::string anyPointerName(capnp::Type type) {
   }
 }
 
-std::variant<MappedType, Unsupported> mapListElement(capnp::Type element, const Naming& naming) {
-  MappedType list{TypeKind::list, "", TypeKind::primitive};
-  switch (element.which()) {
-    case Which::TEXT:
-      list.elementKind = TypeKind::text;
-      list.name = "std::string";
-      return list;
-    case Which::DATA:
-      list.elementKind = TypeKind::data;
-      list.name = "std::vector<uint8_t>";
-      return list;
-    case Which::ENUM:
-      if (isGeneric(element.asEnum())) {
-        return Unsupported{"enums of generic scopes are not supported"};
-      }
-      list.elementKind = TypeKind::enumeration;
-      list.name = naming.capnpType(element.asEnum().getProto().getId());
-      return list;
-    case Which::VOID: return Unsupported{"List(Void) is not supported"};
-    case Which::STRUCT: return Unsupported{"List(struct) is not supported"};
-    case Which::LIST: return Unsupported{"List(List) is not supported"};
-    case Which::INTERFACE: return Unsupported{"List(interface) is not supported"};
-    case Which::ANY_POINTER:
-      if (element.getBrandParameter() != nullptr || element.getImplicitParameter() != nullptr) {
-        return Unsupported{"generic parameters are not supported"};
-      }
-      return Unsupported{"List(" + anyPointerName(element) + ") is not supported"};
-    default:
-      list.elementKind = TypeKind::primitive;
-      list.name = primitiveName(element.which());
-      return list;
+std::variant<MappedType, Unsupported> mapList(capnp::Type element, const Naming& naming) {
+  if (element.isVoid()) return Unsupported{"List(Void) is not supported; pass a count (UInt32) instead"};
+  if (element.isAnyPointer() && element.getBrandParameter() == nullptr &&
+      element.getImplicitParameter() == nullptr) {
+    return Unsupported{"List(" + anyPointerName(element) +
+                       ") is not supported; use a list of a concrete type"};
   }
+  auto mapped = mapType(element, naming);
+  if (auto* unsupported = std::get_if<Unsupported>(&mapped)) return *unsupported;
+  auto inner = std::make_shared<MappedType>(std::get<MappedType>(std::move(mapped)));
+  MappedType list{TypeKind::list, inner->valueType()};
+  list.carriesCaps = inner->carriesCaps || inner->kind == TypeKind::interface;
+  list.element = std::move(inner);
+  return list;
 }
 
 }  // namespace
@@ -133,40 +129,47 @@ bool MappedType::movable() const {
 std::variant<MappedType, Unsupported> mapType(capnp::Type type, const Naming& naming) {
   switch (type.which()) {
     case Which::VOID: return Unsupported{"Void cannot be mapped"};  // callers skip Void fields
-    case Which::TEXT: return MappedType{TypeKind::text, "", TypeKind::primitive};
-    case Which::DATA: return MappedType{TypeKind::data, "", TypeKind::primitive};
+    case Which::TEXT: return MappedType{TypeKind::text};
+    case Which::DATA: return MappedType{TypeKind::data};
     case Which::ENUM: {
       auto schema = type.asEnum();
-      if (isGeneric(schema)) return Unsupported{"enums of generic scopes are not supported"};
+      if (isGeneric(schema)) return Unsupported{"enums of generic scopes are not supported; declare the enum outside "
+                                              "the generic struct"};
       return MappedType{TypeKind::enumeration, naming.capnpType(schema.getProto().getId()),
-                        TypeKind::primitive, schema.getProto().getId()};
+                        nullptr, schema.getProto().getId()};
     }
     case Which::STRUCT: {
       auto schema = type.asStruct();
-      if (isGeneric(schema)) return Unsupported{"generic structs are not supported"};
+      if (isGeneric(schema)) return Unsupported{"generic structs are not supported" +
+                                              std::string(kGenericWorkaround)};
       std::set<uint64_t> visited;
-      if (auto obstacle = structObstacle(schema, visited)) {
+      StructScan scan;
+      scanStruct(schema, visited, scan);
+      if (scan.obstacle) {
         return Unsupported{"struct " + std::string(schema.getShortDisplayName().cStr()) +
-                           " contains " + *obstacle +
-                           "; interfaces can only be parameters or results"};
+                           " contains " + *scan.obstacle +
+                           ", which ferry cannot marshal; use a concrete struct or interface "
+                           "type there"};
       }
       return MappedType{TypeKind::structure, naming.capnpType(schema.getProto().getId()),
-                        TypeKind::primitive, schema.getProto().getId()};
+                        nullptr, schema.getProto().getId(), scan.carriesCaps};
     }
     case Which::INTERFACE: {
       auto schema = type.asInterface();
-      if (isGeneric(schema)) return Unsupported{"generic interfaces are not supported"};
+      if (isGeneric(schema)) return Unsupported{"generic interfaces are not supported" +
+                                              std::string(kGenericWorkaround)};
       return MappedType{TypeKind::interface, naming.ferryQualified(schema.getProto().getId()),
-                        TypeKind::primitive, schema.getProto().getId()};
+                        nullptr, schema.getProto().getId()};
     }
-    case Which::LIST: return mapListElement(type.asList().getElementType(), naming);
+    case Which::LIST: return mapList(type.asList().getElementType(), naming);
     case Which::ANY_POINTER:
       if (type.getBrandParameter() != nullptr || type.getImplicitParameter() != nullptr) {
-        return Unsupported{"generic parameters are not supported"};
+        return Unsupported{"generic parameters are not supported; use a concrete type"};
       }
-      return Unsupported{anyPointerName(type) + " is not supported"};
-    default:
-      return MappedType{TypeKind::primitive, primitiveName(type.which()), TypeKind::primitive};
+      return Unsupported{anyPointerName(type) +
+                         " is not supported: ferry cannot know what it holds; use a concrete "
+                         "struct, list or interface type"};
+    default: return MappedType{TypeKind::primitive, primitiveName(type.which())};
   }
 }
 

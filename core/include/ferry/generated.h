@@ -16,7 +16,10 @@
 //
 // Wire convention: interface-typed parameters and results are left null inside the params and
 // results structs; the interface pointers travel as OBJREFs in the message's capability list,
-// numbered 0.. in the order of the interface-typed fields (orpc.capnp, `Request.caps`).
+// numbered 0.. in the order of the interface-typed fields (orpc.capnp, `Request.caps`). Interface
+// pointers inside struct values and lists (ferry/capability.h) are capnp capability pointers;
+// capability pointer k is the OBJREF at (number of interface-typed fields) + k in the same list.
+// The generated code asks for them with the `collectCaps` / `...WithCaps` forms below.
 #pragma once
 
 #include <atomic>
@@ -24,9 +27,11 @@
 #include <memory>
 
 #include <capnp/any.h>
+#include <capnp/capability.h>
 #include <capnp/message.h>
 
 #include <ferry/api.h>
+#include <ferry/capability.h>
 #include <ferry/error.h>
 #include <ferry/future.h>
 #include <ferry/ids.h>
@@ -52,13 +57,24 @@ public:
   ClientCall& operator=(ClientCall&&) = delete;
   ~ClientCall();
 
+  // `collectCaps`: the params may hold interface pointers inside struct values or lists; they
+  // are collected as they are written, and sealCaps() marshals them.
   template <typename Params>
-  typename Params::Builder initParams() {
-    return paramsPointer().template initAs<Params>();
+  typename Params::Builder initParams(bool collectCaps = false) {
+    return paramsPointer(collectCaps).template initAs<Params>();
+  }
+  // The params as a copy of `value` (a params struct passed whole).
+  template <typename Params>
+  void setParams(typename Params::Reader value, bool collectCaps = false) {
+    paramsPointer(collectCaps).template setAs<Params>(value);
   }
 
   // Marshals `object` (may be null) as the index-th capability of the request.
   void setCap(uint32_t index, Interface* object, Iid iid);
+
+  // After the params were written with `collectCaps` and every setCap: marshals the interface
+  // pointers collected, after the `capCount` the method declares.
+  void sealCaps();
 
   // The method is $Ferry.idempotent: send() may resend it after a transport failure that leaves
   // its outcome unknown. Other calls are never resent (at most once).
@@ -73,10 +89,12 @@ public:
   void sendOneway();
 
 private:
-  capnp::AnyPointer::Builder paramsPointer();
+  capnp::AnyPointer::Builder paramsPointer(bool collectCaps);
 
   ProxyBase* _proxy;
   std::unique_ptr<OutgoingRequest> _request;
+  // The interface pointers inside the params, until sealCaps().
+  std::unique_ptr<capnp::BuilderCapabilityTable> _collectedCaps;
   bool _idempotent = false;
 };
 
@@ -92,6 +110,13 @@ public:
   typename Results::Reader results() const {
     return resultsPointer().template getAs<Results>();
   }
+  // The results, able to read the interface pointers inside struct values and lists: the
+  // capabilities from `first` (the method's interface-typed result count) on, unmarshaled into
+  // the calling apartment and held as long as this response.
+  template <typename Results>
+  typename Results::Reader resultsWithCaps(uint32_t first) {
+    return embeddedCaps(first).imbue(resultsPointer().template getAs<Results>());
+  }
 
   // Unmarshals the index-th capability of the results into the calling apartment (null if the
   // servant returned null).
@@ -103,8 +128,10 @@ public:
 private:
   capnp::AnyPointer::Reader resultsPointer() const;
   void* unmarshalCap(uint32_t index, Iid iid);
+  capnp::ReaderCapabilityTable& embeddedCaps(uint32_t first);
 
   std::unique_ptr<IncomingResponse> _response;
+  std::unique_ptr<capnp::ReaderCapabilityTable> _embeddedCaps;
 };
 
 // A request being served by a stub, in the object's apartment.
@@ -116,24 +143,41 @@ public:
   typename Params::Reader params() const {
     return paramsPointer().template getAs<Params>();
   }
+  // The params, able to read the interface pointers inside struct values and lists: the
+  // capabilities from `first` (the method's interface-typed parameter count) on, unmarshaled into
+  // the object's apartment and held until the call ends.
+  template <typename Params>
+  typename Params::Reader paramsWithCaps(uint32_t first) {
+    return embeddedCaps(first).imbue(paramsPointer().template getAs<Params>());
+  }
 
   template <InterfaceType I>
   Ref<I> cap(uint32_t index) {
     return Ref<I>::adopt(static_cast<I*>(unmarshalCap(index, I::iid)));
   }
 
+  // `collectCaps` as for ClientCall::initParams; then sealResultCaps() marshals them.
   template <typename Results>
-  typename Results::Builder initResults(uint32_t capCount) {
-    return resultsPointer(capCount).template initAs<Results>();
+  typename Results::Builder initResults(uint32_t capCount, bool collectCaps = false) {
+    return resultsPointer(capCount, collectCaps).template initAs<Results>();
+  }
+  // The results as a copy of `value` (a results struct passed whole).
+  template <typename Results>
+  void setResults(uint32_t capCount, typename Results::Reader value, bool collectCaps = false) {
+    resultsPointer(capCount, collectCaps).template setAs<Results>(value);
   }
 
   // Marshals `object` (may be null) as the index-th capability of the results.
   virtual void setResultCap(uint32_t index, Interface* object, Iid iid) = 0;
+  // After the results were written with `collectCaps` and every setResultCap: marshals the
+  // interface pointers collected, after the `capCount` the method declares.
+  virtual void sealResultCaps() = 0;
 
 protected:
   virtual capnp::AnyPointer::Reader paramsPointer() const = 0;
   virtual void* unmarshalCap(uint32_t index, Iid iid) = 0;
-  virtual capnp::AnyPointer::Builder resultsPointer(uint32_t capCount) = 0;
+  virtual capnp::ReaderCapabilityTable& embeddedCaps(uint32_t first) = 0;
+  virtual capnp::AnyPointer::Builder resultsPointer(uint32_t capCount, bool collectCaps) = 0;
 };
 
 // The base of every generated interface proxy. One interface proxy exists per (proxy manager,
@@ -175,6 +219,8 @@ private:
 FERRY_API ProxyBase* asProxy(Interface* object) noexcept;
 
 using ProxyFactory = ProxyBase* (*)(const ProxyInit& init);
+// `pointer` (what queryInterface(iid) returned) as the object's Interface.
+using InterfaceUpcast = Interface* (*)(void* pointer) noexcept;
 // `object` is the pointer queryInterface(iid) returned for the interface the stub serves.
 using StubDispatch = void (*)(void* object, uint64_t interfaceId, uint16_t methodId,
                               ServerCall& call);
@@ -184,6 +230,7 @@ struct InterfaceInfo {
   const char* name;        // "file.capnp:Interface"
   ProxyFactory newProxy;
   StubDispatch dispatch;
+  InterfaceUpcast upcast;
 };
 
 // A static object in each generated .ferry.c++ registers its interfaces at load time.

@@ -1,4 +1,4 @@
-# expect: result 'list': List(List) is not supported
+# expect: result 'lists': List(AnyList) is not supported
 # expect-line: 10
 @0xc959d33a43b60d5b;
 
@@ -7,5 +7,5 @@
 interface Broken {
   first @0 (value :AnyPointer) -> ();
   fine @1 (value :Int32) -> (value :Int32);
-  second @2 () -> (list :List(List(Text)));
+  second @2 () -> (lists :List(AnyList));
 }

@@ -1,4 +1,4 @@
-# expect: parameter 'value': AnyPointer is not supported (Holder.Inner.put)
+# expect: parameter 'value': AnyPointer is not supported: ferry cannot know what it holds; use a concrete struct, list or interface type (Holder.Inner.put)
 # expect-line: 17
 @0xf327503c36a6c48f;
 
