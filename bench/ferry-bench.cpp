@@ -51,6 +51,7 @@
 
 #include <ferry/ferry.h>
 
+#include "bench-servant.h"
 #include "bench.ferry.h"
 #include "futex.h"
 #include "tool.h"
@@ -130,14 +131,7 @@ Summary measureFloor(const Options& options) {
   return s;
 }
 
-class BenchImpl final : public ferry::Implements<bench::iface::Bench> {
-public:
-  void null() override {}
-  std::vector<uint8_t> echo(std::span<const uint8_t> data) override {
-    return std::vector<uint8_t>(data.begin(), data.end());
-  }
-  uint64_t sink(std::span<const uint8_t> data) override { return data.size(); }
-};
+using bench::BenchImpl;
 
 // The floor of a socket transport: a thread echoes 1-byte messages on a connected socket pair of
 // that kind (Unix stream, or TCP over loopback with TCP_NODELAY), blocking reads and writes.

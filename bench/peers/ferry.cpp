@@ -11,19 +11,13 @@
 
 #include <ferry/ferry.h>
 
+#include "bench-servant.h"
 #include "bench.ferry.h"
 #include "harness.h"
 
 namespace {
 
-class BenchImpl final : public ferry::Implements<bench::iface::Bench> {
-public:
-  void null() override {}
-  std::vector<uint8_t> echo(std::span<const uint8_t> data) override {
-    return std::vector<uint8_t>(data.begin(), data.end());
-  }
-  uint64_t sink(std::span<const uint8_t> data) override { return data.size(); }
-};
+using bench::BenchImpl;
 
 class FerryServer final : public peers::Server {
 public:

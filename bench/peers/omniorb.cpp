@@ -27,7 +27,7 @@ public:
 };
 
 // Options for CORBA::ORB_init, as {name, value} pairs ending with {nullptr, nullptr}.
-CORBA::ORB_ptr initOrb(const char* const options[][2]) {
+CORBA::ORB_ptr initOrb(const char* options[][2]) {
   int argc = 1;
   char name[] = "peer-omniorb";
   char* argv[] = {name, nullptr};
