@@ -5,7 +5,11 @@
 // inproc: both sides in one process (no other transport loaded): the object lives in an STA and
 // the caller in the MTA, so every call is a hand-off to the STA's thread and back, the work the
 // raw inproc floor (futex words) does at least.
+// FERRY_BENCH_LOOP_SPIN=MICROSECONDS in the environment sets RuntimeOptions::loopSpin of both
+// processes (README, "Waking with the transport loop"), for comparing settings in one matrix.
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 
@@ -19,9 +23,19 @@ namespace {
 
 using bench::BenchImpl;
 
+// Both processes' RuntimeOptions::loopSpin, in microseconds, from FERRY_BENCH_LOOP_SPIN when it
+// is set (as ferry-bench's --loop-spin sets it for its server); ferry's default otherwise.
+ferry::RuntimeOptions benchOptions() {
+  ferry::RuntimeOptions options;
+  if (const char* spin = std::getenv("FERRY_BENCH_LOOP_SPIN")) {
+    options.loopSpin = std::chrono::microseconds(std::atoi(spin));
+  }
+  return options;
+}
+
 class FerryServer final : public peers::Server {
 public:
-  FerryServer() {
+  FerryServer() : _runtime(benchOptions()) {
     _objref = _runtime.mta().invoke([] {
       return ferry::marshalInterface(ferry::Ref<bench::iface::Bench>(ferry::make<BenchImpl>()),
                                      ferry::MarshalContext::local,
@@ -51,7 +65,7 @@ private:
 };
 
 ferry::RuntimeOptions clientOptions(const std::string& transport) {
-  ferry::RuntimeOptions options;
+  ferry::RuntimeOptions options = benchOptions();
   options.outOfProcess = transport != "inproc";
   return options;
 }
