@@ -23,8 +23,6 @@
 //   16 MiB request      tcp and udp: the best of five, and udp's throughput as a share of tcp's;
 //   udp 16 MiB, 5% loss a second server whose udp fault layer drops 5% of datagrams both ways.
 // Each row prints median and p99 latency, calls/s, and the ratio of its median to the floor's.
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -53,7 +51,9 @@
 
 #include <ferry/ferry.h>
 
+#include "bench-servant.h"
 #include "bench.ferry.h"
+#include "futex.h"
 #include "tool.h"
 
 namespace {
@@ -93,17 +93,9 @@ Summary measure(const Options& options, const std::function<void()>& call) {
 }
 
 // The floor: a round trip to another thread through two futex words, each side sleeping in the
-// kernel until the other wakes it (raw FUTEX_WAIT/FUTEX_WAKE: no user-space spinning, which would
-// make the floor a measure of two busy cores instead of a hand-off).
-void futexWait(std::atomic<uint32_t>& word, uint32_t seen) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, seen, nullptr,
-          nullptr, 0);
-}
-
-void futexWake(std::atomic<uint32_t>& word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
-          0);
-}
+// kernel until the other wakes it (futex.h).
+using bench::futexWait;
+using bench::futexWake;
 
 Summary measureFloor(const Options& options) {
   std::atomic<uint32_t> request{0};
@@ -139,14 +131,7 @@ Summary measureFloor(const Options& options) {
   return s;
 }
 
-class BenchImpl final : public ferry::Implements<bench::iface::Bench> {
-public:
-  void null() override {}
-  std::vector<uint8_t> echo(std::span<const uint8_t> data) override {
-    return std::vector<uint8_t>(data.begin(), data.end());
-  }
-  uint64_t sink(std::span<const uint8_t> data) override { return data.size(); }
-};
+using bench::BenchImpl;
 
 // The floor of a socket transport: a thread echoes 1-byte messages on a connected socket pair of
 // that kind (Unix stream, or TCP over loopback with TCP_NODELAY), blocking reads and writes.
