@@ -156,12 +156,27 @@ int StreamTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) 
   if (found == _connections.end() || found->second->state != Connection::State::open) {
     return UV_ENOTCONN;
   }
-  // Frames other threads handed over were queued before this one.
-  drainHandovers();
   std::unique_ptr<uint8_t[]> bytes(new uint8_t[kFrameHeaderSize + size]);
   encodeFrameHeader(bytes.get(), size);
   if (size > 0) std::memcpy(bytes.get() + kFrameHeaderSize, data, size);
-  return queueWrite(*found->second, std::move(bytes), kFrameHeaderSize + size, false);
+  // In one step under the lock: this write is counted, so no other thread writes to the socket
+  // directly from now until it is written, and the frames other threads handed over before it
+  // (a direct write's rest among them) are taken, to be queued ahead of it. Counting after taking
+  // would let a direct write start in between and this frame split it from its rest.
+  std::deque<Handover> before;
+  {
+    std::lock_guard lock(_directMutex);
+    auto entry = _direct.find(conn);
+    if (entry != _direct.end()) ++entry->second.loopWrites;
+    before.swap(_handovers);
+  }
+  queueHandovers(before);
+  found = _connections.find(conn);
+  if (found == _connections.end() || found->second->state != Connection::State::open) {
+    loopWriteFinished(conn);  // a handed-over write failed and closed it
+    return UV_ENOTCONN;
+  }
+  return queueWrite(*found->second, std::move(bytes), kFrameHeaderSize + size, true);
 }
 
 int StreamTransport::queueWrite(Connection& connection, std::unique_ptr<uint8_t[]> bytes,
@@ -234,6 +249,10 @@ void StreamTransport::drainHandovers() {
     std::lock_guard lock(_directMutex);
     batch.swap(_handovers);
   }
+  queueHandovers(batch);
+}
+
+void StreamTransport::queueHandovers(std::deque<Handover>& batch) {
   for (Handover& h : batch) {
     auto found = _connections.find(h.conn);
     if (found == _connections.end() || found->second->state != Connection::State::open) {

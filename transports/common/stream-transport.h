@@ -224,6 +224,8 @@ private:
     std::unique_ptr<uint8_t[]> bytes;
     size_t size;
   };
+  // Queues handed-over frames on their connections, in order (on the loop).
+  void queueHandovers(std::deque<Handover>& batch);
   std::mutex _directMutex;  // guards _direct, _handovers, _handoverOpen
   std::unordered_map<ferry_conn_id, DirectEntry> _direct;
   std::deque<Handover> _handovers;
