@@ -45,8 +45,10 @@
 # request until its response comes and, when the connection is lost, sends it again — same call
 # id, same bytes, the `resent` flag set — on a new connection to the same binding (at most twice
 # per call, within the call's deadline). The exporter keeps a *reply cache* keyed by
-# (Request.caller, call id), one entry per call that expects a response, from the request's
-# arrival:
+# (Request.caller, Request.callerToken, call id), one entry per call that expects a response, from
+# the request's arrival. The caller's process id is public (it is in every OBJREF the caller
+# marshals); its token is not, so a peer that names another's process id reaches none of its
+# entries, and none of its calls' fates:
 #
 #   - a request whose key is in the cache never runs again: while the call runs, its response is
 #     redirected to the connection the newest copy came on; once it has completed, the cached
@@ -100,6 +102,12 @@ struct Request {
   # exporter's reply cache (see the top of this file). Required (non-zero) in a request sent
   # between processes that expects a response; all requests on one connection name the same
   # caller. 0 in process.
+
+  callerToken @10 :UInt64;
+  # A random number the calling process chose once, non-zero, sent with every request it makes
+  # that expects a response and shown to no one else: with `caller`, whose entries of the reply
+  # cache these are. All requests on one connection carry the same token. 0 from a caller that
+  # predates it (its entries are then those of (caller, 0)).
 
   acknowledged @9 :List(UInt64);
   # Call ids of this caller whose responses it has received on this connection and not yet

@@ -290,6 +290,16 @@ BOOST_FIXTURE_TEST_SUITE(endpoint, InProcessRuntime)
 
 BOOST_AUTO_TEST_CASE(a_call_travels_over_a_link_and_its_response_is_acknowledged_by_the_next) {
   Pair p(rt());
+  // Every request names this process and its secret token (Request.callerToken).
+  std::vector<std::pair<uint64_t, uint64_t>> callers;  // network thread until the calls return
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (kindOf(frame) == orpc::FrameKind::request) {
+      orpc::Frame decoded = orpc::decodeFrame(frame.data(), frame.size());
+      auto request = decoded.message->root<wire::Request>();
+      callers.emplace_back(request.getCaller(), request.getCallerToken());
+    }
+    return false;
+  };
   uint32_t before = p.strongRefs();
   p.addRefs(2);
   BOOST_TEST(p.strongRefs() == before + 2);
@@ -303,6 +313,11 @@ BOOST_AUTO_TEST_CASE(a_call_travels_over_a_link_and_its_response_is_acknowledged
   BOOST_TEST(p.serverEndpoint.servedCallsKept() == 1u, "the first went, the second is kept");
   BOOST_TEST(p.strongRefs() == before + 3);
   BOOST_TEST(p.clientNet.linksMade == 1, "one link carries every call");
+  p.wire.run([] {});
+  BOOST_REQUIRE(callers.size() == 2u);
+  BOOST_TEST(callers[0].first == p.runtime.processId);
+  BOOST_TEST(callers[0].second != 0u);
+  BOOST_TEST((callers[1] == callers[0]));
 }
 
 BOOST_AUTO_TEST_CASE(a_call_whose_response_was_lost_with_its_link_runs_once_and_is_answered_again) {

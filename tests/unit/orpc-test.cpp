@@ -229,28 +229,52 @@ BOOST_AUTO_TEST_SUITE(reply_cache)
 
 BOOST_AUTO_TEST_CASE(a_call_runs_once_and_a_later_copy_gets_the_kept_response_on_the_newest_link) {
   ReplyCache cache({});
-  auto first = cache.admit(7, 100, linkA, {}, t0);
+  auto first = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
   BOOST_TEST(int(first.kind) == int(Kind::run));
   BOOST_REQUIRE(first.canceled != nullptr);
   BOOST_TEST(cache.entries() == 1u);
 
   // A copy resent over another link while the call runs: dropped, and the response goes there.
-  BOOST_TEST(int(cache.admit(7, 100, linkB, {}, t0).kind) == int(Kind::running));
-  BOOST_TEST((cache.complete(7, 100, linkA, reply(40), t0) == linkB));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0).kind) == int(Kind::running));
+  BOOST_TEST((cache.complete(CallerKey{7, 1}, 100, linkA, reply(40), t0) == linkB));
   BOOST_TEST(cache.bytes() == 40u);
 
-  auto again = cache.admit(7, 100, linkA, {}, t0);
+  auto again = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
   BOOST_TEST(int(again.kind) == int(Kind::replay));
   BOOST_REQUIRE(again.reply != nullptr);
   BOOST_TEST(again.reply->size() == 40u);
 }
 
+BOOST_AUTO_TEST_CASE(a_peer_naming_anothers_process_id_reaches_none_of_its_calls) {
+  ReplyCache cache({});
+  const CallerKey victim{7, 0x1111};
+  const CallerKey impostor{7, 0x2222};
+  BOOST_TEST(int(cache.admit(victim, 100, linkA, {}, t0).kind) == int(Kind::run));
+  cache.complete(victim, 100, linkA, reply(40), t0);
+  // The impostor's request with the victim's call id runs as its own call: it gets nothing of
+  // the victim's response.
+  auto stolen = cache.admit(impostor, 100, linkB, {}, t0);
+  BOOST_TEST(int(stolen.kind) == int(Kind::run));
+  BOOST_TEST(stolen.reply == nullptr);
+  // Its acknowledgements and a huge call id change nothing for the victim.
+  const uint64_t acked[] = {100};
+  cache.admit(impostor, uint64_t{1} << 40, linkB, acked, t0);
+  auto copy = cache.admit(victim, 100, linkA, {}, t0);
+  BOOST_TEST(int(copy.kind) == int(Kind::replay), "the victim's kept response is still there");
+  BOOST_TEST(int(cache.admit(victim, 101, linkA, {}, t0).kind) == int(Kind::run),
+             "the victim's next call runs");
+  // Nor can the impostor cancel the victim's running call.
+  auto running = cache.admit(victim, 102, linkA, {}, t0);
+  cache.cancel(impostor, 102, linkA);
+  BOOST_TEST(!running.canceled->load());
+}
+
 BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
   ReplyCache cache({});
-  cache.admit(7, 1, linkA, {}, t0);
-  cache.complete(7, 1, linkA, reply(8), t0);
+  cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0);
+  cache.complete(CallerKey{7, 1}, 1, linkA, reply(8), t0);
   const uint64_t acked[] = {1};
-  BOOST_TEST(int(cache.admit(7, 2, linkA, acked, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0).kind) == int(Kind::run));
   BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
   BOOST_TEST(cache.bytes() == 0u);
 }
@@ -259,18 +283,18 @@ BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_cop
   ReplyCache::Limits limits;
   limits.retention = std::chrono::seconds(10);
   ReplyCache cache(limits);
-  cache.admit(7, 5, linkA, {}, t0);
-  cache.complete(7, 5, linkA, reply(8), t0);
+  cache.admit(CallerKey{7, 1}, 5, linkA, {}, t0);
+  cache.complete(CallerKey{7, 1}, 5, linkA, reply(8), t0);
   cache.expire(t0 + std::chrono::seconds(10));
   BOOST_TEST(cache.entries() == 1u, "kept for exactly the retention");
   cache.expire(t0 + std::chrono::seconds(11));
   BOOST_TEST(cache.entries() == 0u);
   for (uint64_t id : {uint64_t{5}, uint64_t{3}}) {
-    auto late = cache.admit(7, id, linkA, {}, t0 + std::chrono::seconds(12));
+    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12));
     BOOST_TEST(int(late.kind) == int(Kind::refuse));
     BOOST_TEST(int(late.code) == int(Errc::outcomeUnknown));
   }
-  BOOST_TEST(int(cache.admit(7, 6, linkA, {}, t0 + std::chrono::seconds(12)).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12)).kind) == int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_later) {
@@ -278,13 +302,13 @@ BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_la
   limits.perCaller = 2;
   limits.maxEntries = 3;
   ReplyCache cache(limits);
-  BOOST_TEST(int(cache.admit(1, 1, linkA, {}, t0).kind) == int(Kind::run));
-  BOOST_TEST(int(cache.admit(1, 2, linkA, {}, t0).kind) == int(Kind::run));
-  auto third = cache.admit(1, 3, linkA, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 2, linkA, {}, t0).kind) == int(Kind::run));
+  auto third = cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0);
   BOOST_TEST(int(third.kind) == int(Kind::refuse));
   BOOST_TEST(int(third.code) == int(Errc::retryLater));
-  BOOST_TEST(int(cache.admit(2, 1, linkB, {}, t0).kind) == int(Kind::run));
-  auto full = cache.admit(3, 1, linkB, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{2, 1}, 1, linkB, {}, t0).kind) == int(Kind::run));
+  auto full = cache.admit(CallerKey{3, 1}, 1, linkB, {}, t0);
   BOOST_TEST(int(full.code) == int(Errc::retryLater));
   BOOST_TEST(full.message == "the exporter's reply cache is full");
   BOOST_TEST(cache.entries() == 3u);
@@ -294,29 +318,29 @@ BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unk
   ReplyCache::Limits limits;
   limits.maxBytes = 100;
   ReplyCache cache(limits);
-  cache.admit(1, 1, linkA, {}, t0);
-  cache.complete(1, 1, linkA, reply(101), t0);
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  cache.complete(CallerKey{1, 1}, 1, linkA, reply(101), t0);
   BOOST_TEST(cache.bytes() == 0u);
-  auto copy = cache.admit(1, 1, linkA, {}, t0);
+  auto copy = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
   BOOST_TEST(int(copy.kind) == int(Kind::refuse));
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
 }
 
 BOOST_AUTO_TEST_CASE(only_the_link_the_response_goes_to_may_cancel) {
   ReplyCache cache({});
-  auto admitted = cache.admit(1, 1, linkA, {}, t0);
-  cache.cancel(1, 1, linkB);
+  auto admitted = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  cache.cancel(CallerKey{1, 1}, 1, linkB);
   BOOST_TEST(!admitted.canceled->load());
-  cache.cancel(1, 1, linkA);
+  cache.cancel(CallerKey{1, 1}, 1, linkA);
   BOOST_TEST(admitted.canceled->load());
 }
 
 BOOST_AUTO_TEST_CASE(a_clean_close_cancels_the_callers_running_calls_and_keeps_nothing) {
   ReplyCache cache({});
-  auto onA = cache.admit(1, 1, linkA, {}, t0);
-  auto onB = cache.admit(1, 2, linkB, {}, t0);
-  cache.complete(1, 1, linkA, reply(8), t0);
-  cache.dropLink(1, linkA);
+  auto onA = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  auto onB = cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0);
+  cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
+  cache.dropLink(CallerKey{1, 1}, linkA);
   BOOST_TEST(onA.canceled->load());
   BOOST_TEST(!onB.canceled->load());
   BOOST_TEST(cache.entries() == 1u);

@@ -2,8 +2,9 @@
 
 #include <kj/exception.h>
 
-#include "../error-impl.h"
 #include "../apartment-impl.h"
+#include "../error-impl.h"
+#include "../ids-impl.h"
 #include "../log.h"
 #include "../message.h"
 #include "../runtime-impl.h"
@@ -17,7 +18,7 @@ namespace {
 // A served call's response, sent back on the link it came from.
 class NetworkReplySink final : public ReplySink {
 public:
-  NetworkReplySink(Endpoint& endpoint, LinkId link, uint64_t caller, uint64_t callId)
+  NetworkReplySink(Endpoint& endpoint, LinkId link, CallerKey caller, uint64_t callId)
       : _endpoint(endpoint), _link(link), _caller(caller), _callId(callId) {}
 
   void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
@@ -35,7 +36,7 @@ public:
 private:
   Endpoint& _endpoint;
   LinkId _link;
-  uint64_t _caller;
+  CallerKey _caller;
   uint64_t _callId;
 };
 
@@ -49,7 +50,8 @@ ReplyCache::Limits replyLimits(const RuntimeOptions& options) {
 }  // namespace
 
 Endpoint::Endpoint(RuntimeImpl& runtime, Network& network)
-    : _runtime(runtime), _network(network), _replies(replyLimits(runtime.options)),
+    : _runtime(runtime), _network(network), _callerToken(randomNonZero64()),
+      _replies(replyLimits(runtime.options)),
       _resolver(runtime, network) {}
 
 Endpoint::~Endpoint() { _calls.failAll(Errc::shuttingDown, "the runtime is shutting down"); }
@@ -67,7 +69,7 @@ void Endpoint::opened(LinkId link, const LinkInfo& info) {
 }
 
 void Endpoint::ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::string& why) {
-  uint64_t caller = 0;
+  CallerKey caller;
   if (auto it = _peers.find(link); it != _peers.end()) {
     caller = it->second.caller;
     _peers.erase(it);
@@ -75,7 +77,7 @@ void Endpoint::ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::
   // The calls it brought. A clean close means the caller went away: what still runs is canceled
   // (nobody waits for it) and nothing is kept. A lost link leaves them to finish for the caller's
   // resent copies.
-  if (how != LinkEnd::lost && caller != 0) _replies.dropLink(caller, link);
+  if (how != LinkEnd::lost && caller.process != 0) _replies.dropLink(caller, link);
   // The calls that went out on it. One that could not be sent failed; a sent one may or may not
   // have run, so it goes out again on a new link, where the exporter's reply cache answers it if
   // it did.
@@ -115,7 +117,7 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
   switch (header.kind) {
     case FrameKind::cancel:
       // Only the link the response goes to may cancel.
-      if (peer.caller != 0) _replies.cancel(peer.caller, header.callId, link);
+      if (peer.caller.process != 0) _replies.cancel(peer.caller, header.callId, link);
       return;
     case FrameKind::request:
       return serveRequest(link, peer, header.callId, header.oxid,
@@ -137,13 +139,13 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   auto request = std::make_unique<IncomingRequest>(std::move(message));
   uint16_t flags;
   uint64_t timeoutMicros;
-  uint64_t callerId;
+  CallerKey callerId;
   std::vector<uint64_t> acknowledged;
   try {
     auto root = request->root();
     flags = root.getFlags();
     timeoutMicros = root.getTimeoutMicros();
-    callerId = root.getCaller();
+    callerId = CallerKey{root.getCaller(), root.getCallerToken()};
     if (root.hasAcknowledged()) {
       auto list = root.getAcknowledged();
       if (list.size() > CallTable::kMaxAcksPerRequest) {
@@ -156,9 +158,9 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   }
   bool oneway = (flags & kRequestFlagOneway) != 0;
   if (oneway != (callId == 0)) return reject(link, "call id and oneway flag disagree");
-  if (!oneway && callerId == 0) return reject(link, "a request without its caller");
-  if (callerId != 0) {
-    if (peer.caller == 0) peer.caller = callerId;
+  if (!oneway && callerId.process == 0) return reject(link, "a request without its caller");
+  if (callerId.process != 0) {
+    if (peer.caller.process == 0) peer.caller = callerId;
     if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
   }
 
@@ -218,7 +220,7 @@ void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) 
   call->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
 }
 
-void Endpoint::sendResponse(LinkId link, uint64_t callerId, uint64_t callId,
+void Endpoint::sendResponse(LinkId link, CallerKey callerId, uint64_t callId,
                             std::unique_ptr<OutgoingResponse> response) {
   std::shared_ptr<const std::vector<uint8_t>> frame;
   try {
@@ -255,6 +257,7 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
   try {
     if (call) {
       request->root.setCaller(_runtime.processId);
+      request->root.setCallerToken(_callerToken);
       // The responses received on this link since its previous request.
       std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
       if (!acks.empty()) {

@@ -43,7 +43,7 @@ public:
   // For replies of served calls: sends a response frame to the caller (on the link the request
   // came on, or the newest that carried a resent copy) and keeps it in the reply cache. Any
   // thread.
-  void sendResponse(LinkId link, uint64_t caller, uint64_t callId,
+  void sendResponse(LinkId link, CallerKey caller, uint64_t callId,
                     std::unique_ptr<OutgoingResponse> response);
 
   // LinkEvents (network thread).
@@ -61,7 +61,8 @@ private:
   // What the endpoint knows of an open link (network thread).
   struct Peer {
     LinkInfo info;
-    uint64_t caller = 0;  // inbound: the process whose requests it carries (Request.caller)
+    // The caller whose requests it carries (Request.caller and callerToken); process 0: none yet.
+    CallerKey caller;
   };
 
   void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
@@ -80,6 +81,9 @@ private:
 
   RuntimeImpl& _runtime;
   Network& _network;
+  // Request.callerToken of this process's requests: random, non-zero, never shown to a peer
+  // other than in its own requests.
+  const uint64_t _callerToken;
   CallTable _calls;
   ReplyCache _replies;
   ResolverService _resolver;

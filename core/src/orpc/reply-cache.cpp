@@ -6,7 +6,7 @@ namespace ferry::detail::orpc {
 
 ReplyCache::~ReplyCache() { clear(); }
 
-ReplyCache::Admission ReplyCache::admit(uint64_t callerId, uint64_t callId, LinkId link,
+ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, LinkId link,
                                         std::span<const uint64_t> acknowledged,
                                         Clock::time_point now) {
   Admission out;
@@ -58,7 +58,7 @@ ReplyCache::Admission ReplyCache::admit(uint64_t callerId, uint64_t callId, Link
   return out;
 }
 
-LinkId ReplyCache::complete(uint64_t callerId, uint64_t callId, LinkId link, Frame reply,
+LinkId ReplyCache::complete(CallerKey callerId, uint64_t callId, LinkId link, Frame reply,
                             Clock::time_point now) {
   std::lock_guard lock(_mutex);
   auto caller = _callers.find(callerId);
@@ -74,7 +74,7 @@ LinkId ReplyCache::complete(uint64_t callerId, uint64_t callId, LinkId link, Fra
   return it->second.link;
 }
 
-void ReplyCache::cancel(uint64_t callerId, uint64_t callId, LinkId link) {
+void ReplyCache::cancel(CallerKey callerId, uint64_t callId, LinkId link) {
   std::lock_guard lock(_mutex);
   auto caller = _callers.find(callerId);
   if (caller == _callers.end()) return;
@@ -84,7 +84,7 @@ void ReplyCache::cancel(uint64_t callerId, uint64_t callId, LinkId link) {
   }
 }
 
-void ReplyCache::dropLink(uint64_t callerId, LinkId link) {
+void ReplyCache::dropLink(CallerKey callerId, LinkId link) {
   std::lock_guard lock(_mutex);
   auto caller = _callers.find(callerId);
   if (caller == _callers.end()) return;

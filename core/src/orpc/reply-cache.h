@@ -29,6 +29,20 @@
 
 namespace ferry::detail::orpc {
 
+// Whose calls: the caller's process id (Request.caller, public) and its token
+// (Request.callerToken, known to it alone). Entries of one never answer another.
+struct CallerKey {
+  uint64_t process = 0;
+  uint64_t token = 0;
+  auto operator<=>(const CallerKey&) const = default;
+};
+
+struct CallerKeyHash {
+  size_t operator()(const CallerKey& key) const noexcept {
+    return std::hash<uint64_t>()(key.process * 0x9e3779b97f4a7c15ull ^ key.token);
+  }
+};
+
 class ReplyCache {
 public:
   using Clock = std::chrono::steady_clock;
@@ -62,20 +76,20 @@ public:
 
   // A request `callId` of `caller` arrived on `link`, acknowledging the responses `acknowledged`
   // (those entries go first).
-  Admission admit(uint64_t caller, uint64_t callId, LinkId link,
+  Admission admit(CallerKey caller, uint64_t callId, LinkId link,
                   std::span<const uint64_t> acknowledged, Clock::time_point now);
 
   // The call completed with the response frame `reply`, which is kept (within the limits). Returns
   // the link to send it on: the newest that carried a copy of the request, else `link`.
-  LinkId complete(uint64_t caller, uint64_t callId, LinkId link, Frame reply,
+  LinkId complete(CallerKey caller, uint64_t callId, LinkId link, Frame reply,
                   Clock::time_point now);
 
   // A cancel frame for `callId` came on `link`: only the link the response goes to may cancel.
-  void cancel(uint64_t caller, uint64_t callId, LinkId link);
+  void cancel(CallerKey caller, uint64_t callId, LinkId link);
 
   // `link`, which carried `caller`'s requests, closed cleanly: the caller went away. Its calls
   // that still run are canceled and nothing of them is kept.
-  void dropLink(uint64_t caller, LinkId link);
+  void dropLink(CallerKey caller, LinkId link);
 
   // Drops responses kept longer than the retention, and callers without entries that were not
   // seen for twice as long.
@@ -104,7 +118,7 @@ private:
 
   const Limits _limits;
   mutable std::mutex _mutex;
-  std::unordered_map<uint64_t, Caller> _callers;
+  std::unordered_map<CallerKey, Caller, CallerKeyHash> _callers;
   size_t _entries = 0;
   size_t _bytes = 0;
 };
