@@ -191,8 +191,12 @@ void ResolverService::opened(LinkId link, const orpc::LinkInfo&) {
   }
 }
 
-void ResolverService::ended(LinkId link, const orpc::LinkInfo&, orpc::LinkEnd how,
+void ResolverService::ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkEnd how,
                             const std::string& why) {
+  if (info.outbound && (how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::lost)) {
+    // The exporters resolved to this binding may be gone: they are resolved again.
+    _runtime.resolutions().invalidateBinding(info.binding);
+  }
   // ferryd forgets what a closed link registered.
   _registry.forget(link);
   if (auto l = _resolves.find(link); l != _resolves.end()) {

@@ -450,10 +450,6 @@ void TransportHub::end(Connection& connection, orpc::LinkEnd how, const std::str
   // new connection.
   auto owned = std::move(_connections[{link.transport, link.conn}]);
   _connections.erase({link.transport, link.conn});
-  if (connection.info.outbound && (how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::lost)) {
-    // The exporters resolved to this binding may be gone: they are resolved again.
-    _runtime.resolutions().invalidateBinding(connection.info.binding);
-  }
   _events->ended(link, owned->info, how, why);
 }
 
