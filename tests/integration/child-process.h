@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -130,6 +131,20 @@ inline std::string testArgument(int index, const char* usage) {
   auto& suite = boost::unit_test::framework::master_test_suite();
   BOOST_REQUIRE_MESSAGE(suite.argc > index, usage);
   return suite.argv[index];
+}
+
+// What a starting ferry-test-peer announces before its "ready" line: one "key value" line each
+// (for example "probe" and an OBJREF's text), by key. Empty when it never got ready.
+inline std::map<std::string, std::string> readAnnouncements(Child& peer) {
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (peer.readLine(line, std::chrono::seconds(20)) && line != "ready") {
+    std::istringstream words(line);
+    std::string key, value;
+    words >> key >> value;
+    out[key] = value;
+  }
+  return out;
 }
 
 // Ends a ferry-test-peer: closes its input, and checks that it shut down with nothing left

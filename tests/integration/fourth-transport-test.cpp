@@ -33,13 +33,8 @@ class Peer {
 public:
   explicit Peer(const std::string& transports)
       : _child({peerPath(), "--transports", transports, "--listen", "127.0.0.1"}) {
-    std::string line;
-    while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
-      std::istringstream words(line);
-      std::string key, value;
-      words >> key >> value;
-      if (key == "probe") probe = objRefFromText(value);
-    }
+    auto announced = readAnnouncements(_child);
+    if (announced.count("probe") != 0) probe = objRefFromText(announced["probe"]);
     BOOST_REQUIRE_MESSAGE(!probe.empty(), "the peer did not start");
   }
 

@@ -45,11 +45,7 @@ public:
   // peer's own path when it is not the build's.
   explicit Peer(std::vector<std::string> args = {}, std::vector<std::string> launcher = {})
       : _child(withPath(std::move(args), std::move(launcher))) {
-    std::string line;
-    while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
-      std::istringstream words(line);
-      std::string key, value;
-      words >> key >> value;
+    for (const auto& [key, value] : readAnnouncements(_child)) {
       if (key == "holder") holder = ferry::objRefFromText(value);
       if (key == "probe") probe = ferry::objRefFromText(value);
       if (key == "identity") identity = ferry::objRefFromText(value);

@@ -59,13 +59,8 @@ public:
   UdpPeer(const std::string& fault, const std::string& port = "0")
       : _child({"env", "FERRY_PLUGIN_PATH=" + peerPluginPath(), "FERRY_UDP_FAULT=" + fault,
                 std::string("FERRY_UDP_OPTIONS=") + kOptions, peerPath(), "--transports", "udp,pipe", "--port", port}) {
-    std::string line;
-    while (_child.readLine(line, std::chrono::seconds(20)) && line != "ready") {
-      std::istringstream words(line);
-      std::string key, value;
-      words >> key >> value;
-      if (key == "probe") probe = objRefFromText(value);
-    }
+    auto announced = readAnnouncements(_child);
+    if (announced.count("probe") != 0) probe = objRefFromText(announced["probe"]);
     BOOST_REQUIRE_MESSAGE(!probe.empty(), "the peer did not start");
   }
 
