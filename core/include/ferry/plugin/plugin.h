@@ -57,7 +57,8 @@ typedef struct ferry_plugin_v1 {
   uint32_t kind;            /* enum ferry_plugin_kind */
   const char* name;         /* the protseq or provider name: [a-z0-9]{1,16} */
   const char* description;  /* one line for logs and `ferry plugins` */
-  const void* table;        /* kind-specific: a ferry_transport_v1* for FERRY_PLUGIN_TRANSPORT */
+  const void* table;        /* kind-specific: a ferry_transport_v1* (FERRY_PLUGIN_TRANSPORT, transport.h)
+                           * or a ferry_security_v1* (FERRY_PLUGIN_SECURITY, security.h) */
 } ferry_plugin_v1;
 
 typedef const ferry_plugin_v1* (*ferry_plugin_entry_v1_fn)(const ferry_host_v1* host);
