@@ -37,4 +37,12 @@ struct ResolvedExporter {
 // resolver answered (e.g. objectNotRegistered for an OXID it does not know).
 FERRY_API ResolvedExporter resolveExporter(std::string_view binding, Oxid oxid);
 
+// The OBJREF a ferry:// reference names, as ferry::bind finds it, not unmarshaled (the tool has
+// no proxies for applications' interfaces). Throws as ferry::bind does.
+FERRY_API std::vector<uint8_t> lookupReference(std::string_view reference);
+
+// The string binding of the ferryd the live Runtime registers with (and asks about this host's
+// names), or "" when it has none.
+FERRY_API std::string ferrydBinding();
+
 }  // namespace ferry::internal

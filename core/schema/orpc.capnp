@@ -32,7 +32,8 @@
 #       24    -  a Cap'n Proto message in standard framing (segment table, then segments; empty for
 #                kind 7):
 #                Request, Response, resolver.capnp ResolveRequest, ResolveReply,
-#                Registration, or ResolveRequest (unregister) by kind.
+#                Registration, ResolveRequest (unregister), NameRequest, NameReply or
+#                NameWithdrawal by kind.
 #
 # The receiver checks every field, the payload's length (a multiple of 8, at most the negotiated
 # maximum message size) and its structure before it acts; a frame that fails is counted as a
@@ -128,7 +129,8 @@ struct Response {
 struct ErrorInfo {
   code @0 :UInt16;
   # A ferry::Errc value (core/include/ferry/error.h). An unknown value is read as `protocolError`.
-  # Values are only ever appended, never renumbered: 0 ok … 20 internal, 21 changedMode.
+  # Values are only ever appended, never renumbered: 0 ok … 20 internal, 21 changedMode,
+  # 22 nameInUse.
 
   message @1 :Text;
   # Human-readable: what failed and why (at most 4 KiB; longer messages are truncated).

@@ -52,3 +52,58 @@ struct Registration {
   # A process registers again, on a new connection, after ferryd restarts.
   resolution @0 :Resolution;
 }
+
+# ---- Named objects (COM's running object table, reachable from other hosts) --------------------
+#
+# A process publishes an object under a name on its host: it marshals the object table-strong
+# (the OBJREF stays valid until the name is revoked, and may be unmarshaled any number of times)
+# and registers name → OBJREF with its host's ferryd, which answers lookups for it from any
+# process of any host until the publisher withdraws the name or its connection to ferryd closes
+# (the process exited). Without a ferryd a process answers lookups for its own names on its own
+# endpoints. A name belongs to the process that published it first: a publication of the same
+# name by another process is refused (nameInUse); the same process may publish it again (the new
+# OBJREF replaces the old). Names are 1 to 128 characters of segments of [A-Za-z0-9._~-]
+# separated by single '/', as they appear in ferry:// references (README: "Named objects").
+
+struct NameRequest {
+  # Frame kind 16, a request (call id not 0) answered by a NameReply in frame kind 17 with the
+  # same call id.
+  union {
+    lookup @0 :Text;
+    # The name's OBJREF: NameReply.objref, or error objectNotRegistered ("no object is published
+    # under this name here").
+    publish @1 :NamePublication;
+    # To ferryd over its pipe only (the publisher's kernel credentials identify it; refused with
+    # accessDenied elsewhere): NameReply.published, or error nameInUse naming the publisher's pid.
+    list @2 :Void;
+    # Every name published here: NameReply.names.
+  }
+}
+
+struct NamePublication {
+  name @0 :Text;
+  objref @1 :Data;
+  # A table-strong OBJREF of the object (checked to decode; at most 64 KiB).
+}
+
+struct NameReply {
+  union {
+    objref @0 :Data;
+    published @1 :Void;
+    names @2 :List(PublishedName);
+    # Sorted by name; at most 65,536 of them.
+    error @3 :ErrorInfo;
+  }
+}
+
+struct PublishedName {
+  name @0 :Text;
+  processId @1 :UInt64;
+  # The publisher, as in its OBJREFs (its pid in the high 32 bits).
+}
+
+struct NameWithdrawal {
+  # Frame kind 18, oneway, to ferryd over its pipe: the publisher revokes `name`. From any other
+  # process it is refused, logged and counted, and changes nothing.
+  name @0 :Text;
+}

@@ -63,6 +63,11 @@ public:
   std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref,
                                          const std::string& protseq = "");
 
+  // The bindings of the resolver at `host` (an address, or a name looked up within the call
+  // timeout) and `port` that this process can use: tcp, then udp, unless
+  // RuntimeOptions::preferredTransport names one.
+  std::vector<StringBindingData> resolversOf(const std::string& host, const std::string& port);
+
   // Where this process listens (empty when no transport runs).
   std::vector<StringBindingData> bindings() const;
   // The transports (null until the constructor made them; not running in an in-process runtime)

@@ -18,6 +18,7 @@
 #include "pending-call.h"
 #include "plugin-loader.h"
 #include "runtime-impl.h"
+#include "resolver/host-lookup.h"
 #include "stats.h"
 #include "thread-state.h"
 #include "orpc/endpoint.h"
@@ -296,6 +297,30 @@ std::string describe(const std::vector<StringBindingData>& bindings) {
 }
 
 }  // namespace
+
+std::vector<StringBindingData> RuntimeImpl::resolversOf(const std::string& host,
+                                                       const std::string& port) {
+  std::vector<StringBindingData> candidates;
+  auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(callDeadline() - Clock::now());
+  for (const std::string& address : lookupHost(host, std::max(timeout, std::chrono::milliseconds(1)))) {
+    for (const char* protseq : {"udp", "tcp"}) candidates.push_back({protseq, address, port});
+  }
+  std::vector<StringBindingData> usable = usableBindings(
+      candidates, MarshalContext::differentMachine, options.preferredTransport, *_hub);
+  // tcp first: a refused connection is a definite answer in one round trip, where udp cannot
+  // tell a closed port from lost packets and waits out its handshake.
+  std::stable_partition(usable.begin(), usable.end(),
+                        [](const StringBindingData& b) { return b.protseq == "tcp"; });
+  FERRY_REQUIRE(!usable.empty(), Errc::unavailable,
+                "cannot reach the resolver of host {}: it listens on udp and tcp, and this process "
+                "runs neither{}; load their plugins (FERRY_PLUGIN_PATH) or change "
+                "RuntimeOptions::transports and RuntimeOptions::preferredTransport",
+                host, options.preferredTransport.empty()
+                          ? std::string()
+                          : " (RuntimeOptions::preferredTransport is '" +
+                                options.preferredTransport + "')");
+  return usable;
+}
 
 Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext distance) {
   ResolverCache::Origin origin{objref.oxid, objref.processId, objref.hostId, objref.bindings};

@@ -6,6 +6,7 @@
 #include "objref.h"
 #include "orpc/endpoint.h"
 #include "plugin-loader.h"
+#include "resolver/names.h"
 #include "runtime-impl.h"
 #include "transport/hub.h"
 
@@ -31,6 +32,17 @@ ResolvedExporter resolveExporter(std::string_view binding, Oxid oxid) {
   ResolvedExporter out{resolution.oxid, resolution.remUnknown, resolution.processId, {}};
   for (const auto& b : resolution.bindings) out.bindings.push_back(detail::bindingText(b));
   return out;
+}
+
+std::vector<uint8_t> lookupReference(std::string_view reference) {
+  return detail::lookupReference(reference);
+}
+
+std::string ferrydBinding() {
+  detail::RuntimeImpl& runtime = detail::currentRuntime();
+  if (runtime.endpoint() == nullptr) return "";
+  const detail::StringBindingData& ferryd = runtime.endpoint()->resolver().ferryd();
+  return ferryd.protseq.empty() ? "" : detail::bindingText(ferryd);
 }
 
 }  // namespace ferry::internal

@@ -6,9 +6,12 @@
 // <protocol errors>" (before the shutdown), shuts down and prints "stats <exported> <proxies> <servants>" (all must be 0) and
 // exits 0.
 //
+// With --publish NAME it publishes the STA Probe under NAME (ferry/naming.h) before "ready" and
+// prints "published NAME", or "publish-failed <error code name>" when that fails.
+//
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 //                   [--reply-cache-per-caller N] [--loop-spin MICROSECONDS]
-//                   [--pipe-directory DIR]
+//                   [--pipe-directory DIR] [--publish NAME]
 #include <unistd.h>
 
 #include <atomic>
@@ -79,11 +82,13 @@ std::vector<std::string> split(const std::string& list) {
 
 int main(int argc, char** argv) {
   ferry::RuntimeOptions options;
+  std::string publishAs;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--listen") == 0) options.listenAddresses = split(argv[i + 1]);
     if (std::strcmp(argv[i], "--port") == 0) options.listenPort = argv[i + 1];
     if (std::strcmp(argv[i], "--transports") == 0) options.transports = split(argv[i + 1]);
     if (std::strcmp(argv[i], "--pipe-directory") == 0) options.pipeDirectory = argv[i + 1];
+    if (std::strcmp(argv[i], "--publish") == 0) publishAs = argv[i + 1];
     if (std::strcmp(argv[i], "--reply-cache-per-caller") == 0) {
       options.replyCachePerCaller = std::stoul(argv[i + 1]);
     }
@@ -117,6 +122,18 @@ int main(int argc, char** argv) {
                                        ferry::MarshalContext::differentMachine,
                                        ferry::MarshalFlags::tableStrong);
       });
+      ferry::Publication publication;
+      if (!publishAs.empty()) {
+        try {
+          publication = sta.invoke([&] {
+            return ferry::publish(publishAs, ferry::unmarshalInterface<testing::iface::Probe>(
+                                                 std::get<1>(packets)));
+          });
+          std::printf("published %s\n", publishAs.c_str());
+        } catch (const ferry::Error& e) {
+          std::printf("publish-failed %s\n", std::string(ferry::errcName(e.code())).c_str());
+        }
+      }
       std::printf("holder %s\nprobe %s\nidentity %s\nmtaprobe %s\neverything %s\nready\n",
                   ferry::objRefToText(std::get<0>(packets)).c_str(),
                   ferry::objRefToText(std::get<1>(packets)).c_str(),
@@ -127,6 +144,7 @@ int main(int argc, char** argv) {
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
       }
+      publication.revoke();
       auto served = ferry::Runtime::stats();
       std::printf("served %lld %lld %lld\n", static_cast<long long>(served.duplicateRequests),
                   static_cast<long long>(served.replyCacheEntries),

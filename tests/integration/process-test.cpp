@@ -51,6 +51,8 @@ public:
       if (key == "identity") identity = ferry::objRefFromText(value);
       if (key == "mtaprobe") mtaProbe = ferry::objRefFromText(value);
       if (key == "everything") everything = ferry::objRefFromText(value);
+      if (key == "published") published = value;
+      if (key == "publish-failed") publishFailed = value;
     }
     BOOST_REQUIRE_MESSAGE(!holder.empty() && !probe.empty(), "the peer did not start");
   }
@@ -93,6 +95,9 @@ public:
   ObjRefBytes probe;
   ObjRefBytes identity;  // the identity of the object `probe` names
   ObjRefBytes everything;  // an idltest Everything (tests/idl/everything.capnp) in the peer's STA
+  // With --publish: the name it published `probe` under, or the error code name of the refusal.
+  std::string published;
+  std::string publishFailed;
   // What the peer counted, read by finish().
   int64_t replyCacheEntries = -1;
   int64_t protocolErrors = -1;
@@ -805,6 +810,114 @@ BOOST_AUTO_TEST_CASE(ferryd_resolves_the_oxids_of_the_processes_that_registered)
       return e.code() == Errc::objectNotRegistered;
     }
   }));
+}
+
+// ferry://127.0.0.1:PORT/name/NAME for ferryd's (or a peer's) tcp port.
+std::string nameReference(const detail::StringBindingData& tcp, const std::string& name) {
+  return "ferry://" + tcp.address + ":" + tcp.endpoint + "/name/" + name;
+}
+
+BOOST_AUTO_TEST_CASE(a_client_binds_by_name_to_an_object_another_process_published_with_ferryd) {
+  Ferryd ferryd;
+  std::optional<Peer> publisher;
+  std::optional<Peer> second;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    publisher.emplace(std::vector<std::string>{"--publish", "inventory/main"});
+    // Another process of the host asks for the same name: ferryd refuses it.
+    second.emplace(std::vector<std::string>{"--publish", "inventory/main"});
+  }
+  BOOST_CHECK_EQUAL(publisher->published, "inventory/main");
+  BOOST_CHECK_EQUAL(second->publishFailed, "nameInUse");
+  std::string reference = nameReference(ferryd.tcp, "inventory/main");
+  {
+    auto mta = rt().joinMta();
+    // No OBJREF passed by hand: the reference names ferryd's port and the name.
+    Ref<Probe> probe = ferry::bind<Probe>(reference);
+    BOOST_CHECK(isProxy(probe));
+    BOOST_CHECK_EQUAL(probe->threadId(), static_cast<uint64_t>(publisher->pid()));
+    std::vector<PublishedName> names = listNames("127.0.0.1:" + ferryd.tcp.endpoint);
+    BOOST_REQUIRE_EQUAL(names.size(), 1u);
+    BOOST_CHECK_EQUAL(names[0].name, "inventory/main");
+    BOOST_CHECK_EQUAL(names[0].processId >> 32, static_cast<uint64_t>(publisher->pid()));
+    // The same from the shell: `ferry names` and `ferry bind`.
+    auto ferryTool = [](std::vector<std::string> args, std::string& output) {
+      args.insert(args.begin(), argument(3));
+      Child child(std::move(args), /*withStderr=*/true);
+      std::string line;
+      output.clear();
+      while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
+      return child.wait(std::chrono::seconds(20));
+    };
+    std::string output;
+    BOOST_CHECK_EQUAL(ferryTool({"names", "127.0.0.1:" + ferryd.tcp.endpoint}, output), 0);
+    BOOST_CHECK_MESSAGE(output.find("inventory/main") == 0 &&
+                            output.find("pid " + std::to_string(publisher->pid())) !=
+                                std::string::npos,
+                        output);
+    BOOST_CHECK_EQUAL(ferryTool({"bind", reference}, output), 0);
+    BOOST_CHECK_MESSAGE(output.find("(pid " + std::to_string(publisher->pid()) + ")") !=
+                            std::string::npos,
+                        output);
+    BOOST_CHECK_EQUAL(ferryTool({"bind", "ferry://127.0.0.1/nothing"}, output), 2);
+    BOOST_CHECK_EXCEPTION(ferry::bind<Probe>(nameReference(ferryd.tcp, "inventory/other")), Error,
+                          [](const Error& e) {
+                            BOOST_TEST_MESSAGE(e.what());
+                            return e.code() == Errc::objectNotRegistered &&
+                                   std::string(e.what()).find("inventory/other") != std::string::npos;
+                          });
+  }
+  // The publisher dies without revoking: ferryd forgets its names with its connection, and the
+  // name is free for another process.
+  publisher->kill();
+  publisher.reset();
+  {
+    auto mta = rt().joinMta();
+    BOOST_CHECK(eventually([&] {
+      try {
+        ferry::bind<Probe>(reference);
+        return false;
+      } catch (const Error& e) {
+        return e.code() == Errc::objectNotRegistered;
+      }
+    }));
+  }
+  std::optional<Peer> third;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    third.emplace(std::vector<std::string>{"--publish", "inventory/main"});
+  }
+  BOOST_CHECK_EQUAL(third->published, "inventory/main");
+  {
+    auto mta = rt().joinMta();
+    BOOST_CHECK_EQUAL(ferry::bind<Probe>(reference)->threadId(), static_cast<uint64_t>(third->pid()));
+  }
+  // A clean exit revokes the name.
+  third->finish();
+  third.reset();
+  {
+    auto mta = rt().joinMta();
+    BOOST_CHECK(listNames("127.0.0.1:" + ferryd.tcp.endpoint).empty());
+  }
+  second->finish();
+}
+
+BOOST_AUTO_TEST_CASE(without_ferryd_a_process_answers_lookups_of_its_own_names) {
+  std::optional<Peer> peer;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", "none");
+    peer.emplace(std::vector<std::string>{"--publish", "calculator"});
+  }
+  BOOST_CHECK_EQUAL(peer->published, "calculator");
+  std::optional<detail::StringBindingData> tcp;
+  for (const auto& b : detail::decodeObjRef(peer->probe).bindings) {
+    if (b.protseq == "tcp") tcp = b;
+  }
+  BOOST_REQUIRE(tcp);
+  auto mta = rt().joinMta();
+  BOOST_CHECK_EQUAL(ferry::bind<Probe>(nameReference(*tcp, "calculator"))->threadId(),
+                    static_cast<uint64_t>(peer->pid()));
+  peer->finish();
 }
 
 BOOST_AUTO_TEST_CASE(only_the_registering_process_may_replace_or_withdraw_its_registration) {

@@ -5,10 +5,13 @@
 //                                    flags, host and process, bindings
 //   ferry resolve <oxid> <binding>   asks the resolver at <binding> (e.g. tcp:127.0.0.1[7135])
 //                                    where exporter <oxid> (hex) listens
+//   ferry names [HOST[:PORT]]        the names published on a host (this host's ferryd without one)
+//   ferry bind <ferry://reference>   looks a reference up and decodes the OBJREF it names
 //   ferry --help, ferry <command> --help, ferry --version
 //
 // Exit status: 0 on success, 1 on failure (the error says what failed), 2 on bad usage.
 #include <charconv>
+#include <vector>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -25,6 +28,8 @@ constexpr char kUsage[] =
     "usage: ferry plugins\n"
     "       ferry objref <hex>\n"
     "       ferry resolve <oxid-hex> <protseq:address[endpoint]>\n"
+    "       ferry names [HOST[:PORT]]\n"
+    "       ferry bind <ferry://reference>\n"
     "       ferry --help | --version\n";
 
 int plugins() {
@@ -85,6 +90,33 @@ int resolve(const ResolveTarget& target) {
   return 0;
 }
 
+int names(const std::string& host) {
+  // This host's ferryd is found as every process finds it (RuntimeOptions::resolver "auto",
+  // FERRY_RESOLVER).
+  ferry::Runtime runtime;
+  auto mta = runtime.joinMta();
+  std::vector<ferry::PublishedName> names = ferry::listNames(host);
+  for (const auto& n : names) {
+    std::printf("%-40s pid %llu\n", n.name.c_str(),
+                static_cast<unsigned long long>(n.processId >> 32));
+  }
+  if (names.empty() && host.empty() && ferry::internal::ferrydBinding().empty()) {
+    std::fprintf(stderr, "ferry names: this host runs no ferryd to ask (its pipe "
+                         "/run/ferry/ferryd does not exist; set FERRY_RESOLVER to where it "
+                         "listens), or give HOST[:PORT]\n");
+    return 1;
+  }
+  if (names.empty()) std::printf("no names are published on %s\n", host.empty() ? "this host" : host.c_str());
+  return 0;
+}
+
+int bindReference(const std::string& reference) {
+  ferry::Runtime runtime;
+  auto mta = runtime.joinMta();
+  // Decoded, not unmarshaled: the object's interface is the application's, unknown here.
+  return objref(ferry::objRefToText(ferry::internal::lookupReference(reference)));
+}
+
 // The command line: one subcommand per action, each parsed by kj::MainBuilder.
 class FerryMain {
 public:
@@ -102,6 +134,10 @@ public:
                        "decode an OBJREF given as hex (the text of ferry::objRefToText)")
         .addSubCommand("resolve", KJ_BIND_METHOD(*this, resolveMain),
                        "ask the resolver at a string binding where an exporter (OXID) listens")
+        .addSubCommand("names", KJ_BIND_METHOD(*this, namesMain),
+                       "list the names objects are published under on a host")
+        .addSubCommand("bind", KJ_BIND_METHOD(*this, bindMain),
+                       "look a ferry:// reference up and decode the OBJREF it names")
         .build();
   }
 
@@ -136,6 +172,37 @@ private:
         .build();
   }
 
+  kj::MainFunc namesMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Lists the names objects are published under on HOST (an address or a "
+                           "host name; PORT: its resolver's, default 7135), or on this host "
+                           "through its ferryd.")
+        .expectOptionalArg("HOST[:PORT]", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _text = std::string(text.cStr(), text.size());
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(names(_text)); })
+        .build();
+  }
+
+  kj::MainFunc bindMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Looks a ferry:// reference (ferry://[HOST[:PORT]]/name/NAME) up, as "
+                           "ferry::bind does, and decodes the OBJREF it names: the object's "
+                           "exporter, process and bindings.")
+        .expectArg("<ferry://reference>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          try {
+            ferry::ObjectUri::parse(std::string_view(text.cStr(), text.size()));
+          } catch (const ferry::Error& e) {
+            return kj::str(e.message().c_str());
+          }
+          _text = std::string(text.cStr(), text.size());
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(bindReference(_text)); })
+        .build();
+  }
+
   kj::MainBuilder::Validity setOxid(kj::StringPtr text) {
     uint64_t value = 0;
     auto [end, error] = std::from_chars(text.begin(), text.end(), value, 16);
@@ -160,6 +227,7 @@ private:
 
   ferry::tools::ToolContext& _context;
   std::string _objref;
+  std::string _text;  // names' host, bind's reference
   ResolveTarget _target;
 };
 

@@ -49,6 +49,7 @@ enum class Errc : uint16_t {
   shuttingDown = 19,        // the runtime or apartment is being torn down
   internal = 20,            // a bug in ferry; the message says where
   changedMode = 21,         // the thread is in the other kind of apartment (STA vs MTA)
+  nameInUse = 22,           // another process published an object under that name
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".

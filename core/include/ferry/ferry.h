@@ -12,6 +12,7 @@
 #include <ferry/lifetime.h>
 #include <ferry/marshal.h>
 #include <ferry/message-filter.h>
+#include <ferry/naming.h>
 #include <ferry/object.h>
 #include <ferry/owned.h>
 #include <ferry/runtime.h>

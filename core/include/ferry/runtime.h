@@ -290,8 +290,8 @@ struct RefusedPlugin {
   X(callsResent, "requests sent again after their connection was lost")                       \
   X(duplicateRequests, "requests that arrived again and were answered without running again") \
   X(registrationsRefused,                                                                     \
-    "ferryd: registrations or withdrawals of an OXID refused because another process "        \
-    "registered it")
+    "ferryd: registrations or withdrawals of an OXID or a name refused because another "      \
+    "process registered it")
 
 #define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
 

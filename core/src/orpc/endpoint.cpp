@@ -128,6 +128,9 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
     case FrameKind::resolveReply:
     case FrameKind::registration:
     case FrameKind::withdrawal:
+    case FrameKind::names:
+    case FrameKind::namesReply:
+    case FrameKind::nameWithdrawal:
       return _resolver.received(link, peer.info, header, std::move(*frame.message));
   }
 }

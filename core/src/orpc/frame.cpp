@@ -33,8 +33,20 @@ void writeHeader(uint8_t* out, FrameKind kind, uint64_t callId, Oxid oxid) noexc
 }
 
 bool knownKind(uint8_t kind) noexcept {
-  return kind >= static_cast<uint8_t>(FrameKind::request) &&
-         kind <= static_cast<uint8_t>(FrameKind::cancel);
+  switch (static_cast<FrameKind>(kind)) {
+    case FrameKind::request:
+    case FrameKind::response:
+    case FrameKind::resolve:
+    case FrameKind::resolveReply:
+    case FrameKind::registration:
+    case FrameKind::withdrawal:
+    case FrameKind::cancel:
+    case FrameKind::names:
+    case FrameKind::namesReply:
+    case FrameKind::nameWithdrawal:
+      return true;
+  }
+  return false;
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ enum class FrameKind : uint8_t {
   registration = 5,  // to ferryd: an apartment of the sending process
   withdrawal = 6,    // to ferryd: that apartment is gone
   cancel = 7,        // no payload
+  names = 16,         // a named-object request (resolver.capnp NameRequest)
+  namesReply = 17,    // its answer (NameReply)
+  nameWithdrawal = 18,  // to ferryd: the publisher revokes a name (NameWithdrawal)
 };
 
 // Header flags bit 0, requests only: sent before on a connection that was lost.

@@ -4,15 +4,15 @@
 
 namespace ferry::detail {
 
-bool Registry::mayChange(const Entry& entry, const Registrant& registrant) const noexcept {
-  return entry.registrant.link == registrant.link ||
-         (registrant.hasCredentials && entry.registrant.hasCredentials &&
-          entry.registrant.pid == registrant.pid && entry.registrant.uid == registrant.uid);
+bool Registry::mayChange(const Registrant& owner, const Registrant& registrant) noexcept {
+  return owner.link == registrant.link ||
+         (registrant.hasCredentials && owner.hasCredentials && owner.pid == registrant.pid &&
+          owner.uid == registrant.uid);
 }
 
 Registry::Outcome Registry::add(Resolution resolution, const Registrant& registrant) {
   auto it = _entries.find(resolution.oxid);
-  if (it != _entries.end() && !mayChange(it->second, registrant)) {
+  if (it != _entries.end() && !mayChange(it->second.registrant, registrant)) {
     stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
     return Outcome::refused;
   }
@@ -24,7 +24,7 @@ Registry::Outcome Registry::add(Resolution resolution, const Registrant& registr
 Registry::Outcome Registry::withdraw(Oxid oxid, const Registrant& registrant) {
   auto it = _entries.find(oxid);
   if (it == _entries.end()) return Outcome::unknown;
-  if (!mayChange(it->second, registrant)) {
+  if (!mayChange(it->second.registrant, registrant)) {
     stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
     return Outcome::refused;
   }
@@ -33,7 +33,34 @@ Registry::Outcome Registry::withdraw(Oxid oxid, const Registrant& registrant) {
 }
 
 size_t Registry::forget(orpc::LinkId link) {
-  return std::erase_if(_entries, [&](const auto& e) { return e.second.registrant.link == link; });
+  auto ofLink = [&](const auto& e) { return e.second.registrant.link == link; };
+  return std::erase_if(_entries, ofLink) + std::erase_if(_names, ofLink);
+}
+
+Registry::Outcome Registry::publish(const std::string& name, Name entry) {
+  auto it = _names.find(name);
+  if (it != _names.end() && !mayChange(it->second.registrant, entry.registrant)) {
+    stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::refused;
+  }
+  _names[name] = std::move(entry);
+  return Outcome::added;
+}
+
+Registry::Outcome Registry::withdrawName(const std::string& name, const Registrant& registrant) {
+  auto it = _names.find(name);
+  if (it == _names.end()) return Outcome::unknown;
+  if (!mayChange(it->second.registrant, registrant)) {
+    stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::refused;
+  }
+  _names.erase(it);
+  return Outcome::withdrawn;
+}
+
+const Registry::Name* Registry::findName(const std::string& name) const {
+  auto it = _names.find(name);
+  return it == _names.end() ? nullptr : &it->second;
 }
 
 const Resolution* Registry::find(Oxid oxid) const {

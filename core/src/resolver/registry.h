@@ -1,5 +1,6 @@
-// ferryd's registry: the apartments other processes of this host registered (OXID → resolution),
-// each with the process that registered it. Only that process may replace or withdraw an entry:
+// ferryd's registry: the apartments other processes of this host registered (OXID → resolution)
+// and the names they published objects under (name → OBJREF), each with the process that
+// registered it. Only that process may replace or withdraw an entry:
 // over the connection that registered it, or over a newer one of the same pid and uid (the
 // kernel's SO_PEERCRED; a process that reconnects after ferryd restarted, or after its
 // connection was lost). A registrant's entries go when its connection closes. One thread (the
@@ -8,7 +9,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <unordered_map>
+
+#include <ferry/marshal.h>
 
 #include "../orpc/link.h"
 #include "resolution.h"
@@ -34,7 +39,7 @@ public:
 
   Outcome add(Resolution resolution, const Registrant& registrant);
   Outcome withdraw(Oxid oxid, const Registrant& registrant);
-  // The link closed: its entries go. Returns how many.
+  // The link closed: its entries (apartments and names) go. Returns how many.
   size_t forget(orpc::LinkId link);
 
   // The entry, or null; valid until the next change.
@@ -43,14 +48,27 @@ public:
   const Registrant* owner(Oxid oxid) const;
   size_t size() const noexcept { return _entries.size(); }
 
+  // A published name: the object's table-strong OBJREF and the publishing process's id.
+  struct Name {
+    ObjRefBytes objref;
+    uint64_t processId = 0;
+    Registrant registrant;
+  };
+  // added (a new name, or the same registrant's replaced) or refused (another process's).
+  Outcome publish(const std::string& name, Name entry);
+  Outcome withdrawName(const std::string& name, const Registrant& registrant);
+  const Name* findName(const std::string& name) const;
+  const std::map<std::string, Name>& names() const noexcept { return _names; }
+
 private:
   struct Entry {
     Resolution resolution;
     Registrant registrant;
   };
-  bool mayChange(const Entry& entry, const Registrant& registrant) const noexcept;
+  static bool mayChange(const Registrant& owner, const Registrant& registrant) noexcept;
 
   std::unordered_map<Oxid, Entry> _entries;
+  std::map<std::string, Name> _names;
 };
 
 }  // namespace ferry::detail

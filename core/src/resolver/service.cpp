@@ -14,7 +14,9 @@
 #include "../orpc/call-table.h"
 #include "../pending-call.h"
 #include "../runtime-impl.h"
+#include "../stats.h"
 #include "../thread-state.h"
+#include "names.h"
 
 namespace ferry::detail {
 
@@ -46,27 +48,39 @@ Resolution ResolverService::localResolution(Oxid oxid, Ipid remUnknown) const {
 
 // ---- the client --------------------------------------------------------------------------------
 
-Resolution ResolverService::resolve(const StringBindingData& binding, Oxid oxid) {
+std::unique_ptr<IncomingResponse> ResolverService::ask(const StringBindingData* binding,
+                                                       uint64_t callId,
+                                                       std::vector<uint8_t> frame) {
   ApartmentImpl* current = threadState().apartment;
   ApartmentImpl& home = current != nullptr ? *current : static_cast<ApartmentImpl&>(_runtime.mta());
   auto pending = std::make_shared<PendingCall>(home.shared_from_this(), callDeadline(), CausalityId());
-  uint64_t callId = orpc::CallTable::nextCallId();
-  capnp::MallocMessageBuilder request(16);
-  request.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
-  std::vector<uint8_t> frame = encodeFrame(FrameKind::resolve, callId, Oxid(), request);
-  std::string key = bindingText(binding);
-  _network.post([this, key, binding, callId, pending, frame = std::move(frame)]() mutable {
-    std::string why;
-    std::optional<LinkId> link = _network.linkTo(binding, &why);
+  std::optional<StringBindingData> to;
+  if (binding != nullptr) to = *binding;
+  _network.post([this, to = std::move(to), callId, pending, frame = std::move(frame)]() mutable {
+    // A process that announced nothing yet has not linked to ferryd.
+    if (!to && !_ferrydLink && !_retryAt && _registration.enabled()) connectFerryd();
+    std::optional<LinkId> link = _ferrydLink;
+    std::string why = "this process is not connected to ferryd at " + _registration.key();
+    if (to) link = _network.linkTo(*to, &why);
     if (!link) {
-      pending->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
+      pending->fail(Errc::unavailable,
+                    "cannot connect to " + (to ? bindingText(*to) : _registration.key()) + ": " + why);
       return;
     }
     _resolves[*link][callId] = pending;
     _network.send(*link, std::move(frame));
   });
   if (!pending->done()) home.wait(*pending);
-  std::unique_ptr<IncomingResponse> raw = pending->takeRaw();
+  return pending->takeRaw();
+}
+
+Resolution ResolverService::resolve(const StringBindingData& binding, Oxid oxid) {
+  uint64_t callId = orpc::CallTable::nextCallId();
+  capnp::MallocMessageBuilder request(16);
+  request.initRoot<wire::ResolveRequest>().setOxid(oxid.value);
+  std::string key = bindingText(binding);
+  std::unique_ptr<IncomingResponse> raw =
+      ask(&binding, callId, encodeFrame(FrameKind::resolve, callId, Oxid(), request));
   try {
     auto reply = raw->message().root<wire::ResolveReply>();
     if (reply.isError()) {
@@ -84,6 +98,143 @@ Resolution ResolverService::resolve(const StringBindingData& binding, Oxid oxid)
                "the reply of the resolver at {} is not a valid Cap'n Proto message ({}); it does "
                "not follow the protocol",
                key, kjReason(e.getDescription().cStr()));
+  }
+}
+
+// ---- named objects: the client -----------------------------------------------------------------
+
+template <class Read>
+auto ResolverService::readNameReply(IncomingResponse& raw, const std::string& key, Read read) {
+  try {
+    auto reply = raw.message().root<wire::NameReply>();
+    if (reply.isError()) {
+      uint16_t code = reply.getError().getCode();
+      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
+      throw Error(errc, std::string(reply.getError().getMessage().cStr()));
+    }
+    return read(reply);
+  } catch (const kj::Exception& e) {
+    FERRY_FAIL(Errc::protocolError,
+               "the reply of the resolver at {} to a named-object request is not a valid Cap'n "
+               "Proto message ({}); it does not follow the protocol",
+               key, kjReason(e.getDescription().cStr()));
+  }
+}
+
+namespace {
+
+std::vector<uint8_t> nameRequestFrame(uint64_t callId, const std::function<void(wire::NameRequest::Builder)>& fill) {
+  capnp::MallocMessageBuilder message(64);
+  fill(message.initRoot<wire::NameRequest>());
+  return encodeFrame(FrameKind::names, callId, Oxid(), message);
+}
+
+std::vector<uint8_t> publicationFrame(uint64_t callId, const std::string& name,
+                                      const ObjRefBytes& objref) {
+  return nameRequestFrame(callId, [&](wire::NameRequest::Builder request) {
+    auto publication = request.initPublish();
+    publication.setName(name);
+    publication.setObjref(capnp::Data::Reader(objref.data(), objref.size()));
+  });
+}
+
+[[noreturn]] void failUnexpectedReply(const std::string& key) {
+  FERRY_FAIL(Errc::protocolError,
+             "the resolver at {} answered a named-object request with a reply of another kind; "
+             "it does not follow the protocol",
+             key);
+}
+
+}  // namespace
+
+ObjRefBytes ResolverService::lookupName(const StringBindingData& binding, const std::string& name) {
+  if (binding.protseq.empty()) {
+    std::lock_guard lock(_namesMutex);
+    auto it = _published.find(name);
+    FERRY_REQUIRE(it != _published.end(), Errc::objectNotRegistered,
+                  "no object is published under the name '{}' in this process, and it "
+                  "registers with no ferryd (RuntimeOptions::resolver) to ask",
+                  name);
+    return it->second;
+  }
+  uint64_t callId = orpc::CallTable::nextCallId();
+  std::string key = bindingText(binding);
+  std::unique_ptr<IncomingResponse> raw = ask(
+      &binding, callId,
+      nameRequestFrame(callId, [&](wire::NameRequest::Builder r) { r.setLookup(name); }));
+  return readNameReply(*raw, key, [&](wire::NameReply::Reader reply) {
+    if (!reply.isObjref()) failUnexpectedReply(key);
+    auto data = reply.getObjref();
+    return ObjRefBytes(data.begin(), data.end());
+  });
+}
+
+std::vector<PublishedName> ResolverService::listNames(const StringBindingData& binding) {
+  if (binding.protseq.empty()) {
+    std::vector<PublishedName> out;
+    std::lock_guard lock(_namesMutex);
+    for (const auto& [name, objref] : _published) out.push_back({name, _runtime.processId});
+    return out;
+  }
+  uint64_t callId = orpc::CallTable::nextCallId();
+  std::string key = bindingText(binding);
+  std::unique_ptr<IncomingResponse> raw = ask(
+      &binding, callId,
+      nameRequestFrame(callId, [&](wire::NameRequest::Builder r) { r.setList(); }));
+  return readNameReply(*raw, key, [&](wire::NameReply::Reader reply) {
+    if (!reply.isNames()) failUnexpectedReply(key);
+    std::vector<PublishedName> out;
+    for (auto entry : reply.getNames()) {
+      out.push_back({std::string(entry.getName().cStr()), entry.getProcessId()});
+    }
+    return out;
+  });
+}
+
+void ResolverService::publishName(const std::string& name, const ObjRefBytes& objref) {
+  {
+    std::lock_guard lock(_namesMutex);
+    FERRY_REQUIRE(_published.emplace(name, objref).second, Errc::nameInUse,
+                  "this process already published an object under the name '{}'; revoke that "
+                  "publication first, or choose another name",
+                  name);
+  }
+  if (!_registration.enabled()) return;
+  uint64_t callId = orpc::CallTable::nextCallId();
+  try {
+    std::unique_ptr<IncomingResponse> raw =
+        ask(nullptr, callId, publicationFrame(callId, name, objref));
+    readNameReply(*raw, _registration.key(), [&](wire::NameReply::Reader reply) {
+      if (!reply.isPublished()) failUnexpectedReply(_registration.key());
+      return 0;
+    });
+  } catch (const Error& e) {
+    if (e.code() == Errc::unavailable) {
+      // ferryd is down: the name is registered with the apartments when it is back.
+      FERRY_LOG(info, "published '" << name << "' in this process only for now: " << e.message());
+      return;
+    }
+    std::lock_guard lock(_namesMutex);
+    _published.erase(name);
+    throw;
+  }
+}
+
+void ResolverService::withdrawName(const std::string& name) {
+  {
+    std::lock_guard lock(_namesMutex);
+    if (_published.erase(name) == 0) return;
+  }
+  if (!_registration.enabled()) return;
+  capnp::MallocMessageBuilder message(32);
+  message.initRoot<wire::NameWithdrawal>().setName(name);
+  std::vector<uint8_t> frame = encodeFrame(FrameKind::nameWithdrawal, 0, Oxid(), message);
+  try {
+    _network.post([this, frame = std::move(frame)]() mutable {
+      if (_ferrydLink) _network.send(*_ferrydLink, std::move(frame));
+    });
+  } catch (const Error& e) {
+    FERRY_LOG(debug, "not told to ferryd: " << e.what());
   }
 }
 
@@ -105,6 +256,29 @@ void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
   switch (header.kind) {
     case FrameKind::resolve:
       return serveResolve(link, header.callId, std::move(message));
+    case FrameKind::names:
+      return serveNames(link, info, header.callId, std::move(message));
+    case FrameKind::nameWithdrawal:
+      if (!_runtime.options.acceptRegistrations || !info.hasCredentials) {
+        return _network.reject(link, "names are only withdrawn at ferryd, over the pipe");
+      }
+      return acceptNameWithdrawal(link, info, std::move(message));
+    case FrameKind::namesReply:
+      if (auto r = _republished.find(header.callId); r != _republished.end()) {
+        std::string name = std::move(r->second);
+        _republished.erase(r);
+        try {
+          auto reply = message.root<wire::NameReply>();
+          if (reply.isError()) {
+            FERRY_LOG(warn, "ferryd at " << _registration.key() << " refused the name '" << name
+                                         << "' again: " << reply.getError().getMessage().cStr()
+                                         << "; this process still answers lookups for it itself");
+          }
+        } catch (const kj::Exception&) {
+        }
+        return;
+      }
+      [[fallthrough]];
     case FrameKind::resolveReply: {
       auto l = _resolves.find(link);
       if (l == _resolves.end()) return;
@@ -148,6 +322,123 @@ void ResolverService::serveResolve(LinkId link, uint64_t callId, OrpcMessage mes
                                      std::string(kjReason(e.getDescription().cStr())));
   }
   _network.send(link, encodeFrame(FrameKind::resolveReply, callId, Oxid(), reply));
+}
+
+void ResolverService::serveNames(LinkId link, const orpc::LinkInfo& info, uint64_t callId,
+                                 OrpcMessage message) {
+  if (callId == 0) return _network.reject(link, "a named-object request without a call id");
+  capnp::MallocMessageBuilder reply(128);
+  auto root = reply.initRoot<wire::NameReply>();
+  try {
+    auto request = message.root<wire::NameRequest>();
+    switch (request.which()) {
+      case wire::NameRequest::LOOKUP: {
+        std::string name = request.getLookup().cStr();
+        std::optional<ObjRefBytes> found;
+        {
+          std::lock_guard lock(_namesMutex);
+          if (auto it = _published.find(name); it != _published.end()) found = it->second;
+        }
+        if (!found) {
+          if (const Registry::Name* entry = _registry.findName(name)) found = entry->objref;
+        }
+        if (found) {
+          root.setObjref(capnp::Data::Reader(found->data(), found->size()));
+        } else {
+          writeError(root.initError(), Errc::objectNotRegistered,
+                     "no object is published under the name '" + name + "' on this host");
+        }
+        break;
+      }
+      case wire::NameRequest::LIST: {
+        std::map<std::string, uint64_t> all;
+        for (const auto& [name, entry] : _registry.names()) all[name] = entry.processId;
+        {
+          std::lock_guard lock(_namesMutex);
+          for (const auto& [name, objref] : _published) all[name] = _runtime.processId;
+        }
+        auto names = root.initNames(static_cast<unsigned>(std::min<size_t>(all.size(), 65536)));
+        unsigned i = 0;
+        for (const auto& [name, processId] : all) {
+          if (i == names.size()) break;
+          names[i].setName(name);
+          names[i++].setProcessId(processId);
+        }
+        break;
+      }
+      case wire::NameRequest::PUBLISH: {
+        // Publications come from processes of this host over a transport that carries the
+        // kernel's credentials of the sender (the pipe), and only ferryd takes them.
+        if (!_runtime.options.acceptRegistrations || !info.hasCredentials) {
+          writeError(root.initError(), Errc::accessDenied,
+                     "objects are published with ferryd, over its pipe, by processes of its host");
+          break;
+        }
+        auto publication = request.getPublish();
+        std::string name = publication.getName().cStr();
+        auto data = publication.getObjref();
+        std::string why = whyBadObjectName(name);
+        if (why.empty() && data.size() > 65536) why = "its OBJREF is larger than 64 KiB";
+        uint64_t processId = 0;
+        if (why.empty()) {
+          try {
+            processId = decodeObjRef(std::span<const uint8_t>(data.begin(), data.size())).processId;
+          } catch (const Error& e) {
+            why = "its OBJREF is malformed: " + e.message();
+          }
+        }
+        if (!why.empty()) {
+          stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+          writeError(root.initError(), Errc::invalidArgument,
+                     "cannot publish the name '" + name + "': " + why);
+          break;
+        }
+        Registry::Registrant registrant{link, info.hasCredentials, info.uid, info.pid};
+        Registry::Name entry{ObjRefBytes(data.begin(), data.end()), processId, registrant};
+        int32_t ownerPid = 0;
+        if (const Registry::Name* owner = _registry.findName(name)) ownerPid = owner->registrant.pid;
+        if (_registry.publish(name, std::move(entry)) == Registry::Outcome::refused) {
+          FERRY_LOG(warn, "ferryd: refused the name '" << name << "' to pid " << info.pid
+                                                        << ": pid " << ownerPid
+                                                        << " published it first");
+          writeError(root.initError(), Errc::nameInUse,
+                     "the name '" + name + "' is published by process " +
+                         std::to_string(ownerPid) +
+                         " on this host; it must revoke it (or exit) first, or choose another "
+                         "name");
+        } else {
+          root.setPublished();
+        }
+        break;
+      }
+      default:
+        stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+        writeError(root.initError(), Errc::protocolError,
+                   "a named-object request of a kind this resolver does not know");
+        break;
+    }
+  } catch (const kj::Exception& e) {
+    return _network.reject(link, "bad named-object request: " +
+                                     std::string(kjReason(e.getDescription().cStr())));
+  }
+  _network.send(link, encodeFrame(FrameKind::namesReply, callId, Oxid(), reply));
+}
+
+void ResolverService::acceptNameWithdrawal(LinkId link, const orpc::LinkInfo& info,
+                                           OrpcMessage message) {
+  std::string name;
+  try {
+    name = message.root<wire::NameWithdrawal>().getName().cStr();
+  } catch (const kj::Exception& e) {
+    return _network.reject(link, "malformed name withdrawal: " +
+                                     std::string(kjReason(e.getDescription().cStr())));
+  }
+  Registry::Registrant registrant{link, info.hasCredentials, info.uid, info.pid};
+  if (_registry.withdrawName(name, registrant) == Registry::Outcome::refused) {
+    FERRY_LOG(warn, "ferryd: refused to withdraw the name '"
+                        << name << "' for pid " << info.pid
+                        << ": only the process that published it may");
+  }
 }
 
 void ResolverService::acceptRegistration(LinkId link, const orpc::LinkInfo& info,
@@ -206,6 +497,7 @@ void ResolverService::ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkE
   }
   if (_ferrydLink == link) {
     _ferrydLink.reset();
+    _republished.clear();
     if (how != orpc::LinkEnd::shutdown) {
       ferrydLost(how == orpc::LinkEnd::neverOpened ? why : "it closed the connection");
     }
@@ -275,6 +567,12 @@ void ResolverService::connectFerryd() {
   _ferrydLink = link;
   for (auto& [oxid, ipid] : _registration.announced()) {
     _network.send(*link, registrationFrame(localResolution(oxid, ipid)));
+  }
+  std::lock_guard lock(_namesMutex);
+  for (const auto& [name, objref] : _published) {
+    uint64_t callId = orpc::CallTable::nextCallId();
+    _republished[callId] = name;
+    _network.send(*link, publicationFrame(callId, name, objref));
   }
 }
 

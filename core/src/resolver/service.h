@@ -3,13 +3,22 @@
 //     ferryd — for the apartments other processes registered (registry.h);
 //   - the resolver client: asks a resolver where an exporter listens;
 //   - the registration of this process's apartments with its host's ferryd (registration.h),
-//     again on every new connection, retried while ferryd is unreachable.
+//     again on every new connection, retried while ferryd is unreachable;
+//   - named objects (resolver.capnp NameRequest): this process's own names, published with
+//     ferryd as the apartments are; ferryd's (and, without a ferryd, this process's) answers to
+//     lookups; the client's lookups.
 // The ORPC endpoint hands it the resolver frames and the link events.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
+
+#include <ferry/naming.h>
 
 #include "../orpc/frame.h"
 #include "../orpc/network.h"
@@ -19,6 +28,7 @@
 
 namespace ferry::detail {
 
+class IncomingResponse;
 class PendingCall;
 class RuntimeImpl;
 
@@ -41,6 +51,20 @@ public:
   void announce(Oxid oxid, Ipid remUnknown);
   void withdraw(Oxid oxid);
 
+  // Named objects. lookupName and listNames ask the resolver at `binding` and wait in the
+  // calling apartment (bounded by the call timeout): objectNotRegistered for an unknown name,
+  // unavailable when the binding cannot be reached.
+  ObjRefBytes lookupName(const StringBindingData& binding, const std::string& name);
+  std::vector<PublishedName> listNames(const StringBindingData& binding);
+  // This process's names (any thread). publishName records `objref` under `name` and, when the
+  // process registers with a ferryd, waits for ferryd's verdict: nameInUse when this process or
+  // another already has the name (then nothing is recorded). withdrawName forgets it here and
+  // at ferryd.
+  void publishName(const std::string& name, const ObjRefBytes& objref);
+  void withdrawName(const std::string& name);
+  // The ferryd this process registers with: its pipe binding, or an empty protseq for none.
+  const StringBindingData& ferryd() const noexcept { return _registration.ferryd(); }
+
   // What this process answers for one of its apartments.
   Resolution localResolution(Oxid oxid, Ipid remUnknown) const;
 
@@ -57,7 +81,18 @@ public:
   const Registry& registry() const noexcept { return _registry; }
 
 private:
+  // Sends a request frame (call id `callId`) to `binding` — or over the link to ferryd when
+  // `binding` is null — and waits for its reply in the calling apartment. Throws unavailable
+  // when there is no link.
+  std::unique_ptr<IncomingResponse> ask(const StringBindingData* binding, uint64_t callId,
+                                        std::vector<uint8_t> frame);
+  // A NameReply from `key`, checked: throws the error it carries, protocolError when it is
+  // malformed or not of kind `expected`.
+  template <class Read>
+  auto readNameReply(IncomingResponse& raw, const std::string& key, Read read);
   void serveResolve(LinkId link, uint64_t callId, OrpcMessage message);
+  void serveNames(LinkId link, const orpc::LinkInfo& info, uint64_t callId, OrpcMessage message);
+  void acceptNameWithdrawal(LinkId link, const orpc::LinkInfo& info, OrpcMessage message);
   void acceptRegistration(LinkId link, const orpc::LinkInfo& info, OrpcMessage message, bool add);
   // Registration, on the network thread: records the apartment (remUnknown) or its withdrawal
   // (null) and tells ferryd if linked; links if not and no retry waits.
@@ -82,6 +117,12 @@ private:
   FerrydRegistration _registration;
   std::optional<LinkId> _ferrydLink;
   std::optional<std::chrono::steady_clock::time_point> _retryAt;
+
+  // This process's names (any thread, under _namesMutex) and the publications sent to ferryd
+  // again after a reconnection, by call id, whose refusal is only logged (network thread).
+  mutable std::mutex _namesMutex;
+  std::map<std::string, ObjRefBytes> _published;
+  std::unordered_map<uint64_t, std::string> _republished;
 };
 
 }  // namespace ferry::detail
