@@ -5,17 +5,21 @@
 //                                    flags, host and process, bindings
 //   ferry resolve <oxid> <binding>   asks the resolver at <binding> (e.g. tcp:127.0.0.1[7135])
 //                                    where exporter <oxid> (hex) listens
+//   ferry keygen <file> [--id NAME]  writes a new key file for the psk security provider (mode
+//                                    0600; never replaces a file)
 //   ferry --help, ferry <command> --help, ferry --version
 //
 // Exit status: 0 on success, 1 on failure (the error says what failed), 2 on bad usage.
 #include <charconv>
 #include <cstdio>
+#include <unistd.h>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <ferry/ferry.h>
 
+#include "key-file.h"
 #include "tool-support.h"
 #include "tool.h"
 
@@ -25,6 +29,7 @@ constexpr char kUsage[] =
     "usage: ferry plugins\n"
     "       ferry objref <hex>\n"
     "       ferry resolve <oxid-hex> <protseq:address[endpoint]>\n"
+    "       ferry keygen <file> [--id NAME]\n"
     "       ferry --help | --version\n";
 
 int plugins() {
@@ -85,6 +90,27 @@ int resolve(const ResolveTarget& target) {
   return 0;
 }
 
+// The key id keygen uses without --id: this host's name.
+std::string defaultKeyId() {
+  char name[256] = "";
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+int keygen(const std::string& file, std::string id) {
+  if (id.empty()) id = defaultKeyId();
+  ferry::security::psk::writeNewKeyFile(file, id);
+  std::printf(
+      "wrote a new 256-bit key '%s' to %s (mode 0600)\n"
+      "Give it to the psk security provider at both ends of the link:\n"
+      "  the client: keys=%s,id=%s\n"
+      "  the server: keys=<its file>, holding this line among the keys of the clients it accepts\n"
+      "Copy the key to the server over a channel you trust and keep every copy mode 0600; use one "
+      "key per client and server pair.\n",
+      id.c_str(), file.c_str(), file.c_str(), id.c_str());
+  return 0;
+}
+
 // The command line: one subcommand per action, each parsed by kj::MainBuilder.
 class FerryMain {
 public:
@@ -92,7 +118,8 @@ public:
 
   kj::MainFunc getMain() {
     return kj::MainBuilder(_context, ferry::tools::kVersion,
-                           "Inspects a ferry installation: its plugins, OBJREFs and resolvers.",
+                           "Inspects a ferry installation: its plugins, OBJREFs and resolvers; writes "
+                           "psk key files.",
                            "Exit status: 0 on success, 1 when the command fails (it says why), 2 "
                            "on bad usage.")
         .addSubCommand("plugins", KJ_BIND_METHOD(*this, pluginsMain),
@@ -102,6 +129,8 @@ public:
                        "decode an OBJREF given as hex (the text of ferry::objRefToText)")
         .addSubCommand("resolve", KJ_BIND_METHOD(*this, resolveMain),
                        "ask the resolver at a string binding where an exporter (OXID) listens")
+        .addSubCommand("keygen", KJ_BIND_METHOD(*this, keygenMain),
+                       "write a new key file for the psk security provider")
         .build();
   }
 
@@ -136,6 +165,32 @@ private:
         .build();
   }
 
+  kj::MainFunc keygenMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Writes <file> (mode 0600; never over an existing file) holding one "
+                           "new random 256-bit key for the psk security provider, and prints how "
+                           "to configure it.")
+        .addOptionWithArg({"id"}, KJ_BIND_METHOD(*this, setKeyId), "<name>",
+                          "the key id, which is the principal the key authenticates (default: "
+                          "this host's name)")
+        .expectArg("<file>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _keyFile = std::string(text.cStr(), text.size());
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(keygen(_keyFile, _keyId));
+        })
+        .build();
+  }
+
+  kj::MainBuilder::Validity setKeyId(kj::StringPtr text) {
+    if (!ferry::security::psk::validKeyId(std::string_view(text.cStr(), text.size()))) {
+      return "not a key id: give 1 to 128 of the characters A-Z a-z 0-9 . _ @ : / + -";
+    }
+    _keyId = std::string(text.cStr(), text.size());
+    return true;
+  }
+
   kj::MainBuilder::Validity setOxid(kj::StringPtr text) {
     uint64_t value = 0;
     auto [end, error] = std::from_chars(text.begin(), text.end(), value, 16);
@@ -161,6 +216,8 @@ private:
   ferry::tools::ToolContext& _context;
   std::string _objref;
   ResolveTarget _target;
+  std::string _keyFile;
+  std::string _keyId;
 };
 
 }  // namespace
