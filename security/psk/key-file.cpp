@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <sstream>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "provider.h"
+#include "settings.h"
 
 namespace ferry::security::psk {
 namespace {
@@ -41,26 +41,17 @@ bool validKeyId(std::string_view id) noexcept {
 
 std::vector<PskKey> parseKeyFile(const std::string& text, const std::string& where) {
   std::vector<PskKey> keys;
-  std::istringstream lines(text);
-  std::string line;
-  int number = 0;
-  while (std::getline(lines, line)) {
-    ++number;
-    std::istringstream words(line);
-    std::string id;
-    std::string hex;
-    std::string extra;
-    if (!(words >> id) || id[0] == '#') continue;
-    auto refuse = [&](const std::string& what) {
-      return Failure(kBadCredentials, "line " + std::to_string(number) + " of " + where + " " +
-                                          what + "; `ferry keygen` writes key files");
-    };
-    if (!(words >> hex) || (words >> extra)) throw refuse("is not '<id> <key as hex>'");
+  const std::string hint = "a line is '<id> <key as hex>', as `ferry keygen` writes them";
+  forEachPair(text, where, hint, [&](int line, const std::string& id, std::string hex) {
     if (!validKeyId(id)) {
-      throw refuse("has a key id that is not 1 to 128 of the characters A-Z a-z 0-9 . _ @ : / + -");
+      throw lineFailure(line, where,
+                        "has a key id that is not 1 to 128 of the characters A-Z a-z 0-9 . _ @ "
+                        ": / + -",
+                        hint);
     }
     if (hex.size() % 2 != 0 || hex.size() < 2 * kMinKeySize || hex.size() > 2 * kMaxKeySize) {
-      throw refuse("has a key that is not 64 to 96 hex digits (256 to 384 random bits)");
+      throw lineFailure(line, where,
+                        "has a key that is not 64 to 96 hex digits (256 to 384 random bits)", hint);
     }
     std::vector<uint8_t> key(hex.size() / 2);
     for (size_t i = 0; i < key.size(); ++i) {
@@ -68,17 +59,16 @@ std::vector<PskKey> parseKeyFile(const std::string& text, const std::string& whe
       int low = hexValue(hex[2 * i + 1]);
       if (high < 0 || low < 0) {
         OPENSSL_cleanse(key.data(), key.size());
-        throw refuse("has a key that is not hex digits");
+        throw lineFailure(line, where, "has a key that is not hex digits", hint);
       }
       key[i] = static_cast<uint8_t>(high * 16 + low);
     }
     OPENSSL_cleanse(hex.data(), hex.size());
     for (const PskKey& k : keys) {
-      if (k.id() == id) throw refuse("repeats the key id '" + id + "'");
+      if (k.id() == id) throw lineFailure(line, where, "repeats the key id '" + id + "'", hint);
     }
     keys.emplace_back(id, std::move(key));
-  }
-  OPENSSL_cleanse(line.data(), line.size());
+  });
   if (keys.empty()) throw Failure(kBadCredentials, where + " holds no key");
   return keys;
 }

@@ -20,14 +20,15 @@ namespace {
 constexpr const char* kCiphersuites = "TLS_AES_256_GCM_SHA384";
 constexpr unsigned char kSuiteId[] = {0x13, 0x02};  // TLS_AES_256_GCM_SHA384
 
-Settings parseSettings(const char* text) { return Settings("psk", text, {"keys", "id"}); }
-
+// The settings, checked without reading any file.
 struct PskSettings {
+  Settings all;
   std::string keys;
   std::string id;
 
-  explicit PskSettings(const Settings& s) : keys(s.require("keys")) {
-    if (const std::string* v = s.find("id")) {
+  explicit PskSettings(const char* text)
+      : all("psk", text, {"keys", "id"}), keys(all.require("keys")) {
+    if (const std::string* v = all.find("id")) {
       id = *v;
       if (!validKeyId(id)) {
         throw Failure(kBadSettings, "id=" + id.substr(0, 80) +
@@ -125,10 +126,9 @@ private:
 class PskCredentials : public Credentials {
 public:
   PskCredentials(const char* text, uint32_t roles) {
-    Settings settings = parseSettings(text);
-    PskSettings s(settings);
-    checkPrivateFile(settings, "keys", s.keys);
-    std::string contents = readSmallFile(settings, "keys", s.keys);
+    PskSettings s(text);
+    checkPrivateFile(s.all, "keys", s.keys);
+    std::string contents = readSmallFile(s.all, "keys", s.keys);
     std::vector<PskKey> keys =
         parseKeyFile(contents, "keys=" + s.keys + " of the psk security settings");
     OPENSSL_cleanse(contents.data(), contents.size());
@@ -202,44 +202,7 @@ private:
   SslCtxPtr _server;
 };
 
-int checkSettings(const char* text, char* why, size_t whyCap) noexcept {
-  return abi::guarded(why, whyCap, [&] {
-    PskSettings s(parseSettings(text));
-    return 0;
-  });
-}
-
-int acquireCredentials(const ferry_host_v1*, const char* text, uint32_t roles,
-                       ferry_security_credentials** out, char* why, size_t whyCap) noexcept {
-  return abi::guarded(why, whyCap, [&] {
-    if (out == nullptr || roles == 0 ||
-        (roles & ~(FERRY_SECURITY_ROLE_CLIENT | FERRY_SECURITY_ROLE_SERVER)) != 0) {
-      throw Failure(kBadArgument, "acquire_credentials needs client and/or server roles and a "
-                                  "place for the credentials");
-    }
-    *out = nullptr;
-    *out = abi::wrap(new PskCredentials(text, roles));
-    return 0;
-  });
-}
-
-const ferry_security_v1 kTable = {
-    .struct_size = sizeof(ferry_security_v1),
-    .abi_version = FERRY_PLUGIN_ABI_VERSION,
-    .provider_id = FERRY_SECURITY_PROVIDER_PSK,
-    .capabilities = FERRY_SECURITY_INTEGRITY | FERRY_SECURITY_PRIVACY | FERRY_SECURITY_MUTUAL,
-    .max_token_size = kMaxTokenSize,
-    .check_settings = checkSettings,
-    .acquire_credentials = acquireCredentials,
-    .free_credentials = abi::freeCredentials,
-    .init_context = abi::initContext,
-    .accept_context = abi::acceptContext,
-    .step = abi::step,
-    .query_peer = abi::queryPeer,
-    .export_secret = abi::exportSecret,
-    .free_context = abi::freeContext,
-    .strerror = abi::strerror,
-};
+const ferry_security_v1 kTable = ProviderAbi<PskSettings, PskCredentials>::table(FERRY_SECURITY_PROVIDER_PSK);
 
 const ferry_plugin_v1 kPlugin = {
     .struct_size = sizeof(ferry_plugin_v1),

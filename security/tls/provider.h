@@ -167,6 +167,56 @@ int abi::guarded(char* why, size_t whyCap, Body&& body) noexcept {
   }
 }
 
+// The table of a provider on this engine. `ProviderSettings` is constructed from the settings
+// text (check_settings: it throws Failure for settings it refuses, and reads no file);
+// `ProviderCredentials` from the settings text and the roles (acquire_credentials).
+template <typename ProviderSettings, typename ProviderCredentials>
+struct ProviderAbi {
+  static int checkSettings(const char* text, char* why, size_t whyCap) noexcept {
+    return abi::guarded(why, whyCap, [&] {
+      ProviderSettings settings(text);
+      return 0;
+    });
+  }
+
+  static int acquireCredentials(const ferry_host_v1*, const char* text, uint32_t roles,
+                                ferry_security_credentials** out, char* why,
+                                size_t whyCap) noexcept {
+    return abi::guarded(why, whyCap, [&] {
+      if (out == nullptr || roles == 0 ||
+          (roles & ~(FERRY_SECURITY_ROLE_CLIENT | FERRY_SECURITY_ROLE_SERVER)) != 0) {
+        throw Failure(kBadArgument, "acquire_credentials needs client and/or server roles and "
+                                    "a place for the credentials");
+      }
+      *out = nullptr;
+      *out = abi::wrap(new ProviderCredentials(text, roles));
+      return 0;
+    });
+  }
+
+  // Both providers authenticate both ends and export secrets for integrity and privacy.
+  static constexpr ferry_security_v1 table(uint32_t providerId) {
+    return {
+        .struct_size = sizeof(ferry_security_v1),
+        .abi_version = FERRY_PLUGIN_ABI_VERSION,
+        .provider_id = providerId,
+        .capabilities =
+            FERRY_SECURITY_INTEGRITY | FERRY_SECURITY_PRIVACY | FERRY_SECURITY_MUTUAL,
+        .max_token_size = kMaxTokenSize,
+        .check_settings = checkSettings,
+        .acquire_credentials = acquireCredentials,
+        .free_credentials = abi::freeCredentials,
+        .init_context = abi::initContext,
+        .accept_context = abi::acceptContext,
+        .step = abi::step,
+        .query_peer = abi::queryPeer,
+        .export_secret = abi::exportSecret,
+        .free_context = abi::freeContext,
+        .strerror = abi::strerror,
+    };
+  }
+};
+
 // Marks the one symbol a provider module exports; the modules are built with hidden visibility.
 #define FERRY_SECURITY_EXPORT extern "C" __attribute__((visibility("default")))
 

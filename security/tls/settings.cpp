@@ -106,4 +106,30 @@ std::string readSmallFile(const Settings& settings, const std::string& key,
   return text;
 }
 
+void forEachPair(const std::string& text, const std::string& where, const std::string& hint,
+                 const std::function<void(int line, const std::string& first,
+                                          const std::string& second)>& each) {
+  std::istringstream lines(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    std::istringstream words(line);
+    std::string first;
+    std::string second;
+    std::string extra;
+    if (!(words >> first) || first[0] == '#') continue;
+    if (!(words >> second) || (words >> extra)) {
+      throw lineFailure(number, where, "is not two words", hint);
+    }
+    each(number, first, second);
+  }
+}
+
+Failure lineFailure(int line, const std::string& where, const std::string& what,
+                    const std::string& hint) {
+  return Failure(kBadCredentials,
+                 "line " + std::to_string(line) + " of " + where + " " + what + "; " + hint);
+}
+
 }  // namespace ferry::security

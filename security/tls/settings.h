@@ -2,6 +2,7 @@
 // acquire_credentials take it) and the checks of the files it names.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -36,5 +37,19 @@ void checkPrivateFile(const Settings& settings, const std::string& key, const st
 // setting when it cannot be read.
 std::string readSmallFile(const Settings& settings, const std::string& key,
                           const std::string& path);
+
+class Failure;
+
+// The lines of a table file (a key file, a principal table): each(line number, first word,
+// second word) for every line of two words; blank lines and lines whose first word begins with
+// '#' are skipped. A line of one word or of three or more throws lineFailure(…, "is not two
+// words"). `where` names the file and its setting; `hint` says what a line must be.
+void forEachPair(const std::string& text, const std::string& where, const std::string& hint,
+                 const std::function<void(int line, const std::string& first,
+                                          const std::string& second)>& each);
+
+// Failure(kBadCredentials): "line <line> of <where> <what>; <hint>".
+Failure lineFailure(int line, const std::string& where, const std::string& what,
+                    const std::string& hint);
 
 }  // namespace ferry::security

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -20,24 +19,26 @@ constexpr const char* kCiphersuites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1
 
 // The settings, checked without reading any file.
 struct TlsSettings {
+  Settings all;
   std::string cert;
   std::string key;
   std::string ca;
   std::string principals;
   bool requireClientCert = true;
 
-  explicit TlsSettings(const Settings& s) {
-    ca = s.require("ca");
-    principals = s.require("principals");
-    if (const std::string* v = s.find("cert")) cert = *v;
-    if (const std::string* v = s.find("key")) key = *v;
+  explicit TlsSettings(const char* text)
+      : all("tls", text, {"cert", "key", "ca", "verify", "principals"}),
+        ca(all.require("ca")),
+        principals(all.require("principals")) {
+    if (const std::string* v = all.find("cert")) cert = *v;
+    if (const std::string* v = all.find("key")) key = *v;
     if (cert.empty() != key.empty()) {
       throw Failure(kBadSettings, "the tls security settings give " +
                                       std::string(cert.empty() ? "key=" : "cert=") +
                                       " without " + (cert.empty() ? "cert=" : "key=") +
                                       "; give both or neither");
     }
-    if (const std::string* v = s.find("verify")) {
+    if (const std::string* v = all.find("verify")) {
       if (*v == "peer") {
         requireClientCert = false;
       } else if (*v != "require") {
@@ -50,40 +51,24 @@ struct TlsSettings {
   }
 };
 
-Settings parseSettings(const char* text) {
-  return Settings("tls", text, {"cert", "key", "ca", "verify", "principals"});
-}
-
 // SAN → principal, from the principals= file: one "uri:<URI> <principal>" or
 // "dns:<name> <principal>" per line; '#' starts a comment line.
 class PrincipalTable {
 public:
   PrincipalTable(const Settings& settings, const std::string& path) {
-    std::istringstream lines(readSmallFile(settings, "principals", path));
-    std::string line;
-    int number = 0;
-    while (std::getline(lines, line)) {
-      ++number;
-      std::istringstream words(line);
-      std::string san;
-      std::string principal;
-      std::string extra;
-      if (!(words >> san) || san[0] == '#') continue;
-      auto refuse = [&](const std::string& what) {
-        return Failure(kBadCredentials, "line " + std::to_string(number) + " of principals=" +
-                                            path + " of the tls security settings " + what +
-                                            "; a line is 'uri:<URI> <principal>' or "
-                                            "'dns:<name> <principal>'");
-      };
-      if (!(words >> principal) || (words >> extra)) throw refuse("is not two words");
-      if (san.rfind("uri:", 0) != 0 && san.rfind("dns:", 0) != 0) {
-        throw refuse("names no uri: or dns: subjectAltName");
-      }
-      if (principal.size() >= sizeof(ferry_security_peer_v1::principal)) {
-        throw refuse("has a principal longer than 255 characters");
-      }
-      _entries.emplace_back(normalized(san), principal);
-    }
+    std::string where = "principals=" + path + " of the tls security settings";
+    std::string hint = "a line is 'uri:<URI> <principal>' or 'dns:<name> <principal>'";
+    forEachPair(readSmallFile(settings, "principals", path), where, hint,
+                [&](int line, const std::string& san, const std::string& principal) {
+                  if (san.rfind("uri:", 0) != 0 && san.rfind("dns:", 0) != 0) {
+                    throw lineFailure(line, where, "names no uri: or dns: subjectAltName", hint);
+                  }
+                  if (principal.size() >= sizeof(ferry_security_peer_v1::principal)) {
+                    throw lineFailure(line, where, "has a principal longer than 255 characters",
+                                      hint);
+                  }
+                  _entries.emplace_back(normalized(san), principal);
+                });
     if (_entries.empty()) {
       throw Failure(kBadCredentials, "principals=" + path +
                                          " of the tls security settings maps no subjectAltName "
@@ -176,14 +161,13 @@ private:
 class TlsCredentials : public Credentials {
 public:
   TlsCredentials(const char* text, uint32_t roles) {
-    Settings settings = parseSettings(text);
-    TlsSettings s(settings);
+    TlsSettings s(text);
     if ((roles & FERRY_SECURITY_ROLE_SERVER) != 0 && s.cert.empty()) {
       throw Failure(kBadSettings, "a tls server needs its certificate and key: give cert= and "
                                   "key= in the tls security settings");
     }
-    if (!s.key.empty()) checkPrivateFile(settings, "key", s.key);
-    _table = std::make_shared<const PrincipalTable>(settings, s.principals);
+    if (!s.key.empty()) checkPrivateFile(s.all, "key", s.key);
+    _table = std::make_shared<const PrincipalTable>(s.all, s.principals);
     _requireClientCert = s.requireClientCert;
     if ((roles & FERRY_SECURITY_ROLE_CLIENT) != 0) {
       _client = load(s, false);
@@ -253,44 +237,7 @@ private:
   bool _requireClientCert = true;
 };
 
-int checkSettings(const char* text, char* why, size_t whyCap) noexcept {
-  return abi::guarded(why, whyCap, [&] {
-    TlsSettings s(parseSettings(text));
-    return 0;
-  });
-}
-
-int acquireCredentials(const ferry_host_v1*, const char* text, uint32_t roles,
-                       ferry_security_credentials** out, char* why, size_t whyCap) noexcept {
-  return abi::guarded(why, whyCap, [&] {
-    if (out == nullptr || roles == 0 ||
-        (roles & ~(FERRY_SECURITY_ROLE_CLIENT | FERRY_SECURITY_ROLE_SERVER)) != 0) {
-      throw Failure(kBadArgument, "acquire_credentials needs client and/or server roles and a "
-                                  "place for the credentials");
-    }
-    *out = nullptr;
-    *out = abi::wrap(new TlsCredentials(text, roles));
-    return 0;
-  });
-}
-
-const ferry_security_v1 kTable = {
-    .struct_size = sizeof(ferry_security_v1),
-    .abi_version = FERRY_PLUGIN_ABI_VERSION,
-    .provider_id = FERRY_SECURITY_PROVIDER_TLS,
-    .capabilities = FERRY_SECURITY_INTEGRITY | FERRY_SECURITY_PRIVACY | FERRY_SECURITY_MUTUAL,
-    .max_token_size = kMaxTokenSize,
-    .check_settings = checkSettings,
-    .acquire_credentials = acquireCredentials,
-    .free_credentials = abi::freeCredentials,
-    .init_context = abi::initContext,
-    .accept_context = abi::acceptContext,
-    .step = abi::step,
-    .query_peer = abi::queryPeer,
-    .export_secret = abi::exportSecret,
-    .free_context = abi::freeContext,
-    .strerror = abi::strerror,
-};
+const ferry_security_v1 kTable = ProviderAbi<TlsSettings, TlsCredentials>::table(FERRY_SECURITY_PROVIDER_TLS);
 
 const ferry_plugin_v1 kPlugin = {
     .struct_size = sizeof(ferry_plugin_v1),

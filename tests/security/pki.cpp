@@ -80,6 +80,16 @@ std::string pem(EVP_PKEY* key) {
   return text;
 }
 
+// A new key and its certificate with `spec`, signed by `issuer` (null: by itself).
+Identity newIdentity(const CertSpec& spec, X509* issuer, EVP_PKEY* issuerKey) {
+  EVP_PKEY* key = newKey();
+  X509* cert = newCert(key, spec, false, issuer, issuerKey);
+  Identity identity{pem(cert), pem(key)};
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return identity;
+}
+
 }  // namespace
 
 TempDir::TempDir() {
@@ -117,22 +127,8 @@ TestCa::~TestCa() {
   EVP_PKEY_free(_key);
 }
 
-Identity TestCa::issue(const CertSpec& spec) const {
-  EVP_PKEY* key = newKey();
-  X509* cert = newCert(key, spec, false, _cert, _key);
-  Identity identity{pem(cert), pem(key)};
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return identity;
-}
+Identity TestCa::issue(const CertSpec& spec) const { return newIdentity(spec, _cert, _key); }
 
-Identity selfSigned(const CertSpec& spec) {
-  EVP_PKEY* key = newKey();
-  X509* cert = newCert(key, spec, false, nullptr, nullptr);
-  Identity identity{pem(cert), pem(key)};
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return identity;
-}
+Identity selfSigned(const CertSpec& spec) { return newIdentity(spec, nullptr, nullptr); }
 
 }  // namespace ferry::test

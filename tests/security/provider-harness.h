@@ -81,12 +81,3 @@ struct Exchange {
 Exchange runExchange(SecurityContext& client, SecurityContext& server);
 
 }  // namespace ferry::test
-
-namespace ferry::test {
-
-// The table of the security provider `name` the plugin loader found on FERRY_PLUGIN_PATH (the
-// build tree's modules, as core loads them). Fails the test when there is none.
-// (loaded-provider.cpp: only for tests that link core.)
-const ferry_security_v1& loadedSecurityProvider(const std::string& name);
-
-}  // namespace ferry::test

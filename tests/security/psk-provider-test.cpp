@@ -12,7 +12,7 @@
 
 #include "key-file.h"
 #include "pki.h"
-#include "provider-harness.h"
+#include "handshake.h"
 
 using namespace ferry::test;
 
@@ -31,33 +31,11 @@ struct Keys {
   }
 };
 
-struct Handshake {
-  const ferry_security_v1& psk = loadedSecurityProvider("psk");
-  Acquired clientCredentials;
-  Acquired serverCredentials;
-  std::unique_ptr<SecurityContext> client;
-  std::unique_ptr<SecurityContext> server;
-  Exchange x;
-
-  Handshake(const std::string& clientSettings, const std::string& serverSettings,
-            const std::string& target = "") {
-    clientCredentials = acquire(psk, clientSettings, FERRY_SECURITY_ROLE_CLIENT);
-    BOOST_REQUIRE_MESSAGE(clientCredentials.status == 0, clientCredentials.why);
-    serverCredentials = acquire(psk, serverSettings, FERRY_SECURITY_ROLE_SERVER);
-    BOOST_REQUIRE_MESSAGE(serverCredentials.status == 0, serverCredentials.why);
-    std::string why;
-    client = clientCredentials.credentials->client(target, why);
-    BOOST_REQUIRE_MESSAGE(client, why);
-    server = serverCredentials.credentials->server(why);
-    BOOST_REQUIRE_MESSAGE(server, why);
-    x = runExchange(*client, *server);
-  }
-
-  std::string principalSeenBy(SecurityContext& end) {
-    ferry_security_peer_v1 peer{};
-    BOOST_REQUIRE_EQUAL(end.queryPeer(peer), 0);
-    return peer.principal;
-  }
+// A handshake of the psk provider.
+struct PskHandshake : Handshake {
+  PskHandshake(const std::string& clientSettings, const std::string& serverSettings,
+               const std::string& target = "")
+      : Handshake("psk", clientSettings, serverSettings, target) {}
 };
 
 }  // namespace
@@ -72,7 +50,7 @@ BOOST_AUTO_TEST_CASE(the_module_declares_the_psk_provider_with_mutual_authentica
 }
 
 BOOST_AUTO_TEST_CASE(a_handshake_with_the_same_key_completes_and_both_ends_export_the_same_secret) {
-  Handshake h(keys("client", "build-17 " + kKeyA + "\n"),
+  PskHandshake h(keys("client", "build-17 " + kKeyA + "\n"),
               keys("server", "# clients\nother " + kKeyB + "\nbuild-17 " + kKeyA + "\n"));
   BOOST_REQUIRE_MESSAGE(h.x.established(), h.x.clientWhy + " / " + h.x.serverWhy);
   Bytes atClient;
@@ -92,8 +70,8 @@ BOOST_AUTO_TEST_CASE(a_handshake_with_the_same_key_completes_and_both_ends_expor
 BOOST_AUTO_TEST_CASE(two_handshakes_with_the_same_key_export_different_secrets) {
   std::string client = keys("client", "a " + kKeyA + "\n");
   std::string server = keys("server", "a " + kKeyA + "\n");
-  Handshake first(client, server);
-  Handshake second(client, server);
+  PskHandshake first(client, server);
+  PskHandshake second(client, server);
   BOOST_REQUIRE(first.x.established() && second.x.established());
   Bytes one;
   Bytes two;
@@ -104,8 +82,8 @@ BOOST_AUTO_TEST_CASE(two_handshakes_with_the_same_key_export_different_secrets) 
 
 BOOST_AUTO_TEST_CASE(a_wrong_key_and_an_unknown_key_id_fail_the_same_way) {
   std::string server = keys("server", "alice " + kKeyA + "\n");
-  Handshake wrongKey(keys("wrong", "alice " + kKeyB + "\n"), server);
-  Handshake unknownId(keys("unknown", "mallory " + kKeyB + "\n"), server);
+  PskHandshake wrongKey(keys("wrong", "alice " + kKeyB + "\n"), server);
+  PskHandshake unknownId(keys("unknown", "mallory " + kKeyB + "\n"), server);
   for (Handshake* h : {&wrongKey, &unknownId}) {
     BOOST_TEST_MESSAGE("server: " << h->x.serverWhy);
     BOOST_TEST(!h->x.established());
@@ -122,7 +100,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_key_and_an_unknown_key_id_fail_the_same_way) {
 
 BOOST_AUTO_TEST_CASE(replayed_client_tokens_do_not_complete_a_handshake_with_a_new_server) {
   std::string server = keys("server", "alice " + kKeyA + "\n");
-  Handshake h(keys("client", "alice " + kKeyA + "\n"), server);
+  PskHandshake h(keys("client", "alice " + kKeyA + "\n"), server);
   BOOST_REQUIRE(h.x.established());
   std::string why;
   auto fresh = h.serverCredentials.credentials->server(why);
@@ -137,7 +115,7 @@ BOOST_AUTO_TEST_CASE(replayed_client_tokens_do_not_complete_a_handshake_with_a_n
 
 BOOST_AUTO_TEST_CASE(the_server_flight_reflected_to_a_server_fails) {
   std::string server = keys("server", "alice " + kKeyA + "\n");
-  Handshake h(keys("client", "alice " + kKeyA + "\n"), server);
+  PskHandshake h(keys("client", "alice " + kKeyA + "\n"), server);
   BOOST_REQUIRE(h.x.established());
   std::string why;
   auto fresh = h.serverCredentials.credentials->server(why);
@@ -147,7 +125,7 @@ BOOST_AUTO_TEST_CASE(the_server_flight_reflected_to_a_server_fails) {
 
 BOOST_AUTO_TEST_CASE(the_target_chooses_the_key_a_client_presents) {
   std::string client = keys("client", "a " + kKeyA + "\nb " + kKeyB + "\n");
-  Handshake h(client, keys("server", "b " + kKeyB + "\n"), "b");
+  PskHandshake h(client, keys("server", "b " + kKeyB + "\n"), "b");
   BOOST_REQUIRE(h.x.established());
   BOOST_TEST(h.principalSeenBy(*h.server) == "b");
   // Several keys, no target and no id=: the client cannot choose.
@@ -211,9 +189,9 @@ BOOST_AUTO_TEST_CASE(keygen_writes_a_private_file_with_a_256_bit_key_and_never_r
   // Two keys from keygen differ, and the file works as both ends' keys=.
   std::string other = dir.path() + "/other.psk";
   ferry::security::psk::writeNewKeyFile(other, "host-a");
-  Handshake h("keys=" + path, "keys=" + path);
+  PskHandshake h("keys=" + path, "keys=" + path);
   BOOST_TEST(h.x.established());
-  Handshake mismatch("keys=" + path, "keys=" + other);
+  PskHandshake mismatch("keys=" + path, "keys=" + other);
   BOOST_TEST(!mismatch.x.established());
 }
 

@@ -10,7 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "pki.h"
-#include "provider-harness.h"
+#include "handshake.h"
 
 using namespace ferry::test;
 
@@ -46,33 +46,11 @@ struct Pki {
 };
 
 // One client and one server, from settings to an exchange; keeps them for the test's checks.
-struct Handshake {
-  const ferry_security_v1& tls = loadedSecurityProvider("tls");
-  Acquired clientCredentials;
-  Acquired serverCredentials;
-  std::unique_ptr<SecurityContext> client;
-  std::unique_ptr<SecurityContext> server;
-  Exchange x;
-
-  Handshake(const std::string& clientSettings, const std::string& serverSettings,
-            const std::string& target = "server.test") {
-    clientCredentials = acquire(tls, clientSettings, FERRY_SECURITY_ROLE_CLIENT);
-    BOOST_REQUIRE_MESSAGE(clientCredentials.status == 0, clientCredentials.why);
-    serverCredentials = acquire(tls, serverSettings, FERRY_SECURITY_ROLE_SERVER);
-    BOOST_REQUIRE_MESSAGE(serverCredentials.status == 0, serverCredentials.why);
-    std::string why;
-    client = clientCredentials.credentials->client(target, why);
-    BOOST_REQUIRE_MESSAGE(client, why);
-    server = serverCredentials.credentials->server(why);
-    BOOST_REQUIRE_MESSAGE(server, why);
-    x = runExchange(*client, *server);
-  }
-
-  std::string principalSeenBy(SecurityContext& end) {
-    ferry_security_peer_v1 peer{};
-    BOOST_REQUIRE_EQUAL(end.queryPeer(peer), 0);
-    return peer.principal;
-  }
+// A handshake of the tls provider.
+struct TlsHandshake : Handshake {
+  TlsHandshake(const std::string& clientSettings, const std::string& serverSettings,
+               const std::string& target = "server.test")
+      : Handshake("tls", clientSettings, serverSettings, target) {}
 };
 
 // A refused handshake: one end failed with the generic authentication error, and an end that did
@@ -146,7 +124,7 @@ BOOST_AUTO_TEST_CASE(the_module_declares_the_tls_provider_with_mutual_authentica
 }
 
 BOOST_AUTO_TEST_CASE(a_mutual_handshake_completes_and_both_ends_export_the_same_secret) {
-  Handshake h(aliceSettings(), serverSettings());
+  TlsHandshake h(aliceSettings(), serverSettings());
   BOOST_REQUIRE_MESSAGE(h.x.established(), h.x.clientWhy + " / " + h.x.serverWhy);
   Bytes atClient;
   Bytes atServer;
@@ -157,7 +135,7 @@ BOOST_AUTO_TEST_CASE(a_mutual_handshake_completes_and_both_ends_export_the_same_
 }
 
 BOOST_AUTO_TEST_CASE(the_exported_secret_differs_for_another_label_another_binding_or_another_link) {
-  Handshake h(aliceSettings(), serverSettings());
+  TlsHandshake h(aliceSettings(), serverSettings());
   BOOST_REQUIRE(h.x.established());
   Bytes base;
   Bytes otherLabel;
@@ -167,7 +145,7 @@ BOOST_AUTO_TEST_CASE(the_exported_secret_differs_for_another_label_another_bindi
   BOOST_REQUIRE_EQUAL(h.server->exportSecret("record", Bytes{1, 2, 3, 5}, otherBinding), 0);
   BOOST_TEST(base != otherLabel);
   BOOST_TEST(base != otherBinding);
-  Handshake second(aliceSettings(), serverSettings());
+  TlsHandshake second(aliceSettings(), serverSettings());
   BOOST_REQUIRE(second.x.established());
   Bytes otherLink;
   BOOST_REQUIRE_EQUAL(second.client->exportSecret("record", kBinding, otherLink), 0);
@@ -175,7 +153,7 @@ BOOST_AUTO_TEST_CASE(the_exported_secret_differs_for_another_label_another_bindi
 }
 
 BOOST_AUTO_TEST_CASE(each_end_names_the_other_by_the_principal_its_subject_alt_name_maps_to) {
-  Handshake h(aliceSettings(), serverSettings());
+  TlsHandshake h(aliceSettings(), serverSettings());
   BOOST_REQUIRE(h.x.established());
   BOOST_TEST(h.principalSeenBy(*h.server) == "alice");
   BOOST_TEST(h.principalSeenBy(*h.client) == "server");  // the table's DNS name, any case
@@ -188,7 +166,7 @@ BOOST_AUTO_TEST_CASE(each_end_names_the_other_by_the_principal_its_subject_alt_n
 BOOST_AUTO_TEST_CASE(a_trusted_certificate_whose_subject_alt_names_are_not_in_the_table_is_refused_whatever_its_cn) {
   // Its CN is a name the table maps (as a DNS name); its only SAN is not in the table.
   Identity mallory = ca.issue({"server.test", "URI:spiffe://test/mallory"});
-  Handshake h(settings(identity("mallory", mallory)), serverSettings());
+  TlsHandshake h(settings(identity("mallory", mallory)), serverSettings());
   requireRefused(h);
   BOOST_TEST(h.x.server == -3);
   BOOST_TEST(h.x.serverWhy.find("principals=") != std::string::npos);
@@ -197,7 +175,7 @@ BOOST_AUTO_TEST_CASE(a_trusted_certificate_whose_subject_alt_names_are_not_in_th
 
 BOOST_AUTO_TEST_CASE(an_expired_client_certificate_is_refused) {
   Identity expired = ca.issue({"alice", "URI:spiffe://test/alice", -10, -1});
-  Handshake h(settings(identity("expired", expired)), serverSettings());
+  TlsHandshake h(settings(identity("expired", expired)), serverSettings());
   requireRefused(h);
   BOOST_TEST(h.x.server == -3);
   BOOST_TEST(h.x.serverWhy.find("expired") != std::string::npos);
@@ -205,7 +183,7 @@ BOOST_AUTO_TEST_CASE(an_expired_client_certificate_is_refused) {
 
 BOOST_AUTO_TEST_CASE(an_expired_server_certificate_is_refused_by_the_client) {
   Identity expired = ca.issue({"server.test", "DNS:server.test", -10, -1});
-  Handshake h(aliceSettings(), settings(identity("expired", expired)));
+  TlsHandshake h(aliceSettings(), settings(identity("expired", expired)));
   requireRefused(h);
   BOOST_TEST(h.x.client == -3);
   BOOST_TEST(h.x.clientWhy.find("expired") != std::string::npos);
@@ -213,14 +191,14 @@ BOOST_AUTO_TEST_CASE(an_expired_server_certificate_is_refused_by_the_client) {
 
 BOOST_AUTO_TEST_CASE(a_client_certificate_from_an_untrusted_ca_is_refused) {
   Identity stranger = otherCa.issue({"alice", "URI:spiffe://test/alice"});
-  Handshake h(settings(identity("stranger", stranger)), serverSettings());
+  TlsHandshake h(settings(identity("stranger", stranger)), serverSettings());
   requireRefused(h);
   BOOST_TEST(h.x.server == -3);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_certificate_from_an_untrusted_ca_is_refused_by_the_client) {
   Identity stranger = otherCa.issue({"server.test", "DNS:server.test"});
-  Handshake h(aliceSettings(), settings(identity("stranger", stranger)));
+  TlsHandshake h(aliceSettings(), settings(identity("stranger", stranger)));
   requireRefused(h);
   BOOST_TEST(h.x.client == -3);
   // The client stopped at the server's certificate: it never sent its own.
@@ -229,7 +207,7 @@ BOOST_AUTO_TEST_CASE(a_server_certificate_from_an_untrusted_ca_is_refused_by_the
 
 BOOST_AUTO_TEST_CASE(a_self_signed_server_certificate_is_refused_by_the_client) {
   Identity self = selfSigned({"server.test", "DNS:server.test"});
-  Handshake h(aliceSettings(), settings(identity("self", self)));
+  TlsHandshake h(aliceSettings(), settings(identity("self", self)));
   requireRefused(h);
   BOOST_TEST(h.x.client == -3);
   BOOST_TEST(h.x.clientWhy.find("self") != std::string::npos);
@@ -237,13 +215,13 @@ BOOST_AUTO_TEST_CASE(a_self_signed_server_certificate_is_refused_by_the_client) 
 
 BOOST_AUTO_TEST_CASE(a_self_signed_client_certificate_is_refused_by_the_server) {
   Identity self = selfSigned({"alice", "URI:spiffe://test/alice"});
-  Handshake h(settings(identity("self", self)), serverSettings());
+  TlsHandshake h(settings(identity("self", self)), serverSettings());
   requireRefused(h);
   BOOST_TEST(h.x.server == -3);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_does_not_prove_the_target_name_is_refused_by_the_client) {
-  Handshake h(aliceSettings(), serverSettings(), "other.test");
+  TlsHandshake h(aliceSettings(), serverSettings(), "other.test");
   requireRefused(h);
   BOOST_TEST(h.x.client == -3);
   BOOST_TEST(h.x.clientWhy.find("mismatch") != std::string::npos);
@@ -252,26 +230,26 @@ BOOST_AUTO_TEST_CASE(a_server_that_does_not_prove_the_target_name_is_refused_by_
 BOOST_AUTO_TEST_CASE(the_target_is_never_matched_against_the_cn) {
   // The server's CN is the target; its SAN is another name.
   Identity cnOnly = ca.issue({"server.test", "DNS:elsewhere.test"});
-  Handshake h(aliceSettings(), settings(identity("cn", cnOnly)), "server.test");
+  TlsHandshake h(aliceSettings(), settings(identity("cn", cnOnly)), "server.test");
   requireRefused(h);
   BOOST_TEST(h.x.client == -3);
 }
 
 BOOST_AUTO_TEST_CASE(a_client_without_a_certificate_is_refused_when_the_server_requires_one) {
-  Handshake h(settings(""), serverSettings(",verify=require"));
+  TlsHandshake h(settings(""), serverSettings(",verify=require"));
   requireRefused(h);
   BOOST_TEST(h.x.server == -3);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_with_verify_peer_takes_a_client_without_a_certificate_as_anonymous) {
-  Handshake h(settings(""), serverSettings(",verify=peer"));
+  TlsHandshake h(settings(""), serverSettings(",verify=peer"));
   BOOST_REQUIRE_MESSAGE(h.x.established(), h.x.clientWhy + " / " + h.x.serverWhy);
   BOOST_TEST(h.principalSeenBy(*h.server) == "");
   BOOST_TEST(h.principalSeenBy(*h.client) == "server");
 }
 
 BOOST_AUTO_TEST_CASE(a_tls_1_2_client_is_refused) {
-  Handshake h(aliceSettings(), serverSettings());  // only for its server credentials
+  TlsHandshake h(aliceSettings(), serverSettings());  // only for its server credentials
   std::string why;
   auto server = h.serverCredentials.credentials->server(why);
   RawClient old(TLS1_2_VERSION, true, caFile);
@@ -285,7 +263,7 @@ BOOST_AUTO_TEST_CASE(a_tls_1_2_client_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(a_client_that_does_not_offer_the_ferry_alpn_is_refused) {
-  Handshake h(aliceSettings(), serverSettings(",verify=peer"));
+  TlsHandshake h(aliceSettings(), serverSettings(",verify=peer"));
   std::string why;
   auto server = h.serverCredentials.credentials->server(why);
   RawClient plain(TLS1_3_VERSION, false, caFile);
@@ -302,7 +280,7 @@ BOOST_AUTO_TEST_CASE(a_client_that_does_not_offer_the_ferry_alpn_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(the_server_exports_nothing_and_names_no_peer_before_it_verified_the_client_finished) {
-  Handshake h(aliceSettings(), serverSettings());  // only for its credentials
+  TlsHandshake h(aliceSettings(), serverSettings());  // only for its credentials
   std::string why;
   auto client = h.clientCredentials.credentials->client("server.test", why);
   auto server = h.serverCredentials.credentials->server(why);
@@ -324,7 +302,7 @@ BOOST_AUTO_TEST_CASE(the_server_exports_nothing_and_names_no_peer_before_it_veri
 }
 
 BOOST_AUTO_TEST_CASE(the_server_sends_no_bytes_after_the_handshake_and_the_client_needs_none) {
-  Handshake h(aliceSettings(), serverSettings());
+  TlsHandshake h(aliceSettings(), serverSettings());
   BOOST_REQUIRE(h.x.established());
   // Two round trips: hello; server flight; client flight; nothing (no session tickets).
   BOOST_REQUIRE_EQUAL(h.x.serverTokens.size(), 2u);
@@ -338,7 +316,7 @@ BOOST_AUTO_TEST_CASE(the_server_sends_no_bytes_after_the_handshake_and_the_clien
 }
 
 BOOST_AUTO_TEST_CASE(replayed_client_tokens_do_not_complete_a_handshake_with_a_new_server) {
-  Handshake h(aliceSettings(), serverSettings());
+  TlsHandshake h(aliceSettings(), serverSettings());
   BOOST_REQUIRE(h.x.established());
   std::string why;
   auto server = h.serverCredentials.credentials->server(why);
