@@ -76,6 +76,14 @@ public:
     }
   }
 
+  // True when some name maps to `principal`.
+  bool hasPrincipal(const std::string& principal) const {
+    for (const auto& entry : _entries) {
+      if (entry.second == principal) return true;
+    }
+    return false;
+  }
+
   // The principal a "uri:…"/"dns:…" name maps to, or null.
   const std::string* find(const std::string& san) const {
     std::string key = normalized(san);
@@ -133,6 +141,9 @@ public:
              bool requireClientCert)
       : Context(ctx, server), _table(std::move(table)), _requireClientCert(requireClientCert) {}
 
+  // A client's target, when it is a principal of the table: the server's must be it.
+  void expectPrincipal(const std::string& principal) { _expectedPrincipal = principal; }
+
 protected:
   std::string authenticatePeer() override {
     X509* cert = SSL_get0_peer_certificate(ssl());
@@ -144,7 +155,12 @@ protected:
     if (SSL_get_verify_result(ssl()) != X509_V_OK) {
       throw Failure(kAuthFailed, "the peer's certificate did not verify");
     }
-    return principalOf(cert, *_table);
+    std::string principal = principalOf(cert, *_table);
+    if (!_expectedPrincipal.empty() && principal != _expectedPrincipal) {
+      throw Failure(kAuthFailed, "the server's certificate maps to the principal '" + principal +
+                                     "', not to the target '" + _expectedPrincipal + "'");
+    }
+    return principal;
   }
 
   std::string describeHandshakeFailure(const std::string& errors) const override {
@@ -156,6 +172,7 @@ protected:
 private:
   std::shared_ptr<const PrincipalTable> _table;
   bool _requireClientCert;
+  std::string _expectedPrincipal;
 };
 
 class TlsCredentials : public Credentials {
@@ -187,8 +204,11 @@ public:
       throw Failure(kWrongState, "these tls credentials were acquired without the client role");
     }
     auto context = std::make_unique<TlsContext>(_client.get(), false, _table, true);
-    if (!target.empty()) {
-      // The server must prove this name by a DNS subjectAltName; the CN is never consulted.
+    if (_table->hasPrincipal(target)) {
+      // Checked once the handshake finished, before the client's own flight leaves.
+      context->expectPrincipal(target);
+    } else if (!target.empty()) {
+      // A host name: the server must prove it by a DNS subjectAltName; the CN is never consulted.
       SSL_set_hostflags(context->ssl(), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       if (SSL_set1_host(context->ssl(), target.c_str()) != 1) {
         throw Failure(kBadArgument, "the target '" + target.substr(0, 80) +

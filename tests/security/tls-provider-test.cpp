@@ -227,6 +227,17 @@ BOOST_AUTO_TEST_CASE(a_server_that_does_not_prove_the_target_name_is_refused_by_
   BOOST_TEST(h.x.clientWhy.find("mismatch") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_target_that_is_a_principal_of_the_table_must_be_the_server_s_principal) {
+  TlsHandshake right(aliceSettings(), serverSettings(), "server");
+  BOOST_REQUIRE_MESSAGE(right.x.established(), right.x.clientWhy);
+  TlsHandshake wrong(aliceSettings(), serverSettings(), "alice");
+  requireRefused(wrong);
+  BOOST_TEST(wrong.x.client == -3);
+  BOOST_TEST(wrong.x.clientWhy.find("not to the target 'alice'") != std::string::npos);
+  // The client's certificate and Finished never left: its last step wrote nothing.
+  BOOST_TEST(wrong.x.clientTokens.back().empty());
+}
+
 BOOST_AUTO_TEST_CASE(the_target_is_never_matched_against_the_cn) {
   // The server's CN is the target; its SAN is another name.
   Identity cnOnly = ca.issue({"server.test", "DNS:elsewhere.test"});
