@@ -73,9 +73,11 @@ void requireRefused(Handshake& h) {
 // A TLS client of OpenSSL's own, outside the provider, for what a ferry client never sends.
 class RawClient {
 public:
-  RawClient(int maxVersion, bool alpn, const std::string& caFile) {
+  RawClient(int maxVersion, bool alpn, const std::string& caFile,
+            const char* ciphersuites = "TLS_AES_256_GCM_SHA384") {
     _ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_max_proto_version(_ctx, maxVersion);
+    SSL_CTX_set_ciphersuites(_ctx, ciphersuites);
     SSL_CTX_load_verify_locations(_ctx, caFile.c_str(), nullptr);
     if (alpn) {
       static const unsigned char kAlpn[] = {7, 'f', 'e', 'r', 'r', 'y', '/', '1'};
@@ -271,6 +273,19 @@ BOOST_AUTO_TEST_CASE(a_tls_1_2_client_is_refused) {
   BOOST_TEST(out.empty());  // not even an alert: core sends the generic refusal
   Bytes secret;
   BOOST_TEST(server->exportSecret("record", kBinding, secret) < 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_offers_only_suites_outside_the_two_allowed_is_refused) {
+  TlsHandshake h(aliceSettings(), serverSettings());  // only for its server credentials
+  std::string why;
+  auto server = h.serverCredentials.credentials->server(why);
+  RawClient weaker(TLS1_3_VERSION, true, caFile, "TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256");
+  Bytes hello = weaker.step({});
+  BOOST_REQUIRE(!hello.empty());
+  Bytes out;
+  BOOST_TEST(server->step(&hello, out, why) == -3);
+  BOOST_TEST(why.find("no shared cipher") != std::string::npos);
+  BOOST_TEST(out.empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_client_that_does_not_offer_the_ferry_alpn_is_refused) {
