@@ -1,7 +1,9 @@
 #include "provider.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
+#include <string_view>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
