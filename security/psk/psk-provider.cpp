@@ -63,11 +63,13 @@ struct KeyRing {
 class PskContext : public Context {
 public:
   // A client presenting `key`.
-  PskContext(SSL_CTX* ctx, std::shared_ptr<const KeyRing> ring, const PskKey& key)
-      : Context(ctx, false), _ring(std::move(ring)), _key(&key), _identity(key.id()) {}
+  PskContext(SSL_CTX* ctx, std::shared_ptr<OwnHellos> ownHellos,
+             std::shared_ptr<const KeyRing> ring, const PskKey& key)
+      : Context(ctx, false, std::move(ownHellos)), _ring(std::move(ring)), _key(&key), _identity(key.id()) {}
   // A server.
-  PskContext(SSL_CTX* ctx, std::shared_ptr<const KeyRing> ring)
-      : Context(ctx, true), _ring(std::move(ring)) {}
+  PskContext(SSL_CTX* ctx, std::shared_ptr<OwnHellos> ownHellos,
+             std::shared_ptr<const KeyRing> ring)
+      : Context(ctx, true, std::move(ownHellos)), _ring(std::move(ring)) {}
 
   // SSL_CTX_set_psk_use_session_callback: the client offers its key, for SHA-384 only.
   static int useSession(SSL* ssl, const EVP_MD* md, const unsigned char** id, size_t* idSize,
@@ -177,14 +179,14 @@ public:
       throw Failure(kBadSettings, "keys=" + _keysPath + " holds several keys: give id= in the "
                                   "psk security settings to say which one this client presents");
     }
-    return std::make_unique<PskContext>(_client.get(), _ring, *key);
+    return std::make_unique<PskContext>(_client.get(), ownHellos(), _ring, *key);
   }
 
   std::unique_ptr<Context> newServer() override {
     if (!_server) {
       throw Failure(kWrongState, "these psk credentials were acquired without the server role");
     }
-    return std::make_unique<PskContext>(_server.get(), _ring);
+    return std::make_unique<PskContext>(_server.get(), ownHellos(), _ring);
   }
 
 private:

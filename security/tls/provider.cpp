@@ -1,6 +1,7 @@
 #include "provider.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
 #include <string_view>
@@ -32,6 +33,43 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* outSize, const un
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
 }
+
+// The server's first look at a ClientHello: refuses one its own credentials sent.
+int checkClientHello(SSL* ssl, int* alert, void*) {
+  const unsigned char* random = nullptr;
+  size_t size = SSL_client_hello_get0_random(ssl, &random);
+  Context* context = Context::of(ssl);
+  if (context == nullptr || context->ownHellos().contains(random, size)) {
+    *alert = SSL_AD_HANDSHAKE_FAILURE;
+    ERR_raise_data(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED,
+                   "the ClientHello is one a client of the same credentials sent: a reflected "
+                   "handshake");
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+}  // namespace
+
+void OwnHellos::add(const Random& random) {
+  std::lock_guard<std::mutex> lock(_mutex);
+  _randoms.insert(random);
+}
+
+void OwnHellos::remove(const Random& random) noexcept {
+  std::lock_guard<std::mutex> lock(_mutex);
+  _randoms.erase(random);
+}
+
+bool OwnHellos::contains(const unsigned char* random, size_t size) const {
+  if (size != SSL3_RANDOM_SIZE) return false;
+  Random key;
+  std::memcpy(key.data(), random, key.size());
+  std::lock_guard<std::mutex> lock(_mutex);
+  return _randoms.count(key) != 0;
+}
+
+namespace {
 
 int contextIndex() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -69,12 +107,17 @@ const char* strerror(int error) noexcept {
 std::string takeOpensslErrors() {
   std::string text;
   int count = 0;
-  while (unsigned long e = ERR_get_error()) {
+  const char* data = nullptr;
+  int flags = 0;
+  while (unsigned long e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
     if (++count > 3) continue;  // the first errors say what failed; later ones repeat the stack
     char buffer[256];
     ERR_error_string_n(e, buffer, sizeof buffer);
     const char* reason = ERR_reason_error_string(e);
     text += std::string(text.empty() ? "" : "; ") + (reason != nullptr ? reason : buffer);
+    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
+      text += std::string(" (") + data + ")";
+    }
   }
   return text;
 }
@@ -95,6 +138,7 @@ SslCtxPtr newTls13Ctx(bool server, const char* ciphersuites) {
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   if (server) {
     SSL_CTX_set_alpn_select_cb(c, selectAlpn, nullptr);
+    SSL_CTX_set_client_hello_cb(c, checkClientHello, nullptr);
   } else {
     ok = ok && SSL_CTX_set_alpn_protos(c, kAlpnWire, sizeof kAlpnWire) == 0;  // 0 is success
   }
@@ -102,7 +146,8 @@ SslCtxPtr newTls13Ctx(bool server, const char* ciphersuites) {
   return ctx;
 }
 
-Context::Context(SSL_CTX* ctx, bool server) : _server(server) {
+Context::Context(SSL_CTX* ctx, bool server, std::shared_ptr<OwnHellos> ownHellos)
+    : _server(server), _ownHellos(std::move(ownHellos)) {
   _ssl = SSL_new(ctx);
   BIO* in = BIO_new(BIO_s_mem());
   BIO* out = BIO_new(BIO_s_mem());
@@ -126,7 +171,18 @@ Context::Context(SSL_CTX* ctx, bool server) : _server(server) {
   }
 }
 
-Context::~Context() { SSL_free(_ssl); }
+Context::~Context() {
+  forgetHello();
+  SSL_free(_ssl);
+}
+
+void Context::forgetHello() noexcept {
+  if (!_helloKept) return;
+  OwnHellos::Random random;
+  SSL_get_client_random(_ssl, random.data(), random.size());
+  _ownHellos->remove(random);
+  _helloKept = false;
+}
 
 Context* Context::of(SSL* ssl) noexcept {
   return static_cast<Context*>(SSL_get_ex_data(ssl, contextIndex()));
@@ -154,8 +210,17 @@ int Context::step(const uint8_t* in, size_t inSize, uint8_t* out, size_t outCap,
     if (inSize > 0 && BIO_write(_in, in, static_cast<int>(inSize)) != static_cast<int>(inSize)) {
       throw Failure(kOutOfMemory, "cannot buffer the peer's token: " + takeOpensslErrors());
     }
-    return advance(out, outCap, outSize);
+    int status = advance(out, outCap, outSize);
+    if (first && !_server) {
+      OwnHellos::Random random;
+      SSL_get_client_random(_ssl, random.data(), random.size());
+      _ownHellos->add(random);
+      _helloKept = true;
+    }
+    if (status == FERRY_SECURITY_OK) forgetHello();
+    return status;
   } catch (...) {
+    forgetHello();
     _state = State::dead;
     *outSize = 0;
     throw;

@@ -10,7 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -63,6 +66,22 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 // session cache, no early data, ALPN "ferry/1" offered (client) or required (server).
 SslCtxPtr newTls13Ctx(bool server, const char* ciphersuites);
 
+// The randoms of the ClientHellos the client contexts of one credentials handle sent and whose
+// handshakes are under way. A server context of the same credentials refuses a ClientHello that
+// carries one: it is the handle's own hello reflected back to it, which a pre-shared key used in
+// both roles would otherwise complete (the "selfie" attack, RFC 9257 §4.1). Thread-safe.
+class OwnHellos {
+public:
+  using Random = std::array<unsigned char, SSL3_RANDOM_SIZE>;
+  void add(const Random& random);
+  void remove(const Random& random) noexcept;
+  bool contains(const unsigned char* random, size_t size) const;
+
+private:
+  mutable std::mutex _mutex;
+  std::set<Random> _randoms;
+};
+
 // One end of one link: a TLS 1.3 handshake driven by step() over memory BIOs. A subclass says who
 // the peer is once the handshake finished (authenticatePeer).
 //
@@ -72,8 +91,9 @@ SslCtxPtr newTls13Ctx(bool server, const char* ciphersuites);
 // (OpenSSL would export there; reference §B5 condition 1).
 class Context {
 public:
-  // `ctx` is kept alive by the SSL object this creates.
-  Context(SSL_CTX* ctx, bool server);
+  // `ctx` is kept alive by the SSL object this creates; `ownHellos` is its credentials' (never
+  // null).
+  Context(SSL_CTX* ctx, bool server, std::shared_ptr<OwnHellos> ownHellos);
   virtual ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -85,6 +105,7 @@ public:
                     size_t size) const;
 
   bool server() const noexcept { return _server; }
+  const OwnHellos& ownHellos() const noexcept { return *_ownHellos; }
   SSL* ssl() const noexcept { return _ssl; }
   // The Context an SSL object of this engine belongs to (for OpenSSL callbacks).
   static Context* of(SSL* ssl) noexcept;
@@ -100,23 +121,32 @@ protected:
 
 private:
   int advance(uint8_t* out, size_t outCap, size_t* outSize);
+  // A client: takes its ClientHello's random out of the process's set of its own (provider.cpp).
+  void forgetHello() noexcept;
 
   enum class State { handshaking, established, dead };
   SSL* _ssl = nullptr;
   BIO* _in = nullptr;   // tokens from the peer; owned by _ssl
   BIO* _out = nullptr;  // what TLS writes for the peer; owned by _ssl
   bool _server;
+  std::shared_ptr<OwnHellos> _ownHellos;
   State _state = State::handshaking;
   std::string _principal;
+  bool _helloKept = false;  // a client whose ClientHello's random is in the process's set
 };
 
 // A credentials handle: what acquire_credentials read, used from any thread.
 class Credentials {
 public:
   virtual ~Credentials() = default;
+  // What its contexts share to refuse their own hellos.
+  const std::shared_ptr<OwnHellos>& ownHellos() const noexcept { return _ownHellos; }
   // `target` is never null ("" when the host names none). Throw Failure.
   virtual std::unique_ptr<Context> newClient(const std::string& target) = 0;
   virtual std::unique_ptr<Context> newServer() = 0;
+
+private:
+  std::shared_ptr<OwnHellos> _ownHellos = std::make_shared<OwnHellos>();
 };
 
 // The ABI table functions both providers share; each fills its ferry_security_v1 with these

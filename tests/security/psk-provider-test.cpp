@@ -123,6 +123,28 @@ BOOST_AUTO_TEST_CASE(the_server_flight_reflected_to_a_server_fails) {
   BOOST_TEST(fresh->step(&h.x.serverTokens[0], out, why) < 0);
 }
 
+BOOST_AUTO_TEST_CASE(credentials_never_complete_a_handshake_with_themselves) {
+  // One key file in both roles: a client's hello reflected to a server of the same credentials
+  // (the "selfie" attack) is refused before the server answers.
+  const ferry_security_v1& psk = loadedSecurityProvider("psk");
+  Acquired both = acquire(psk, keys("both", "peer " + kKeyA + "\n"),
+                          FERRY_SECURITY_ROLE_CLIENT | FERRY_SECURITY_ROLE_SERVER);
+  BOOST_REQUIRE_EQUAL(both.status, 0);
+  std::string why;
+  auto client = both.credentials->client("", why);
+  auto server = both.credentials->server(why);
+  BOOST_REQUIRE(client && server);
+  Bytes hello;
+  BOOST_REQUIRE_EQUAL(client->step(nullptr, hello, why), FERRY_SECURITY_CONTINUE);
+  Bytes out;
+  BOOST_TEST(server->step(&hello, out, why) == -3);
+  BOOST_TEST(why.find("reflected") != std::string::npos);
+  BOOST_TEST(out.empty());
+  // Credentials of their own at each end, with the same key, complete as usual.
+  PskHandshake other(keys("c", "peer " + kKeyA + "\n"), keys("s", "peer " + kKeyA + "\n"));
+  BOOST_TEST(other.x.established());
+}
+
 BOOST_AUTO_TEST_CASE(the_target_chooses_the_key_a_client_presents) {
   std::string client = keys("client", "a " + kKeyA + "\nb " + kKeyB + "\n");
   PskHandshake h(client, keys("server", "b " + kKeyB + "\n"), "b");
