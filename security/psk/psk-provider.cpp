@@ -179,14 +179,14 @@ public:
       throw Failure(kBadSettings, "keys=" + _keysPath + " holds several keys: give id= in the "
                                   "psk security settings to say which one this client presents");
     }
-    return std::make_unique<PskContext>(_client.get(), ownHellos(), _ring, *key);
+    return std::make_unique<PskContext>(_client.get(), _ownHellos, _ring, *key);
   }
 
   std::unique_ptr<Context> newServer() override {
     if (!_server) {
       throw Failure(kWrongState, "these psk credentials were acquired without the server role");
     }
-    return std::make_unique<PskContext>(_server.get(), ownHellos(), _ring);
+    return std::make_unique<PskContext>(_server.get(), _ownHellos, _ring);
   }
 
 private:
@@ -198,6 +198,8 @@ private:
   }
 
   std::shared_ptr<const KeyRing> _ring;
+  // Its client contexts' hellos, which its server contexts refuse (RFC 9257's selfie attack).
+  std::shared_ptr<OwnHellos> _ownHellos = std::make_shared<OwnHellos>();
   std::string _defaultId;
   std::string _keysPath;
   SslCtxPtr _client;

@@ -39,7 +39,7 @@ int checkClientHello(SSL* ssl, int* alert, void*) {
   const unsigned char* random = nullptr;
   size_t size = SSL_client_hello_get0_random(ssl, &random);
   Context* context = Context::of(ssl);
-  if (context == nullptr || context->ownHellos().contains(random, size)) {
+  if (context == nullptr || context->isOwnHello(random, size)) {
     *alert = SSL_AD_HANDSHAKE_FAILURE;
     ERR_raise_data(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED,
                    "the ClientHello is one a client of the same credentials sent: a reflected "
@@ -211,7 +211,7 @@ int Context::step(const uint8_t* in, size_t inSize, uint8_t* out, size_t outCap,
       throw Failure(kOutOfMemory, "cannot buffer the peer's token: " + takeOpensslErrors());
     }
     int status = advance(out, outCap, outSize);
-    if (first && !_server) {
+    if (first && !_server && _ownHellos != nullptr) {
       OwnHellos::Random random;
       SSL_get_client_random(_ssl, random.data(), random.size());
       _ownHellos->add(random);

@@ -66,7 +66,7 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 // session cache, no early data, ALPN "ferry/1" offered (client) or required (server).
 SslCtxPtr newTls13Ctx(bool server, const char* ciphersuites);
 
-// The randoms of the ClientHellos the client contexts of one credentials handle sent and whose
+// The randoms of the ClientHellos the client contexts of one psk credentials handle sent and whose
 // handshakes are under way. A server context of the same credentials refuses a ClientHello that
 // carries one: it is the handle's own hello reflected back to it, which a pre-shared key used in
 // both roles would otherwise complete (the "selfie" attack, RFC 9257 §4.1). Thread-safe.
@@ -91,8 +91,8 @@ private:
 // (OpenSSL would export there; reference §B5 condition 1).
 class Context {
 public:
-  // `ctx` is kept alive by the SSL object this creates; `ownHellos` is its credentials' (never
-  // null).
+  // `ctx` is kept alive by the SSL object this creates. `ownHellos`, when not null, is its
+  // credentials' set of their clients' hellos (psk: a key may be held in both roles).
   Context(SSL_CTX* ctx, bool server, std::shared_ptr<OwnHellos> ownHellos);
   virtual ~Context();
   Context(const Context&) = delete;
@@ -105,7 +105,11 @@ public:
                     size_t size) const;
 
   bool server() const noexcept { return _server; }
-  const OwnHellos& ownHellos() const noexcept { return *_ownHellos; }
+  // True when this context's credentials have a client context waiting on a ClientHello with
+  // this random.
+  bool isOwnHello(const unsigned char* random, size_t size) const {
+    return _ownHellos != nullptr && _ownHellos->contains(random, size);
+  }
   SSL* ssl() const noexcept { return _ssl; }
   // The Context an SSL object of this engine belongs to (for OpenSSL callbacks).
   static Context* of(SSL* ssl) noexcept;
@@ -139,14 +143,9 @@ private:
 class Credentials {
 public:
   virtual ~Credentials() = default;
-  // What its contexts share to refuse their own hellos.
-  const std::shared_ptr<OwnHellos>& ownHellos() const noexcept { return _ownHellos; }
   // `target` is never null ("" when the host names none). Throw Failure.
   virtual std::unique_ptr<Context> newClient(const std::string& target) = 0;
   virtual std::unique_ptr<Context> newServer() = 0;
-
-private:
-  std::shared_ptr<OwnHellos> _ownHellos = std::make_shared<OwnHellos>();
 };
 
 // The ABI table functions both providers share; each fills its ferry_security_v1 with these

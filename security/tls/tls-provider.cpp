@@ -137,9 +137,9 @@ std::string principalOf(X509* cert, const PrincipalTable& table) {
 
 class TlsContext : public Context {
 public:
-  TlsContext(SSL_CTX* ctx, bool server, std::shared_ptr<OwnHellos> ownHellos,
-             std::shared_ptr<const PrincipalTable> table, bool requireClientCert)
-      : Context(ctx, server, std::move(ownHellos)), _table(std::move(table)), _requireClientCert(requireClientCert) {}
+  TlsContext(SSL_CTX* ctx, bool server, std::shared_ptr<const PrincipalTable> table,
+             bool requireClientCert)
+      : Context(ctx, server, nullptr), _table(std::move(table)), _requireClientCert(requireClientCert) {}
 
   // A client's target, when it is a principal of the table: the server's must be it.
   void expectPrincipal(const std::string& principal) { _expectedPrincipal = principal; }
@@ -203,7 +203,7 @@ public:
     if (!_client) {
       throw Failure(kWrongState, "these tls credentials were acquired without the client role");
     }
-    auto context = std::make_unique<TlsContext>(_client.get(), false, ownHellos(), _table, true);
+    auto context = std::make_unique<TlsContext>(_client.get(), false, _table, true);
     if (_table->hasPrincipal(target)) {
       // Checked once the handshake finished, before the client's own flight leaves.
       context->expectPrincipal(target);
@@ -222,8 +222,7 @@ public:
     if (!_server) {
       throw Failure(kWrongState, "these tls credentials were acquired without the server role");
     }
-    return std::make_unique<TlsContext>(_server.get(), true, ownHellos(), _table,
-                                        _requireClientCert);
+    return std::make_unique<TlsContext>(_server.get(), true, _table, _requireClientCert);
   }
 
 private:
