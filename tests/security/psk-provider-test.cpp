@@ -5,8 +5,10 @@
 #define BOOST_TEST_MODULE psk security provider
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -143,6 +145,37 @@ BOOST_AUTO_TEST_CASE(credentials_never_complete_a_handshake_with_themselves) {
   // Credentials of their own at each end, with the same key, complete as usual.
   PskHandshake other(keys("c", "peer " + kKeyA + "\n"), keys("s", "peer " + kKeyA + "\n"));
   BOOST_TEST(other.x.established());
+}
+
+BOOST_AUTO_TEST_CASE(one_credentials_handle_serves_handshakes_on_several_threads_at_once) {
+  // Credentials are used from any thread; each context by one thread at a time.
+  const ferry_security_v1& psk = loadedSecurityProvider("psk");
+  Acquired client = acquire(psk, keys("c", "peer " + kKeyA + "\n"), FERRY_SECURITY_ROLE_CLIENT);
+  Acquired server = acquire(psk, keys("s", "peer " + kKeyA + "\n"), FERRY_SECURITY_ROLE_SERVER);
+  BOOST_REQUIRE(client.status == 0 && server.status == 0);
+  std::atomic<int> established{0};
+  std::atomic<int> matching{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        std::string why;
+        auto c = client.credentials->client("", why);
+        auto s = server.credentials->server(why);
+        if (!c || !s || !runExchange(*c, *s).established()) continue;
+        ++established;
+        Bytes one;
+        Bytes two;
+        if (c->exportSecret("record", kBinding, one) == 0 &&
+            s->exportSecret("record", kBinding, two) == 0 && one == two) {
+          ++matching;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  BOOST_TEST(established.load() == 20);
+  BOOST_TEST(matching.load() == 20);
 }
 
 BOOST_AUTO_TEST_CASE(the_target_chooses_the_key_a_client_presents) {
