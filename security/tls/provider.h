@@ -125,7 +125,7 @@ protected:
 
 private:
   int advance(uint8_t* out, size_t outCap, size_t* outSize);
-  // A client: takes its ClientHello's random out of the process's set of its own (provider.cpp).
+  // A client: takes its ClientHello's random out of its credentials' OwnHellos.
   void forgetHello() noexcept;
 
   enum class State { handshaking, established, dead };
@@ -136,7 +136,7 @@ private:
   std::shared_ptr<OwnHellos> _ownHellos;
   State _state = State::handshaking;
   std::string _principal;
-  bool _helloKept = false;  // a client whose ClientHello's random is in the process's set
+  bool _helloKept = false;  // a client whose ClientHello's random is in _ownHellos
 };
 
 // A credentials handle: what acquire_credentials read, used from any thread.
