@@ -92,6 +92,17 @@ run "$ferry" objref 123
 check "ferry objref with odd hex" 1 err "ferry: invalidObjRef: the OBJREF text has 3 characters"
 run "$ferry" plugins
 check "ferry plugins" 0 out "transport"
+check "ferry plugins lists the security providers" 0 out "security  tls" "security  psk"
+run "$ferry" keygen "$work/peer.psk" --id build-17
+check "ferry keygen" 0 out "256-bit key 'build-17'" "keys=$work/peer.psk,id=build-17"
+if [ "$(stat -c %a "$work/peer.psk")" != 600 ] || ! grep -Eq '^build-17 [0-9a-f]{64}$' "$work/peer.psk"; then
+    echo "FAIL ferry keygen: $work/peer.psk is not mode 600 with one 'build-17 <64 hex digits>' line"
+    failures=$((failures + 1))
+fi
+run "$ferry" keygen "$work/peer.psk" --id other
+check "ferry keygen over an existing file" 1 err "never replaces a key file"
+run "$ferry" keygen "$work/other.psk" --id "two words"
+check "ferry keygen with a bad id" 2 err "not a key id" "ferry keygen <file>"
 
 common "$capnpc"
 run "$capnpc" extra-argument

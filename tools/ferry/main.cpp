@@ -7,18 +7,23 @@
 //                                    where exporter <oxid> (hex) listens
 //   ferry names [HOST[:PORT]]        the names published on a host (this host's ferryd without one)
 //   ferry bind <ferry://reference>   looks a reference up and decodes the OBJREF it names
+//   ferry keygen <file> [--id NAME]  writes a new key file for the psk security provider (mode
+//                                    0600; never replaces a file)
 //   ferry --help, ferry <command> --help, ferry --version
 //
 // Exit status: 0 on success, 1 on failure (the error says what failed), 2 on bad usage.
+#include <unistd.h>
+
 #include <charconv>
-#include <vector>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <ferry/ferry.h>
 
+#include "key-file.h"
 #include "tool-support.h"
 #include "tool.h"
 
@@ -30,6 +35,7 @@ constexpr char kUsage[] =
     "       ferry resolve <oxid-hex> <protseq:address[endpoint]>\n"
     "       ferry names [HOST[:PORT]]\n"
     "       ferry bind <ferry://reference>\n"
+    "       ferry keygen <file> [--id NAME]\n"
     "       ferry --help | --version\n";
 
 int plugins() {
@@ -117,6 +123,27 @@ int bindReference(const std::string& reference) {
   return objref(ferry::objRefToText(ferry::internal::lookupReference(reference)));
 }
 
+// The key id keygen uses without --id: this host's name.
+std::string defaultKeyId() {
+  char name[256] = "";
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+int keygen(const std::string& file, std::string id) {
+  if (id.empty()) id = defaultKeyId();
+  ferry::security::psk::writeNewKeyFile(file, id);
+  std::printf(
+      "wrote a new 256-bit key '%s' to %s (mode 0600)\n"
+      "Give it to the psk security provider at both ends of the link:\n"
+      "  the client: keys=%s,id=%s\n"
+      "  the server: keys=<its file>, holding this line among the keys of the clients it accepts\n"
+      "Copy the key to the server over a channel you trust and keep every copy mode 0600; use one "
+      "key per client and server pair.\n",
+      id.c_str(), file.c_str(), file.c_str(), id.c_str());
+  return 0;
+}
+
 // The command line: one subcommand per action, each parsed by kj::MainBuilder.
 class FerryMain {
 public:
@@ -124,7 +151,8 @@ public:
 
   kj::MainFunc getMain() {
     return kj::MainBuilder(_context, ferry::tools::kVersion,
-                           "Inspects a ferry installation: its plugins, OBJREFs and resolvers.",
+                           "Inspects a ferry installation: its plugins, OBJREFs and resolvers; writes "
+                           "psk key files.",
                            "Exit status: 0 on success, 1 when the command fails (it says why), 2 "
                            "on bad usage.")
         .addSubCommand("plugins", KJ_BIND_METHOD(*this, pluginsMain),
@@ -138,6 +166,8 @@ public:
                        "list the names objects are published under on a host")
         .addSubCommand("bind", KJ_BIND_METHOD(*this, bindMain),
                        "look a ferry:// reference up and decode the OBJREF it names")
+        .addSubCommand("keygen", KJ_BIND_METHOD(*this, keygenMain),
+                       "write a new key file for the psk security provider")
         .build();
   }
 
@@ -201,6 +231,30 @@ private:
         })
         .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(bindReference(_text)); })
         .build();
+  kj::MainFunc keygenMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Writes <file> (mode 0600; never over an existing file) holding one "
+                           "new random 256-bit key for the psk security provider, and prints how "
+                           "to configure it.")
+        .addOptionWithArg({"id"}, KJ_BIND_METHOD(*this, setKeyId), "<name>",
+                          "the key id, which is the principal the key authenticates (default: "
+                          "this host's name)")
+        .expectArg("<file>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _keyFile = std::string(text.cStr(), text.size());
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(keygen(_keyFile, _keyId));
+        })
+        .build();
+  }
+
+  kj::MainBuilder::Validity setKeyId(kj::StringPtr text) {
+    if (!ferry::security::psk::validKeyId(std::string_view(text.cStr(), text.size()))) {
+      return "not a key id: give 1 to 128 of the characters A-Z a-z 0-9 . _ @ : / + -";
+    }
+    _keyId = std::string(text.cStr(), text.size());
+    return true;
   }
 
   kj::MainBuilder::Validity setOxid(kj::StringPtr text) {
@@ -229,6 +283,8 @@ private:
   std::string _objref;
   std::string _text;  // names' host, bind's reference
   ResolveTarget _target;
+  std::string _keyFile;
+  std::string _keyId;
 };
 
 }  // namespace
