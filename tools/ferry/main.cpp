@@ -231,6 +231,8 @@ private:
         })
         .callAfterParsing([this]() -> kj::MainBuilder::Validity { finish(bindReference(_text)); })
         .build();
+  }
+
   kj::MainFunc keygenMain() {
     return kj::MainBuilder(_context, ferry::tools::kVersion,
                            "Writes <file> (mode 0600; never over an existing file) holding one "
