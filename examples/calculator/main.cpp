@@ -2,9 +2,10 @@
 //
 // Part 1, one process: a Calculator served from an STA, called from the MTA and from a second
 // STA, with a Listener callback passed as a parameter and called back in the caller's apartment.
-// Part 2, two processes: the demo starts itself again as a server (`--serve`), unmarshals the
-// server's calculator, and makes the same calls over the pipe, then over tcp, printing which
-// transport each proxy chose. Resolution is embedded: no daemon runs.
+// Part 2, two processes: the demo starts itself again as a server (`--serve`), which publishes its
+// calculator under a name; the demo binds to it by a ferry:// reference and makes the same calls
+// over the pipe, then over tcp, printing which transport each proxy chose. Resolution is
+// embedded: no daemon runs.
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -86,16 +87,21 @@ void callFrom(const char* who, ferry::Ref<Calculator> calculator) {
   }
 }
 
-// `--serve`: the server process of part 2. Prints its calculator's OBJREF and runs until its
-// standard input closes.
+// `--serve`: the server process of part 2. Publishes its calculator under the name
+// "demo/calculator", prints the ferry:// reference that reaches it and runs until its standard
+// input closes. Without a ferryd on this host the process answers lookups of its own names on
+// its own port; with one, ferry://127.0.0.1/name/demo/calculator (ferryd's port) would do.
 int serve() {
   ferry::Runtime runtime;
   ferry::Sta server = runtime.newSta("calculator-server");
-  ferry::ObjRefBytes packet = server.invoke([] {
-    return ferry::marshalInterface(ferry::Ref<Calculator>(ferry::make<CalculatorImpl>()),
-                                   ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
+  ferry::Publication published = server.invoke([] {
+    return ferry::publish("demo/calculator", ferry::Ref<Calculator>(ferry::make<CalculatorImpl>()));
   });
-  std::printf("%s\n", ferry::objRefToText(packet).c_str());
+  std::string port;
+  for (const std::string& b : runtime.bindings()) {
+    if (b.rfind("tcp:127.0.0.1[", 0) == 0) port = b.substr(14, b.size() - 15);
+  }
+  std::printf("ferry://127.0.0.1:%s/name/%s\n", port.c_str(), published.name().c_str());
   std::fflush(stdout);
   char buffer[64];
   while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
@@ -124,12 +130,12 @@ void twoProcesses() {
   close(fromChild[1]);
   if (rc != 0) throw std::runtime_error("cannot start the server process");
 
-  // Its first line is the OBJREF (bounded wait).
+  // Its first line is the reference to its calculator (bounded wait): no OBJREF passes by hand.
   std::string line;
   pollfd p{fromChild[0], POLLIN, 0};
   for (char c; poll(&p, 1, 10000) > 0 && read(fromChild[0], &c, 1) == 1 && c != '\n';) line += c;
-  std::printf("server process %d published its calculator (%zu-byte OBJREF)\n",
-              static_cast<int>(child), line.size() / 2);
+  std::printf("server process %d published its calculator as %s\n", static_cast<int>(child),
+              line.c_str());
 
   {
     ferry::Runtime runtime;
@@ -138,7 +144,7 @@ void twoProcesses() {
     std::printf("\n");
     ferry::Sta client = runtime.newSta("client");
     client.invoke([&] {
-      auto calculator = ferry::unmarshalInterface<Calculator>(ferry::objRefFromText(line));
+      auto calculator = ferry::bind<Calculator>(line);
       ferry::Ref<Listener> listener = ferry::make<PrintingListener>("client (other process)");
       calculator->subscribe(listener);
       for (const char* transport : {"", "tcp"}) {
