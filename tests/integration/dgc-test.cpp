@@ -1,6 +1,7 @@
 // Distributed GC across processes: references held per client, ping sets, collection of clients
 // that stop pinging. This process is the exporter; its clients are ferry-test-dgc-client.
-//   dgc-test -- <path to ferry-test-dgc-client>
+// The last case turns it around: a ferry-test-peer exports, this process calls it and sees it die.
+//   dgc-test -- <path to ferry-test-dgc-client> <path to ferry-test-peer>
 #define BOOST_TEST_MODULE dgc
 #include <boost/test/unit_test.hpp>
 
@@ -13,6 +14,7 @@
 
 #include "child-process.h"
 #include "dgc.ferry.h"
+#include "testing.ferry.h"
 
 using namespace ferry;
 using namespace ferry::test;
@@ -22,6 +24,7 @@ using dgctest::iface::Token;
 namespace {
 
 constexpr std::chrono::milliseconds kPeriod{100};
+constexpr const char* kUsage = "usage: dgc-test -- <ferry-test-dgc-client> <ferry-test-peer>";
 
 std::atomic<int> tokensAlive{0};
 std::atomic<int> connectionsReleased{0};
@@ -90,7 +93,7 @@ struct Exporter {
   // A client process of `factory` over `transport`, its objects in an STA or the MTA.
   std::unique_ptr<Child> client(const ObjRefBytes& factory, const std::string& transport = "pipe",
                                 const std::string& apartment = "sta") {
-    auto child = std::make_unique<Child>(std::vector<std::string>{testArgument(1, "usage: dgc-test -- <ferry-test-dgc-client>"), "--factory",
+    auto child = std::make_unique<Child>(std::vector<std::string>{testArgument(1, kUsage), "--factory",
                  objRefToText(factory), "--transport", transport, "--ping-period",
                  std::to_string(kPeriod.count()), "--apartment", apartment});
     std::string line;
@@ -290,4 +293,42 @@ BOOST_AUTO_TEST_CASE(a_client_that_was_collected_learns_it_and_its_proxies_fail_
   client->closeInput();
   BOOST_CHECK_EQUAL(client->wait(std::chrono::seconds(20)), 0);
   BOOST_CHECK(waitUntil([] { return tokensAlive == 0; }, kCollectionBound));
+}
+
+BOOST_AUTO_TEST_CASE(calls_to_a_killed_exporter_fail_with_an_error_that_names_the_binding_lost) {
+  RuntimeOptions options = exporterOptions();
+  // udp notices a silent peer after its idle timeout: three keepalive periods.
+  options.transportSettings["udp"] = "idle_timeout_ms=1500";
+  Runtime runtime(options);
+  auto mta = runtime.joinMta();
+  for (std::string transport : {"pipe", "tcp", "udp"}) {
+    BOOST_TEST_CONTEXT("over " << transport) {
+      Child peer({testArgument(2, kUsage)});
+      auto published = readAnnouncements(peer);
+      BOOST_REQUIRE(published.count("probe") == 1);
+      auto probe = unmarshalInterface<testing::iface::Probe>(objRefFromText(published["probe"]));
+      setTransport(probe.get(), transport);
+      probe->nothing();
+      std::string binding = transportOf(probe.get());
+      peer.signal(SIGKILL);
+      BOOST_REQUIRE_EQUAL(peer.wait(std::chrono::seconds(20)), 128 + SIGKILL);
+      for (int call = 0; call < 2; ++call) {
+        auto start = std::chrono::steady_clock::now();
+        try {
+          probe->nothing();
+          BOOST_ERROR("a call to a killed exporter succeeded");
+        } catch (const Error& e) {
+          auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - start);
+          BOOST_TEST_MESSAGE(transport << " call " << call << " failed after " << took.count()
+                                       << " ms: " << e.what());
+          BOOST_CHECK(e.code() == Errc::outcomeUnknown || e.code() == Errc::unavailable);
+          // The first call was in flight on the lost link; the next cannot reach it at all.
+          if (call == 1) BOOST_CHECK(e.code() == Errc::unavailable);
+          BOOST_CHECK_MESSAGE(e.message().find(binding) != std::string::npos,
+                              "the error names " << binding);
+        }
+      }
+    }
+  }
 }
