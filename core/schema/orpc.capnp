@@ -22,7 +22,8 @@
 #                  canceled; no payload, no reply. A call still queued is answered with
 #                  `canceled` and never runs; a running one is told (ferry::callCanceled()).
 #                8 ping, 9 ping reply (ping.capnp): distributed GC between two processes;
-#                  call id 0, OXID 0.
+#                  the call id is the client's name for its ping set, echoed by the reply;
+#                  OXID 0.
 #        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
 #                with the same call id, on a connection that was lost while it waited; the
 #                exporter's reply cache (below) answers it without running the call twice. Any
