@@ -132,7 +132,10 @@ void kill9(Child& child) {
 
 BOOST_AUTO_TEST_CASE(a_client_cannot_release_the_references_another_client_holds) {
   Exporter exporter;
-  auto [token, packet] = exporter.token(MarshalFlags::tableStrong);
+  // Not structured bindings: lambdas below capture them (clang 14 refuses that).
+  std::pair<Ref<Token>, ObjRefBytes> made = exporter.token(MarshalFlags::tableStrong);
+  Ref<Token>& token = made.first;
+  ObjRefBytes& packet = made.second;
   std::unique_ptr<Child> victim = exporter.client(exporter.staFactory);
   std::unique_ptr<Child> attacker = exporter.client(exporter.staFactory, "tcp");
   std::string text = objRefToText(packet);
@@ -227,8 +230,12 @@ BOOST_AUTO_TEST_CASE(pings_cost_the_same_bytes_whatever_the_number_of_objects_he
 
 BOOST_AUTO_TEST_CASE(no_ping_and_table_strong_objects_survive_a_killed_client) {
   Exporter exporter;
-  auto [unpinged, unpingedPacket] = exporter.token(MarshalFlags::noPing);
-  auto [tabled, tabledPacket] = exporter.token(MarshalFlags::tableStrong);
+  std::pair<Ref<Token>, ObjRefBytes> first = exporter.token(MarshalFlags::noPing);
+  std::pair<Ref<Token>, ObjRefBytes> second = exporter.token(MarshalFlags::tableStrong);
+  Ref<Token>& unpinged = first.first;
+  ObjRefBytes& unpingedPacket = first.second;
+  Ref<Token>& tabled = second.first;
+  ObjRefBytes& tabledPacket = second.second;
   std::unique_ptr<Child> client = exporter.client(exporter.staFactory);
   BOOST_REQUIRE_EQUAL(ask(*client, "hold " + objRefToText(unpingedPacket)), "held 1");
   BOOST_REQUIRE_EQUAL(ask(*client, "hold " + objRefToText(tabledPacket)), "held 2");
