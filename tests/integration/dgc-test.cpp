@@ -339,3 +339,41 @@ BOOST_AUTO_TEST_CASE(calls_to_a_killed_exporter_fail_with_an_error_that_names_th
     }
   }
 }
+
+BOOST_AUTO_TEST_CASE(a_restarted_exporter_on_the_same_binding_is_not_taken_for_the_old_one) {
+  Runtime runtime(exporterOptions());
+  auto mta = runtime.joinMta();
+  auto start = [](const std::string& port) {
+    auto peer = std::make_unique<Child>(std::vector<std::string>{
+        testArgument(2, kUsage), "--transports", "tcp", "--port", port});
+    auto published = readAnnouncements(*peer);
+    BOOST_REQUIRE(published.count("probe") == 1);
+    return std::make_pair(std::move(peer), objRefFromText(published["probe"]));
+  };
+  auto [old, oldPacket] = start("0");
+  auto stale = unmarshalInterface<testing::iface::Probe>(oldPacket);
+  stale->nothing();
+  std::string binding = transportOf(stale.get());
+  BOOST_REQUIRE(binding.rfind("tcp:", 0) == 0);
+  std::string port = binding.substr(binding.find('[') + 1);
+  port.pop_back();
+  old->signal(SIGKILL);
+  BOOST_REQUIRE_EQUAL(old->wait(std::chrono::seconds(20)), 128 + SIGKILL);
+  // Another process (another epoch: other OXIDs, another process id) on the same tcp binding.
+  auto [fresh, freshPacket] = start(port);
+  try {
+    stale->nothing();
+    BOOST_ERROR("a proxy of the killed exporter reached its successor's objects");
+  } catch (const Error& e) {
+    BOOST_TEST_MESSAGE("the stale proxy: " << e.what());
+    BOOST_CHECK(e.code() == Errc::disconnected || e.code() == Errc::objectNotConnected ||
+                e.code() == Errc::outcomeUnknown || e.code() == Errc::unavailable);
+  }
+  auto current = unmarshalInterface<testing::iface::Probe>(freshPacket);
+  BOOST_CHECK_NO_THROW(current->nothing());
+  BOOST_CHECK_EQUAL(transportOf(current.get()), binding);
+  current = nullptr;
+  stale = nullptr;
+  fresh->closeInput();
+  BOOST_CHECK_EQUAL(fresh->wait(std::chrono::seconds(20)), 0);
+}
