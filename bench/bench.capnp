@@ -9,3 +9,8 @@ interface Bench {
   sink @2 (data :Data) -> (size :UInt64);
   # Takes a large request, answers with its size: request throughput.
 }
+
+interface Pile {
+  make @0 (count :UInt32) -> (items :List(Bench));
+  # `count` new Bench objects: what a client holds in ferry-bench's distributed GC row.
+}

@@ -22,6 +22,11 @@
 //   32 in flight        batches of 32 asynchronous null calls: calls/s, and the batch latency;
 //   16 MiB request      tcp and udp: the best of five, and udp's throughput as a share of tcp's;
 //   udp 16 MiB, 5% loss a second server whose udp fault layer drops 5% of datagrams both ways.
+//   dgc                 distributed GC: a holder process (ferry-bench --hold) keeps 10,000 objects
+//                       of this one over the pipe with a 500 ms ping period: its ping traffic
+//                       (bytes/s, once the set is acknowledged), and the time from its kill -9
+//                       to the release of every object here (the bound: three periods, and one).
+//   ferry-bench --hold  reads the Pile's OBJREF text from FERRY_BENCH_PILE.
 // Each row prints median and p99 latency, calls/s, and the ratio of its median to the floor's.
 #include <unistd.h>
 
@@ -244,10 +249,14 @@ bool selected(const Options& options, const std::string& row) {
 struct Server {
   pid_t pid = -1;
   int input = -1;
-  ferry::ObjRefBytes objref;
+  ferry::ObjRefBytes objref;  // --serve: what it printed
+  std::string line;           // the first line it printed
 };
 
-Server startServer(const char* self, const std::vector<std::string>& extraEnv);
+// Starts this program as `role` (--serve: the server, whose first line is its OBJREF; --hold: the
+// holder of the dgc row).
+Server startServer(const char* self, const std::vector<std::string>& extraEnv,
+                   const char* role = "--serve");
 void stopServer(Server& server);
 
 // `--serve`: the server process of the cross-process rows. Exports a Bench object from its MTA,
@@ -275,9 +284,95 @@ int serve() {
   return 0;
 }
 
+constexpr std::chrono::milliseconds kBenchPingPeriod{500};
+constexpr uint32_t kHeldObjects = 10000;
+
+// The holder of the dgc row: takes 10,000 objects from the Pile, lets its ping set settle, prints
+// "<pings> <bytes> <seconds>" of its steady ping traffic, and holds them until killed (or its
+// input closes).
+int hold() {
+  const char* pile = std::getenv("FERRY_BENCH_PILE");
+  if (pile == nullptr) {
+    std::fprintf(stderr, "ferry-bench --hold: FERRY_BENCH_PILE names no Pile OBJREF\n");
+    return 2;
+  }
+  ferry::RuntimeOptions options = serverOptions();
+  options.pingPeriod = kBenchPingPeriod;
+  ferry::Runtime runtime(options);
+  auto mta = runtime.joinMta();
+  auto items = ferry::unmarshalInterface<bench::iface::Pile>(ferry::objRefFromText(pile))
+                   ->make(kHeldObjects);
+  std::this_thread::sleep_for(3 * kBenchPingPeriod);
+  ferry::RuntimeStats before = ferry::Runtime::stats();
+  auto start = Clock::now();
+  std::this_thread::sleep_for(10 * kBenchPingPeriod);
+  ferry::RuntimeStats after = ferry::Runtime::stats();
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("%lld %lld %.3f\n", static_cast<long long>(after.pingsSent - before.pingsSent),
+              static_cast<long long>(after.pingBytesSent - before.pingBytesSent), seconds);
+  std::fflush(stdout);
+  char buffer[64];
+  while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
+  }
+  return 0;
+}
+
+class PileImpl final : public ferry::Implements<bench::iface::Pile> {
+public:
+  std::vector<ferry::Ref<bench::iface::Bench>> make(uint32_t count) override {
+    std::vector<ferry::Ref<bench::iface::Bench>> out;
+    for (uint32_t i = 0; i < count; ++i) out.emplace_back(ferry::make<BenchImpl>());
+    return out;
+  }
+};
+
+// The dgc row: a holder process's ping traffic for 10,000 objects, and their collection after
+// its kill.
+void collectionRow(const char* self) {
+  ferry::RuntimeOptions options = serverOptions();
+  options.pingPeriod = kBenchPingPeriod;
+  ferry::Runtime runtime(options);
+  ferry::ObjRefBytes packet = runtime.mta().invoke([] {
+    return ferry::marshalInterface(ferry::Ref<bench::iface::Pile>(ferry::make<PileImpl>()),
+                                   ferry::MarshalContext::local, ferry::MarshalFlags::tableStrong);
+  });
+  Server holder =
+      startServer(self, {"FERRY_BENCH_PILE=" + ferry::objRefToText(packet)}, "--hold");
+  long long pings = 0;
+  long long bytes = 0;
+  double seconds = 0;
+  if (std::sscanf(holder.line.c_str(), "%lld %lld %lf", &pings, &bytes, &seconds) != 3 ||
+      seconds <= 0) {
+    stopServer(holder);
+    throw std::runtime_error("the dgc holder printed '" + holder.line + "', not its ping counts");
+  }
+  std::printf("%-28s %9.0f B/s  %.1f pings/s of %lld bytes (period %lld ms)\n",
+              "dgc 10k objects, pings", static_cast<double>(bytes) / seconds,
+              static_cast<double>(pings) / seconds, pings > 0 ? bytes / pings : 0LL,
+              static_cast<long long>(kBenchPingPeriod.count()));
+  // What lives once the holder is gone: this process's servants less the ones it holds (the Pile,
+  // and the MTA's RemUnknown made for the holder's first request, stay).
+  int64_t servantsLeft = ferry::Runtime::stats().servants - kHeldObjects;
+  kill(holder.pid, SIGKILL);
+  waitpid(holder.pid, nullptr, 0);
+  close(holder.input);
+  auto killed = Clock::now();
+  auto bound = 4 * kBenchPingPeriod;
+  while (ferry::Runtime::stats().servants > servantsLeft && Clock::now() - killed < 20 * bound) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  double collectedMs = std::chrono::duration<double, std::milli>(Clock::now() - killed).count();
+  bool all = ferry::Runtime::stats().servants <= servantsLeft;
+  std::printf("%-28s %9.1f ms  %s (bound: %lld ms)\n", "dgc 10k objects, kill->freed",
+              collectedMs, all ? "all released" : "NOT all released",
+              static_cast<long long>(bound.count()));
+  std::fflush(stdout);
+  runtime.mta().invoke([&] { ferry::releaseMarshalData(packet); });
+}
+
 extern "C" char** environ;
 
-Server startServer(const char* self, const std::vector<std::string>& extraEnv) {
+Server startServer(const char* self, const std::vector<std::string>& extraEnv, const char* role) {
   int toChild[2];
   int fromChild[2];
   if (pipe(toChild) != 0 || pipe(fromChild) != 0) throw std::runtime_error("pipe failed");
@@ -288,8 +383,8 @@ Server startServer(const char* self, const std::vector<std::string>& extraEnv) {
   posix_spawn_file_actions_addclose(&actions, toChild[1]);
   posix_spawn_file_actions_addclose(&actions, fromChild[0]);
   std::string path = self;
-  char serveFlag[] = "--serve";
-  char* argv[] = {path.data(), serveFlag, nullptr};
+  std::string roleFlag = role;
+  char* argv[] = {path.data(), roleFlag.data(), nullptr};
   std::vector<std::string> envStrings;
   // `extraEnv` ("NAME=value") replaces what this process has of the same names.
   auto named = [&](const std::string& inherited) {
@@ -324,7 +419,8 @@ Server startServer(const char* self, const std::vector<std::string>& extraEnv) {
         "transport plugins: run ferry-bench through `meson devenv -C build`, or set "
         "FERRY_PLUGIN_PATH");
   }
-  server.objref = ferry::objRefFromText(line);
+  server.line = line;
+  if (roleFlag == "--serve") server.objref = ferry::objRefFromText(line);
   return server;
 }
 
@@ -475,6 +571,7 @@ int runBench(const Options& options) {
     if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
     self[n] = 0;
     crossProcess(options, self);
+    if (selected(options, "dgc")) collectionRow(self);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferry-bench: the cross-process rows failed: %s\n", e.what());
     return 1;
@@ -525,6 +622,8 @@ public:
         .addOption({"serve"}, KJ_BIND_METHOD(*this, setServe),
                    "Run as the server process of the cross-process rows (ferry-bench starts "
                    "it itself).")
+        .addOption({"hold"}, KJ_BIND_METHOD(*this, setHold),
+                   "Run as the holder process of the dgc row (ferry-bench starts it itself).")
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
         .build();
   }
@@ -549,11 +648,18 @@ private:
     _serve = true;
     return true;
   }
-  kj::MainBuilder::Validity run() { _context.exitWith(_serve ? serve() : runBench(_options)); }
+  bool setHold() {
+    _hold = true;
+    return true;
+  }
+  kj::MainBuilder::Validity run() {
+    _context.exitWith(_serve ? serve() : _hold ? hold() : runBench(_options));
+  }
 
   ferry::tools::ToolContext& _context;
   Options _options;
   bool _serve = false;
+  bool _hold = false;
 };
 
 }  // namespace

@@ -21,6 +21,11 @@
 #                7 cancel: the caller asks that call `call id` (its own, on this connection) be
 #                  canceled; no payload, no reply. A call still queued is answered with
 #                  `canceled` and never runs; a running one is told (ferry::callCanceled()).
+#                8 ping, 9 ping reply (ping.capnp): distributed GC between two processes;
+#                  the call id is the client's name for its ping set, echoed by the reply;
+#                  OXID 0.
+#                16 named-object request, 17 its reply, 18 name withdrawal (resolver.capnp:
+#                  NameRequest, NameReply, NameWithdrawal; 18 to ferryd only).
 #        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
 #                with the same call id, on a connection that was lost while it waited; the
 #                exporter's reply cache (below) answers it without running the call twice. Any
@@ -32,8 +37,8 @@
 #       24    -  a Cap'n Proto message in standard framing (segment table, then segments; empty for
 #                kind 7):
 #                Request, Response, resolver.capnp ResolveRequest, ResolveReply,
-#                Registration, ResolveRequest (unregister), NameRequest, NameReply or
-#                NameWithdrawal by kind.
+#                Registration, ResolveRequest (unregister), ping.capnp Ping or PingReply,
+#                NameRequest, NameReply or NameWithdrawal by kind.
 #
 # The receiver checks every field, the payload's length (a multiple of 8, at most the negotiated
 # maximum message size) and its structure before it acts; a frame that fails is counted as a
@@ -100,15 +105,15 @@ struct Request {
 
   caller @8 :UInt64;
   # The requesting process's id (the processId of its OBJREFs): with the call id, the key of the
-  # exporter's reply cache (see the top of this file). Required (non-zero) in a request sent
-  # between processes that expects a response; all requests on one connection name the same
-  # caller. 0 in process.
+  # exporter's reply cache (see the top of this file); with `callerToken`, the client whose
+  # references RemUnknown requests add and release (remunknown.capnp). Required (non-zero) in
+  # every request sent between processes, oneway ones included; all requests on one connection
+  # name the same caller. 0 in process.
 
   callerToken @10 :UInt64;
   # A random number the calling process chose once, non-zero, sent with every request it makes
-  # that expects a response and shown to no one else: with `caller`, whose entries of the reply
-  # cache these are. All requests on one connection carry the same token. 0 from a caller that
-  # predates it (its entries are then those of (caller, 0)).
+  # and shown to no one else: with `caller`, whose entries of the reply cache and whose
+  # references these are. All requests on one connection carry the same token.
 
   acknowledged @9 :List(UInt64);
   # Call ids of this caller whose responses it has received on this connection and not yet

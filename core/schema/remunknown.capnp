@@ -24,10 +24,13 @@ interface RemUnknown @0xef82f385fdfd76e2 {
   # `objectNotRegistered` and changes nothing.
 
   releaseRefs @2 (request :RefBatch) -> () $Ferry.oneway;
-  # Returns public references, batched per exporter. Releasing more references than are held, or
-  # on an unknown IPID, is a protocol error for that entry and is counted; the rest of the batch
-  # still applies. When an object's last strong reference goes, its stubs go and the object is
-  # released in its apartment.
+  # Returns public references, batched per exporter. References are held per client (the
+  # request's caller and callerToken, orpc.capnp): an entry returns references the caller holds
+  # — those it acquired (addRefs, queryInterfaces, claimPacket, the results of its calls) or
+  # received in an OBJREF the exporter could not attribute — and never another client's. An
+  # entry asking for more is refused whole and counted (releasesRefused); an unknown IPID is
+  # ignored (the object was disconnected). The rest of the batch still applies. When an object's
+  # last strong reference goes, its stubs go and the object is released in its apartment.
 
   claimPacket @3 (request :PacketClaim) -> (reply :ClaimReply);
   # An importer in another process unmarshals an explicitly marshaled packet (packetId != 0): a
@@ -37,6 +40,12 @@ interface RemUnknown @0xef82f385fdfd76e2 {
 
   releasePacket @4 (request :PacketClaim) -> (reply :ClaimReply);
   # releaseMarshalData from another process. `tableRefs` is ignored.
+
+  handOn @5 (request :RefBatch) -> () $Ferry.oneway;
+  # The caller put `refs` of the references it holds on each IPID's object into an OBJREF for a
+  # third process (a proxy marshaled onward): they leave the caller's account and are in transit
+  # until the receiver returns them (releaseRefs). Entries asking for more than the caller holds
+  # are refused whole and counted (releasesRefused), as for releaseRefs.
 }
 
 struct PacketClaim {

@@ -207,10 +207,12 @@ capnp::ReaderCapabilityTable& ClientResponse::embeddedCaps(uint32_t first) {
 // ServerCallImpl
 
 void* ServerCallImpl::unmarshalCap(uint32_t index, Iid iid) {
+  MarshalPeerScope peer;
   return unmarshalData(readObjRef(capSlot(_request.getCaps(), index)), iid);
 }
 
 capnp::ReaderCapabilityTable& ServerCallImpl::embeddedCaps(uint32_t first) {
+  MarshalPeerScope peer;
   if (!_embeddedCaps) _embeddedCaps = unmarshalEmbeddedCaps(_request.getCaps(), first);
   return *_embeddedCaps;
 }
@@ -223,11 +225,13 @@ capnp::AnyPointer::Builder ServerCallImpl::resultsPointer(uint32_t capCount, boo
 }
 
 void ServerCallImpl::setResultCap(uint32_t index, Interface* object, Iid iid) {
+  MarshalPeerScope peer;
   writeObjRef(capSlot(_response.root.getCaps(), index), marshalCap(object, iid, _distance));
 }
 
 void ServerCallImpl::sealResultCaps() {
   if (!_collectedCaps) return;
+  MarshalPeerScope peer;
   appendCollectedCaps(_response.root, *_collectedCaps, _distance);
   _collectedCaps.reset();
 }

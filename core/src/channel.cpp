@@ -13,14 +13,15 @@ namespace ferry::detail {
 
 CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request,
                    Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-                   std::shared_ptr<std::atomic<bool>> canceled)
+                   std::shared_ptr<std::atomic<bool>> canceled, orpc::CallerKey client)
     : WorkItem(Kind::call),
       _target(std::move(target)),
       _request(std::move(request)),
       _deadline(deadline),
       _distance(distance),
       _replyTo(std::move(replyTo)),
-      _canceled(std::move(canceled)) {
+      _canceled(std::move(canceled)),
+      _client(client) {
   // What the message filter sees. A malformed request reads as zeros here; serve() reports it.
   try {
     auto root = _request.root();
@@ -39,10 +40,13 @@ void CallItem::run() noexcept {
     if (_replyTo) _replyTo->fail(Errc::canceled, "the call was canceled before it ran");
     return;
   }
+  ThreadState& state = threadState();
   const std::atomic<bool>* previous =
-      std::exchange(threadState().cancelFlag, _canceled ? _canceled.get() : nullptr);
+      std::exchange(state.cancelFlag, _canceled ? _canceled.get() : nullptr);
+  const orpc::CallerKey* previousClient = std::exchange(state.client, &_client);
   _target->serve(_request, _deadline, _distance, _replyTo);
-  threadState().cancelFlag = previous;
+  state.cancelFlag = previous;
+  state.client = previousClient;
 }
 
 void CallItem::reject(Errc code) noexcept {

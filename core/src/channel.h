@@ -57,6 +57,9 @@ public:
 
   // For logs and the proxy's transport query: "inproc", "pipe:…", "tcp:…".
   virtual std::string describe() const = 0;
+
+  // The transport binding to another process (null in process): where pings go.
+  virtual const StringBindingData* binding() const noexcept { return nullptr; }
 };
 
 // The in-process channel: posts the request into the target apartment's queue.
@@ -79,9 +82,11 @@ class CallItem final : public WorkItem {
 public:
   // `canceled` (may be null): set by the caller's cancel; checked before the call starts, and
   // visible to the servant through ferry::callCanceled() while it runs.
+  // `client`: the process the request came from (the default key: this process), whose
+  // references RemUnknown requests and the call's results add and release.
   CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request, Deadline deadline,
            MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-           std::shared_ptr<std::atomic<bool>> canceled = nullptr);
+           std::shared_ptr<std::atomic<bool>> canceled = nullptr, orpc::CallerKey client = {});
 
   void run() noexcept override;
   void reject(Errc code) noexcept override;
@@ -94,6 +99,7 @@ private:
   MarshalContext _distance;
   std::shared_ptr<ReplySink> _replyTo;
   std::shared_ptr<std::atomic<bool>> _canceled;
+  orpc::CallerKey _client;
 };
 
 // Returns the references the capabilities of an undelivered request hold (best effort).

@@ -62,9 +62,10 @@ StubManager* ExportTable::findByIpidLocked(Ipid ipid) {
   return it == _byIpid.end() ? nullptr : it->second.manager;
 }
 
-void ExportTable::addStrongLocked(StubManager& manager, uint32_t refs) {
+void ExportTable::addStrongLocked(StubManager& manager, uint32_t refs, const ClientKey* client) {
   bool first = manager.strongRefs == 0;
   manager.strongRefs += refs;
+  if (client != nullptr && refs > 0) manager.clientRefs[*client] += refs;
   // The hook is user code but cannot re-enter the table without a thread hop (it is told about
   // references, it does not take them), so it runs under the lock.
   if (first && refs > 0) notifyHook(manager.externalConnection, true, false);
@@ -108,8 +109,8 @@ void ExportTable::retireLocked(StubManager& manager, Retired& retired) {
 }
 
 ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                               uint32_t normalRefs, bool noPing,
-                                               bool recordPacket) {
+                                               uint32_t normalRefs, bool noPing, bool recordPacket,
+                                               const ClientKey* recipient) {
   FERRY_REQUIRE(object != nullptr, Errc::invalidArgument,
                 "cannot marshal a null interface pointer; pass an object");
   FERRY_ASSERT(asProxy(object) == nullptr);  // proxies marshal the original object instead
@@ -117,6 +118,7 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
 
   std::lock_guard lock(_mutex);
   StubManager* manager = &managerOfLocked(stub.keepAlive);
+  if (noPing) manager->noPing = true;
   auto [it, inserted] = manager->stubs.try_emplace(iid);
   if (inserted) {
     it->second = InterfaceStub{newIpid(), iid, stub.object, stub.dispatch};
@@ -131,7 +133,12 @@ ExportedInterface ExportTable::exportInterface(Interface* object, Iid iid, Packe
   switch (kind) {
     case PacketKind::normal:
       out.publicRefs = normalRefs;
-      addStrongLocked(*manager, normalRefs);
+      if (recordPacket || recipient != nullptr) {
+        addStrongLocked(*manager, normalRefs, recordPacket ? nullptr : recipient);
+      } else {
+        addStrongLocked(*manager, normalRefs);
+        manager->transitRefs += normalRefs;
+      }
       break;
     case PacketKind::tableStrong:
       addStrongLocked(*manager, 1);
@@ -167,7 +174,8 @@ std::unordered_map<uint64_t, ExportTable::Packet>::iterator ExportTable::findPac
   return it;
 }
 
-ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableRefs) {
+ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableRefs,
+                                       const ClientKey& claimer) {
   std::lock_guard lock(_mutex);
   if (claim.kind == PacketKind::tableWeak && !_packets.contains(claim.packetId)) {
     // A weak packet's copy after releaseMarshalData: COM finds the object by its identity, so
@@ -187,18 +195,21 @@ ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableR
     FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
                   "the object named by this weak table packet is no longer exported; marshal it "
                   "again from a live reference");
-    addStrongLocked(*manager, tableRefs);
+    addStrongLocked(*manager, tableRefs, &claimer);
     return ClaimedPacket{p.oid, p.ipid, tableRefs};
   }
   auto it = findPacketLocked(claim);
   Packet packet = it->second;
   ClaimedPacket claimed{packet.oid, packet.ipid, 0};
   switch (packet.kind) {
-    case PacketKind::normal:
+    case PacketKind::normal: {
       // Its references pass to the importer; the packet is consumed.
       claimed.publicRefs = packet.refs;
       _packets.erase(it);
+      StubManager* manager = findByIpidLocked(packet.ipid);
+      if (manager != nullptr && packet.refs > 0) manager->clientRefs[claimer] += packet.refs;
       break;
+    }
     case PacketKind::tableStrong:
     case PacketKind::tableWeak: {
       StubManager* manager = findByIpidLocked(packet.ipid);
@@ -206,7 +217,7 @@ ClaimedPacket ExportTable::claimPacket(const PacketClaim& claim, uint32_t tableR
                     "the object {} of this table-marshaled OBJREF is no longer exported (it was "
                     "marshaled with MarshalFlags::tableWeak and its last strong reference went)",
                     toString(Oid(packet.oid)));
-      addStrongLocked(*manager, tableRefs);
+      addStrongLocked(*manager, tableRefs, &claimer);
       claimed.publicRefs = tableRefs;
       break;
     }
@@ -258,26 +269,96 @@ Retired ExportTable::releasePacket(const PacketClaim& claim) {
   return retired;
 }
 
-void ExportTable::addRefs(Ipid ipid, uint32_t refs) {
+void ExportTable::addRefs(Ipid ipid, uint32_t refs, const ClientKey& client) {
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
   FERRY_REQUIRE(manager != nullptr, Errc::objectNotRegistered,
                 "cannot add references to interface pointer {}: its object is no longer exported",
                 toString(ipid));
-  addStrongLocked(*manager, refs);
+  addStrongLocked(*manager, refs, &client);
 }
 
-ExportTable::ReleaseOutcome ExportTable::releaseRefs(Ipid ipid, uint32_t refs, Retired& retired,
+ExportTable::ReleaseOutcome ExportTable::releaseRefs(Ipid ipid, uint32_t refs,
+                                                     const ClientKey& client, Retired& retired,
                                                      bool lastReleaseCloses) {
   std::lock_guard lock(_mutex);
   StubManager* manager = findByIpidLocked(ipid);
   if (manager == nullptr) return ReleaseOutcome::unknownIpid;
-  if (manager->strongRefs < refs) return ReleaseOutcome::notHeld;
+  auto account = manager->clientRefs.find(client);
+  uint32_t own = account == manager->clientRefs.end() ? 0 : account->second;
+  uint32_t fromOwn = std::min(own, refs);
+  if (refs - fromOwn > manager->transitRefs) {
+    stats().releasesRefused.fetch_add(1, std::memory_order_relaxed);
+    return ReleaseOutcome::notHeld;
+  }
+  // What the client received in transit OBJREFs becomes its own as it returns it.
+  manager->transitRefs -= refs - fromOwn;
+  if (fromOwn == own && account != manager->clientRefs.end()) {
+    manager->clientRefs.erase(account);
+  } else if (fromOwn > 0) {
+    account->second -= fromOwn;
+  }
   dropStrongLocked(*manager, refs, retired, lastReleaseCloses);
   return ReleaseOutcome::released;
 }
 
-Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
+bool ExportTable::handOn(Ipid ipid, uint32_t refs, const ClientKey& client) {
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIpidLocked(ipid);
+  if (manager == nullptr) return false;
+  auto account = manager->clientRefs.find(client);
+  if (account == manager->clientRefs.end() || account->second < refs) {
+    stats().releasesRefused.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if ((account->second -= refs) == 0) manager->clientRefs.erase(account);
+  manager->transitRefs += refs;
+  return true;
+}
+
+uint64_t ExportTable::collectClient(const ClientKey& client,
+                                    const std::function<bool(Oid)>& stillPinged,
+                                    Retired& retired) {
+  std::lock_guard lock(_mutex);
+  std::vector<StubManager*> held;
+  for (auto& [identity, manager] : _byIdentity) {
+    if (!manager->noPing && manager->clientRefs.contains(client)) held.push_back(manager.get());
+  }
+  uint64_t collected = 0;
+  for (StubManager* manager : held) {
+    auto account = manager->clientRefs.find(client);
+    uint32_t refs = account->second;
+    manager->clientRefs.erase(account);
+    if (stillPinged(manager->oid)) {
+      manager->transitRefs += refs;
+      continue;
+    }
+    collected += refs;
+    dropStrongLocked(*manager, refs, retired);
+  }
+  return collected;
+}
+
+uint32_t ExportTable::dropTransit(Oid oid, Retired& retired) {
+  std::lock_guard lock(_mutex);
+  auto it = _byOid.find(oid);
+  if (it == _byOid.end() || it->second->noPing || it->second->transitRefs == 0) return 0;
+  StubManager& manager = *it->second;
+  uint32_t refs = std::exchange(manager.transitRefs, 0);
+  dropStrongLocked(manager, refs, retired);
+  return refs;
+}
+
+uint32_t ExportTable::clientRefs(Interface* object, const ClientKey& client) {
+  Ref<Interface> identity = identityOf(object);
+  std::lock_guard lock(_mutex);
+  StubManager* manager = findByIdentityLocked(identity.get());
+  if (manager == nullptr) return 0;
+  auto account = manager->clientRefs.find(client);
+  return account == manager->clientRefs.end() ? 0 : account->second;
+}
+
+Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs, const ClientKey& client) {
   Ref<Interface> identity;
   {
     std::lock_guard lock(_mutex);
@@ -287,7 +368,7 @@ Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
                   toString(anyIpid));
     auto it = manager->stubs.find(iid);
     if (it != manager->stubs.end()) {
-      addStrongLocked(*manager, refs);
+      addStrongLocked(*manager, refs, &client);
       return it->second.ipid;
     }
     identity = manager->identity;
@@ -295,7 +376,7 @@ Ipid ExportTable::queryInterface(Ipid anyIpid, Iid iid, uint32_t refs) {
   // The object has no stub for `iid` yet: exportInterface makes it and adds the references, as for
   // a normal packet that is handed over at once (so none is recorded).
   return exportInterface(identity.get(), iid, PacketKind::normal, refs, false,
-                         /*recordPacket=*/false)
+                         /*recordPacket=*/false, &client)
       .ipid;
 }
 
@@ -325,6 +406,18 @@ void ExportTable::lockExternal(Interface* object, bool lock, bool lastUnlockRele
   FERRY_REQUIRE(manager != nullptr && manager->strongRefs > 0, Errc::invalidArgument,
                 "cannot unlock an object that holds no external lock or reference; call "
                 "lockObjectExternal(object, true) first");
+  // The object's own process may drop any reference: the table's first, then transit's, then a
+  // client's (keeping the holders' sum equal to the strong count).
+  uint32_t held = manager->transitRefs;
+  for (const auto& [client, refs] : manager->clientRefs) held += refs;
+  if (held == manager->strongRefs) {
+    if (manager->transitRefs > 0) {
+      manager->transitRefs -= 1;
+    } else {
+      auto account = manager->clientRefs.begin();
+      if (--account->second == 0) manager->clientRefs.erase(account);
+    }
+  }
   dropStrongLocked(*manager, 1, retired, lastUnlockReleases);
 }
 

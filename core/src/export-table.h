@@ -5,6 +5,30 @@
 //   * a stub manager holds its object strongly while it exists;
 //   * strong external references come from normal packets (5 each, handed to the importer),
 //     tableStrong entries (1 each, held by the table), addRefs, and lockObjectExternal;
+//   * every strong reference has one holder, and the object's strong count is their sum:
+//       - a client (ClientKey: the importing process's Request.caller and callerToken; the
+//         default key is this process's own apartments). A client returns only what it holds,
+//         so one importer cannot release the references of another ([MS-DCOM] 1.3.6's private
+//         references, for every reference);
+//       - the table: tableStrong entries, lockObjectExternal, and the references inside a
+//         recorded packet not yet claimed. Never collected; released by the call that undoes
+//         them;
+//       - transit: references inside an OBJREF whose importer the exporter cannot name (an
+//         interface pointer passed as a parameter of a call this process makes, a proxy's
+//         onward packet made by a third process);
+//   * attribution, when the references of an OBJREF become the importer's:
+//       - a recorded packet (explicit marshaling): at claimPacket, to the claiming client;
+//       - an interface pointer in the results of a served call: at once, to that call's caller
+//         (the one process that will unmarshal it);
+//       - addRefs and queryInterfaces: to the asking client;
+//       - transit: at first use, as DCOM does: a client's releaseRefs takes from its own
+//         account first, then from transit (the references it unmarshaled from such an OBJREF).
+//         A release beyond both is refused whole, changes nothing and is counted
+//         (RuntimeStats::releasesRefused);
+//   * collection (dgc/ping-server.h): when a client's ping set expires, its accounts go as if it
+//     had released them; on an object that another live ping set still names they move to
+//     transit instead (that client holds references the dead one handed on to it).
+//     Objects ever marshaled with noPing are never collected.
 //   * tableWeak entries are counted apart and are not connections;
 //   * when the strong count drops to zero the ExternalConnection hook is told, and the stub
 //     manager retires (its stubs go and its reference on the object is released — on the
@@ -19,6 +43,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +57,7 @@
 #include <ferry/object.h>
 
 #include "objref.h"
+#include "orpc/reply-cache.h"
 
 namespace ferry {
 class ExternalConnection;
@@ -40,6 +66,10 @@ class ExternalConnection;
 namespace ferry::detail {
 
 class ExportTable;
+
+// Who holds references (see the top). Open to growing the caller's authenticated principal.
+using ClientKey = orpc::CallerKey;
+using ClientKeyHash = orpc::CallerKeyHash;
 
 struct InterfaceStub {
   Ipid ipid;
@@ -54,8 +84,12 @@ public:
   Ref<Interface> identity;
   ExternalConnection* externalConnection = nullptr;  // the object's optional hook
   std::unordered_map<Iid, InterfaceStub> stubs;
+  // The sum of the holders' references (see the top).
   uint32_t strongRefs = 0;
   uint32_t weakEntries = 0;
+  std::unordered_map<ClientKey, uint32_t, ClientKeyHash> clientRefs;  // no zero entries
+  uint32_t transitRefs = 0;
+  bool noPing = false;  // marshaled with noPing once: never collected
 };
 
 // An object's stub for one interface, held by a caller: keeps the object alive while held (a
@@ -101,9 +135,11 @@ public:
   // records a packet of `kind`. normal: `normalRefs` strong references go into the packet;
   // tableStrong: one strong reference held by the table; tableWeak: a weak entry.
   // Throws noInterface when the object lacks `iid` or no stub is registered for it.
-  // With `recordPacket` false (normal packets only) no record is kept and packetId is 0.
+  // With `recordPacket` false (normal packets only) no record is kept and packetId is 0, and the
+  // references go to `recipient`'s account when the importer is known, else to transit.
   ExportedInterface exportInterface(Interface* object, Iid iid, PacketKind kind,
-                                    uint32_t normalRefs, bool noPing, bool recordPacket = true);
+                                    uint32_t normalRefs, bool noPing, bool recordPacket = true,
+                                    const ClientKey* recipient = nullptr);
 
   // What an OBJREF says of its packet; checked against the exporter's record, so a packet whose
   // bytes were altered is refused (invalidObjRef) instead of consumed.
@@ -122,7 +158,9 @@ public:
   // entry was released still works while its object is exported (COM's). Errors:
   // objectNotConnected (unknown or consumed packet), invalidObjRef (the OBJREF disagrees with
   // the record), objectNotRegistered (a tableWeak packet whose object retired or is unknown).
-  ClaimedPacket claimPacket(const PacketClaim& claim, uint32_t tableRefs);
+  // The references go to `claimer`'s account.
+  ClaimedPacket claimPacket(const PacketClaim& claim, uint32_t tableRefs,
+                            const ClientKey& claimer);
 
   // A table packet for an object already exported here, made on behalf of an importer that
   // table-marshals its proxy (the GIT does). Throws objectNotRegistered for an unknown IPID.
@@ -131,19 +169,37 @@ public:
   // releaseMarshalData: drops the packet and what it holds.
   [[nodiscard]] Retired releasePacket(const PacketClaim& claim);
 
-  // RemUnknown.addRefs for one entry: objectNotRegistered for an unknown IPID.
-  void addRefs(Ipid ipid, uint32_t refs);
-  // RemUnknown.releaseRefs for one entry. Nothing changes unless the outcome is `released`. An
-  // unknown IPID is normal after disconnectObject or apartment teardown (the importer cannot
-  // know); releasing more than is held is the importer's error. References are counted per
-  // object: any IPID of the object releases them. `lastReleaseCloses` goes to the hook.
+  // RemUnknown.addRefs for one entry, to `client`'s account: objectNotRegistered for an unknown
+  // IPID.
+  void addRefs(Ipid ipid, uint32_t refs, const ClientKey& client);
+  // RemUnknown.releaseRefs for one entry, from `client`'s account, then from transit (see the
+  // top). Nothing changes unless the outcome is `released`. An unknown IPID is normal after
+  // disconnectObject or apartment teardown (the importer cannot know); releasing more than the
+  // client holds is refused (notHeld). References are counted per object: any IPID of the
+  // object releases them. `lastReleaseCloses` goes to the hook.
   enum class ReleaseOutcome : uint8_t { released, unknownIpid, notHeld };
-  [[nodiscard]] ReleaseOutcome releaseRefs(Ipid ipid, uint32_t refs, Retired& retired,
-                                           bool lastReleaseCloses = true);
+  [[nodiscard]] ReleaseOutcome releaseRefs(Ipid ipid, uint32_t refs, const ClientKey& client,
+                                           Retired& retired, bool lastReleaseCloses = true);
 
   // RemUnknown.queryInterfaces for one IID: the IPID of the stub, with `refs` strong references
-  // transferred. Throws noInterface / objectNotRegistered.
-  Ipid queryInterface(Ipid anyIpidOfObject, Iid iid, uint32_t refs);
+  // transferred to `client`. Throws noInterface / objectNotRegistered.
+  Ipid queryInterface(Ipid anyIpidOfObject, Iid iid, uint32_t refs, const ClientKey& client);
+
+  // RemUnknown.handOn for one entry: `refs` of `client`'s references on the object go to transit.
+  // False (nothing changes) when the client holds fewer or the IPID is unknown.
+  bool handOn(Ipid ipid, uint32_t refs, const ClientKey& client);
+
+  // Distributed GC: `client` stopped pinging. Its accounts go as if it had released them, except
+  // on objects marshaled with noPing; on an object `stillPinged(oid)` says another client names,
+  // they move to transit. Returns how many references went.
+  [[nodiscard]] uint64_t collectClient(const ClientKey& client,
+                                       const std::function<bool(Oid)>& stillPinged,
+                                       Retired& retired);
+  // Distributed GC: the object's transit references go (the last ping set naming it expired).
+  // Not on objects marshaled with noPing. Returns how many went.
+  [[nodiscard]] uint32_t dropTransit(Oid oid, Retired& retired);
+  // The references `client` holds on the object (for tests).
+  uint32_t clientRefs(Interface* object, const ClientKey& client);
 
   // A stub for a call; nullopt when the IPID is unknown (released or disconnected).
   std::optional<StubLease> tryAcquireStub(Ipid ipid);
@@ -188,7 +244,8 @@ private:
   // The stub manager of the object, created (with a fresh OID) when it has none: the one place a
   // stub manager is made.
   StubManager& managerOfLocked(const Ref<Interface>& identity);
-  void addStrongLocked(StubManager& manager, uint32_t refs);
+  // Adds `refs` held by `client` (null: the table's or a packet's).
+  void addStrongLocked(StubManager& manager, uint32_t refs, const ClientKey* client = nullptr);
   // Drops `refs` strong references; when none remain, tells the hook and retires the manager
   // (see the rule at the top).
   void dropStrongLocked(StubManager& manager, uint32_t refs, Retired& retired,

@@ -4,11 +4,14 @@
 
 #include "apartment-impl.h"
 #include "channel.h"
+#include "dgc/ping-client.h"
 #include "interface-registry.h"
 #include "log.h"
 #include "message.h"
+#include "orpc/endpoint.h"
 #include "pending-call.h"
 #include "remunknown.capnp.h"
+#include "runtime-impl.h"
 #include "stats.h"
 #include "thread-state.h"
 
@@ -88,6 +91,7 @@ namespace {
 
 constexpr uint16_t kClaimPacket = 3;
 constexpr uint16_t kReleasePacket = 4;
+constexpr uint16_t kHandOn = 5;
 
 void writeClaim(wire::PacketClaim::Builder out, const ExportTable::PacketClaim& claim,
                 uint32_t tableRefs) {
@@ -201,16 +205,27 @@ void ExporterLink::flushReleases() noexcept {
     entries.swap(_batch);
     _flushScheduled = false;
   }
-  if (!entries.empty()) sendReleases(std::move(entries));
+  if (!entries.empty()) sendReleases(std::move(entries), kRelease);
 }
 
-void ExporterLink::sendReleases(std::vector<PendingEntry> entries) noexcept {
+void ExporterLink::handOn(Ipid ipid, uint32_t refs) noexcept {
+  // The releases made before go first: the exporter applies them in order.
+  flushReleases();
+  sendReleases({PendingEntry{ipid, refs}}, kHandOn);
+}
+
+void ExporterLink::sendReleases(std::vector<PendingEntry> entries, uint16_t methodId) noexcept {
   for (size_t start = 0; start < entries.size(); start += kMaxReleaseBatch) {
     size_t count = std::min(kMaxReleaseBatch, entries.size() - start);
     try {
-      auto request = newRemUnknownRequest(_remUnknownIpid, kRelease);
-      auto params = request->root.getParams().initAs<wire::RemUnknown::ReleaseRefsParams>();
-      auto list = params.initRequest().initEntries(static_cast<unsigned>(count));
+      auto request = newRemUnknownRequest(_remUnknownIpid, methodId);
+      // releaseRefs and handOn both take a RefBatch.
+      auto batch = methodId == kRelease
+                       ? request->root.getParams()
+                             .initAs<wire::RemUnknown::ReleaseRefsParams>()
+                             .initRequest()
+                       : request->root.getParams().initAs<wire::RemUnknown::HandOnParams>().initRequest();
+      auto list = batch.initEntries(static_cast<unsigned>(count));
       for (size_t i = 0; i < count; ++i) {
         writeIpid(list[i].initIpid(), entries[start + i].ipid);
         list[i].setRefs(entries[start + i].refs);
@@ -259,7 +274,7 @@ ProxyBase* asProxy(Interface* object) noexcept { return dynamic_cast<ProxyBase*>
 // ProxyManager
 
 ProxyManager::ProxyManager(ImportTable& table, ApartmentImpl& apartment,
-                           std::shared_ptr<ExporterLink> link, Oid oid)
+                           std::shared_ptr<ExporterLink> link, Oid oid, bool noPing)
     : _table(table),
       _apartment(apartment),
       _keepApartment(apartment.shared_from_this()),
@@ -267,9 +282,24 @@ ProxyManager::ProxyManager(ImportTable& table, ApartmentImpl& apartment,
       _oxid(_link->oxid()),
       _oid(oid) {
   stats().proxyManagers.fetch_add(1, std::memory_order_relaxed);
+  const StringBindingData* binding = _link->channel().binding();
+  orpc::Endpoint* endpoint = apartment.runtime().endpoint();
+  if (!noPing && binding != nullptr && endpoint != nullptr) {
+    _pingSet = endpoint->pings().join(_link->exporterProcessId(), *binding, oid);
+  }
 }
 
-ProxyManager::~ProxyManager() { stats().proxyManagers.fetch_sub(1, std::memory_order_relaxed); }
+ProxyManager::~ProxyManager() {
+  if (_pingSet) _pingSet->leave(_oid);
+  stats().proxyManagers.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool ProxyManager::collected() const noexcept { return _pingSet && _pingSet->collected(); }
+
+void ProxyManager::forgetLocked() noexcept {
+  auto it = _table._managers.find(ImportTable::Key{_oxid, _oid});
+  if (it != _table._managers.end() && it->second == this) _table._managers.erase(it);
+}
 
 std::shared_ptr<ExporterLink> ProxyManager::link() const {
   std::lock_guard lock(_table._mutex);
@@ -308,14 +338,14 @@ uint32_t ProxyManager::release() noexcept {
     std::lock_guard lock(_table._mutex);
     n = _identityRefs.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if (n == 0 && _interfaces.empty()) {
-      _table._managers.erase(ImportTable::Key{_oxid, _oid});
+      forgetLocked();
       destroy = true;
       link = _link;
       identityIpid = _identityIpid;
       identityRefs = takeIdentityRefsLocked();
     }
   }
-  if (identityRefs > 0 && !disconnected()) link->release(identityIpid, identityRefs);
+  if (identityRefs > 0 && returnsReferences()) link->release(identityIpid, identityRefs);
   if (destroy) delete this;
   return n;
 }
@@ -339,6 +369,11 @@ void ProxyManager::checkUsable() const {
                 "the proxy was disconnected when its apartment {} was torn down; unmarshal the "
                 "interface again in a running apartment",
                 _apartment.label());
+  FERRY_REQUIRE(_pingSet == nullptr || !_pingSet->collected(), Errc::objectNotConnected,
+                "the object's exporter (process id {}) released this process's references to "
+                "it: it heard no ping from this process for three ping periods "
+                "(RuntimeOptions::pingPeriod); ask the exporter for the object again",
+                _pingSet->exporterProcess >> 32);
   ApartmentImpl* here = threadState().apartment;
   FERRY_REQUIRE(here == &_apartment, Errc::wrongApartment,
                 "a proxy unmarshaled in apartment {} was used {}: a proxy belongs to the apartment "
@@ -479,7 +514,7 @@ uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
     refsToReturn = it->second.publicRefs;
     _interfaces.erase(it);
     if (unusedLocked()) {
-      _table._managers.erase(ImportTable::Key{_oxid, _oid});
+      forgetLocked();
       destroyManager = true;
       identityIpid = _identityIpid;
       identityRefs = takeIdentityRefsLocked();
@@ -490,7 +525,7 @@ uint32_t ProxyManager::releaseInterfaceProxy(ProxyBase& proxy) noexcept {
     }
   }
   // Only the last release of an interface proxy goes on the wire.
-  if (!disconnected()) {
+  if (returnsReferences()) {
     if (refsToReturn > 0) link->release(proxy._ipid, refsToReturn);
     if (identityRefs > 0) link->release(identityIpid, identityRefs);
   }
@@ -609,8 +644,13 @@ ProxyManager& ImportTable::managerForLocked(const Import& import,
   }
   Key key{import.oxid, import.oid};
   auto it = _managers.find(key);
-  if (it != _managers.end()) return *it->second;
-  auto* manager = new ProxyManager(*this, _apartment, link, import.oid);
+  if (it != _managers.end()) {
+    if (!it->second->collected()) return *it->second;
+    // The exporter collected the old one (distributed GC): a new OBJREF gets a new identity,
+    // while the old one's proxies keep failing.
+    _managers.erase(it);
+  }
+  auto* manager = new ProxyManager(*this, _apartment, link, import.oid, import.noPing);
   _managers.emplace(key, manager);
   return *manager;
 }

@@ -34,6 +34,9 @@ namespace ferry::detail {
 
 class ApartmentImpl;
 class Channel;
+namespace dgc {
+class PingSet;
+}
 class ImportTable;
 
 struct ProxyInit {
@@ -82,13 +85,17 @@ public:
   void release(Ipid ipid, uint32_t refs) noexcept;
   // Sends the pending batch now.
   void flushReleases() noexcept;
+  // RemUnknown.handOn (oneway; never throws): `refs` of this apartment's references went into an
+  // OBJREF for another process.
+  void handOn(Ipid ipid, uint32_t refs) noexcept;
 
 private:
   struct PendingEntry {
     Ipid ipid;
     uint32_t refs;
   };
-  void sendReleases(std::vector<PendingEntry> entries) noexcept;
+  // RemUnknown.releaseRefs or handOn (by `methodId`), in batches.
+  void sendReleases(std::vector<PendingEntry> entries, uint16_t methodId) noexcept;
 
   ApartmentImpl& _importer;
   const Oxid _oxid;
@@ -103,8 +110,9 @@ private:
 // The identity of an imported object in one apartment.
 class ProxyManager final : public Interface {
 public:
+  // Joins the ping set of the exporter's process unless `noPing` or the exporter is in process.
   ProxyManager(ImportTable& table, ApartmentImpl& apartment, std::shared_ptr<ExporterLink> link,
-               Oid oid);
+               Oid oid, bool noPing);
   ~ProxyManager() override;
 
   uint32_t addRef() noexcept override;
@@ -120,8 +128,11 @@ public:
   void setLink(std::shared_ptr<ExporterLink> link);
   Oid oid() const noexcept { return _oid; }
   bool disconnected() const noexcept { return _disconnected.load(std::memory_order_acquire); }
+  // The exporter released this process's references to the object (distributed GC).
+  bool collected() const noexcept;
   // Throws unless the calling thread may use the proxy: objectNotConnected once its apartment
-  // tore it down, wrongApartment outside its apartment (a thread in no apartment included).
+  // tore it down or the exporter collected it (distributed GC), wrongApartment outside its
+  // apartment (a thread in no apartment included).
   void checkUsable() const;
 
   // Queries several interfaces in one round trip; returns an addRef'd pointer per IID (null for
@@ -165,6 +176,11 @@ private:
   // identity holds, to be returned outside the lock.
   uint32_t takeIdentityRefsLocked() noexcept { return std::exchange(_identityPublicRefs, 0); }
   bool unusedLocked() const noexcept { return _identityRefs == 0 && _interfaces.empty(); }
+  // Whether the references it holds are still its own to return: not after a disconnect, nor
+  // after the exporter collected them.
+  bool returnsReferences() const noexcept { return !disconnected() && !collected(); }
+  // Leaves the table's map, unless a newer manager of the object replaced it there.
+  void forgetLocked() noexcept;
 
   ImportTable& _table;
   ApartmentImpl& _apartment;
@@ -175,6 +191,8 @@ private:
   const Oxid _oxid;
   const Oid _oid;
   std::atomic<bool> _disconnected{false};
+  // The ping set that keeps the object alive at its exporter (null: not pinged).
+  std::shared_ptr<dgc::PingSet> _pingSet;
   std::atomic<uint32_t> _identityRefs{0};
   std::unordered_map<Iid, Entry> _interfaces;  // guarded by the table lock
   // The identity's own public references and the IPID they are held on (see the top). Guarded
@@ -195,6 +213,7 @@ public:
     Ipid ipid;
     Iid iid;
     uint32_t publicRefs;  // owned by the caller until this call takes them over
+    bool noPing = false;  // the OBJREF's: the object is not pinged (dgc/ping-client.h)
   };
 
   // Gives the apartment a proxy for the interface, reusing the object's proxy manager if any.

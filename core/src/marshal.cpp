@@ -47,7 +47,8 @@ void fillExporterIdentity(ObjRefData& out, RuntimeImpl& runtime) {
   out.processId = runtime.processId;
 }
 
-ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool noPing) {
+ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool noPing,
+                        MarshalContext context) {
   ApartmentImpl& here = requireCurrentApartment();
   manager.checkUsable();
   std::shared_ptr<ExporterLink> link = manager.link();
@@ -68,6 +69,9 @@ ObjRefData marshalProxy(ProxyManager& manager, Iid iid, PacketKind kind, bool no
     auto [ipid, refs] = manager.takeRefsForMarshal(iid);
     out.ipid = ipid;
     out.publicRefs = refs;
+    // For another process the references leave this one's account at the exporter (an importer
+    // in this process returns them as this process).
+    if (context != MarshalContext::inproc && refs > 0) link->handOn(ipid, refs);
     return out;
   }
   // Table packets are recorded at the exporter, which in this process is reachable directly.
@@ -120,7 +124,9 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
   if (object == nullptr) return out;  // Kind::null
   PacketKind kind = packetKindOf(flags);
   bool noPing = hasFlag(flags, MarshalFlags::noPing);
-  if (ProxyManager* manager = asProxyManager(object)) return marshalProxy(*manager, iid, kind, noPing);
+  if (ProxyManager* manager = asProxyManager(object)) {
+    return marshalProxy(*manager, iid, kind, noPing, context);
+  }
 
   ApartmentImpl& here = requireCurrentApartment();
   if (auto* custom = dynamic_cast<CustomMarshaler*>(object)) {
@@ -139,8 +145,9 @@ ObjRefData marshalData(Interface* object, Iid iid, MarshalContext context, Marsh
       return out;
     }
   }
-  ExportedInterface exported = here.exports().exportInterface(object, iid, kind, kNormalPublicRefs,
-                                                              noPing, recordPacket);
+  // References in a packet nobody claims belong to the client they go to, when it is known.
+  ExportedInterface exported = here.exports().exportInterface(
+      object, iid, kind, kNormalPublicRefs, noPing, recordPacket, threadState().marshalPeer);
   out.kind = ObjRefData::Kind::standard;
   out.oxid = here.oxid();
   out.oid = exported.oid;
@@ -184,12 +191,19 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     // even when the object lacks `iid` ([MS-DCOM] 3.1.1.5.3).
     checkLocalIdentity(objref, runtime);
     uint32_t consumed = objref.publicRefs;
-    if (objref.packetId != 0) consumed = here.exports().claimPacket(claimOf(objref), 0).publicRefs;
+    // A claimed packet's references are this process's; an unrecorded one's are those of the
+    // client that sent it back (in a served call's params), else in transit.
+    ClientKey holder;
+    if (objref.packetId != 0) {
+      consumed = here.exports().claimPacket(claimOf(objref), 0, holder).publicRefs;
+    } else if (threadState().marshalPeer != nullptr) {
+      holder = *threadState().marshalPeer;
+    }
     Ref<Interface> object = here.exports().tryFindObject(objref.oid);
     if (consumed > 0) {
       // The packet's connection ends without asking the object to close (COM's).
       Retired retired;
-      if (here.exports().releaseRefs(objref.ipid, consumed, retired, false) !=
+      if (here.exports().releaseRefs(objref.ipid, consumed, holder, retired, false) !=
           ExportTable::ReleaseOutcome::released) {
         FERRY_LOG(warn, "unmarshal in the exporter: packet references were not held");
       }
@@ -225,12 +239,14 @@ void* unmarshalData(const ObjRefData& objref, Iid iid) {
     // An explicitly marshaled packet is claimed at its exporter: directly in this process, by a
     // RemUnknown round trip in another.
     if (local) {
-      refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs).publicRefs;
+      refs = exporter->exports().claimPacket(claimOf(objref), kNormalPublicRefs, ClientKey{})
+                 .publicRefs;
     } else {
       refs = link->claimPacket(claimOf(objref), kNormalPublicRefs);
     }
   }
-  ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs};
+  ImportTable::Import import{objref.oxid, objref.oid, objref.ipid, objref.iid, refs,
+                             objref.noPing};
   if (objref.iid == Interface::iid) {
     // An identity packet: the proxy manager itself holds its references.
     Ref<Interface> identity = Ref<Interface>::adopt(here.imports().importIdentity(import, link));

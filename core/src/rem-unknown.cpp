@@ -4,6 +4,7 @@
 #include "log.h"
 #include "remunknown.ferry.h"
 #include "stats.h"
+#include "thread-state.h"
 
 namespace ferry::detail {
 
@@ -36,7 +37,7 @@ public:
     auto results = reply.builder().initResults(iids.size());
     for (uint32_t i = 0; i < iids.size(); ++i) {
       try {
-        Ipid found = _apartment.exports().queryInterface(ipid, Iid(iids[i]), refs);
+        Ipid found = _apartment.exports().queryInterface(ipid, Iid(iids[i]), refs, client());
         results[i].initIpid().setHi(found.hi);
         results[i].getIpid().setLo(found.lo);
       } catch (const Error& e) {
@@ -53,7 +54,8 @@ public:
     auto codes = reply.builder().initCodes(entries.size());
     for (uint32_t i = 0; i < entries.size(); ++i) {
       try {
-        _apartment.exports().addRefs(readIpid(entries[i].getIpid()), entries[i].getRefs());
+        _apartment.exports().addRefs(readIpid(entries[i].getIpid()), entries[i].getRefs(),
+                                     client());
       } catch (const Error& e) {
         codes.set(i, static_cast<uint16_t>(e.code()));
       }
@@ -67,21 +69,35 @@ public:
     Retired retired;
     for (auto entry : entries) {
       Ipid ipid = readIpid(entry.getIpid());
-      switch (_apartment.exports().releaseRefs(ipid, entry.getRefs(), retired)) {
+      switch (_apartment.exports().releaseRefs(ipid, entry.getRefs(), client(), retired)) {
         case ExportTable::ReleaseOutcome::released:
           break;
         case ExportTable::ReleaseOutcome::unknownIpid:
           FERRY_LOG(debug, "references returned for IPID " << ipid << ", already gone");
           break;
         case ExportTable::ReleaseOutcome::notHeld:
-          countProtocolError();
-          FERRY_LOG(warn, "RemUnknown.releaseRefs of " << entry.getRefs()
-                                                   << " reference(s) not held on IPID " << ipid);
+          // Counted as releasesRefused by the table: the client returned more than it holds.
+          FERRY_LOG(debug, "RemUnknown.releaseRefs of " << entry.getRefs()
+                                                    << " reference(s) the client does not hold on "
+                                                       "IPID "
+                                                    << ipid << " refused");
           break;
       }
     }
     // The objects whose last reference went are released here, in their apartment.
     retired.clear();
+  }
+
+  void handOn(wire::RefBatch::Reader request) override {
+    auto entries = request.getEntries();
+    checkBatch(entries);
+    for (auto entry : entries) {
+      if (!_apartment.exports().handOn(readIpid(entry.getIpid()), entry.getRefs(), client())) {
+        FERRY_LOG(debug, "RemUnknown.handOn of " << entry.getRefs()
+                                                 << " reference(s) the client does not hold "
+                                                    "refused");
+      }
+    }
   }
 
   Owned<wire::ClaimReply> claimPacket(wire::PacketClaim::Reader request) override {
@@ -91,7 +107,8 @@ public:
                     "RemUnknown.claimPacket asked for {} references; the protocol allows at "
                     "most {}",
                     request.getTableRefs(), kMaxRefsPerEntry);
-      ClaimedPacket claimed = _apartment.exports().claimPacket(claimOf(request), request.getTableRefs());
+      ClaimedPacket claimed =
+          _apartment.exports().claimPacket(claimOf(request), request.getTableRefs(), client());
       reply.builder().setPublicRefs(claimed.publicRefs);
     } catch (const Error& e) {
       reply.builder().setCode(static_cast<uint16_t>(e.code()));
@@ -113,6 +130,12 @@ public:
   }
 
 private:
+  // The client whose request this is (this process when called in process).
+  static ClientKey client() noexcept {
+    const ClientKey* served = threadState().client;
+    return served != nullptr ? *served : ClientKey{};
+  }
+
   static ExportTable::PacketClaim claimOf(wire::PacketClaim::Reader r) {
     FERRY_REQUIRE(r.getTable() <= 2, Errc::invalidObjRef,
                   "the packet claim names marshal table kind {}, which this version of ferry does "

@@ -50,6 +50,8 @@ public:
   void registerApartment(const std::shared_ptr<ApartmentImpl>& apartment);
   void unregisterApartment(Oxid oxid) noexcept;
   std::shared_ptr<ApartmentImpl> tryFindApartment(Oxid oxid);
+  // Every registered apartment still alive.
+  std::vector<std::shared_ptr<ApartmentImpl>> apartments();
 
   // Spawned STA threads, stopped and joined at shutdown.
   std::shared_ptr<StaImpl> spawnSta(std::string name);

@@ -198,6 +198,17 @@ std::shared_ptr<ApartmentImpl> RuntimeImpl::tryFindApartment(Oxid oxid) {
   return apartment != nullptr && !apartment->closed() ? apartment : nullptr;
 }
 
+std::vector<std::shared_ptr<ApartmentImpl>> RuntimeImpl::apartments() {
+  std::vector<std::shared_ptr<ApartmentImpl>> out;
+  std::lock_guard lock(_mutex);
+  for (const auto& [oxid, weak] : _apartments) {
+    if (auto apartment = weak.lock(); apartment != nullptr && !apartment->closed()) {
+      out.push_back(std::move(apartment));
+    }
+  }
+  return out;
+}
+
 std::shared_ptr<StaImpl> RuntimeImpl::spawnSta(std::string name) {
   auto sta = std::make_shared<StaImpl>(*this, std::move(name), StaImpl::Mode::spawned, nullptr);
   std::mutex readyMutex;

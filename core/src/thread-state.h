@@ -12,6 +12,9 @@
 namespace ferry::detail {
 
 class ApartmentImpl;
+namespace orpc {
+struct CallerKey;
+}
 
 struct ThreadState {
   // The apartment this thread belongs to right now (null: none).
@@ -23,6 +26,12 @@ struct ThreadState {
   std::optional<std::chrono::milliseconds> callTimeout;
   // The cancel flag of the call this thread is serving (null outside a call).
   const std::atomic<bool>* cancelFlag = nullptr;
+  // The client whose call this thread is serving (null: none, or this process's own apartments):
+  // whose references RemUnknown requests add and release (export-table.h).
+  const orpc::CallerKey* client = nullptr;
+  // While the params of a served call are unmarshaled or its results marshaled: the client they
+  // come from or go to (MarshalPeerScope).
+  const orpc::CallerKey* marshalPeer = nullptr;
 };
 
 inline ThreadState& threadState() noexcept {
@@ -46,6 +55,20 @@ public:
 
 private:
   CausalityId _previous;
+};
+
+// Marks the interface pointers marshaled and unmarshaled in a scope as those of the served call's
+// client: its results' references go to its account, and its params' references of this
+// apartment's own objects come back from it.
+class MarshalPeerScope {
+public:
+  MarshalPeerScope() noexcept
+      : _previous(std::exchange(threadState().marshalPeer, threadState().client)) {}
+  MarshalPeerScope(const MarshalPeerScope&) = delete;
+  ~MarshalPeerScope() { threadState().marshalPeer = _previous; }
+
+private:
+  const orpc::CallerKey* _previous;
 };
 
 }  // namespace ferry::detail

@@ -83,6 +83,12 @@ public:
 
   pid_t pid() const { return _pid; }
 
+  // Writes `line` and a newline to its standard input; false if it no longer reads it.
+  bool writeLine(const std::string& line) {
+    std::string out = line + "\n";
+    return _stdin >= 0 && ::write(_stdin, out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  }
+
   // Sends a signal (the child keeps running until it reacts).
   void signal(int sig) {
     if (_pid > 0) ::kill(_pid, sig);

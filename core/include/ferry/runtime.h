@@ -117,6 +117,14 @@ struct RuntimeOptions {
   // running, so one caller that never acknowledges cannot fill the cache (262144 entries for the
   // process) for the others. A caller acknowledges up to 65536 responses per connection.
   size_t replyCachePerCaller = 65536;
+  // Distributed garbage collection (core/src/dgc/README.md). Every period this process sends
+  // each exporter process it holds objects of one small ping naming its ping set (with the
+  // objects added and removed since the last one acknowledged); an exporter that hears nothing
+  // from a client — no ping, no call — for three periods releases that client's references as
+  // if it had released them itself. Objects marshaled with MarshalFlags::noPing are exempt. Both
+  // sides should use the same period: an exporter with a shorter one collects the clients of a
+  // longer one.
+  std::chrono::milliseconds pingPeriod{10'000};
   // Waking with the transport loop. A thread that waits for what the loop's I/O thread will hand
   // it (an MTA thread's response from another process; one idle MTA pool thread's next request)
   // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
@@ -289,6 +297,13 @@ struct RefusedPlugin {
   X(onewayFailures, "oneway calls (releases included) that could not be delivered")           \
   X(callsResent, "requests sent again after their connection was lost")                       \
   X(duplicateRequests, "requests that arrived again and were answered without running again") \
+  X(releasesRefused,                                                                          \
+    "RemUnknown releases of references the releasing client does not hold, refused")          \
+  X(pingsSent, "distributed GC: ping messages this process sent to exporters")                \
+  X(pingBytesSent, "distributed GC: bytes of the ping messages this process sent")            \
+  X(pingSetsCollected,                                                                        \
+    "distributed GC: clients whose pings stopped and whose references were released for them") \
+  X(refsCollected, "distributed GC: references released for clients whose pings stopped")    \
   X(registrationsRefused,                                                                     \
     "ferryd: registrations or withdrawals of an OXID or a name refused because another "      \
     "process registered it")

@@ -10,6 +10,7 @@
 #include "../runtime-impl.h"
 #include "../stats.h"
 #include "frame.h"
+#include "ping.capnp.h"
 
 namespace ferry::detail::orpc {
 
@@ -52,7 +53,9 @@ ReplyCache::Limits replyLimits(const RuntimeOptions& options) {
 Endpoint::Endpoint(RuntimeImpl& runtime, Network& network)
     : _runtime(runtime), _network(network), _callerToken(randomNonZero64()),
       _replies(replyLimits(runtime.options)),
-      _resolver(runtime, network) {}
+      _resolver(runtime, network),
+      _pings(runtime.options.pingPeriod, runtime.processId, _callerToken),
+      _pingServer(runtime.options.pingPeriod) {}
 
 Endpoint::~Endpoint() { _calls.failAll(Errc::shuttingDown, "the runtime is shutting down"); }
 
@@ -101,6 +104,17 @@ void Endpoint::sendFailed(LinkId link, uint64_t callId, const std::string& why) 
 void Endpoint::tick(std::chrono::steady_clock::time_point now) {
   _replies.expire(now);
   _resolver.tick(now);
+  // Distributed GC, from the I/O thread: this process's pings, and its silent clients collected.
+  for (auto& ping : _pings.due(now)) {
+    std::string why;
+    std::optional<LinkId> link = _network.linkTo(ping.binding, &why);
+    if (!link) {
+      FERRY_LOG(debug, "ping not sent to " << bindingText(ping.binding) << ": " << why);
+      continue;
+    }
+    _network.send(*link, std::move(ping.frame));
+  }
+  _pingServer.collect(_runtime, _pingServer.expire(now));
 }
 
 void Endpoint::reject(LinkId link, const std::string& why) { _network.reject(link, why); }
@@ -124,6 +138,10 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
                           (header.flags & kFrameFlagResent) != 0, std::move(*frame.message));
     case FrameKind::response:
       return serveResponse(link, header.callId, std::move(*frame.message));
+    case FrameKind::ping:
+      return servePing(link, peer, header.callId, std::move(*frame.message));
+    case FrameKind::pingReply:
+      return servePingReply(header.callId, std::move(*frame.message));
     case FrameKind::resolve:
     case FrameKind::resolveReply:
     case FrameKind::registration:
@@ -161,11 +179,12 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   }
   bool oneway = (flags & kRequestFlagOneway) != 0;
   if (oneway != (callId == 0)) return reject(link, "call id and oneway flag disagree");
-  if (!oneway && callerId.process == 0) return reject(link, "a request without its caller");
-  if (callerId.process != 0) {
-    if (peer.caller.process == 0) peer.caller = callerId;
-    if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
-  }
+  // Every request between processes names its caller: whose reply cache entries and whose
+  // references (export-table.h) it concerns.
+  if (callerId.process == 0) return reject(link, "a request without its caller");
+  if (peer.caller.process == 0) peer.caller = callerId;
+  if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
+  _pingServer.heard(callerId, Clock::now());
 
   // The reply cache: a call that arrived before never runs again.
   std::shared_ptr<ReplySink> replyTo;
@@ -210,8 +229,50 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
                                  : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
-      apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled);
+      apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled,
+      callerId);
   if (!apartment->post(item)) item->abandon();
+}
+
+void Endpoint::servePing(LinkId link, Peer& peer, uint64_t setName, OrpcMessage message) {
+  constexpr unsigned kMaxListEntries = 65536;  // ping.capnp
+  dgc::PingServer::Reply reply;
+  try {
+    auto ping = message.root<wire::Ping>();
+    CallerKey client{ping.getCaller(), ping.getCallerToken()};
+    if (client.process == 0) return reject(link, "a ping without its caller");
+    if (peer.caller.process == 0) peer.caller = client;
+    if (peer.caller != client) return reject(link, "frames of two callers on one connection");
+    auto added = ping.getAdded();
+    auto removed = ping.getRemoved();
+    if (added.size() > kMaxListEntries || removed.size() > kMaxListEntries) {
+      return reject(link, "a ping adds or removes more than 65536 objects");
+    }
+    std::vector<uint64_t> adds;
+    std::vector<uint64_t> removes;
+    for (uint64_t oid : added) adds.push_back(oid);
+    for (uint64_t oid : removed) removes.push_back(oid);
+    reply = _pingServer.ping(client, ping.getSetId(), ping.getSequence(), adds, removes,
+                             Clock::now());
+  } catch (const kj::Exception& e) {
+    return reject(link, "bad ping: " + std::string(kjReason(e.getDescription().cStr())));
+  }
+  capnp::MallocMessageBuilder out;
+  auto root = out.initRoot<wire::PingReply>();
+  root.setCode(reply.code);
+  root.setSetId(reply.setId);
+  root.setSequence(reply.sequence);
+  _network.send(link, encodeFrame(FrameKind::pingReply, setName, Oxid(), out));
+}
+
+void Endpoint::servePingReply(uint64_t setName, OrpcMessage message) {
+  try {
+    auto reply = message.root<wire::PingReply>();
+    _pings.answered(setName, reply.getCode(), reply.getSetId(), reply.getSequence());
+  } catch (const kj::Exception& e) {
+    stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(debug, "bad ping reply: " << kjReason(e.getDescription().cStr()));
+  }
 }
 
 void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) {
@@ -258,9 +319,9 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
   std::optional<LinkId> open = _network.openLink(key);
   auto frame = std::make_shared<std::vector<uint8_t>>();
   try {
+    request->root.setCaller(_runtime.processId);
+    request->root.setCallerToken(_callerToken);
     if (call) {
-      request->root.setCaller(_runtime.processId);
-      request->root.setCallerToken(_callerToken);
       // The responses received on this link since its previous request.
       std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
       if (!acks.empty()) {

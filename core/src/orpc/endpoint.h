@@ -11,6 +11,8 @@
 #include <unordered_map>
 
 #include "../channel.h"
+#include "../dgc/ping-client.h"
+#include "../dgc/ping-server.h"
 #include "../resolver/service.h"
 #include "call-table.h"
 #include "network.h"
@@ -33,6 +35,9 @@ public:
   std::shared_ptr<Channel> channel(const StringBindingData& binding, Oxid oxid,
                                    MarshalContext distance);
   ResolverService& resolver() noexcept { return _resolver; }
+  // Distributed GC: this process's ping sets (as a client) and its clients (as an exporter).
+  dgc::PingClient& pings() noexcept { return _pings; }
+  dgc::PingServer& pingServer() noexcept { return _pingServer; }
 
   // RequestSender (any thread).
   void sendRequest(const std::string& bindingKey, const StringBindingData& binding, Oxid oxid,
@@ -68,6 +73,8 @@ private:
   void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                     OrpcMessage message);
   void serveResponse(LinkId link, uint64_t callId, OrpcMessage message);
+  void servePing(LinkId link, Peer& peer, uint64_t setName, OrpcMessage message);
+  void servePingReply(uint64_t setName, OrpcMessage message);
   // Registers `entry` and lets its call cancel over the link it went out on.
   void track(uint64_t callId, CallTable::Entry entry);
   // Sends the calls of a lost link again, on new links.
@@ -87,6 +94,8 @@ private:
   CallTable _calls;
   ReplyCache _replies;
   ResolverService _resolver;
+  dgc::PingClient _pings;
+  dgc::PingServer _pingServer;
   std::unordered_map<LinkId, Peer, LinkIdHash> _peers;  // network thread
 };
 

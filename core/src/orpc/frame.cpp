@@ -41,6 +41,8 @@ bool knownKind(uint8_t kind) noexcept {
     case FrameKind::registration:
     case FrameKind::withdrawal:
     case FrameKind::cancel:
+    case FrameKind::ping:
+    case FrameKind::pingReply:
     case FrameKind::names:
     case FrameKind::namesReply:
     case FrameKind::nameWithdrawal:

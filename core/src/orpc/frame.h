@@ -26,6 +26,8 @@ enum class FrameKind : uint8_t {
   registration = 5,  // to ferryd: an apartment of the sending process
   withdrawal = 6,    // to ferryd: that apartment is gone
   cancel = 7,        // no payload
+  ping = 8,          // distributed GC (ping.capnp)
+  pingReply = 9,
   names = 16,         // a named-object request (resolver.capnp NameRequest)
   namesReply = 17,    // its answer (NameReply)
   nameWithdrawal = 18,  // to ferryd: the publisher revokes a name (NameWithdrawal)

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +60,14 @@ struct TransportHub::Connection {
   LinkId link() const noexcept { return {instance->index, id}; }
 };
 
+namespace {
+// The endpoint's clock ticks each second, or four times per ping period when that is shorter.
+uint64_t tickMillis(const RuntimeOptions& options) {
+  auto quarter = std::chrono::duration_cast<std::chrono::milliseconds>(options.pingPeriod / 4);
+  return static_cast<uint64_t>(std::clamp<int64_t>(quarter.count(), 1, 1000));
+}
+}  // namespace
+
 TransportHub::TransportHub(RuntimeImpl& runtime) : _runtime(runtime) {}
 
 TransportHub::~TransportHub() { stop(); }
@@ -105,7 +114,7 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
   FERRY_UV(uv_timer_start(&_tick, [](uv_timer_t* t) {
     auto* hub = static_cast<TransportHub*>(t->data);
     guarded("tick", [&] { hub->_events->tick(Clock::now()); });
-  }, 1000, 1000));
+  }, tickMillis(options), tickMillis(options)));
   FERRY_UV(uv_prepare_init(&_loop, &_prepare));
   _prepare.data = this;
   FERRY_UV(uv_prepare_start(&_prepare, [](uv_prepare_t* p) {
