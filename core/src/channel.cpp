@@ -13,14 +13,16 @@ namespace ferry::detail {
 
 CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request,
                    Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-                   std::shared_ptr<std::atomic<bool>> canceled)
+                   std::shared_ptr<std::atomic<bool>> canceled,
+                   std::shared_ptr<const ClientBlanket> caller)
     : WorkItem(Kind::call),
       _target(std::move(target)),
       _request(std::move(request)),
       _deadline(deadline),
       _distance(distance),
       _replyTo(std::move(replyTo)),
-      _canceled(std::move(canceled)) {
+      _canceled(std::move(canceled)),
+      _caller(std::move(caller)) {
   // What the message filter sees. A malformed request reads as zeros here; serve() reports it.
   try {
     auto root = _request.root();
@@ -41,7 +43,9 @@ void CallItem::run() noexcept {
   }
   const std::atomic<bool>* previous =
       std::exchange(threadState().cancelFlag, _canceled ? _canceled.get() : nullptr);
+  const ClientBlanket* previousCaller = std::exchange(threadState().blanket, _caller.get());
   _target->serve(_request, _deadline, _distance, _replyTo);
+  threadState().blanket = previousCaller;
   threadState().cancelFlag = previous;
 }
 

@@ -79,9 +79,12 @@ class CallItem final : public WorkItem {
 public:
   // `canceled` (may be null): set by the caller's cancel; checked before the call starts, and
   // visible to the servant through ferry::callCanceled() while it runs.
+  // `caller` (null for a call from this process): who made a call that came from another
+  // process; the apartment checks it before the call runs and shows it (ferry::clientBlanket()).
   CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request, Deadline deadline,
            MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-           std::shared_ptr<std::atomic<bool>> canceled = nullptr);
+           std::shared_ptr<std::atomic<bool>> canceled = nullptr,
+           std::shared_ptr<const ClientBlanket> caller = nullptr);
 
   void run() noexcept override;
   void reject(Errc code) noexcept override;
@@ -94,6 +97,7 @@ private:
   MarshalContext _distance;
   std::shared_ptr<ReplySink> _replyTo;
   std::shared_ptr<std::atomic<bool>> _canceled;
+  std::shared_ptr<const ClientBlanket> _caller;
 };
 
 // Returns the references the capabilities of an undelivered request hold (best effort).

@@ -21,7 +21,11 @@ namespace ferry::detail {
 class ExporterLink;
 class TransportHub;
 namespace orpc {
+class BindLayer;
 class Endpoint;
+}
+namespace security {
+class Providers;
 }
 
 // 16 bytes naming this host as its network sees it: the machine id (else the kernel's boot id)
@@ -102,7 +106,9 @@ private:
   std::unordered_map<std::string, ClassEntry> _classes;
   std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
   std::unique_ptr<TransportHub> _hub;
-  std::unique_ptr<orpc::Endpoint> _endpoint;  // after _hub: goes first
+  std::unique_ptr<security::Providers> _providers;  // RuntimeOptions::security, loaded
+  std::unique_ptr<orpc::BindLayer> _bind;           // between the endpoint and the hub
+  std::unique_ptr<orpc::Endpoint> _endpoint;  // after _hub and _bind: goes first
   ResolverCache _resolutions;
 
   Resolution resolveCached(const ObjRefData& objref, MarshalContext distance);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <ferry/ids.h>
+#include <ferry/security.h>
 
 namespace ferry::detail {
 
@@ -23,6 +24,8 @@ struct ThreadState {
   std::optional<std::chrono::milliseconds> callTimeout;
   // The cancel flag of the call this thread is serving (null outside a call).
   const std::atomic<bool>* cancelFlag = nullptr;
+  // Who made the call from another process this thread is serving (null outside one).
+  const ClientBlanket* blanket = nullptr;
 };
 
 inline ThreadState& threadState() noexcept {

@@ -34,7 +34,7 @@ void writeHeader(uint8_t* out, FrameKind kind, uint64_t callId, Oxid oxid) noexc
 
 bool knownKind(uint8_t kind) noexcept {
   return kind >= static_cast<uint8_t>(FrameKind::request) &&
-         kind <= static_cast<uint8_t>(FrameKind::cancel);
+         kind <= static_cast<uint8_t>(FrameKind::bind);
 }
 
 }  // namespace

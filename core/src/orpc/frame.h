@@ -26,7 +26,12 @@ enum class FrameKind : uint8_t {
   registration = 5,  // to ferryd: an apartment of the sending process
   withdrawal = 6,    // to ferryd: that apartment is gone
   cancel = 7,        // no payload
+  bind = 8,          // the bind exchange (orpc/bind.h), before any other frame
 };
+
+// The kind of a sealed frame (security/record.h): not a FrameKind, since decodeFrame never sees
+// one — the bind layer opens it and hands on the frame inside.
+constexpr uint8_t kSealedFrameKind = 9;
 
 // Header flags bit 0, requests only: sent before on a connection that was lost.
 constexpr uint8_t kFrameFlagResent = 1;
