@@ -153,6 +153,66 @@ BOOST_AUTO_TEST_CASE(a_client_refuses_a_server_of_another_uid_than_it_expects) {
   BOOST_CHECK_EQUAL(peer.finish().first, 0);
 }
 
+BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_asks_for) {
+  // The test-only testkey provider (tests/plugins/testkey) on both sides.
+  for (std::string transport : {"tcp", "udp"}) {
+    for (SecurityLevel level : {SecurityLevel::integrity, SecurityLevel::privacy}) {
+      BOOST_TEST_CONTEXT(transport << " at " << toString(level)) {
+        Peer peer({"--transports", transport, "--security", "testkey"});
+        {
+          RuntimeOptions options;
+          options.transports = {transport};
+          options.security = {{"testkey", ""}};
+          options.minimumLevel = level;
+          RuntimeFixture fixture(options);
+          auto mta = fixture.rt().joinMta();
+          int64_t droppedBefore = Runtime::stats().sealedFramesDropped;
+          Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+          BOOST_CHECK_EQUAL(text(probe->echo({})),
+                            "testkey|test:fixed|" + std::string(toString(level)));
+          std::vector<uint8_t> data(200 * 1024);
+          for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31);
+          BOOST_CHECK(probe->echo(data) == data);
+          BOOST_CHECK_EQUAL(Runtime::stats().sealedFramesDropped - droppedBefore, 0);
+        }
+        BOOST_CHECK_EQUAL(peer.finish().first, 2);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
+  Peer peer({"--transports", "tcp", "--security", "testkey", "--minimum", "privacy"});
+  {
+    RuntimeOptions options;
+    options.transports = {"tcp"};
+    options.security = {{"testkey", ""}};
+    RuntimeFixture fixture(options);
+    auto mta = fixture.rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|privacy");
+  }
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_asks_for_a_provider_the_server_lacks_gets_unavailable_naming_the_settings) {
+  Peer peer({"--transports", "tcp"});
+  {
+    RuntimeOptions options;
+    options.transports = {"tcp"};
+    options.security = {{"testkey", ""}};
+    RuntimeFixture fixture(options);
+    auto mta = fixture.rt().joinMta();
+    std::string message;
+    Errc code = codeOf([&] { unmarshalInterface<Probe>(peer.probe)->count(); }, &message);
+    BOOST_CHECK_EQUAL(code, Errc::unavailable);
+    BOOST_CHECK_MESSAGE(message.find("refused") != std::string::npos &&
+                            message.find("RuntimeOptions::security") != std::string::npos,
+                        message);
+  }
+  BOOST_CHECK_EQUAL(peer.finish().first, 0);
+}
+
 BOOST_AUTO_TEST_CASE(the_local_provider_is_refused_on_tcp_when_the_runtime_is_made) {
   RuntimeOptions options;
   options.transports = {"tcp"};
