@@ -3,7 +3,7 @@
 // ("probe <hex>") and "ready", runs until its standard input closes, then prints "ran <calls the
 // servant ran> denied <calls refused accessDenied>" and exits 0.
 //
-//   ferry-security-peer [--transports tcp,pipe] [--listen ADDRESS] [--security NAME]
+//   ferry-security-peer [--transport tcp|udp|pipe] [--listen ADDRESS] [--security NAME]
 //                       [--settings TEXT] [--minimum none|integrity|privacy] [--deny PRINCIPAL]
 #include <unistd.h>
 
@@ -45,18 +45,6 @@ private:
   std::atomic<uint64_t> _counted{0};
 };
 
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    if (end > start) out.push_back(list.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 ferry::SecurityLevel levelNamed(const std::string& name) {
   if (name == "privacy") return ferry::SecurityLevel::privacy;
   if (name == "integrity") return ferry::SecurityLevel::integrity;
@@ -70,8 +58,8 @@ int main(int argc, char** argv) {
   std::string provider, settings, deny;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--transports") options.transports = split(value);
-    if (flag == "--listen") options.listenAddresses = split(value);
+    if (flag == "--transport") options.transports = {value};
+    if (flag == "--listen") options.listenAddresses = {value};
     if (flag == "--security") provider = value;
     if (flag == "--settings") settings = value;
     if (flag == "--minimum") options.minimumLevel = levelNamed(value);

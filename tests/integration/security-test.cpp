@@ -81,7 +81,7 @@ Errc codeOf(const std::function<void()>& call, std::string* message = nullptr) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(over_the_pipe_with_the_local_provider_the_servant_sees_our_uid_at_privacy) {
-  Peer peer({"--transports", "pipe", "--security", "local"});
+  Peer peer({"--transport", "pipe", "--security", "local"});
   {
     RuntimeFixture fixture(pipeOnly(true));
     auto mta = fixture.rt().joinMta();
@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(over_the_pipe_with_the_local_provider_the_servant_sees_our_
 }
 
 BOOST_AUTO_TEST_CASE(without_providers_the_servant_sees_an_anonymous_caller_at_none) {
-  Peer peer({"--transports", "pipe"});
+  Peer peer({"--transport", "pipe"});
   {
     RuntimeFixture fixture(pipeOnly(false));
     auto mta = fixture.rt().joinMta();
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(without_providers_the_servant_sees_an_anonymous_caller_at_n
 }
 
 BOOST_AUTO_TEST_CASE(an_access_check_that_denies_the_caller_answers_access_denied_and_the_servant_never_runs) {
-  Peer peer({"--transports", "pipe", "--security", "local", "--deny", ourPrincipal()});
+  Peer peer({"--transport", "pipe", "--security", "local", "--deny", ourPrincipal()});
   {
     RuntimeFixture fixture(pipeOnly(true));
     auto mta = fixture.rt().joinMta();
@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(an_access_check_that_denies_the_caller_answers_access_denie
 BOOST_AUTO_TEST_CASE(a_caller_below_the_servers_least_level_is_refused_and_the_servant_never_runs) {
   // The peer runs the local provider (least level: integrity); this process has none, so its
   // link stays at none.
-  Peer peer({"--transports", "pipe", "--security", "local"});
+  Peer peer({"--transport", "pipe", "--security", "local"});
   {
     RuntimeFixture fixture(pipeOnly(false));
     auto mta = fixture.rt().joinMta();
@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(a_caller_below_the_servers_least_level_is_refused_and_the_s
 }
 
 BOOST_AUTO_TEST_CASE(a_client_refuses_a_server_of_another_uid_than_it_expects) {
-  Peer peer({"--transports", "pipe", "--security", "local"});
+  Peer peer({"--transport", "pipe", "--security", "local"});
   {
     RuntimeFixture fixture(
         pipeOnly(true, "server_uid=" + std::to_string(geteuid() == 0 ? 1 : geteuid() - 1)));
@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_a
   for (std::string transport : {"tcp", "udp"}) {
     for (SecurityLevel level : {SecurityLevel::integrity, SecurityLevel::privacy}) {
       BOOST_TEST_CONTEXT(transport << " at " << toString(level)) {
-        Peer peer({"--transports", transport, "--security", "testkey"});
+        Peer peer({"--transport", transport, "--security", "testkey"});
         {
           RuntimeOptions options;
           options.transports = {transport};
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_a
 }
 
 BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
-  Peer peer({"--transports", "tcp", "--security", "testkey", "--minimum", "privacy"});
+  Peer peer({"--transport", "tcp", "--security", "testkey", "--minimum", "privacy"});
   {
     RuntimeOptions options;
     options.transports = {"tcp"};
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
 }
 
 BOOST_AUTO_TEST_CASE(a_client_that_asks_for_a_provider_the_server_lacks_gets_unavailable_naming_the_settings) {
-  Peer peer({"--transports", "tcp"});
+  Peer peer({"--transport", "tcp"});
   {
     RuntimeOptions options;
     options.transports = {"tcp"};
