@@ -57,6 +57,8 @@ public:
 
   // For logs and the proxy's transport query: "inproc", "pipe:…", "tcp:…".
   virtual std::string describe() const = 0;
+  // The least level the channel's connection was asked for (a proxy's blanket).
+  virtual SecurityLevel blanket() const { return SecurityLevel::none; }
 };
 
 // The in-process channel: posts the request into the target apartment's queue.

@@ -64,8 +64,10 @@ public:
   // process's apartments; otherwise the exporter is resolved (cached) and the cheapest transport
   // for the distance is chosen, unless `protseq` (or RuntimeOptions::preferredTransport) names
   // one.
+  // `least` (a proxy's blanket): the connection asks for at least that level.
   std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref,
-                                         const std::string& protseq = "");
+                                         const std::string& protseq = "",
+                                         SecurityLevel least = SecurityLevel::none);
 
   // Where this process listens (empty when no transport runs).
   std::vector<StringBindingData> bindings() const;

@@ -343,7 +343,8 @@ Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext d
 
 std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                                     const ObjRefData& objref,
-                                                    const std::string& protseq) {
+                                                    const std::string& protseq,
+                                                    SecurityLevel least) {
   if (objref.processId != processId) {
     if (_hub == nullptr || _hub->transports().empty()) failNoTransport(objref.oxid);
     MarshalContext distance =
@@ -362,7 +363,8 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
     // The cheapest binding that this process can open: a pipe socket of another user, a refused
     // port or an unreachable address moves on to the next one, saying why.
     std::string failures;
-    for (const StringBindingData& binding : usable) {
+    for (StringBindingData binding : usable) {
+      binding.level = least;
       try {
         _hub->connect(binding);
       } catch (const Error& e) {

@@ -195,6 +195,45 @@ BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
   peer.finish();
 }
 
+BOOST_AUTO_TEST_CASE(a_proxy_blanket_takes_its_calls_over_a_connection_of_the_level_it_asks_for) {
+  Peer peer({"--transport", "tcp", "--security", "testkey"});
+  {
+    RuntimeOptions options;
+    options.transports = {"tcp"};
+    options.security = {{"testkey", ""}};
+    RuntimeFixture fixture(options);
+    auto mta = fixture.rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|integrity");
+    BOOST_CHECK(queryProxyBlanket(probe.get()) == SecurityLevel::none);
+    setProxyBlanket(probe.get(), SecurityLevel::privacy);
+    BOOST_CHECK(queryProxyBlanket(probe.get()) == SecurityLevel::privacy);
+    BOOST_CHECK_MESSAGE(transportOf(probe.get()).find("+privacy") != std::string::npos,
+                        transportOf(probe.get()));
+    BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|privacy");
+    setProxyBlanket(probe.get(), SecurityLevel::none);
+    BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|integrity");
+  }
+  BOOST_CHECK_EQUAL(peer.finish().first, 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_blanket_above_none_without_a_provider_fails_unavailable) {
+  Peer peer({"--transport", "pipe"});
+  {
+    RuntimeFixture fixture(pipeOnly(false));
+    auto mta = fixture.rt().joinMta();
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    std::string message;
+    Errc code = codeOf([&] {
+      setProxyBlanket(probe.get(), SecurityLevel::integrity);
+      probe->count();
+    }, &message);
+    BOOST_CHECK_EQUAL(code, Errc::unavailable);
+    BOOST_CHECK_MESSAGE(message.find("integrity") != std::string::npos, message);
+  }
+  BOOST_CHECK_EQUAL(peer.finish().first, 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_client_that_asks_for_a_provider_the_server_lacks_gets_unavailable_naming_the_settings) {
   Peer peer({"--transport", "tcp"});
   {

@@ -144,7 +144,8 @@ void BindLayer::opened(LinkId id, const LinkInfo& info) {
 }
 
 void BindLayer::begin(LinkId id, Link& link) {
-  link.requested = _providers.minimum();
+  // The process's minimum, or more for a proxy's blanket.
+  link.requested = std::max(_providers.minimum(), link.info.binding.level);
   for (const Provider& p : _providers.list()) {
     if (p.fits(link.info.transportCapabilities) && p.highest() >= link.requested &&
         link.offered.size() < kMaxOfferedProviders) {
@@ -153,7 +154,11 @@ void BindLayer::begin(LinkId id, Link& link) {
   }
   if (link.offered.empty()) {
     // No provider for this transport: the link runs at none (the Runtime refused a minimum above
-    // none that a running transport could not reach).
+    // none that a running transport could not reach), unless a blanket asks for more.
+    if (link.requested != SecurityLevel::none) {
+      return fail(id, link, "no security provider of this process gives level " +
+                                std::string(toString(link.requested)) + " over this transport");
+    }
     return open(id, link);
   }
   link.stage = Stage::offered;

@@ -32,6 +32,7 @@ public:
             std::shared_ptr<OutboundCall> call) noexcept override;
   MarshalContext distance() const noexcept override { return _distance; }
   std::string describe() const override { return _key; }
+  SecurityLevel blanket() const override { return _binding.level; }
 
 private:
   RequestSender& _sender;
