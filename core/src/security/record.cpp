@@ -255,7 +255,7 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
   if (!ok) {
     // Nothing decrypted is released, and the window stays where it was.
     OPENSSL_cleanse(frame.data(), frame.size());
-    if (phase != d.phase) d.loadedPhase = UINT64_MAX;
+    OPENSSL_cleanse(&keys, sizeof keys);
     dropped();
     return std::nullopt;
   }
@@ -264,6 +264,7 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
     d.current = keys;
     d.phase = phase;
   }
+  OPENSSL_cleanse(&keys, sizeof keys);
   if (_level == SecurityLevel::integrity) std::memcpy(frame.data(), body, bodySize);
   return frame;
 }
