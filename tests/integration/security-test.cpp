@@ -58,6 +58,16 @@ private:
   Child _child;
 };
 
+// Options of a client over `transport` with the test-only testkey provider, asking for `least`.
+RuntimeOptions withTestKey(const std::string& transport,
+                           std::optional<SecurityLevel> least = std::nullopt) {
+  RuntimeOptions options;
+  options.transports = {transport};
+  options.security = {{"testkey", ""}};
+  options.minimumLevel = least;
+  return options;
+}
+
 RuntimeOptions pipeOnly(bool local, const std::string& settings = "") {
   RuntimeOptions options;
   options.transports = {"pipe"};
@@ -76,6 +86,24 @@ Errc codeOf(const std::function<void()>& call, std::string* message = nullptr) {
     return e.code();
   }
   return Errc::ok;
+}
+
+// A call from a client with `options` to a peer started with `peerArguments` is answered
+// accessDenied with a message holding `says`, and the peer's servant never ran.
+void expectDenied(std::vector<std::string> peerArguments, const RuntimeOptions& options,
+                  const std::string& says) {
+  Peer peer(std::move(peerArguments));
+  {
+    RuntimeFixture fixture(options);
+    auto mta = fixture.rt().joinMta();
+    std::string message;
+    Errc code = codeOf([&] { unmarshalInterface<Probe>(peer.probe)->count(); }, &message);
+    BOOST_CHECK_EQUAL(code, Errc::accessDenied);
+    BOOST_CHECK_MESSAGE(message.find(says) != std::string::npos, message);
+  }
+  auto [ran, denied] = peer.finish();
+  BOOST_CHECK_EQUAL(ran, 0);
+  BOOST_CHECK_GE(denied, 1);
 }
 
 }  // namespace
@@ -106,35 +134,14 @@ BOOST_AUTO_TEST_CASE(without_providers_the_servant_sees_an_anonymous_caller_at_n
 }
 
 BOOST_AUTO_TEST_CASE(an_access_check_that_denies_the_caller_answers_access_denied_and_the_servant_never_runs) {
-  Peer peer({"--transport", "pipe", "--security", "local", "--deny", ourPrincipal()});
-  {
-    RuntimeFixture fixture(pipeOnly(true));
-    auto mta = fixture.rt().joinMta();
-    std::string message;
-    Errc code = codeOf([&] { unmarshalInterface<Probe>(peer.probe)->count(); }, &message);
-    BOOST_CHECK_EQUAL(code, Errc::accessDenied);
-    BOOST_CHECK_MESSAGE(message.find("RuntimeOptions::accessCheck") != std::string::npos, message);
-  }
-  auto [ran, denied] = peer.finish();
-  BOOST_CHECK_EQUAL(ran, 0);
-  BOOST_CHECK_GE(denied, 1);
+  expectDenied({"--transport", "pipe", "--security", "local", "--deny", ourPrincipal()},
+               pipeOnly(true), "RuntimeOptions::accessCheck");
 }
 
 BOOST_AUTO_TEST_CASE(a_caller_below_the_servers_least_level_is_refused_and_the_servant_never_runs) {
   // The peer runs the local provider (least level: integrity); this process has none, so its
   // link stays at none.
-  Peer peer({"--transport", "pipe", "--security", "local"});
-  {
-    RuntimeFixture fixture(pipeOnly(false));
-    auto mta = fixture.rt().joinMta();
-    std::string message;
-    Errc code = codeOf([&] { unmarshalInterface<Probe>(peer.probe)->count(); }, &message);
-    BOOST_CHECK_EQUAL(code, Errc::accessDenied);
-    BOOST_CHECK_MESSAGE(message.find("level none") != std::string::npos, message);
-  }
-  auto [ran, denied] = peer.finish();
-  BOOST_CHECK_EQUAL(ran, 0);
-  BOOST_CHECK_GE(denied, 1);
+  expectDenied({"--transport", "pipe", "--security", "local"}, pipeOnly(false), "level none");
 }
 
 BOOST_AUTO_TEST_CASE(a_client_refuses_a_server_of_another_uid_than_it_expects) {
@@ -160,11 +167,7 @@ BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_a
       BOOST_TEST_CONTEXT(transport << " at " << toString(level)) {
         Peer peer({"--transport", transport, "--security", "testkey"});
         {
-          RuntimeOptions options;
-          options.transports = {transport};
-          options.security = {{"testkey", ""}};
-          options.minimumLevel = level;
-          RuntimeFixture fixture(options);
+          RuntimeFixture fixture(withTestKey(transport, level));
           auto mta = fixture.rt().joinMta();
           int64_t droppedBefore = Runtime::stats().sealedFramesDropped;
           Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
@@ -184,10 +187,7 @@ BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_a
 BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
   Peer peer({"--transport", "tcp", "--security", "testkey", "--minimum", "privacy"});
   {
-    RuntimeOptions options;
-    options.transports = {"tcp"};
-    options.security = {{"testkey", ""}};
-    RuntimeFixture fixture(options);
+    RuntimeFixture fixture(withTestKey("tcp"));
     auto mta = fixture.rt().joinMta();
     Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
     BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|privacy");
@@ -198,10 +198,7 @@ BOOST_AUTO_TEST_CASE(a_server_raises_the_level_to_its_own_minimum) {
 BOOST_AUTO_TEST_CASE(a_proxy_blanket_takes_its_calls_over_a_connection_of_the_level_it_asks_for) {
   Peer peer({"--transport", "tcp", "--security", "testkey"});
   {
-    RuntimeOptions options;
-    options.transports = {"tcp"};
-    options.security = {{"testkey", ""}};
-    RuntimeFixture fixture(options);
+    RuntimeFixture fixture(withTestKey("tcp"));
     auto mta = fixture.rt().joinMta();
     Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
     BOOST_CHECK_EQUAL(text(probe->echo({})), "testkey|test:fixed|integrity");
@@ -237,10 +234,7 @@ BOOST_AUTO_TEST_CASE(a_proxy_blanket_above_none_without_a_provider_fails_unavail
 BOOST_AUTO_TEST_CASE(a_client_that_asks_for_a_provider_the_server_lacks_gets_unavailable_naming_the_settings) {
   Peer peer({"--transport", "tcp"});
   {
-    RuntimeOptions options;
-    options.transports = {"tcp"};
-    options.security = {{"testkey", ""}};
-    RuntimeFixture fixture(options);
+    RuntimeFixture fixture(withTestKey("tcp"));
     auto mta = fixture.rt().joinMta();
     std::string message;
     Errc code = codeOf([&] { unmarshalInterface<Probe>(peer.probe)->count(); }, &message);
