@@ -494,4 +494,28 @@ BOOST_AUTO_TEST_CASE(an_offer_altered_in_flight_keys_the_two_ends_differently_an
   BOOST_TEST(stats().sealedFramesDropped.load() - droppedBefore >= 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_sealed_request_replayed_on_its_link_is_dropped_and_never_runs_again) {
+  Pair p(rt(), SecurityLevel::privacy);
+  std::vector<uint8_t> request;  // network thread, then the test's once the call returned
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (frame[4] == orpc::kSealedFrameKind && request.empty()) request = frame;
+    return false;
+  };
+  uint32_t before = p.strongRefs();
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 1);
+  BOOST_REQUIRE(!request.empty());
+  int64_t replaysBefore = stats().replaysDropped.load();
+  int64_t duplicatesBefore = stats().duplicateRequests.load();
+  p.wire.run([&] { p.clientNet.send(*p.clientNet.anyLink(), request); });
+  p.wire.run([] {});
+  BOOST_TEST(stats().replaysDropped.load() - replaysBefore == 1);
+  // Dropped by the record layer: not even the reply cache saw it.
+  BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 0);
+  BOOST_TEST(p.strongRefs() == before + 1);
+  // The link goes on: the next call runs.
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
