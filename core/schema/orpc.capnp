@@ -24,6 +24,9 @@
 #                8 ping, 9 ping reply (ping.capnp): distributed GC between two processes;
 #                  the call id is the client's name for its ping set, echoed by the reply;
 #                  OXID 0.
+#                10 bind: the bind exchange (struct Bind below); call id and OXID 0.
+#                11 sealed: a frame protected by the record layer (below); its header differs
+#                  after byte 5.
 #                16 named-object request, 17 its reply, 18 name withdrawal (resolver.capnp:
 #                  NameRequest, NameReply, NameWithdrawal; 18 to ferryd only).
 #        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
@@ -73,6 +76,52 @@
 # and at most `RuntimeOptions::replyCachePerCaller` (default 65536) of one caller (a request
 # beyond either bound is answered `retryLater` without running), and 64 MiB of responses (a larger
 # response is sent but not kept).
+#
+# Security: the bind exchange and sealed frames. A client configured with security providers
+# (RuntimeOptions::security) begins every connection, before any other frame, with a bind
+# exchange, in clear, of Bind messages (kind 8), on every transport alike:
+#
+#   client → offer {version 1, the providers it would use on this transport, the least level it
+#            accepts}
+#   server → choice {one provider both sides have and that fits the transport, and the level:
+#            the higher of the client's and the server's minimums} — or refusal
+#   client → token, server → token, ... as the provider's step() writes them: the client sends a
+#            token after each of its steps (possibly empty), the server after each of its own
+#            steps that needs more, and `accept` (its last token) once it has authenticated the
+#            client. The client then has its last step to take, if any; both ends are done.
+#
+# Any failure — no common provider or level, a token the provider refuses, a message out of
+# turn — is answered with the one generic `refusal` (the reason is logged locally only, so no
+# answer is an oracle) and ends the exchange; the client fails the calls waiting for the link
+# with `unavailable`, naming the settings to check. A server that gets a first frame of any other
+# kind runs that connection at level none (calls below its minimum are then refused
+# accessDenied); a client without providers never sends an offer, and nothing on the wire changes
+# for it. An exchange not done within 10 s ends the connection.
+#
+# Once done, both ends key the record layer (core/src/security/record.h) with the provider's
+# export_secret("ferry/1 record", SHA-256(offer frame ‖ choice frame)): whoever altered the clear
+# negotiation (a provider struck from the offer, a lower level chosen) holds keys that differ, and
+# the first sealed frame fails. Every later frame on the connection, both ways, is sealed (kind 11)
+# at the chosen level, unless the provider is kernel-protected (local: the pipe's kernel keeps
+# frames private, the level is privacy, and frames go as they are):
+#
+#   offset size  field
+#        0    4  magic "FRY1"
+#        4    1  kind 11
+#        5    3  0
+#        8    8  frame number (little-endian): 0, 1, 2, ... per direction; a new AES-256-GCM key
+#                every 2^22 frames (its phase: number >> 22)
+#       16    8  0
+#       24    n  the inner frame (a whole frame of the kinds above): encrypted at privacy, as it
+#                is at integrity
+#     24+n   16  the AES-256-GCM tag over the 24-byte header (and, at integrity, the inner frame)
+#                with nonce IV xor number, keys per direction (a frame reflected to its sender
+#                fails)
+#
+# A receiver drops (and counts; it never answers) a sealed frame that is malformed, whose number
+# it has seen or is older than its 2048-frame window, or whose tag fails; a frame in clear after
+# the exchange is dropped the same way. A number is committed to the window only after the tag
+# verified.
 @0xb34fe436a4584f51;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -144,4 +193,35 @@ struct ErrorInfo {
 struct CausalityId {
   hi @0 :UInt64;
   lo @1 :UInt64;
+}
+
+struct Bind {
+  # One message of the bind exchange (see the top of this file).
+  union {
+    offer @0 :BindOffer;
+    choice @1 :BindChoice;
+    token @2 :Data;
+    # The provider's token, as step() wrote it (at most its max_token_size; may be empty).
+    accept @3 :Data;
+    # The server authenticated the client: its last token (may be empty).
+    refusal @4 :Void;
+    # The exchange failed. Deliberately says nothing more.
+  }
+}
+
+struct BindOffer {
+  version @0 :UInt16;
+  # 1. A server answers a higher version with refusal.
+  providers @1 :List(UInt8);
+  # ferry_security_provider_id values, the client's preference first; at most 16.
+  level @2 :UInt8;
+  # ferry_security_level: the least the client accepts (2 integrity, 3 privacy).
+}
+
+struct BindChoice {
+  provider @0 :UInt8;
+  # One of the offered ids.
+  level @1 :UInt8;
+  # The level the record layer will apply: at least the offer's. A kernel-protected provider's
+  # is 3 (privacy).
 }

@@ -113,6 +113,10 @@ public:
   // Serves one request in this apartment, on the calling thread (which must belong to it), and
   // hands the response to `replyTo` (null for oneway calls). `distance` is how far the caller
   // is: interface pointers in the results are marshaled for it.
+  // Refuse (accessDenied, counted) a call from another process below the least level for
+  // `interfaceId`, or one RuntimeOptions::accessCheck refuses.
+  void checkLevel(const ClientBlanket& caller, Iid interfaceId) const;
+  void checkAccess(const ClientBlanket& caller, Ipid ipid, Iid interfaceId, uint16_t methodId) const;
   void serve(IncomingRequest& request, Deadline deadline, MarshalContext distance,
              const std::shared_ptr<ReplySink>& replyTo) noexcept;
 

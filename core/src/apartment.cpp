@@ -12,6 +12,7 @@
 #include "pending-call.h"
 #include "rem-unknown.h"
 #include "runtime-impl.h"
+#include "security/providers.h"
 #include "server-call.h"
 #include "stats.h"
 #include "thread-state.h"
@@ -85,6 +86,10 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                   "the call's deadline passed before the server started it; raise "
                   "RuntimeOptions::callTimeout or the caller's ferry::CallTimeout");
     Ipid ipid(root.getIpid().getHi(), root.getIpid().getLo());
+    const ClientBlanket* caller = threadState().blanket;
+    // A call from another process below the least level is refused before the object is looked
+    // for, so the answer is the same whether or not it exists.
+    if (caller != nullptr) checkLevel(*caller, Iid(root.getInterfaceId()));
     auto causality = root.getCausality();
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);
@@ -92,11 +97,13 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
       std::optional<StubLease> servant = remUnknown();
       FERRY_REQUIRE(servant.has_value(), Errc::disconnected,
                     "apartment '{}' has shut down, and its objects with it", _label);
+      if (caller != nullptr) checkAccess(*caller, ipid, Iid(root.getInterfaceId()), root.getMethodId());
       servant->dispatch(servant->object, root.getInterfaceId(), root.getMethodId(), call);
     } else {
       std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
       FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
                     "the object was disconnected or released by its apartment '{}'", _label);
+      if (caller != nullptr) checkAccess(*caller, ipid, Iid(root.getInterfaceId()), root.getMethodId());
       lease->dispatch(lease->object, root.getInterfaceId(), root.getMethodId(), call);
     }
   } catch (const Error& e) {
@@ -124,6 +131,37 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     response = errorResponse(failure->code(), failure->message());
   }
   if (replyTo) replyTo->deliver(std::move(response));
+}
+
+void ApartmentImpl::checkLevel(const ClientBlanket& caller, Iid interfaceId) const {
+  const RuntimeOptions& options = _runtime.options;
+  SecurityLevel least = security::effectiveMinimum(options);
+  for (const auto& [iid, level] : options.interfaceMinimumLevels) {
+    if (iid == interfaceId) least = std::max(least, level);
+  }
+  if (caller.level >= least) return;
+  stats().callsDenied.fetch_add(1, std::memory_order_relaxed);
+  FERRY_LOG(info, "a call at level " << toString(caller.level) << " refused: the server asks for "
+                                     << toString(least));
+  FERRY_FAIL(Errc::accessDenied,
+             "access denied: the call's connection runs at level {}, and the server asks for at "
+             "least {} (its RuntimeOptions::minimumLevel or interfaceMinimumLevels); configure a "
+             "security provider both sides share in RuntimeOptions::security",
+             toString(caller.level), toString(least));
+}
+
+void ApartmentImpl::checkAccess(const ClientBlanket& caller, Ipid ipid, Iid interfaceId,
+                                uint16_t methodId) const {
+  const AccessCheck& check = _runtime.options.accessCheck;
+  if (!check) return;
+  CallTarget target{oxid(), ipid, interfaceId, methodId};
+  if (check(caller, target)) return;
+  stats().callsDenied.fetch_add(1, std::memory_order_relaxed);
+  FERRY_LOG(info, "the access check refused a call of '" << caller.principal << "'");
+  FERRY_FAIL(Errc::accessDenied,
+             "access denied: the server's access check (RuntimeOptions::accessCheck) refused "
+             "principal '{}'",
+             caller.principal);
 }
 
 std::optional<StubLease> ApartmentImpl::remUnknown() {

@@ -13,7 +13,8 @@ namespace ferry::detail {
 
 CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request,
                    Deadline deadline, MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-                   std::shared_ptr<std::atomic<bool>> canceled, orpc::CallerKey client)
+                   std::shared_ptr<std::atomic<bool>> canceled, orpc::CallerKey client,
+                   std::shared_ptr<const ClientBlanket> caller)
     : WorkItem(Kind::call),
       _target(std::move(target)),
       _request(std::move(request)),
@@ -21,7 +22,8 @@ CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest reques
       _distance(distance),
       _replyTo(std::move(replyTo)),
       _canceled(std::move(canceled)),
-      _client(client) {
+      _client(client),
+      _caller(std::move(caller)) {
   // What the message filter sees. A malformed request reads as zeros here; serve() reports it.
   try {
     auto root = _request.root();
@@ -44,7 +46,9 @@ void CallItem::run() noexcept {
   const std::atomic<bool>* previous =
       std::exchange(state.cancelFlag, _canceled ? _canceled.get() : nullptr);
   const orpc::CallerKey* previousClient = std::exchange(state.client, &_client);
+  const ClientBlanket* previousCaller = std::exchange(state.blanket, _caller.get());
   _target->serve(_request, _deadline, _distance, _replyTo);
+  state.blanket = previousCaller;
   state.cancelFlag = previous;
   state.client = previousClient;
 }

@@ -60,6 +60,8 @@ public:
 
   // The transport binding to another process (null in process): where pings go.
   virtual const StringBindingData* binding() const noexcept { return nullptr; }
+  // The least level the channel's connection was asked for (a proxy's blanket).
+  virtual SecurityLevel blanket() const { return SecurityLevel::none; }
 };
 
 // The in-process channel: posts the request into the target apartment's queue.
@@ -83,10 +85,13 @@ public:
   // `canceled` (may be null): set by the caller's cancel; checked before the call starts, and
   // visible to the servant through ferry::callCanceled() while it runs.
   // `client`: the process the request came from (the default key: this process), whose
-  // references RemUnknown requests and the call's results add and release.
+  // references RemUnknown requests and the call's results add and release. `caller` (null for a
+  // call from this process): who made a call that came from another process; the apartment
+  // checks it before the call runs and shows it (ferry::clientBlanket()).
   CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest request, Deadline deadline,
            MarshalContext distance, std::shared_ptr<ReplySink> replyTo,
-           std::shared_ptr<std::atomic<bool>> canceled = nullptr, orpc::CallerKey client = {});
+           std::shared_ptr<std::atomic<bool>> canceled = nullptr, orpc::CallerKey client = {},
+           std::shared_ptr<const ClientBlanket> caller = nullptr);
 
   void run() noexcept override;
   void reject(Errc code) noexcept override;
@@ -100,6 +105,7 @@ private:
   std::shared_ptr<ReplySink> _replyTo;
   std::shared_ptr<std::atomic<bool>> _canceled;
   orpc::CallerKey _client;
+  std::shared_ptr<const ClientBlanket> _caller;
 };
 
 // Returns the references the capabilities of an undelivered request hold (best effort).

@@ -419,18 +419,45 @@ std::string transportOf(Interface* object) {
   return manager->link()->channel().describe();
 }
 
-void setTransport(Interface* object, const std::string& protseq) {
-  detail::ProxyManager* manager = detail::asProxyManager(object);
-  FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
-                "setTransport needs a proxy and was given the object itself, which is called "
-                "directly and has no transport");
-  std::shared_ptr<detail::ExporterLink> current = manager->link();
+namespace {
+
+// A new link for `manager`'s exporter, over `protseq` ("" by distance) at `least`.
+void relink(detail::ProxyManager& manager, const std::string& protseq, SecurityLevel least) {
+  std::shared_ptr<detail::ExporterLink> current = manager.link();
   detail::ObjRefData exporter;
   exporter.oxid = current->oxid();
   exporter.hostId = current->exporterHostId();
   exporter.processId = current->exporterProcessId();
   exporter.bindings = current->exporterBindings();
-  manager->setLink(detail::currentRuntime().makeLink(manager->apartment(), exporter, protseq));
+  manager.setLink(detail::currentRuntime().makeLink(manager.apartment(), exporter, protseq, least));
+}
+
+}  // namespace
+
+void setTransport(Interface* object, const std::string& protseq) {
+  detail::ProxyManager* manager = detail::asProxyManager(object);
+  FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
+                "setTransport needs a proxy and was given the object itself, which is called "
+                "directly and has no transport");
+  relink(*manager, protseq, manager->link()->channel().blanket());
+}
+
+void setProxyBlanket(Interface* object, SecurityLevel least) {
+  detail::ProxyManager* manager = detail::asProxyManager(object);
+  FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
+                "setProxyBlanket needs a proxy and was given the object itself, which is called "
+                "directly and has no connection to protect");
+  FERRY_REQUIRE(manager->link()->channel().describe() != "inproc", Errc::invalidArgument,
+                "setProxyBlanket was given a proxy to an apartment of this process, whose calls "
+                "never leave it; call it on a proxy to another process");
+  relink(*manager, "", least);
+}
+
+SecurityLevel queryProxyBlanket(Interface* object) {
+  detail::ProxyManager* manager = detail::asProxyManager(object);
+  FERRY_REQUIRE(manager != nullptr, Errc::invalidArgument,
+                "queryProxyBlanket needs a proxy and was given the object itself");
+  return manager->link()->channel().blanket();
 }
 
 void releaseMarshalData(std::span<const uint8_t> objref) {

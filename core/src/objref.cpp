@@ -13,7 +13,9 @@
 namespace ferry::detail {
 
 std::string bindingText(const StringBindingData& b) {
-  return b.protseq + ":" + b.address + "[" + b.endpoint + "]";
+  std::string text = b.protseq + ":" + b.address + "[" + b.endpoint + "]";
+  if (b.level != SecurityLevel::none) text += "+" + std::string(toString(b.level));
+  return text;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ferry/ids.h>
+#include <ferry/security.h>
 #include <ferry/marshal.h>
 
 #include "objref.capnp.h"
@@ -20,6 +21,10 @@ struct StringBindingData {
   std::string protseq;
   std::string address;
   std::string endpoint;
+  // Not part of an OBJREF: the least level a client asks of its connection to the binding (a
+  // proxy's blanket, setProxyBlanket). Above none, the connection is another than the plain
+  // binding's, and its text ends "+<level>".
+  SecurityLevel level = SecurityLevel::none;
   friend bool operator==(const StringBindingData&, const StringBindingData&) = default;
 };
 

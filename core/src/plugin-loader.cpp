@@ -118,6 +118,35 @@ std::string checkTransportTable(const ferry_transport_v1* t) {
   return "";
 }
 
+// Why a security table is unusable, or "".
+std::string checkSecurityTable(const ferry_security_v1* t) {
+  if (t == nullptr) return "the descriptor has no security table";
+  if (t->struct_size < FERRY_SECURITY_V1_MIN_SIZE) {
+    return "security table is " + std::to_string(t->struct_size) + " bytes, version 1 needs " +
+           std::to_string(FERRY_SECURITY_V1_MIN_SIZE);
+  }
+  if (t->abi_version != FERRY_PLUGIN_ABI_VERSION) {
+    return "security table is ABI version " + std::to_string(t->abi_version) + ", expected 1";
+  }
+  if (t->check_settings == nullptr || t->acquire_credentials == nullptr ||
+      t->free_credentials == nullptr || t->init_context == nullptr ||
+      t->accept_context == nullptr || t->step == nullptr || t->query_peer == nullptr ||
+      t->export_secret == nullptr || t->free_context == nullptr || t->strerror == nullptr) {
+    return "security table lacks a function";
+  }
+  if (t->provider_id == FERRY_SECURITY_PROVIDER_NONE || t->provider_id > 255) {
+    return "security provider id " + std::to_string(t->provider_id) + " is not 1 to 255";
+  }
+  if ((t->capabilities & (FERRY_SECURITY_INTEGRITY | FERRY_SECURITY_PRIVACY |
+                          FERRY_SECURITY_KERNEL_PROTECTED)) == 0) {
+    return "security provider declares no protection level";
+  }
+  if (t->max_token_size == 0 || t->max_token_size > 65536) {
+    return "security provider max_token_size is not 1 to 65536 bytes";
+  }
+  return "";
+}
+
 }  // namespace
 
 const std::string& runtimeDirectory() {
@@ -223,6 +252,8 @@ std::string PluginRegistry::tryLoad(const std::string& path) {
     problem = "its descriptor's name does not match its file name";
   } else if (kind == FERRY_PLUGIN_TRANSPORT) {
     problem = checkTransportTable(static_cast<const ferry_transport_v1*>(descriptor->table));
+  } else if (kind == FERRY_PLUGIN_SECURITY) {
+    problem = checkSecurityTable(static_cast<const ferry_security_v1*>(descriptor->table));
   }
   if (!problem.empty()) {
     // Refused before any of its code is used further: safe to unload.
@@ -250,6 +281,15 @@ const ferry_transport_v1* PluginRegistry::tryFindTransport(const std::string& na
   for (const LoadedPlugin& p : _loaded) {
     if (p.kind == FERRY_PLUGIN_TRANSPORT && p.name == name) {
       return static_cast<const ferry_transport_v1*>(p.descriptor->table);
+    }
+  }
+  return nullptr;
+}
+
+const ferry_security_v1* PluginRegistry::tryFindSecurity(const std::string& name) const noexcept {
+  for (const LoadedPlugin& p : _loaded) {
+    if (p.kind == FERRY_PLUGIN_SECURITY && p.name == name) {
+      return static_cast<const ferry_security_v1*>(p.descriptor->table);
     }
   }
   return nullptr;

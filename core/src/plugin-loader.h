@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <ferry/plugin/plugin.h>
+#include <ferry/plugin/security.h>
 #include <ferry/plugin/transport.h>
 
 namespace ferry {
@@ -49,6 +50,8 @@ public:
 
   // The transport table of a loaded plugin, or null.
   const ferry_transport_v1* tryFindTransport(const std::string& name) const noexcept;
+  // The security provider table of a loaded plugin, or null.
+  const ferry_security_v1* tryFindSecurity(const std::string& name) const noexcept;
 
   // The host services handed to plugins.
   static const ferry_host_v1* host() noexcept;

@@ -21,7 +21,11 @@ namespace ferry::detail {
 class ExporterLink;
 class TransportHub;
 namespace orpc {
+class BindLayer;
 class Endpoint;
+}
+namespace security {
+class Providers;
 }
 
 // 16 bytes naming this host as its network sees it: the machine id (else the kernel's boot id)
@@ -62,8 +66,10 @@ public:
   // process's apartments; otherwise the exporter is resolved (cached) and the cheapest transport
   // for the distance is chosen, unless `protseq` (or RuntimeOptions::preferredTransport) names
   // one.
+  // `least` (a proxy's blanket): the connection asks for at least that level.
   std::shared_ptr<ExporterLink> makeLink(ApartmentImpl& importer, const ObjRefData& objref,
-                                         const std::string& protseq = "");
+                                         const std::string& protseq = "",
+                                         SecurityLevel least = SecurityLevel::none);
 
   // The bindings of the resolver at `host` (an address, or a name looked up within the call
   // timeout) and `port` that this process can use: tcp, then udp, unless
@@ -109,7 +115,9 @@ private:
   std::unordered_map<std::string, ClassEntry> _classes;
   std::unordered_map<std::string, UnmarshalerEntry> _unmarshalers;
   std::unique_ptr<TransportHub> _hub;
-  std::unique_ptr<orpc::Endpoint> _endpoint;  // after _hub: goes first
+  std::unique_ptr<security::Providers> _providers;  // RuntimeOptions::security, loaded
+  std::unique_ptr<orpc::BindLayer> _bind;           // between the endpoint and the hub
+  std::unique_ptr<orpc::Endpoint> _endpoint;  // after _hub and _bind: goes first
   ResolverCache _resolutions;
 
   Resolution resolveCached(const ObjRefData& objref, MarshalContext distance);

@@ -23,6 +23,8 @@
 #include "thread-state.h"
 #include "orpc/endpoint.h"
 #include "transport-choice.h"
+#include "orpc/bind.h"
+#include "security/providers.h"
 #include "transport/hub.h"
 
 namespace ferry {
@@ -141,7 +143,10 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
   FERRY_REQUIRE(options.callTimeout.count() > 0, Errc::invalidArgument,
                 "RuntimeOptions::callTimeout is {} ms; it must be positive",
                 options.callTimeout.count());
-  if (options.outOfProcess) checkTransportSettings(options);
+  if (options.outOfProcess) {
+    checkTransportSettings(options);
+    security::checkSecureByDefault(options);
+  }
   RuntimeImpl* expected = nullptr;
   FERRY_REQUIRE(gRuntime.compare_exchange_strong(expected, this), Errc::invalidArgument,
                 "a ferry::Runtime already exists in this process, and a process has one at a "
@@ -156,8 +161,11 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
                                    ? ferrydSetting(options)
                                    : StringBindingData{};
     _hub = std::make_unique<TransportHub>(*this);
-    _endpoint = std::make_unique<orpc::Endpoint>(*this, *_hub);
-    if (_hub->start(options, *_endpoint)) {
+    _providers = std::make_unique<security::Providers>(options);
+    _bind = std::make_unique<orpc::BindLayer>(*_providers, *_hub);
+    _endpoint = std::make_unique<orpc::Endpoint>(*this, *_bind);
+    _bind->attach(*_endpoint);
+    if (_hub->start(options, *_bind)) {
       _endpoint->resolver().registerWith(ferryd);
       _mta->wakeWithLoop(_hub->loopWake());
       _endpoint->resolver().announce(_mta->oxid(), _mta->remUnknownIpid());
@@ -371,7 +379,8 @@ Resolution RuntimeImpl::resolveCached(const ObjRefData& objref, MarshalContext d
 
 std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
                                                     const ObjRefData& objref,
-                                                    const std::string& protseq) {
+                                                    const std::string& protseq,
+                                                    SecurityLevel least) {
   if (objref.processId != processId) {
     if (_hub == nullptr || _hub->transports().empty()) failNoTransport(objref.oxid);
     MarshalContext distance =
@@ -390,7 +399,8 @@ std::shared_ptr<ExporterLink> RuntimeImpl::makeLink(ApartmentImpl& importer,
     // The cheapest binding that this process can open: a pipe socket of another user, a refused
     // port or an unreachable address moves on to the next one, saying why.
     std::string failures;
-    for (const StringBindingData& binding : usable) {
+    for (StringBindingData binding : usable) {
+      binding.level = least;
       try {
         _hub->connect(binding);
       } catch (const Error& e) {
@@ -804,6 +814,21 @@ Apartment tryCurrentApartment() noexcept {
 }
 
 CausalityId currentCausalityId() noexcept { return detail::threadState().causality; }
+
+std::string_view toString(SecurityLevel level) noexcept {
+  switch (level) {
+    case SecurityLevel::none: return "none";
+    case SecurityLevel::integrity: return "integrity";
+    case SecurityLevel::privacy: return "privacy";
+  }
+  return "unknown";
+}
+
+std::optional<ClientBlanket> clientBlanket() {
+  const ClientBlanket* blanket = detail::threadState().blanket;
+  if (blanket == nullptr) return std::nullopt;
+  return *blanket;
+}
 
 bool callCanceled() noexcept {
   const std::atomic<bool>* flag = detail::threadState().cancelFlag;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <ferry/ids.h>
+#include <ferry/security.h>
 
 namespace ferry::detail {
 
@@ -32,6 +33,8 @@ struct ThreadState {
   // While the params of a served call are unmarshaled or its results marshaled: the client they
   // come from or go to (MarshalPeerScope).
   const orpc::CallerKey* marshalPeer = nullptr;
+  // Who made the call from another process this thread is serving (null outside one).
+  const ClientBlanket* blanket = nullptr;
 };
 
 inline ThreadState& threadState() noexcept {

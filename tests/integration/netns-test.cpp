@@ -102,9 +102,10 @@ BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
     const char* path;
     ~RemoveDir() { rmdir(path); }
   } removeDir{pipeDir};
-  // ferryd on the server host's well-known port.
+  // ferryd on the server host's well-known port. The test's hosts talk in the clear (no security
+  // provider), which a listener beyond loopback must ask for.
   Child ferryd({"ip", "netns", "exec", hosts.a, arg(3), "--pipe-directory", pipeDir, "--listen",
-                "192.0.2.1", "--transports", "pipe,tcp,udp"});
+                "192.0.2.1", "--transports", "pipe,tcp,udp", "--insecure-network"});
   std::string line;
   BOOST_REQUIRE(ferryd.readLine(line, std::chrono::seconds(20)));
   BOOST_TEST_MESSAGE("ferryd: " << line);
@@ -112,7 +113,7 @@ BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
   // with ferryd.
   std::string resolver = std::string("FERRY_RESOLVER=pipe:") + pipeDir + "[ferryd]";
   Child server({"ip", "netns", "exec", hosts.a, "env", resolver, arg(1), "--listen", "192.0.2.1",
-                "--transports", "tcp,udp,pipe"});
+                "--transports", "tcp,udp,pipe", "--insecure-network", "yes"});
   std::string holder;
   while (server.readLine(line, std::chrono::seconds(20)) && line != "ready") {
     if (line.rfind("holder ", 0) == 0) holder = line.substr(7);

@@ -11,7 +11,7 @@
 //
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 //                   [--reply-cache-per-caller N] [--loop-spin MICROSECONDS]
-//                   [--pipe-directory DIR] [--publish NAME]
+//                   [--pipe-directory DIR] [--publish NAME] [--insecure-network yes]
 #include <unistd.h>
 
 #include <atomic>
@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--transports") == 0) options.transports = split(argv[i + 1]);
     if (std::strcmp(argv[i], "--pipe-directory") == 0) options.pipeDirectory = argv[i + 1];
     if (std::strcmp(argv[i], "--publish") == 0) publishAs = argv[i + 1];
+    if (std::strcmp(argv[i], "--insecure-network") == 0) {
+      options.allowInsecureNetwork = std::strcmp(argv[i + 1], "yes") == 0;
+    }
     if (std::strcmp(argv[i], "--reply-cache-per-caller") == 0) {
       options.replyCachePerCaller = std::stoul(argv[i + 1]);
     }

@@ -3,7 +3,9 @@
 // lose, with a clock of the test's own. No socket is involved: what is asserted is the
 // protocol's behaviour — calls answered on their links, acknowledgements, a call whose response
 // was lost run once and answered from the reply cache, expiry — seen through the reference
-// counts a RemUnknown.addRefs changes.
+// counts a RemUnknown.addRefs changes. With a security level, the endpoints talk through bind
+// layers (orpc/bind.h) with the test-only testkey provider, whose plugin path is the argument:
+//   endpoint-test -- <ferry-security-testkey.so>
 #define BOOST_TEST_MODULE endpoint
 #include <boost/test/unit_test.hpp>
 
@@ -19,8 +21,10 @@
 #include "fixture.h"
 #include "import-table.h"
 #include "objref.h"
+#include "orpc/bind.h"
 #include "orpc/endpoint.h"
 #include "orpc/frame.h"
+#include "plugin-loader.h"
 #include "runtime-impl.h"
 #include "servants.h"
 #include "stats.h"
@@ -216,20 +220,44 @@ private:
   std::map<std::string, LinkId> _open;
 };
 
-// A client endpoint and a server endpoint of one runtime over the in-memory network, an object
-// exported from a server STA, and a client STA's link to that STA's RemUnknown through the
-// client endpoint.
+// The security providers of both ends at `level` (the testkey provider), or none at level none.
+std::unique_ptr<security::Providers> providersAt(SecurityLevel level) {
+  if (level == SecurityLevel::none) return nullptr;
+  auto& suite = boost::unit_test::framework::master_test_suite();
+  BOOST_REQUIRE_MESSAGE(suite.argc >= 2, "usage: endpoint-test -- <ferry-security-testkey.so>");
+  std::string refused = PluginRegistry::instance().tryLoad(suite.argv[1]);
+  BOOST_REQUIRE_MESSAGE(refused.empty() || refused.rfind("shadowed", 0) == 0, refused);
+  RuntimeOptions options;
+  options.outOfProcess = false;
+  options.security = {{"testkey", ""}};
+  options.minimumLevel = level;
+  return std::make_unique<security::Providers>(options);
+}
+
+// A client endpoint and a server endpoint of one runtime over the in-memory network (through
+// bind layers at `level` above none), an object exported from a server STA, and a client STA's
+// link to that STA's RemUnknown through the client endpoint.
 struct Pair {
-  explicit Pair(Runtime& rt)
+  explicit Pair(Runtime& rt, SecurityLevel level = SecurityLevel::none)
       : runtime(rt.impl()),
         server(rt.newSta("server")),
         client(rt.newSta("client")),
         clientNet(wire, "client"),
         serverNet(wire, "server"),
-        clientEndpoint(runtime, clientNet),
-        serverEndpoint(runtime, serverNet) {
-    clientNet.join(serverNet, clientEndpoint);
-    serverNet.join(clientNet, serverEndpoint);
+        providers(providersAt(level)),
+        clientBind(providers ? std::make_unique<orpc::BindLayer>(*providers, clientNet) : nullptr),
+        serverBind(providers ? std::make_unique<orpc::BindLayer>(*providers, serverNet) : nullptr),
+        clientEndpoint(runtime, clientBind ? static_cast<orpc::Network&>(*clientBind) : clientNet),
+        serverEndpoint(runtime, serverBind ? static_cast<orpc::Network&>(*serverBind) : serverNet) {
+    if (providers) {
+      clientBind->attach(clientEndpoint);
+      serverBind->attach(serverEndpoint);
+      clientNet.join(serverNet, *clientBind);
+      serverNet.join(clientNet, *serverBind);
+    } else {
+      clientNet.join(serverNet, clientEndpoint);
+      serverNet.join(clientNet, serverEndpoint);
+    }
     packet = server.invoke([&] {
       object = make<ProbeImpl>();
       return marshalInterface(object, MarshalContext::local);
@@ -262,6 +290,9 @@ struct Pair {
   Wire wire;
   MemoryNetwork clientNet;
   MemoryNetwork serverNet;
+  std::unique_ptr<security::Providers> providers;
+  std::unique_ptr<orpc::BindLayer> clientBind;
+  std::unique_ptr<orpc::BindLayer> serverBind;
   orpc::Endpoint clientEndpoint;
   orpc::Endpoint serverEndpoint;
   Ref<Probe> object;
@@ -376,6 +407,115 @@ BOOST_AUTO_TEST_CASE(a_malformed_frame_closes_its_link_and_the_call_on_it_fails_
   BOOST_TEST(p.serverNet.rejected == 1);
   BOOST_TEST(p.strongRefs() == before + 1);
   BOOST_TEST(p.clientNet.linksMade == 2);
+}
+
+bool contains(const std::vector<uint8_t>& bytes, const std::vector<uint8_t>& part) {
+  return std::search(bytes.begin(), bytes.end(), part.begin(), part.end()) != bytes.end();
+}
+
+// The IPID as a request's message carries it (two little-endian words).
+std::vector<uint8_t> ipidBytes(Ipid ipid) {
+  std::vector<uint8_t> out;
+  for (uint64_t word : {ipid.hi, ipid.lo}) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(word >> (8 * i)));
+  }
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(through_bind_layers_every_frame_after_the_exchange_is_sealed_and_an_argument_shows_at_integrity_only) {
+  for (SecurityLevel level : {SecurityLevel::integrity, SecurityLevel::privacy}) {
+    BOOST_TEST_CONTEXT("at " << toString(level)) {
+      Pair p(rt(), level);
+      std::mutex mutex;
+      std::vector<std::vector<uint8_t>> onWire;  // both directions, as the network carried them
+      auto capture = [&](const std::vector<uint8_t>& frame) {
+        std::lock_guard lock(mutex);
+        onWire.push_back(frame);
+        return false;
+      };
+      p.clientNet.dropIf = capture;
+      p.serverNet.dropIf = capture;
+      int64_t droppedBefore = stats().sealedFramesDropped.load();
+      uint32_t before = p.strongRefs();
+      p.addRefs(2);
+      BOOST_TEST(p.strongRefs() == before + 2);
+      p.wire.run([] {});
+      std::lock_guard lock(mutex);
+      size_t bind = 0, sealed = 0, clear = 0;
+      bool argumentSeen = false;
+      for (const auto& frame : onWire) {
+        if (frame[4] == static_cast<uint8_t>(orpc::FrameKind::bind)) {
+          ++bind;
+        } else if (frame[4] == orpc::kSealedFrameKind) {
+          ++sealed;
+        } else {
+          ++clear;
+        }
+        argumentSeen = argumentSeen || contains(frame, ipidBytes(p.ipid));
+      }
+      // offer, choice, three tokens, accept; then the request and its response, sealed.
+      BOOST_TEST(bind == 6u);
+      BOOST_TEST(sealed == 2u);
+      BOOST_TEST(clear == 0u);
+      BOOST_TEST(argumentSeen == (level == SecurityLevel::integrity));
+      BOOST_TEST(stats().sealedFramesDropped.load() - droppedBefore == 0);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_offer_altered_in_flight_keys_the_two_ends_differently_and_nothing_runs) {
+  Pair p(rt(), SecurityLevel::integrity);
+  // The attacker raises the offer's level byte: the server agrees to privacy, the client accepts
+  // a level above its own, and each end hashed another negotiation into its keys.
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (frame[4] != static_cast<uint8_t>(orpc::FrameKind::bind)) return false;
+    p.clientNet.dropIf = nullptr;
+    orpc::Frame decoded = orpc::decodeFrame(frame.data(), frame.size());
+    capnp::MallocMessageBuilder altered;
+    altered.setRoot(decoded.message->root<wire::Bind>());
+    altered.getRoot<wire::Bind>().getOffer().setLevel(3);
+    auto link = p.clientNet.anyLink();
+    p.clientNet.send(*link, orpc::encodeFrame(orpc::FrameKind::bind, 0, Oxid(), altered));
+    return true;
+  };
+  int64_t droppedBefore = stats().sealedFramesDropped.load();
+  uint32_t before = p.strongRefs();
+  Errc code = p.client.invoke([&] {
+    CallTimeout timeout(std::chrono::milliseconds(300));
+    try {
+      p.link->addRefs(p.ipid, 1);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return Errc::ok;
+  });
+  BOOST_TEST((code == Errc::deadlineExceeded));
+  BOOST_TEST(p.strongRefs() == before, "nothing was dispatched");
+  BOOST_TEST(stats().sealedFramesDropped.load() - droppedBefore >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_sealed_request_replayed_on_its_link_is_dropped_and_never_runs_again) {
+  Pair p(rt(), SecurityLevel::privacy);
+  std::vector<uint8_t> request;  // network thread, then the test's once the call returned
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (frame[4] == orpc::kSealedFrameKind && request.empty()) request = frame;
+    return false;
+  };
+  uint32_t before = p.strongRefs();
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 1);
+  BOOST_REQUIRE(!request.empty());
+  int64_t replaysBefore = stats().replaysDropped.load();
+  int64_t duplicatesBefore = stats().duplicateRequests.load();
+  p.wire.run([&] { p.clientNet.send(*p.clientNet.anyLink(), request); });
+  p.wire.run([] {});
+  BOOST_TEST(stats().replaysDropped.load() - replaysBefore == 1);
+  // Dropped by the record layer: not even the reply cache saw it.
+  BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 0);
+  BOOST_TEST(p.strongRefs() == before + 1);
+  // The link goes on: the next call runs.
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

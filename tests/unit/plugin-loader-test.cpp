@@ -44,6 +44,19 @@ BOOST_AUTO_TEST_CASE(the_build_trees_transports_are_loaded_and_listed) {
   BOOST_CHECK(PluginRegistry::instance().tryFindTransport("tcp") != nullptr);
 }
 
+BOOST_AUTO_TEST_CASE(the_build_trees_security_providers_are_loaded_and_listed) {
+  bool listed = false;
+  for (const auto& p : ferry::Runtime::plugins()) {
+    listed = listed || (p.kind == "security" && p.name == "local");
+  }
+  BOOST_CHECK(listed);
+  const ferry_security_v1* local = PluginRegistry::instance().tryFindSecurity("local");
+  BOOST_REQUIRE(local != nullptr);
+  BOOST_CHECK_EQUAL(local->provider_id, static_cast<uint32_t>(FERRY_SECURITY_PROVIDER_LOCAL));
+  BOOST_CHECK(PluginRegistry::instance().tryFindSecurity("tcp") == nullptr);
+  BOOST_CHECK(PluginRegistry::instance().tryFindTransport("local") == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(an_incompatible_abi_version_is_refused) {
   checkRefused("ferry-transport-badabi.so", "ABI version 2");
 }

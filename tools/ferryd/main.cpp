@@ -9,11 +9,13 @@
 // without a ferryd a process answers for itself, so single-host use needs no daemon.
 //
 //   ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] [--listen ADDR[,ADDR]]
-//          [--port PORT] [--transports tcp,udp,pipe] [--verbose] | --help | --version
+//          [--port PORT] [--transports tcp,udp,pipe] [--insecure-network] [--verbose]
+//          | --help | --version
 //
 // The config file (default <sysconfdir>/ferry/ferryd.conf of the install, /etc/ferry/ferryd.conf
 // for a /usr install, if present) holds `key = value` lines with
-// the same keys (pipe_directory, pipe_name, listen, port, transports); flags override it. A bad
+// the same keys (pipe_directory, pipe_name, listen, port, transports, insecure_network = yes);
+// flags override it. A bad
 // flag or config file exits 2 with a usage line.
 // It runs until SIGINT or SIGTERM and prints one line per endpoint it listens on. Under systemd
 // (Type=notify) it reports READY=1 once it listens and STOPPING=1 when it stops.
@@ -42,7 +44,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] "
-    "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--verbose] | --help | --version";
+    "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--insecure-network] [--verbose] "
+    "| --help | --version";
 
 std::vector<std::string> splitList(const std::string& list) {
   std::vector<std::string> out;
@@ -73,7 +76,8 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     if (required) std::fprintf(stderr, "ferryd: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
     return !required;
   }
-  static const char* kKeys[] = {"pipe_directory", "pipe_name", "listen", "port", "transports"};
+  static const char* kKeys[] = {"pipe_directory", "pipe_name", "listen", "port", "transports",
+                                "insecure_network"};
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     line = trim(line.substr(0, line.find('#')));
@@ -84,7 +88,8 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     for (const char* k : kKeys) known = known || key == k;
     if (eq == std::string::npos || !known) {
       std::fprintf(stderr, "ferryd: %s:%d: expected one of pipe_directory, pipe_name, listen, "
-                           "port, transports as `key = value`\n", path.c_str(), number);
+                           "port, transports, insecure_network as `key = value`\n",
+                   path.c_str(), number);
       return false;
     }
     settings[key] = trim(line.substr(eq + 1));
@@ -154,6 +159,8 @@ int serve(std::map<std::string, std::string>& settings) {
     options.transports = splitList(settings["transports"]);
     options.resolver = "";
     options.acceptRegistrations = true;
+    // Listening beyond loopback without a security provider: only when asked for.
+    options.allowInsecureNetwork = settings["insecure_network"] == "yes";
     ferry::Runtime runtime(options);
     auto bindings = runtime.bindings();
     if (bindings.empty()) {
@@ -181,7 +188,7 @@ int serve(std::map<std::string, std::string>& settings) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> settings = {
       {"pipe_directory", "/run/ferry"}, {"pipe_name", "ferryd"}, {"listen", "127.0.0.1"},
-      {"port", "7135"}, {"transports", ""}};
+      {"port", "7135"}, {"transports", ""}, {"insecure_network", "no"}};
   std::string config = FERRY_SYSCONFDIR "/ferry/ferryd.conf";
   bool configRequired = false;
   std::map<std::string, std::string> flags;
@@ -219,6 +226,13 @@ int main(int argc, char** argv) {
                             "Listen for tcp and udp on <port> (default 7135; 0: any free port).")
           .addOptionWithArg({"transports"}, flag("transports"), "<protseq>[,<protseq>...]",
                             "Start only these transports (default: every installed one).")
+          .addOption({"insecure-network"},
+                     [&]() -> kj::MainBuilder::Validity {
+                       flags["insecure_network"] = "yes";
+                       return true;
+                     },
+                     "Listen on addresses other than loopback without a security provider: "
+                     "anyone who reaches them can resolve and call unauthenticated.")
           .callAfterParsing([&]() -> kj::MainBuilder::Validity {
             if (!readConfig(config, settings, configRequired)) Context::finish(2);
             for (auto& [k, v] : flags) settings[k] = v;

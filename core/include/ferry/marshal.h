@@ -39,6 +39,7 @@
 
 #include <ferry/api.h>
 #include <ferry/object.h>
+#include <ferry/security.h>
 
 namespace ferry {
 
@@ -171,6 +172,16 @@ FERRY_API std::string transportOf(Interface* object);
 // object or an in-process proxy asked to leave the process, unavailable when the exporter has no
 // usable binding of that transport.
 FERRY_API void setTransport(Interface* proxy, const std::string& protseq);
+
+// A proxy's blanket (DCOM's CoSetProxyBlanket): its later calls go over a connection of at
+// least `least` — another connection to the same exporter than the process's own, whose bind
+// exchange asks for that level; the server may raise it, never lower it, and a server that
+// cannot give it refuses (the calls fail unavailable). The process's RuntimeOptions::minimumLevel
+// still applies; `none` goes back to it. In the proxy's apartment; throws invalidArgument for a
+// real object or an in-process proxy.
+FERRY_API void setProxyBlanket(Interface* proxy, SecurityLevel least);
+// The level a proxy asks for (CoQueryProxyBlanket): what setProxyBlanket set, none by default.
+FERRY_API SecurityLevel queryProxyBlanket(Interface* proxy);
 
 // Releases the references a packet holds: a normal packet never unmarshaled, or a table packet.
 // Throws objectNotConnected for a packet already consumed or released.

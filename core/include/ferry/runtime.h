@@ -35,6 +35,7 @@
 #include <ferry/git.h>
 #include <ferry/ids.h>
 #include <ferry/object.h>
+#include <ferry/security.h>
 
 struct uv_loop_s;
 typedef struct uv_loop_s uv_loop_t;  // NOLINT: matches uv.h
@@ -133,6 +134,28 @@ struct RuntimeOptions {
   // most two response waiters and one pool thread (once the MTA has run work) poll at a time;
   // the others sleep. Zero: never poll. STA threads always wait in their own loop.
   std::chrono::microseconds loopSpin{50};
+
+  // Security (ferry/security.h; the README's security section). The providers this process
+  // uses, in its order of preference: a security plugin's name and its settings text, e.g.
+  // {{"local", ""}, {"tls", "cert=/etc/ferry/me.pem,..."}}. A client with providers begins
+  // every connection with a bind exchange; a server chooses among the client's offer. A name
+  // that is no loaded plugin, settings its plugin refuses, or a provider that fits none of the
+  // transports that will run (local works over the pipe only) make the Runtime constructor throw
+  // invalidArgument naming the setting.
+  std::vector<std::pair<std::string, std::string>> security;
+  // The least level this process accepts, for calls it serves from other processes (a call
+  // below it is refused accessDenied before its apartment looks for the object) and for the
+  // connections it opens. Unset: integrity when `security` names a provider, else none. Above
+  // none without a provider, the constructor throws.
+  std::optional<SecurityLevel> minimumLevel;
+  // Raises the least level for calls of one interface (by the IID that declares the method).
+  std::vector<std::pair<Iid, SecurityLevel>> interfaceMinimumLevels;
+  // Runs before any argument of a call from another process is read (ferry/security.h).
+  AccessCheck accessCheck;
+  // Listening on an address other than loopback without any security provider lets anyone who
+  // reaches it call this process's objects unauthenticated; the Runtime constructor refuses it
+  // unless this is set.
+  bool allowInsecureNetwork = false;
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
@@ -306,7 +329,15 @@ struct RefusedPlugin {
   X(refsCollected, "distributed GC: references released for clients whose pings stopped")    \
   X(registrationsRefused,                                                                     \
     "ferryd: registrations or withdrawals of an OXID or a name refused because another "      \
-    "process registered it")
+    "process registered it")                                                                  \
+  X(sealedFramesDropped,                                                                      \
+    "protected frames dropped: malformed, or their tag did not verify (tampered, reflected, "  \
+    "spliced, or keyed from another negotiation)")                                            \
+  X(replaysDropped, "protected frames dropped because their number was seen or too old")      \
+  X(bindsRefused, "bind exchanges that failed or were refused, at either end")                \
+  X(callsDenied,                                                                              \
+    "calls from other processes refused accessDenied: below the minimum level, or by the "    \
+    "access check")
 
 #define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
 

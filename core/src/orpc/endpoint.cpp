@@ -67,7 +67,11 @@ std::shared_ptr<Channel> Endpoint::channel(const StringBindingData& binding, Oxi
 // ---- links -------------------------------------------------------------------------------------
 
 void Endpoint::opened(LinkId link, const LinkInfo& info) {
-  _peers[link] = Peer{info, 0};
+  auto blanket = std::make_shared<ClientBlanket>();
+  blanket->provider = info.provider;
+  blanket->principal = info.principal;
+  blanket->level = info.level;
+  _peers[link] = Peer{info, CallerKey{}, std::move(blanket)};
   _resolver.opened(link, info);
 }
 
@@ -142,6 +146,9 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
       return servePing(link, peer, header.callId, std::move(*frame.message));
     case FrameKind::pingReply:
       return servePingReply(header.callId, std::move(*frame.message));
+    case FrameKind::bind:
+      // The bind layer takes the exchange's frames; one that reaches here came out of turn.
+      return reject(link, "a bind frame after the connection's first frames");
     case FrameKind::resolve:
     case FrameKind::resolveReply:
     case FrameKind::registration:
@@ -230,7 +237,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
       apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled,
-      callerId);
+      callerId, peer.blanket ? peer.blanket : std::make_shared<const ClientBlanket>());
   if (!apartment->post(item)) item->abandon();
 }
 

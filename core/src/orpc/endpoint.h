@@ -68,6 +68,8 @@ private:
     LinkInfo info;
     // The caller whose requests it carries (Request.caller and callerToken); process 0: none yet.
     CallerKey caller;
+    // Who the link's bind exchange says the caller is, for the calls it serves.
+    std::shared_ptr<const ClientBlanket> blanket;
   };
 
   void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,

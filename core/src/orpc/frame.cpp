@@ -43,6 +43,7 @@ bool knownKind(uint8_t kind) noexcept {
     case FrameKind::cancel:
     case FrameKind::ping:
     case FrameKind::pingReply:
+    case FrameKind::bind:
     case FrameKind::names:
     case FrameKind::namesReply:
     case FrameKind::nameWithdrawal:

@@ -28,10 +28,15 @@ enum class FrameKind : uint8_t {
   cancel = 7,        // no payload
   ping = 8,          // distributed GC (ping.capnp)
   pingReply = 9,
+  bind = 10,         // the bind exchange (orpc/bind.h), before any other frame
   names = 16,         // a named-object request (resolver.capnp NameRequest)
   namesReply = 17,    // its answer (NameReply)
   nameWithdrawal = 18,  // to ferryd: the publisher revokes a name (NameWithdrawal)
 };
+
+// The kind of a sealed frame (security/record.h): not a FrameKind, since decodeFrame never sees
+// one — the bind layer opens it and hands on the frame inside.
+constexpr uint8_t kSealedFrameKind = 11;
 
 // Header flags bit 0, requests only: sent before on a connection that was lost.
 constexpr uint8_t kFrameFlagResent = 1;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <ferry/marshal.h>
+#include <ferry/security.h>
 
 #include "../loop-wake.h"
 #include "../objref.h"
@@ -35,6 +36,13 @@ struct LinkInfo {
   uint32_t uid = 0;
   uint32_t gid = 0;
   int32_t pid = 0;
+  // The link's transport's FERRY_TRANSPORT_* capability bits (the security providers that fit).
+  uint32_t transportCapabilities = 0;
+  // What the bind exchange (bind.h) established: the level the record layer applies, the
+  // provider ("" at none) and the peer's principal ("" when anonymous).
+  ferry::SecurityLevel level = ferry::SecurityLevel::none;
+  std::string provider;
+  std::string principal;
 };
 
 // How a link ended.

@@ -33,6 +33,7 @@ public:
   MarshalContext distance() const noexcept override { return _distance; }
   std::string describe() const override { return _key; }
   const StringBindingData* binding() const noexcept override { return &_binding; }
+  SecurityLevel blanket() const override { return _binding.level; }
 
 private:
   RequestSender& _sender;

@@ -47,6 +47,28 @@ struct TransportHub::Instance {
   ferry_transport_events_v1 events{};
 };
 
+namespace {
+
+// The kernel's word on the peer, when the transport gives it.
+void takeCredentials(orpc::LinkInfo& info, const ferry_peer_info_v1* peer) noexcept {
+  if (peer != nullptr && peer->struct_size >= sizeof(ferry_peer_info_v1) && peer->has_credentials) {
+    info.hasCredentials = true;
+    info.uid = peer->uid;
+    info.gid = peer->gid;
+    info.pid = peer->pid;
+  }
+}
+
+}  // namespace
+
+uint32_t TransportHub::capabilitiesOf(const Instance& instance) noexcept {
+  const TransportTraits& t = instance.traits;
+  return (t.localOnly ? FERRY_TRANSPORT_LOCAL_ONLY : 0u) |
+         (t.datagram ? FERRY_TRANSPORT_DATAGRAM : 0u) |
+         (t.kernelCredentials ? FERRY_TRANSPORT_KERNEL_CREDENTIALS : 0u) |
+         (t.pathAddresses ? FERRY_TRANSPORT_PATH_ADDRESSES : 0u);
+}
+
 struct TransportHub::Connection {
   Instance* instance = nullptr;
   ferry_conn_id id = 0;
@@ -146,9 +168,9 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
         guarded("accepted", [&] { i->hub->onAccepted(*i, conn, peer); });
       };
       instance->events.connected = [](void* c, ferry_conn_id conn, int status,
-                                      const ferry_peer_info_v1*) {
+                                      const ferry_peer_info_v1* peer) {
         auto* i = static_cast<Instance*>(c);
-        guarded("connected", [&] { i->hub->onConnected(*i, conn, status); });
+        guarded("connected", [&] { i->hub->onConnected(*i, conn, status, peer); });
       };
       instance->events.received = [](void* c, ferry_conn_id conn, const uint8_t* data,
                                      size_t size) {
@@ -364,6 +386,7 @@ TransportHub::Connection* TransportHub::connectionFor(const StringBindingData& b
   connection->info.binding = binding;
   connection->info.distance =
       instance->traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
+  connection->info.transportCapabilities = capabilitiesOf(*instance);
   Connection* raw = connection.get();
   _connections[{instance->index, id}] = std::move(connection);
   _byKey[key] = raw;
@@ -400,12 +423,8 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   // A peer over a local-only transport is on this host; others may be anywhere.
   connection->info.distance =
       instance.traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
-  if (peer != nullptr && peer->struct_size >= sizeof(ferry_peer_info_v1) && peer->has_credentials) {
-    connection->info.hasCredentials = true;
-    connection->info.uid = peer->uid;
-    connection->info.gid = peer->gid;
-    connection->info.pid = peer->pid;
-  }
+  connection->info.transportCapabilities = capabilitiesOf(instance);
+  takeCredentials(connection->info, peer);
   FERRY_LOG(debug, "accepted " << instance.name << " connection from "
                                << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
   Connection* raw = connection.get();
@@ -413,7 +432,8 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   _events->opened(raw->link(), raw->info);
 }
 
-void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int status) {
+void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int status,
+                               const ferry_peer_info_v1* peer) {
   Connection* connection = find({instance.index, conn});
   if (connection == nullptr) return;
   if (status < 0) {
@@ -421,6 +441,8 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
                "could not connect to " + connection->key + ": " + instance.table->strerror(status));
   }
   connection->open = true;
+  // The server's credentials: a client's security provider checks who it reached.
+  takeCredentials(connection->info, peer);
   {
     std::lock_guard lock(_openMutex);
     _openByKey[connection->key] = connection->link();

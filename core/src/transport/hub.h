@@ -92,7 +92,9 @@ private:
   Connection* find(LinkId link);
   void sendFrame(Connection& connection, std::vector<uint8_t> frame);
   void onAccepted(Instance& instance, ferry_conn_id conn, const ferry_peer_info_v1* peer);
-  void onConnected(Instance& instance, ferry_conn_id conn, int status);
+  void onConnected(Instance& instance, ferry_conn_id conn, int status,
+                   const ferry_peer_info_v1* peer);
+  static uint32_t capabilitiesOf(const Instance& instance) noexcept;
   void onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data, size_t size);
   void onClosed(Instance& instance, ferry_conn_id conn, int status);
   // Ends a connection: fails what waits for it to open, forgets it, and reports the end.
