@@ -117,6 +117,10 @@ struct RuntimeOptions {
   // running, so one caller that never acknowledges cannot fill the cache (262144 entries for the
   // process) for the others. A caller acknowledges up to 65536 responses per connection.
   size_t replyCachePerCaller = 65536;
+  // The most reply cache entries, and callers, that requests arriving on one connection may
+  // hold: a peer that mints fresh caller tokens on one connection takes this share and no more,
+  // and the calls of other connections still run. Beyond it, requests are answered retryLater.
+  size_t replyCachePerConnection = 32768;
   // Waking with the transport loop. A thread that waits for what the loop's I/O thread will hand
   // it (an MTA thread's response from another process; one idle MTA pool thread's next request)
   // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
@@ -289,6 +293,11 @@ struct RefusedPlugin {
   X(onewayFailures, "oneway calls (releases included) that could not be delivered")           \
   X(callsResent, "requests sent again after their connection was lost")                       \
   X(duplicateRequests, "requests that arrived again and were answered without running again") \
+  X(replyCacheRefusals,                                                                       \
+    "requests answered without running because their caller or connection was past its share " \
+    "of the reply cache, the cache was full, or the call may have run before")                \
+  X(replyCacheEvictions,                                                                      \
+    "answered calls forgotten early because the reply cache was full (of its largest holder)") \
   X(registrationsRefused,                                                                     \
     "ferryd: registrations or withdrawals of an OXID refused because another process "        \
     "registered it")

@@ -43,6 +43,7 @@ private:
 ReplyCache::Limits replyLimits(const RuntimeOptions& options) {
   ReplyCache::Limits limits;
   limits.perCaller = options.replyCachePerCaller;
+  limits.perLink = options.replyCachePerConnection;
   limits.retention = options.replyRetention;
   return limits;
 }
