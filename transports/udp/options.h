@@ -9,9 +9,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
+
+#include "settings.h"
 
 namespace ferry::transports::udp {
 
@@ -41,13 +42,5 @@ struct Options {
 // Parses "key=value,key=value" text into `options`; each problem, a phrase that names the key,
 // is appended to `problems`. Null text is none.
 void parseOptions(const char* text, Options& options, std::vector<std::string>& problems);
-
-// Calls `each(key, value)` for every "key=value" item of a comma-separated list (null: none);
-// an item without '=' or without a key is appended to `problems`.
-void forEachSetting(const char* text, std::vector<std::string>& problems,
-                    const std::function<void(const std::string&, const std::string&)>& each);
-
-// A decimal number of at most 19 digits.
-bool parseUnsigned(const std::string& text, uint64_t& out);
 
 }  // namespace ferry::transports::udp

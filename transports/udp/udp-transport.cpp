@@ -1344,11 +1344,7 @@ int checkSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
     std::vector<std::string> problems;
     parseOptions(settings, options, problems);
     if (problems.empty()) return 0;
-    if (whyOut != nullptr && whyCap > 0) {
-      size_t n = std::min(problems.front().size(), whyCap - 1);
-      std::memcpy(whyOut, problems.front().data(), n);
-      whyOut[n] = '\0';
-    }
+    writeWhy(problems, whyOut, whyCap);
     return UV_EINVAL;
   } catch (const std::bad_alloc&) {
     return UV_ENOMEM;

@@ -377,6 +377,10 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   if (rc < 0) {
     std::string why = "send on " + (connection.key.empty() ? connection.instance->name : connection.key) +
                       " failed: " + table->strerror(rc);
+    if (rc == UV_ENOBUFS) {
+      why += " (the peer has not read what was sent to it before; the transport's "
+             "send_queue_limit setting bounds what waits for it)";
+    }
     _events->sendFailed(connection.link(), orpc::frameCallId(frame), why);
   }
 }
