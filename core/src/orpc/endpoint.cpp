@@ -197,7 +197,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
     if (replyTo) {
       // A resent copy: the process that had the apartment may have run the call before it went.
       replyTo->fail(resent ? Errc::outcomeUnknown : Errc::disconnected,
-                    "no apartment " + toString(oxid) + " in this process" +
+                    std::string(kNoSuchObject) +
                         (resent ? " (the call was sent before, to an exporter that is gone)" : ""));
     }
     return;
