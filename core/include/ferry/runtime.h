@@ -266,6 +266,14 @@ struct PluginInfo {
   std::string description;
 };
 
+// One transport instance's counters (Runtime::transportCounters): what it took, refused and holds,
+// as its plugin names them (tcp and pipe: transports/common/stream-limits.h; udp: PROTOCOL.md).
+// Names beginning with now_ are current levels; the others only grow.
+struct TransportCounters {
+  std::string transport;  // the protseq, e.g. "tcp"
+  std::vector<std::pair<std::string, uint64_t>> counters;
+};
+
 struct RefusedPlugin {
   std::string path;
   std::string reason;       // e.g. "built for plugin ABI version 2, this ferry speaks version 1"
@@ -365,6 +373,10 @@ public:
 
   // Process-wide counters; valid with or without a live runtime.
   static RuntimeStats stats();
+  // The counters of each running transport instance that offers them (dropped and refused input
+  // included), read on the transport I/O thread; none when the runtime runs no transport. Throws
+  // unavailable when the I/O thread does not answer within 5 seconds.
+  std::vector<TransportCounters> transportCounters() const;
 
   detail::RuntimeImpl& impl() const noexcept { return *_impl; }
 
