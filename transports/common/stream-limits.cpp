@@ -19,18 +19,7 @@ void parseStreamLimits(const char* text, StreamLimits& limits, std::vector<std::
       {"max_connections_per_peer", &StreamLimits::maxConnectionsPerPeer},
       {"connection_reserve", &StreamLimits::connectionReserve},
   };
-  forEachSetting(text, problems, [&](const std::string& key, const std::string& value) {
-    for (const auto& [name, member] : keys) {
-      if (key != name) continue;
-      if (!parseUnsigned(value, limits.*member)) {
-        problems.push_back(key + "=" + value + ": the value is not a non-negative integer");
-      }
-      return;
-    }
-    std::string known;
-    for (const auto& [name, member] : keys) known += std::string(known.empty() ? "" : ", ") + name;
-    problems.push_back("'" + key + "' is no stream transport setting (they are " + known + ")");
-  });
+  parseNumbers(text, keys, "stream transport", limits, problems);
   if (limits.maxMessageSize == 0 || limits.maxMessageSize > kMaxMessageSize) {
     limits.maxMessageSize = kMaxMessageSize;
   }

@@ -80,18 +80,11 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
 }
 
 int checkStreamSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
-  try {
-    StreamLimits limits;
-    std::vector<std::string> problems;
-    parseStreamLimits(settings, limits, problems);
-    if (problems.empty()) return 0;
-    writeWhy(problems, whyOut, whyCap);
-    return UV_EINVAL;
-  } catch (const std::bad_alloc&) {
-    return UV_ENOMEM;
-  } catch (...) {
-    return UV_EIO;
-  }
+  return checkSettingsText(settings, whyOut, whyCap,
+                           [](const char* text, std::vector<std::string>& problems) {
+                             StreamLimits limits;
+                             parseStreamLimits(text, limits, problems);
+                           });
 }
 
 StreamTransport::~StreamTransport() = default;

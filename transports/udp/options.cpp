@@ -28,18 +28,7 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
       {"pmtu_raise_ms", &Options::pmtuRaiseMs},
       {"socket_buffer", &Options::socketBuffer},
   };
-  forEachSetting(text, problems, [&](const std::string& key, const std::string& value) {
-    for (const auto& [name, member] : keys) {
-      if (key != name) continue;
-      if (!parseUnsigned(value, options.*member)) {
-        problems.push_back(key + "=" + value + ": the value is not a non-negative integer");
-      }
-      return;
-    }
-    std::string known;
-    for (const auto& [name, member] : keys) known += std::string(known.empty() ? "" : ", ") + name;
-    problems.push_back("'" + key + "' is no udp setting (they are " + known + ")");
-  });
+  parseNumbers(text, keys, "udp", options, problems);
   // Limits that keep the protocol working whatever was asked for (and keep milliseconds from
   // overflowing once scaled to nanoseconds).
   constexpr uint64_t kDayMs = 24ull * 3600 * 1000;

@@ -1339,18 +1339,11 @@ bool readOptions(const char* settings, Options& options, std::string& why) {
 }
 
 int checkSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
-  try {
-    Options options;
-    std::vector<std::string> problems;
-    parseOptions(settings, options, problems);
-    if (problems.empty()) return 0;
-    writeWhy(problems, whyOut, whyCap);
-    return UV_EINVAL;
-  } catch (const std::bad_alloc&) {
-    return UV_ENOMEM;
-  } catch (...) {
-    return UV_EIO;
-  }
+  return checkSettingsText(settings, whyOut, whyCap,
+                           [](const char* text, std::vector<std::string>& problems) {
+                             Options options;
+                             parseOptions(text, options, problems);
+                           });
 }
 
 void hostLog(const ferry_host_v1* host, int level, const std::string& line) noexcept {
