@@ -35,6 +35,8 @@
   X(cookies_sent)                                                                                \
   X(cookies_rate_limited)                                                                        \
   X(half_open_refused)       /* valid cookie, but the half-open pool was full */                 \
+  X(half_open_evicted)       /* the oldest half-open of an address at half_open_per_address */   \
+  X(sessions_refused_per_address) /* valid cookie, but its address had sessions_per_address */  \
   X(server_sessions_created)                                                                     \
   X(rejects_sent)                                                                                \
   X(rejects_rate_limited)                                                                        \

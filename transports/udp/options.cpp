@@ -20,6 +20,8 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
       {"message_window", &Options::messageWindow},
       {"max_open_messages", &Options::maxOpenMessages},
       {"half_open_max", &Options::halfOpenMax},
+      {"half_open_per_address", &Options::halfOpenPerAddress},
+      {"sessions_per_address", &Options::sessionsPerAddress},
       {"cookie_rate", &Options::cookieRate},
       {"reject_rate", &Options::rejectRate},
       {"cookie_lifetime_ms", &Options::cookieLifetimeMs},
@@ -43,6 +45,8 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
   if (options.unscheduledBytes < 1200) options.unscheduledBytes = 1200;
   if (options.messageWindow < 1200) options.messageWindow = 1200;
   if (options.maxOpenMessages < 1) options.maxOpenMessages = 1;
+  if (options.halfOpenPerAddress < 1) options.halfOpenPerAddress = 1;
+  if (options.sessionsPerAddress < 1) options.sessionsPerAddress = 1;
   if (options.cookieLifetimeMs < 1000) options.cookieLifetimeMs = 1000;
   if (options.cookieRotateMs < options.cookieLifetimeMs) {
     options.cookieRotateMs = options.cookieLifetimeMs;

@@ -30,7 +30,9 @@ struct Options {
   uint64_t messageWindow = 4ull << 20;         // CREDIT granted ahead of a message's prefix
   uint64_t maxOpenMessages = 1024;             // undelivered message ids a sender may use
   uint64_t halfOpenMax = 4096;          // server sessions between cookie and confirmation
-  uint64_t cookieRate = 1000;           // COOKIEs per second per /24 (IPv4) or /56 (IPv6)
+  uint64_t halfOpenPerAddress = 32;     // of them from one IP address (its oldest goes first)
+  uint64_t sessionsPerAddress = 256;    // server sessions in any state from one IP address
+  uint64_t cookieRate = 100000;         // COOKIEs per second, to every sender together
   uint64_t rejectRate = 100;            // REJECTs per second per /24 or /56
   uint64_t cookieLifetimeMs = 60000;
   uint64_t cookieRotateMs = 120000;
