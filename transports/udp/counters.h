@@ -42,6 +42,7 @@
   X(rejects_rate_limited)                                                                        \
   X(rejects_received)        /* matched a session and closed it */                               \
   X(rejects_ignored)         /* named nothing we know, or failed the checks */                   \
+  X(closes_ignored)          /* a CLOSE without the peer's close token: forged, dropped */       \
   /* Every datagram that did not belong to a validated session, and every byte answered to such \
      datagrams (COOKIE, REJECT): the second never exceeds the first (1x amplification). */      \
   X(unvalidated_bytes_received)                                                                  \

@@ -941,6 +941,7 @@ std::unique_ptr<Session> UdpTransport::makeSession(SessionConfig::Role role, Udp
   config.options = &_options;
   config.maxMessageSize = _maxMessageSize;
   config.epoch = _epoch;
+  config.closeToken = newSessionId();  // random and non-zero; unrelated to the id itself
   config.clientInstance = clientInstanceId();
   config.pathMaxDatagram = pathMaxDatagram(peer);
   config.peerText = formatAddress(peer);
