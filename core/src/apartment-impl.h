@@ -37,6 +37,12 @@ class ReplySink;
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
+// What a call hears (Errc::disconnected) when its OXID names no apartment of this process, or its
+// IPID no object of the apartment: the same words for both, so that a peer probing ids cannot
+// tell a live apartment from none.
+inline constexpr const char* kNoSuchObject =
+    "the object is not here: it was disconnected or released, or its apartment shut down";
+
 // One unit of work queued to an apartment.
 class WorkItem {
 public:

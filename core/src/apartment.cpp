@@ -101,8 +101,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
       servant->dispatch(servant->object, root.getInterfaceId(), root.getMethodId(), call);
     } else {
       std::optional<StubLease> lease = _exports.tryAcquireStub(ipid);
-      FERRY_REQUIRE(lease.has_value(), Errc::disconnected,
-                    "the object was disconnected or released by its apartment '{}'", _label);
+      FERRY_REQUIRE(lease.has_value(), Errc::disconnected, "{}", kNoSuchObject);
       if (caller != nullptr) checkAccess(*caller, ipid, Iid(root.getInterfaceId()), root.getMethodId());
       lease->dispatch(lease->object, root.getInterfaceId(), root.getMethodId(), call);
     }

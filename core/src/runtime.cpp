@@ -738,6 +738,11 @@ std::vector<RefusedPlugin> Runtime::refusedPlugins() {
   return out;
 }
 
+std::vector<TransportCounters> Runtime::transportCounters() const {
+  detail::TransportHub* hub = _impl->hub();
+  return hub != nullptr ? hub->counters() : std::vector<TransportCounters>{};
+}
+
 std::vector<std::string> Runtime::bindings() const {
   std::vector<std::string> out;
   for (const auto& b : _impl->bindings()) out.push_back(detail::bindingText(b));

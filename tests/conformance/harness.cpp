@@ -134,9 +134,26 @@ Instance& Harness::instance() {
   return adopt(std::make_unique<Instance>(*this, table(), host()));
 }
 
+Instance& Harness::instance(const std::string& settings) {
+  return adopt(std::make_unique<Instance>(*this, table(), host(), settings));
+}
+
+uint64_t counter(Instance& instance, const std::string& name) {
+  BOOST_REQUIRE(table().counters != nullptr);
+  std::vector<ferry_counter_v1> out(128);
+  int n = table().counters(instance.transport(), out.data(), out.size());
+  BOOST_REQUIRE(n >= 0 && static_cast<size_t>(n) <= out.size());
+  for (int i = 0; i < n; ++i) {
+    if (name == out[i].name) return out[i].value;
+  }
+  BOOST_FAIL("the instance has no counter " << name);
+  return 0;
+}
+
 // --- RawPeer. ---
 
-RawPeer::RawPeer(const std::string& address, const std::string& endpoint) {
+RawPeer::RawPeer(const std::string& address, const std::string& endpoint,
+                 const std::string& source) {
   if (pathAddresses()) {
     std::string path = runtimePath(endpoint);
     sockaddr_un name{};
@@ -154,6 +171,13 @@ RawPeer::RawPeer(const std::string& address, const std::string& endpoint) {
   BOOST_REQUIRE(socketAddress(address, static_cast<uint16_t>(std::stoi(endpoint)), name, length));
   _fd = socket(name.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(_fd >= 0);
+  if (!source.empty()) {
+    sockaddr_storage local{};
+    socklen_t localLength = 0;
+    BOOST_REQUIRE(socketAddress(source, 0, local, localLength));
+    BOOST_REQUIRE_MESSAGE(::bind(_fd, reinterpret_cast<sockaddr*>(&local), localLength) == 0,
+                          "raw bind to " << source << ": " << std::strerror(errno));
+  }
   BOOST_REQUIRE_MESSAGE(::connect(_fd, reinterpret_cast<sockaddr*>(&name), length) == 0,
                         "raw connect to " << address << " port " << endpoint << ": "
                                           << std::strerror(errno));
@@ -173,6 +197,14 @@ void RawPeer::write(const Bytes& bytes) {
     if (n < 0 && errno == EINTR) continue;
     BOOST_REQUIRE_MESSAGE(n > 0, "raw write: " << std::strerror(errno));
     done += static_cast<size_t>(n);
+  }
+}
+
+size_t RawPeer::writeSome(const Bytes& bytes) {
+  for (;;) {
+    ssize_t n = ::send(_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    return n > 0 ? static_cast<size_t>(n) : 0;
   }
 }
 

@@ -61,18 +61,27 @@ Bytes frameHeader(uint64_t length);
 class Harness : public transporttest::Harness {
 public:
   Instance& instance();
+  // Through create_with_settings, with `settings` (the table must offer it).
+  Instance& instance(const std::string& settings);
 };
+
+// The value of `instance`'s counter `name` (the table's `counters`); fails the test when the
+// instance has no such counter.
+uint64_t counter(Instance& instance, const std::string& name);
 
 // A plain socket connected to a listener, for bytes no well-behaved transport would send.
 // Connecting blocks, but a listener's backlog completes it without an accept.
 class RawPeer {
 public:
-  RawPeer(const std::string& address, const std::string& endpoint);
+  // `source`: the local address to connect from (IP transports; "" lets the system pick).
+  RawPeer(const std::string& address, const std::string& endpoint, const std::string& source = "");
   ~RawPeer();
   RawPeer(const RawPeer&) = delete;
   RawPeer& operator=(const RawPeer&) = delete;
 
   void write(const Bytes& bytes);
+  // Writes what the socket takes now, without blocking; how many bytes that was.
+  size_t writeSome(const Bytes& bytes);
   // Reads what has arrived, without blocking; false once the other side has closed.
   bool readAvailable(Bytes& into);
   // Closes this side.

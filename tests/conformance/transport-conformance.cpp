@@ -779,6 +779,232 @@ BOOST_AUTO_TEST_CASE(a_message_on_the_wire_is_a_little_endian_length_then_the_pa
   });
 }
 
+// --- Hostile stream peers: the limits of transports/common/stream-limits.h. ---
+
+constexpr const char* kStreamLimits =
+    "stream limits: udp bounds its sessions itself (PROTOCOL.md; tests/udp floods it)";
+
+BOOST_AUTO_TEST_CASE(stream_settings_that_are_unknown_or_leave_no_connection_are_refused,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  char why[256] = {};
+  BOOST_TEST(table().check_settings("receive_budget=1048576,idle_timeout_ms=0", why, sizeof why) ==
+             0);
+  BOOST_TEST(table().check_settings("bogus=1", why, sizeof why) == UV_EINVAL);
+  BOOST_TEST(std::string(why).find("bogus") != std::string::npos, why);
+  BOOST_TEST(table().check_settings("max_connections=8,connection_reserve=8", why, sizeof why) ==
+             UV_EINVAL);
+  BOOST_TEST(std::string(why).find("connection_reserve") != std::string::npos, why);
+  BOOST_TEST(table().check_settings("send_queue_limit=x", why, sizeof why) == UV_EINVAL);
+}
+
+BOOST_AUTO_TEST_CASE(declared_message_sizes_reserve_nothing_until_their_bytes_arrive,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    std::string endpoint = server.listen(address);
+    constexpr size_t kPeers = 20;
+    std::vector<std::unique_ptr<RawPeer>> peers;
+    for (size_t i = 0; i < kPeers; ++i) {
+      peers.push_back(std::make_unique<RawPeer>(address, endpoint));
+      Bytes frame = frameHeader(table().max_message_size);
+      Bytes start = pattern(1000, static_cast<uint32_t>(i));
+      frame.insert(frame.end(), start.begin(), start.end());
+      peers.back()->write(frame);
+    }
+    harness.runUntil([&] { return counter(server, "now_receive_buffer_bytes") >= kPeers * 1000; },
+                     kPatience, "every peer's first bytes to be buffered");
+    // Each maximal message declared holds what came of it, rounded up to a page, not 16 MiB.
+    BOOST_TEST(counter(server, "now_receive_buffer_bytes") <= kPeers * 4096);
+    peers.clear();
+    harness.runUntil([&] { return server.closed.size() == kPeers; }, kPatience,
+                     "the truncated connections to close");
+    BOOST_TEST(counter(server, "closed_truncated") == kPeers);
+    BOOST_TEST(counter(server, "now_receive_buffer_bytes") == 0u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_past_the_receive_budget_is_closed_and_counted_and_others_carry_on,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance("receive_budget=1048576");
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    Link good = connectPair(harness, server, client, address, endpoint);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 2; }, kPatience, "the raw peer");
+    ferry_conn_id hostile = server.accepted.back().first;
+    raw.write(frameHeader(4 * 1024 * 1024));
+    Bytes chunk = pattern(64 * 1024, 3);
+    size_t sent = 0;
+    // Bytes of a 4 MiB message, past the 1 MiB budget, until the server closes the connection.
+    harness.runUntil(
+        [&] {
+          if (server.closed.count(hostile) != 0) return true;
+          if (sent < 3 * 1024 * 1024) sent += raw.writeSome(chunk);
+          return false;
+        },
+        kPatience, "the connection over the budget to close");
+    BOOST_TEST(server.closed[hostile] == UV_ENOBUFS);
+    BOOST_TEST(counter(server, "closed_over_budget") == 1u);
+    BOOST_TEST(counter(server, "now_receive_buffer_bytes") == 0u);
+    // A message split across reads still has the budget to itself once the hostile one went.
+    Bytes big = pattern(512 * 1024, 4);
+    BOOST_REQUIRE(client.send(good.client, big) == 0);
+    harness.runUntil([&] { return server.receivedCount(good.server) == 1; }, kPatience,
+                     "the good client's message");
+    BOOST_TEST((server.received[good.server][0] == big));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(an_idle_accepted_connection_is_closed_and_counted,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance("idle_timeout_ms=100,frame_timeout_ms=0");
+    std::string endpoint = server.listen(address);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 1; }, kPatience, "the raw peer");
+    ferry_conn_id idle = server.accepted.back().first;
+    harness.runUntil([&] { return server.closed.count(idle) != 0; }, kPatience,
+                     "the idle connection to close");
+    BOOST_TEST(server.closed[idle] == UV_ETIMEDOUT);
+    BOOST_TEST(counter(server, "closed_idle") == 1u);
+    BOOST_TEST(counter(server, "closed_stalled_frame") == 0u);
+    Bytes ignored;
+    harness.runUntil([&] { return !raw.readAvailable(ignored); }, kPatience,
+                     "the raw peer to see the connection end");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_that_stalls_half_sent_closes_its_connection_and_is_counted,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance("idle_timeout_ms=0,frame_timeout_ms=100");
+    std::string endpoint = server.listen(address);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 1; }, kPatience, "the raw peer");
+    ferry_conn_id stalled = server.accepted.back().first;
+    Bytes whole = frameHeader(5);
+    Bytes five = pattern(5, 1);
+    whole.insert(whole.end(), five.begin(), five.end());
+    raw.write(whole);
+    raw.write(frameHeader(1000));
+    raw.write(pattern(10, 2));
+    harness.runUntil([&] { return server.closed.count(stalled) != 0; }, kPatience,
+                     "the stalled connection to close");
+    BOOST_TEST(server.closed[stalled] == UV_ETIMEDOUT);
+    BOOST_TEST(server.receivedCount(stalled) == 1u, "the whole message before it was lost");
+    BOOST_TEST(counter(server, "closed_stalled_frame") == 1u);
+    BOOST_TEST(counter(server, "now_receive_buffer_bytes") == 0u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_never_reads_is_refused_sends_and_no_longer_read_from,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    constexpr uint64_t kLimit = 256 * 1024;
+    Instance& server = harness.instance("send_queue_limit=" + std::to_string(kLimit));
+    Instance& client = harness.instance();
+    std::string endpoint = server.listen(address);
+    Link good = connectPair(harness, server, client, address, endpoint);
+    RawPeer raw(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 2; }, kPatience, "the raw peer");
+    ferry_conn_id deaf = server.accepted.back().first;
+    // The raw peer reads nothing: the kernel's buffers fill, then the server's queue.
+    Bytes message = pattern(64 * 1024, 7);
+    int refused = 0;
+    uint64_t highest = 0;
+    harness.runUntil(
+        [&] {
+          int rc = server.send(deaf, message);
+          highest = std::max(highest, counter(server, "now_send_queue_bytes"));
+          if (rc == UV_ENOBUFS) refused = rc;
+          return refused != 0;
+        },
+        kPatience, "send to the peer that never reads to be refused");
+    BOOST_TEST(counter(server, "sends_refused_queue_full") >= 1u);
+    // Taken whole below the limit: at most one message past it.
+    BOOST_TEST(highest <= kLimit + message.size() + 4);
+    BOOST_TEST(counter(server, "reads_paused") == 1u);
+    // What the deaf peer sends now stays unread, while the good client is served as before.
+    Bytes request = frameHeader(3);
+    request.insert(request.end(), {1, 2, 3});
+    raw.write(request);
+    Bytes ping = pattern(100, 8);
+    BOOST_REQUIRE(client.send(good.client, ping) == 0);
+    BOOST_REQUIRE(server.send(good.server, ping) == 0);
+    harness.runUntil(
+        [&] {
+          return server.receivedCount(good.server) == 1 && client.receivedCount(good.client) == 1;
+        },
+        kPatience, "the good client's messages both ways");
+    harness.runFor(milliseconds(50));
+    BOOST_TEST(server.receivedCount(deaf) == 0u, "the server read from a peer that reads nothing");
+    // Once the peer reads, the queue drains and its request is read.
+    Bytes drained;
+    harness.runUntil(
+        [&] {
+          raw.readAvailable(drained);
+          return server.receivedCount(deaf) == 1;
+        },
+        kPatience, "the peer's request once it reads");
+    BOOST_TEST((server.received[deaf][0] == Bytes{1, 2, 3}));
+    harness.runUntil([&] { return counter(server, "now_send_queue_bytes") == 0; }, kPatience,
+                     "the queue to drain");
+    BOOST_TEST(server.closed.count(deaf) == 0u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(connections_past_the_per_peer_cap_are_refused_and_counted,
+                     *boost::unit_test::precondition(NotFor{"udp", kStreamLimits})) {
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance("max_connections_per_peer=2");
+    std::string endpoint = server.listen(address);
+    RawPeer first(address, endpoint);
+    RawPeer second(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 2; }, kPatience, "two peers");
+    RawPeer third(address, endpoint);
+    Bytes ignored;
+    harness.runUntil([&] { return !third.readAvailable(ignored); }, kPatience,
+                     "the third connection to be closed");
+    BOOST_TEST(server.accepted.size() == 2u, "the connection over the cap was reported");
+    BOOST_TEST(counter(server, "connections_refused_per_peer") == 1u);
+    BOOST_TEST(counter(server, "now_connections") == 2u);
+    // Once one goes, the peer may connect again.
+    first.close();
+    harness.runUntil([&] { return server.closed.size() == 1; }, kPatience, "the first to close");
+    RawPeer again(address, endpoint);
+    harness.runUntil([&] { return server.accepted.size() == 3; }, kPatience, "the new one");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(the_last_connections_are_kept_for_peers_that_have_none,
+                     *boost::unit_test::precondition(OnlyFor{
+                         "tcp", "a second source address: tcp from 127.0.0.2 and 127.0.0.3"})) {
+  Harness harness;
+  Instance& server =
+      harness.instance("max_connections=4,max_connections_per_peer=4,connection_reserve=1");
+  std::string endpoint = server.listen("127.0.0.1");
+  std::vector<std::unique_ptr<RawPeer>> busy;
+  for (int i = 0; i < 3; ++i) busy.push_back(std::make_unique<RawPeer>("127.0.0.1", endpoint));
+  harness.runUntil([&] { return server.accepted.size() == 3; }, kPatience, "the busy peer's three");
+  // The busy peer is below its own cap, but only the reserve is left.
+  RawPeer fourth("127.0.0.1", endpoint);
+  Bytes ignored;
+  harness.runUntil([&] { return !fourth.readAvailable(ignored); }, kPatience,
+                   "the busy peer's fourth connection to be closed");
+  BOOST_TEST(counter(server, "connections_refused_limit") == 1u);
+  // A new peer gets the reserve.
+  RawPeer newcomer("127.0.0.1", endpoint, "127.0.0.2");
+  harness.runUntil([&] { return server.accepted.size() == 4; }, kPatience, "the new peer");
+  BOOST_TEST(server.peerAddress(server.accepted.back().first).rfind("127.0.0.2:", 0) == 0u);
+  // Now every connection is taken.
+  RawPeer late("127.0.0.1", endpoint, "127.0.0.3");
+  harness.runUntil([&] { return !late.readAvailable(ignored); }, kPatience,
+                   "the connection past max_connections to be closed");
+  BOOST_TEST(counter(server, "connections_refused_limit") == 2u);
+  BOOST_TEST(counter(server, "connections_accepted") == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(destroy_with_open_listeners_and_connections_closes_all_without_events) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();

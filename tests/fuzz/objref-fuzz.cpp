@@ -1,6 +1,5 @@
-// libFuzzer target for the OBJREF decoder, the one entry point untrusted OBJREF bytes go through.
-//   CXX=clang++ meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
-//   meson compile -C build-fuzz && ./build-fuzz/tests/fuzz/objref-fuzz -max_total_time=60
+// libFuzzer target for the OBJREF decoder, the one entry point untrusted OBJREF bytes go through
+// (tests/fuzz/meson.build builds it with the decoder compiled in).
 // Any input must either decode or fail with ferry::Error(invalidObjRef); a decoded OBJREF must
 // encode and decode to itself.
 #include <cstdlib>

@@ -276,6 +276,24 @@ public:
     return *found;
   }
 
+  // HELLO, COOKIE, HELLO+cookie: true when the server answers with a HANDSHAKE within `wait`.
+  bool tryHandshake(milliseconds wait) {
+    raw.sendTo(_port, hello(_id, _pn++));
+    Decoded cookie = await(wire::PacketType::cookie);
+    raw.sendTo(_port, hello(_id, _pn++, cookie.frames.at(0).cookie));
+    bool answered = false;
+    _harness.runBounded(
+        [&] {
+          for (const Bytes& datagram : raw.receiveAll()) {
+            auto d = decode(datagram);
+            if (d && d->header.type == wire::PacketType::handshake) answered = true;
+          }
+          return answered;
+        },
+        wait);
+    return answered;
+  }
+
   RawSocket raw;
 
 private:
@@ -581,6 +599,48 @@ BOOST_AUTO_TEST_CASE(a_half_open_session_that_is_never_confirmed_is_forgotten_si
                    "the half-open session to expire");
   BOOST_TEST(server.accepted.empty());
   BOOST_TEST(server.counters().now_half_open == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_address_flooding_half_open_sessions_evicts_its_own_oldest_and_a_client_still_gets_in) {
+  Harness harness;
+  Instance& server = harness.instance(kFast + ",half_open_per_address=4");
+  Instance& client = harness.instance(kFast);
+  std::string port = server.listen();
+  // Ten handshakes from one address, none confirmed: the address keeps its newest four.
+  std::vector<std::unique_ptr<RawClient>> flood;
+  for (int i = 0; i < 10; ++i) {
+    flood.push_back(std::make_unique<RawClient>(harness, port));
+    flood.back()->handshake();
+  }
+  UdpCounters c = server.counters();
+  BOOST_TEST(c.server_sessions_created == 10u);
+  BOOST_TEST(c.now_half_open == 4u);
+  BOOST_TEST(c.half_open_evicted == 6u);
+  BOOST_TEST(server.accepted.empty(), "an evicted half-open session raised an event");
+  // A real client from the same address still connects, and its session carries messages.
+  Link link = connectPair(harness, server, client, port, kPatience);
+  Bytes ping = pattern(100, 1);
+  BOOST_REQUIRE(client.send(link.client, ping) == 0);
+  harness.runUntil([&] { return server.receivedCount(link.server) == 1; }, kPatience,
+                   "the client's message");
+  BOOST_TEST(server.counters().half_open_evicted == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(sessions_from_one_address_past_their_bound_are_refused_and_counted) {
+  Harness harness;
+  Instance& server = harness.instance(kFast + ",sessions_per_address=3");
+  std::string port = server.listen();
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<RawClient>(harness, port));
+    BOOST_REQUIRE(clients.back()->tryHandshake(kPatience));
+  }
+  RawClient refused(harness, port);
+  BOOST_TEST(!refused.tryHandshake(milliseconds(300)), "a fourth session from one address");
+  UdpCounters c = server.counters();
+  BOOST_TEST(c.sessions_refused_per_address == 1u);
+  BOOST_TEST(c.server_sessions_created == 3u);
+  BOOST_TEST(c.cookies_sent == 4u, "the refused client was still sent its cookie");
 }
 
 BOOST_AUTO_TEST_CASE(data_beyond_its_limits_is_refused_before_allocation_and_repeated_abuse_closes) {

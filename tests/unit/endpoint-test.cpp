@@ -351,6 +351,30 @@ BOOST_AUTO_TEST_CASE(a_call_travels_over_a_link_and_its_response_is_acknowledged
   BOOST_TEST((callers[1] == callers[0]));
 }
 
+BOOST_AUTO_TEST_CASE(a_probe_hears_the_same_for_an_unknown_oxid_and_a_known_one_with_a_wrong_ipid) {
+  Pair p(rt());
+  Oxid known = p.server.impl()->oxid();
+  Oxid unknown(known.value ^ 0x5a5a5a5a5a5aull);
+  Ipid wrong(0x1234, 0x5678);
+  auto probe = [&](Oxid oxid) {
+    return p.client.invoke([&]() -> std::pair<Errc, std::string> {
+      auto link = std::make_shared<ExporterLink>(
+          *p.client.impl(), oxid, ExporterLink::Address{},
+          p.clientEndpoint.channel({"mem", "", "server"}, oxid, MarshalContext::local), wrong);
+      try {
+        link->addRefs(wrong, 1);
+      } catch (const Error& e) {
+        return {e.code(), e.message()};
+      }
+      return {Errc::ok, ""};
+    });
+  };
+  auto toUnknown = probe(unknown);
+  auto toKnown = probe(known);
+  BOOST_TEST(int(toUnknown.first) == int(Errc::disconnected));
+  BOOST_TEST((toUnknown == toKnown), toUnknown.second << " / " << toKnown.second);
+}
+
 BOOST_AUTO_TEST_CASE(a_call_whose_response_was_lost_with_its_link_runs_once_and_is_answered_again) {
   Pair p(rt());
   uint32_t before = p.strongRefs();

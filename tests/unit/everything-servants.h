@@ -3,6 +3,7 @@
 // ferry-test-peer process (tests/integration).
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -47,9 +48,13 @@ public:
       uint16_t u16, uint32_t u32, uint64_t u64, float f32, double f64) override {
     return {b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64};
   }
-  int32_t add(int32_t a, int32_t b) override { return a + b; }
+  // Wraps around, as the wire's 32-bit integers would: a peer's operands never overflow here.
+  int32_t add(int32_t a, int32_t b) override {
+    return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+  }
   DivmodResults divmod(int32_t a, int32_t b) override {
     if (b == 0) throw std::runtime_error("division by zero");
+    if (a == INT32_MIN && b == -1) throw std::runtime_error("the quotient does not fit 32 bits");
     return {a / b, a % b};
   }
   Color echoColor(Color c) override { return c; }

@@ -314,6 +314,59 @@ BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_la
   BOOST_TEST(cache.entries() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_other_links_still_run) {
+  ReplyCache::Limits limits;
+  limits.maxEntries = 1000;
+  limits.perLink = 100;
+  ReplyCache cache(limits);
+  // The flood: every request under a token of its own, never acknowledged.
+  int ran = 0;
+  int refused = 0;
+  for (uint64_t token = 1; token <= 5000; ++token) {
+    auto admission = cache.admit(CallerKey{66, token}, 1, linkA, {}, t0);
+    if (admission.kind == Kind::run) {
+      ++ran;
+    } else {
+      BOOST_TEST(int(admission.code) == int(Errc::retryLater));
+      ++refused;
+    }
+  }
+  BOOST_TEST(ran == 100);
+  BOOST_TEST(refused == 4900);
+  BOOST_TEST(cache.entries() == 100u);
+  // The victim, on its own link: every call runs, and is answered.
+  for (uint64_t call = 1; call <= 500; ++call) {
+    std::vector<uint64_t> acknowledged;
+    if (call > 1) acknowledged.push_back(call - 1);
+    auto admission = cache.admit(CallerKey{7, 42}, call, linkB, acknowledged, t0);
+    BOOST_REQUIRE(int(admission.kind) == int(Kind::run));
+    cache.complete(CallerKey{7, 42}, call, linkB, reply(10), t0);
+  }
+  BOOST_TEST(cache.entries() == 101u);
+  // A clean close of the flooding link gives its share back.
+  for (uint64_t token = 1; token <= 100; ++token) cache.dropLink(CallerKey{66, token}, linkA);
+  BOOST_TEST(cache.entries() == 1u);
+  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0).kind) == int(Kind::run));
+}
+
+BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_runs_the_newcomer) {
+  ReplyCache::Limits limits;
+  limits.maxEntries = 10;
+  ReplyCache cache(limits);
+  // One caller answered ten calls and acknowledges none: the cache is full.
+  for (uint64_t call = 1; call <= 10; ++call) {
+    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0).kind) == int(Kind::run));
+    cache.complete(CallerKey{66, 1}, call, linkA, reply(10), t0);
+  }
+  auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0);
+  BOOST_TEST(int(victim.kind) == int(Kind::run));
+  BOOST_TEST(cache.entries() == 10u);
+  // The hoarder's oldest answer went: a copy of it may have run.
+  auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0);
+  BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0).kind) == int(Kind::replay));
+}
+
 BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unknown) {
   ReplyCache::Limits limits;
   limits.maxBytes = 100;

@@ -4,6 +4,14 @@
 #define BOOST_TEST_MODULE plugin_loader
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include <ferry/ferry.h>
 
 #include "plugin-loader.h"
@@ -159,7 +167,7 @@ BOOST_AUTO_TEST_CASE(a_runtime_refuses_transport_settings_a_transport_refuses_na
           "the udp transport refuses RuntimeOptions::transportSettings[\"udp\"] = "
           "'idle_timeout_ms=2000,idle_timout_ms=5': 'idle_timout_ms' is no udp setting");
   refused("udp", "pmtu=maybe", "pmtu=maybe: the value is not a non-negative integer");
-  refused("tcp", "nodelay=0", "gives the tcp transport 'nodelay=0', but it takes no settings");
+  refused("tcp", "nodelay=0", "'nodelay' is no stream transport setting");
   // Good settings, and settings for a transport that is not loaded here (logged), start.
   ferry::RuntimeOptions options;
   options.transportSettings["udp"] = "idle_timeout_ms=2000";
@@ -167,4 +175,44 @@ BOOST_AUTO_TEST_CASE(a_runtime_refuses_transport_settings_a_transport_refuses_na
   options.transportSettings["sctp"] = "streams=4";
   ferry::Runtime runtime(options);
   BOOST_TEST(!runtime.bindings().empty());
+}
+
+BOOST_AUTO_TEST_CASE(transport_counters_show_what_a_transport_refused) {
+  ferry::RuntimeOptions options;
+  options.transportSettings["tcp"] = "max_message_size=1000";
+  ferry::Runtime runtime(options);
+  std::string port;
+  for (const std::string& binding : runtime.bindings()) {
+    if (binding.rfind("tcp:127.0.0.1[", 0) == 0) {
+      port = binding.substr(binding.find('[') + 1, binding.find(']') - binding.find('[') - 1);
+    }
+  }
+  BOOST_REQUIRE_MESSAGE(!port.empty(), "the runtime listens on tcp 127.0.0.1");
+  auto counter = [&](const std::string& name) -> uint64_t {
+    for (const ferry::TransportCounters& transport : runtime.transportCounters()) {
+      if (transport.transport != "tcp") continue;
+      for (const auto& [key, value] : transport.counters) {
+        if (key == name) return value;
+      }
+    }
+    return UINT64_MAX;
+  };
+  BOOST_REQUIRE(counter("closed_oversized") == 0u);
+  // A peer announces a message larger than the setting allows.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const uint8_t header[4] = {0x88, 0x13, 0, 0};  // 5000
+  BOOST_REQUIRE(send(fd, header, sizeof(header), MSG_NOSIGNAL) == 4);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (counter("closed_oversized") == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  close(fd);
+  BOOST_TEST(counter("closed_oversized") == 1u);
+  BOOST_TEST(counter("connections_accepted") >= 1u);
 }

@@ -9,7 +9,7 @@
 // (wrap/unwrap). It must offer
 //   void log(int level, const std::string& message)   one line through the host; never throws
 // and, for each table function the plugin takes from AbiGlue, the member of that name (destroy,
-// listen, connect, send, sendAnyThread, close) with the table function's arguments. A member may
+// listen, connect, send, sendAnyThread, close, counters) with the table function's arguments. A member may
 // throw: the guards log what it threw, and a function that returns an error returns UV_ENOMEM
 // for std::bad_alloc and UV_EIO for anything else.
 #pragma once
@@ -148,6 +148,13 @@ struct AbiGlue {
     if (self == nullptr) return UV_EINVAL;
     return guardedCall(self, "send_any_thread",
                        [&] { return self->sendAnyThread(conn, data, size); });
+  }
+
+  // Instantiated only for a plugin that offers counters.
+  static int counters(ferry_transport* transport, ferry_counter_v1* out, size_t cap) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr) return UV_EINVAL;
+    return guardedCall(self, "counters", [&] { return self->counters(out, cap); });
   }
 
   static void close(ferry_transport* transport, ferry_conn_id conn) noexcept {

@@ -107,5 +107,46 @@ BOOST_AUTO_TEST_CASE(a_deliver_that_returns_false_stops_the_feed) {
   BOOST_TEST(sink.messages.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_split_message_holds_what_arrived_of_it_and_gives_it_back_once_whole) {
+  ReceiveBudget budget(1 << 20);
+  std::string payload(100000, 'x');
+  Bytes stream = frame(payload);
+  {
+    FrameReader reader(1 << 20, &budget);
+    Sink sink;
+    // The prefix declares 100000 bytes: nothing is reserved for them yet.
+    BOOST_REQUIRE(sink.feed(reader, stream, 0, kFrameHeaderSize) == 0);
+    BOOST_TEST(budget.used() == 0u);
+    BOOST_REQUIRE(sink.feed(reader, stream, kFrameHeaderSize, kFrameHeaderSize + 10) == 0);
+    BOOST_TEST(budget.used() == 4096u);
+    BOOST_REQUIRE(sink.feed(reader, stream, kFrameHeaderSize + 10, 50000) == 0);
+    BOOST_TEST(budget.used() >= 50000u - kFrameHeaderSize);
+    BOOST_TEST(budget.used() <= 2 * 50000u);
+    BOOST_TEST(budget.used() == reader.buffered());
+    BOOST_REQUIRE(sink.feed(reader, stream, 50000, stream.size()) == 0);
+    BOOST_REQUIRE(sink.messages.size() == 1u);
+    BOOST_TEST(sink.messages[0] == payload);
+    BOOST_TEST(budget.used() == 0u);
+    // A reader destroyed mid-message gives its bytes back too.
+    BOOST_REQUIRE(sink.feed(reader, stream, 0, 20000) == 0);
+    BOOST_TEST(budget.used() > 0u);
+  }
+  BOOST_TEST(budget.used() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_message_past_the_budget_breaks_the_reader_and_takes_nothing) {
+  ReceiveBudget budget(10000);
+  Bytes stream = frame(std::string(50000, 'y'));
+  FrameReader reader(1 << 20, &budget);
+  Sink sink;
+  BOOST_TEST(sink.feed(reader, stream, 0, 9000) == 0);
+  int err = sink.feed(reader, stream, 9000, 30000);
+  BOOST_TEST(err == UV_ENOBUFS);
+  BOOST_TEST(budget.used() <= 10000u);
+  BOOST_TEST(sink.feed(reader, stream, 30000, stream.size()) == UV_ENOBUFS);
+  BOOST_TEST(reader.midFrame());
+  BOOST_TEST(sink.messages.empty());
+}
+
 }  // namespace
 }  // namespace ferry::transports

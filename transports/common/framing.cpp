@@ -12,7 +12,7 @@ void encodeFrameHeader(uint8_t* header, size_t size) noexcept {
 }
 
 int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* context) {
-  if (_broken) return UV_EMSGSIZE;
+  if (_broken != 0) return _broken;
   for (;;) {
     if (_headerFilled < kFrameHeaderSize) {
       if (size == 0) return 0;
@@ -25,8 +25,8 @@ int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* c
       uint32_t length = 0;
       for (size_t i = 0; i < kFrameHeaderSize; ++i) length |= uint32_t{_header[i]} << (8 * i);
       if (length > _maxMessageSize) {
-        _broken = true;
-        return UV_EMSGSIZE;
+        _broken = UV_EMSGSIZE;
+        return _broken;
       }
       _expected = length;
     }
@@ -43,18 +43,45 @@ int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* c
       continue;
     }
     if (size == 0) return 0;
-    // Reserved once per split message, and released once it is delivered.
-    if (_partial.capacity() < _expected) _partial.reserve(_expected);
     size_t take = std::min(size, missing);
+    if (!grow(take)) {
+      _broken = UV_ENOBUFS;
+      return _broken;
+    }
     _partial.insert(_partial.end(), data, data + take);
     data += take;
     size -= take;
     if (_partial.size() < _expected) return 0;
     std::vector<uint8_t> message;
     message.swap(_partial);
+    release();
     _headerFilled = 0;
     if (!deliver(context, message.data(), message.size())) return 0;
   }
+}
+
+bool FrameReader::grow(size_t more) {
+  size_t needed = _partial.size() + more;
+  if (needed <= _partial.capacity()) return true;
+  // Doubling keeps the copies linear; the declared size caps it, so a message never holds more
+  // than itself, and a prefix alone reserves nothing.
+  size_t capacity = std::min(_expected, std::max({needed, 2 * _partial.capacity(), size_t{4096}}));
+  size_t extra = capacity - _held;
+  if (_budget != nullptr && !_budget->take(extra)) return false;
+  try {
+    _partial.reserve(capacity);
+  } catch (...) {
+    if (_budget != nullptr) _budget->give(extra);
+    throw;
+  }
+  _held = capacity;
+  return true;
+}
+
+void FrameReader::release() noexcept {
+  if (_budget != nullptr) _budget->give(_held);
+  _held = 0;
+  _partial = std::vector<uint8_t>();
 }
 
 }  // namespace ferry::transports

@@ -14,10 +14,31 @@ inline constexpr size_t kFrameHeaderSize = 4;
 // because callers check it against the transport's maximum first.
 void encodeFrameHeader(uint8_t* header, size_t size) noexcept;
 
+// Bytes of partly received messages held by the readers that share it (one transport instance's),
+// against a limit. On one thread.
+class ReceiveBudget {
+public:
+  explicit ReceiveBudget(size_t limit) noexcept : _limit(limit) {}
+  // Takes `bytes` when they fit under the limit; false (and nothing taken) otherwise.
+  bool take(size_t bytes) noexcept {
+    if (bytes > _limit - _used) return false;
+    _used += bytes;
+    return true;
+  }
+  void give(size_t bytes) noexcept { _used -= bytes; }
+  size_t used() const noexcept { return _used; }
+
+private:
+  size_t _limit;
+  size_t _used = 0;
+};
+
 // Reassembles whole messages from the bytes of one stream, in order.
 //
-// A length prefix above `maxMessageSize` is refused before anything is allocated for it; the
-// reader is then broken (every later feed fails the same way) and its stream must be closed.
+// A length prefix above `maxMessageSize` is refused before anything is allocated for it. The
+// buffer of a split message grows with the bytes that arrive (never to what the prefix declares
+// before they do), from `budget` when one is given. A refused prefix or budget breaks the reader
+// (every later feed fails the same way) and its stream must be closed.
 class FrameReader {
 public:
   // What feed() does with each whole message: returns true to go on, false to stop at once (the
@@ -25,22 +46,35 @@ public:
   // `data` is valid during the call only.
   using Deliver = bool (*)(void* context, const uint8_t* data, size_t size);
 
-  explicit FrameReader(size_t maxMessageSize) noexcept : _maxMessageSize(maxMessageSize) {}
+  explicit FrameReader(size_t maxMessageSize, ReceiveBudget* budget = nullptr) noexcept
+      : _maxMessageSize(maxMessageSize), _budget(budget) {}
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+  ~FrameReader() { release(); }
 
-  // Feeds the next `size` bytes of the stream. Returns 0, or UV_EMSGSIZE when a length prefix
-  // exceeds the maximum. May throw std::bad_alloc while buffering a partial message.
+  // Feeds the next `size` bytes of the stream. Returns 0, UV_EMSGSIZE when a length prefix
+  // exceeds the maximum, or UV_ENOBUFS when the budget cannot hold the bytes of a split message.
+  // May throw std::bad_alloc while buffering a partial message.
   int feed(const uint8_t* data, size_t size, Deliver deliver, void* context);
 
   // True when part of a message has been fed: the stream ending now would truncate it.
   bool midFrame() const noexcept { return _headerFilled > 0 || _broken; }
+  // Bytes held for a split message (taken from the budget).
+  size_t buffered() const noexcept { return _held; }
 
 private:
+  // Makes room for `more` payload bytes; false when the budget refuses.
+  bool grow(size_t more);
+  void release() noexcept;
+
   size_t _maxMessageSize;
+  ReceiveBudget* _budget;
   uint8_t _header[kFrameHeaderSize] = {};
   size_t _headerFilled = 0;      // bytes of the current header seen so far
   size_t _expected = 0;          // payload size of the current message, once its header is whole
   std::vector<uint8_t> _partial; // payload bytes of the current message, when split across feeds
-  bool _broken = false;
+  size_t _held = 0;              // _partial's capacity, as taken from the budget
+  int _broken = 0;               // the error every feed returns once broken
 };
 
 }  // namespace ferry::transports

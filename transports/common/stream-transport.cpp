@@ -4,8 +4,11 @@
 #include <signal.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
+
+#include "settings.h"
 
 namespace ferry::transports {
 
@@ -19,6 +22,7 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 struct WriteRequest {
   uv_write_t request{};
   std::unique_ptr<uint8_t[]> bytes;
+  size_t size = 0;
   ferry_conn_id conn = 0;
 };
 
@@ -26,14 +30,36 @@ std::string describeConnection(ferry_conn_id id) {
   return "connection " + std::to_string(id);
 }
 
+// Whom the connection caps count a peer against: its user when the kernel says who it is, else
+// its address without the port ("127.0.0.1:40312" -> "127.0.0.1", "[::1]:5000" -> "[::1]").
+std::string sourceOf(const PeerDescription& peer) {
+  if (peer.hasCredentials) return "uid " + std::to_string(peer.uid);
+  size_t colon = peer.address.rfind(':');
+  return colon == std::string::npos ? peer.address : peer.address.substr(0, colon);
+}
+
+// How often the idle and stalled-message timeouts are checked: a quarter of the shorter one,
+// within [10 ms, 1 s]; 0 when neither is set.
+uint64_t sweepIntervalMs(const StreamLimits& limits) {
+  uint64_t shortest = 0;
+  for (uint64_t ms : {limits.idleTimeoutMs, limits.frameTimeoutMs}) {
+    if (ms != 0 && (shortest == 0 || ms < shortest)) shortest = ms;
+  }
+  if (shortest == 0) return 0;
+  return std::clamp<uint64_t>(shortest / 4, 10, 1000);
+}
+
 }  // namespace
 
 StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* host,
-                                 uv_loop_t* loop, const ferry_transport_events_v1& events)
+                                 uv_loop_t* loop, const ferry_transport_events_v1& events,
+                                 const StreamLimits& limits)
     : _pluginName(pluginName),
       _host(host),
       _loop(loop),
       _events(events),
+      _limits(limits),
+      _receiveBudget(limits.receiveBudget),
       _readBuffer(new uint8_t[kReadBufferSize]) {
   // The any-thread send path hands leftovers to the loop through this handle. Without it,
   // sendAnyThread still works whenever the socket takes a whole frame at once.
@@ -42,6 +68,23 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
     _handoverOpen = true;
     ++_liveHandles;
   }
+  if (uint64_t interval = sweepIntervalMs(_limits); interval != 0) {
+    if (uv_timer_init(_loop, &_sweepTimer) == 0) {
+      _sweepTimer.data = this;
+      _sweepOpen = true;
+      ++_liveHandles;
+      uv_timer_start(&_sweepTimer, &onSweep, interval, interval);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&_sweepTimer));
+    }
+  }
+}
+
+int checkStreamSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
+  return checkSettingsText(settings, whyOut, whyCap,
+                           [](const char* text, std::vector<std::string>& problems) {
+                             StreamLimits limits;
+                             parseStreamLimits(text, limits, problems);
+                           });
 }
 
 StreamTransport::~StreamTransport() = default;
@@ -119,7 +162,7 @@ int StreamTransport::connect(const char* address, const char* endpoint, uint32_t
                              ferry_conn_id* connOut) {
   if (address == nullptr || endpoint == nullptr || connOut == nullptr) return UV_EINVAL;
   ferry_conn_id id = _nextId++;
-  auto owned = std::make_unique<Connection>(this, id, kMaxMessageSize);
+  auto owned = std::make_unique<Connection>(this, id, _limits.maxMessageSize, &_receiveBudget);
   _connections.emplace(id, owned.get());
   Connection& connection = *owned.release();
   int err = 0;
@@ -150,12 +193,13 @@ int StreamTransport::connect(const char* address, const char* endpoint, uint32_t
 }
 
 int StreamTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
-  if (size > kMaxMessageSize) return UV_EMSGSIZE;
+  if (size > _limits.maxMessageSize) return UV_EMSGSIZE;
   if (data == nullptr && size > 0) return UV_EINVAL;
   auto found = _connections.find(conn);
   if (found == _connections.end() || found->second->state != Connection::State::open) {
     return UV_ENOTCONN;
   }
+  if (queueFull(found->second->queuedBytes)) return UV_ENOBUFS;
   std::unique_ptr<uint8_t[]> bytes(new uint8_t[kFrameHeaderSize + size]);
   encodeFrameHeader(bytes.get(), size);
   if (size > 0) std::memcpy(bytes.get() + kFrameHeaderSize, data, size);
@@ -176,13 +220,65 @@ int StreamTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) 
     loopWriteFinished(conn);  // a handed-over write failed and closed it
     return UV_ENOTCONN;
   }
-  return queueWrite(*found->second, std::move(bytes), kFrameHeaderSize + size, true);
+  Connection& connection = *found->second;
+  addQueued(connection.queuedBytes, kFrameHeaderSize + size);
+  int err = queueWrite(connection, std::move(bytes), kFrameHeaderSize + size, true);
+  if (err == 0) pauseIfUnread(connection);
+  return err;
+}
+
+bool StreamTransport::queueFull(const std::atomic<size_t>& queued) noexcept {
+  if (queued.load(std::memory_order_relaxed) < _limits.sendQueueLimit &&
+      _counters.now_send_queue_bytes.load(std::memory_order_relaxed) < _limits.sendBudget) {
+    return false;
+  }
+  _counters.sends_refused_queue_full.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void StreamTransport::addQueued(std::atomic<size_t>& queued, size_t bytes) noexcept {
+  queued.fetch_add(bytes, std::memory_order_relaxed);
+  _counters.now_send_queue_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void StreamTransport::removeQueued(std::atomic<size_t>* queued, size_t bytes) noexcept {
+  if (queued != nullptr) queued->fetch_sub(bytes, std::memory_order_relaxed);
+  _counters.now_send_queue_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+void StreamTransport::pauseIfUnread(Connection& connection) {
+  if (!connection.accepted || connection.readPaused ||
+      connection.state != Connection::State::open ||
+      connection.queuedBytes.load(std::memory_order_relaxed) < _limits.sendQueueLimit / 2) {
+    return;
+  }
+  if (uv_read_stop(&connection.handle.stream) != 0) return;
+  connection.readPaused = true;
+  _counters.reads_paused.fetch_add(1, std::memory_order_relaxed);
+  log(FERRY_LOG_INFO, describeConnection(connection.id) + ": stopped reading from the peer: " +
+                          std::to_string(connection.queuedBytes.load()) +
+                          " bytes of what was sent to it are unread (send_queue_limit " +
+                          std::to_string(_limits.sendQueueLimit) + ")");
+}
+
+void StreamTransport::resumeIfRead(Connection& connection) {
+  if (!connection.readPaused || connection.state != Connection::State::open ||
+      connection.queuedBytes.load(std::memory_order_relaxed) > _limits.sendQueueLimit / 4) {
+    return;
+  }
+  int err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  if (err != 0) {
+    closeConnection(connection, Connection::Report::closed, err);
+    return;
+  }
+  connection.readPaused = false;
 }
 
 int StreamTransport::queueWrite(Connection& connection, std::unique_ptr<uint8_t[]> bytes,
                                 size_t size, bool counted) {
   auto write = std::make_unique<WriteRequest>();
   write->bytes = std::move(bytes);
+  write->size = size;
   write->conn = connection.id;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(write->bytes.get()),
                              static_cast<unsigned int>(size));
@@ -195,6 +291,7 @@ int StreamTransport::queueWrite(Connection& connection, std::unique_ptr<uint8_t[
   int err = uv_write(&write->request, &connection.handle.stream, &buf, 1, &onWritten);
   if (err != 0) {
     loopWriteFinished(connection.id);
+    removeQueued(&connection.queuedBytes, size);
     return err;
   }
   write.release();  // onWritten frees it
@@ -208,13 +305,14 @@ void StreamTransport::loopWriteFinished(ferry_conn_id conn) {
 }
 
 int StreamTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size) {
-  if (size > kMaxMessageSize) return UV_EMSGSIZE;
+  if (size > _limits.maxMessageSize) return UV_EMSGSIZE;
   if (data == nullptr && size > 0) return UV_EINVAL;
   uint8_t header[kFrameHeaderSize];
   encodeFrameHeader(header, size);
   std::lock_guard lock(_directMutex);
   auto entry = _direct.find(conn);
   if (entry == _direct.end()) return UV_ENOTCONN;
+  if (queueFull(*entry->second.queued)) return UV_ENOBUFS;
   size_t total = kFrameHeaderSize + size;
   size_t written = 0;
   if (entry->second.loopWrites == 0) {
@@ -238,6 +336,7 @@ int StreamTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size
   if (size > dataOffset) std::memcpy(rest.get() + fromHeader, data + dataOffset, size - dataOffset);
   _handovers.push_back({conn, std::move(rest), total - written});
   ++entry->second.loopWrites;
+  addQueued(*entry->second.queued, total - written);
   // Under the lock: destroy() closes the handle under it too.
   uv_async_send(&_handoverAsync);
   return 0;
@@ -257,9 +356,11 @@ void StreamTransport::queueHandovers(std::deque<Handover>& batch) {
     auto found = _connections.find(h.conn);
     if (found == _connections.end() || found->second->state != Connection::State::open) {
       loopWriteFinished(h.conn);  // the connection went; the frame with it
+      removeQueued(nullptr, h.size);
       continue;
     }
     int err = queueWrite(*found->second, std::move(h.bytes), h.size, true);
+    if (err == 0) pauseIfUnread(*found->second);
     if (err != 0) {
       log(FERRY_LOG_INFO, describeConnection(h.conn) + ": handed-over write failed: " +
                               uv_strerror(err));
@@ -277,7 +378,7 @@ void StreamTransport::openDirect(Connection& connection) {
   uv_os_fd_t fd;
   if (uv_fileno(&connection.handle.handle, &fd) != 0) return;  // any-thread sends refused
   std::lock_guard lock(_directMutex);
-  _direct[connection.id] = DirectEntry{fd, 0};
+  _direct[connection.id] = DirectEntry{fd, 0, &connection.queuedBytes};
 }
 
 void StreamTransport::closeDirect(ferry_conn_id conn) {
@@ -313,6 +414,10 @@ void StreamTransport::destroy(void (*done)(void*), void* arg) {
   while (!_connections.empty()) {
     closeConnection(*_connections.begin()->second, Connection::Report::nothing, 0);
   }
+  if (_sweepOpen) {
+    _sweepOpen = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&_sweepTimer), &onFinalClosed);
+  }
   {
     std::lock_guard lock(_directMutex);
     _handovers.clear();
@@ -334,6 +439,15 @@ void StreamTransport::closeConnection(Connection& connection, Connection::Report
   if (connection.state == Connection::State::closing) return;
   closeDirect(connection.id);
   _connections.erase(connection.id);
+  if (connection.state == Connection::State::open) {
+    _counters.now_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (connection.accepted) {
+    auto source = _acceptedBySource.find(connection.source);
+    if (source != _acceptedBySource.end() && --source->second == 0) _acceptedBySource.erase(source);
+    --_acceptedOpen;
+    connection.accepted = false;
+  }
   connection.state = Connection::State::closing;
   connection.report = report;
   connection.reportStatus = status;
@@ -379,21 +493,55 @@ ferry_peer_info_v1 StreamTransport::peerInfo(const PeerDescription& peer) noexce
   return info;
 }
 
+bool StreamTransport::admit(const std::string& source) {
+  auto found = _acceptedBySource.find(source);
+  size_t fromSource = found == _acceptedBySource.end() ? 0 : found->second;
+  if (fromSource >= _limits.maxConnectionsPerPeer) {
+    _counters.connections_refused_per_peer.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // The reserve is for peers with no connection yet: one busy peer cannot take the last ones.
+  size_t reserveFrom = _limits.maxConnections - _limits.connectionReserve;
+  if (_acceptedOpen >= _limits.maxConnections || (_acceptedOpen >= reserveFrom && fromSource > 0)) {
+    _counters.connections_refused_limit.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
 void StreamTransport::accept(Listener& listener) {
   ferry_conn_id id = _nextId++;
-  auto owned = std::make_unique<Connection>(this, id, kMaxMessageSize);
+  auto owned =
+      std::make_unique<Connection>(this, id, _limits.maxMessageSize, &_receiveBudget);
   _connections.emplace(id, owned.get());
   Connection& connection = *owned.release();
   int err = openHandle(connection);
   if (err == 0) err = uv_accept(&listener.handle.stream, &connection.handle.stream);
   PeerDescription peer;
   if (err == 0) err = establish(connection, &listener, peer);
-  if (err == 0) err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  if (err == 0) {
+    peer.source = sourceOf(peer);
+    if (!admit(peer.source)) {
+      // Counted; logged at debug only, since a flood of them would flood the log too.
+      log(FERRY_LOG_DEBUG, "refused a connection from " + peer.address +
+                               ": over max_connections or max_connections_per_peer");
+      closeConnection(connection, Connection::Report::nothing, 0);
+      return;
+    }
+    err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  }
   if (err != 0) {
     log(FERRY_LOG_WARN, "dropped an incoming connection: " + std::string(uv_strerror(err)));
     closeConnection(connection, Connection::Report::nothing, err);
     return;
   }
+  connection.accepted = true;
+  connection.source = peer.source;
+  ++_acceptedBySource[peer.source];
+  ++_acceptedOpen;
+  _counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+  _counters.now_connections.fetch_add(1, std::memory_order_relaxed);
+  connection.lastActivityMs = uv_now(_loop);
   connection.state = Connection::State::open;
   openDirect(connection);
   ferry_peer_info_v1 info = peerInfo(peer);
@@ -418,6 +566,8 @@ void StreamTransport::connectDone(Connection& connection, int status) {
     closeConnection(connection, Connection::Report::connectFailed, err);
     return;
   }
+  _counters.now_connections.fetch_add(1, std::memory_order_relaxed);
+  connection.lastActivityMs = uv_now(_loop);
   connection.state = Connection::State::open;
   openDirect(connection);
   ferry_peer_info_v1 info = peerInfo(peer);
@@ -427,6 +577,8 @@ void StreamTransport::connectDone(Connection& connection, int status) {
 bool StreamTransport::deliver(void* context, const uint8_t* data, size_t size) {
   auto* connection = static_cast<Connection*>(context);
   StreamTransport* self = connection->owner;
+  connection->frameStartMs = 0;
+  self->_counters.messages_received.fetch_add(1, std::memory_order_relaxed);
   self->_events.received(self->_events.context, connection->id, data, size);
   // The host may have closed the connection or destroyed the instance meanwhile.
   return connection->state == Connection::State::open;
@@ -435,6 +587,8 @@ bool StreamTransport::deliver(void* context, const uint8_t* data, size_t size) {
 void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0 || connection.state != Connection::State::open) return;
   if (nread > 0) {
+    uint64_t now = uv_now(_loop);
+    connection.lastActivityMs = now;
     int err = 0;
     try {
       err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
@@ -447,12 +601,22 @@ void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_b
       err = UV_EIO;
     }
     if (err < 0 && connection.state == Connection::State::open) {
-      log(FERRY_LOG_WARN, describeConnection(connection.id) + " closed: " +
-                              (err == UV_EMSGSIZE ? "the peer announced a message larger than "
-                                                    "the maximum of " +
-                                                        std::to_string(kMaxMessageSize) + " bytes"
-                                                  : std::string(uv_strerror(err))));
+      std::string why = uv_strerror(err);
+      if (err == UV_EMSGSIZE) {
+        _counters.closed_oversized.fetch_add(1, std::memory_order_relaxed);
+        why = "the peer announced a message larger than the maximum of " +
+              std::to_string(_limits.maxMessageSize) + " bytes (max_message_size)";
+      } else if (err == UV_ENOBUFS) {
+        _counters.closed_over_budget.fetch_add(1, std::memory_order_relaxed);
+        why = "the " + std::to_string(_limits.receiveBudget) +
+              " bytes for partly received messages (receive_budget) are taken";
+      }
+      log(FERRY_LOG_WARN, describeConnection(connection.id) + " closed: " + why);
       closeConnection(connection, Connection::Report::closed, err);
+      return;
+    }
+    if (connection.reader.midFrame() && connection.frameStartMs == 0) {
+      connection.frameStartMs = now;
     }
     return;
   }
@@ -461,6 +625,7 @@ void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_b
     // The peer closed cleanly, unless it stopped in the middle of a message.
     status = connection.reader.midFrame() ? UV_EPROTO : 0;
     if (status != 0) {
+      _counters.closed_truncated.fetch_add(1, std::memory_order_relaxed);
       log(FERRY_LOG_WARN, describeConnection(connection.id) + ": the peer closed in the middle "
                                                               "of a message");
     }
@@ -475,6 +640,7 @@ void StreamTransport::onConnection(uv_stream_t* server, int status) noexcept {
   StreamTransport* self = listener->owner;
   guarded(self, "accept", [&] {
     if (status < 0) {
+      self->_counters.accept_errors.fetch_add(1, std::memory_order_relaxed);
       self->log(FERRY_LOG_WARN,
                 std::string("accepting a connection failed: ") + uv_strerror(status));
       return;
@@ -516,7 +682,13 @@ void StreamTransport::onWritten(uv_write_t* request, int status) noexcept {
   auto* connection = static_cast<Connection*>(request->handle->data);
   StreamTransport* self = connection->owner;
   self->loopWriteFinished(write->conn);
-  if (status >= 0 || status == UV_ECANCELED) return;
+  self->removeQueued(&connection->queuedBytes, write->size);
+  if (status == UV_ECANCELED) return;
+  if (status >= 0) {
+    connection->lastActivityMs = uv_now(self->_loop);
+    guarded(self, "write", [&] { self->resumeIfRead(*connection); });
+    return;
+  }
   guarded(self, "write", [&] {
     if (connection->state != Connection::State::open) return;
     self->log(FERRY_LOG_INFO, describeConnection(connection->id) + ": write failed: " +
@@ -549,6 +721,52 @@ void StreamTransport::onConnectionHandleClosed(uv_handle_t* handle) noexcept {
   }
   if (--connection->openHandles == 0) delete connection;
   self->handleClosed();
+}
+
+void StreamTransport::onSweep(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<StreamTransport*>(timer->data);
+  guarded(self, "timeouts", [&] { self->sweep(); });
+}
+
+void StreamTransport::sweep() {
+  uint64_t now = uv_now(_loop);
+  std::vector<std::pair<Connection*, bool>> overdue;  // (connection, stalled rather than idle)
+  for (auto& [id, connection] : _connections) {
+    if (connection->state != Connection::State::open) continue;
+    if (_limits.frameTimeoutMs != 0 && connection->frameStartMs != 0 &&
+        now - connection->frameStartMs >= _limits.frameTimeoutMs) {
+      overdue.emplace_back(connection, true);
+    } else if (_limits.idleTimeoutMs != 0 && connection->accepted &&
+               now - connection->lastActivityMs >= _limits.idleTimeoutMs) {
+      overdue.emplace_back(connection, false);
+    }
+  }
+  for (auto [connection, stalled] : overdue) {
+    if (stalled) {
+      _counters.closed_stalled_frame.fetch_add(1, std::memory_order_relaxed);
+      log(FERRY_LOG_INFO, describeConnection(connection->id) + " closed: a message stayed "
+                              "incomplete for " + std::to_string(_limits.frameTimeoutMs) +
+                              " ms (frame_timeout_ms)");
+    } else {
+      _counters.closed_idle.fetch_add(1, std::memory_order_relaxed);
+      log(FERRY_LOG_DEBUG, describeConnection(connection->id) + " closed: idle for " +
+                               std::to_string(_limits.idleTimeoutMs) + " ms (idle_timeout_ms)");
+    }
+    closeConnection(*connection, Connection::Report::closed, UV_ETIMEDOUT);
+  }
+}
+
+int StreamTransport::counters(ferry_counter_v1* out, size_t cap) {
+  _counters.now_receive_buffer_bytes.store(_receiveBudget.used(), std::memory_order_relaxed);
+  size_t n = 0;
+#define FERRY_STREAM_COUNTER_REPORT(name)                                        \
+  if (out != nullptr && n < cap) {                                               \
+    out[n] = ferry_counter_v1{#name, _counters.name.load(std::memory_order_relaxed)}; \
+  }                                                                              \
+  ++n;
+  FERRY_STREAM_COUNTERS(FERRY_STREAM_COUNTER_REPORT)
+#undef FERRY_STREAM_COUNTER_REPORT
+  return static_cast<int>(n);
 }
 
 void StreamTransport::onFinalClosed(uv_handle_t* handle) noexcept {

@@ -21,10 +21,16 @@
 //
 // Errors are libuv's (negative errno values, UV_E*); transportStrerror names them: UV_EINVAL
 // for a malformed binding, UV_EMSGSIZE for an oversized message (sent or announced by the peer),
-// UV_ENOTCONN for send on an unknown or closed connection, UV_ETIMEDOUT for a connect timeout,
-// UV_EPROTO for a stream that ends inside a message.
+// UV_ENOTCONN for send on an unknown or closed connection, UV_ETIMEDOUT for a connect timeout (and
+// for a connection closed as idle or with a stalled message), UV_EPROTO for a stream that ends
+// inside a message, UV_ENOBUFS for a send refused because the connection's queue is full and for a
+// connection closed because the receive budget is (stream-limits.h).
+//
+// Hostile peers: every limit of stream-limits.h holds whatever a peer sends or leaves unread, and
+// every refusal is counted (counters()).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -40,6 +46,7 @@
 
 #include "abi-glue.h"
 #include "framing.h"
+#include "stream-limits.h"
 
 namespace ferry::transports {
 
@@ -59,6 +66,9 @@ struct PeerDescription {
   uint32_t uid = 0;
   uint32_t gid = 0;
   int32_t pid = 0;
+  // Whom the connection caps count an accepted connection against: filled in by the common code
+  // (the user, for a peer with credentials; else the address without its port).
+  std::string source;
 };
 
 class StreamTransport;
@@ -83,8 +93,9 @@ struct Connection {
   // What the stream's close callback reports to the host.
   enum class Report { nothing, connectFailed, closed };
 
-  Connection(StreamTransport* owner, ferry_conn_id id, size_t maxMessageSize) noexcept
-      : owner(owner), id(id), reader(maxMessageSize) {}
+  Connection(StreamTransport* owner, ferry_conn_id id, size_t maxMessageSize,
+             ReceiveBudget* budget) noexcept
+      : owner(owner), id(id), reader(maxMessageSize, budget) {}
 
   StreamTransport* owner;
   ferry_conn_id id;
@@ -99,6 +110,14 @@ struct Connection {
   FrameReader reader;
   // For the plugin: the pipe plugin keeps the socket path it connects to here.
   std::string target;
+  // Accepted connections count against the caps of stream-limits.h, as `source`.
+  bool accepted = false;
+  std::string source;
+  uint64_t lastActivityMs = 0;  // uv_now when bytes last came or were written
+  uint64_t frameStartMs = 0;    // uv_now when the message being received began; 0: none
+  bool readPaused = false;      // reading stopped: the peer leaves its queue unread
+  // Bytes send() and sendAnyThread took for it and the kernel has not (any thread).
+  std::atomic<size_t> queuedBytes{0};
 };
 
 class StreamTransport {
@@ -108,8 +127,8 @@ public:
 
   // The table functions, for the trampolines of StreamAbi. Each may throw (std::bad_alloc);
   // the trampolines turn that into an error.
-  // TODO(security): a peer that never reads makes send() queue without bound; the ABI has no
-  // way yet to tell the host to slow down.
+  // send() and sendAnyThread refuse with UV_ENOBUFS while the connection's queue holds
+  // send_queue_limit bytes (a message is taken whole below it, whatever its size).
   int listen(const char* address, const char* endpoint, char* endpointOut, size_t endpointCap,
              uint32_t flags = 0);
   int connect(const char* address, const char* endpoint, uint32_t timeoutMs,
@@ -121,6 +140,8 @@ public:
   int sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
+  // ferry_transport_v1 counters: FERRY_STREAM_COUNTERS, in that order.
+  int counters(ferry_counter_v1* out, size_t cap);
 
   // Logs one line through the host, prefixed with nothing: the host adds the plugin's name.
   void log(int level, const std::string& message) const noexcept;
@@ -129,7 +150,7 @@ protected:
   // `events` must already be validated (validateCreate). The instance deletes itself once
   // destroy() has closed all its handles.
   StreamTransport(const char* pluginName, const ferry_host_v1* host, uv_loop_t* loop,
-                  const ferry_transport_events_v1& events);
+                  const ferry_transport_events_v1& events, const StreamLimits& limits);
   virtual ~StreamTransport();
 
   uv_loop_t* loop() const noexcept { return _loop; }
@@ -172,6 +193,7 @@ private:
   static void onConnectionHandleClosed(uv_handle_t* handle) noexcept;
   static void onFinalClosed(uv_handle_t* handle) noexcept;
   static void onHandover(uv_async_t* handle) noexcept;
+  static void onSweep(uv_timer_t* timer) noexcept;
   static bool deliver(void* context, const uint8_t* data, size_t size);
 
   // Any-thread sends. An open connection's socket is listed in _direct while it may be written
@@ -184,6 +206,17 @@ private:
                  bool counted);
   void drainHandovers();
   void loopWriteFinished(ferry_conn_id conn);
+  // Send-queue accounting (send_queue_limit, send_budget) and the read pause it drives. queueFull
+  // counts the refusal it reports.
+  bool queueFull(const std::atomic<size_t>& queued) noexcept;
+  void addQueued(std::atomic<size_t>& queued, size_t bytes) noexcept;
+  void removeQueued(std::atomic<size_t>* queued, size_t bytes) noexcept;
+  void pauseIfUnread(Connection& connection);
+  void resumeIfRead(Connection& connection);
+  // Whether an accepted connection from `source` fits the connection caps; counts a refusal.
+  bool admit(const std::string& source);
+  // Closes the connections idle or stalled past the timeouts of stream-limits.h.
+  void sweep();
 
   void accept(Listener& listener);
   void connectDone(Connection& connection, int status);
@@ -201,6 +234,14 @@ private:
   const ferry_host_v1* _host;
   uv_loop_t* _loop;
   ferry_transport_events_v1 _events;
+  const StreamLimits _limits;
+  StreamCounters _counters;
+  ReceiveBudget _receiveBudget;
+  std::unordered_map<std::string, size_t> _acceptedBySource;  // open accepted connections
+  size_t _acceptedOpen = 0;
+  // Runs sweep() while a timeout is set; unreferenced, so it never keeps the loop alive.
+  uv_timer_t _sweepTimer{};
+  bool _sweepOpen = false;
   ferry_conn_id _nextId = 1;
   std::unordered_map<ferry_conn_id, Connection*> _connections;  // connecting and open only
   std::vector<Listener*> _listeners;
@@ -218,6 +259,7 @@ private:
   struct DirectEntry {
     int fd;
     int loopWrites;
+    std::atomic<size_t>* queued;  // the connection's queuedBytes, alive while the entry is
   };
   struct Handover {
     ferry_conn_id conn;
@@ -236,32 +278,52 @@ private:
 // The table functions shared by both plugins: they unwrap the instance and catch everything.
 using StreamAbi = AbiGlue<StreamTransport>;
 
-// The create() of a stream plugin: a `Plugin` (derived from StreamTransport) constructed from
-// the host, the loop and the events once validateCreate has accepted them.
+// check_settings of every stream plugin (stream-limits.h).
+int checkStreamSettings(const char* settings, char* whyOut, size_t whyCap) noexcept;
+
+// The create_with_settings() of a stream plugin: a `Plugin` (derived from StreamTransport)
+// constructed from the host, the loop, the events and its limits once validateCreate and
+// parseStreamLimits have accepted them.
 template <typename Plugin>
-int createStream(const ferry_host_v1* host, uv_loop_t* loop,
-                 const ferry_transport_events_v1* events, ferry_transport** out) noexcept {
+int createStreamWithSettings(const ferry_host_v1* host, uv_loop_t* loop,
+                             const ferry_transport_events_v1* events, const char* settings,
+                             ferry_transport** out) noexcept {
   int err = validateCreate(host, loop, events, out);
   if (err != 0) return err;
   try {
-    *out = StreamAbi::wrap(new Plugin(host, loop, *events));
+    StreamLimits limits;
+    std::vector<std::string> problems;
+    parseStreamLimits(settings, limits, problems);
+    if (!problems.empty()) {
+      std::string line = "settings refused, no instance created: " + problems.front();
+      host->log(host->context, FERRY_LOG_ERROR, Plugin::kName, line.c_str());
+      return UV_EINVAL;
+    }
+    *out = StreamAbi::wrap(new Plugin(host, loop, *events, limits));
     return 0;
   } catch (...) {
     return UV_ENOMEM;
   }
 }
 
-// The ferry_transport_v1 table of a stream plugin: all shared but create, check_binding and what
-// the transport is (FERRY_TRANSPORT_* capabilities and its cost rank). Stream plugins take no
-// settings.
-constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) create,
-                                         decltype(ferry_transport_v1::check_binding) checkBinding,
+// The create() of a stream plugin: the default limits.
+template <typename Plugin>
+int createStream(const ferry_host_v1* host, uv_loop_t* loop,
+                 const ferry_transport_events_v1* events, ferry_transport** out) noexcept {
+  return createStreamWithSettings<Plugin>(host, loop, events, "", out);
+}
+
+// The ferry_transport_v1 table of a stream plugin `Plugin`: all shared but check_binding and
+// what the transport is (FERRY_TRANSPORT_* capabilities and its cost rank). Stream plugins take
+// the settings of stream-limits.h.
+template <typename Plugin>
+constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::check_binding) checkBinding,
                                          uint32_t capabilities, uint32_t costRank) {
   return {
       .struct_size = sizeof(ferry_transport_v1),
       .abi_version = FERRY_PLUGIN_ABI_VERSION,
       .max_message_size = kMaxMessageSize,
-      .create = create,
+      .create = &createStream<Plugin>,
       .destroy = &StreamAbi::destroy,
       .listen = &StreamAbi::listen,
       .connect = &StreamAbi::connect,
@@ -273,9 +335,9 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::create) cr
       .listen_with_flags = &StreamAbi::listenWithFlags,
       .capabilities = capabilities,
       .cost_rank = costRank,
-      .create_with_settings = nullptr,
-      .check_settings = nullptr,
-      .counters = nullptr,
+      .create_with_settings = &createStreamWithSettings<Plugin>,
+      .check_settings = &checkStreamSettings,
+      .counters = &StreamAbi::counters,
   };
 }
 

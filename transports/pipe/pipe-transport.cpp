@@ -159,8 +159,11 @@ int resolve(const char* runtimeDir, const char* address, const char* endpoint, b
 
 class PipeTransport final : public StreamTransport {
 public:
-  PipeTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events)
-      : StreamTransport("pipe", host, loop, events) {}
+  static constexpr const char* kName = "pipe";
+
+  PipeTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events,
+                const StreamLimits& limits)
+      : StreamTransport(kName, host, loop, events, limits) {}
 
 private:
   int initHandle(StreamHandle& handle) override { return uv_pipe_init(loop(), &handle.pipe, 0); }
@@ -307,7 +310,7 @@ int checkBinding(const char* address, const char* endpoint) noexcept {
 
 // This host only, the cheapest: no network stack, and the kernel says who connected.
 constexpr ferry_transport_v1 kTable =
-    streamTable(&createStream<PipeTransport>, &checkBinding,
+    streamTable<PipeTransport>(&checkBinding,
                 FERRY_TRANSPORT_LOCAL_ONLY | FERRY_TRANSPORT_KERNEL_CREDENTIALS |
                     FERRY_TRANSPORT_PATH_ADDRESSES,
                 100);
@@ -316,7 +319,7 @@ const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
     .kind = FERRY_PLUGIN_TRANSPORT,
-    .name = "pipe",
+    .name = PipeTransport::kName,
     .description = "Unix-domain sockets: a private directory and a socket name; peer credentials",
     .table = &kTable,
 };

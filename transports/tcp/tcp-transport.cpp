@@ -7,13 +7,13 @@ namespace {
 // A network stream transport: after pipe and udp (a connection costs a handshake and its
 // messages wait behind each other's lost segments).
 constexpr ferry_transport_v1 kTable =
-    streamTable(&createStream<TcpTransport>, &checkInetBinding, 0, 300);
+    streamTable<TcpTransport>(&checkInetBinding, 0, 300);
 
 const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
     .kind = FERRY_PLUGIN_TRANSPORT,
-    .name = "tcp",
+    .name = TcpTransport::kName,
     .description = "TCP: numeric IPv4/IPv6 address, decimal port; length-prefixed messages",
     .table = &kTable,
 };

@@ -18,9 +18,11 @@ namespace ferry::transports {
 
 class TcpTransport : public StreamTransport {
 public:
+  static constexpr const char* kName = "tcp";
+
   TcpTransport(const ferry_host_v1* host, uv_loop_t* loop, const ferry_transport_events_v1& events,
-               const char* name = "tcp")
-      : StreamTransport(name, host, loop, events) {}
+               const StreamLimits& limits, const char* name = kName)
+      : StreamTransport(name, host, loop, events, limits) {}
 
 protected:
   int initHandle(StreamHandle& handle) override { return uv_tcp_init(loop(), &handle.tcp); }

@@ -85,7 +85,7 @@ size_t pathMaxDatagram(const sockaddr_storage& peer) noexcept {
 
 bool RateLimiter::allow(const sockaddr_storage& from, uint64_t nowNs) noexcept {
   if (_perSecond == 0) return false;
-  Bucket& bucket = _buckets[prefixHash(from) % kBuckets];
+  Bucket& bucket = _buckets[_scope == Scope::whole ? 0 : prefixHash(from) % kBuckets];
   double capacity = static_cast<double>(_perSecond);
   if (bucket.last == 0) {
     bucket.tokens = capacity;

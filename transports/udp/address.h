@@ -34,8 +34,12 @@ size_t pathMaxDatagram(const sockaddr_storage& peer) noexcept;
 // allocation, and prefixes that collide share a bucket.
 class RateLimiter {
 public:
-  // `perSecond` events per second and prefix, with a burst of as many.
-  explicit RateLimiter(uint64_t perSecond) noexcept : _perSecond(perSecond) {}
+  // Whom one bucket counts: each address prefix, or every sender together.
+  enum class Scope { perPrefix, whole };
+
+  // `perSecond` events per second and prefix (or in all), with a burst of as many.
+  explicit RateLimiter(uint64_t perSecond, Scope scope = Scope::perPrefix) noexcept
+      : _perSecond(perSecond), _scope(scope) {}
 
   bool allow(const sockaddr_storage& from, uint64_t nowNs) noexcept;
 
@@ -47,6 +51,7 @@ private:
   static constexpr size_t kBuckets = 1024;
 
   uint64_t _perSecond;
+  Scope _scope;
   Bucket _buckets[kBuckets];
 };
 

@@ -35,11 +35,14 @@
   X(cookies_sent)                                                                                \
   X(cookies_rate_limited)                                                                        \
   X(half_open_refused)       /* valid cookie, but the half-open pool was full */                 \
+  X(half_open_evicted)       /* the oldest half-open of an address at half_open_per_address */   \
+  X(sessions_refused_per_address) /* valid cookie, but its address had sessions_per_address */  \
   X(server_sessions_created)                                                                     \
   X(rejects_sent)                                                                                \
   X(rejects_rate_limited)                                                                        \
   X(rejects_received)        /* matched a session and closed it */                               \
   X(rejects_ignored)         /* named nothing we know, or failed the checks */                   \
+  X(closes_ignored)          /* a CLOSE without the peer's close token: forged, dropped */       \
   /* Every datagram that did not belong to a validated session, and every byte answered to such \
      datagrams (COOKIE, REJECT): the second never exceeds the first (1x amplification). */      \
   X(unvalidated_bytes_received)                                                                  \

@@ -1,41 +1,10 @@
 #include "options.h"
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <string_view>
 #include <utility>
 
+#include "settings.h"
+
 namespace ferry::transports::udp {
-
-void forEachSetting(const char* text, std::vector<std::string>& problems,
-                    const std::function<void(const std::string&, const std::string&)>& each) {
-  if (text == nullptr) return;
-  std::string_view rest(text);
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (item.empty()) continue;
-    size_t equals = item.find('=');
-    if (equals == std::string_view::npos || equals == 0) {
-      problems.push_back("'" + std::string(item) + "' is not key=value");
-      continue;
-    }
-    each(std::string(item.substr(0, equals)), std::string(item.substr(equals + 1)));
-  }
-}
-
-bool parseUnsigned(const std::string& text, uint64_t& out) {
-  if (text.empty() || text.size() > 19) return false;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  out = value;
-  return true;
-}
 
 void parseOptions(const char* text, Options& options, std::vector<std::string>& problems) {
   const std::pair<const char*, uint64_t Options::*> keys[] = {
@@ -51,6 +20,8 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
       {"message_window", &Options::messageWindow},
       {"max_open_messages", &Options::maxOpenMessages},
       {"half_open_max", &Options::halfOpenMax},
+      {"half_open_per_address", &Options::halfOpenPerAddress},
+      {"sessions_per_address", &Options::sessionsPerAddress},
       {"cookie_rate", &Options::cookieRate},
       {"reject_rate", &Options::rejectRate},
       {"cookie_lifetime_ms", &Options::cookieLifetimeMs},
@@ -59,18 +30,7 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
       {"pmtu_raise_ms", &Options::pmtuRaiseMs},
       {"socket_buffer", &Options::socketBuffer},
   };
-  forEachSetting(text, problems, [&](const std::string& key, const std::string& value) {
-    for (const auto& [name, member] : keys) {
-      if (key != name) continue;
-      if (!parseUnsigned(value, options.*member)) {
-        problems.push_back(key + "=" + value + ": the value is not a non-negative integer");
-      }
-      return;
-    }
-    std::string known;
-    for (const auto& [name, member] : keys) known += std::string(known.empty() ? "" : ", ") + name;
-    problems.push_back("'" + key + "' is no udp setting (they are " + known + ")");
-  });
+  parseNumbers(text, keys, "udp", options, problems);
   // Limits that keep the protocol working whatever was asked for (and keep milliseconds from
   // overflowing once scaled to nanoseconds).
   constexpr uint64_t kDayMs = 24ull * 3600 * 1000;
@@ -85,6 +45,8 @@ void parseOptions(const char* text, Options& options, std::vector<std::string>& 
   if (options.unscheduledBytes < 1200) options.unscheduledBytes = 1200;
   if (options.messageWindow < 1200) options.messageWindow = 1200;
   if (options.maxOpenMessages < 1) options.maxOpenMessages = 1;
+  if (options.halfOpenPerAddress < 1) options.halfOpenPerAddress = 1;
+  if (options.sessionsPerAddress < 1) options.sessionsPerAddress = 1;
   if (options.cookieLifetimeMs < 1000) options.cookieLifetimeMs = 1000;
   if (options.cookieRotateMs < options.cookieLifetimeMs) {
     options.cookieRotateMs = options.cookieLifetimeMs;

@@ -9,9 +9,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
+
+#include "settings.h"
 
 namespace ferry::transports::udp {
 
@@ -29,7 +30,9 @@ struct Options {
   uint64_t messageWindow = 4ull << 20;         // CREDIT granted ahead of a message's prefix
   uint64_t maxOpenMessages = 1024;             // undelivered message ids a sender may use
   uint64_t halfOpenMax = 4096;          // server sessions between cookie and confirmation
-  uint64_t cookieRate = 1000;           // COOKIEs per second per /24 (IPv4) or /56 (IPv6)
+  uint64_t halfOpenPerAddress = 32;     // of them from one IP address (its oldest goes first)
+  uint64_t sessionsPerAddress = 256;    // server sessions in any state from one IP address
+  uint64_t cookieRate = 100000;         // COOKIEs per second, to every sender together
   uint64_t rejectRate = 100;            // REJECTs per second per /24 or /56
   uint64_t cookieLifetimeMs = 60000;
   uint64_t cookieRotateMs = 120000;
@@ -41,13 +44,5 @@ struct Options {
 // Parses "key=value,key=value" text into `options`; each problem, a phrase that names the key,
 // is appended to `problems`. Null text is none.
 void parseOptions(const char* text, Options& options, std::vector<std::string>& problems);
-
-// Calls `each(key, value)` for every "key=value" item of a comma-separated list (null: none);
-// an item without '=' or without a key is appended to `problems`.
-void forEachSetting(const char* text, std::vector<std::string>& problems,
-                    const std::function<void(const std::string&, const std::string&)>& each);
-
-// A decimal number of at most 19 digits.
-bool parseUnsigned(const std::string& text, uint64_t& out);
 
 }  // namespace ferry::transports::udp

@@ -162,6 +162,7 @@ private:
     c.clientInstance = instance;
     c.pathMaxDatagram = kBaseDatagramSize;  // no PMTU probing: one size throughout
     c.peerText = role == SessionConfig::Role::client ? "server" : "client";
+    c.closeToken = 0xc105e0000000ull + id;
     return c;
   }
 
@@ -339,6 +340,32 @@ BOOST_AUTO_TEST_CASE(a_host_close_reaches_the_peer_as_a_clean_end) {
   BOOST_REQUIRE(net.runUntil(net.clock() + 5000 * kMs,
                              [&] { return net.client.finished && net.server.finished; }));
   BOOST_TEST(!net.client.ended);
+}
+
+BOOST_AUTO_TEST_CASE(a_close_without_the_peers_close_token_is_ignored_and_counted) {
+  Network net("initial_rtt_ms=20");
+  net.connect();
+  BOOST_REQUIRE(net.runUntil(net.clock() + 1000 * kMs, [&] { return net.server.established; }));
+  // Someone who knows the server's session id but not the client's token forges the client's
+  // CLOSE (level none has no MAC; the token is what only the client and server saw).
+  uint8_t buffer[64];
+  Writer out(buffer, sizeof(buffer));
+  writeShortHeader(out, 200, 1000);
+  writeClose(out, kCloseNormal, 0xc105e0000000ull + 101);
+  writeCrc(out);
+  Header header;
+  const uint8_t* frames = nullptr;
+  size_t size = 0;
+  BOOST_REQUIRE(decodePacket(out.data(), out.size(), header, frames, size) == DecodeError::none);
+  uint64_t ignoredBefore = net.counters().closes_ignored;
+  net.server.session->onShortPacket(header, frames, size);
+  BOOST_TEST(net.counters().closes_ignored == ignoredBefore + 1);
+  BOOST_TEST((net.server.session->state() == Session::State::open));
+  BOOST_TEST(!net.server.ended.has_value());
+  // The client's own CLOSE carries its token and ends the session.
+  net.client.session->closeByHost();
+  BOOST_REQUIRE(net.runUntil(net.clock() + 1000 * kMs, [&] { return net.server.ended.has_value(); }));
+  BOOST_TEST(*net.server.ended == 0);
 }
 
 }  // namespace

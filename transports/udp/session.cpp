@@ -108,6 +108,8 @@ Params Session::localParams() const {
   p.maxOpenMessages = _inbox->maxMsgId();
   p.maxOpenBytes = _inbox->maxOpenBytes();
   p.unscheduledBytes = _options.unscheduledBytes;
+  p.hasCloseToken = true;
+  p.closeToken = _config.closeToken;
   return p;
 }
 
@@ -131,6 +133,7 @@ bool Session::usableParams(const Params& params) {
 bool Session::applyPeerParams(const Params& params) {
   if (!usableParams(params)) return false;
   _peerMaxMessage = std::min(params.maxMessageSize, _config.maxMessageSize);
+  _peerCloseToken = params.hasCloseToken ? params.closeToken : 0;
   // A peer may ask for a long ack delay, not for an absurd one.
   _peerMaxAckDelayNs = std::min<uint64_t>(params.maxAckDelayUs, 1000000) * kNsPerUs;
   // (Clamped before scaling: a peer's 2^62 must not wrap around to a tiny timeout.)
@@ -563,6 +566,12 @@ void Session::onShortPacket(const Header& header, const uint8_t* frames, size_t 
         _outbox->onSessionCredit(frame.maxMsgId, frame.maxOpenBytes);
         break;
       case FrameType::close:
+        // Level none: only the peer saw the token it announced in the handshake, so a CLOSE
+        // without it comes from someone else (A3.10, as QUIC's stateless reset token).
+        if (_peerCloseToken == 0 || frame.token != _peerCloseToken) {
+          ++_env.counters().closes_ignored;
+          break;
+        }
         peerClosed = true;
         closeReason = frame.reason;
         break;
@@ -689,7 +698,7 @@ void Session::sendClose(uint64_t reason) {
   uint8_t buffer[64];
   Writer out(buffer, sizeof(buffer));
   writeShortHeader(out, _remoteId, _nextPn);
-  writeClose(out, reason);
+  writeClose(out, reason, _config.closeToken);
   _frames.clear();
   ++_closesSent;
   finishPacket(out, now(), false, false, false);

@@ -77,6 +77,9 @@ struct SessionConfig {
   const Options* options = nullptr;
   uint64_t maxMessageSize = 0;     // what this side accepts and sends at most
   uint64_t epoch = 0;              // a server's own server_epoch
+  // Carried by this session's CLOSE frames, announced to the peer in the handshake: a CLOSE that
+  // does not carry the peer's token is not the peer's (random, non-zero).
+  uint64_t closeToken = 0;
   const uint8_t* clientInstance = nullptr;  // kInstanceIdSize bytes, for a client's HELLO
   size_t pathMaxDatagram = kBaseDatagramSize;  // the local route's MTU, as a UDP payload
   std::string peerText;            // "1.2.3.4:5" for logs and peer info
@@ -235,6 +238,7 @@ private:
   uint64_t _peerMaxMessage = 0;
   uint64_t _localMaxAckDelayNs;
   uint64_t _peerMaxAckDelayNs = 0;
+  uint64_t _peerCloseToken = 0;  // 0: the peer announced none, and no CLOSE is believed
   uint64_t _idleNs;
   size_t _maxDatagram = kBaseDatagramSize;
   size_t _peerMaxDatagram = kBaseDatagramSize;

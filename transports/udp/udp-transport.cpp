@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <new>
@@ -249,6 +250,16 @@ private:
   std::unordered_map<uint64_t, std::unique_ptr<Session>> _sessions;  // by local session id
   std::unordered_map<ferry_conn_id, Session*> _connections;          // what the host may name
   std::unordered_map<std::string, Session*> _helloIndex;  // server sessions by client address+id
+  // Server sessions by the IP address they came from (hostKey), for the per-address bounds:
+  // how many there are, and the half-open ones, oldest first.
+  struct SourceSessions {
+    size_t sessions = 0;
+    std::deque<Session*> halfOpen;
+  };
+  std::unordered_map<std::string, SourceSessions> _bySource;
+  // Makes room for a server session from `from`, or says why there is none.
+  bool admitServerSession(const sockaddr_storage& from);
+  void forgetHalfOpen(Session& session);
   std::unordered_multimap<uint64_t, Session*> _byRemote;  // established sessions by remote id
   std::unordered_map<std::string, std::weak_ptr<CongestionController>> _controllers;
   std::multimap<uint64_t, Session*> _deadlines;
@@ -285,7 +296,7 @@ UdpTransport::UdpTransport(const ferry_host_v1* host, uv_loop_t* loop,
       _maxMessageSize(options.maxMessageSize != 0
                           ? std::min<uint64_t>(options.maxMessageSize, kMaxMessageSize)
                           : kMaxMessageSize),
-      _cookieLimiter(options.cookieRate),
+      _cookieLimiter(options.cookieRate, RateLimiter::Scope::whole),
       _rejectLimiter(options.rejectRate) {
   _budget.limit = options.globalBudget;
 }
@@ -780,6 +791,7 @@ void UdpTransport::handleHello(UdpSocket& socket, const Header& header, const ui
     dropped(_counters.dropped_malformed, "HELLO with a cookie but no CRYPTO frame", from);
     return;
   }
+  if (!admitServerSession(from)) return;
   if (_halfOpen >= _options.halfOpenMax) {
     dropped(_counters.half_open_refused, "half-open sessions at their limit", from);
     return;
@@ -788,6 +800,9 @@ void UdpTransport::handleHello(UdpSocket& socket, const Header& header, const ui
   Session& session = *owned;
   _sessions.emplace(session.localId(), std::move(owned));
   _helloIndex.emplace(std::move(key), &session);
+  SourceSessions& source = _bySource[hostKey(from)];
+  ++source.sessions;
+  source.halfOpen.push_back(&session);
   ++_halfOpen;
   ++_counters.server_sessions_created;
   session.startServer(params, header.pn, header.src);
@@ -926,6 +941,7 @@ std::unique_ptr<Session> UdpTransport::makeSession(SessionConfig::Role role, Udp
   config.options = &_options;
   config.maxMessageSize = _maxMessageSize;
   config.epoch = _epoch;
+  config.closeToken = newSessionId();  // random and non-zero; unrelated to the id itself
   config.clientInstance = clientInstanceId();
   config.pathMaxDatagram = pathMaxDatagram(peer);
   config.peerText = formatAddress(peer);
@@ -952,6 +968,7 @@ void UdpTransport::established(Session& session) {
   _byRemote.emplace(session.remoteId(), &session);
   if (session.role() == SessionConfig::Role::server) {
     --_halfOpen;
+    forgetHalfOpen(session);
     ferry_conn_id conn = _nextConn++;
     session.setConn(conn);
     _connections.emplace(conn, &session);
@@ -991,7 +1008,12 @@ void UdpTransport::finished(Session& session) {
     session.setConn(0);
   }
   if (session.role() == SessionConfig::Role::server) {
-    if (!session.established()) --_halfOpen;
+    if (!session.established()) {
+      --_halfOpen;
+      forgetHalfOpen(session);
+    }
+    auto source = _bySource.find(hostKey(session.peer()));
+    if (source != _bySource.end() && --source->second.sessions == 0) _bySource.erase(source);
     for (auto it = _helloIndex.begin(); it != _helloIndex.end(); ++it) {
       if (it->second == &session) {
         _helloIndex.erase(it);
@@ -1021,6 +1043,35 @@ void UdpTransport::finished(Session& session) {
     _idleActive = true;
     uv_idle_start(&_idle, &onIdle);
   }
+}
+
+bool UdpTransport::admitServerSession(const sockaddr_storage& from) {
+  auto found = _bySource.find(hostKey(from));
+  if (found == _bySource.end()) return true;
+  SourceSessions& source = found->second;
+  if (source.halfOpen.size() >= _options.halfOpenPerAddress) {
+    // Its oldest handshake goes: an address cannot hold more, and a client of it that starts
+    // again still gets in.
+    Session& oldest = *source.halfOpen.front();
+    ++_counters.half_open_evicted;
+    oldest.abandon(false);
+    finished(oldest);
+    return true;
+  }
+  if (source.sessions >= _options.sessionsPerAddress) {
+    dropped(_counters.sessions_refused_per_address, "sessions from one address at their limit",
+            from);
+    return false;
+  }
+  return true;
+}
+
+void UdpTransport::forgetHalfOpen(Session& session) {
+  auto source = _bySource.find(hostKey(session.peer()));
+  if (source == _bySource.end()) return;
+  auto& halfOpen = source->second.halfOpen;
+  auto at = std::find(halfOpen.begin(), halfOpen.end(), &session);
+  if (at != halfOpen.end()) halfOpen.erase(at);
 }
 
 void UdpTransport::markDirty(Session& session) {
@@ -1339,22 +1390,11 @@ bool readOptions(const char* settings, Options& options, std::string& why) {
 }
 
 int checkSettings(const char* settings, char* whyOut, size_t whyCap) noexcept {
-  try {
-    Options options;
-    std::vector<std::string> problems;
-    parseOptions(settings, options, problems);
-    if (problems.empty()) return 0;
-    if (whyOut != nullptr && whyCap > 0) {
-      size_t n = std::min(problems.front().size(), whyCap - 1);
-      std::memcpy(whyOut, problems.front().data(), n);
-      whyOut[n] = '\0';
-    }
-    return UV_EINVAL;
-  } catch (const std::bad_alloc&) {
-    return UV_ENOMEM;
-  } catch (...) {
-    return UV_EIO;
-  }
+  return checkSettingsText(settings, whyOut, whyCap,
+                           [](const char* text, std::vector<std::string>& problems) {
+                             Options options;
+                             parseOptions(text, options, problems);
+                           });
 }
 
 void hostLog(const ferry_host_v1* host, int level, const std::string& line) noexcept {

@@ -375,6 +375,7 @@ bool readFrame(Reader& in, Frame& frame) noexcept {
       return !in.failed();
     case FrameType::close:
       frame.reason = in.varint();
+      frame.token = in.u64();
       return !in.failed();
     case FrameType::helloParams:
     case FrameType::handshakeParams: {
@@ -453,9 +454,10 @@ void writeSessionCredit(Writer& out, uint64_t maxMsgId, uint64_t maxOpenBytes) n
   out.varint(maxOpenBytes);
 }
 
-void writeClose(Writer& out, uint64_t reason) noexcept {
+void writeClose(Writer& out, uint64_t reason, uint64_t token) noexcept {
   out.varint(static_cast<uint64_t>(FrameType::close));
   out.varint(reason);
+  out.u64(token);
 }
 
 void writeCrypto(Writer& out, uint64_t offset, const uint8_t* bytes, size_t length) noexcept {
@@ -497,6 +499,7 @@ enum ParamId : uint64_t {
   kParamUnscheduledBytes = 0x0d,
   kParamEpoch = 0x0e,
   kParamProvider = 0x0f,
+  kParamCloseToken = 0x10,
 };
 
 void tlvBytes(Writer& out, uint64_t id, const uint8_t* bytes, size_t size) {
@@ -530,6 +533,7 @@ void writeTlvs(Writer& out, const Params& params) {
   if (params.hasResumeHint) tlvU64(out, kParamResumeHint, params.resumeHint);
   if (params.hasEpoch) tlvU64(out, kParamEpoch, params.epoch);
   if (params.hasProvider) tlvBytes(out, kParamProvider, &params.provider, 1);
+  if (params.hasCloseToken) tlvU64(out, kParamCloseToken, params.closeToken);
   tlvVarint(out, kParamMaxMessageSize, params.maxMessageSize);
   tlvVarint(out, kParamMaxAckDelay, params.maxAckDelayUs);
   tlvVarint(out, kParamIdleTimeout, params.idleTimeoutMs);
@@ -612,6 +616,11 @@ bool readParams(const uint8_t* data, size_t size, Params& params) noexcept {
         if (!exact(1)) return false;
         params.hasProvider = true;
         params.provider = value[0];
+        break;
+      case kParamCloseToken:
+        if (!exact(8)) return false;
+        params.hasCloseToken = true;
+        params.closeToken = v.u64();
         break;
       case kParamMaxMessageSize:
         if (!varintValue(params.maxMessageSize)) return false;

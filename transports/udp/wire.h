@@ -179,6 +179,7 @@ struct Frame {
   uint64_t maxMsgId = 0;    // sessionCredit
   uint64_t maxOpenBytes = 0;  // sessionCredit
   uint64_t reason = 0;      // close, reject
+  uint64_t token = 0;       // close: the sender's close token
   uint64_t epoch = 0;       // cookie, reject
   uint8_t cookie[kCookieSize] = {};
   const uint8_t* params = nullptr;  // helloParams, handshakeParams: the TLV bytes
@@ -202,7 +203,7 @@ void writeDataHeader(Writer& out, uint64_t msgId, uint32_t total, uint32_t offse
                      uint16_t length) noexcept;
 void writeCredit(Writer& out, uint64_t msgId, uint64_t maxOffset) noexcept;
 void writeSessionCredit(Writer& out, uint64_t maxMsgId, uint64_t maxOpenBytes) noexcept;
-void writeClose(Writer& out, uint64_t reason) noexcept;
+void writeClose(Writer& out, uint64_t reason, uint64_t token) noexcept;
 void writeCrypto(Writer& out, uint64_t offset, const uint8_t* bytes, size_t length) noexcept;
 void writeCookieFrame(Writer& out, const uint8_t* cookie, uint64_t epoch) noexcept;
 void writeReject(Writer& out, uint64_t reason, uint64_t epoch) noexcept;
@@ -237,6 +238,8 @@ struct Params {
   uint64_t epoch = 0;
   bool hasProvider = false;
   uint8_t provider = kProviderNone;
+  bool hasCloseToken = false;
+  uint64_t closeToken = 0;  // what this side's CLOSE frames will carry (random per session)
   // Transport parameters; 0 means "not sent".
   uint64_t maxMessageSize = 0;
   uint64_t maxAckDelayUs = 0;

@@ -126,6 +126,10 @@ struct RuntimeOptions {
   // sides should use the same period: an exporter with a shorter one collects the clients of a
   // longer one.
   std::chrono::milliseconds pingPeriod{10'000};
+  // The most reply cache entries, and callers, that requests arriving on one connection may
+  // hold: a peer that mints fresh caller tokens on one connection takes this share and no more,
+  // and the calls of other connections still run. Beyond it, requests are answered retryLater.
+  size_t replyCachePerConnection = 32768;
   // Waking with the transport loop. A thread that waits for what the loop's I/O thread will hand
   // it (an MTA thread's response from another process; one idle MTA pool thread's next request)
   // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
@@ -293,6 +297,14 @@ struct PluginInfo {
   std::string description;
 };
 
+// One transport instance's counters (Runtime::transportCounters): what it took, refused and holds,
+// as its plugin names them (tcp and pipe: transports/common/stream-limits.h; udp: PROTOCOL.md).
+// Names beginning with now_ are current levels; the others only grow.
+struct TransportCounters {
+  std::string transport;  // the protseq, e.g. "tcp"
+  std::vector<std::pair<std::string, uint64_t>> counters;
+};
+
 struct RefusedPlugin {
   std::string path;
   std::string reason;       // e.g. "built for plugin ABI version 2, this ferry speaks version 1"
@@ -327,6 +339,11 @@ struct RefusedPlugin {
   X(pingSetsCollected,                                                                        \
     "distributed GC: clients whose pings stopped and whose references were released for them") \
   X(refsCollected, "distributed GC: references released for clients whose pings stopped")    \
+  X(replyCacheRefusals,                                                                       \
+    "requests answered without running because their caller or connection was past its share " \
+    "of the reply cache, the cache was full, or the call may have run before")                \
+  X(replyCacheEvictions,                                                                      \
+    "answered calls forgotten early because the reply cache was full (of its largest holder)") \
   X(registrationsRefused,                                                                     \
     "ferryd: registrations or withdrawals of an OXID or a name refused because another "      \
     "process registered it")                                                                  \
@@ -402,6 +419,10 @@ public:
 
   // Process-wide counters; valid with or without a live runtime.
   static RuntimeStats stats();
+  // The counters of each running transport instance that offers them (dropped and refused input
+  // included), read on the transport I/O thread; none when the runtime runs no transport. Throws
+  // unavailable when the I/O thread does not answer within 5 seconds.
+  std::vector<TransportCounters> transportCounters() const;
 
   detail::RuntimeImpl& impl() const noexcept { return *_impl; }
 

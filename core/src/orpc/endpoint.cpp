@@ -44,6 +44,7 @@ private:
 ReplyCache::Limits replyLimits(const RuntimeOptions& options) {
   ReplyCache::Limits limits;
   limits.perCaller = options.replyCachePerCaller;
+  limits.perLink = options.replyCachePerConnection;
   limits.retention = options.replyRetention;
   return limits;
 }
@@ -225,7 +226,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
     if (replyTo) {
       // A resent copy: the process that had the apartment may have run the call before it went.
       replyTo->fail(resent ? Errc::outcomeUnknown : Errc::disconnected,
-                    "no apartment " + toString(oxid) + " in this process" +
+                    std::string(kNoSuchObject) +
                         (resent ? " (the call was sent before, to an exporter that is gone)" : ""));
     }
     return;

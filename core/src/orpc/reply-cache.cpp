@@ -11,7 +11,35 @@ ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, Lin
                                         Clock::time_point now) {
   Admission out;
   std::lock_guard lock(_mutex);
-  Caller& caller = _callers[callerId];
+  // Whether a new entry finds no room, once the largest holder gave one up.
+  auto full = [&] {
+    if (_entries >= _limits.maxEntries) evictFromLargest();
+    return _entries >= _limits.maxEntries;
+  };
+  auto known = _callers.find(callerId);
+  if (known == _callers.end()) {
+    // A caller is kept only once a call of it runs.
+    out.kind = Admission::Kind::refuse;
+    out.code = Errc::retryLater;
+    bool noRoom = full();  // before `share`: evicting may erase another link's share
+    LinkShare& share = _links[link];
+    if (noRoom) {
+      out.message = "the exporter's reply cache is full";
+    } else if (share.calls >= _limits.perLink || share.callers >= _limits.perLink) {
+      out.message = "the exporter holds " + std::to_string(share.calls) + " calls and " +
+                    std::to_string(share.callers) + " callers of this connection";
+    } else {
+      known = _callers.emplace(callerId, Caller{}).first;
+      known->second.origin = link;
+      ++share.callers;
+    }
+    if (known == _callers.end()) {
+      if (share.calls == 0 && share.callers == 0) _links.erase(link);
+      stats().replyCacheRefusals.fetch_add(1, std::memory_order_relaxed);
+      return out;
+    }
+  }
+  Caller& caller = known->second;
   caller.lastSeen = now;
   for (uint64_t id : acknowledged) {
     auto it = caller.calls.find(id);
@@ -38,22 +66,31 @@ ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, Lin
     out.code = Errc::outcomeUnknown;
     out.message = "call " + std::to_string(callId) +
                   " may have run: the exporter no longer remembers its response";
-  } else if (_entries >= _limits.maxEntries) {
+  } else if (full()) {
     out.code = Errc::retryLater;
     out.message = "the exporter's reply cache is full";
   } else if (caller.calls.size() >= _limits.perCaller) {
     out.code = Errc::retryLater;
     out.message = "the exporter holds " + std::to_string(caller.calls.size()) +
                   " calls of this caller (running, or answered and not acknowledged)";
+  } else if (_links[link].calls >= _limits.perLink) {
+    out.code = Errc::retryLater;
+    out.message = "the exporter holds " + std::to_string(_links[link].calls) +
+                  " calls of this connection (running, or answered and not acknowledged)";
   } else {
     out.kind = Admission::Kind::run;
     out.canceled = std::make_shared<std::atomic<bool>>(false);
+    ++_links[link].calls;
     Served served;
+    served.origin = link;
     served.link = link;
     served.canceled = out.canceled;
     caller.calls.emplace(callId, std::move(served));
     ++_entries;
     stats().replyCacheEntries.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (out.kind == Admission::Kind::refuse) {
+    stats().replyCacheRefusals.fetch_add(1, std::memory_order_relaxed);
   }
   return out;
 }
@@ -97,6 +134,11 @@ void ReplyCache::dropLink(CallerKey callerId, LinkId link) {
     }
     it = next;
   }
+  // Nothing is left to answer again, and the caller is gone with the link it came on.
+  if (calls.empty() && caller->second.origin == link) {
+    releaseShare(link, &LinkShare::callers);
+    _callers.erase(caller);
+  }
 }
 
 void ReplyCache::expire(Clock::time_point now) {
@@ -113,6 +155,7 @@ void ReplyCache::expire(Clock::time_point now) {
     }
     // The forgotten mark outlives the entries by as long again.
     bool idle = caller.calls.empty() && now - caller.lastSeen > 2 * _limits.retention;
+    if (idle) releaseShare(caller.origin, &LinkShare::callers);
     c = idle ? _callers.erase(c) : std::next(c);
   }
 }
@@ -121,6 +164,7 @@ void ReplyCache::clear() {
   std::lock_guard lock(_mutex);
   stats().replyCacheEntries.fetch_sub(static_cast<int64_t>(_entries), std::memory_order_relaxed);
   _callers.clear();
+  _links.clear();
   _entries = 0;
   _bytes = 0;
 }
@@ -137,9 +181,33 @@ size_t ReplyCache::bytes() const {
 
 void ReplyCache::forget(std::map<uint64_t, Served>::iterator it, Caller& caller) {
   if (it->second.reply != nullptr) _bytes -= it->second.reply->size();
+  releaseShare(it->second.origin, &LinkShare::calls);
   caller.calls.erase(it);
   --_entries;
   stats().replyCacheEntries.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ReplyCache::releaseShare(LinkId link, size_t LinkShare::*what) {
+  auto share = _links.find(link);
+  if (share == _links.end()) return;
+  --(share->second.*what);
+  if (share->second.calls == 0 && share->second.callers == 0) _links.erase(share);
+}
+
+void ReplyCache::evictFromLargest() {
+  Caller* largest = nullptr;
+  for (auto& [key, caller] : _callers) {
+    if (largest == nullptr || caller.calls.size() > largest->calls.size()) largest = &caller;
+  }
+  if (largest == nullptr) return;
+  for (auto it = largest->calls.begin(); it != largest->calls.end(); ++it) {
+    if (!it->second.done) continue;
+    // Its copy, should one come, may have run: it is answered outcomeUnknown.
+    largest->forgotten = std::max(largest->forgotten, it->first);
+    forget(it, *largest);
+    stats().replyCacheEvictions.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
 }
 
 }  // namespace ferry::detail::orpc

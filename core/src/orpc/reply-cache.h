@@ -6,8 +6,12 @@
 // done the kept response is sent again.
 //
 // Bounded: at most `maxEntries` calls and `maxBytes` of kept responses in all, `perCaller` calls
-// of one caller (a caller past it is told to retry later). A response too large to keep is
-// answered, on a later copy, with outcomeUnknown. Any thread; time is passed in, so tests drive
+// of one caller, and `perLink` calls and callers that came on one link (a caller past its share,
+// or one on a link past its share, is told to retry later): a link that mints caller tokens
+// takes no more than its share, and the calls of other links still run. A request that is
+// refused keeps nothing. A full cache forgets the oldest answered call of the caller holding the
+// most before it refuses anyone. A response too large to keep is answered, on a later copy, with
+// outcomeUnknown. Any thread; time is passed in, so tests drive
 // it with a clock of their own.
 #pragma once
 
@@ -52,6 +56,7 @@ public:
     size_t maxEntries = 262144;
     size_t maxBytes = 64u * 1024 * 1024;
     size_t perCaller = 65536;
+    size_t perLink = 32768;
     Clock::duration retention = std::chrono::seconds(60);
   };
 
@@ -102,6 +107,7 @@ public:
 
 private:
   struct Served {
+    LinkId origin;  // the link it was admitted on, whose share it takes
     LinkId link;  // where the response goes: the newest link the request came on
     std::shared_ptr<std::atomic<bool>> canceled;
     bool done = false;
@@ -113,12 +119,23 @@ private:
     // Entries up to this call id were dropped by age: such a request may have run.
     uint64_t forgotten = 0;
     Clock::time_point lastSeen{};
+    LinkId origin;  // the link it first came on, whose share it takes
+  };
+  // What came on one link: calls admitted on it and callers first seen on it.
+  struct LinkShare {
+    size_t calls = 0;
+    size_t callers = 0;
   };
   void forget(std::map<uint64_t, Served>::iterator it, Caller& caller);
+  void releaseShare(LinkId link, size_t LinkShare::*what);
+  // The cache is full: forgets the oldest answered call of the caller that holds the most, so
+  // that a full cache costs its largest holder and never starves the others.
+  void evictFromLargest();
 
   const Limits _limits;
   mutable std::mutex _mutex;
   std::unordered_map<CallerKey, Caller, CallerKeyHash> _callers;
+  std::unordered_map<LinkId, LinkShare, LinkIdHash> _links;
   size_t _entries = 0;
   size_t _bytes = 0;
 };

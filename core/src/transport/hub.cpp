@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 
 #include "../apartment-impl.h"
 #include "../log.h"
@@ -399,6 +400,45 @@ TransportHub::Connection* TransportHub::find(LinkId link) {
   return it == _connections.end() ? nullptr : it->second.get();
 }
 
+std::vector<TransportCounters> TransportHub::counters() {
+  if (!_started) return {};
+  auto collect = [this] {
+    std::vector<TransportCounters> out;
+    for (const auto& instance : _instances) {
+      if (!instance->traits.counters || instance->transport == nullptr) continue;
+      std::vector<ferry_counter_v1> read(64);
+      int n = instance->table->counters(instance->transport, read.data(), read.size());
+      if (n > static_cast<int>(read.size())) {
+        read.resize(static_cast<size_t>(n));
+        n = instance->table->counters(instance->transport, read.data(), read.size());
+      }
+      if (n < 0) continue;
+      TransportCounters entry;
+      entry.transport = instance->name;
+      for (size_t i = 0; i < std::min(static_cast<size_t>(n), read.size()); ++i) {
+        entry.counters.emplace_back(read[i].name != nullptr ? read[i].name : "", read[i].value);
+      }
+      out.push_back(std::move(entry));
+    }
+    return out;
+  };
+  if (std::this_thread::get_id() == _thread.get_id()) return collect();
+  auto promise = std::make_shared<std::promise<std::vector<TransportCounters>>>();
+  auto future = promise->get_future();
+  post([promise, collect] {
+    try {
+      promise->set_value(collect());
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+    }
+  });
+  FERRY_REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready,
+                Errc::unavailable,
+                "the transport I/O thread did not answer for its counters within 5 seconds; it "
+                "is stopping or stuck");
+  return future.get();
+}
+
 void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame) {
   if (!connection.open) {
     connection.queued.push_back(std::move(frame));
@@ -409,6 +449,10 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   if (rc < 0) {
     std::string why = "send on " + (connection.key.empty() ? connection.instance->name : connection.key) +
                       " failed: " + table->strerror(rc);
+    if (rc == UV_ENOBUFS) {
+      why += " (the peer has not read what was sent to it before; the transport's "
+             "send_queue_limit setting bounds what waits for it)";
+    }
     _events->sendFailed(connection.link(), orpc::frameCallId(frame), why);
   }
 }

@@ -58,6 +58,9 @@ public:
 
   // Names of the transports running.
   std::vector<std::string> transports() const;
+  // Runtime::transportCounters: read on the I/O thread (inline when called there); none when
+  // the hub is stopped.
+  std::vector<TransportCounters> counters();
   bool hasTransport(const std::string& protseq) const;
 
   // Opens (or finds open) the connection to `binding`; waits in the calling apartment, bounded by

@@ -23,9 +23,11 @@ bool isLoopback(const char* address) {
 
 class LoopbackTransport final : public TcpTransport {
 public:
+  static constexpr const char* kName = "loopback";
+
   LoopbackTransport(const ferry_host_v1* host, uv_loop_t* loop,
-                    const ferry_transport_events_v1& events)
-      : TcpTransport(host, loop, events, "loopback") {}
+                    const ferry_transport_events_v1& events, const StreamLimits& limits)
+      : TcpTransport(host, loop, events, limits, kName) {}
 
 private:
   int bindListener(Listener& listener, const char* address, const char* endpoint,
@@ -48,14 +50,14 @@ int checkBinding(const char* address, const char* endpoint) noexcept {
   return checkInetBinding(address, endpoint);
 }
 
-constexpr ferry_transport_v1 kTable = streamTable(&createStream<LoopbackTransport>, &checkBinding,
-                                                  FERRY_TRANSPORT_LOCAL_ONLY, 150);
+constexpr ferry_transport_v1 kTable =
+    streamTable<LoopbackTransport>(&checkBinding, FERRY_TRANSPORT_LOCAL_ONLY, 150);
 
 const ferry_plugin_v1 kDescriptor = {
     .struct_size = sizeof(ferry_plugin_v1),
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
     .kind = FERRY_PLUGIN_TRANSPORT,
-    .name = "loopback",
+    .name = LoopbackTransport::kName,
     .description = "test only: TCP on loopback addresses; local-only, ranked between pipe and udp",
     .table = &kTable,
 };

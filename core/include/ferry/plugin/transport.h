@@ -13,7 +13,8 @@
  *
  * Errors are negative numbers, libuv's error codes where one fits (UV_EINVAL for a malformed
  * binding, UV_EMSGSIZE for an oversized message, UV_ENOTCONN for an unknown or closed
- * connection, UV_ETIMEDOUT for a connect timeout); the table's `strerror` names them. Table
+ * connection, UV_ETIMEDOUT for a connect timeout, UV_ENOBUFS for a send over the connection's
+ * queue limit); the table's `strerror` names them. Table
  * functions return 0 on success; when listen() or connect() returns an error, no event follows
  * for it. No function blocks. */
 #ifndef FERRY_PLUGIN_TRANSPORT_H
@@ -95,7 +96,9 @@ typedef struct ferry_transport_v1 {
 
   /* Queues one message on an established connection; the data is copied. Messages arrive whole
    * and in the order sent. Error for an unknown or closed connection, or an oversized message.
-   * TODO(security): no flow control yet — a peer that never reads makes the queue grow. */
+   * Bounded: UV_ENOBUFS when the connection already holds as much unsent as the transport allows
+   * (a peer that does not read), the message is not queued then, and the connection stays open;
+   * the host fails what the message was for. */
   int (*send)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data, size_t size);
 
   /* Closes a connection; `closed` follows (status 0), or, for a connection still connecting,
