@@ -3,7 +3,7 @@
 // request's header fields, its RemUnknown parameters when it names a RemUnknown method, and its
 // acknowledgements and caller into the reply cache (admit, complete, cancel, expire, as the
 // endpoint drives it); a response's outcome; the resolver's requests, replies and registrations
-// through readResolution. Any input must decode or fail with ferry::Error(protocolError) or a
+// through readResolution; pings; named-object requests and replies. Any input must decode or fail with ferry::Error(protocolError) or a
 // kj::Exception (what Cap'n Proto's readers throw for a malformed message, which the endpoint
 // turns into a rejected link); nothing may read out of bounds (ASan) or leave the cache
 // inconsistent.
@@ -16,6 +16,7 @@
 
 #include "orpc/frame.h"
 #include "orpc/reply-cache.h"
+#include "ping.capnp.h"
 #include "remunknown.capnp.h"
 #include "resolver.capnp.h"
 #include "resolver/resolution.h"
@@ -108,6 +109,47 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
     }
     case FrameKind::registration:
       (void)readResolution(message.root<wire::Registration>().getResolution());
+      break;
+    case FrameKind::ping: {
+      auto ping = message.root<wire::Ping>();
+      (void)ping.getSetId();
+      for (uint64_t oid : ping.getAdded()) (void)oid;
+      for (uint64_t oid : ping.getRemoved()) (void)oid;
+      break;
+    }
+    case FrameKind::pingReply:
+      (void)message.root<wire::PingReply>().getCode();
+      break;
+    case FrameKind::bind:
+      // The bind layer's (fuzzed with the providers' tokens); here only its traversal.
+      (void)message.root<capnp::AnyStruct>().totalSize();
+      break;
+    case FrameKind::names: {
+      auto request = message.root<wire::NameRequest>();
+      switch (request.which()) {
+        case wire::NameRequest::LOOKUP:
+          (void)request.getLookup().size();
+          break;
+        case wire::NameRequest::PUBLISH:
+          (void)request.getPublish().getName().size();
+          (void)request.getPublish().getObjref().size();
+          break;
+        default:
+          break;
+      }
+      break;
+    }
+    case FrameKind::namesReply: {
+      auto reply = message.root<wire::NameReply>();
+      if (reply.isNames()) {
+        for (auto entry : reply.getNames()) (void)entry.getName().size();
+      } else if (reply.isError()) {
+        (void)reply.getError().getMessage().size();
+      }
+      break;
+    }
+    case FrameKind::nameWithdrawal:
+      (void)message.root<wire::NameWithdrawal>().getName().size();
       break;
     case FrameKind::cancel:
       break;
