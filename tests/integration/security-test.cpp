@@ -7,8 +7,11 @@
 
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "child-process.h"
 #include "fixture.h"
+#include "pki.h"
 #include "testing.ferry.h"
 
 namespace ferry {
@@ -177,6 +180,59 @@ BOOST_AUTO_TEST_CASE(over_tcp_and_udp_calls_run_sealed_at_the_level_the_client_a
           for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31);
           BOOST_CHECK(probe->echo(data) == data);
           BOOST_CHECK_EQUAL(Runtime::stats().sealedFramesDropped - droppedBefore, 0);
+        }
+        BOOST_CHECK_EQUAL(peer.finish().first, 2);
+      }
+    }
+  }
+}
+
+// The real providers end to end: what the servant sees is the principal the provider
+// authenticated, at the level the record layer applied.
+BOOST_AUTO_TEST_CASE(the_psk_and_tls_providers_authenticate_calls_between_processes_at_privacy) {
+  TempDir dir;
+  unsigned char secret[32];
+  BOOST_REQUIRE_EQUAL(RAND_bytes(secret, sizeof secret), 1);
+  std::string hex;
+  for (unsigned char b : secret) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  std::string keys = dir.write("keys", "client-1 " + hex + "\n");
+
+  TestCa ca("ferry test CA");
+  Identity server = ca.issue({"server", "DNS:server.test"});
+  Identity client = ca.issue({"client", "URI:spiffe://test/client"});
+  std::string common = "ca=" + dir.write("ca.pem", ca.certPem()) + ",principals=" +
+                       dir.write("principals", "dns:server.test server\nuri:spiffe://test/client client\n");
+  std::string serverTls = common + ",cert=" + dir.write("server.pem", server.certPem) +
+                          ",key=" + dir.write("server.key", server.keyPem);
+  std::string clientTls = common + ",cert=" + dir.write("client.pem", client.certPem) +
+                          ",key=" + dir.write("client.key", client.keyPem);
+
+  struct Case {
+    std::string provider, serverSettings, clientSettings, expected;
+  };
+  const Case cases[] = {
+      {"psk", "keys=" + keys, "keys=" + keys, "psk|client-1|privacy"},
+      {"tls", serverTls, clientTls, "tls|client|privacy"},
+  };
+  for (const Case& c : cases) {
+    for (std::string transport : {"tcp", "udp"}) {
+      BOOST_TEST_CONTEXT(c.provider << " over " << transport) {
+        Peer peer({"--transport", transport, "--security", c.provider, "--settings",
+                   c.serverSettings});
+        {
+          RuntimeOptions options;
+          options.transports = {transport};
+          options.security = {{c.provider, c.clientSettings}};
+          options.minimumLevel = SecurityLevel::privacy;
+          RuntimeFixture fixture(options);
+          auto mta = fixture.rt().joinMta();
+          RuntimeStats before = Runtime::stats();
+          Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+          BOOST_CHECK_EQUAL(text(probe->echo({})), c.expected);
+          std::vector<uint8_t> data(64 * 1024, 0x5a);
+          BOOST_CHECK(probe->echo(data) == data);
+          BOOST_CHECK_EQUAL(Runtime::stats().sealedFramesDropped - before.sealedFramesDropped, 0);
+          BOOST_CHECK_EQUAL(Runtime::stats().bindsRefused - before.bindsRefused, 0);
         }
         BOOST_CHECK_EQUAL(peer.finish().first, 2);
       }
