@@ -5,6 +5,7 @@
 
 #include <capnp/serialize.h>
 
+#include "orpc/endpoint.h"
 #include "dgc/ping-client.h"
 #include "dgc/ping-server.h"
 #include "export-table.h"
@@ -42,6 +43,34 @@ struct Exported {
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(distributed_gc, RuntimeFixture)
+
+BOOST_AUTO_TEST_CASE(on_authenticated_links_references_belong_to_the_principal_as_well) {
+  // Bob and Mallory are both authenticated; Mallory read Bob's process and token off the wire
+  // (they travel readable at integrity) and names them on her own link.
+  ClientBlanket bobs{"psk", "bob", SecurityLevel::integrity};
+  ClientBlanket mallorys{"psk", "mallory", SecurityLevel::integrity};
+  ClientKey bobKey = orpc::callerKeyOf(bob.process, bob.token, &bobs);
+  ClientKey malloryKey = orpc::callerKeyOf(bob.process, bob.token, &mallorys);
+  BOOST_TEST((bobKey == orpc::callerKeyOf(bob.process, bob.token, &bobs)));
+  BOOST_TEST((malloryKey != bobKey));
+  BOOST_TEST(malloryKey.process == bob.process);
+  // Another provider with the same principal's name is another caller too.
+  ClientBlanket tlsBob{"tls", "bob", SecurityLevel::integrity};
+  BOOST_TEST((orpc::callerKeyOf(bob.process, bob.token, &tlsBob) != bobKey));
+  // Anonymous or unauthenticated links keep the key as named.
+  ClientBlanket anonymous{"tls", "", SecurityLevel::integrity};
+  BOOST_TEST((orpc::callerKeyOf(bob.process, bob.token, &anonymous) == bob));
+  BOOST_TEST((orpc::callerKeyOf(bob.process, bob.token, nullptr) == bob));
+
+  Exported e;
+  Ipid ipid = e.give(bobKey).ipid;
+  Retired retired;
+  BOOST_TEST((e.table.releaseRefs(ipid, 1, malloryKey, retired) ==
+              ExportTable::ReleaseOutcome::notHeld));
+  BOOST_TEST(e.table.clientRefs(e.object.get(), bobKey) == 5u);
+  BOOST_TEST((e.table.releaseRefs(ipid, 5, bobKey, retired) ==
+              ExportTable::ReleaseOutcome::released));
+}
 
 BOOST_AUTO_TEST_CASE(a_client_returns_only_the_references_it_holds) {
   Exported e;

@@ -1,5 +1,7 @@
 #include "endpoint.h"
 
+#include <openssl/sha.h>
+
 #include <kj/exception.h>
 
 #include "../apartment-impl.h"
@@ -163,6 +165,24 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
 
 // ---- serving -----------------------------------------------------------------------------------
 
+CallerKey callerKeyOf(uint64_t process, uint64_t token, const ClientBlanket* blanket) {
+  if (process == 0 || blanket == nullptr || blanket->principal.empty()) {
+    return CallerKey{process, token};
+  }
+  // Secure references: the token is bound to the principal by a one-way function, so no token
+  // another principal can name maps onto this one's key.
+  std::string input(8, '\0');
+  for (int i = 0; i < 8; ++i) input[i] = static_cast<char>(token >> (8 * i));
+  input += blanket->provider;
+  input += '\0';
+  input += blanket->principal;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  uint64_t bound = 0;
+  for (int i = 0; i < 8; ++i) bound |= uint64_t{digest[i]} << (8 * i);
+  return CallerKey{process, bound};
+}
+
 void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                             OrpcMessage message) {
   auto request = std::make_unique<IncomingRequest>(std::move(message));
@@ -174,7 +194,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
     auto root = request->root();
     flags = root.getFlags();
     timeoutMicros = root.getTimeoutMicros();
-    callerId = CallerKey{root.getCaller(), root.getCallerToken()};
+    callerId = callerKeyOf(root.getCaller(), root.getCallerToken(), peer.blanket.get());
     if (root.hasAcknowledged()) {
       auto list = root.getAcknowledged();
       if (list.size() > CallTable::kMaxAcksPerRequest) {
@@ -247,7 +267,7 @@ void Endpoint::servePing(LinkId link, Peer& peer, uint64_t setName, OrpcMessage 
   dgc::PingServer::Reply reply;
   try {
     auto ping = message.root<wire::Ping>();
-    CallerKey client{ping.getCaller(), ping.getCallerToken()};
+    CallerKey client = callerKeyOf(ping.getCaller(), ping.getCallerToken(), peer.blanket.get());
     if (client.process == 0) return reject(link, "a ping without its caller");
     if (peer.caller.process == 0) peer.caller = client;
     if (peer.caller != client) return reject(link, "frames of two callers on one connection");

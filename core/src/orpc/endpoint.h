@@ -25,6 +25,13 @@ class RuntimeImpl;
 
 namespace ferry::detail::orpc {
 
+// Whose requests and pings a link carries: the process and token they name — on a link whose
+// bind exchange authenticated a principal (`blanket`), with the token bound to that principal by
+// a one-way function (DCOM's secure references: another principal naming the same process and
+// token, which travel readable at integrity, holds none of this caller's references or reply
+// cache entries). Null or anonymous `blanket`: the key as named.
+CallerKey callerKeyOf(uint64_t process, uint64_t token, const ClientBlanket* blanket);
+
 class Endpoint final : public LinkEvents, public RequestSender {
 public:
   Endpoint(RuntimeImpl& runtime, Network& network);
