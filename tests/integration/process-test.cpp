@@ -277,6 +277,16 @@ std::vector<std::string> crossProcessTransports() {
 
 }  // namespace
 
+// Runs `command` (a program and its arguments) to its end; its exit status, and its standard
+// output and error in `output`.
+int runTool(std::vector<std::string> command, std::string& output) {
+  Child child(std::move(command), /*withStderr=*/true);
+  std::string line;
+  output.clear();
+  while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
+  return child.wait(std::chrono::seconds(20));
+}
+
 BOOST_FIXTURE_TEST_SUITE(process, RuntimeFixture)
 
 BOOST_AUTO_TEST_CASE(a_proxy_to_a_process_on_this_host_goes_over_the_pipe) {
@@ -581,11 +591,7 @@ BOOST_AUTO_TEST_CASE(the_ferry_tool_asks_a_process_where_its_apartment_listens) 
   ObjRefInfo probe = decodeObjRef(peer.probe);
   auto ferry = [](std::vector<std::string> args, std::string& output) {
     args.insert(args.begin(), {argument(3), "resolve"});
-    Child child(std::move(args), /*withStderr=*/true);
-    std::string line;
-    output.clear();
-    while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
-    return child.wait(std::chrono::seconds(20));
+    return runTool(std::move(args), output);
   };
   BOOST_REQUIRE(!probe.bindings.empty());
   for (const std::string& binding : probe.bindings) {
@@ -843,11 +849,7 @@ BOOST_AUTO_TEST_CASE(a_client_binds_by_name_to_an_object_another_process_publish
     // The same from the shell: `ferry names` and `ferry bind`.
     auto ferryTool = [](std::vector<std::string> args, std::string& output) {
       args.insert(args.begin(), argument(3));
-      Child child(std::move(args), /*withStderr=*/true);
-      std::string line;
-      output.clear();
-      while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
-      return child.wait(std::chrono::seconds(20));
+      return runTool(std::move(args), output);
     };
     std::string output;
     BOOST_CHECK_EQUAL(ferryTool({"names", "127.0.0.1:" + ferryd.tcp.endpoint}, output), 0);
@@ -1164,11 +1166,7 @@ BOOST_AUTO_TEST_CASE(a_killed_process_socket_is_removed_when_the_next_process_st
 BOOST_AUTO_TEST_CASE(ferryd_takes_help_and_version_and_rejects_an_unknown_flag_with_a_usage_line) {
   auto run = [](std::vector<std::string> args, std::string& output) {
     args.insert(args.begin(), argument(2));
-    Child child(std::move(args), /*withStderr=*/true);
-    std::string line;
-    output.clear();
-    while (child.readLine(line, std::chrono::seconds(20))) output += line + "\n";
-    return child.wait(std::chrono::seconds(20));
+    return runTool(std::move(args), output);
   };
   std::string output;
   BOOST_CHECK_EQUAL(run({"--help"}, output), 0);

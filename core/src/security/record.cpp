@@ -203,7 +203,7 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
   } else {
     // Integrity: the frame is authenticated data and travels as it is.
     ok = ok && EVP_EncryptUpdate(c, nullptr, &n, frame.data(), static_cast<int>(frame.size())) > 0;
-    std::memcpy(body, frame.data(), frame.size());
+    if (!frame.empty()) std::memcpy(body, frame.data(), frame.size());
   }
   ok = ok && EVP_EncryptFinal_ex(c, body + frame.size(), &n) > 0 &&
        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTagSize, body + frame.size()) > 0;
@@ -265,7 +265,7 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
     d.phase = phase;
   }
   OPENSSL_cleanse(&keys, sizeof keys);
-  if (_level == SecurityLevel::integrity) std::memcpy(frame.data(), body, bodySize);
+  if (_level == SecurityLevel::integrity && bodySize > 0) std::memcpy(frame.data(), body, bodySize);
   return frame;
 }
 
