@@ -27,6 +27,8 @@
 
 #include <ferry/plugin/security.h>
 
+#include "../../transports/common/settings.h"
+
 #define FERRY_LOCAL_EXPORT extern "C" __attribute__((visibility("default")))
 
 struct ferry_security_credentials {
@@ -90,36 +92,28 @@ bool parseList(std::string_view text, std::vector<uint32_t>& out) {
 
 // Reads the settings into `out`; "" or the sentence saying what is wrong.
 std::string parseSettings(const char* settings, ferry_security_credentials& out) {
-  std::string_view rest(settings != nullptr ? settings : "");
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (item.empty()) continue;
-    size_t equals = item.find('=');
-    std::string_view key = item.substr(0, equals);
-    std::string_view value = equals == std::string_view::npos ? std::string_view() : item.substr(equals + 1);
-    if (equals == std::string_view::npos) {
-      return "'" + std::string(item) + "' is not key=value";
-    } else if (key == "allow_uids") {
-      if (!parseList(value, out.allowUids)) {
-        return "allow_uids='" + std::string(value) + "' is not a list of uids separated by ':'";
-      }
-    } else if (key == "allow_gids") {
-      if (!parseList(value, out.allowGids)) {
-        return "allow_gids='" + std::string(value) + "' is not a list of gids separated by ':'";
-      }
-    } else if (key == "server_uid") {
-      if (!parseUid(value, out.serverUid)) {
-        return "server_uid='" + std::string(value) + "' is not a uid";
-      }
-      out.serverUidSet = true;
-    } else {
-      return "unknown setting '" + std::string(key) +
-             "' (the local provider takes allow_uids, allow_gids and server_uid)";
-    }
-  }
-  return "";
+  std::vector<std::string> problems;
+  ferry::transports::forEachSetting(
+      settings, problems, [&](const std::string& key, const std::string& value) {
+        if (key == "allow_uids") {
+          if (!parseList(value, out.allowUids)) {
+            problems.push_back("allow_uids='" + value + "' is not a list of uids separated by ':'");
+          }
+        } else if (key == "allow_gids") {
+          if (!parseList(value, out.allowGids)) {
+            problems.push_back("allow_gids='" + value + "' is not a list of gids separated by ':'");
+          }
+        } else if (key == "server_uid") {
+          if (!parseUid(value, out.serverUid)) {
+            problems.push_back("server_uid='" + value + "' is not a uid");
+          }
+          out.serverUidSet = true;
+        } else {
+          problems.push_back("unknown setting '" + key +
+                             "' (the local provider takes allow_uids, allow_gids and server_uid)");
+        }
+      });
+  return problems.empty() ? "" : problems.front();
 }
 
 bool localLink(const ferry_security_link_v1* link) {

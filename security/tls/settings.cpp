@@ -1,14 +1,16 @@
 #include "settings.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string_view>
+#include <vector>
 
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include "../../transports/common/settings.h"
 #include "provider.h"
 
 namespace ferry::security {
@@ -19,29 +21,23 @@ Settings::Settings(const char* provider, const char* text,
   if (text == nullptr) return;
   std::string keys;
   for (const char* k : known) keys += std::string(keys.empty() ? "" : ", ") + k;
-  std::string_view rest(text);
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (item.empty()) continue;
-    size_t equals = item.find('=');
-    if (equals == std::string_view::npos || equals == 0) {
-      throw Failure(kBadSettings, "the " + _provider + " security settings have '" +
-                                      std::string(item) +
-                                      "', which is not key=value; its keys are " + keys);
-    }
-    std::string key(item.substr(0, equals));
-    bool isKnown = false;
-    for (const char* k : known) isKnown = isKnown || key == k;
-    if (!isKnown) {
-      throw Failure(kBadSettings, "'" + key + "' is no " + _provider +
-                                      " security setting; its keys are " + keys);
-    }
-    if (!_values.emplace(key, std::string(item.substr(equals + 1))).second) {
-      throw Failure(kBadSettings, "the " + _provider + " security settings give '" + key +
-                                      "' twice; give it once");
-    }
+  std::vector<std::string> problems;
+  ferry::transports::forEachSetting(
+      text, problems, [&](const std::string& key, const std::string& value) {
+        bool isKnown = false;
+        for (const char* k : known) isKnown = isKnown || key == k;
+        if (!isKnown) {
+          throw Failure(kBadSettings, "'" + key + "' is no " + _provider +
+                                          " security setting; its keys are " + keys);
+        }
+        if (!_values.emplace(key, value).second) {
+          throw Failure(kBadSettings, "the " + _provider + " security settings give '" + key +
+                                          "' twice; give it once");
+        }
+      });
+  if (!problems.empty()) {
+    throw Failure(kBadSettings, "in the " + _provider + " security settings, " + problems.front() +
+                                    "; its keys are " + keys);
   }
 }
 
