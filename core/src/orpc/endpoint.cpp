@@ -74,7 +74,7 @@ void Endpoint::opened(LinkId link, const LinkInfo& info) {
   blanket->provider = info.provider;
   blanket->principal = info.principal;
   blanket->level = info.level;
-  _peers[link] = Peer{info, CallerKey{}, std::move(blanket)};
+  _peers[link] = Peer{info, CallerKey{}, CallerKey{}, std::move(blanket)};
   _resolver.opened(link, info);
 }
 
@@ -183,18 +183,25 @@ CallerKey callerKeyOf(uint64_t process, uint64_t token, const ClientBlanket* bla
   return CallerKey{process, bound};
 }
 
+CallerKey Endpoint::callerOf(const Peer& peer, uint64_t process, uint64_t token) {
+  if (peer.caller.process != 0 && peer.named == CallerKey{process, token}) return peer.caller;
+  return callerKeyOf(process, token, peer.blanket.get());
+}
+
 void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                             OrpcMessage message) {
   auto request = std::make_unique<IncomingRequest>(std::move(message));
   uint16_t flags;
   uint64_t timeoutMicros;
+  CallerKey named;  // as the request names it
   CallerKey callerId;
   std::vector<uint64_t> acknowledged;
   try {
     auto root = request->root();
     flags = root.getFlags();
     timeoutMicros = root.getTimeoutMicros();
-    callerId = callerKeyOf(root.getCaller(), root.getCallerToken(), peer.blanket.get());
+    named = CallerKey{root.getCaller(), root.getCallerToken()};
+    callerId = callerOf(peer, named.process, named.token);
     if (root.hasAcknowledged()) {
       auto list = root.getAcknowledged();
       if (list.size() > CallTable::kMaxAcksPerRequest) {
@@ -210,7 +217,10 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   // Every request between processes names its caller: whose reply cache entries and whose
   // references (export-table.h) it concerns.
   if (callerId.process == 0) return reject(link, "a request without its caller");
-  if (peer.caller.process == 0) peer.caller = callerId;
+  if (peer.caller.process == 0) {
+    peer.caller = callerId;
+    peer.named = named;
+  }
   if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
   _pingServer.heard(callerId, Clock::now());
 
@@ -267,9 +277,13 @@ void Endpoint::servePing(LinkId link, Peer& peer, uint64_t setName, OrpcMessage 
   dgc::PingServer::Reply reply;
   try {
     auto ping = message.root<wire::Ping>();
-    CallerKey client = callerKeyOf(ping.getCaller(), ping.getCallerToken(), peer.blanket.get());
+    CallerKey named{ping.getCaller(), ping.getCallerToken()};
+    CallerKey client = callerOf(peer, named.process, named.token);
     if (client.process == 0) return reject(link, "a ping without its caller");
-    if (peer.caller.process == 0) peer.caller = client;
+    if (peer.caller.process == 0) {
+      peer.caller = client;
+      peer.named = named;
+    }
     if (peer.caller != client) return reject(link, "frames of two callers on one connection");
     auto added = ping.getAdded();
     auto removed = ping.getRemoved();

@@ -73,11 +73,17 @@ private:
   // What the endpoint knows of an open link (network thread).
   struct Peer {
     LinkInfo info;
-    // The caller whose requests it carries (Request.caller and callerToken); process 0: none yet.
+    // The caller whose requests it carries (callerKeyOf its Request.caller and callerToken);
+    // process 0: none yet. `named`: the process and token as its frames name them, so the key
+    // is worked out once per link, not per request.
     CallerKey caller;
+    CallerKey named;
     // Who the link's bind exchange says the caller is, for the calls it serves.
     std::shared_ptr<const ClientBlanket> blanket;
   };
+
+  // The key of the caller a frame on `peer`'s link names (callerKeyOf, cached in the Peer).
+  static CallerKey callerOf(const Peer& peer, uint64_t process, uint64_t token);
 
   void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                     OrpcMessage message);
