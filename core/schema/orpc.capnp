@@ -184,10 +184,20 @@ struct ErrorInfo {
   code @0 :UInt16;
   # A ferry::Errc value (core/include/ferry/error.h). An unknown value is read as `protocolError`.
   # Values are only ever appended, never renumbered: 0 ok … 20 internal, 21 changedMode,
-  # 22 nameInUse.
+  # 22 nameInUse, 23 applicationError.
 
   message @1 :Text;
   # Human-readable: what failed and why (at most 4 KiB; longer messages are truncated).
+
+  detailType @2 :UInt64;
+  # With code 23 (applicationError): the Cap'n Proto type id of the struct, annotated
+  # $Ferry.exception in the interface's schema, that the servant threw; 0 when the error has no
+  # such detail. A receiver that compiles that schema throws its generated exception class; one
+  # that does not, a generic ApplicationError with the id and the fields.
+
+  detail @3 :AnyPointer;
+  # With detailType: the struct's fields. It holds no capability pointers (the IDL compiler refuses
+  # interfaces in an exception struct). A detail that is not a struct is a protocol error.
 }
 
 struct CausalityId {

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "interface-registry.h"
 #include "log.h"
 #include "loop-wake.h"
 #include "message.h"
@@ -76,8 +77,17 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                           const std::shared_ptr<ReplySink>& replyTo) noexcept {
   auto response = std::make_unique<OutgoingResponse>();
   std::optional<Error> failure;
+  // What the log lines after the call name (read once the request is known to be readable).
+  Iid servedInterface;
+  uint16_t servedMethod = 0;
+  CausalityId servedCausality;
+  bool servantThrew = false;
+  std::optional<Clock::time_point> started;
+  if (logEnabled(LogLevel::debug)) started = Clock::now();
   try {
     wire::Request::Reader root = request.root();
+    servedInterface = Iid(root.getInterfaceId());
+    servedMethod = root.getMethodId();
     FERRY_REQUIRE((root.getFlags() & ~kRequestFlagsKnown) == 0, Errc::protocolError,
                   "the request has flag bits {} that this version of ferry does not know; the "
                   "caller runs a newer protocol",
@@ -91,7 +101,8 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     // for, so the answer is the same whether or not it exists.
     if (caller != nullptr) checkLevel(*caller, Iid(root.getInterfaceId()));
     auto causality = root.getCausality();
-    CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
+    servedCausality = CausalityId(causality.getHi(), causality.getLo());
+    CausalityScope scope(servedCausality);
     ServerCallImpl call(root, *response, distance);
     if (ipid == _remUnknownIpid) {
       std::optional<StubLease> servant = remUnknown();
@@ -116,8 +127,29 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                         "); the caller was built from another version of the schema");
   } catch (const std::exception& e) {
     failure = Error(Errc::serverFault, e.what());
+    servantThrew = true;
   } catch (...) {
     failure = Error(Errc::serverFault, "the servant threw an exception not derived from std::exception");
+    servantThrew = true;
+  }
+
+  if (servantThrew || started) {
+    CausalityScope scope(servedCausality);
+    if (servantThrew) {
+      FERRY_LOG(warn, "the servant of " << describeMethod(servedInterface, servedMethod)
+                                        << " threw: " << failure->message());
+    }
+    if (started) {
+      auto micros =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *started).count();
+      const ClientBlanket* caller = threadState().blanket;
+      FERRY_LOG(debug, "served " << describeMethod(servedInterface, servedMethod) << " for "
+                                 << (caller == nullptr ? std::string("this process")
+                                     : caller->principal.empty() ? std::string("an anonymous caller")
+                                                                 : caller->principal)
+                                 << ": " << (failure ? failure->what() : "ok") << " in " << micros
+                                 << " us");
+    }
   }
 
   if (failure) {
@@ -127,7 +159,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
       return;
     }
     // Whatever the stub built is dropped: an error response carries no results.
-    response = errorResponse(failure->code(), failure->message());
+    response = errorResponse(*failure);
   }
   if (replyTo) replyTo->deliver(std::move(response));
 }

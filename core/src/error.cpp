@@ -13,7 +13,7 @@ constexpr std::string_view kNames[] = {
     "objectNotRegistered", "invalidObjRef", "serverFault",      "callRejected",
     "retryLater",   "deadlineExceeded",   "canceled",           "outcomeUnknown",
     "protocolError", "accessDenied",      "unavailable",        "shuttingDown",
-    "internal",     "changedMode",        "nameInUse",
+    "internal",     "changedMode",        "nameInUse",          "applicationError",
 };
 }  // namespace
 
@@ -24,8 +24,10 @@ std::string_view errcName(Errc code) noexcept {
 
 bool isKnownErrc(uint16_t value) noexcept { return value < std::size(kNames); }
 
-Error::Error(Errc code, std::string message)
-    : _code(code), _message(std::move(message)) {
+Error::Error(Errc code, std::string message) : Error(code, std::move(message), nullptr) {}
+
+Error::Error(Errc code, std::string message, std::shared_ptr<const ErrorDetail> detail)
+    : _code(code), _message(std::move(message)), _detail(std::move(detail)) {
   _what.reserve(_message.size() + 24);
   _what.append(errcName(code)).append(": ").append(_message);
 }

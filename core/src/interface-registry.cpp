@@ -54,6 +54,15 @@ std::string describeInterface(Iid iid) {
   if (info == nullptr) return "interface " + toString(iid);
   return std::string(info->name) + " (IID " + toString(iid) + ")";
 }
+std::string describeMethod(Iid iid, uint16_t method) {
+  const InterfaceInfo* info = tryFindInterface(iid);
+  if (info == nullptr) return "interface " + toString(iid) + " method " + std::to_string(method);
+  if (method < info->methodCount && info->methodNames[method] != nullptr) {
+    return std::string(info->name) + "." + info->methodNames[method];
+  }
+  return std::string(info->name) + " method " + std::to_string(method);
+}
+
 namespace {
 const InterfaceRegistration identityRegistration(
     InterfaceInfo{Interface::iid, Interface::interfaceName, nullptr, &dispatchIdentity,

@@ -15,4 +15,8 @@ const InterfaceInfo* tryFindInterface(Iid iid) noexcept;
 // "interface 85150b117366d14b" when no schema compiled into the process declares it.
 std::string describeInterface(Iid iid);
 
+// A method as logs name it: "calc.capnp:Calculator.add", or "calc.capnp:Calculator method 7"
+// (a number the schema compiled here does not name), or "interface 85150b117366d14b method 7".
+std::string describeMethod(Iid iid, uint16_t method);
+
 }  // namespace ferry::detail

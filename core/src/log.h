@@ -1,16 +1,22 @@
-// Logging. The level comes from FERRY_LOG (error, warn, info, debug; default warn). Lines go to
-// stderr as "ferry <level> [<apartment>] <message>".
+// The log's internal side: the FERRY_LOG macro and the environment check. The public side
+// (levels, records, the sink) is core/include/ferry/log.h.
 #pragma once
 
 #include <sstream>
 #include <string_view>
 
+#include <ferry/log.h>
+
 namespace ferry::detail {
 
-enum class LogLevel : int { error = 0, warn = 1, info = 2, debug = 3 };
+using LogLevel = ::ferry::LogLevel;
 
-bool logEnabled(LogLevel level) noexcept;
+inline bool logEnabled(LogLevel level) noexcept { return level <= logLevel(); }
 void logLine(LogLevel level, std::string_view message) noexcept;
+
+// Throws invalidArgument when FERRY_LOG is set to something that is not a level (a Runtime checks
+// at start, so that a misspelt level is not silently read as warn).
+void checkLogEnvironment();
 
 }  // namespace ferry::detail
 

@@ -122,4 +122,11 @@ inline std::unique_ptr<OutgoingResponse> errorResponse(Errc code, std::string_vi
   return response;
 }
 
+// A response that carries `error`, with its schema-declared detail if it has one.
+std::unique_ptr<OutgoingResponse> errorResponse(const Error& error);
+
+// Throws the error an error response carries (as Error::rethrow does: a schema-declared detail as
+// its exception class). A malformed detail is a protocolError.
+[[noreturn]] void throwReceivedError(wire::ErrorInfo::Reader info);
+
 }  // namespace ferry::detail

@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include "interface-registry.h"
 #include "log.h"
 #include "loop-wake.h"
 #include "message.h"
@@ -40,10 +41,37 @@ void PendingCall::expire() noexcept {
        "RuntimeOptions::callTimeout, or hold a ferry::CallTimeout around the call");
 }
 
+namespace {
+
+// How a call ended, for its debug line: "ok", or the error a response or the channel reported.
+std::string describeOutcome(IncomingResponse* response, const std::optional<Error>& error) {
+  if (error) return std::string("failed: ") + error->what();
+  try {
+    wire::Response::Reader root = response->root();
+    if (!root.isError()) return "ok";
+    auto info = root.getError();
+    uint16_t code = info.getCode();
+    std::string name = isKnownErrc(code) ? std::string(errcName(static_cast<Errc>(code)))
+                                         : "error " + std::to_string(code);
+    return "failed: " + name + ": " + info.getMessage().cStr();
+  } catch (const kj::Exception&) {
+    return "failed: the response is not a valid Cap'n Proto message";
+  }
+}
+
+}  // namespace
+
 void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
                            std::optional<Error> error) noexcept {
   std::function<void()> continuation;
   std::shared_ptr<WatchedCalls> watchedBy;
+  std::string outcome;
+  if (_trace) {
+    try {
+      outcome = describeOutcome(response.get(), error);
+    } catch (...) {
+    }
+  }
   {
     std::lock_guard lock(_mutex);
     if (_done.load(std::memory_order_relaxed)) return;  // first completion wins (late replies)
@@ -55,6 +83,15 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
     if (_waiterFd >= 0) wakeEventFd(_waiterFd);
   }
   if (watchedBy != nullptr) watchedBy->forget(_deadline, _watchId);
+  if (_trace) {
+    CausalityScope scope(_causality);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                        _trace->started)
+                      .count();
+    FERRY_LOG(debug, "call " << describeMethod(_trace->interfaceId, _trace->methodId) << " on "
+                             << toString(_trace->ipid) << " over " << _trace->channel << ": "
+                             << outcome << " in " << micros << " us");
+  }
   _cv.notify_all();
   // An STA waiting in its modal loop wakes on its queue; a continuation runs in the home
   // apartment. An MTA waiter woke on the condition variable above.
@@ -71,17 +108,12 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
 std::unique_ptr<IncomingResponse> PendingCall::takeResponse() {
   std::lock_guard lock(_mutex);
   FERRY_ASSERT(_done.load(std::memory_order_relaxed));
-  if (_error) throw *_error;
+  if (_error) _error->rethrow();
   FERRY_REQUIRE(_response != nullptr, Errc::invalidArgument,
                 "the call's response was already taken; a call's result is read once");
   try {
     wire::Response::Reader root = _response->root();
-    if (root.isError()) {
-      auto info = root.getError();
-      uint16_t code = info.getCode();
-      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
-      throw Error(errc, std::string(info.getMessage().cStr(), info.getMessage().size()));
-    }
+    if (root.isError()) throwReceivedError(root.getError());
   } catch (const kj::Exception& e) {
     FERRY_FAIL(Errc::protocolError,
                "the response is not a valid Cap'n Proto message ({}); the peer does not follow the "
@@ -276,6 +308,16 @@ std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
   auto c = request->root.getCausality();
   auto call = std::make_shared<PendingCall>(home.shared_from_this(), deadline,
                                             CausalityId(c.getHi(), c.getLo()));
+  if (logEnabled(LogLevel::debug)) {
+    auto root = request->root.asReader();
+    auto trace = std::make_unique<PendingCall::Trace>();
+    trace->interfaceId = Iid(root.getInterfaceId());
+    trace->methodId = root.getMethodId();
+    trace->ipid = Ipid(root.getIpid().getHi(), root.getIpid().getLo());
+    trace->channel = channel.describe();
+    trace->started = Clock::now();
+    call->setTrace(std::move(trace));
+  }
   channel.send(std::move(request), deadline, call);
   return call;
 }

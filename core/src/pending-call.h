@@ -60,6 +60,17 @@ public:
   // Fails the call with deadlineExceeded if it is not done yet.
   void expire() noexcept;
 
+  // At debug level, what the line logged when the call completes names. Set before the request
+  // is sent, never after.
+  struct Trace {
+    Iid interfaceId;
+    uint16_t methodId = 0;
+    Ipid ipid;
+    std::string channel;
+    Clock::time_point started;
+  };
+  void setTrace(std::unique_ptr<Trace> trace) noexcept { _trace = std::move(trace); }
+
 private:
   void complete(std::unique_ptr<IncomingResponse> response, std::optional<Error> error) noexcept;
   // waitBlocking()'s first part, for a call with a loop to wake with (RuntimeOptions::loopSpin).
@@ -81,6 +92,7 @@ private:
   // Set while a DeadlineWatch holds this call (guarded by _mutex): completion takes it out.
   std::shared_ptr<WatchedCalls> _watchedBy;
   uint64_t _watchId = 0;
+  std::unique_ptr<Trace> _trace;  // null unless the log level was debug when the call started
 };
 
 // The calls a DeadlineWatch holds, by deadline. Shared with the calls themselves, which leave it

@@ -132,6 +132,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
     : options(opts),
       hostId(readHostId("/etc/machine-id", "/proc/sys/kernel/random/boot_id")),
       processId(makeProcessId()) {
+  detail::checkLogEnvironment();
   // A peer that vanishes while a transport writes to it must be an error on that connection,
   // not a signal that ends the process. Only replaced if nobody installed a handler.
   struct sigaction current {};

@@ -102,6 +102,14 @@ struct Config {
   color @3 :Color = blue;
 }
 
+struct OutOfRange $Ferry.exception {
+  # A typed application error: the servant of `checkedStep` throws it, the caller catches it as
+  # idltest::iface::OutOfRange with these fields.
+  value @0 :Int64;
+  limit @1 :Int64;
+  reason @2 :Text;
+}
+
 interface Named {
   # Something with a name.
 
@@ -228,4 +236,7 @@ interface Everything {
   defaultConfig @28 () -> (config :Config);
 
   echoConfig @29 (config :Config) -> (config :Config);
+
+  checkedStep @30 (value :Int64, limit :Int64) -> (value :Int64);
+  # value + 1, or throws OutOfRange when value is at or past the limit.
 }

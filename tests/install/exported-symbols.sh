@@ -23,6 +23,7 @@ ClientResponse          generated.h: proxies read responses through it
 ServerCall              generated.h: stubs read params and build results through it
 ProxyBase               generated.h: the base class of every generated proxy
 InterfaceRegistration   generated.h: each generated .ferry.c++ registers its interfaces
+ApplicationErrorRegistration  application-error.h: each generated .ferry.c++ registers its $Ferry.exception classes
 asProxy                 generated.h: generated queryInterface support
 unknownMethod           generated.h: generated stubs reject a method id they do not know
 throwError              error.h: FERRY_REQUIRE, FERRY_FAIL and FERRY_ASSERT, inline

@@ -112,6 +112,34 @@ inline void exerciseSchemaConstructs(Everything& e) {
   auto echoedConfig = e.echoConfig(zeroes.reader());
   BOOST_CHECK(echoedConfig.reader().getRetries() == 0 && echoedConfig.reader().getName() == "" &&
               echoedConfig.reader().getRatio() == 0 && echoedConfig.reader().getColor() == Color::RED);
+
+  // A typed error declared in the schema ($Ferry.exception): caught as its generated class with
+  // its fields, through a plain and an asynchronous call, and as a ferry::Error of its own code.
+  BOOST_CHECK_EQUAL(e.checkedStep(1, 10), 2);
+  bool caughtTyped = false;
+  try {
+    e.checkedStep(10, 10);
+  } catch (const idltest::iface::OutOfRange& err) {
+    caughtTyped = err.fields().getValue() == 10 && err.fields().getLimit() == 10 &&
+                  err.fields().getReason() == "at the limit" &&
+                  err.code() == ferry::Errc::applicationError &&
+                  err.typeId() == capnp::typeId<idltest::OutOfRange>();
+  }
+  BOOST_CHECK(caughtTyped);
+  bool caughtAsync = false;
+  try {
+    e.checkedStepAsync(12, 10).get();
+  } catch (const idltest::iface::OutOfRange& err) {
+    caughtAsync = err.fields().getValue() == 12 && err.fields().getReason() == "past the limit";
+  }
+  BOOST_CHECK(caughtAsync);
+  std::string whatSaid;
+  try {
+    e.checkedStep(10, 3);
+  } catch (const ferry::Error& err) {
+    if (err.code() == ferry::Errc::applicationError) whatSaid = err.what();
+  }
+  BOOST_CHECK_MESSAGE(whatSaid.find("OutOfRange(value = 10, limit = 3") != std::string::npos, whatSaid);
 }
 
 // Every method of everything.capnp, with checkable results; `remote` when `e` is a proxy.

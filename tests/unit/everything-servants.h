@@ -135,13 +135,24 @@ public:
     }
     return out;
   }
-  int64_t step(int64_t value, int64_t by) override { return value + by; }
+  // Wraps around, as add does (a fuzzed peer sends any operands).
+  int64_t step(int64_t value, int64_t by) override {
+    return static_cast<int64_t>(static_cast<uint64_t>(value) + static_cast<uint64_t>(by));
+  }
   std::string greet(std::string_view greeting, std::string_view name, uint8_t times, Color color) override {
     return std::string(greeting) + " " + std::string(name) + " x" + std::to_string(times) + " " +
            std::to_string(static_cast<int>(color));
   }
   ferry::Owned<idltest::Config> defaultConfig() override { return {}; }
   ferry::Owned<idltest::Config> echoConfig(idltest::Config::Reader c) override { return ferry::Owned<idltest::Config>(c); }
+  int64_t checkedStep(int64_t value, int64_t limit) override {
+    if (value < limit) return value + 1;
+    throw idltest::iface::OutOfRange([&](idltest::OutOfRange::Builder f) {
+      f.setValue(value);
+      f.setLimit(limit);
+      f.setReason(value == limit ? "at the limit" : "past the limit");
+    });
+  }
 
   int nothingCalls = 0;
   std::string last;

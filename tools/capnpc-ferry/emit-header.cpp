@@ -102,6 +102,43 @@ void emitInterface(Code& code, const Interface& interface) {
   code.line();
 }
 
+void emitException(Code& code, const ExceptionType& exception) {
+  const std::string& name = exception.className;
+  const std::string& fields = exception.capnpQualified;
+  emitDocComment(code, "", exception.doc);
+  code.line("class ", name, " : public ::ferry::ApplicationError {");
+  code.line("public:");
+  code.line("  using Fields = ", fields, ";  // typeId() is ::capnp::typeId<Fields>()");
+  code.line();
+  code.line("  // The error with the fields `fill` sets: throw ", name, "([&](", name,
+            "::Fields::Builder f) { ... });");
+  code.line("  template <typename Fill>");
+  code.line("    requires std::is_invocable_v<Fill&, typename ", fields, "::Builder>");
+  code.line("  explicit ", name, "(Fill&& fill) : ", name, "(_ferryBuild(fill)) {}");
+  code.line("  // The error with a copy of `fields`.");
+  code.line("  explicit ", name, "(typename ", fields, "::Reader fields)");
+  code.line("      : ::ferry::ApplicationError(::capnp::typeId<Fields>(), ::capnp::AnyStruct::Reader(fields),");
+  code.line("                                  ::kj::str(", stringLiteral(exception.shortName),
+            ", fields).cStr()) {}");
+  code.line("  // A received error of this type (Error::rethrow).");
+  code.line("  explicit ", name, "(const ::ferry::ApplicationError& received)");
+  code.line("      : ::ferry::ApplicationError(received) {}");
+  code.line();
+  code.line("  typename ", fields, "::Reader fields() const {");
+  code.line("    return ::ferry::ApplicationError::fields().as<", fields, ">();");
+  code.line("  }");
+  code.line();
+  code.line("private:");
+  code.line("  template <typename Fill>");
+  code.line("  static typename ", fields, "::Reader _ferryBuild(Fill& fill,");
+  code.line("      ::capnp::MallocMessageBuilder&& message = ::capnp::MallocMessageBuilder(64)) {");
+  code.line("    fill(message.initRoot<", fields, ">());");
+  code.line("    return message.getRoot<", fields, ">().asReader();");
+  code.line("  }");
+  code.line("};");
+  code.line();
+}
+
 }  // namespace
 
 std::string emitHeader(const FileModel& file) {
@@ -113,8 +150,11 @@ std::string emitHeader(const FileModel& file) {
   code.line("#include <span>");
   code.line("#include <string>");
   code.line("#include <string_view>");
+  code.line("#include <type_traits>");
   code.line("#include <vector>");
   code.line();
+  code.line("#include <capnp/message.h>");
+  code.line("#include <ferry/application-error.h>");
   code.line("#include <ferry/generated.h>");
   code.line();
   code.line("#include \"", baseName(file.filename), ".h\"");
@@ -125,6 +165,7 @@ std::string emitHeader(const FileModel& file) {
   for (const Interface* interface : file.interfaces) code.line("class ", interface->className, ";");
   if (!file.interfaces.empty()) code.line();
   for (const Interface* interface : file.interfaces) emitInterface(code, *interface);
+  for (const ExceptionType& exception : file.exceptions) emitException(code, exception);
   code.line("}  // namespace ", file.ferryNamespace);
   return code.text();
 }

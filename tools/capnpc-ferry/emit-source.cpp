@@ -1,6 +1,10 @@
 // Prints foo.ferry.c++: for each interface its out-of-line members (ferryCast, the stub, the
 // (de)serializers, the async companions), then its proxy, stub dispatcher and registration.
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "emitter.h"
 
 namespace ferry::idl {
@@ -399,6 +403,18 @@ void emitDispatcher(Code& code, const Interface& interface) {
 
 void emitRegistration(Code& code, const Interface& interface) {
   const std::string& self = interface.qualified;
+  // The schema names of the interface's own methods, by ordinal (for logs and error messages).
+  uint16_t methodCount = 0;
+  for (const Method& method : interface.methods) {
+    methodCount = std::max<uint16_t>(methodCount, static_cast<uint16_t>(method.ordinal + 1));
+  }
+  if (methodCount > 0) {
+    std::vector<std::string> names(methodCount, "nullptr");
+    for (const Method& method : interface.methods) names[method.ordinal] = stringLiteral(method.capnpName);
+    code.line("constexpr const char* k", interface.className, "MethodNames[] = {");
+    for (const std::string& name : names) code.line("    ", name, ",");
+    code.line("};");
+  }
   code.line("const ::ferry::detail::InterfaceRegistration register", interface.className, "{{");
   code.line("    ", self, "::iid,");
   code.line("    ", self, "::interfaceName,");
@@ -408,7 +424,13 @@ void emitRegistration(Code& code, const Interface& interface) {
   code.line("    &dispatch", interface.className, ",");
   code.line("    [](void* pointer) noexcept -> ::ferry::Interface* {");
   code.line("      return static_cast<", self, "*>(pointer);");
-  code.line("    }}};");
+  if (methodCount > 0) {
+    code.line("    },");
+    code.line("    k", interface.className, "MethodNames,");
+    code.line("    ", std::to_string(methodCount), "}};");
+  } else {
+    code.line("    }}};");
+  }
   code.line();
 }
 
@@ -426,7 +448,7 @@ std::string emitSource(const FileModel& file) {
   code.line();
   for (const Interface* interface : file.interfaces) emitMembers(code, *interface);
   code.line("}  // namespace ", file.ferryNamespace);
-  if (file.interfaces.empty()) return code.text();
+  if (file.interfaces.empty() && file.exceptions.empty()) return code.text();
 
   // A namespace of its own: no schema type can be named `generated` (type names start with a
   // capital letter), so the proxies cannot clash with an interface.
@@ -438,6 +460,15 @@ std::string emitSource(const FileModel& file) {
     emitProxy(code, *interface);
     emitDispatcher(code, *interface);
     emitRegistration(code, *interface);
+  }
+  for (const ExceptionType& exception : file.exceptions) {
+    const std::string qualified = "::" + file.ferryNamespace + "::" + exception.className;
+    code.line("const ::ferry::detail::ApplicationErrorRegistration registerException_", exception.className,
+              "{");
+    code.line("    ::capnp::typeId<", qualified, "::Fields>(),");
+    code.line("    [](const ::ferry::ApplicationError& received) { throw ", qualified,
+              "(received); }};");
+    code.line();
   }
   code.line("}  // namespace");
   code.line("}  // namespace ", file.ferryNamespace, "::generated");

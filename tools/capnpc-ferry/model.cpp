@@ -163,6 +163,7 @@ FileModel ModelBuilder::file(capnp::schema::CodeGeneratorRequest::RequestedFile:
     model.interfaces.push_back(&current);
   };
   for (uint64_t id : ids) place(place, interface(id));
+  collectExceptions(model.id, model.exceptions);
 
   // Other files whose interfaces this file's declarations name.
   std::set<uint64_t> usedFiles;
@@ -191,6 +192,40 @@ FileModel ModelBuilder::file(capnp::schema::CodeGeneratorRequest::RequestedFile:
     model.includes.push_back(includeFor("/" + displayName));
   }
   return model;
+}
+
+void ModelBuilder::collectExceptions(uint64_t scopeId, std::vector<ExceptionType>& out) {
+  for (auto nested : _naming.node(scopeId).getNestedNodes()) {
+    auto node = _naming.node(nested.getId());
+    if (node.isStruct() && hasAnnotation(node.getAnnotations(), kExceptionAnnotation)) {
+      ExceptionType exception;
+      exception.id = node.getId();
+      exception.className = _naming.ferryClass(exception.id);
+      exception.capnpQualified = _naming.capnpType(exception.id);
+      std::string displayName = node.getDisplayName().cStr();
+      exception.shortName = displayName.substr(displayName.find(':') + 1);
+      exception.doc = docComment(exception.id);
+      // Not an interface, but located and reported as problems of interfaces are.
+      auto refuse = [&](std::string message) {
+        _problems.push_back(Problem{exception.id, "", 0, exception.shortName, std::move(message)});
+      };
+      auto schema = _loader.get(exception.id).asStruct();
+      if (node.getIsGeneric()) {
+        refuse("a generic struct cannot be a $Ferry.exception; declare a struct without "
+               "parameters");
+      } else if (auto mapped = mapType(capnp::Type(schema), _naming);
+                 auto* unsupported = std::get_if<Unsupported>(&mapped)) {
+        refuse("a $Ferry.exception struct must travel by value: " + unsupported->what);
+      } else if (std::get<MappedType>(mapped).carriesCaps) {
+        refuse("a $Ferry.exception struct cannot hold interfaces (an error is not a way to hand "
+               "out objects); return the interface from the method, or put its ferry:// name "
+               "in a Text field");
+      } else {
+        out.push_back(std::move(exception));
+      }
+    }
+    if (node.isInterface() || node.isStruct()) collectExceptions(node.getId(), out);
+  }
 }
 
 void ModelBuilder::collectInterfaces(uint64_t scopeId, std::vector<uint64_t>& out) const {

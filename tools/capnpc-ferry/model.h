@@ -93,6 +93,16 @@ struct Problem {
   std::string message;
 };
 
+// A struct annotated $Ferry.exception: an exception class of the same name beside the
+// interface classes.
+struct ExceptionType {
+  uint64_t id = 0;
+  std::string className;       // "Outer_OutOfStock"
+  std::string capnpQualified;  // capnp's C++ type: "::inv::Outer::OutOfStock"
+  std::string shortName;       // "Outer.OutOfStock"
+  std::string doc;
+};
+
 struct FileModel {
   uint64_t id = 0;
   std::string filename;                     // as requested: "dir/calc.capnp"
@@ -100,6 +110,7 @@ struct FileModel {
   // The ferry headers of the imports whose interfaces this file names: "\"x.ferry.h\"".
   std::vector<std::string> includes;
   std::vector<const Interface*> interfaces;  // bases before the interfaces extending them
+  std::vector<ExceptionType> exceptions;     // declaration order
 };
 
 class ModelBuilder {
@@ -134,6 +145,9 @@ private:
   void addProblem(Interface& owner, const Method* method, std::string message);
   std::string docComment(uint64_t id, int member = -1) const;
   void collectInterfaces(uint64_t scopeId, std::vector<uint64_t>& out) const;
+  // The structs annotated $Ferry.exception in a scope, at any depth; problems for those that
+  // cannot be one.
+  void collectExceptions(uint64_t scopeId, std::vector<ExceptionType>& out);
 
   const capnp::SchemaLoader& _loader;
   Naming _naming;

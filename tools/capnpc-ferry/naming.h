@@ -27,6 +27,7 @@ inline constexpr uint64_t kCxxNamespaceAnnotation = 0xb9c6f99ebf805f2cull;
 inline constexpr uint64_t kCxxNameAnnotation = 0xf264a779fef191ceull;
 inline constexpr uint64_t kOnewayAnnotation = 0xbfff24751f0de528ull;
 inline constexpr uint64_t kIdempotentAnnotation = 0xda852124e0c1b0d0ull;
+inline constexpr uint64_t kExceptionAnnotation = 0xadb5a649ee0e4343ull;
 
 using capnp::schema::Annotation;
 

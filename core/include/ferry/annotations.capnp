@@ -14,3 +14,10 @@ annotation idempotent @0xda852124e0c1b0d0 (method) :Void;
 # Executing the call twice has the same effect as executing it once. Over datagram transports an
 # idempotent call may be retried transparently after a loss; any other call is executed at most
 # once (the UDP transport's reply cache enforces it).
+
+annotation exception @0xadb5a649ee0e4343 (struct) :Void;
+# The struct is an error a servant may throw: capnpc-ferry emits an exception class of the same
+# name in the interface namespace (`<ns>::iface::OutOfStock`, derived from ferry::ApplicationError,
+# see ferry/application-error.h), constructed from the struct's fields and read back with
+# `fields()`. The caller catches it as that class, with its fields, whatever process or host the
+# servant runs in. The struct may not hold interfaces (nor AnyPointer), and may not be generic.

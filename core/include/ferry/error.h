@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -20,6 +21,8 @@
 #include <ferry/api.h>
 
 namespace ferry {
+
+class ErrorDetail;
 
 // The numeric values are part of the wire protocol (orpc.capnp ErrorCode); never renumber.
 enum class Errc : uint16_t {
@@ -50,6 +53,7 @@ enum class Errc : uint16_t {
   internal = 20,            // a bug in ferry; the message says where
   changedMode = 21,         // the thread is in the other kind of apartment (STA vs MTA)
   nameInUse = 22,           // another process published an object under that name
+  applicationError = 23,    // the servant threw an error its schema declares ($Ferry.exception)
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".
@@ -67,10 +71,22 @@ public:
   const std::string& message() const noexcept { return _message; }
   const char* what() const noexcept override { return _what.c_str(); }
 
+  // Throws this error as the most derived type it was raised as: an error with a schema-declared
+  // detail (Errc::applicationError) as its generated exception class when that schema is compiled
+  // into the process, else as ApplicationError (ferry/application-error.h); any other as Error.
+  [[noreturn]] void rethrow() const;
+
+  // The fields of a schema-declared error (null for any other): see ApplicationError.
+  const std::shared_ptr<const ErrorDetail>& detail() const noexcept { return _detail; }
+
+protected:
+  Error(Errc code, std::string message, std::shared_ptr<const ErrorDetail> detail);
+
 private:
   Errc _code;
   std::string _message;
   std::string _what;
+  std::shared_ptr<const ErrorDetail> _detail;
 };
 
 namespace detail {

@@ -35,11 +35,11 @@ public:
 
   // The value, or throws the error.
   T& value() & {
-    if (!ok()) throw std::get<1>(_value);
+    if (!ok()) std::get<1>(_value).rethrow();
     return std::get<0>(_value);
   }
   T value() && {
-    if (!ok()) throw std::get<1>(_value);
+    if (!ok()) std::get<1>(_value).rethrow();
     return std::move(std::get<0>(_value));
   }
   T& operator*() & { return value(); }
@@ -61,7 +61,7 @@ public:
   bool ok() const noexcept { return !_error.has_value(); }
   explicit operator bool() const noexcept { return ok(); }
   void value() const {
-    if (_error) throw *_error;
+    if (_error) _error->rethrow();
   }
   const Error& error() const { return *_error; }
 

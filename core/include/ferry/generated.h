@@ -231,6 +231,10 @@ struct InterfaceInfo {
   ProxyFactory newProxy;
   StubDispatch dispatch;
   InterfaceUpcast upcast;
+  // The schema names of the interface's own methods, indexed by method number (an entry may be
+  // null); for logs and error messages.
+  const char* const* methodNames = nullptr;
+  uint16_t methodCount = 0;
 };
 
 // A static object in each generated .ferry.c++ registers its interfaces at load time.
