@@ -182,6 +182,57 @@ BOOST_AUTO_TEST_CASE(the_rest_of_a_split_message_is_read_into_its_own_buffer_and
   BOOST_TEST(sink.messages.back() == "next");
 }
 
+BOOST_AUTO_TEST_CASE(a_large_message_split_at_the_end_of_a_read_buffer_takes_it_uncopied) {
+  ReceiveBudget budget(1 << 20);
+  const size_t capacity = 256 * 1024;
+  const std::string payload(65536 + 40, 'z');
+  Bytes stream = concat({frame("small"), frame(payload)});
+  const size_t inFirstRead = stream.size() - 1000;  // most of the large one, not all
+  ByteBuffer readBuffer = allocateBytes(capacity);
+  uint8_t* original = readBuffer.get();
+  std::memcpy(original, stream.data(), inFirstRead);
+  FrameReader reader(1 << 20, &budget);
+  Sink sink;
+  const uint8_t* deliveredAt = nullptr;
+  auto record = [](void* context, const uint8_t* data, size_t size) {
+    auto* at = static_cast<const uint8_t**>(context);
+    if (size > 1000) *at = data;
+    return true;
+  };
+  BOOST_REQUIRE(reader.feed(original, inFirstRead, record, &deliveredAt, &readBuffer, capacity) ==
+                0);
+  BOOST_TEST(!readBuffer);  // taken by the large message
+  BOOST_TEST(budget.used() == payload.size());
+  std::span<uint8_t> rest = reader.readTarget();
+  BOOST_REQUIRE(rest.size() == 1000u);
+  BOOST_TEST(rest.data() == original + inFirstRead);  // right after what came, in place
+  std::memcpy(rest.data(), stream.data() + inFirstRead, rest.size());
+  BOOST_REQUIRE(reader.filled(rest.size(), record, &deliveredAt) == 0);
+  BOOST_TEST(deliveredAt == original + frame("small").size() + kFrameHeaderSize);
+  BOOST_TEST(budget.used() == 0u);
+  BOOST_TEST(!reader.midFrame());
+}
+
+BOOST_AUTO_TEST_CASE(a_read_buffer_stays_with_its_owner_for_a_small_or_barely_begun_message) {
+  ReceiveBudget budget(1 << 20);
+  const size_t capacity = 256 * 1024;
+  for (size_t size : {FrameReader::kAdoptFrom - 1, size_t{200000}}) {
+    Bytes stream = frame(std::string(size, 'q'));
+    const size_t inFirstRead = size < FrameReader::kAdoptFrom ? stream.size() - 10 : 50000;
+    ByteBuffer readBuffer = allocateBytes(capacity);
+    std::memcpy(readBuffer.get(), stream.data(), inFirstRead);
+    FrameReader reader(1 << 20, &budget);
+    Sink sink;
+    BOOST_REQUIRE(reader.feed(readBuffer.get(), inFirstRead, &Sink::deliver, &sink, &readBuffer,
+                              capacity) == 0);
+    BOOST_TEST(static_cast<bool>(readBuffer), "message of " << size);
+    BOOST_TEST(budget.used() <= 2 * inFirstRead);
+    BOOST_REQUIRE(sink.feed(reader, stream, inFirstRead, stream.size()) == 0);
+    BOOST_TEST(sink.messages.size() == 1u);
+  }
+  BOOST_TEST(budget.used() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_message_past_the_budget_breaks_the_reader_and_takes_nothing) {
   ReceiveBudget budget(10000);
   Bytes stream = frame(std::string(50000, 'y'));

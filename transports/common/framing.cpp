@@ -14,9 +14,16 @@ void encodeFrameHeader(uint8_t* header, size_t size) noexcept {
   for (size_t i = 0; i < kFrameHeaderSize; ++i) header[i] = static_cast<uint8_t>(length >> (8 * i));
 }
 
-void FrameReader::Free::operator()(uint8_t* p) const noexcept { std::free(p); }
+void FreeBytes::operator()(uint8_t* p) const noexcept { std::free(p); }
 
-int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* context) {
+ByteBuffer allocateBytes(size_t size) {
+  auto* bytes = static_cast<uint8_t*>(std::malloc(size));
+  if (bytes == nullptr) throw std::bad_alloc();
+  return ByteBuffer(bytes);
+}
+
+int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* context,
+                      ByteBuffer* adoptable, size_t capacity) {
   if (_broken != 0) return _broken;
   for (;;) {
     if (_headerFilled < kFrameHeaderSize) {
@@ -48,12 +55,24 @@ int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* c
       continue;
     }
     if (size == 0) return 0;
+    if (_filled == 0 && adoptable != nullptr && *adoptable && _expected >= kAdoptFrom &&
+        2 * size >= _expected) {
+      // Split here, all of the rest of `data` is this message's: it may keep the read buffer.
+      size_t offset = static_cast<size_t>(data - adoptable->get());
+      if (offset + _expected <= capacity && (_budget == nullptr || _budget->take(_expected))) {
+        _partial = std::move(*adoptable);
+        _offset = offset;
+        _held = _expected;
+        _filled = size;
+        return 0;
+      }
+    }
     size_t take = std::min(size, missing);
     if (!grow(take)) {
       _broken = UV_ENOBUFS;
       return _broken;
     }
-    std::memcpy(_partial.get() + _filled, data, take);
+    std::memcpy(_partial.get() + _offset + _filled, data, take);
     _filled += take;
     data += take;
     size -= take;
@@ -69,7 +88,7 @@ std::span<uint8_t> FrameReader::readTarget() noexcept {
   } catch (...) {
     return {};
   }
-  return {_partial.get() + _filled, std::min(_held, _expected) - _filled};
+  return {_partial.get() + _offset + _filled, std::min(_held, _expected) - _filled};
 }
 
 int FrameReader::filled(size_t size, Deliver deliver, void* context) {
@@ -79,11 +98,12 @@ int FrameReader::filled(size_t size, Deliver deliver, void* context) {
 }
 
 bool FrameReader::deliverBuffered(Deliver deliver, void* context) {
-  std::unique_ptr<uint8_t, Free> message = std::move(_partial);
+  ByteBuffer message = std::move(_partial);
+  size_t offset = _offset;
   size_t size = _filled;
   release();
   _headerFilled = 0;
-  return deliver(context, message.get(), size);
+  return deliver(context, message.get() + offset, size);
 }
 
 bool FrameReader::grow(size_t more) {
@@ -114,6 +134,7 @@ bool FrameReader::grow(size_t more) {
 void FrameReader::release() noexcept {
   if (_budget != nullptr) _budget->give(_held);
   _held = 0;
+  _offset = 0;
   _filled = 0;
   _partial.reset();
 }

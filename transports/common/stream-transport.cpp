@@ -62,7 +62,7 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
       _events(events),
       _limits(limits),
       _receiveBudget(limits.receiveBudget),
-      _readBuffer(new uint8_t[kReadBufferSize]) {
+      _readBuffer(allocateBytes(kReadBufferSize)) {
   // The any-thread send path hands leftovers to the loop through this handle. Without it,
   // sendAnyThread still works whenever the socket takes a whole frame at once.
   if (uv_async_init(_loop, &_handoverAsync, &onHandover) == 0) {
@@ -595,7 +595,8 @@ void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_b
     try {
       if (buf->base == reinterpret_cast<char*>(_readBuffer.get())) {
         err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
-                                     static_cast<size_t>(nread), &deliver, &connection);
+                                     static_cast<size_t>(nread), &deliver, &connection,
+                                     &_readBuffer, kReadBufferSize);
       } else {
         // Read straight into the split message's buffer (onAlloc).
         err = connection.reader.filled(static_cast<size_t>(nread), &deliver, &connection);
@@ -683,7 +684,19 @@ void StreamTransport::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexce
     buf->len = target.size();
     return;
   }
-  buf->base = reinterpret_cast<char*>(connection->owner->_readBuffer.get());
+  ByteBuffer& readBuffer = connection->owner->_readBuffer;
+  if (!readBuffer) {
+    // The last one went to a split message. Without memory, libuv reports UV_ENOBUFS to onRead,
+    // which closes the connection.
+    try {
+      readBuffer = allocateBytes(kReadBufferSize);
+    } catch (const std::bad_alloc&) {
+      buf->base = nullptr;
+      buf->len = 0;
+      return;
+    }
+  }
+  buf->base = reinterpret_cast<char*>(readBuffer.get());
   buf->len = kReadBufferSize;
 }
 
