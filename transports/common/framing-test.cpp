@@ -108,10 +108,15 @@ BOOST_AUTO_TEST_CASE(a_deliver_that_returns_false_stops_the_feed) {
   BOOST_TEST(sink.messages.size() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(a_split_message_holds_what_arrived_of_it_and_gives_it_back_once_whole) {
-  ReceiveBudget budget(1 << 20);
-  std::string payload(100000, 'x');
+// A 100000-byte message and a budget for it.
+struct LargeMessage {
+  ReceiveBudget budget{1 << 20};
+  std::string payload = std::string(100000, 'x');
   Bytes stream = frame(payload);
+};
+
+BOOST_FIXTURE_TEST_CASE(a_split_message_holds_what_arrived_of_it_and_gives_it_back_once_whole,
+                        LargeMessage) {
   {
     FrameReader reader(1 << 20, &budget);
     Sink sink;
@@ -135,10 +140,8 @@ BOOST_AUTO_TEST_CASE(a_split_message_holds_what_arrived_of_it_and_gives_it_back_
   BOOST_TEST(budget.used() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_message_half_of_which_came_at_once_gets_one_buffer_at_its_size) {
-  ReceiveBudget budget(1 << 20);
-  std::string payload(100000, 'x');
-  Bytes stream = frame(payload);
+BOOST_FIXTURE_TEST_CASE(a_message_half_of_which_came_at_once_gets_one_buffer_at_its_size,
+                        LargeMessage) {
   FrameReader reader(1 << 20, &budget);
   Sink sink;
   BOOST_REQUIRE(sink.feed(reader, stream, 0, 60000) == 0);
