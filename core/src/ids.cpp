@@ -1,7 +1,9 @@
 #include <ferry/ids.h>
 
+#include <pthread.h>
 #include <sys/random.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -34,8 +36,42 @@ uint64_t randomNonZero64() {
 Oxid newOxid() { return Oxid(detail::randomNonZero64()); }
 Oid newOid() { return Oid(detail::randomNonZero64()); }
 Ipid newIpid() { return Ipid(detail::randomNonZero64(), detail::randomNonZero64()); }
+namespace {
+
+// Causality ids need uniqueness, not secrecy (nothing is granted to whoever knows one): a random
+// prefix per process, drawn once, and a counter, so a top-level call costs no system call. A
+// forked child draws a prefix of its own, so parent and child never hand out the same id.
+struct CausalitySource {
+  std::atomic<uint64_t> prefix{0};
+  std::atomic<uint64_t> counter{0};
+};
+
+CausalitySource& causalitySource() {
+  static CausalitySource* source = [] {
+    auto* s = new CausalitySource;  // never destroyed: ids may be drawn during exit
+    s->prefix.store(detail::randomNonZero64(), std::memory_order_relaxed);
+    pthread_atfork(nullptr, nullptr, [] {
+      causalitySource().prefix.store(0, std::memory_order_relaxed);
+    });
+    return s;
+  }();
+  return *source;
+}
+
+}  // namespace
+
 CausalityId newCausalityId() {
-  return CausalityId(detail::randomNonZero64(), detail::randomNonZero64());
+  CausalitySource& source = causalitySource();
+  uint64_t prefix = source.prefix.load(std::memory_order_relaxed);
+  if (prefix == 0) {
+    // The first id in a forked child.
+    uint64_t fresh = detail::randomNonZero64();
+    if (source.prefix.compare_exchange_strong(prefix, fresh, std::memory_order_relaxed)) {
+      prefix = fresh;
+    }
+  }
+  // The low half starts at 1: zero means "none" in either half on the wire.
+  return CausalityId(prefix, source.counter.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 namespace {

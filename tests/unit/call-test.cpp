@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE calls
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <condition_variable>
@@ -110,6 +112,51 @@ BOOST_AUTO_TEST_CASE(a_fifty_deep_callback_chain_between_two_stas_completes) {
   BOOST_REQUIRE_EQUAL(seen->size(), 51u);
   BOOST_CHECK(static_cast<bool>(seen->front()));
   for (const CausalityId& id : *seen) BOOST_CHECK(id == seen->front());
+}
+
+BOOST_AUTO_TEST_CASE(each_top_level_call_carries_a_causality_id_of_its_own) {
+  auto mta = rt().joinMta();
+  Sta server = rt().newSta("server");
+  auto seen = std::make_shared<std::vector<CausalityId>>();
+  auto mutex = std::make_shared<std::mutex>();
+  Ref<Chain> chain = exportFrom<Chain, ChainImpl>(server, seen, mutex);
+  for (int i = 0; i < 100; ++i) chain->bounce(0, nullptr);
+  std::lock_guard lock(*mutex);
+  BOOST_REQUIRE_EQUAL(seen->size(), 100u);
+  std::set<std::pair<uint64_t, uint64_t>> distinct;
+  for (const CausalityId& id : *seen) {
+    BOOST_CHECK(id.hi != 0 && id.lo != 0);
+    distinct.insert({id.hi, id.lo});
+  }
+  BOOST_CHECK_EQUAL(distinct.size(), 100u);
+}
+
+BOOST_AUTO_TEST_CASE(a_forked_child_draws_causality_ids_its_parent_never_draws) {
+  CausalityId parent = newCausalityId();
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    CausalityId id = newCausalityId();
+    uint64_t out[2] = {id.hi, id.lo};
+    ssize_t n = ::write(fds[1], out, sizeof out);
+    ::_exit(n == static_cast<ssize_t>(sizeof out) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  uint64_t in[2] = {};
+  ssize_t n = ::read(fds[0], in, sizeof in);
+  ::close(fds[0]);
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  BOOST_REQUIRE_EQUAL(n, static_cast<ssize_t>(sizeof in));
+  CausalityId next = newCausalityId();
+  // The parent's next id follows its own; the child's has another prefix, so no id of the
+  // parent's, earlier or later, equals it.
+  BOOST_CHECK_EQUAL(next.hi, parent.hi);
+  BOOST_CHECK(in[0] != parent.hi);
+  BOOST_CHECK(in[1] != 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_chain_deeper_than_the_mta_pool_does_not_deadlock) {

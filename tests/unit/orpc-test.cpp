@@ -3,12 +3,15 @@
 #define BOOST_TEST_MODULE orpc
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 
 #include <ferry/error.h>
 
@@ -93,6 +96,30 @@ BOOST_AUTO_TEST_CASE(a_frame_header_is_magic_kind_flags_call_id_and_oxid_little_
   BOOST_TEST(decoded.header.oxid.value == 0x1122334455667788ull);
   BOOST_REQUIRE(decoded.message.has_value());
   BOOST_TEST(decoded.message->root<wire::ResolveRequest>().getOxid() == 42u);
+}
+
+BOOST_AUTO_TEST_CASE(a_frames_payload_is_the_message_in_capnp_stream_format_whatever_its_segments) {
+  // One segment and several (an odd and an even count differ in the segment table's padding).
+  std::set<size_t> counts;
+  for (unsigned firstSegmentWords : {4096u, 40u, 30u, 20u, 8u, 2u}) {
+    capnp::MallocMessageBuilder message(firstSegmentWords, capnp::AllocationStrategy::FIXED_SIZE);
+    auto bindings = message.initRoot<wire::ResolveReply>().initResolution().initBindings(3);
+    for (unsigned i = 0; i < 3; ++i) bindings[i].setAddress(std::string(100 + i, 'x'));
+    kj::Array<capnp::word> expected = capnp::messageToFlatArray(message);
+    std::vector<uint8_t> frame = encodeFrame(FrameKind::resolveReply, 5, Oxid(7), message);
+    counts.insert(message.getSegmentsForOutput().size());
+    BOOST_TEST_CONTEXT("segments: " << message.getSegmentsForOutput().size()) {
+      BOOST_REQUIRE_EQUAL(frame.size(), kFrameHeader + expected.asBytes().size());
+      BOOST_TEST(std::memcmp(frame.data() + kFrameHeader, expected.asBytes().begin(),
+                             expected.asBytes().size()) == 0);
+      Frame decoded = decodeFrame(frame.data(), frame.size());
+      auto read = decoded.message->root<wire::ResolveReply>().getResolution().getBindings();
+      BOOST_TEST(read[2].getAddress().size() == 102u);
+    }
+  }
+  BOOST_TEST(counts.count(1) == 1u);
+  BOOST_TEST(std::any_of(counts.begin(), counts.end(), [](size_t n) { return n > 1 && n % 2 == 0; }));
+  BOOST_TEST(std::any_of(counts.begin(), counts.end(), [](size_t n) { return n > 1 && n % 2 == 1; }));
 }
 
 BOOST_AUTO_TEST_CASE(a_resent_request_carries_flag_bit_0_and_only_a_request_may) {

@@ -14,8 +14,10 @@ namespace ferry::transports {
 
 namespace {
 
-// What libuv offers per read; onAlloc hands out the whole shared buffer.
-constexpr size_t kReadBufferSize = 64 * 1024;
+// What libuv offers per read when no split message waits for its rest; onAlloc hands out the
+// whole shared buffer. Larger than the messages of most calls, so that one read usually takes a
+// message whole (and the reader delivers it from here, uncopied).
+constexpr size_t kReadBufferSize = 256 * 1024;
 
 // One queued message: the libuv request and the framed bytes it writes, freed together in
 // onWritten (which libuv calls for every accepted uv_write, with UV_ECANCELED on close).
@@ -60,7 +62,7 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
       _events(events),
       _limits(limits),
       _receiveBudget(limits.receiveBudget),
-      _readBuffer(new uint8_t[kReadBufferSize]) {
+      _readBuffer(allocateBytes(kReadBufferSize)) {
   // The any-thread send path hands leftovers to the loop through this handle. Without it,
   // sendAnyThread still works whenever the socket takes a whole frame at once.
   if (uv_async_init(_loop, &_handoverAsync, &onHandover) == 0) {
@@ -591,8 +593,14 @@ void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_b
     connection.lastActivityMs = now;
     int err = 0;
     try {
-      err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
-                                   static_cast<size_t>(nread), &deliver, &connection);
+      if (buf->base == reinterpret_cast<char*>(_readBuffer.get())) {
+        err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
+                                     static_cast<size_t>(nread), &deliver, &connection,
+                                     &_readBuffer, kReadBufferSize);
+      } else {
+        // Read straight into the split message's buffer (onAlloc).
+        err = connection.reader.filled(static_cast<size_t>(nread), &deliver, &connection);
+      }
     } catch (const std::bad_alloc&) {
       err = UV_ENOMEM;
     } catch (...) {
@@ -667,7 +675,28 @@ void StreamTransport::onConnectTimeout(uv_timer_t* timer) noexcept {
 
 void StreamTransport::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
   auto* connection = static_cast<Connection*>(handle->data);
-  buf->base = reinterpret_cast<char*>(connection->owner->_readBuffer.get());
+  // The rest of a split message goes straight to its buffer, once copied (by the kernel).
+  std::span<uint8_t> target = connection->state == Connection::State::open
+                                  ? connection->reader.readTarget()
+                                  : std::span<uint8_t>();
+  if (!target.empty()) {
+    buf->base = reinterpret_cast<char*>(target.data());
+    buf->len = target.size();
+    return;
+  }
+  ByteBuffer& readBuffer = connection->owner->_readBuffer;
+  if (!readBuffer) {
+    // The last one went to a split message. Without memory, libuv reports UV_ENOBUFS to onRead,
+    // which closes the connection.
+    try {
+      readBuffer = allocateBytes(kReadBufferSize);
+    } catch (const std::bad_alloc&) {
+      buf->base = nullptr;
+      buf->len = 0;
+      return;
+    }
+  }
+  buf->base = reinterpret_cast<char*>(readBuffer.get());
   buf->len = kReadBufferSize;
 }
 

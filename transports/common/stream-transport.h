@@ -247,8 +247,9 @@ private:
   std::vector<Listener*> _listeners;
   int _liveHandles = 0;
   // One read buffer serves every connection: libuv calls alloc then read for one stream at a
-  // time, and onRead is done with the bytes before it returns.
-  std::unique_ptr<uint8_t[]> _readBuffer;
+  // time, and onRead is done with the bytes before it returns (or a large message split at its
+  // end takes the buffer as its own, and onAlloc allocates another).
+  ByteBuffer _readBuffer;
   bool _destroying = false;
   void (*_done)(void*) = nullptr;
   void* _doneArg = nullptr;

@@ -59,6 +59,7 @@ using CausalityId = detail::Id128<detail::CausalityTag>;
 FERRY_API Oxid newOxid();
 FERRY_API Oid newOid();
 FERRY_API Ipid newIpid();
+// Unique rather than random (a random prefix per process, then a counter): no system call.
 FERRY_API CausalityId newCausalityId();
 
 // Lower-case hex: 16 digits for 64-bit ids, 32 for 128-bit ones.

@@ -5,7 +5,6 @@
 
 #include <capnp/serialize.h>
 #include <kj/exception.h>
-#include <kj/io.h>
 
 #include "../error-impl.h"
 
@@ -54,15 +53,42 @@ bool knownKind(uint8_t kind) noexcept {
 
 }  // namespace
 
+// GCC 12 warns, wrongly, that vector::insert into reserved room overflows it (a known false
+// positive of -Wstringop-overflow at -O2).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 std::vector<uint8_t> encodeFrame(FrameKind kind, uint64_t callId, Oxid oxid,
                                  capnp::MessageBuilder& message) {
-  size_t payload = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
-  std::vector<uint8_t> frame(kFrameHeader + payload);
-  writeHeader(frame.data(), kind, callId, oxid);
-  kj::ArrayOutputStream out(kj::arrayPtr(frame.data() + kFrameHeader, payload));
-  capnp::writeMessage(out, message);
+  // Cap'n Proto's stream format (capnp/serialize.h), appended segment by segment to a vector
+  // reserved at the frame's size: every payload byte is written once, and none is zero-filled
+  // first (as sizing the vector, or kj::ArrayOutputStream over it, would).
+  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments = message.getSegmentsForOutput();
+  size_t tableWords = segments.size() / 2 + 1;  // a 32-bit count-1, a 32-bit size per segment, padded
+  size_t payload = tableWords;
+  for (auto segment : segments) payload += segment.size();
+  payload *= sizeof(capnp::word);
+  std::vector<uint8_t> frame;
+  frame.reserve(kFrameHeader + payload);
+  uint8_t header[kFrameHeader] = {};
+  writeHeader(header, kind, callId, oxid);
+  frame.insert(frame.end(), header, header + kFrameHeader);
+  auto put32 = [&frame](uint32_t v) {
+    for (int i = 0; i < 4; ++i) frame.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  put32(static_cast<uint32_t>(segments.size() - 1));
+  for (auto segment : segments) put32(static_cast<uint32_t>(segment.size()));
+  if (segments.size() % 2 == 0) put32(0);
+  for (auto segment : segments) {
+    auto bytes = segment.asBytes();
+    frame.insert(frame.end(), bytes.begin(), bytes.end());
+  }
   return frame;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 std::vector<uint8_t> encodeBareFrame(FrameKind kind, uint64_t callId) {
   std::vector<uint8_t> frame(kFrameHeader);
