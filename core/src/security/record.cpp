@@ -114,8 +114,9 @@ std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
 
 // ---- RecordLayer ---------------------------------------------------------------------------------
 
-RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityLevel level)
-    : _level(level) {
+RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityLevel level,
+                         std::chrono::steady_clock::duration keyLifetime)
+    : _level(level), _keyLifetime(keyLifetime) {
   FERRY_ASSERT(secret.size() == kSecretSize);
   FERRY_ASSERT(level == SecurityLevel::integrity || level == SecurityLevel::privacy);
   DirectionKeys c2s, s2c;
@@ -125,6 +126,7 @@ RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityL
   deriveTraffic(s2c);
   _send.phase0 = _send.current = client ? c2s : s2c;
   _receive.phase0 = _receive.current = client ? s2c : c2s;
+  _send.keyedAt = std::chrono::steady_clock::now();
   _send.context = EVP_CIPHER_CTX_new();
   _receive.context = EVP_CIPHER_CTX_new();
   OPENSSL_cleanse(&c2s, sizeof c2s);
@@ -168,9 +170,19 @@ void RecordLayer::load(Direction& direction, const DirectionKeys& keys, uint64_t
 
 std::vector<uint8_t> RecordLayer::seal(std::span<const uint8_t> frame) {
   std::lock_guard lock(_send.mutex);
-  FERRY_REQUIRE(_send.nextNumber < (uint64_t{1} << 62), Errc::disconnected,
+  auto now = std::chrono::steady_clock::now();
+  uint64_t number = _send.nextNumber;
+  if (now - _send.keyedAt >= _keyLifetime && (number >> kPhaseShift) == _send.phase) {
+    // The key is past its lifetime: this frame is the next phase's first.
+    number = ((number >> kPhaseShift) + 1) << kPhaseShift;
+  }
+  FERRY_REQUIRE(number < (uint64_t{1} << 62), Errc::disconnected,
                 "the link sealed 2^62 frames; open a new connection");
-  return sealLocked(_send, frame, _send.nextNumber++);
+  _send.nextNumber = number + 1;
+  uint64_t phase = _send.phase;
+  std::vector<uint8_t> sealed = sealLocked(_send, frame, number);
+  if (_send.phase != phase) _send.keyedAt = now;
+  return sealed;
 }
 
 std::vector<uint8_t> RecordLayer::sealNumbered(std::span<const uint8_t> frame, uint64_t number) {
@@ -211,7 +223,9 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
   return out;
 }
 
-std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> sealed) {
+std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> sealed,
+                                                      bool* replayed) {
+  if (replayed != nullptr) *replayed = false;
   if (sealed.size() < kOverhead || std::memcmp(sealed.data(), kMagic, 4) != 0 ||
       sealed[4] != kSealedKind || sealed[5] != 0 || sealed[6] != 0 || sealed[7] != 0 ||
       getLe64(sealed.data() + 16) != 0) {
@@ -221,15 +235,17 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
   uint64_t number = getLe64(sealed.data() + 8);
   std::lock_guard lock(_receive.mutex);
   Direction& d = _receive;
-  if (!d.window.check(number)) {
-    stats().replaysDropped.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
-  }
   // The receiver accepts the current phase, the one before (frames overtaken at the boundary)
-  // and the next; anything else is older than the window or a forgery.
+  // and the next; anything else is older than the windows or a forgery.
   uint64_t phase = number >> kPhaseShift;
   if (phase + 1 < d.phase || phase > d.phase + 1) {
     dropped();
+    return std::nullopt;
+  }
+  ReplayWindow& window = phase < d.phase ? d.previousWindow : d.window;
+  if (!window.check(number)) {
+    stats().replaysDropped.fetch_add(1, std::memory_order_relaxed);
+    if (replayed != nullptr) *replayed = true;
     return std::nullopt;
   }
   DirectionKeys keys = phase == d.phase ? d.current : keysFor(d, phase);
@@ -259,11 +275,14 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
     dropped();
     return std::nullopt;
   }
-  d.window.commit(number);
   if (phase > d.phase) {
+    // The next phase's first frame to verify: the current window becomes the previous one.
+    d.previousWindow = d.window;
+    d.window = ReplayWindow();
     d.current = keys;
     d.phase = phase;
   }
+  (phase < d.phase ? d.previousWindow : d.window).commit(number);
   OPENSSL_cleanse(&keys, sizeof keys);
   if (_level == SecurityLevel::integrity && bodySize > 0) std::memcpy(frame.data(), body, bodySize);
   return frame;
