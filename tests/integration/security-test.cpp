@@ -173,8 +173,12 @@ public:
   LoopbackCapture() {
     _fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ALL));
     BOOST_REQUIRE_MESSAGE(_fd >= 0, "cannot open a packet socket: " << std::strerror(errno));
-    int size = 16 << 20;
-    setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    // Room for bursts: the packet socket sees every process's loopback traffic (root may go past
+    // net.core.rmem_max).
+    int size = 256 << 20;
+    if (setsockopt(_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
+      setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
     sockaddr_ll where{};
     where.sll_family = AF_PACKET;
     where.sll_protocol = htons(ETH_P_ALL);
@@ -213,13 +217,20 @@ public:
   }
 
 private:
+  // Reads packets until stopped, then what the socket still holds.
   void run() {
     std::vector<uint8_t> buffer(1 << 17);
-    while (!_stopping) {
-      pollfd p{_fd, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      ssize_t n = recv(_fd, buffer.data(), buffer.size(), 0);
-      if (n <= 0) continue;
+    for (bool draining = false;;) {
+      if (!draining) {
+        draining = _stopping;
+        pollfd p{_fd, POLLIN, 0};
+        if (!draining && poll(&p, 1, 50) <= 0) continue;
+      }
+      ssize_t n = recv(_fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n <= 0) {
+        if (draining) return;
+        continue;
+      }
       std::lock_guard lock(_mutex);
       _packets.emplace_back(buffer.begin(), buffer.begin() + n);
     }

@@ -214,6 +214,25 @@ BOOST_AUTO_TEST_CASE(frames_overtaken_by_a_key_update_still_open_once_each) {
   BOOST_CHECK(!replayed);
 }
 
+BOOST_AUTO_TEST_CASE(opening_in_place_copies_nothing_at_integrity_and_reuses_one_buffer_at_privacy) {
+  auto request = frame("a request carrying the argument hello-there");
+  Link integrity(SecurityLevel::integrity);
+  auto sealed = integrity.client.seal(request);
+  auto opened = integrity.server.openInPlace(sealed);
+  BOOST_REQUIRE(opened.has_value());
+  BOOST_CHECK(std::equal(opened->begin(), opened->end(), request.begin(), request.end()));
+  BOOST_CHECK(opened->data() == sealed.data() + RecordLayer::kHeaderSize);  // the body itself
+  Link privacy(SecurityLevel::privacy);
+  auto first = privacy.server.openInPlace(privacy.client.seal(request));
+  BOOST_REQUIRE(first.has_value());
+  BOOST_CHECK(std::equal(first->begin(), first->end(), request.begin(), request.end()));
+  const uint8_t* buffer = first->data();
+  auto second = privacy.server.openInPlace(privacy.client.seal(frame("shorter")));
+  BOOST_REQUIRE(second.has_value());
+  BOOST_CHECK(second->data() == buffer);
+  BOOST_CHECK_EQUAL(std::string(second->begin(), second->end()), "shorter");
+}
+
 BOOST_AUTO_TEST_CASE(truncated_and_malformed_sealed_frames_are_dropped) {
   Link link(SecurityLevel::integrity);
   auto sealed = link.client.seal(frame("body"));

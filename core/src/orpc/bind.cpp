@@ -243,7 +243,8 @@ void BindLayer::received(LinkId id, const uint8_t* data, size_t size) {
           return forged(id, *link);
         }
         bool replayed = false;
-        std::optional<std::vector<uint8_t>> inner = link->record->open({data, size}, &replayed);
+        std::optional<std::span<const uint8_t>> inner =
+            link->record->openInPlace({data, size}, &replayed);
         if (inner) return deliver(id, inner->data(), inner->size());
         if (!replayed) forged(id, *link);
         return;

@@ -199,10 +199,16 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
     d.phase = phase;
   }
   load(d, d.current, phase, true);
-  std::vector<uint8_t> out(kHeaderSize + frame.size() + kTagSize);
+  // Built by appending, so that no byte is written twice (a zero-filled buffer would cost a
+  // pass over a 16 MiB frame): the header, the frame (encrypted in place at privacy), the tag.
+  std::vector<uint8_t> out;
+  out.reserve(kHeaderSize + frame.size() + kTagSize);
+  out.resize(kHeaderSize);
   std::memcpy(out.data(), kMagic, 4);
   out[4] = kSealedKind;
   putLe64(out.data() + 8, number);
+  out.insert(out.end(), frame.data(), frame.data() + frame.size());
+  out.resize(out.size() + kTagSize);
   std::array<uint8_t, 12> nonce = nonceFor(d.current, number);
   EVP_CIPHER_CTX* c = d.context;
   int n = 0;
@@ -210,12 +216,11 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
             EVP_EncryptUpdate(c, nullptr, &n, out.data(), kHeaderSize) > 0;
   uint8_t* body = out.data() + kHeaderSize;
   if (_level == SecurityLevel::privacy) {
-    ok = ok && EVP_EncryptUpdate(c, body, &n, frame.data(), static_cast<int>(frame.size())) > 0 &&
+    ok = ok && EVP_EncryptUpdate(c, body, &n, body, static_cast<int>(frame.size())) > 0 &&
          static_cast<size_t>(n) == frame.size();
   } else {
     // Integrity: the frame is authenticated data and travels as it is.
-    ok = ok && EVP_EncryptUpdate(c, nullptr, &n, frame.data(), static_cast<int>(frame.size())) > 0;
-    if (!frame.empty()) std::memcpy(body, frame.data(), frame.size());
+    ok = ok && EVP_EncryptUpdate(c, nullptr, &n, body, static_cast<int>(frame.size())) > 0;
   }
   ok = ok && EVP_EncryptFinal_ex(c, body + frame.size(), &n) > 0 &&
        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTagSize, body + frame.size()) > 0;
@@ -225,6 +230,20 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
 
 std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> sealed,
                                                       bool* replayed) {
+  std::lock_guard lock(_receive.mutex);
+  std::optional<std::span<const uint8_t>> frame = openLocked(sealed, replayed);
+  if (!frame) return std::nullopt;
+  return std::vector<uint8_t>(frame->begin(), frame->end());
+}
+
+std::optional<std::span<const uint8_t>> RecordLayer::openInPlace(std::span<const uint8_t> sealed,
+                                                                 bool* replayed) {
+  std::lock_guard lock(_receive.mutex);
+  return openLocked(sealed, replayed);
+}
+
+std::optional<std::span<const uint8_t>> RecordLayer::openLocked(std::span<const uint8_t> sealed,
+                                                                bool* replayed) {
   if (replayed != nullptr) *replayed = false;
   if (sealed.size() < kOverhead || std::memcmp(sealed.data(), kMagic, 4) != 0 ||
       sealed[4] != kSealedKind || sealed[5] != 0 || sealed[6] != 0 || sealed[7] != 0 ||
@@ -233,7 +252,6 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
     return std::nullopt;
   }
   uint64_t number = getLe64(sealed.data() + 8);
-  std::lock_guard lock(_receive.mutex);
   Direction& d = _receive;
   // The receiver accepts the current phase, the one before (frames overtaken at the boundary)
   // and the next; anything else is older than the windows or a forgery.
@@ -255,13 +273,15 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
   std::array<uint8_t, 12> nonce = nonceFor(keys, number);
   std::array<uint8_t, kTagSize> tag{};
   std::memcpy(tag.data(), body + bodySize, kTagSize);
-  std::vector<uint8_t> frame(bodySize);
+  // The plaintext's buffer grows to the largest frame and stays: its pages are faulted in once.
+  if (_level == SecurityLevel::privacy && d.plaintext.size() < bodySize) d.plaintext.resize(bodySize);
+  uint8_t* plaintext = d.plaintext.data();
   EVP_CIPHER_CTX* c = d.context;
   int n = 0;
   bool ok = EVP_DecryptInit_ex2(c, nullptr, nullptr, nonce.data(), nullptr) > 0 &&
             EVP_DecryptUpdate(c, nullptr, &n, sealed.data(), kHeaderSize) > 0;
   if (_level == SecurityLevel::privacy) {
-    ok = ok && EVP_DecryptUpdate(c, frame.data(), &n, body, static_cast<int>(bodySize)) > 0;
+    ok = ok && EVP_DecryptUpdate(c, plaintext, &n, body, static_cast<int>(bodySize)) > 0;
   } else {
     ok = ok && EVP_DecryptUpdate(c, nullptr, &n, body, static_cast<int>(bodySize)) > 0;
   }
@@ -270,7 +290,7 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
        EVP_DecryptFinal_ex(c, end, &n) > 0;
   if (!ok) {
     // Nothing decrypted is released, and the window stays where it was.
-    OPENSSL_cleanse(frame.data(), frame.size());
+    if (_level == SecurityLevel::privacy && bodySize > 0) OPENSSL_cleanse(plaintext, bodySize);
     OPENSSL_cleanse(&keys, sizeof keys);
     dropped();
     return std::nullopt;
@@ -284,8 +304,8 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
   }
   (phase < d.phase ? d.previousWindow : d.window).commit(number);
   OPENSSL_cleanse(&keys, sizeof keys);
-  if (_level == SecurityLevel::integrity && bodySize > 0) std::memcpy(frame.data(), body, bodySize);
-  return frame;
+  if (_level == SecurityLevel::integrity) return std::span<const uint8_t>(body, bodySize);
+  return std::span<const uint8_t>(plaintext, bodySize);
 }
 
 }  // namespace ferry::detail::security

@@ -95,6 +95,12 @@ public:
   // frame that fails is released.
   std::optional<std::vector<uint8_t>> open(std::span<const uint8_t> sealed,
                                            bool* replayed = nullptr);
+  // As open(), without copying: the frame is the sealed frame's own body at integrity, and at
+  // privacy a buffer this layer keeps (no allocation, no page to fault in once it grew to the
+  // largest frame). Valid until the next open or openInPlace, and `sealed` must outlive it; for
+  // one receiving thread (the bind layer's network thread).
+  std::optional<std::span<const uint8_t>> openInPlace(std::span<const uint8_t> sealed,
+                                                      bool* replayed = nullptr);
 
   // For tests: seals under a chosen number (as a sender that already sent that many would).
   std::vector<uint8_t> sealNumbered(std::span<const uint8_t> frame, uint64_t number);
@@ -113,6 +119,7 @@ private:
     // Receive direction: the numbers of `phase`, and of the phase before it.
     ReplayWindow window;
     ReplayWindow previousWindow;
+    std::vector<uint8_t> plaintext;  // openInPlace's buffer at privacy; only grows
   };
 
   // The keys of `phase` (derived forward from the current ones, or from phase 0).
@@ -120,6 +127,8 @@ private:
   void load(Direction& direction, const DirectionKeys& keys, uint64_t phase, bool encrypt);
   std::vector<uint8_t> sealLocked(Direction& direction, std::span<const uint8_t> frame,
                                   uint64_t number);
+  std::optional<std::span<const uint8_t>> openLocked(std::span<const uint8_t> sealed,
+                                                     bool* replayed);
 
   const SecurityLevel _level;
   const std::chrono::steady_clock::duration _keyLifetime;
