@@ -27,6 +27,13 @@
 //                       (bytes/s, once the set is acknowledged), and the time from its kill -9
 //                       to the release of every object here (the bound: three periods, and one).
 //   ferry-bench --hold  reads the Pile's OBJREF text from FERRY_BENCH_PILE.
+// Rows (security, issue 12; `--rows security`): a server process with the psk provider at least
+// level none; for each transport, the null call and the 1 KiB echo at none, then through a proxy
+// blanket (ferry::setProxyBlanket) at integrity and at privacy, each with its ratio to none's
+// median (target: 1 KiB at most 10% slower); 16 MiB requests at none and at privacy over tcp and
+// udp (the best of five; target: privacy at least 80% of none's throughput); and handshakes per
+// second of each provider (psk, tls: a client and a server context in this thread through the
+// plugin's C ABI, from the first token to both ends' exported secrets, without a transport).
 // Each row prints median and p99 latency, calls/s, and the ratio of its median to the floor's.
 #include <unistd.h>
 
@@ -56,9 +63,18 @@
 
 #include <ferry/ferry.h>
 
+#include <dlfcn.h>
+
+#include <openssl/rand.h>
+
+#include <ferry/plugin/plugin.h>
+#include <ferry/plugin/security.h>
+
 #include "bench-servant.h"
 #include "bench.ferry.h"
 #include "futex.h"
+#include "pki.h"
+#include "provider-harness.h"
 #include "tool.h"
 
 namespace {
@@ -262,10 +278,15 @@ void stopServer(Server& server);
 // `--serve`: the server process of the cross-process rows. Exports a Bench object from its MTA,
 // prints its OBJREF, runs until its standard input closes.
 // The server process's options: --loop-spin reaches it through its environment.
+// FERRY_BENCH_PSK (the security rows): the psk provider with these settings, at least level none.
 ferry::RuntimeOptions serverOptions() {
   ferry::RuntimeOptions options;
   if (const char* spin = std::getenv("FERRY_BENCH_LOOP_SPIN")) {
     options.loopSpin = std::chrono::microseconds(std::atoi(spin));
+  }
+  if (const char* psk = std::getenv("FERRY_BENCH_PSK")) {
+    options.security = {{"psk", psk}};
+    options.minimumLevel = ferry::SecurityLevel::none;
   }
   return options;
 }
@@ -522,6 +543,121 @@ void crossProcess(const Options& options, const char* self) {
   stopServer(server);
 }
 
+// The table of the security provider `name` as the plugin loader found it (Runtime::plugins()).
+const ferry_security_v1& securityProvider(const std::string& name) {
+  for (const ferry::PluginInfo& plugin : ferry::Runtime::plugins()) {
+    if (plugin.kind != "security" || plugin.name != name) continue;
+    void* module = dlopen(plugin.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    auto entry = module == nullptr ? nullptr
+                                   : reinterpret_cast<ferry_plugin_entry_v1_fn>(
+                                         dlsym(module, FERRY_PLUGIN_ENTRY_V1_SYMBOL));
+    if (entry != nullptr) return *static_cast<const ferry_security_v1*>(entry(nullptr)->table);
+  }
+  throw std::runtime_error("the " + name + " security provider is not installed");
+}
+
+// Handshakes per second of `provider` with these settings at each end: fresh contexts, the whole
+// exchange, and the secret exported at both ends, as a link's bind exchange does.
+void handshakeRow(const std::string& name, const std::string& clientSettings,
+                  const std::string& serverSettings) {
+  const ferry_security_v1& provider = securityProvider(name);
+  ferry::test::Acquired client = ferry::test::acquire(provider, clientSettings, FERRY_SECURITY_ROLE_CLIENT);
+  ferry::test::Acquired server = ferry::test::acquire(provider, serverSettings, FERRY_SECURITY_ROLE_SERVER);
+  if (client.status != 0 || server.status != 0) {
+    throw std::runtime_error(name + " credentials refused: " + client.why + server.why);
+  }
+  auto once = [&] {
+    std::string why;
+    auto c = client.credentials->client("", why);
+    auto s = server.credentials->server(why);
+    if (!c || !s) throw std::runtime_error(name + ": no context: " + why);
+    ferry::test::Exchange x = ferry::test::runExchange(*c, *s);
+    ferry::test::Bytes a, b;
+    if (!x.established() || c->exportSecret("ferry/1 record", {1}, a) != 0 ||
+        s->exportSecret("ferry/1 record", {1}, b) != 0 || a != b) {
+      throw std::runtime_error(name + " handshake failed: " + x.clientWhy + x.serverWhy);
+    }
+  };
+  for (int i = 0; i < 20; ++i) once();
+  constexpr int kHandshakes = 300;
+  auto start = Clock::now();
+  for (int i = 0; i < kHandshakes; ++i) once();
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("%-28s %9.0f handshakes/s  (%.0f us each)\n", ("handshake " + name).c_str(),
+              kHandshakes / seconds, seconds / kHandshakes * 1e6);
+  std::fflush(stdout);
+}
+
+// The security rows (see the top of this file).
+void securityRows(const Options& options, const char* self) {
+  ferry::test::TempDir dir;
+  unsigned char key[32];
+  if (RAND_bytes(key, sizeof key) != 1) throw std::runtime_error("no random bytes for the psk key");
+  std::string hex;
+  for (unsigned char b : key) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  std::string psk = "keys=" + dir.write("keys", "bench " + hex + "\n");
+
+  std::vector<std::string> serverEnv{"FERRY_BENCH_PSK=" + psk};
+  if (options.loopSpinUs >= 0) serverEnv.push_back("FERRY_BENCH_LOOP_SPIN=" + std::to_string(options.loopSpinUs));
+  Server server = startServer(self, serverEnv);
+  {
+    ferry::RuntimeOptions runtimeOptions;
+    if (options.loopSpinUs >= 0) runtimeOptions.loopSpin = std::chrono::microseconds(options.loopSpinUs);
+    runtimeOptions.security = {{"psk", psk}};
+    runtimeOptions.minimumLevel = ferry::SecurityLevel::none;
+    ferry::Runtime runtime(runtimeOptions);
+    auto mta = runtime.joinMta();
+    auto proxy = ferry::unmarshalInterface<bench::iface::Bench>(server.objref);
+    std::vector<uint8_t> kib(1024, 0x5a);
+    std::vector<uint8_t> mib16(16 * 1024 * 1024 - 4096, 0x3c);
+    std::vector<std::string> transports{"pipe", "tcp"};
+    for (const auto& p : ferry::Runtime::plugins()) {
+      if (p.name == "udp") transports.push_back("udp");
+    }
+    const ferry::SecurityLevel levels[] = {ferry::SecurityLevel::none,
+                                           ferry::SecurityLevel::integrity,
+                                           ferry::SecurityLevel::privacy};
+    for (const std::string& transport : transports) {
+      ferry::setTransport(proxy.get(), transport);
+      Summary none[2];
+      for (ferry::SecurityLevel level : levels) {
+        ferry::setProxyBlanket(proxy.get(), level);
+        std::string suffix = " " + std::string(ferry::toString(level));
+        Summary null = measure(options, [&] { proxy->null(); });
+        Summary echo = measure(options, [&] { proxy->echo(kib); });
+        if (level == ferry::SecurityLevel::none) none[0] = null, none[1] = echo;
+        printRow(transport + " null" + suffix, null, none[0].medianUs);
+        printRow(transport + " echo 1KiB" + suffix, echo, none[1].medianUs);
+      }
+      if (transport == "pipe") continue;
+      double seconds[2] = {1e9, 1e9};
+      for (int i = 0; i < 2; ++i) {
+        ferry::setProxyBlanket(proxy.get(), i == 0 ? ferry::SecurityLevel::none : ferry::SecurityLevel::privacy);
+        timeSink(proxy, mib16);
+        for (int run = 0; run < 5; ++run) seconds[i] = std::min(seconds[i], timeSink(proxy, mib16));
+      }
+      std::printf("%-28s %9.1f MiB/s none, %.1f MiB/s privacy: %.0f%% (target: at least 80%%)\n",
+                  (transport + " 16 MiB request").c_str(), 16.0 / seconds[0], 16.0 / seconds[1],
+                  100.0 * seconds[0] / seconds[1]);
+      std::fflush(stdout);
+    }
+    ferry::setProxyBlanket(proxy.get(), ferry::SecurityLevel::none);
+  }
+  stopServer(server);
+
+  handshakeRow("psk", psk, psk);
+  ferry::test::TestCa ca("ferry-bench CA");
+  ferry::test::Identity serverId = ca.issue({"bench server", "DNS:server.bench"});
+  ferry::test::Identity clientId = ca.issue({"bench client", "DNS:client.bench"});
+  std::string common = "ca=" + dir.write("ca.pem", ca.certPem()) + ",principals=" +
+                       dir.write("principals", "dns:server.bench server\ndns:client.bench client\n");
+  handshakeRow("tls",
+               common + ",cert=" + dir.write("client.pem", clientId.certPem) + ",key=" +
+                   dir.write("client.key", clientId.keyPem),
+               common + ",cert=" + dir.write("server.pem", serverId.certPem) + ",key=" +
+                   dir.write("server.key", serverId.keyPem));
+}
+
 // All rows, as Options select them. Returns the exit status.
 int runBench(const Options& options) {
   std::printf("ferry-bench: %d calls per row after %d warm-up calls\n", options.calls,
@@ -572,6 +708,7 @@ int runBench(const Options& options) {
     self[n] = 0;
     crossProcess(options, self);
     if (selected(options, "dgc")) collectionRow(self);
+    if (selected(options, "security")) securityRows(options, self);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferry-bench: the cross-process rows failed: %s\n", e.what());
     return 1;

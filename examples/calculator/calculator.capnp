@@ -17,6 +17,10 @@ interface Calculator {
 
   whereAmI @4 () -> (apartment :Text);
   # The name of the apartment the calculator runs in.
+
+  whoCalls @5 () -> (caller :Text);
+  # Who the calculator's process says is calling: the security provider, the principal it
+  # authenticated and the level the call was protected at (ferry::clientBlanket()).
 }
 
 interface Listener {

@@ -6,6 +6,9 @@
 // calculator under a name; the demo binds to it by a ferry:// reference and makes the same calls
 // over the pipe, then over tcp, printing which transport each proxy chose. Resolution is
 // embedded: no daemon runs.
+// Part 3, a protected call: a CA and two certificates made now (OpenSSL's API, in a temporary
+// directory removed at the end), a server process and this one each with the tls security
+// provider; one call at level privacy, and the principal the calculator saw calling it.
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,6 +24,7 @@
 #include <ferry/ferry.h>
 
 #include "calculator.ferry.h"
+#include "pki.h"
 
 extern char** environ;
 
@@ -51,6 +56,14 @@ public:
   void unsubscribeAll() override { _listeners.clear(); }
 
   std::string whereAmI() override { return here(); }
+
+  std::string whoCalls() override {
+    std::optional<ferry::ClientBlanket> caller = ferry::clientBlanket();
+    if (!caller) return "a caller in this process";
+    if (caller->provider.empty()) return "an unauthenticated caller, at level none";
+    return "principal '" + caller->principal + "' authenticated by the " + caller->provider +
+           " provider, at level " + std::string(ferry::toString(caller->level));
+  }
 
 private:
   double report(const char* operation, double value) {
@@ -91,8 +104,8 @@ void callFrom(const char* who, ferry::Ref<Calculator> calculator) {
 // "demo/calculator", prints the ferry:// reference that reaches it and runs until its standard
 // input closes. Without a ferryd on this host the process answers lookups of its own names on
 // its own port; with one, ferry://127.0.0.1/name/demo/calculator (ferryd's port) would do.
-int serve() {
-  ferry::Runtime runtime;
+int serve(const ferry::RuntimeOptions& options) {
+  ferry::Runtime runtime(options);
   ferry::Sta server = runtime.newSta("calculator-server");
   ferry::Publication published = server.invoke([] {
     return ferry::publish("demo/calculator", ferry::Ref<Calculator>(ferry::make<CalculatorImpl>()));
@@ -109,34 +122,73 @@ int serve() {
   return 0;
 }
 
+// A server process: this program started again with `arguments` (`--serve ...`). Its first
+// line is the reference to its calculator (a bounded wait): no OBJREF passes by hand.
+class ServerProcess {
+public:
+  explicit ServerProcess(std::vector<std::string> arguments) {
+    int toChild[2];
+    int fromChild[2];
+    if (pipe(toChild) != 0 || pipe(fromChild) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, toChild[1]);
+    posix_spawn_file_actions_addclose(&actions, fromChild[0]);
+    char self[] = "/proc/self/exe";
+    std::vector<char*> argv{self};
+    for (std::string& argument : arguments) argv.push_back(argument.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&_pid, self, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(toChild[0]);
+    close(fromChild[1]);
+    _input = toChild[1];
+    _output = fromChild[0];
+    if (rc != 0) throw std::runtime_error("cannot start the server process");
+    pollfd p{_output, POLLIN, 0};
+    for (char c; poll(&p, 1, 10000) > 0 && read(_output, &c, 1) == 1 && c != '\n';) {
+      reference += c;
+    }
+  }
+  ServerProcess(const ServerProcess&) = delete;
+  ~ServerProcess() {
+    if (_pid != 0) {
+      kill(_pid, SIGKILL);
+      waitpid(_pid, nullptr, 0);
+    }
+    close(_input);
+    close(_output);
+  }
+
+  // Closes its input (it exits) and waits for it, a bounded wait.
+  void finish() {
+    close(_input);
+    _input = -1;
+    int status = 0;
+    for (int i = 0; i < 1000 && waitpid(_pid, &status, WNOHANG) == 0; ++i) usleep(10000);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      throw std::runtime_error("the server process did not exit cleanly");
+    }
+    _pid = 0;
+    std::printf("the server process exited cleanly\n");
+  }
+
+  pid_t pid() const noexcept { return _pid; }
+  std::string reference;
+
+private:
+  pid_t _pid = 0;
+  int _input = -1;
+  int _output = -1;
+};
+
 // Part 2: a second process serves the calculator; this one calls it over pipe, then tcp.
 void twoProcesses() {
-  int toChild[2];
-  int fromChild[2];
-  if (pipe(toChild) != 0 || pipe(fromChild) != 0) throw std::runtime_error("pipe failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, toChild[1]);
-  posix_spawn_file_actions_addclose(&actions, fromChild[0]);
-  char self[] = "/proc/self/exe";
-  char serveFlag[] = "--serve";
-  char* argv[] = {self, serveFlag, nullptr};
-  pid_t child = 0;
-  int rc = posix_spawn(&child, self, &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(toChild[0]);
-  close(fromChild[1]);
-  if (rc != 0) throw std::runtime_error("cannot start the server process");
-
-  // Its first line is the reference to its calculator (bounded wait): no OBJREF passes by hand.
-  std::string line;
-  pollfd p{fromChild[0], POLLIN, 0};
-  for (char c; poll(&p, 1, 10000) > 0 && read(fromChild[0], &c, 1) == 1 && c != '\n';) line += c;
-  std::printf("server process %d published its calculator as %s\n", static_cast<int>(child),
-              line.c_str());
-
+  ServerProcess server({"--serve"});
+  std::printf("server process %d published its calculator as %s\n",
+              static_cast<int>(server.pid()), server.reference.c_str());
   {
     ferry::Runtime runtime;
     std::printf("this process listens on:");
@@ -144,7 +196,7 @@ void twoProcesses() {
     std::printf("\n");
     ferry::Sta client = runtime.newSta("client");
     client.invoke([&] {
-      auto calculator = ferry::bind<Calculator>(line);
+      auto calculator = ferry::bind<Calculator>(server.reference);
       ferry::Ref<Listener> listener = ferry::make<PrintingListener>("client (other process)");
       calculator->subscribe(listener);
       for (const char* transport : {"", "tcp"}) {
@@ -161,15 +213,46 @@ void twoProcesses() {
       calculator->unsubscribeAll();
     });
   }
-  close(toChild[1]);  // the server process sees end-of-input and exits
-  int status = 0;
-  for (int i = 0; i < 1000 && waitpid(child, &status, WNOHANG) == 0; ++i) usleep(10000);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    throw std::runtime_error("the server process did not exit cleanly");
+  server.finish();
+}
+
+// Options of one end of part 3: tcp only, the tls provider with `settings`, level privacy at
+// least.
+ferry::RuntimeOptions protectedOptions(const std::string& settings) {
+  ferry::RuntimeOptions options;
+  options.transports = {"tcp"};
+  options.security = {{"tls", settings}};
+  options.minimumLevel = ferry::SecurityLevel::privacy;
+  return options;
+}
+
+// Part 3: the certificates, a server process with the server's, a call with the client's.
+void protectedCall() {
+  ferry::test::TempDir dir;
+  ferry::test::TestCa ca("ferry demo CA");
+  ferry::test::Identity server = ca.issue({"calculator server", "DNS:calculator.demo"});
+  ferry::test::Identity client = ca.issue({"demo client", "URI:spiffe://demo/client"});
+  // Principals come from a certificate's subjectAltName through this table, never from its CN.
+  std::string common = "ca=" + dir.write("ca.pem", ca.certPem()) + ",principals=" +
+                       dir.write("principals", "dns:calculator.demo calculator-server\n"
+                                               "uri:spiffe://demo/client demo-client\n");
+  std::string serverSettings = common + ",cert=" + dir.write("server.pem", server.certPem) +
+                               ",key=" + dir.write("server.key", server.keyPem);
+  std::string clientSettings = common + ",cert=" + dir.write("client.pem", client.certPem) +
+                               ",key=" + dir.write("client.key", client.keyPem);
+  std::printf("made a CA and two certificates in %s (removed at the end)\n", dir.path().c_str());
+
+  ServerProcess process({"--serve", serverSettings});
+  std::printf("server process %d (tls, level privacy) published its calculator as %s\n",
+              static_cast<int>(process.pid()), process.reference.c_str());
+  {
+    ferry::Runtime runtime(protectedOptions(clientSettings));
+    auto mta = runtime.joinMta();
+    auto calculator = ferry::bind<Calculator>(process.reference);
+    std::printf("  add(2, 3) = %g\n", calculator->add(2, 3));
+    std::printf("  the calculator saw %s\n", calculator->whoCalls().c_str());
   }
-  std::printf("the server process exited cleanly\n");
+  process.finish();
 }
 
 }  // namespace
@@ -177,7 +260,7 @@ void twoProcesses() {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--serve") {
     try {
-      return serve();
+      return serve(argc > 2 ? protectedOptions(argv[2]) : ferry::RuntimeOptions());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "server failed: %s\n", e.what());
       return 1;
@@ -230,6 +313,14 @@ int main(int argc, char** argv) {
   std::printf("\n== part 2: two processes\n");
   try {
     twoProcesses();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "demo failed: %s\n", e.what());
+    return 1;
+  }
+
+  std::printf("\n== part 3: a call protected by the tls provider\n");
+  try {
+    protectedCall();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "demo failed: %s\n", e.what());
     return 1;

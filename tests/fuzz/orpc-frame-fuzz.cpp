@@ -121,7 +121,7 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
       (void)message.root<wire::PingReply>().getCode();
       break;
     case FrameKind::bind:
-      // The bind layer's (fuzzed with the providers' tokens); here only its traversal.
+      // The bind layer's (record-bind-fuzz reads it as the exchange does); here only its traversal.
       (void)message.root<capnp::AnyStruct>().totalSize();
       break;
     case FrameKind::names: {

@@ -1,12 +1,15 @@
 // The other process of the security tests: serves a Probe whose `echo` of no bytes answers who
 // called it, as ferry::clientBlanket() says ("provider|principal|level"), prints its OBJREF
 // ("probe <hex>") and "ready", runs until its standard input closes, then prints "ran <calls the
-// servant ran> denied <calls refused accessDenied>" and exits 0.
+// servant ran> denied <calls refused accessDenied> dropped <sealed frames dropped> replays
+// <replays dropped> closed <connections closed for forgeries>" and exits 0. Before "ready" it
+// prints "bindings <its string bindings, comma separated>".
 //
-//   ferry-security-peer [--transport tcp|udp|pipe] [--listen ADDRESS] [--security NAME]
+//   ferry-security-peer [--transport tcp|udp|pipe[,...]] [--listen ADDRESS] [--security NAME]
 //                       [--settings TEXT] [--minimum none|integrity|privacy] [--deny PRINCIPAL]
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -58,7 +61,14 @@ int main(int argc, char** argv) {
   std::string provider, settings, deny;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--transport") options.transports = {value};
+    if (flag == "--transport") {
+      options.transports.clear();
+      for (size_t start = 0; start <= value.size();) {
+        size_t end = std::min(value.find(',', start), value.size());
+        options.transports.push_back(value.substr(start, end - start));
+        start = end + 1;
+      }
+    }
     if (flag == "--listen") options.listenAddresses = {value};
     if (flag == "--security") provider = value;
     if (flag == "--settings") settings = value;
@@ -79,14 +89,23 @@ int main(int argc, char** argv) {
             ferry::Ref<testing::iface::Probe>(ferry::make<BlanketProbe>()),
             ferry::MarshalContext::differentMachine, ferry::MarshalFlags::tableStrong);
       });
-      std::printf("probe %s\nready\n", ferry::objRefToText(packet).c_str());
+      std::string bindings;
+      for (const std::string& binding : runtime.bindings()) {
+        bindings += (bindings.empty() ? "" : ",") + binding;
+      }
+      std::printf("probe %s\nbindings %s\nready\n", ferry::objRefToText(packet).c_str(),
+                  bindings.c_str());
       std::fflush(stdout);
       char buffer[256];
       while (read(STDIN_FILENO, buffer, sizeof buffer) > 0) {
       }
     }
-    std::printf("ran %d denied %lld\n", gRan.load(),
-                static_cast<long long>(ferry::Runtime::stats().callsDenied));
+    ferry::RuntimeStats stats = ferry::Runtime::stats();
+    std::printf("ran %d denied %lld dropped %lld replays %lld closed %lld\n", gRan.load(),
+                static_cast<long long>(stats.callsDenied),
+                static_cast<long long>(stats.sealedFramesDropped),
+                static_cast<long long>(stats.replaysDropped),
+                static_cast<long long>(stats.linksClosedForForgeries));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "peer failed: %s\n", e.what());

@@ -518,17 +518,24 @@ BOOST_AUTO_TEST_CASE(an_offer_altered_in_flight_keys_the_two_ends_differently_an
   BOOST_TEST(stats().sealedFramesDropped.load() - droppedBefore >= 1);
 }
 
-BOOST_AUTO_TEST_CASE(a_sealed_request_replayed_on_its_link_is_dropped_and_never_runs_again) {
-  Pair p(rt(), SecurityLevel::privacy);
+// Adds one reference through the link and returns the sealed request as the client sent it.
+std::vector<uint8_t> sealedRequestOfOneCall(Pair& p) {
   std::vector<uint8_t> request;  // network thread, then the test's once the call returned
   p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
     if (frame[4] == orpc::kSealedFrameKind && request.empty()) request = frame;
     return false;
   };
-  uint32_t before = p.strongRefs();
   p.addRefs(1);
-  BOOST_TEST(p.strongRefs() == before + 1);
+  p.wire.run([&] { p.clientNet.dropIf = nullptr; });
   BOOST_REQUIRE(!request.empty());
+  return request;
+}
+
+BOOST_AUTO_TEST_CASE(a_sealed_request_replayed_on_its_link_is_dropped_and_never_runs_again) {
+  Pair p(rt(), SecurityLevel::privacy);
+  uint32_t before = p.strongRefs();
+  std::vector<uint8_t> request = sealedRequestOfOneCall(p);
+  BOOST_TEST(p.strongRefs() == before + 1);
   int64_t replaysBefore = stats().replaysDropped.load();
   int64_t duplicatesBefore = stats().duplicateRequests.load();
   p.wire.run([&] { p.clientNet.send(*p.clientNet.anyLink(), request); });
@@ -540,6 +547,47 @@ BOOST_AUTO_TEST_CASE(a_sealed_request_replayed_on_its_link_is_dropped_and_never_
   // The link goes on: the next call runs.
   p.addRefs(1);
   BOOST_TEST(p.strongRefs() == before + 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_link_whose_peer_sends_frames_that_fail_their_tag_is_closed_at_the_limit_and_replays_do_not_count) {
+  Pair p(rt(), SecurityLevel::privacy);
+  uint32_t before = p.strongRefs();
+  std::vector<uint8_t> request = sealedRequestOfOneCall(p);
+  int64_t closedBefore = stats().linksClosedForForgeries.load();
+  int64_t droppedBefore = stats().sealedFramesDropped.load();
+  // Replays, however many, are dropped without closing the link.
+  p.wire.run([&] {
+    for (int i = 0; i < 2 * orpc::BindLayer::kForgeryLimit; ++i) {
+      p.clientNet.send(*p.clientNet.anyLink(), request);
+    }
+  });
+  p.wire.run([] {});
+  BOOST_TEST(p.serverNet.rejected == 0);
+  // Frames whose tag fails (the request renumbered to numbers not seen yet, which its tag does
+  // not cover): one short of the limit keeps the link, the limit closes it.
+  auto forged = [&](int i) {
+    std::vector<uint8_t> frame = request;
+    frame[9] = static_cast<uint8_t>(1 + i);  // number bits 8-15
+    return frame;
+  };
+  p.wire.run([&] {
+    for (int i = 0; i < orpc::BindLayer::kForgeryLimit - 1; ++i) {
+      p.clientNet.send(*p.clientNet.anyLink(), forged(i));
+    }
+  });
+  p.wire.run([] {});
+  BOOST_TEST(p.serverNet.rejected == 0);
+  BOOST_TEST(stats().linksClosedForForgeries.load() - closedBefore == 0);
+  p.wire.run([&] { p.clientNet.send(*p.clientNet.anyLink(), forged(100)); });
+  p.wire.run([] {});
+  BOOST_TEST(p.serverNet.rejected == 1);
+  BOOST_TEST(stats().linksClosedForForgeries.load() - closedBefore == 1);
+  BOOST_TEST(stats().sealedFramesDropped.load() - droppedBefore == orpc::BindLayer::kForgeryLimit);
+  BOOST_TEST(p.strongRefs() == before + 1, "no forged or replayed frame ran");
+  // The client connects again and its next call runs.
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 2);
+  BOOST_TEST(p.clientNet.linksMade == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -160,6 +161,76 @@ BOOST_AUTO_TEST_CASE(the_keys_change_every_key_phase_and_frames_across_the_bound
   auto relabelled = after;
   relabelled[8 + 2] ^= 0x40;  // number bit 22 cleared: boundary → 0
   BOOST_CHECK(!link.server.open(relabelled).has_value());
+}
+
+uint64_t numberOf(const std::vector<uint8_t>& sealed) {
+  uint64_t number = 0;
+  for (int i = 0; i < 8; ++i) number |= uint64_t{sealed[8 + i]} << (8 * i);
+  return number;
+}
+
+BOOST_AUTO_TEST_CASE(a_sender_whose_key_outlived_its_lifetime_moves_to_the_next_phase_and_the_receiver_follows) {
+  // A key lifetime of zero: every frame finds its key expired and starts the next phase.
+  RecordLayer client(secret(3), true, SecurityLevel::privacy, std::chrono::seconds(0));
+  RecordLayer server(secret(3), false, SecurityLevel::privacy);
+  std::vector<std::vector<uint8_t>> sealed;
+  for (int i = 0; i < 4; ++i) sealed.push_back(client.seal(frame("frame " + std::to_string(i))));
+  for (uint64_t i = 0; i < sealed.size(); ++i) {
+    BOOST_CHECK_EQUAL(numberOf(sealed[i]), (i + 1) << RecordLayer::kPhaseShift);
+  }
+  BOOST_CHECK(server.open(sealed[0]).has_value());
+  BOOST_CHECK(server.open(sealed[1]).has_value());
+  // Two phases ahead of the receiver: dropped, and nothing committed; in turn, it opens.
+  BOOST_CHECK(!server.open(sealed[3]).has_value());
+  BOOST_CHECK(server.open(sealed[2]).has_value());
+  BOOST_CHECK(server.open(sealed[3]).has_value());
+  // Within its lifetime a key seals consecutive numbers.
+  RecordLayer steady(secret(3), true, SecurityLevel::privacy);
+  BOOST_CHECK_EQUAL(numberOf(steady.seal(frame("a"))), 0u);
+  BOOST_CHECK_EQUAL(numberOf(steady.seal(frame("b"))), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(frames_overtaken_by_a_key_update_still_open_once_each) {
+  Link link(SecurityLevel::integrity);
+  std::vector<std::vector<uint8_t>> early;
+  for (int i = 0; i < 10; ++i) early.push_back(link.client.seal(frame("early")));
+  BOOST_REQUIRE(link.server.open(early[0]).has_value());
+  // The next phase's first frame arrives, millions of numbers ahead (a time-based update skips
+  // the rest of the phase).
+  auto next = link.client.sealNumbered(frame("next phase"), uint64_t{1} << RecordLayer::kPhaseShift);
+  BOOST_REQUIRE(link.server.open(next).has_value());
+  for (size_t i = 1; i < early.size(); ++i) BOOST_CHECK(link.server.open(early[i]).has_value());
+  int64_t before = replaysNow();
+  bool replayed = false;
+  BOOST_CHECK(!link.server.open(early[4], &replayed).has_value());
+  BOOST_CHECK(replayed);
+  BOOST_CHECK(!link.server.open(next, &replayed).has_value());
+  BOOST_CHECK(replayed);
+  BOOST_CHECK_EQUAL(replaysNow() - before, 2);
+  // A forged frame is told apart from a replay.
+  auto forged = link.client.seal(frame("forged"));
+  forged.back() ^= 1;
+  BOOST_CHECK(!link.server.open(forged, &replayed).has_value());
+  BOOST_CHECK(!replayed);
+}
+
+BOOST_AUTO_TEST_CASE(opening_in_place_copies_nothing_at_integrity_and_reuses_one_buffer_at_privacy) {
+  auto request = frame("a request carrying the argument hello-there");
+  Link integrity(SecurityLevel::integrity);
+  auto sealed = integrity.client.seal(request);
+  auto opened = integrity.server.openInPlace(sealed);
+  BOOST_REQUIRE(opened.has_value());
+  BOOST_CHECK(std::equal(opened->begin(), opened->end(), request.begin(), request.end()));
+  BOOST_CHECK(opened->data() == sealed.data() + RecordLayer::kHeaderSize);  // the body itself
+  Link privacy(SecurityLevel::privacy);
+  auto first = privacy.server.openInPlace(privacy.client.seal(request));
+  BOOST_REQUIRE(first.has_value());
+  BOOST_CHECK(std::equal(first->begin(), first->end(), request.begin(), request.end()));
+  const uint8_t* buffer = first->data();
+  auto second = privacy.server.openInPlace(privacy.client.seal(frame("shorter")));
+  BOOST_REQUIRE(second.has_value());
+  BOOST_CHECK(second->data() == buffer);
+  BOOST_CHECK_EQUAL(std::string(second->begin(), second->end()), "shorter");
 }
 
 BOOST_AUTO_TEST_CASE(truncated_and_malformed_sealed_frames_are_dropped) {

@@ -9,12 +9,21 @@
 // without a ferryd a process answers for itself, so single-host use needs no daemon.
 //
 //   ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] [--listen ADDR[,ADDR]]
-//          [--port PORT] [--transports tcp,udp,pipe] [--insecure-network] [--verbose]
+//          [--port PORT] [--transports tcp,udp,pipe] [--security NAME[:SETTINGS][;...]]
+//          [--minimum-level none|integrity|privacy] [--insecure-network] [--verbose]
 //          | --help | --version
+//
+// Security (RuntimeOptions::security and minimumLevel): with providers, resolve and name
+// requests are answered like calls, at the minimum level (integrity by default) or above, and
+// also to processes of this host the kernel identifies over the pipe; registrations and
+// publications are taken only over the pipe, from a process the kernel identifies, whatever
+// the level. A process whose providers ferryd does not run fails its bind exchange with a
+// sentence naming these settings, as a providerless process asking over the network does.
 //
 // The config file (default <sysconfdir>/ferry/ferryd.conf of the install, /etc/ferry/ferryd.conf
 // for a /usr install, if present) holds `key = value` lines with
-// the same keys (pipe_directory, pipe_name, listen, port, transports, insecure_network = yes);
+// the same keys (pipe_directory, pipe_name, listen, port, transports, security, minimum_level,
+// insecure_network = yes);
 // flags override it. A bad
 // flag or config file exits 2 with a usage line.
 // It runs until SIGINT or SIGTERM and prints one line per endpoint it listens on. Under systemd
@@ -44,8 +53,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] "
-    "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--insecure-network] [--verbose] "
-    "| --help | --version";
+    "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--security NAME[:SETTINGS][;...]] "
+    "[--minimum-level LEVEL] [--insecure-network] [--verbose] | --help | --version";
 
 std::vector<std::string> splitList(const std::string& list) {
   std::vector<std::string> out;
@@ -77,7 +86,7 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     return !required;
   }
   static const char* kKeys[] = {"pipe_directory", "pipe_name", "listen", "port", "transports",
-                                "insecure_network"};
+                                "security", "minimum_level", "insecure_network"};
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     line = trim(line.substr(0, line.find('#')));
@@ -88,7 +97,8 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     for (const char* k : kKeys) known = known || key == k;
     if (eq == std::string::npos || !known) {
       std::fprintf(stderr, "ferryd: %s:%d: expected one of pipe_directory, pipe_name, listen, "
-                           "port, transports, insecure_network as `key = value`\n",
+                           "port, transports, security, minimum_level, insecure_network as "
+                           "`key = value`\n",
                    path.c_str(), number);
       return false;
     }
@@ -161,6 +171,29 @@ int serve(std::map<std::string, std::string>& settings) {
     options.acceptRegistrations = true;
     // Listening beyond loopback without a security provider: only when asked for.
     options.allowInsecureNetwork = settings["insecure_network"] == "yes";
+    // "name[:settings]" items separated by ';' (settings hold commas).
+    std::string providers = settings["security"];
+    for (size_t start = 0; start < providers.size();) {
+      size_t end = std::min(providers.find(';', start), providers.size());
+      std::string item = trim(providers.substr(start, end - start));
+      size_t colon = item.find(':');
+      if (!item.empty()) {
+        options.security.emplace_back(trim(item.substr(0, colon)),
+                                      colon == std::string::npos ? "" : item.substr(colon + 1));
+      }
+      start = end + 1;
+    }
+    if (const std::string& level = settings["minimum_level"]; !level.empty()) {
+      for (ferry::SecurityLevel known : {ferry::SecurityLevel::none, ferry::SecurityLevel::integrity,
+                                         ferry::SecurityLevel::privacy}) {
+        if (level == ferry::toString(known)) options.minimumLevel = known;
+      }
+      if (!options.minimumLevel) {
+        std::fprintf(stderr, "ferryd: minimum_level must be none, integrity or privacy, not '%s'\n",
+                     level.c_str());
+        return 2;
+      }
+    }
     ferry::Runtime runtime(options);
     auto bindings = runtime.bindings();
     if (bindings.empty()) {
@@ -188,7 +221,8 @@ int serve(std::map<std::string, std::string>& settings) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> settings = {
       {"pipe_directory", "/run/ferry"}, {"pipe_name", "ferryd"}, {"listen", "127.0.0.1"},
-      {"port", "7135"}, {"transports", ""}, {"insecure_network", "no"}};
+      {"port", "7135"}, {"transports", ""}, {"security", ""}, {"minimum_level", ""},
+      {"insecure_network", "no"}};
   std::string config = FERRY_SYSCONFDIR "/ferry/ferryd.conf";
   bool configRequired = false;
   std::map<std::string, std::string> flags;
@@ -206,8 +240,8 @@ int main(int argc, char** argv) {
                       "own apartments and those the processes of this host register over its "
                       "pipe.",
                       "Settings come from the config file (key = value lines: pipe_directory, "
-                      "pipe_name, listen, port, transports); flags override them. Runs until "
-                      "SIGINT or SIGTERM.")
+                      "pipe_name, listen, port, transports, security, minimum_level, "
+                      "insecure_network); flags override them. Runs until SIGINT or SIGTERM.")
           .addOptionWithArg({"config"},
                             [&](kj::StringPtr value) -> kj::MainBuilder::Validity {
                               config = value.cStr();
@@ -226,6 +260,12 @@ int main(int argc, char** argv) {
                             "Listen for tcp and udp on <port> (default 7135; 0: any free port).")
           .addOptionWithArg({"transports"}, flag("transports"), "<protseq>[,<protseq>...]",
                             "Start only these transports (default: every installed one).")
+          .addOptionWithArg({"security"}, flag("security"), "<name>[:<settings>][;...]",
+                            "Run these security providers (RuntimeOptions::security), e.g. "
+                            "\"local;tls:ca=/etc/ferry/ca.pem,cert=...,key=...,principals=...\".")
+          .addOptionWithArg({"minimum-level"}, flag("minimum_level"), "<level>",
+                            "Answer resolves over the network at this level or above: none, "
+                            "integrity (the default with providers) or privacy.")
           .addOption({"insecure-network"},
                      [&]() -> kj::MainBuilder::Validity {
                        flags["insecure_network"] = "yes";

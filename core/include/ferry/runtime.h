@@ -354,7 +354,10 @@ struct RefusedPlugin {
   X(bindsRefused, "bind exchanges that failed or were refused, at either end")                \
   X(callsDenied,                                                                              \
     "calls from other processes refused accessDenied: below the minimum level, or by the "    \
-    "access check")
+    "access check")                                                                           \
+  X(linksClosedForForgeries,                                                                  \
+    "protected connections closed because 32 of their frames failed to open (malformed, "     \
+    "tampered or forged; replays not counted)")
 
 #define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
 

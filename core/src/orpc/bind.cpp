@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include <capnp/message.h>
+#include <kj/exception.h>
 
 #include "../log.h"
 #include "../stats.h"
@@ -24,7 +25,64 @@ constexpr char kExportLabel[] = "ferry/1 record";
 
 bool validLevel(uint8_t level) noexcept { return level >= 1 && level <= 3; }
 
+std::vector<uint8_t> tokenOf(capnp::Data::Reader token, size_t maxToken) {
+  FERRY_REQUIRE(token.size() <= maxToken, Errc::protocolError,
+                "a token of {} bytes, above the provider's limit of {}", token.size(), maxToken);
+  return {token.begin(), token.end()};
+}
+
 }  // namespace
+
+BindMessage readBind(const uint8_t* data, size_t size, size_t maxToken) {
+  Frame frame = decodeFrame(data, size);
+  FERRY_REQUIRE(frame.header.kind == FrameKind::bind, Errc::protocolError,
+                "a frame of kind {} where a bind frame belongs", int(frame.header.kind));
+  BindMessage out;
+  try {
+    auto bind = frame.message->root<wire::Bind>();
+    switch (bind.which()) {
+      case wire::Bind::OFFER: {
+        auto offer = bind.getOffer();
+        FERRY_REQUIRE(offer.getVersion() == kBindVersion, Errc::protocolError,
+                      "an offer of bind version {}, not {}", offer.getVersion(), kBindVersion);
+        FERRY_REQUIRE(validLevel(offer.getLevel()), Errc::protocolError,
+                      "an offer of the unknown level {}", offer.getLevel());
+        auto ids = offer.getProviders();
+        FERRY_REQUIRE(ids.size() <= kMaxOfferedProviders, Errc::protocolError,
+                      "an offer of {} providers, more than {}", ids.size(), kMaxOfferedProviders);
+        out.kind = BindMessage::Kind::offer;
+        for (uint8_t id : ids) out.providers.push_back(id);
+        out.level = static_cast<SecurityLevel>(offer.getLevel());
+        break;
+      }
+      case wire::Bind::CHOICE: {
+        auto choice = bind.getChoice();
+        FERRY_REQUIRE(validLevel(choice.getLevel()), Errc::protocolError,
+                      "a choice of the unknown level {}", choice.getLevel());
+        out.kind = BindMessage::Kind::choice;
+        out.provider = choice.getProvider();
+        out.level = static_cast<SecurityLevel>(choice.getLevel());
+        break;
+      }
+      case wire::Bind::TOKEN:
+        out.kind = BindMessage::Kind::token;
+        out.token = tokenOf(bind.getToken(), maxToken);
+        break;
+      case wire::Bind::ACCEPT:
+        out.kind = BindMessage::Kind::accept;
+        out.token = tokenOf(bind.getAccept(), maxToken);
+        break;
+      case wire::Bind::REFUSAL:
+        out.kind = BindMessage::Kind::refusal;
+        break;
+      default:
+        FERRY_FAIL(Errc::protocolError, "a bind message of an unknown kind");
+    }
+  } catch (const kj::Exception&) {
+    FERRY_FAIL(Errc::protocolError, "a malformed bind message");
+  }
+  return out;
+}
 
 struct BindLayer::Link {
   bool client = false;
@@ -41,6 +99,7 @@ struct BindLayer::Link {
   std::string failure;     // why the exchange failed (for the waiting frames' calls)
   bool rejected = false;
   bool announced = false;  // the endpoint heard opened()
+  int forgeries = 0;       // frames that failed to open since the link opened
   // Set (under the layer's lock) when the stage becomes open, then never changed.
   std::shared_ptr<RecordLayer> record;
   std::vector<std::vector<uint8_t>> queued;  // frames sent before the link was open
@@ -181,10 +240,13 @@ void BindLayer::received(LinkId id, const uint8_t* data, size_t size) {
         if (size < kFrameHeader || data[4] != kSealedFrameKind) {
           // A frame in clear where only sealed ones may come: dropped like a forgery.
           stats().sealedFramesDropped.fetch_add(1, std::memory_order_relaxed);
-          return;
+          return forged(id, *link);
         }
-        std::optional<std::vector<uint8_t>> inner = link->record->open({data, size});
-        if (inner) deliver(id, inner->data(), inner->size());
+        bool replayed = false;
+        std::optional<std::span<const uint8_t>> inner =
+            link->record->openInPlace({data, size}, &replayed);
+        if (inner) return deliver(id, inner->data(), inner->size());
+        if (!replayed) forged(id, *link);
         return;
       }
       return deliver(id, data, size);
@@ -256,63 +318,50 @@ void BindLayer::sendBind(LinkId id, Link& link,
 
 void BindLayer::onBind(LinkId id, Link& link, const uint8_t* data, size_t size) {
   if (link.client && link.stage == Stage::offered) return clientChosen(id, link, data, size);
+  BindMessage bind;
   try {
-    Frame frame = decodeFrame(data, size);
-    auto bind = frame.message->root<wire::Bind>();
-    size_t cap = link.provider->table->max_token_size;
-    switch (bind.which()) {
-      case wire::Bind::TOKEN: {
-        auto token = bind.getToken();
-        if (token.size() > cap) return fail(id, link, "a token larger than the provider's limit");
-        if (link.stepsDone) return fail(id, link, "a token after the provider was done");
-        return step(id, link, token.begin(), token.size(), false);
-      }
-      case wire::Bind::ACCEPT: {
-        auto token = bind.getAccept();
-        if (!link.client || token.size() > cap) return fail(id, link, "an accept out of turn");
-        if (link.stepsDone) {
-          if (token.size() != 0) return fail(id, link, "a token after the provider was done");
-          return finish(id, link);
-        }
-        return step(id, link, token.begin(), token.size(), true);
-      }
-      case wire::Bind::REFUSAL:
-        return fail(id, link, "the server refused the bind exchange");
-      default:
-        return fail(id, link, "a bind message out of turn");
-    }
+    bind = readBind(data, size, link.provider->table->max_token_size);
   } catch (const Error& e) {
-    fail(id, link, "a malformed bind message: " + e.message());
-  } catch (const kj::Exception& e) {
-    fail(id, link, "a malformed bind message");
+    return fail(id, link, "a malformed bind message: " + e.message());
+  }
+  switch (bind.kind) {
+    case BindMessage::Kind::token:
+      if (link.stepsDone) return fail(id, link, "a token after the provider was done");
+      return step(id, link, bind.token.data(), bind.token.size(), false);
+    case BindMessage::Kind::accept:
+      if (!link.client) return fail(id, link, "an accept out of turn");
+      if (link.stepsDone) {
+        if (!bind.token.empty()) return fail(id, link, "a token after the provider was done");
+        return finish(id, link);
+      }
+      return step(id, link, bind.token.data(), bind.token.size(), true);
+    case BindMessage::Kind::refusal:
+      return fail(id, link, "the server refused the bind exchange");
+    default:
+      return fail(id, link, "a bind message out of turn");
   }
 }
 
 void BindLayer::serverChoose(LinkId id, Link& link, const uint8_t* data, size_t size) {
-  std::vector<uint8_t> offered;
-  SecurityLevel requested;
+  BindMessage offer;
   try {
-    Frame frame = decodeFrame(data, size);
-    auto bind = frame.message->root<wire::Bind>();
-    if (bind.which() != wire::Bind::OFFER) return fail(id, link, "a bind exchange that began without an offer");
-    auto offer = bind.getOffer();
-    if (offer.getVersion() != kBindVersion) return fail(id, link, "an offer of another bind version");
-    if (!validLevel(offer.getLevel())) return fail(id, link, "an offer of an unknown level");
-    auto ids = offer.getProviders();
-    if (ids.size() > kMaxOfferedProviders) return fail(id, link, "an offer of more than 16 providers");
-    for (uint8_t p : ids) offered.push_back(p);
-    requested = static_cast<SecurityLevel>(offer.getLevel());
+    offer = readBind(data, size, 0);
   } catch (const Error& e) {
     return fail(id, link, "a malformed offer: " + e.message());
-  } catch (const kj::Exception&) {
-    return fail(id, link, "a malformed offer");
   }
+  if (offer.kind != BindMessage::Kind::offer) {
+    return fail(id, link, "a bind exchange that began without an offer");
+  }
+  const std::vector<uint8_t>& offered = offer.providers;
+  SecurityLevel requested = offer.level;
   link.offer.assign(data, data + size);
   link.stage = Stage::exchanging;
   SecurityLevel level = std::max(requested, _providers.minimum());
+  // At level none no provider runs: the link is anonymous, as a client without providers' is.
   const Provider* chosen = nullptr;
   for (const Provider& p : _providers.list()) {
-    if (p.fits(link.info.transportCapabilities) && p.highest() >= level &&
+    if (level != SecurityLevel::none && p.fits(link.info.transportCapabilities) &&
+        p.highest() >= level &&
         std::find(offered.begin(), offered.end(), p.id()) != offered.end()) {
       chosen = &p;
       break;
@@ -347,25 +396,21 @@ void BindLayer::serverChoose(LinkId id, Link& link, const uint8_t* data, size_t 
 }
 
 void BindLayer::clientChosen(LinkId id, Link& link, const uint8_t* data, size_t size) {
-  uint8_t providerId = 0;
-  SecurityLevel level;
+  BindMessage choice;
   try {
-    Frame frame = decodeFrame(data, size);
-    auto bind = frame.message->root<wire::Bind>();
-    if (bind.which() == wire::Bind::REFUSAL) {
-      return fail(id, link, "the server refused the bind exchange: it runs none of the offered "
-                            "providers at the level asked for, or did not admit this process");
-    }
-    if (bind.which() != wire::Bind::CHOICE) return fail(id, link, "the server answered the offer out of turn");
-    auto choice = bind.getChoice();
-    providerId = choice.getProvider();
-    if (!validLevel(choice.getLevel())) return fail(id, link, "the server chose an unknown level");
-    level = static_cast<SecurityLevel>(choice.getLevel());
+    choice = readBind(data, size, 0);
   } catch (const Error& e) {
     return fail(id, link, "a malformed choice: " + e.message());
-  } catch (const kj::Exception&) {
-    return fail(id, link, "a malformed choice");
   }
+  if (choice.kind == BindMessage::Kind::refusal) {
+    return fail(id, link, "the server refused the bind exchange: it runs none of the offered "
+                          "providers at the level asked for, or did not admit this process");
+  }
+  if (choice.kind != BindMessage::Kind::choice) {
+    return fail(id, link, "the server answered the offer out of turn");
+  }
+  uint8_t providerId = choice.provider;
+  SecurityLevel level = choice.level;
   link.choice.assign(data, data + size);
   if (level < link.requested) {
     return fail(id, link, "the server chose level " + std::string(toString(level)) +
@@ -494,7 +539,8 @@ void BindLayer::fail(LinkId id, Link& link, const std::string& why) {
   std::string where = link.client ? bindingText(link.info.binding) : std::string("a client");
   FERRY_LOG(warn, "the bind exchange with " << where << " failed: " << why);
   link.failure = "the connection to " + where + " could not be secured: " + why +
-                 "; check RuntimeOptions::security and RuntimeOptions::minimumLevel at both ends";
+                 "; check RuntimeOptions::security and RuntimeOptions::minimumLevel at both ends (for "
+                 "ferryd: its security and minimum_level settings)";
   if (server) {
     // One generic refusal, whatever the cause; the client closes the connection.
     capnp::MallocMessageBuilder message;
@@ -508,6 +554,15 @@ void BindLayer::fail(LinkId id, Link& link, const std::string& why) {
     link.rejected = true;
     _below.reject(id, "its bind exchange failed");
   }
+}
+
+void BindLayer::forged(LinkId id, Link& link) {
+  if (++link.forgeries != kForgeryLimit) return;
+  stats().linksClosedForForgeries.fetch_add(1, std::memory_order_relaxed);
+  std::string where = link.client ? bindingText(link.info.binding) : std::string("a client");
+  FERRY_LOG(warn, "closing the connection with " << where << ": " << kForgeryLimit
+                                                 << " of its frames failed to open");
+  _below.reject(id, "too many of its protected frames failed to open");
 }
 
 void BindLayer::deliver(LinkId id, const uint8_t* data, size_t size) {

@@ -27,10 +27,31 @@
 
 namespace ferry::detail::orpc {
 
+// One bind frame as the exchange reads it (core/schema/orpc.capnp's Bind), checked as far as it
+// can be without the link's state: the frame's header, the message's structure, an offer's
+// version, level and provider count, a choice's level, a token's size.
+struct BindMessage {
+  enum class Kind { offer, choice, token, accept, refusal };
+  Kind kind = Kind::refusal;
+  std::vector<uint8_t> providers;          // offer: the provider ids, the client's preference first
+  SecurityLevel level = SecurityLevel::none;  // offer: the least the client accepts; choice: chosen
+  uint8_t provider = 0;                    // choice: the chosen id (0: none, at level none)
+  std::vector<uint8_t> token;              // token, accept
+};
+
+// Reads a bind frame whose tokens may be at most `maxToken` bytes. Throws protocolError with a
+// sentence saying what is wrong (a malformed Cap'n Proto message included).
+BindMessage readBind(const uint8_t* data, size_t size, size_t maxToken);
+
 class BindLayer final : public Network, public LinkEvents {
 public:
   // An exchange not done by then ends its link.
   static constexpr std::chrono::seconds kExchangeTimeout{10};
+  // A protected link on which this many frames fail to open (malformed, a clear frame, a tag
+  // that does not verify; replays are not counted) is closed (RuntimeStats::
+  // linksClosedForForgeries): a peer that cannot seal is not kept. Low enough to end a forger
+  // early, high enough that a few corrupted datagrams do not end a healthy link.
+  static constexpr int kForgeryLimit = 32;
 
   // `providers` outlives this layer; `below` is the network it wraps. Call attach() before
   // links open.
@@ -86,6 +107,8 @@ private:
   void sendBind(LinkId id, Link& link, const std::function<void(capnp::MessageBuilder&)>& fill,
                 bool transcript);
   void deliver(LinkId id, const uint8_t* data, size_t size);
+  // A frame on `link` failed to open: counted, and the link closed at kForgeryLimit.
+  void forged(LinkId id, Link& link);
 
   const security::Providers& _providers;
   Network& _below;

@@ -14,6 +14,7 @@
 #include "../orpc/call-table.h"
 #include "../pending-call.h"
 #include "../runtime-impl.h"
+#include "../security/providers.h"
 #include "../stats.h"
 #include "../thread-state.h"
 #include "names.h"
@@ -251,11 +252,23 @@ bool ResolverService::sendFailed(LinkId link, uint64_t callId, const std::string
 
 // ---- frames ------------------------------------------------------------------------------------
 
+// Why this process does not answer a resolve or lookup that came over `info`'s link ("" when it
+// does): resolutions are served like calls, at the process's minimum level or above, and also
+// to a caller of this host the kernel identifies (the pipe), as registrations are.
+std::string ResolverService::whyNotServed(const orpc::LinkInfo& info) const {
+  SecurityLevel minimum = security::effectiveMinimum(_runtime.options);
+  if (info.level >= minimum || info.hasCredentials) return "";
+  return "this resolver answers at level " + std::string(toString(minimum)) +
+         " or above, and the connection runs at " + std::string(toString(info.level)) +
+         ": configure a security provider it runs in RuntimeOptions::security, or lower its "
+         "minimum (RuntimeOptions::minimumLevel; ferryd: its security and minimum_level settings)";
+}
+
 void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
                                const orpc::FrameHeader& header, OrpcMessage message) {
   switch (header.kind) {
     case FrameKind::resolve:
-      return serveResolve(link, header.callId, std::move(message));
+      return serveResolve(link, info, header.callId, std::move(message));
     case FrameKind::names:
       return serveNames(link, info, header.callId, std::move(message));
     case FrameKind::nameWithdrawal:
@@ -303,13 +316,17 @@ void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
   }
 }
 
-void ResolverService::serveResolve(LinkId link, uint64_t callId, OrpcMessage message) {
+void ResolverService::serveResolve(LinkId link, const orpc::LinkInfo& info, uint64_t callId,
+                                   OrpcMessage message) {
   capnp::MallocMessageBuilder reply(128);
   auto root = reply.initRoot<wire::ResolveReply>();
   try {
     Oxid oxid(message.root<wire::ResolveRequest>().getOxid());
+    std::string refusal = whyNotServed(info);
     std::shared_ptr<ApartmentImpl> apartment = oxid ? _runtime.tryFindApartment(oxid) : nullptr;
-    if (apartment != nullptr) {
+    if (!refusal.empty()) {
+      writeError(root.initError(), Errc::accessDenied, refusal);
+    } else if (apartment != nullptr) {
       writeResolution(root.initResolution(), localResolution(oxid, apartment->remUnknownIpid()));
     } else if (const Resolution* registered = _registry.find(oxid)) {
       writeResolution(root.initResolution(), *registered);
@@ -331,6 +348,12 @@ void ResolverService::serveNames(LinkId link, const orpc::LinkInfo& info, uint64
   auto root = reply.initRoot<wire::NameReply>();
   try {
     auto request = message.root<wire::NameRequest>();
+    if (request.which() != wire::NameRequest::PUBLISH) {
+      if (std::string refusal = whyNotServed(info); !refusal.empty()) {
+        writeError(root.initError(), Errc::accessDenied, refusal);
+        return _network.send(link, encodeFrame(FrameKind::namesReply, callId, Oxid(), reply));
+      }
+    }
     switch (request.which()) {
       case wire::NameRequest::LOOKUP: {
         std::string name = request.getLookup().cStr();

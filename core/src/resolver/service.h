@@ -90,7 +90,8 @@ private:
   // malformed or not of kind `expected`.
   template <class Read>
   auto readNameReply(IncomingResponse& raw, const std::string& key, Read read);
-  void serveResolve(LinkId link, uint64_t callId, OrpcMessage message);
+  void serveResolve(LinkId link, const orpc::LinkInfo& info, uint64_t callId, OrpcMessage message);
+  std::string whyNotServed(const orpc::LinkInfo& info) const;
   void serveNames(LinkId link, const orpc::LinkInfo& info, uint64_t callId, OrpcMessage message);
   void acceptNameWithdrawal(LinkId link, const orpc::LinkInfo& info, OrpcMessage message);
   void acceptRegistration(LinkId link, const orpc::LinkInfo& info, OrpcMessage message, bool add);

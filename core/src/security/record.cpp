@@ -114,8 +114,9 @@ std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
 
 // ---- RecordLayer ---------------------------------------------------------------------------------
 
-RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityLevel level)
-    : _level(level) {
+RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityLevel level,
+                         std::chrono::steady_clock::duration keyLifetime)
+    : _level(level), _keyLifetime(keyLifetime) {
   FERRY_ASSERT(secret.size() == kSecretSize);
   FERRY_ASSERT(level == SecurityLevel::integrity || level == SecurityLevel::privacy);
   DirectionKeys c2s, s2c;
@@ -125,6 +126,7 @@ RecordLayer::RecordLayer(std::span<const uint8_t> secret, bool client, SecurityL
   deriveTraffic(s2c);
   _send.phase0 = _send.current = client ? c2s : s2c;
   _receive.phase0 = _receive.current = client ? s2c : c2s;
+  _send.keyedAt = std::chrono::steady_clock::now();
   _send.context = EVP_CIPHER_CTX_new();
   _receive.context = EVP_CIPHER_CTX_new();
   OPENSSL_cleanse(&c2s, sizeof c2s);
@@ -168,9 +170,19 @@ void RecordLayer::load(Direction& direction, const DirectionKeys& keys, uint64_t
 
 std::vector<uint8_t> RecordLayer::seal(std::span<const uint8_t> frame) {
   std::lock_guard lock(_send.mutex);
-  FERRY_REQUIRE(_send.nextNumber < (uint64_t{1} << 62), Errc::disconnected,
+  auto now = std::chrono::steady_clock::now();
+  uint64_t number = _send.nextNumber;
+  if (now - _send.keyedAt >= _keyLifetime && (number >> kPhaseShift) == _send.phase) {
+    // The key is past its lifetime: this frame is the next phase's first.
+    number = ((number >> kPhaseShift) + 1) << kPhaseShift;
+  }
+  FERRY_REQUIRE(number < (uint64_t{1} << 62), Errc::disconnected,
                 "the link sealed 2^62 frames; open a new connection");
-  return sealLocked(_send, frame, _send.nextNumber++);
+  _send.nextNumber = number + 1;
+  uint64_t phase = _send.phase;
+  std::vector<uint8_t> sealed = sealLocked(_send, frame, number);
+  if (_send.phase != phase) _send.keyedAt = now;
+  return sealed;
 }
 
 std::vector<uint8_t> RecordLayer::sealNumbered(std::span<const uint8_t> frame, uint64_t number) {
@@ -187,10 +199,16 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
     d.phase = phase;
   }
   load(d, d.current, phase, true);
-  std::vector<uint8_t> out(kHeaderSize + frame.size() + kTagSize);
+  // Built by appending, so that no byte is written twice (a zero-filled buffer would cost a
+  // pass over a 16 MiB frame): the header, the frame (encrypted in place at privacy), the tag.
+  std::vector<uint8_t> out;
+  out.reserve(kHeaderSize + frame.size() + kTagSize);
+  out.resize(kHeaderSize);
   std::memcpy(out.data(), kMagic, 4);
   out[4] = kSealedKind;
   putLe64(out.data() + 8, number);
+  out.insert(out.end(), frame.data(), frame.data() + frame.size());
+  out.resize(out.size() + kTagSize);
   std::array<uint8_t, 12> nonce = nonceFor(d.current, number);
   EVP_CIPHER_CTX* c = d.context;
   int n = 0;
@@ -198,12 +216,11 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
             EVP_EncryptUpdate(c, nullptr, &n, out.data(), kHeaderSize) > 0;
   uint8_t* body = out.data() + kHeaderSize;
   if (_level == SecurityLevel::privacy) {
-    ok = ok && EVP_EncryptUpdate(c, body, &n, frame.data(), static_cast<int>(frame.size())) > 0 &&
+    ok = ok && EVP_EncryptUpdate(c, body, &n, body, static_cast<int>(frame.size())) > 0 &&
          static_cast<size_t>(n) == frame.size();
   } else {
     // Integrity: the frame is authenticated data and travels as it is.
-    ok = ok && EVP_EncryptUpdate(c, nullptr, &n, frame.data(), static_cast<int>(frame.size())) > 0;
-    if (!frame.empty()) std::memcpy(body, frame.data(), frame.size());
+    ok = ok && EVP_EncryptUpdate(c, nullptr, &n, body, static_cast<int>(frame.size())) > 0;
   }
   ok = ok && EVP_EncryptFinal_ex(c, body + frame.size(), &n) > 0 &&
        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTagSize, body + frame.size()) > 0;
@@ -211,7 +228,23 @@ std::vector<uint8_t> RecordLayer::sealLocked(Direction& d, std::span<const uint8
   return out;
 }
 
-std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> sealed) {
+std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> sealed,
+                                                      bool* replayed) {
+  std::lock_guard lock(_receive.mutex);
+  std::optional<std::span<const uint8_t>> frame = openLocked(sealed, replayed);
+  if (!frame) return std::nullopt;
+  return std::vector<uint8_t>(frame->begin(), frame->end());
+}
+
+std::optional<std::span<const uint8_t>> RecordLayer::openInPlace(std::span<const uint8_t> sealed,
+                                                                 bool* replayed) {
+  std::lock_guard lock(_receive.mutex);
+  return openLocked(sealed, replayed);
+}
+
+std::optional<std::span<const uint8_t>> RecordLayer::openLocked(std::span<const uint8_t> sealed,
+                                                                bool* replayed) {
+  if (replayed != nullptr) *replayed = false;
   if (sealed.size() < kOverhead || std::memcmp(sealed.data(), kMagic, 4) != 0 ||
       sealed[4] != kSealedKind || sealed[5] != 0 || sealed[6] != 0 || sealed[7] != 0 ||
       getLe64(sealed.data() + 16) != 0) {
@@ -219,17 +252,18 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
     return std::nullopt;
   }
   uint64_t number = getLe64(sealed.data() + 8);
-  std::lock_guard lock(_receive.mutex);
   Direction& d = _receive;
-  if (!d.window.check(number)) {
-    stats().replaysDropped.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
-  }
   // The receiver accepts the current phase, the one before (frames overtaken at the boundary)
-  // and the next; anything else is older than the window or a forgery.
+  // and the next; anything else is older than the windows or a forgery.
   uint64_t phase = number >> kPhaseShift;
   if (phase + 1 < d.phase || phase > d.phase + 1) {
     dropped();
+    return std::nullopt;
+  }
+  ReplayWindow& window = phase < d.phase ? d.previousWindow : d.window;
+  if (!window.check(number)) {
+    stats().replaysDropped.fetch_add(1, std::memory_order_relaxed);
+    if (replayed != nullptr) *replayed = true;
     return std::nullopt;
   }
   DirectionKeys keys = phase == d.phase ? d.current : keysFor(d, phase);
@@ -239,13 +273,15 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
   std::array<uint8_t, 12> nonce = nonceFor(keys, number);
   std::array<uint8_t, kTagSize> tag{};
   std::memcpy(tag.data(), body + bodySize, kTagSize);
-  std::vector<uint8_t> frame(bodySize);
+  // The plaintext's buffer grows to the largest frame and stays: its pages are faulted in once.
+  if (_level == SecurityLevel::privacy && d.plaintext.size() < bodySize) d.plaintext.resize(bodySize);
+  uint8_t* plaintext = d.plaintext.data();
   EVP_CIPHER_CTX* c = d.context;
   int n = 0;
   bool ok = EVP_DecryptInit_ex2(c, nullptr, nullptr, nonce.data(), nullptr) > 0 &&
             EVP_DecryptUpdate(c, nullptr, &n, sealed.data(), kHeaderSize) > 0;
   if (_level == SecurityLevel::privacy) {
-    ok = ok && EVP_DecryptUpdate(c, frame.data(), &n, body, static_cast<int>(bodySize)) > 0;
+    ok = ok && EVP_DecryptUpdate(c, plaintext, &n, body, static_cast<int>(bodySize)) > 0;
   } else {
     ok = ok && EVP_DecryptUpdate(c, nullptr, &n, body, static_cast<int>(bodySize)) > 0;
   }
@@ -254,19 +290,22 @@ std::optional<std::vector<uint8_t>> RecordLayer::open(std::span<const uint8_t> s
        EVP_DecryptFinal_ex(c, end, &n) > 0;
   if (!ok) {
     // Nothing decrypted is released, and the window stays where it was.
-    OPENSSL_cleanse(frame.data(), frame.size());
+    if (_level == SecurityLevel::privacy && bodySize > 0) OPENSSL_cleanse(plaintext, bodySize);
     OPENSSL_cleanse(&keys, sizeof keys);
     dropped();
     return std::nullopt;
   }
-  d.window.commit(number);
   if (phase > d.phase) {
+    // The next phase's first frame to verify: the current window becomes the previous one.
+    d.previousWindow = d.window;
+    d.window = ReplayWindow();
     d.current = keys;
     d.phase = phase;
   }
+  (phase < d.phase ? d.previousWindow : d.window).commit(number);
   OPENSSL_cleanse(&keys, sizeof keys);
-  if (_level == SecurityLevel::integrity && bodySize > 0) std::memcpy(frame.data(), body, bodySize);
-  return frame;
+  if (_level == SecurityLevel::integrity) return std::span<const uint8_t>(body, bodySize);
+  return std::span<const uint8_t>(plaintext, bodySize);
 }
 
 }  // namespace ferry::detail::security
