@@ -184,7 +184,7 @@ struct ErrorInfo {
   code @0 :UInt16;
   # A ferry::Errc value (core/include/ferry/error.h). An unknown value is read as `protocolError`.
   # Values are only ever appended, never renumbered: 0 ok … 20 internal, 21 changedMode,
-  # 22 nameInUse.
+  # 22 nameInUse, 23 serverStartFailed.
 
   message @1 :Text;
   # Human-readable: what failed and why (at most 4 KiB; longer messages are truncated).

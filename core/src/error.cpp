@@ -13,7 +13,7 @@ constexpr std::string_view kNames[] = {
     "objectNotRegistered", "invalidObjRef", "serverFault",      "callRejected",
     "retryLater",   "deadlineExceeded",   "canceled",           "outcomeUnknown",
     "protocolError", "accessDenied",      "unavailable",        "shuttingDown",
-    "internal",     "changedMode",        "nameInUse",
+    "internal",     "changedMode",        "nameInUse",          "serverStartFailed",
 };
 }  // namespace
 

@@ -50,6 +50,7 @@ enum class Errc : uint16_t {
   internal = 20,            // a bug in ferry; the message says where
   changedMode = 21,         // the thread is in the other kind of apartment (STA vs MTA)
   nameInUse = 22,           // another process published an object under that name
+  serverStartFailed = 23,   // ferryd launched a class's server and it exited before registering
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".

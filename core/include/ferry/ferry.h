@@ -5,6 +5,7 @@
 #error "ferry needs C++20: compile with -std=c++20 (pkg-config --cflags ferry gives it)"
 #endif
 
+#include <ferry/activation.h>
 #include <ferry/error.h>
 #include <ferry/future.h>
 #include <ferry/git.h>
