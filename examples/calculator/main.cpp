@@ -209,24 +209,24 @@ void activation() {
     options.resolver = "pipe:" + (root / "run").string() + "[ferryd]";  // this ferryd, not /run/ferry's
     ferry::Runtime runtime(options);
     ferry::Sta client = runtime.newSta("client");
-    client.invoke([&] {
-      auto use = [](ferry::Ref<Calculator> calculator) {
-        std::string where = calculator->whereAmI();
-        std::printf("  the calculator lives in %s (transport %s)\n", where.c_str(),
-                    ferry::transportOf(calculator.get()).c_str());
-        std::printf("  add(2, 3) = %g\n", calculator->add(2, 3));
-        return pidIn(where);
-      };
-      std::printf("createInstance<Calculator>({\"demo.Calculator\"}): ferryd launches the server\n");
-      pid_t first = use(ferry::createInstance<Calculator>({demo::CALCULATOR_CLASS.get().cStr()}));
-      // Released: the server holds nothing for others, and ferryd asks it to exit when idle.
-      for (int i = 0; i < 1000 && kill(first, 0) == 0; ++i) usleep(10000);
-      std::printf("  released it; the idle server (pid %d) %s\n", static_cast<int>(first),
-                  kill(first, 0) == 0 ? "still runs" : "was asked to exit by ferryd, and did");
-      std::string reference = "ferry://127.0.0.1:" + port + "/class/demo.Calculator";
-      std::printf("ferry::bind<Calculator>(\"%s\"): launched again\n", reference.c_str());
-      use(ferry::bind<Calculator>(reference));
-    });
+    auto use = [](ferry::Ref<Calculator> calculator) {
+      std::string where = calculator->whereAmI();
+      std::printf("  the calculator lives in %s (transport %s)\n", where.c_str(),
+                  ferry::transportOf(calculator.get()).c_str());
+      std::printf("  add(2, 3) = %g\n", calculator->add(2, 3));
+      return pidIn(where);
+    };
+    std::printf("createInstance<Calculator>({\"demo.Calculator\"}): ferryd launches the server\n");
+    pid_t first = client.invoke(
+        [&] { return use(ferry::createInstance<Calculator>({demo::CALCULATOR_CLASS.get().cStr()})); });
+    // Released (the client STA sent the release once the call returned): the server holds nothing
+    // for others, and ferryd asks it to exit when it has been idle for the class's idle timeout.
+    for (int i = 0; i < 1000 && kill(first, 0) == 0; ++i) usleep(10000);
+    std::printf("  released it; the idle server (pid %d) %s\n", static_cast<int>(first),
+                kill(first, 0) == 0 ? "still runs" : "was asked to exit by ferryd, and did");
+    std::string reference = "ferry://127.0.0.1:" + port + "/class/demo.Calculator";
+    std::printf("ferry::bind<Calculator>(\"%s\"): launched again\n", reference.c_str());
+    client.invoke([&] { use(ferry::bind<Calculator>(reference)); });
   } catch (...) {
     stop();
     throw;

@@ -61,6 +61,7 @@ struct World {
     writeClass("test.Crash", "");
     writeClass("test.Failing", "argument = --fail\n");
     writeClass("test.Silent", "argument = --never-register\nstart_timeout_ms = 1500\n");
+    writeClass("test.Restricted", "allow = uid:4242\nallow = someone@example\n");
     ferryd.emplace(std::vector<std::string>{argument(1), "--pipe-directory", root + "/run",
                                             "--pipe-name", "ferryd", "--port", "0",
                                             "--transports", "pipe,tcp", "--class-directory",
@@ -250,6 +251,17 @@ BOOST_AUTO_TEST_CASE(the_activation_check_refuses_with_access_denied) {
   FERRY_CHECK_ERRC(createInstance<Listener>({"local.Denied"}, {.host = "127.0.0.1", .port = port}),
                    Errc::accessDenied, "RuntimeOptions::activationCheck");
   BOOST_CHECK(Runtime::stats().callsDenied >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_class_file_allows_only_its_requesters) {
+  auto mta = gWorld->runtime->joinMta();
+  // Over the pipe this process is uid:<its uid>; over tcp without a provider, anonymous.
+  FERRY_CHECK_ERRC(createInstance<Activated>({"test.Restricted"}), Errc::accessDenied,
+                   "is not among them");
+  FERRY_CHECK_ERRC(ferry::bind<Activated>("ferry://127.0.0.1:" + gWorld->tcpPort +
+                                          "/class/test.Restricted"),
+                   Errc::accessDenied, "anonymous");
+  BOOST_CHECK(gWorld->launched("test.Restricted").empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_killed_server_is_relaunched_by_the_next_activation) {

@@ -268,7 +268,9 @@ BOOST_AUTO_TEST_CASE(a_class_file_names_the_server_its_arguments_environment_and
               "argument = two words\n"
               "environment = DEMO=1\n"
               "idle_timeout_ms = 60000\n"
-              "start_timeout_ms = 2500\n");
+              "start_timeout_ms = 2500\n"
+              "allow = uid:1000\n"
+              "allow = alice\n");
   files.write("ignored.txt", "not a class file");
   auto classes = detail::activation::readClassDirectory(files.dir);
   BOOST_REQUIRE_EQUAL(classes.size(), 1u);
@@ -280,6 +282,7 @@ BOOST_AUTO_TEST_CASE(a_class_file_names_the_server_its_arguments_environment_and
   BOOST_CHECK(!file.user.has_value());
   BOOST_CHECK_EQUAL(file.idleTimeout.count(), 60000);
   BOOST_CHECK_EQUAL(file.startTimeout.count(), 2500);
+  BOOST_CHECK((file.allow == std::vector<std::string>{"uid:1000", "alice"}));
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_class_file_is_refused_naming_its_file_and_line) {

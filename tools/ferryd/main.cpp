@@ -214,10 +214,11 @@ int main(int argc, char** argv) {
       kj::MainBuilder(context, "ferryd " FERRY_VERSION,
                       "The host's OXID resolver: answers which bindings reach an OXID, for its "
                       "own apartments and those the processes of this host register over its "
-                      "pipe.",
+                      "pipe. Activates classes: asks the server that registered one, or launches "
+                      "the server its class file names.",
                       "Settings come from the config file (key = value lines: pipe_directory, "
-                      "pipe_name, listen, port, transports); flags override them. Runs until "
-                      "SIGINT or SIGTERM.")
+                      "pipe_name, listen, port, transports, class_directory, insecure_network, "
+                      "insecure_activation); flags override them. Runs until SIGINT or SIGTERM.")
           .addOptionWithArg({"config"},
                             [&](kj::StringPtr value) -> kj::MainBuilder::Validity {
                               config = value.cStr();

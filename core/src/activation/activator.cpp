@@ -71,6 +71,22 @@ void Activator::classObject(LinkId link, int32_t pid, const std::string& clsid, 
 
 // ---- activation --------------------------------------------------------------------------------
 
+std::string Activator::refusal(const orpc::LinkInfo& info, const std::string& clsid) const {
+  auto file = _classes.find(clsid);
+  if (file == _classes.end() || file->second.allow.empty()) return "";
+  const std::vector<std::string>& allow = file->second.allow;
+  std::string requester = !info.principal.empty() ? info.principal
+                          : info.hasCredentials   ? "uid:" + std::to_string(info.uid)
+                                                  : "";
+  if (!requester.empty() && std::find(allow.begin(), allow.end(), requester) != allow.end()) {
+    return "";
+  }
+  return "the class file " + file->second.path + " allows only its `allow` requesters to "
+         "activate '" + clsid + "', and " +
+         (requester.empty() ? std::string("this requester is anonymous (no security provider)")
+                            : "'" + requester + "' is not among them");
+}
+
 void Activator::activate(LinkId client, uint64_t callId, const std::string& clsid, uint64_t iid,
                          Clock::time_point deadline) {
   if (_classObjects.count(clsid) == 0 && _classes.count(clsid) == 0 &&

@@ -46,6 +46,9 @@ public:
   // A class object registered (or revoked) over `link` by process `pid` of this host.
   void classObject(LinkId link, int32_t pid, const std::string& clsid, bool singleUse,
                    bool revoke);
+  // Why the class file of `clsid` does not let `info`'s requester activate it, or "" (its
+  // `allow` lines; none: everyone).
+  std::string refusal(const orpc::LinkInfo& info, const std::string& clsid) const;
   // A client's activation request, already admitted; answered on `client` with `callId`.
   void activate(LinkId client, uint64_t callId, const std::string& clsid, uint64_t iid,
                 Clock::time_point deadline);

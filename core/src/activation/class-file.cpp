@@ -75,10 +75,10 @@ ClassFile readClassFile(const std::string& path) {
     std::string key = trim(eq == std::string::npos ? line : line.substr(0, eq));
     FERRY_REQUIRE(eq != std::string::npos, Errc::invalidArgument,
                   "{}: expected `key = value` (keys: executable, argument, user, environment, "
-                  "idle_timeout_ms, start_timeout_ms)",
+                  "idle_timeout_ms, start_timeout_ms, allow)",
                   where);
     std::string value = trim(line.substr(eq + 1));
-    bool repeatable = key == "argument" || key == "environment";
+    bool repeatable = key == "argument" || key == "environment" || key == "allow";
     FERRY_REQUIRE(repeatable || seen.insert(key).second, Errc::invalidArgument,
                   "{}: {} is given a second time; give it once", where, key);
     if (key == "executable") {
@@ -99,6 +99,10 @@ ClassFile readClassFile(const std::string& path) {
       FERRY_REQUIRE(split != std::string::npos && split > 0, Errc::invalidArgument,
                     "{}: environment is '{}'; write environment = KEY=VALUE", where, value);
       out.environment.push_back(value);
+    } else if (key == "allow") {
+      FERRY_REQUIRE(!value.empty(), Errc::invalidArgument,
+                    "{}: allow is empty; name a principal, or uid:N for a local user", where);
+      out.allow.push_back(value);
     } else if (key == "idle_timeout_ms") {
       out.idleTimeout = readMillis(value, where, key);
     } else if (key == "start_timeout_ms") {
@@ -109,7 +113,7 @@ ClassFile readClassFile(const std::string& path) {
     } else {
       FERRY_FAIL(Errc::invalidArgument,
                  "{}: unknown key '{}' (keys: executable, argument, user, environment, "
-                 "idle_timeout_ms, start_timeout_ms)",
+                 "idle_timeout_ms, start_timeout_ms, allow)",
                  where, key);
     }
   }

@@ -8,6 +8,8 @@
 //     environment = DEMO_MODE=fast                  (one KEY=VALUE per line; added to the base)
 //     idle_timeout_ms = 60000                       (0, the default: never asked to exit)
 //     start_timeout_ms = 10000                      (how long it may take to register; default)
+//     allow = uid:1000                              (who may activate it; one per line; default:
+//                                                    every requester the level rule admits)
 //
 // '#' starts a comment; blank lines are ignored; a key may not repeat unless it is argument or
 // environment. The README's "Activation" section is the user's description of the format.
@@ -34,6 +36,9 @@ struct ClassFile {
   std::vector<std::string> environment;  // KEY=VALUE
   std::chrono::milliseconds idleTimeout{0};
   std::chrono::milliseconds startTimeout{10'000};
+  // Requesters allowed to activate the class: the principal a security provider authenticated,
+  // or "uid:N" for a process of this host over the pipe. Empty: no restriction.
+  std::vector<std::string> allow;
 };
 
 // Reads one class file. Throws invalidArgument naming the file and line (or only the file) for

@@ -205,6 +205,9 @@ std::string ActivationService::refusal(const orpc::LinkInfo& info, const std::st
              "allowInsecureActivation; ferryd: insecure_activation = yes)";
     }
   }
+  if (_activator != nullptr) {
+    if (std::string why = _activator->refusal(info, clsid); !why.empty()) return why;
+  }
   if (options.activationCheck) {
     ActivationRequester requester{clsid, ClientBlanket{info.provider, info.principal, info.level},
                                   info.hasCredentials, info.uid, info.pid};
