@@ -29,6 +29,9 @@
 #                  after byte 5.
 #                16 named-object request, 17 its reply, 18 name withdrawal (resolver.capnp:
 #                  NameRequest, NameReply, NameWithdrawal; 18 to ferryd only).
+#                19 class object registration (to ferryd only), 20 activation request, 21 its
+#                  reply (activation.capnp: ClassObjectRegistration, ActivationRequest,
+#                  ActivationReply).
 #        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
 #                with the same call id, on a connection that was lost while it waited; the
 #                exporter's reply cache (below) answers it without running the call twice. Any
