@@ -29,6 +29,9 @@
 #                  after byte 5.
 #                16 named-object request, 17 its reply, 18 name withdrawal (resolver.capnp:
 #                  NameRequest, NameReply, NameWithdrawal; 18 to ferryd only).
+#                19 class object registration (to ferryd only), 20 activation request, 21 its
+#                  reply (activation.capnp: ClassObjectRegistration, ActivationRequest,
+#                  ActivationReply).
 #        5    1  flags: 0, except bit 0 (resent) in a request: the caller sent this request before,
 #                with the same call id, on a connection that was lost while it waited; the
 #                exporter's reply cache (below) answers it without running the call twice. Any
@@ -184,13 +187,13 @@ struct ErrorInfo {
   code @0 :UInt16;
   # A ferry::Errc value (core/include/ferry/error.h). An unknown value is read as `protocolError`.
   # Values are only ever appended, never renumbered: 0 ok … 20 internal, 21 changedMode,
-  # 22 nameInUse, 23 applicationError.
+  # 22 nameInUse, 23 serverStartFailed, 24 applicationError.
 
   message @1 :Text;
   # Human-readable: what failed and why (at most 4 KiB; longer messages are truncated).
 
   detailType @2 :UInt64;
-  # With code 23 (applicationError): the Cap'n Proto type id of the struct, annotated
+  # With code 24 (applicationError): the Cap'n Proto type id of the struct, annotated
   # $Ferry.exception in the interface's schema, that the servant threw; 0 when the error has no
   # such detail. A receiver that compiles that schema throws its generated exception class; one
   # that does not, a generic ApplicationError with the id and the fields.

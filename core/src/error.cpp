@@ -13,7 +13,8 @@ constexpr std::string_view kNames[] = {
     "objectNotRegistered", "invalidObjRef", "serverFault",      "callRejected",
     "retryLater",   "deadlineExceeded",   "canceled",           "outcomeUnknown",
     "protocolError", "accessDenied",      "unavailable",        "shuttingDown",
-    "internal",     "changedMode",        "nameInUse",          "applicationError",
+    "internal",     "changedMode",        "nameInUse",          "serverStartFailed",
+    "applicationError",
 };
 }  // namespace
 

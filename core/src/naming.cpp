@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "activation/service.h"
 #include "error-impl.h"
 #include "log.h"
 #include "objref.h"
@@ -210,13 +211,16 @@ Publication publishErased(std::string name, Interface* object, Iid iid) {
 
 namespace detail {
 
-ObjRefBytes lookupReference(std::string_view reference) {
+ObjRefBytes activateReference(const ObjectUri& uri, Iid iid) {
+  RuntimeImpl& runtime = networkedRuntime("activate a class");
+  return askResolvers(runtime, uri, [&](const StringBindingData& binding) {
+    return runtime.endpoint()->resolver().activation().activate(binding, uri.target, iid);
+  });
+}
+
+ObjRefBytes lookupReference(std::string_view reference, Iid iid) {
   ObjectUri uri = ObjectUri::parse(reference);
-  FERRY_REQUIRE(uri.kind == ObjectUri::Kind::name, Errc::classNotRegistered,
-                "cannot bind '{}': activation by class is not in this version of ferry; publish "
-                "the object under a name on its host (ferry::publish) and bind "
-                "ferry://HOST/name/NAME",
-                reference);
+  if (uri.kind == ObjectUri::Kind::klass) return activateReference(uri, iid);
   RuntimeImpl& runtime = networkedRuntime("bind a ferry:// reference");
   return askResolvers(runtime, uri, [&](const StringBindingData& binding) {
     return runtime.endpoint()->resolver().lookupName(binding, uri.target);
@@ -224,7 +228,9 @@ ObjRefBytes lookupReference(std::string_view reference) {
 }
 
 void* bindErased(std::string_view reference, Iid iid) {
-  return unmarshalInterfaceErased(lookupReference(reference), iid);
+  ObjectUri uri = ObjectUri::parse(reference);
+  if (uri.kind == ObjectUri::Kind::klass) return unmarshalActivated(activateReference(uri, iid), iid);
+  return unmarshalInterfaceErased(lookupReference(reference, iid), iid);
 }
 
 }  // namespace detail

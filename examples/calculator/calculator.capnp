@@ -2,7 +2,12 @@
 @0xb4f17908d3f9dcae;
 
 using Cxx = import "/capnp/c++.capnp";
+using Ferry = import "/ferry/annotations.capnp";
 $Cxx.namespace("demo");
+
+const calculatorClass :Text = "demo.Calculator" $Ferry.threading(both);
+# The class part 3 of the demo activates through ferryd; its server registers a class object
+# for it.
 
 interface Calculator {
   add @0 (a :Float64, b :Float64) -> (sum :Float64);

@@ -9,14 +9,23 @@
 // Part 3, a protected call: a CA and two certificates made now (OpenSSL's API, in a temporary
 // directory removed at the end), a server process and this one each with the tls security
 // provider; one call at level privacy, and the principal the calculator saw calling it.
+// Part 4, activation: the demo starts a ferryd of its own with a class file for
+// "demo.Calculator" naming this program (`--serve-class`), and creates a calculator by class:
+// ferryd launches the server, which registers its class object. Released, the server is idle and
+// ferryd asks it to exit; then a ferry://127.0.0.1:PORT/class/demo.Calculator reference launches
+// it again. No OBJREF, no pid, no port of the server passes by hand.
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <optional>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -183,6 +192,122 @@ private:
   int _input = -1;
   int _output = -1;
 };
+// `--serve-class`: the server of part 4, launched by ferryd. Registers the calculator's class
+// object and serves until ferryd asks it to exit (idle: nobody holds its objects).
+int serveClass() {
+  ferry::Runtime runtime;
+  ferry::Sta server = runtime.newSta("calculator-server pid " + std::to_string(getpid()));
+  ferry::ClassObjectRegistration registration = server.invoke([] {
+    return ferry::registerClassObject(
+        {demo::CALCULATOR_CLASS.get().cStr()},
+        [] { return ferry::Ref<ferry::Interface>(ferry::make<CalculatorImpl>()); },
+        ferry::ClassUse::multipleUse);
+  });
+  while (!ferry::waitForExitRequest(std::chrono::milliseconds(500))) {
+  }
+  registration.revoke();
+  return 0;
+}
+
+// Reads one line of `fd`, waiting at most 10 s.
+std::string readLine(int fd) {
+  std::string line;
+  pollfd p{fd, POLLIN, 0};
+  for (char c; poll(&p, 1, 10000) > 0 && read(fd, &c, 1) == 1 && c != '\n';) line += c;
+  return line;
+}
+
+pid_t spawn(const std::vector<std::string>& args, int stdoutFd) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdoutFd >= 0) posix_spawn_file_actions_adddup2(&actions, stdoutFd, STDOUT_FILENO);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t child = 0;
+  int rc = posix_spawn(&child, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " + args[0]);
+  return child;
+}
+
+// The pid in a "... pid N" apartment name.
+pid_t pidIn(const std::string& apartment) {
+  size_t at = apartment.rfind("pid ");
+  return at == std::string::npos ? 0 : static_cast<pid_t>(std::stoi(apartment.substr(at + 4)));
+}
+
+// Part 4: ferryd launches the calculator's server by class, and again by a ferry:// reference.
+void activation() {
+  namespace fs = std::filesystem;
+  char path[] = "/tmp/ferry-demo-XXXXXX";
+  if (mkdtemp(path) == nullptr) throw std::runtime_error("mkdtemp failed");
+  fs::path root = path;
+  chmod(path, 0755);
+  fs::create_directory(root / "run");
+  fs::create_directory(root / "classes");
+  // The class file: what ferryd launches for demo.Calculator (README: "Activation").
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::ofstream(root / "classes" / "demo.Calculator.class")
+      << "executable = " << self << "\nargument = --serve-class\nidle_timeout_ms = 1000\n";
+  std::printf("class file %s:\n  executable = %s\n  argument = --serve-class\n"
+              "  idle_timeout_ms = 1000\n",
+              (root / "classes" / "demo.Calculator.class").c_str(), self.c_str());
+
+  int out[2];
+  if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+  pid_t ferryd = spawn({FERRY_DEMO_FERRYD, "--pipe-directory", (root / "run").string(),
+                        "--pipe-name", "ferryd", "--port", "0", "--transports", "pipe,tcp",
+                        "--class-directory", (root / "classes").string()},
+                       out[1]);
+  close(out[1]);
+  std::string port;
+  while (port.empty()) {
+    std::string line = readLine(out[0]);
+    if (line.empty()) break;
+    std::printf("%s\n", line.c_str());
+    if (size_t at = line.find("tcp:127.0.0.1["); at != std::string::npos) {
+      port = line.substr(at + 14, line.find(']', at) - at - 14);
+    }
+  }
+  auto stop = [&] {
+    kill(ferryd, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 1000 && waitpid(ferryd, &status, WNOHANG) == 0; ++i) usleep(10000);
+    close(out[0]);
+    fs::remove_all(root);
+  };
+  try {
+    if (port.empty()) throw std::runtime_error("ferryd did not start");
+    ferry::RuntimeOptions options;
+    options.resolver = "pipe:" + (root / "run").string() + "[ferryd]";  // this ferryd, not /run/ferry's
+    ferry::Runtime runtime(options);
+    ferry::Sta client = runtime.newSta("client");
+    auto use = [](ferry::Ref<Calculator> calculator) {
+      std::string where = calculator->whereAmI();
+      std::printf("  the calculator lives in %s (transport %s)\n", where.c_str(),
+                  ferry::transportOf(calculator.get()).c_str());
+      std::printf("  add(2, 3) = %g\n", calculator->add(2, 3));
+      return pidIn(where);
+    };
+    std::printf("createInstance<Calculator>({\"demo.Calculator\"}): ferryd launches the server\n");
+    pid_t first = client.invoke(
+        [&] { return use(ferry::createInstance<Calculator>({demo::CALCULATOR_CLASS.get().cStr()})); });
+    // Released (the client STA sent the release once the call returned): the server holds nothing
+    // for others, and ferryd asks it to exit when it has been idle for the class's idle timeout.
+    for (int i = 0; i < 1000 && kill(first, 0) == 0; ++i) usleep(10000);
+    std::printf("  released it; the idle server (pid %d) %s\n", static_cast<int>(first),
+                kill(first, 0) == 0 ? "still runs" : "was asked to exit by ferryd, and did");
+    std::string reference = "ferry://127.0.0.1:" + port + "/class/demo.Calculator";
+    std::printf("ferry::bind<Calculator>(\"%s\"): launched again\n", reference.c_str());
+    client.invoke([&] { use(ferry::bind<Calculator>(reference)); });
+  } catch (...) {
+    stop();
+    throw;
+  }
+  stop();
+  std::printf("ferryd stopped, and the server it launched with it\n");
+}
 
 // Part 2: a second process serves the calculator; this one calls it over pipe, then tcp.
 void twoProcesses() {
@@ -258,6 +383,14 @@ void protectedCall() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--serve-class") {
+    try {
+      return serveClass();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "server failed: %s\n", e.what());
+      return 1;
+    }
+  }
   if (argc > 1 && std::string(argv[1]) == "--serve") {
     try {
       return serve(argc > 2 ? protectedOptions(argv[2]) : ferry::RuntimeOptions());
@@ -321,6 +454,14 @@ int main(int argc, char** argv) {
   std::printf("\n== part 3: a call protected by the tls provider\n");
   try {
     protectedCall();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "demo failed: %s\n", e.what());
+    return 1;
+  }
+
+  std::printf("\n== part 4: activation through ferryd\n");
+  try {
+    activation();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "demo failed: %s\n", e.what());
     return 1;

@@ -14,6 +14,7 @@
 #include <capnp/any.h>
 #include <kj/exception.h>
 
+#include "activation.capnp.h"
 #include "orpc/frame.h"
 #include "orpc/reply-cache.h"
 #include "ping.capnp.h"
@@ -151,6 +152,23 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
     case FrameKind::nameWithdrawal:
       (void)message.root<wire::NameWithdrawal>().getName().size();
       break;
+    case FrameKind::classObject:
+      (void)message.root<wire::ClassObjectRegistration>().getClsid().size();
+      break;
+    case FrameKind::activation: {
+      auto request = message.root<wire::ActivationRequest>();
+      if (request.isActivate()) (void)request.getActivate().getClsid().size();
+      break;
+    }
+    case FrameKind::activationReply: {
+      auto reply = message.root<wire::ActivationReply>();
+      if (reply.isObjref()) {
+        (void)reply.getObjref().size();
+      } else if (reply.isError()) {
+        (void)reply.getError().getMessage().size();
+      }
+      break;
+    }
     case FrameKind::cancel:
       break;
   }

@@ -33,6 +33,7 @@ queryInterfacesErased   object.h: queryInterfaces<T...>, inline
 liveServants            object.h: Implements<...> counts servants, inline
 unmarshalInterfaceErased  marshal.h: unmarshalInterface<T>, inline
 bindErased              naming.h: bind<T>, inline
+createInstanceErased    activation.h: createInstance<T>, inline
 waitPendingCall         future.h: Future::get, inline
 cancelPendingCall       future.h: Future::cancel, inline
 onPendingCallDone       future.h: Future::then, inline

@@ -1,9 +1,11 @@
 // Cross-host calls: two network namespaces joined by a veth pair (192.0.2.1 and 192.0.2.2/24), a
 // server in one, a client in the other, references passed both ways.
-//   netns-test -- <ferry-test-peer> <ferry-netns-client> <ferryd>
+//   netns-test -- <ferry-test-peer> <ferry-netns-client> <ferryd> <ferry-test-class-server>
+//                 <ferry-activation-client>
 // The server host runs ferryd on its well-known port and the peer registers with it; the client
 // host runs the client twice: once resolving at the exporter's own bindings, once through the
-// server host's ferryd.
+// server host's ferryd. Then activation: the client host activates a class whose server the
+// server host's ferryd launches from its class directory.
 // It needs root in an environment that can make network namespaces (not a chroot or an
 // unprivileged container): without, it says why and exits 77 (meson: skipped). It removes every
 // namespace and link it made, also when a check fails.
@@ -14,6 +16,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <tuple>
 
@@ -25,7 +29,8 @@ using ferry::test::Child;
 namespace {
 
 std::string arg(int index) {
-  return ferry::test::testArgument(index, "usage: netns-test -- <peer> <client> <ferryd>");
+  return ferry::test::testArgument(
+      index, "usage: netns-test -- <peer> <client> <ferryd> <class-server> <activation-client>");
 }
 
 // Whether this environment can make network namespaces (a chroot or an unprivileged container
@@ -139,4 +144,81 @@ BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
   ferry::test::finishPeer(server);
   ferryd.signal(SIGTERM);
   BOOST_CHECK_EQUAL(ferryd.wait(std::chrono::seconds(20)), 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_client_host_activates_a_class_on_the_server_host_and_a_killed_server_is_relaunched) {
+  if (std::string why = whyNoNetworkNamespaces(); !why.empty()) {
+    std::printf("SKIP: %s\n", why.c_str());
+    std::exit(77);
+  }
+  TwoHosts hosts;
+  char scratch[] = "/tmp/ferry-netns-activation-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(scratch) != nullptr);
+  struct RemoveAll {
+    std::string path;
+    ~RemoveAll() { std::filesystem::remove_all(path); }
+  } removeAll{scratch};
+  std::string root = scratch;
+  std::filesystem::create_directory(root + "/run");
+  std::filesystem::create_directory(root + "/classes");
+  std::ofstream(root + "/classes/test.Remote.class")
+      << "executable = " << arg(4) << "\nargument = --class\nargument = test.Remote\n"
+      << "argument = --listen\nargument = 192.0.2.1\nargument = --pids\nargument = " << root
+      << "/pids\n";
+  auto startFerryd = [&](bool insecureActivation) {
+    std::vector<std::string> argv{"ip", "netns", "exec", hosts.a, arg(3), "--pipe-directory",
+                                  root + "/run", "--listen", "192.0.2.1", "--transports",
+                                  "pipe,tcp,udp", "--insecure-network", "--class-directory",
+                                  root + "/classes"};
+    if (insecureActivation) argv.push_back("--insecure-activation");
+    auto ferryd = std::make_unique<Child>(argv);
+    std::string line;
+    BOOST_REQUIRE(ferryd->readLine(line, std::chrono::seconds(20)));
+    return ferryd;
+  };
+  auto stopFerryd = [](std::unique_ptr<Child>& ferryd) {
+    ferryd->signal(SIGTERM);
+    BOOST_CHECK_EQUAL(ferryd->wait(std::chrono::seconds(20)), 0);
+  };
+  // The client host's output: "pid N" and "ok", or "error CODE: message".
+  auto activate = [&] {
+    Child client({"ip", "netns", "exec", hosts.b, arg(5), "192.0.2.1", "test.Remote", "192.0.2.2"});
+    std::vector<std::string> lines;
+    std::string line;
+    while (client.readLine(line, std::chrono::seconds(60))) {
+      BOOST_TEST_MESSAGE("client: " << line);
+      lines.push_back(line);
+    }
+    BOOST_CHECK_EQUAL(client.wait(std::chrono::seconds(30)), 0);
+    return lines;
+  };
+  auto pidOf = [](const std::vector<std::string>& lines) {
+    BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+    BOOST_REQUIRE_EQUAL(lines[0].rfind("pid ", 0), 0u);
+    BOOST_CHECK_EQUAL(lines[1], "ok");
+    return static_cast<pid_t>(std::stoi(lines[0].substr(4)));
+  };
+
+  // The hosts talk without a security provider: ferryd refuses activation from the network
+  // below integrity unless told otherwise.
+  {
+    auto ferryd = startFerryd(false);
+    std::vector<std::string> lines = activate();
+    BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+    BOOST_CHECK_EQUAL(lines[0].rfind("error accessDenied: ", 0), 0u);
+    BOOST_CHECK(lines[0].find("insecure_activation") != std::string::npos);
+    stopFerryd(ferryd);
+  }
+  auto ferryd = startFerryd(true);
+  pid_t first = pidOf(activate());
+  // A pid ferryd started, as its server reported it: killed, the next activation relaunches.
+  BOOST_REQUIRE(::kill(first, SIGKILL) == 0);
+  for (int i = 0; i < 2000 && ::kill(first, 0) == 0; ++i) usleep(10000);
+  pid_t second = pidOf(activate());
+  BOOST_CHECK_NE(second, first);
+  std::ifstream pids(root + "/pids");
+  std::vector<pid_t> launched;
+  for (pid_t pid; pids >> pid;) launched.push_back(pid);
+  BOOST_CHECK((launched == std::vector<pid_t>{first, second}));
+  stopFerryd(ferryd);
 }

@@ -88,6 +88,10 @@ check "ferry resolve with a bad OXID" 2 err "ferry resolve: not-hex: not an OXID
 run "$ferry" resolve 1234 "tcp-127.0.0.1"
 check "ferry resolve with a bad binding" 2 err "tcp-127.0.0.1: not a string binding" \
     "ferry resolve <oxid-hex>"
+run "$ferry" activate "ferry://127.0.0.1/name/calc"
+check "ferry activate with a name reference" 2 err "takes a class reference" "ferry activate <ferry://"
+run "$ferry" activate "ferry://127.0.0.1/class/a//b"
+check "ferry activate with a bad class" 2 err "it has an empty segment"
 run "$ferry" objref 123
 check "ferry objref with odd hex" 1 err "ferry: invalidObjRef: the OBJREF text has 3 characters"
 run "$ferry" plugins

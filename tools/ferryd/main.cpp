@@ -8,10 +8,15 @@
 // it by its pipe (RuntimeOptions::resolver, FERRY_RESOLVER) and register again when it restarts;
 // without a ferryd a process answers for itself, so single-host use needs no daemon.
 //
+// It also activates (ferry/activation.h): servers of its host register class objects with it,
+// and it launches the server a class file of its class directory names when a class is
+// activated and no running server registered it (core/src/activation/class-file.h, the README's
+// "Activation" section).
+//
 //   ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] [--listen ADDR[,ADDR]]
 //          [--port PORT] [--transports tcp,udp,pipe] [--security NAME[:SETTINGS][;...]]
-//          [--minimum-level none|integrity|privacy] [--insecure-network] [--verbose]
-//          | --help | --version
+//          [--minimum-level none|integrity|privacy] [--class-directory DIR] [--insecure-network]
+//          [--insecure-activation] [--verbose] | --help | --version
 //
 // Security (RuntimeOptions::security and minimumLevel): with providers, resolve and name
 // requests are answered like calls, at the minimum level (integrity by default) or above, and
@@ -21,11 +26,10 @@
 // sentence naming these settings, as a providerless process asking over the network does.
 //
 // The config file (default <sysconfdir>/ferry/ferryd.conf of the install, /etc/ferry/ferryd.conf
-// for a /usr install, if present) holds `key = value` lines with
-// the same keys (pipe_directory, pipe_name, listen, port, transports, security, minimum_level,
-// insecure_network = yes);
-// flags override it. A bad
-// flag or config file exits 2 with a usage line.
+// for a /usr install, if present) holds `key = value` lines with the same keys (pipe_directory,
+// pipe_name, listen, port, transports, security, minimum_level, class_directory,
+// insecure_network = yes, insecure_activation = yes); flags override it. A bad flag or config
+// file exits 2 with a usage line; a bad class file exits 1 naming its file and line.
 // It runs until SIGINT or SIGTERM and prints one line per endpoint it listens on. Under systemd
 // (Type=notify) it reports READY=1 once it listens and STOPPING=1 when it stops.
 #include <signal.h>
@@ -54,7 +58,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: ferryd [--config FILE] [--pipe-directory DIR] [--pipe-name NAME] "
     "[--listen ADDR[,ADDR]] [--port PORT] [--transports LIST] [--security NAME[:SETTINGS][;...]] "
-    "[--minimum-level LEVEL] [--insecure-network] [--verbose] | --help | --version";
+    "[--minimum-level LEVEL] [--class-directory DIR] [--insecure-network] [--insecure-activation] "
+    "[--verbose] | --help | --version";
 
 std::vector<std::string> splitList(const std::string& list) {
   std::vector<std::string> out;
@@ -86,7 +91,8 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     return !required;
   }
   static const char* kKeys[] = {"pipe_directory", "pipe_name", "listen", "port", "transports",
-                                "security", "minimum_level", "insecure_network"};
+                                "security", "minimum_level", "insecure_network", "class_directory",
+                                "insecure_activation"};
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     line = trim(line.substr(0, line.find('#')));
@@ -97,8 +103,8 @@ bool readConfig(const std::string& path, std::map<std::string, std::string>& set
     for (const char* k : kKeys) known = known || key == k;
     if (eq == std::string::npos || !known) {
       std::fprintf(stderr, "ferryd: %s:%d: expected one of pipe_directory, pipe_name, listen, "
-                           "port, transports, security, minimum_level, insecure_network as "
-                           "`key = value`\n",
+                           "port, transports, security, minimum_level, class_directory, "
+                           "insecure_network, insecure_activation as `key = value`\n",
                    path.c_str(), number);
       return false;
     }
@@ -194,6 +200,9 @@ int serve(std::map<std::string, std::string>& settings) {
         return 2;
       }
     }
+    // Activation: the class files, and activation for unauthenticated peers of other hosts.
+    options.classDirectory = settings["class_directory"];
+    options.allowInsecureActivation = settings["insecure_activation"] == "yes";
     ferry::Runtime runtime(options);
     auto bindings = runtime.bindings();
     if (bindings.empty()) {
@@ -222,7 +231,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> settings = {
       {"pipe_directory", "/run/ferry"}, {"pipe_name", "ferryd"}, {"listen", "127.0.0.1"},
       {"port", "7135"}, {"transports", ""}, {"security", ""}, {"minimum_level", ""},
-      {"insecure_network", "no"}};
+      {"insecure_network", "no"}, {"class_directory", ""}, {"insecure_activation", "no"}};
   std::string config = FERRY_SYSCONFDIR "/ferry/ferryd.conf";
   bool configRequired = false;
   std::map<std::string, std::string> flags;
@@ -238,10 +247,12 @@ int main(int argc, char** argv) {
       kj::MainBuilder(context, "ferryd " FERRY_VERSION,
                       "The host's OXID resolver: answers which bindings reach an OXID, for its "
                       "own apartments and those the processes of this host register over its "
-                      "pipe.",
+                      "pipe. Activates classes: asks the server that registered one, or launches "
+                      "the server its class file names.",
                       "Settings come from the config file (key = value lines: pipe_directory, "
                       "pipe_name, listen, port, transports, security, minimum_level, "
-                      "insecure_network); flags override them. Runs until SIGINT or SIGTERM.")
+                      "class_directory, insecure_network, insecure_activation); flags override "
+                      "them. Runs until SIGINT or SIGTERM.")
           .addOptionWithArg({"config"},
                             [&](kj::StringPtr value) -> kj::MainBuilder::Validity {
                               config = value.cStr();
@@ -266,6 +277,16 @@ int main(int argc, char** argv) {
           .addOptionWithArg({"minimum-level"}, flag("minimum_level"), "<level>",
                             "Answer resolves over the network at this level or above: none, "
                             "integrity (the default with providers) or privacy.")
+          .addOptionWithArg({"class-directory"}, flag("class_directory"), "<dir>",
+                            "Launch servers for activated classes from the class files in <dir> "
+                            "(one CLASS.class file per class; default: none).")
+          .addOption({"insecure-activation"},
+                     [&]() -> kj::MainBuilder::Validity {
+                       flags["insecure_activation"] = "yes";
+                       return true;
+                     },
+                     "Activate classes for peers of other hosts below integrity (no security "
+                     "provider): anyone who reaches ferryd can launch its servers.")
           .addOption({"insecure-network"},
                      [&]() -> kj::MainBuilder::Validity {
                        flags["insecure_network"] = "yes";

@@ -53,7 +53,8 @@ enum class Errc : uint16_t {
   internal = 20,            // a bug in ferry; the message says where
   changedMode = 21,         // the thread is in the other kind of apartment (STA vs MTA)
   nameInUse = 22,           // another process published an object under that name
-  applicationError = 23,    // the servant threw an error its schema declares ($Ferry.exception)
+  serverStartFailed = 23,   // ferryd launched a class's server and it exited before registering
+  applicationError = 24,    // the servant threw an error its schema declares ($Ferry.exception)
 };
 
 // The code's name as written in DESIGN.md, e.g. "noInterface".

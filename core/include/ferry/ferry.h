@@ -6,6 +6,7 @@
 #endif
 
 #include <ferry/application-error.h>
+#include <ferry/activation.h>
 #include <ferry/error.h>
 #include <ferry/future.h>
 #include <ferry/git.h>

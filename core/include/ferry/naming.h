@@ -18,8 +18,8 @@
 //          bounded by the call timeout); empty: this host, through its ferryd's pipe
 //   PORT   where the host's resolver listens (tcp and udp); default 7135, ferryd's
 //   NAME   1 to 128 characters: segments of [A-Za-z0-9._~-] separated by single '/'
-//   CLASS  the same characters: a class to activate on HOST. Parsed, and refused by bind():
-//          activation by class is not in this version of ferry.
+//   CLASS  the same characters: a class to activate on HOST through its ferryd (bind() creates
+//          an instance, as createInstance does; ferry/activation.h).
 #pragma once
 
 #include <cstdint>
@@ -101,10 +101,11 @@ FERRY_API void* bindErased(std::string_view reference, Iid iid);
 // Resolves a ferry:// reference to a proxy (or, for an object of this process, the object).
 // Call it qualified (`ferry::bind<I>(text)`): with a std::string argument an unqualified
 // `bind<I>` also finds std::bind.
+// A class reference creates a new instance (ferry/activation.h: createInstance with the host).
 // Throws invalidArgument for a malformed reference, unavailable when the host cannot be reached
 // (its name does not resolve, or nothing answers at its resolver's port), objectNotRegistered
-// when nothing is published under the name there, classNotRegistered for a class reference,
-// and what unmarshaling the published OBJREF throws (noInterface, …).
+// when nothing is published under the name there, what createInstance throws for a class
+// reference, and what unmarshaling the OBJREF throws (noInterface, …).
 template <class I>
 Ref<I> bind(std::string_view reference) {
   return Ref<I>::adopt(static_cast<I*>(detail::bindErased(reference, I::iid)));

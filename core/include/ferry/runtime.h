@@ -60,6 +60,17 @@ enum class ThreadingModel : uint8_t { apartment, free, both };
 FERRY_API std::string_view toString(ApartmentKind kind) noexcept;
 FERRY_API std::string_view toString(ThreadingModel model) noexcept;
 
+// An activation request (ferry/activation.h) as RuntimeOptions::activationCheck sees it.
+struct ActivationRequester {
+  std::string clsid;    // the class asked for
+  ClientBlanket caller;  // what the bind exchange established for the requester's link
+  // Over the pipe, from a process of this host: then uid and pid are the kernel's.
+  bool local = false;
+  uint32_t uid = 0;
+  int32_t pid = 0;
+};
+using ActivationCheck = std::function<bool(const ActivationRequester&)>;
+
 struct RuntimeOptions {
   // MTA pool threads kept running.
   unsigned mtaThreads = 2;
@@ -160,6 +171,20 @@ struct RuntimeOptions {
   // reaches it call this process's objects unauthenticated; the Runtime constructor refuses it
   // unless this is set.
   bool allowInsecureNetwork = false;
+
+  // Activation (ferry/activation.h; the README's "Activation" section).
+  // ferryd: the directory of class files, one `CLASS.class` per class, naming the server to launch
+  // for it. Read by the constructor: a file it cannot read or parse makes it throw
+  // invalidArgument naming the file and line. "": this process launches nothing.
+  std::string classDirectory;
+  // An activation request over the network (tcp, udp) at a level below integrity is refused
+  // accessDenied, unless this is set or every RuntimeOptions::listenAddresses is a loopback
+  // address (a providerless ferryd on 127.0.0.1 activates for the processes of its host).
+  bool allowInsecureActivation = false;
+  // Consulted for every activation request this process serves (in ferryd: before it launches
+  // or asks a server): false refuses it accessDenied. Unset: every requester the level rule lets
+  // through.
+  ActivationCheck activationCheck;
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.

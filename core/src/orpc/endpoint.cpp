@@ -159,6 +159,9 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
     case FrameKind::names:
     case FrameKind::namesReply:
     case FrameKind::nameWithdrawal:
+    case FrameKind::classObject:
+    case FrameKind::activation:
+    case FrameKind::activationReply:
       return _resolver.received(link, peer.info, header, std::move(*frame.message));
   }
 }

@@ -46,6 +46,9 @@ bool knownKind(uint8_t kind) noexcept {
     case FrameKind::names:
     case FrameKind::namesReply:
     case FrameKind::nameWithdrawal:
+    case FrameKind::classObject:
+    case FrameKind::activation:
+    case FrameKind::activationReply:
       return true;
   }
   return false;

@@ -32,6 +32,9 @@ enum class FrameKind : uint8_t {
   names = 16,         // a named-object request (resolver.capnp NameRequest)
   namesReply = 17,    // its answer (NameReply)
   nameWithdrawal = 18,  // to ferryd: the publisher revokes a name (NameWithdrawal)
+  classObject = 19,     // to ferryd: a class object registered or revoked (activation.capnp)
+  activation = 20,      // an activation request (ActivationRequest)
+  activationReply = 21,  // its answer (ActivationReply)
 };
 
 // The kind of a sealed frame (security/record.h): not a FrameKind, since decodeFrame never sees

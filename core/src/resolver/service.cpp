@@ -8,6 +8,7 @@
 #include <capnp/message.h>
 #include <kj/exception.h>
 
+#include "../activation/service.h"
 #include "../error-impl.h"
 #include "../apartment-impl.h"
 #include "../log.h"
@@ -17,6 +18,7 @@
 #include "../security/providers.h"
 #include "../stats.h"
 #include "../thread-state.h"
+#include "error-info.h"
 #include "names.h"
 
 namespace ferry::detail {
@@ -41,7 +43,11 @@ std::vector<uint8_t> withdrawalFrame(Oxid oxid) {
 }  // namespace
 
 ResolverService::ResolverService(RuntimeImpl& runtime, orpc::Network& network)
-    : _runtime(runtime), _network(network) {}
+    : _runtime(runtime),
+      _network(network),
+      _activation(std::make_unique<ActivationService>(runtime, network, *this)) {}
+
+ResolverService::~ResolverService() = default;
 
 Resolution ResolverService::localResolution(Oxid oxid, Ipid remUnknown) const {
   return Resolution{oxid, remUnknown, _network.bindings(), _runtime.processId, _runtime.hostId};
@@ -84,11 +90,7 @@ Resolution ResolverService::resolve(const StringBindingData& binding, Oxid oxid)
       ask(&binding, callId, encodeFrame(FrameKind::resolve, callId, Oxid(), request));
   try {
     auto reply = raw->message().root<wire::ResolveReply>();
-    if (reply.isError()) {
-      uint16_t code = reply.getError().getCode();
-      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
-      throw Error(errc, std::string(reply.getError().getMessage().cStr()));
-    }
+    if (reply.isError()) throwErrorInfo(reply.getError());
     Resolution out = readResolution(reply.getResolution());
     FERRY_REQUIRE(out.oxid == oxid, Errc::protocolError,
                   "the resolver at {} was asked for exporter {} and answered for {}", key,
@@ -108,11 +110,7 @@ template <class Read>
 auto ResolverService::readNameReply(IncomingResponse& raw, const std::string& key, Read read) {
   try {
     auto reply = raw.message().root<wire::NameReply>();
-    if (reply.isError()) {
-      uint16_t code = reply.getError().getCode();
-      Errc errc = isKnownErrc(code) && code != 0 ? static_cast<Errc>(code) : Errc::protocolError;
-      throw Error(errc, std::string(reply.getError().getMessage().cStr()));
-    }
+    if (reply.isError()) throwErrorInfo(reply.getError());
     return read(reply);
   } catch (const kj::Exception& e) {
     FERRY_FAIL(Errc::protocolError,
@@ -239,7 +237,21 @@ void ResolverService::withdrawName(const std::string& name) {
   }
 }
 
+void ResolverService::sendToFerryd(std::vector<uint8_t> frame) {
+  if (!_registration.enabled()) return;
+  try {
+    _network.post([this, frame = std::move(frame)]() mutable {
+      // connectFerryd registers everything there is, this included.
+      if (!_ferrydLink && !_retryAt) return connectFerryd();
+      if (_ferrydLink) _network.send(*_ferrydLink, std::move(frame));
+    });
+  } catch (const Error& e) {
+    FERRY_LOG(debug, "not told to ferryd: " << e.what());
+  }
+}
+
 bool ResolverService::sendFailed(LinkId link, uint64_t callId, const std::string& why) {
+  if (_activation->sendFailed(link, callId, why)) return true;
   auto l = _resolves.find(link);
   if (l == _resolves.end()) return false;
   auto r = l->second.find(callId);
@@ -291,17 +303,15 @@ void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
         }
         return;
       }
-      [[fallthrough]];
-    case FrameKind::resolveReply: {
-      auto l = _resolves.find(link);
-      if (l == _resolves.end()) return;
-      auto r = l->second.find(header.callId);
-      if (r == l->second.end()) return;
-      auto pending = std::move(r->second);
-      l->second.erase(r);
-      pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
-      return;
-    }
+      return deliverReply(link, header.callId, std::move(message));
+    case FrameKind::resolveReply:
+      return deliverReply(link, header.callId, std::move(message));
+    case FrameKind::classObject:
+    case FrameKind::activation:
+      return _activation->received(link, info, header, std::move(message));
+    case FrameKind::activationReply:
+      if (_activation->receivedReply(link, header.callId, message)) return;
+      return deliverReply(link, header.callId, std::move(message));
     case FrameKind::registration:
     case FrameKind::withdrawal:
       // Registrations come from processes of this host over a transport that carries the
@@ -314,6 +324,16 @@ void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
     default:
       return;
   }
+}
+
+void ResolverService::deliverReply(LinkId link, uint64_t callId, OrpcMessage message) {
+  auto l = _resolves.find(link);
+  if (l == _resolves.end()) return;
+  auto r = l->second.find(callId);
+  if (r == l->second.end()) return;
+  auto pending = std::move(r->second);
+  l->second.erase(r);
+  pending->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
 }
 
 void ResolverService::serveResolve(LinkId link, const orpc::LinkInfo& info, uint64_t callId,
@@ -513,6 +533,7 @@ void ResolverService::ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkE
   }
   // ferryd forgets what a closed link registered.
   _registry.forget(link);
+  _activation->ended(link, info);
   if (auto l = _resolves.find(link); l != _resolves.end()) {
     auto pending = std::move(l->second);
     _resolves.erase(l);
@@ -532,6 +553,7 @@ void ResolverService::tick(std::chrono::steady_clock::time_point now) {
     _retryAt.reset();
     connectFerryd();
   }
+  _activation->tick(now);
 }
 
 // ---- registration with ferryd ------------------------------------------------------------------
@@ -591,6 +613,7 @@ void ResolverService::connectFerryd() {
   for (auto& [oxid, ipid] : _registration.announced()) {
     _network.send(*link, registrationFrame(localResolution(oxid, ipid)));
   }
+  _activation->ferrydLinked(*link);
   std::lock_guard lock(_namesMutex);
   for (const auto& [name, objref] : _published) {
     uint64_t callId = orpc::CallTable::nextCallId();

@@ -28,6 +28,7 @@
 
 namespace ferry::detail {
 
+class ActivationService;
 class IncomingResponse;
 class PendingCall;
 class RuntimeImpl;
@@ -37,6 +38,7 @@ public:
   using LinkId = orpc::LinkId;
 
   ResolverService(RuntimeImpl& runtime, orpc::Network& network);
+  ~ResolverService();
 
   // Asks the resolver at `binding` for `oxid`; waits in the calling apartment (bounded by the
   // call timeout). Throws objectNotRegistered for an unknown OXID, unavailable when the binding
@@ -80,7 +82,18 @@ public:
   // ferryd's registry (network thread).
   const Registry& registry() const noexcept { return _registry; }
 
+  // Activation (activation/service.h) rides on this service's links and its link to ferryd.
+  ActivationService& activation() noexcept { return *_activation; }
+  // Sends a oneway frame to ferryd if this process registers with one (any thread); a process
+  // not linked to it yet links, which registers everything anew (connectFerryd).
+  void sendToFerryd(std::vector<uint8_t> frame);
+  // Network thread: whether `link` is this process's link to its ferryd.
+  bool isFerrydLink(LinkId link) const noexcept { return _ferrydLink == link; }
+
 private:
+  friend class ActivationService;
+  // Hands a reply to the request of this process waiting for it (ask()), if any.
+  void deliverReply(LinkId link, uint64_t callId, OrpcMessage message);
   // Sends a request frame (call id `callId`) to `binding` — or over the link to ferryd when
   // `binding` is null — and waits for its reply in the calling apartment. Throws unavailable
   // when there is no link.
@@ -124,6 +137,8 @@ private:
   mutable std::mutex _namesMutex;
   std::map<std::string, ObjRefBytes> _published;
   std::unordered_map<uint64_t, std::string> _republished;
+
+  std::unique_ptr<ActivationService> _activation;  // last: it uses the members above
 };
 
 }  // namespace ferry::detail
