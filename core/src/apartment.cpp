@@ -5,6 +5,8 @@
 #include <kj/exception.h>
 #include <uv.h>
 
+#include "admin/admin.h"
+#include "admin/method-stats.h"
 #include "channel.h"
 #include "log.h"
 #include "loop-wake.h"
@@ -76,8 +78,13 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                           const std::shared_ptr<ReplySink>& replyTo) noexcept {
   auto response = std::make_unique<OutgoingResponse>();
   std::optional<Error> failure;
+  const Clock::time_point started = Clock::now();
+  uint64_t servedInterface = 0;  // stays 0 for a request that could not be read
+  uint16_t servedMethod = 0;
   try {
     wire::Request::Reader root = request.root();
+    servedInterface = root.getInterfaceId();
+    servedMethod = root.getMethodId();
     FERRY_REQUIRE((root.getFlags() & ~kRequestFlagsKnown) == 0, Errc::protocolError,
                   "the request has flag bits {} that this version of ferry does not know; the "
                   "caller runs a newer protocol",
@@ -90,6 +97,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     // A call from another process below the least level is refused before the object is looked
     // for, so the answer is the same whether or not it exists.
     if (caller != nullptr) checkLevel(*caller, Iid(root.getInterfaceId()));
+    if (caller != nullptr) admin::checkCaller(_runtime.options, *caller, distance, Iid(servedInterface));
     auto causality = root.getCausality();
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);
@@ -120,6 +128,10 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     failure = Error(Errc::serverFault, "the servant threw an exception not derived from std::exception");
   }
 
+  if (servedInterface != 0) {
+    admin::MethodStats::instance().record(servedInterface, servedMethod, failure.has_value(),
+                                          Clock::now() - started);
+  }
   if (failure) {
     if (!replyTo) {
       stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
@@ -503,6 +515,16 @@ void MtaImpl::workerLoop(size_t) noexcept {
 }
 
 void MtaImpl::wait(PendingCall& call) { call.waitBlocking(); }
+
+size_t MtaImpl::queueDepth() {
+  std::lock_guard lock(_mutex);
+  return _queue.size();
+}
+
+size_t StaImpl::queueDepth() {
+  std::lock_guard lock(_mutex);
+  return _queue.size();
+}
 
 size_t MtaImpl::threadCount() {
   std::lock_guard lock(_mutex);

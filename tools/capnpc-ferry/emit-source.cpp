@@ -408,7 +408,8 @@ void emitRegistration(Code& code, const Interface& interface) {
   code.line("    &dispatch", interface.className, ",");
   code.line("    [](void* pointer) noexcept -> ::ferry::Interface* {");
   code.line("      return static_cast<", self, "*>(pointer);");
-  code.line("    }}};");
+  code.line("    },");
+  code.line("    &::capnp::_::rawSchema<", interface.capnpQualified, ">()}};");
   code.line();
 }
 
