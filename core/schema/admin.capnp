@@ -80,7 +80,8 @@ struct InterfaceName {
 }
 
 struct ClientRefs {
-  process @0 :UInt64;           # the client's process id (its pid in the high 32 bits)
+  process @0 :UInt64;           # the client's process id (its pid in the high 32 bits); 0: this
+                                # process's own apartments
   references @1 :UInt32;
 }
 

@@ -207,8 +207,17 @@ Target resolveTarget(const std::string& text) {
   FERRY_REQUIRE(info.kind == ObjRefInfo::Kind::standard, Errc::invalidArgument,
                 "the target is a {} OBJREF; only standard OBJREFs can be called from the shell",
                 toString(info.kind));
+  // The exporter's admin object, when it is a process of this host that publishes one: the file
+  // of the same pid must name the same process (another host's pid may be a local one's too).
   uint64_t pid = info.processId >> 32;
-  if (processAlive(pid) && !readLine(adminFile(pid)).empty()) target.pid = pid;
+  std::string admin = processAlive(pid) ? readLine(adminFile(pid)) : "";
+  try {
+    if (!admin.empty() && decodeObjRef(objRefFromText(admin)).processId == info.processId) {
+      target.pid = pid;
+    }
+  } catch (const Error&) {
+    // A file being replaced: no reflection through it.
+  }
   return target;
 }
 
@@ -238,8 +247,13 @@ void printTree(wire::Process::Reader p) {
                   o.getNoPing() ? ", not pinged" : "");
       for (auto i : o.getInterfaces()) std::printf("      interface %s\n", interfaceText(i).c_str());
       for (auto c : o.getClients()) {
-        std::printf("      held by pid %llu: %u reference(s)\n",
-                    static_cast<unsigned long long>(c.getProcess() >> 32), c.getReferences());
+        if (c.getProcess() == 0) {
+          std::printf("      held by this process's apartments: %u reference(s)\n",
+                      c.getReferences());
+        } else {
+          std::printf("      held by pid %llu: %u reference(s)\n",
+                      static_cast<unsigned long long>(c.getProcess() >> 32), c.getReferences());
+        }
       }
     }
     for (auto x : a.getProxies()) {
