@@ -50,6 +50,21 @@ struct Process {
   # The upper bounds of the latency histogram buckets of `methods`; the last bucket has none.
   callsInFlight @12 :UInt32;    # calls this process sent and awaits over the network
   servedCallsKept @13 :UInt32;  # reply cache entries: served calls running or not acknowledged
+  connections @14 :List(Connection);
+}
+
+struct Connection {
+  # One open link. Bytes and refusals are counted per transport (Process.transports).
+  protseq @0 :Text;
+  peer @1 :Text;                # inbound: the peer's address as the transport prints it;
+                                # outbound: the binding
+  outbound @2 :Bool;
+  peerPid @3 :Int32;            # the kernel's credentials (the pipe), else 0
+  peerUid @4 :UInt32;
+  level @5 :Text;               # none, integrity or privacy
+  provider @6 :Text;            # the security provider that authenticated the peer, or ""
+  principal @7 :Text;
+  callerProcess @8 :UInt64;     # the process whose requests it carries (0: none yet)
 }
 
 struct Apartment {

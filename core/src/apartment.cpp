@@ -97,7 +97,9 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     // A call from another process below the least level is refused before the object is looked
     // for, so the answer is the same whether or not it exists.
     if (caller != nullptr) checkLevel(*caller, Iid(root.getInterfaceId()));
-    if (caller != nullptr) admin::checkCaller(_runtime.options, *caller, distance, Iid(servedInterface));
+    if (caller != nullptr) {
+      admin::checkCaller(_runtime.options, *caller, distance, Iid(servedInterface));
+    }
     auto causality = root.getCausality();
     CausalityScope scope(CausalityId(causality.getHi(), causality.getLo()));
     ServerCallImpl call(root, *response, distance);

@@ -1241,6 +1241,17 @@ BOOST_AUTO_TEST_CASE(ferry_ls_json_shows_the_objects_a_server_exports_who_holds_
       }
     }
     BOOST_CHECK_GE(counted, 2u);
+    // This process's calls came over a pipe connection the peer accepted.
+    bool connected = false;
+    for (auto c : process.getConnections()) {
+      if (c.getCallerProcess() == detail::currentRuntime().processId) {
+        connected = true;
+        BOOST_CHECK_EQUAL(std::string(c.getProtseq().cStr()), "pipe");
+        BOOST_CHECK(!c.getOutbound());
+        BOOST_CHECK_EQUAL(c.getPeerPid(), static_cast<int32_t>(getpid()));
+      }
+    }
+    BOOST_CHECK_MESSAGE(connected, "no connection of this process in: " << output);
 
     // The readable tree names the same object.
     BOOST_REQUIRE_EQUAL(ferryTool({"ls", std::to_string(peer.pid())}, output), 0);

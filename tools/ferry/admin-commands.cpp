@@ -263,6 +263,20 @@ void printTree(wire::Process::Reader p) {
       for (auto i : x.getInterfaces()) std::printf("      interface %s\n", interfaceText(i).c_str());
     }
   }
+  for (auto c : p.getConnections()) {
+    std::printf("  connection %s %s %s", c.getProtseq().cStr(), c.getOutbound() ? "to" : "from",
+                c.getPeer().cStr());
+    if (c.getPeerPid() != 0) std::printf(" (pid %d, uid %u)", c.getPeerPid(), c.getPeerUid());
+    std::printf(", level %s", c.getLevel().cStr());
+    if (c.getProvider().size() > 0) {
+      std::printf(" by %s as '%s'", c.getProvider().cStr(), c.getPrincipal().cStr());
+    }
+    if (c.getCallerProcess() != 0) {
+      std::printf(", requests of pid %llu",
+                  static_cast<unsigned long long>(c.getCallerProcess() >> 32));
+    }
+    std::printf("\n");
+  }
   for (auto t : p.getTransports()) {
     std::printf("  transport %s\n", t.getProtseq().cStr());
     for (auto c : t.getCounters()) {

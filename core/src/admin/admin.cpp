@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <unordered_set>
@@ -138,6 +139,35 @@ void describeApartment(ApartmentImpl& apartment, wire::Apartment::Builder out) {
   }
 }
 
+// The endpoint's open links, read on the network thread (bounded: 5 seconds).
+std::vector<orpc::Endpoint::LinkView> linksOf(RuntimeImpl& runtime) {
+  TransportHub* hub = runtime.hub();
+  orpc::Endpoint* endpoint = runtime.endpoint();
+  if (hub == nullptr || endpoint == nullptr || runtime.bindings().empty()) return {};
+  auto promise = std::make_shared<std::promise<std::vector<orpc::Endpoint::LinkView>>>();
+  auto future = promise->get_future();
+  hub->post([promise, endpoint] { promise->set_value(endpoint->links()); });
+  FERRY_REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready,
+                Errc::unavailable,
+                "the transport I/O thread did not list its connections within 5 seconds; it is "
+                "stopping or stuck");
+  return future.get();
+}
+
+void describeLink(const orpc::Endpoint::LinkView& link, wire::Connection::Builder out) {
+  out.setProtseq(link.info.protseq);
+  out.setPeer(link.info.peer);
+  out.setOutbound(link.info.outbound);
+  if (link.info.hasCredentials) {
+    out.setPeerPid(link.info.pid);
+    out.setPeerUid(link.info.uid);
+  }
+  out.setLevel(std::string(toString(link.info.level)));
+  out.setProvider(link.info.provider);
+  out.setPrincipal(link.info.principal);
+  out.setCallerProcess(link.callerProcess);
+}
+
 template <typename List>
 void setCounters(List out, const std::vector<std::pair<std::string, int64_t>>& counters) {
   for (unsigned i = 0; i < counters.size(); ++i) {
@@ -217,6 +247,9 @@ public:
       out.setCallsInFlight(static_cast<uint32_t>(endpoint->callsInFlight()));
       out.setServedCallsKept(static_cast<uint32_t>(endpoint->servedCallsKept()));
     }
+    std::vector<orpc::Endpoint::LinkView> links = linksOf(_runtime);
+    auto linksOut = out.initConnections(static_cast<unsigned>(links.size()));
+    for (unsigned i = 0; i < links.size(); ++i) describeLink(links[i], linksOut[i]);
     return result;
   }
 
