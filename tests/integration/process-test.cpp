@@ -1117,6 +1117,7 @@ BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
   }
   peer->finish();
   peer.reset();
+  rmdir((home + "/ferry/admin").c_str());  // where its admin object was published
   rmdir((home + "/ferry").c_str());
   BOOST_CHECK(rmdir(home.c_str()) == 0);
 }
