@@ -23,6 +23,7 @@
 
 #include "child-process.h"
 #include "everything-exercise.h"
+#include "admin/admin.h"
 #include "objref.h"
 #include "runtime-impl.h"
 #include "servants.h"
@@ -77,11 +78,13 @@ public:
     BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
   }
 
-  // Kills it. A killed process leaves its pipe socket file behind: removed unless `leaveSocket`.
+  // Kills it. A killed process leaves its pipe socket file behind: removed unless `leaveSocket`;
+  // and its admin file, removed.
   void kill(bool leaveSocket = false) {
     _child.signal(SIGKILL);
     _child.wait(std::chrono::seconds(20));
     if (!leaveSocket) unlink(pipePath().c_str());
+    unlink((detail::admin::directory() + "/" + std::to_string(pid())).c_str());
   }
 
   // Its pipe socket file.

@@ -67,6 +67,19 @@ BOOST_AUTO_TEST_CASE(a_process_with_transports_publishes_its_admin_object_until_
   BOOST_CHECK(!std::ifstream(adminFilePath()).good());
 }
 
+BOOST_AUTO_TEST_CASE(a_starting_process_removes_the_admin_files_of_processes_that_are_gone) {
+  // A pid above any pid_max: no such process.
+  std::string stale = detail::admin::directory() + "/999999999";
+  std::string other = detail::admin::directory() + "/not-a-pid";
+  std::ofstream(stale) << "00\n";
+  std::ofstream(other) << "00\n";
+  runtime.reset();
+  runtime.emplace();
+  BOOST_CHECK(!std::ifstream(stale).good());
+  BOOST_CHECK(std::ifstream(other).good());
+  ::unlink(other.c_str());
+}
+
 BOOST_AUTO_TEST_CASE(describe_reports_an_exported_object_its_references_and_the_proxy_holding_it) {
   Sta sta = rt().newSta("server");
   auto probeImpl = sta.invoke([] { return make<ProbeImpl>(); });

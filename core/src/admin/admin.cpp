@@ -1,7 +1,9 @@
 #include "admin.h"
 
 #include <cxxabi.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +325,22 @@ bool writePrivateFile(const std::string& path, const std::string& text) {
   return false;
 }
 
+// Removes the files of processes that are gone (killed before ~Runtime removed theirs): a file
+// named by a pid no process has.
+void removeStaleFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (dirent* entry = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      ::unlink((dir + "/" + entry->d_name).c_str());
+    }
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 std::string directory() { return runtimeDirectory() + "/admin"; }
@@ -348,6 +366,7 @@ void start(RuntimeImpl& runtime) noexcept {
                                                                       << std::strerror(errno));
       return;
     }
+    removeStaleFiles(dir);
     std::string path = dir + "/" + std::to_string(::getpid());
     if (!writePrivateFile(path, objRefToText(objref) + "\n")) {
       FERRY_LOG(warn, "the admin object is not published: cannot write " << path << ": "
