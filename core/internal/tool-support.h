@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <ferry/api.h>
 #include <ferry/ids.h>
+#include <ferry/object.h>
 
 namespace ferry::internal {
 
@@ -44,5 +46,31 @@ FERRY_API std::vector<uint8_t> lookupReference(std::string_view reference);
 // The string binding of the ferryd the live Runtime registers with (and asks about this host's
 // names), or "" when it has none.
 FERRY_API std::string ferrydBinding();
+
+// ---- the admin interface and calls by reflection (ferry ps/ls/ping/call) ----
+
+// Where this user's processes publish their admin objects: <runtime dir>/admin, one file per
+// process named by its pid, holding the OBJREF text of its admin object.
+FERRY_API std::string adminDirectory();
+
+// Makes interface `iid` callable by method number in this program even though no schema compiled
+// into it declares it: registers a dynamic proxy for it (one without typed methods; calls go
+// through ProxyBase::newCall), named `name` in error messages. Does nothing for an interface
+// that has a proxy already.
+FERRY_API void registerDynamicInterface(Iid iid, const std::string& name);
+
+// `objref` unmarshaled as interface `iid` in the calling apartment, as an Interface whose
+// detail::asProxy() is the interface proxy: the caller makes calls with newCall(iid, …). Throws
+// as unmarshalInterface does (noInterface when `iid` has no proxy: registerDynamicInterface).
+FERRY_API Ref<Interface> unmarshalForCalls(std::span<const uint8_t> objref, Iid iid);
+
+// The same for an object already held: its interface `iid` (a remote queryInterface when the
+// proxy does not hold it yet).
+FERRY_API Ref<Interface> queryForCalls(Interface* object, Iid iid);
+
+// Asks the exporter of `proxy` (an interface proxy, asProxy) whether it still exports the object:
+// one round trip (RemUnknown.addRefs of one reference, returned at once). Throws what the
+// exporter answered (objectNotRegistered once the object is gone) or the transport's error.
+FERRY_API void pingObject(Interface* proxy);
 
 }  // namespace ferry::internal

@@ -127,6 +127,8 @@ public:
              const std::shared_ptr<ReplySink>& replyTo) noexcept;
 
   bool closed() const noexcept { return _closed.load(std::memory_order_acquire); }
+  // Work queued and not yet started, for the admin object.
+  virtual size_t queueDepth() = 0;
 
 protected:
   // This apartment's RemUnknown servant, created on first use (a copy: it holds a reference);
@@ -180,6 +182,7 @@ public:
 
   bool post(std::unique_ptr<WorkItem>& item) override;
   void wait(PendingCall& call) override;
+  size_t queueDepth() override;
 
   // Keeps dispatching (like a wait) until `until`.
   void pause(Deadline until);
@@ -231,6 +234,7 @@ public:
 
   bool post(std::unique_ptr<WorkItem>& item) override;
   void wait(PendingCall& call) override;
+  size_t queueDepth() override;
 
   // One idle pool thread at a time wakes with the transport loop (loop-wake.h), so a request
   // the loop reads is taken at once instead of waking a sleeping thread. Called once, after the

@@ -5,6 +5,8 @@
 #include <kj/exception.h>
 #include <uv.h>
 
+#include "admin/admin.h"
+#include "admin/method-stats.h"
 #include "channel.h"
 #include "interface-registry.h"
 #include "log.h"
@@ -77,16 +79,16 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                           const std::shared_ptr<ReplySink>& replyTo) noexcept {
   auto response = std::make_unique<OutgoingResponse>();
   std::optional<Error> failure;
-  // What the log lines after the call name (read once the request is known to be readable).
-  Iid servedInterface;
+  const Clock::time_point started = Clock::now();
+  uint64_t servedInterface = 0;  // stays 0 for a request that could not be read
   uint16_t servedMethod = 0;
+  // What the log lines after the call name.
   CausalityId servedCausality;
   bool servantThrew = false;
-  std::optional<Clock::time_point> started;
-  if (logEnabled(LogLevel::debug)) started = Clock::now();
+  const bool logCall = logEnabled(LogLevel::debug);
   try {
     wire::Request::Reader root = request.root();
-    servedInterface = Iid(root.getInterfaceId());
+    servedInterface = root.getInterfaceId();
     servedMethod = root.getMethodId();
     FERRY_REQUIRE((root.getFlags() & ~kRequestFlagsKnown) == 0, Errc::protocolError,
                   "the request has flag bits {} that this version of ferry does not know; the "
@@ -100,6 +102,9 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     // A call from another process below the least level is refused before the object is looked
     // for, so the answer is the same whether or not it exists.
     if (caller != nullptr) checkLevel(*caller, Iid(root.getInterfaceId()));
+    if (caller != nullptr) {
+      admin::checkCaller(_runtime.options, *caller, distance, Iid(servedInterface));
+    }
     auto causality = root.getCausality();
     servedCausality = CausalityId(causality.getHi(), causality.getLo());
     CausalityScope scope(servedCausality);
@@ -133,17 +138,17 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     servantThrew = true;
   }
 
-  if (servantThrew || started) {
+  if (servantThrew || logCall) {
     CausalityScope scope(servedCausality);
     if (servantThrew) {
-      FERRY_LOG(warn, "the servant of " << describeMethod(servedInterface, servedMethod)
+      FERRY_LOG(warn, "the servant of " << describeMethod(Iid(servedInterface), servedMethod)
                                         << " threw: " << failure->message());
     }
-    if (started) {
+    if (logCall) {
       auto micros =
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *started).count();
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count();
       const ClientBlanket* caller = threadState().blanket;
-      FERRY_LOG(debug, "served " << describeMethod(servedInterface, servedMethod) << " for "
+      FERRY_LOG(debug, "served " << describeMethod(Iid(servedInterface), servedMethod) << " for "
                                  << (caller == nullptr ? std::string("this process")
                                      : caller->principal.empty() ? std::string("an anonymous caller")
                                                                  : caller->principal)
@@ -152,6 +157,10 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     }
   }
 
+  if (servedInterface != 0) {
+    admin::MethodStats::instance().record(servedInterface, servedMethod, failure.has_value(),
+                                          Clock::now() - started);
+  }
   if (failure) {
     if (!replyTo) {
       stats().onewayFailures.fetch_add(1, std::memory_order_relaxed);
@@ -535,6 +544,16 @@ void MtaImpl::workerLoop(size_t) noexcept {
 }
 
 void MtaImpl::wait(PendingCall& call) { call.waitBlocking(); }
+
+size_t MtaImpl::queueDepth() {
+  std::lock_guard lock(_mutex);
+  return _queue.size();
+}
+
+size_t StaImpl::queueDepth() {
+  std::lock_guard lock(_mutex);
+  return _queue.size();
+}
 
 size_t MtaImpl::threadCount() {
   std::lock_guard lock(_mutex);

@@ -1,5 +1,7 @@
 #include "export-table.h"
 
+#include <typeinfo>
+
 #include <ferry/lifetime.h>
 
 #include "ids-impl.h"
@@ -452,6 +454,29 @@ Retired ExportTable::clear() {
 size_t ExportTable::size() {
   std::lock_guard lock(_mutex);
   return _byIdentity.size();
+}
+
+std::vector<ExportedObjectView> ExportTable::view() {
+  std::lock_guard lock(_mutex);
+  std::vector<ExportedObjectView> out;
+  out.reserve(_byIdentity.size());
+  for (const auto& [identity, manager] : _byIdentity) {
+    ExportedObjectView& v = out.emplace_back();
+    v.oid = manager->oid;
+    v.typeName = typeid(*identity).name();
+    for (const auto& [iid, stub] : manager->stubs) v.interfaces.push_back(iid);
+    v.strongRefs = manager->strongRefs;
+    v.weakEntries = manager->weakEntries;
+    v.transitRefs = manager->transitRefs;
+    v.noPing = manager->noPing;
+    v.clients.assign(manager->clientRefs.begin(), manager->clientRefs.end());
+  }
+  for (const auto& [id, packet] : _packets) {
+    for (ExportedObjectView& v : out) {
+      if (v.oid == packet.oid) ++v.packets;
+    }
+  }
+  return out;
 }
 
 ExternalReferences ExportTable::externalReferences(Interface* object) {

@@ -48,6 +48,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -113,6 +114,19 @@ struct ExportedInterface {
   Ipid ipid;
   uint64_t packetId = 0;
   uint32_t publicRefs = 0;
+};
+
+// What the admin object shows of one exported object: a copy taken under the table's lock.
+struct ExportedObjectView {
+  Oid oid;
+  const char* typeName = nullptr;  // typeid(identity).name(), mangled
+  std::vector<Iid> interfaces;     // the IIDs it has stubs for
+  uint32_t strongRefs = 0;
+  uint32_t weakEntries = 0;
+  uint32_t transitRefs = 0;
+  uint32_t packets = 0;  // recorded packets not yet claimed or released (the table's entries)
+  bool noPing = false;
+  std::vector<std::pair<ClientKey, uint32_t>> clients;  // references by holder
 };
 
 // What an importer obtained by claiming a packet.
@@ -220,6 +234,8 @@ public:
 
   // Live stub managers (for tests and stats).
   size_t size();
+  // Every live stub manager, for the admin object.
+  std::vector<ExportedObjectView> view();
   // The object's stub manager as ferry::externalReferences reports it.
   ExternalReferences externalReferences(Interface* object);
   // Strong references and weak entries of an object's stub manager (0, 0 if none): for tests.

@@ -698,6 +698,20 @@ void ImportTable::disconnectAll() noexcept {
   for (auto& link : links) link->flushReleases();
 }
 
+std::vector<ImportedObjectView> ImportTable::view() {
+  std::lock_guard lock(_mutex);
+  std::vector<ImportedObjectView> out;
+  out.reserve(_managers.size());
+  for (const auto& [key, manager] : _managers) {
+    ImportedObjectView& v = out.emplace_back();
+    v.oxid = key.oxid;
+    v.oid = key.oid;
+    for (const auto& [iid, entry] : manager->_interfaces) v.interfaces.emplace_back(iid, entry.publicRefs);
+    v.disconnected = manager->disconnected();
+  }
+  return out;
+}
+
 size_t ImportTable::size() {
   std::lock_guard lock(_mutex);
   return _managers.size();

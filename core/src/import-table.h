@@ -201,6 +201,14 @@ private:
   uint32_t _identityPublicRefs = 0;
 };
 
+// What the admin object shows of one imported object (a proxy manager).
+struct ImportedObjectView {
+  Oxid oxid;
+  Oid oid;
+  std::vector<std::pair<Iid, uint32_t>> interfaces;  // interface proxies, cached public refs
+  bool disconnected = false;
+};
+
 class ImportTable {
 public:
   explicit ImportTable(ApartmentImpl& apartment) : _apartment(apartment) {}
@@ -233,6 +241,8 @@ public:
   void disconnectAll() noexcept;
 
   size_t size();
+  // Every proxy manager, for the admin object.
+  std::vector<ImportedObjectView> view();
   std::mutex& mutex() noexcept { return _mutex; }
 
 private:

@@ -66,7 +66,8 @@ std::string describeMethod(Iid iid, uint16_t method) {
 namespace {
 const InterfaceRegistration identityRegistration(
     InterfaceInfo{Interface::iid, Interface::interfaceName, nullptr, &dispatchIdentity,
-                  [](void* pointer) noexcept { return static_cast<Interface*>(pointer); }});
+                  [](void* pointer) noexcept { return static_cast<Interface*>(pointer); },
+                  nullptr});
 }  // namespace
 
 void unknownMethod(uint64_t interfaceId, uint16_t methodId) {

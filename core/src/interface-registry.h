@@ -1,5 +1,7 @@
 // The process-wide registry of interfaces: IID → proxy factory and stub dispatcher. Generated
-// code fills it at load time (InterfaceRegistration); it is read-only afterwards.
+// code fills it at load time (InterfaceRegistration); ferry's tools may add proxies for
+// interfaces they have no code for later (internal::registerDynamicInterface). An entry is never
+// changed or removed, and a pointer tryFindInterface returned stays valid.
 #pragma once
 
 #include <string>

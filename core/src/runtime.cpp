@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "admin/admin.h"
 #include "channel.h"
 #include "ids-impl.h"
 #include "import-table.h"
@@ -677,9 +678,11 @@ std::atomic<Runtime*> gPublicRuntime{nullptr};
 Runtime::Runtime(RuntimeOptions options)
     : _impl(std::make_unique<detail::RuntimeImpl>(options)) {
   gPublicRuntime.store(this, std::memory_order_release);
+  detail::admin::start(*_impl);
 }
 
 Runtime::~Runtime() {
+  detail::admin::stop();
   _impl->shutdown();
   gPublicRuntime.store(nullptr, std::memory_order_release);
 }
@@ -742,6 +745,10 @@ std::vector<RefusedPlugin> Runtime::refusedPlugins() {
 std::vector<TransportCounters> Runtime::transportCounters() const {
   detail::TransportHub* hub = _impl->hub();
   return hub != nullptr ? hub->counters() : std::vector<TransportCounters>{};
+}
+
+void Runtime::setServing(bool serving, std::string reason) {
+  detail::admin::setServing(serving, std::move(reason));
 }
 
 std::vector<std::string> Runtime::bindings() const {

@@ -14,14 +14,18 @@
 #include <sstream>
 
 #include <capnp/message.h>
+#include <capnp/compat/json.h>
 #include <capnp/serialize.h>
 
+#include "admin.capnp.h"
 #include "orpc.capnp.h"
 #include "resolver.capnp.h"
 
 #include "child-process.h"
 #include "everything-exercise.h"
+#include "admin/admin.h"
 #include "objref.h"
+#include "runtime-impl.h"
 #include "servants.h"
 
 using namespace ferry;
@@ -74,11 +78,13 @@ public:
     BOOST_CHECK_EQUAL(_child.wait(std::chrono::seconds(20)), 0);
   }
 
-  // Kills it. A killed process leaves its pipe socket file behind: removed unless `leaveSocket`.
+  // Kills it. A killed process leaves its pipe socket file behind: removed unless `leaveSocket`;
+  // and its admin file, removed.
   void kill(bool leaveSocket = false) {
     _child.signal(SIGKILL);
     _child.wait(std::chrono::seconds(20));
     if (!leaveSocket) unlink(pipePath().c_str());
+    unlink((detail::admin::directory() + "/" + std::to_string(pid())).c_str());
   }
 
   // Its pipe socket file.
@@ -1114,6 +1120,7 @@ BOOST_AUTO_TEST_CASE(an_unprivileged_process_registers_with_a_root_ferryd) {
   }
   peer->finish();
   peer.reset();
+  rmdir((home + "/ferry/admin").c_str());  // where its admin object was published
   rmdir((home + "/ferry").c_str());
   BOOST_CHECK(rmdir(home.c_str()) == 0);
 }
@@ -1179,6 +1186,158 @@ BOOST_AUTO_TEST_CASE(ferryd_takes_help_and_version_and_rejects_an_unknown_flag_w
                           output.find("usage: ferryd") != std::string::npos, output);
   BOOST_CHECK_EQUAL(run({"--port"}, output), 2);
   BOOST_CHECK_MESSAGE(output.find("usage: ferryd") != std::string::npos, output);
+}
+
+// ---- the admin interface from the shell: ferry ls, ferry call, ferry ping ----
+
+// Runs the ferry tool with `args`: its exit status, and its output in `output`.
+int ferryTool(std::vector<std::string> args, std::string& output) {
+  args.insert(args.begin(), argument(3));
+  return runTool(std::move(args), output);
+}
+
+std::string lastLine(const std::string& output) {
+  size_t end = output.find_last_not_of('\n');
+  if (end == std::string::npos) return "";
+  size_t start = output.rfind('\n', end);
+  start = start == std::string::npos ? 0 : start + 1;
+  return output.substr(start, end + 1 - start);
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ls_json_shows_the_objects_a_server_exports_who_holds_them_and_its_calls) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  ObjRefInfo info = decodeObjRef(peer.probe);
+  {
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    probe->count();
+    probe->count();
+    std::string output;
+    BOOST_REQUIRE_EQUAL(ferryTool({"ls", "--json", std::to_string(peer.pid())}, output), 0);
+    capnp::JsonCodec codec;
+    capnp::MallocMessageBuilder message;
+    auto process = message.initRoot<wire::Process>();
+    codec.decode(kj::ArrayPtr<const char>(output.data(), output.size()), process);
+    BOOST_CHECK_EQUAL(process.getPid(), static_cast<uint32_t>(peer.pid()));
+    BOOST_CHECK(process.getServing());
+    bool found = false;
+    for (auto apartment : process.getApartments()) {
+      for (auto object : apartment.getObjects()) {
+        if (object.getOid() != info.oid.value) continue;
+        found = true;
+        BOOST_CHECK_EQUAL(apartment.getOxid(), info.oxid.value);
+        BOOST_CHECK_MESSAGE(std::string(object.getClassName().cStr()).find("PeerProbe") !=
+                                std::string::npos, object.getClassName().cStr());
+        // This process holds references on it, under its own process id.
+        uint32_t ours = 0;
+        for (auto client : object.getClients()) {
+          if (client.getProcess() == detail::currentRuntime().processId) ours = client.getReferences();
+        }
+        BOOST_CHECK_GT(ours, 0u);
+        BOOST_CHECK_GE(object.getStrongRefs(), ours);
+      }
+    }
+    BOOST_CHECK_MESSAGE(found, "the Probe's OID is not in: " << output);
+    uint64_t counted = 0;
+    for (auto method : process.getMethods()) {
+      if (method.getIface().getIid() == Probe::iid.value && method.getMethodName() == "count") {
+        counted = method.getCalls();
+      }
+    }
+    BOOST_CHECK_GE(counted, 2u);
+    // This process's calls came over a pipe connection the peer accepted.
+    bool connected = false;
+    for (auto c : process.getConnections()) {
+      if (c.getCallerProcess() == detail::currentRuntime().processId) {
+        connected = true;
+        BOOST_CHECK_EQUAL(std::string(c.getProtseq().cStr()), "pipe");
+        BOOST_CHECK(!c.getOutbound());
+        BOOST_CHECK_EQUAL(c.getPeerPid(), static_cast<int32_t>(getpid()));
+      }
+    }
+    BOOST_CHECK_MESSAGE(connected, "no connection of this process in: " << output);
+
+    // The readable tree names the same object.
+    BOOST_REQUIRE_EQUAL(ferryTool({"ls", std::to_string(peer.pid())}, output), 0);
+    BOOST_CHECK_MESSAGE(output.find("object " + toString(info.oid)) != std::string::npos, output);
+    BOOST_CHECK_MESSAGE(output.find("interface testing.capnp:Probe") != std::string::npos, output);
+    // ps lists the peer.
+    BOOST_REQUIRE_EQUAL(ferryTool({"ps"}, output), 0);
+    BOOST_CHECK_MESSAGE(output.find(std::to_string(peer.pid()) + " ") != std::string::npos, output);
+  }
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(ferry_call_calls_a_method_by_reflection_and_prints_its_results_as_json) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  std::string probeTarget =
+      std::to_string(peer.pid()) + "/" + toString(decodeObjRef(peer.probe).oid);
+  {
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+    uint64_t before = probe->peek();
+    std::string output;
+    BOOST_REQUIRE_EQUAL(ferryTool({"call", probeTarget, "Probe.count"}, output), 0);
+    BOOST_CHECK_EQUAL(lastLine(output), "{\"total\":\"" + std::to_string(before + 1) + "\"}");
+    BOOST_CHECK_EQUAL(probe->peek(), before + 1);
+    BOOST_REQUIRE_EQUAL(ferryTool({"call", probeTarget, "Probe.echo", R"({"data": [1, 2, 255]})"},
+                                  output), 0);
+    BOOST_CHECK_EQUAL(lastLine(output), R"({"data":[1,2,255]})");
+
+    // Mistakes are sentences, exit status 1.
+    BOOST_CHECK_EQUAL(ferryTool({"call", probeTarget, "Probe.echo", "{nope"}, output), 1);
+    BOOST_CHECK_MESSAGE(output.find("not valid JSON") != std::string::npos, output);
+    BOOST_CHECK_EQUAL(ferryTool({"call", probeTarget, "Probe.nosuch"}, output), 1);
+    BOOST_CHECK_MESSAGE(output.find("has no method 'nosuch'") != std::string::npos, output);
+    BOOST_CHECK_EQUAL(ferryTool({"call", probeTarget, "Probe.echo", R"({"bogus": 1})"}, output), 1);
+    BOOST_CHECK_MESSAGE(output.find("no parameter 'bogus'; its parameters: data") != std::string::npos,
+                        output);
+    BOOST_CHECK_EQUAL(ferryTool({"call", probeTarget, "Nothing.here"}, output), 1);
+    BOOST_CHECK_MESSAGE(output.find("no interface 'Nothing'") != std::string::npos, output);
+    BOOST_CHECK_EQUAL(ferryTool({"call", probeTarget, "Probe.fail", R"({"message": "remote"})"},
+                                output), 1);
+    BOOST_CHECK_MESSAGE(output.find("serverFault") != std::string::npos &&
+                            output.find("remote") != std::string::npos, output);
+
+    // An interface-typed result prints as an OBJREF's text, the target of the next call: here a
+    // Callback of this process, held by the peer's Holder.
+    Ref<Holder> holder = unmarshalInterface<Holder>(peer.holder);
+    auto callback = make<CallbackImpl>();
+    holder->set(callback);
+    std::string holderTarget =
+        std::to_string(peer.pid()) + "/" + toString(decodeObjRef(peer.holder).oid);
+    BOOST_REQUIRE_EQUAL(ferryTool({"call", holderTarget, "Holder.get"}, output), 0);
+    std::string result = lastLine(output);
+    BOOST_REQUIRE_MESSAGE(result.rfind("{\"cb\":\"", 0) == 0, result);
+    std::string objref = result.substr(7, result.size() - 9);
+    BOOST_CHECK_EQUAL(ferryTool({"call", objref, "Callback.called", R"({"value": 5})"}, output), 0);
+    {
+      std::lock_guard lock(callback->mutex);
+      BOOST_CHECK(callback->values == std::vector<int64_t>{5});
+    }
+    holder->set(nullptr);
+  }
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ping_times_a_process_and_an_object) {
+  Peer peer;
+  std::string output;
+  BOOST_REQUIRE_EQUAL(ferryTool({"ping", std::to_string(peer.pid())}, output), 0);
+  BOOST_CHECK_MESSAGE(output.find("reply from pid " + std::to_string(peer.pid()) + ": serving") !=
+                          std::string::npos, output);
+  std::string target = std::to_string(peer.pid()) + "/" + toString(decodeObjRef(peer.probe).oid);
+  BOOST_REQUIRE_EQUAL(ferryTool({"ping", "-c", "2", target}, output), 0);
+  size_t replies = 0;
+  for (size_t at = output.find("exported, time="); at != std::string::npos;
+       at = output.find("exported, time=", at + 1)) {
+    ++replies;
+  }
+  BOOST_CHECK_EQUAL(replies, 2u);
+  // A process that publishes no admin object.
+  BOOST_CHECK_EQUAL(ferryTool({"ping", "999999999"}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("publishes no admin object") != std::string::npos, output);
+  peer.finish();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

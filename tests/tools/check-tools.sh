@@ -107,6 +107,14 @@ run "$ferry" keygen "$work/peer.psk" --id other
 check "ferry keygen over an existing file" 1 err "never replaces a key file"
 run "$ferry" keygen "$work/other.psk" --id "two words"
 check "ferry keygen with a bad id" 2 err "not a key id" "ferry keygen <file>"
+run "$ferry" ls not-a-pid
+check "ferry ls with a bad pid" 2 err "ferry ls: not-a-pid: not a process id" "ferry ls <pid>"
+run "$ferry" ping -c 0 1
+check "ferry ping with a bad count" 2 err "not a count" "ferry ping <target>"
+run "$ferry" call 1
+check "ferry call without its method" 2 err "missing argument <Interface.method>" "ferry call <target>"
+run "$ferry" call --help
+check "ferry call --help" 0 out "Usage: ferry call" "--schema"
 
 common "$capnpc"
 run "$capnpc" extra-argument

@@ -424,13 +424,15 @@ void emitRegistration(Code& code, const Interface& interface) {
   code.line("    &dispatch", interface.className, ",");
   code.line("    [](void* pointer) noexcept -> ::ferry::Interface* {");
   code.line("      return static_cast<", self, "*>(pointer);");
+  code.line("    },");
   if (methodCount > 0) {
-    code.line("    },");
     code.line("    k", interface.className, "MethodNames,");
-    code.line("    ", std::to_string(methodCount), "}};");
+    code.line("    ", std::to_string(methodCount), ",");
   } else {
-    code.line("    }}};");
+    code.line("    nullptr,");
+    code.line("    0,");
   }
+  code.line("    &::capnp::_::rawSchema<", interface.capnpQualified, ">()}};");
   code.line();
 }
 

@@ -13,6 +13,13 @@
 //                                    and releases it
 //   ferry keygen <file> [--id NAME]  writes a new key file for the psk security provider (mode
 //                                    0600; never replaces a file)
+//   ferry ps [--json]                this user's processes that publish an admin object
+//   ferry ls <pid> [--json]          what a process runs, exports, holds and serves (its admin
+//                                    object, core/schema/admin.capnp)
+//   ferry ping <target> [-c N]       round trips to a process (its health) or an object
+//   ferry call <target> <Interface.method> [<json>] [--schema FILE]
+//                                    calls a method by reflection and prints its results as JSON
+//                                    (admin-commands.h: the targets)
 //   ferry --help, ferry <command> --help, ferry --version
 //
 // Exit status: 0 on success, 1 on failure (the error says what failed), 2 on bad usage.
@@ -27,6 +34,7 @@
 
 #include <ferry/ferry.h>
 
+#include "admin-commands.h"
 #include "key-file.h"
 #include "tool-support.h"
 #include "tool.h"
@@ -41,6 +49,10 @@ constexpr char kUsage[] =
     "       ferry bind <ferry://reference>\n"
     "       ferry activate <ferry://[HOST[:PORT]]/class/CLASS>\n"
     "       ferry keygen <file> [--id NAME]\n"
+    "       ferry ps [--json]\n"
+    "       ferry ls <pid> [--json]\n"
+    "       ferry ping <target> [-c N]\n"
+    "       ferry call <target> <Interface.method> [<json>] [--schema FILE [-I DIR]]\n"
     "       ferry --help | --version\n";
 
 int plugins() {
@@ -190,6 +202,14 @@ public:
                        "OBJREF")
         .addSubCommand("keygen", KJ_BIND_METHOD(*this, keygenMain),
                        "write a new key file for the psk security provider")
+        .addSubCommand("ps", KJ_BIND_METHOD(*this, psMain),
+                       "list this user's ferry processes (those that publish an admin object)")
+        .addSubCommand("ls", KJ_BIND_METHOD(*this, lsMain),
+                       "show what a process runs, exports, holds and serves")
+        .addSubCommand("ping", KJ_BIND_METHOD(*this, pingMain),
+                       "time round trips to a process (its health) or an object")
+        .addSubCommand("call", KJ_BIND_METHOD(*this, callMain),
+                       "call a method by reflection, arguments and results as JSON")
         .build();
   }
 
@@ -298,6 +318,98 @@ private:
         .build();
   }
 
+  kj::MainFunc psMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Lists this user's ferry processes on this host: those whose admin "
+                           "object is published in the runtime directory (pid, name, bindings).")
+        .addOption({"json"}, [this] { _json = true; return true; }, "print JSON")
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(ferry::tools::ps(_json));
+        })
+        .build();
+  }
+
+  kj::MainFunc lsMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Shows what process <pid> runs, exports, holds and serves, as its admin "
+                           "object answers: apartments, exported objects (OID, class, interfaces, "
+                           "references by holder), proxies, transports and their counters, "
+                           "plugins, the runtime counters, per-method calls, errors and latency, "
+                           "health.")
+        .addOption({"json"}, [this] { _json = true; return true; },
+                   "print the admin interface's Process struct as JSON (capnp's JsonCodec)")
+        .expectArg("<pid>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          if (!ferry::tools::isProcess(text.cStr())) return "not a process id: give a pid";
+          _text = text.cStr();
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(ferry::tools::ls(_text, _json));
+        })
+        .build();
+  }
+
+  kj::MainFunc pingMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Times round trips to <target>: a process (<pid>: its admin object's "
+                           "health; exit status 1 when it is not serving), or an object "
+                           "(<pid>/<oid>, an OBJREF's text, a ferry:// reference: its exporter "
+                           "confirms it still exports it).")
+        .addOptionWithArg({'c', "count"}, KJ_BIND_METHOD(*this, setCount), "<n>",
+                          "how many round trips (default 1)")
+        .expectArg("<target>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _text = text.cStr();
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(ferry::tools::ping(_text, _count));
+        })
+        .build();
+  }
+
+  kj::MainFunc callMain() {
+    return kj::MainBuilder(_context, ferry::tools::kVersion,
+                           "Calls <Interface.method> on <target> (<pid>/<oid>, an OBJREF's text, a "
+                           "ferry:// reference) with the parameters given as a JSON object, and "
+                           "prints the results as JSON. The schema comes from the target's process "
+                           "by reflection, or from --schema. Interface-typed parameters take, and "
+                           "interface-typed results print, an OBJREF's text.")
+        .addOptionWithArg({"schema"}, [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _call.schemaFile = text.cStr();
+          return true;
+        }, "<file.capnp>", "read the interface from this schema instead of asking the process")
+        .addOptionWithArg({'I', "import-path"}, [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _call.importPaths.push_back(text.cStr());
+          return true;
+        }, "<dir>", "where the schema's imports are (besides /usr/include)")
+        .expectArg("<target>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _call.target = text.cStr();
+          return true;
+        })
+        .expectArg("<Interface.method>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _call.method = text.cStr();
+          return true;
+        })
+        .expectOptionalArg("<json>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _call.arguments = text.cStr();
+          return true;
+        })
+        .callAfterParsing([this]() -> kj::MainBuilder::Validity {
+          finish(ferry::tools::call(_call));
+        })
+        .build();
+  }
+
+  kj::MainBuilder::Validity setCount(kj::StringPtr text) {
+    unsigned value = 0;
+    auto [end, error] = std::from_chars(text.begin(), text.end(), value);
+    if (text.size() == 0 || error != std::errc() || end != text.end() || value == 0) {
+      return "not a count: give a whole number of at least 1";
+    }
+    _count = value;
+    return true;
+  }
+
   kj::MainBuilder::Validity setKeyId(kj::StringPtr text) {
     if (!ferry::security::psk::validKeyId(std::string_view(text.cStr(), text.size()))) {
       return "not a key id: give 1 to 128 of the characters A-Z a-z 0-9 . _ @ : / + -";
@@ -334,6 +446,9 @@ private:
   ResolveTarget _target;
   std::string _keyFile;
   std::string _keyId;
+  bool _json = false;        // ps, ls
+  unsigned _count = 1;       // ping
+  ferry::tools::CallOptions _call;
 };
 
 }  // namespace

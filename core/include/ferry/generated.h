@@ -29,6 +29,7 @@
 #include <capnp/any.h>
 #include <capnp/capability.h>
 #include <capnp/message.h>
+#include <capnp/raw-schema.h>
 
 #include <ferry/api.h>
 #include <ferry/capability.h>
@@ -235,6 +236,10 @@ struct InterfaceInfo {
   // null); for logs and error messages.
   const char* const* methodNames = nullptr;
   uint16_t methodCount = 0;
+  // The interface's compiled Cap'n Proto schema node, with its dependencies (method params and
+  // results, the types they name, base interfaces): what an exporter answers for reflection
+  // (the admin interface, core/schema/admin.capnp). Null for an interface without one.
+  const capnp::_::RawSchema* schema = nullptr;
 };
 
 // A static object in each generated .ferry.c++ registers its interfaces at load time.

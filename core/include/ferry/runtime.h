@@ -185,6 +185,19 @@ struct RuntimeOptions {
   // or asks a server): false refuses it accessDenied. Unset: every requester the level rule lets
   // through.
   ActivationCheck activationCheck;
+  // The admin object every process exports (core/src/admin/README.md; `ferry ps`, `ferry ls`,
+  // `ferry ping`, `ferry call`): what the process runs, exports, holds and serves, its counters,
+  // its health, and the schemas of its interfaces.
+  //   local    served to this host's processes over the pipe; its OBJREF is in the runtime
+  //            directory (<runtime dir>/admin/<pid>, mode 0600, removed by ~Runtime), where
+  //            `ferry ps` finds it. A call from another host is refused accessDenied.
+  //   network  also served to other hosts, at adminMinimumLevel at least.
+  //   off      no admin object.
+  // Only a process that runs transports (outOfProcess) has one.
+  enum class Admin : uint8_t { off, local, network };
+  Admin admin = Admin::local;
+  // The least level of an admin call from another host (admin = network).
+  SecurityLevel adminMinimumLevel = SecurityLevel::integrity;
 };
 
 // A handle to an apartment: cheap to copy; keeps the bookkeeping alive, not the apartment running.
@@ -451,6 +464,10 @@ public:
   // included), read on the transport I/O thread; none when the runtime runs no transport. Throws
   // unavailable when the I/O thread does not answer within 5 seconds.
   std::vector<TransportCounters> transportCounters() const;
+
+  // The health the admin object answers (`ferry ping`, like grpc.health.v1): serving (the
+  // default) or not, with a reason a person reads. Any thread.
+  void setServing(bool serving, std::string reason = {});
 
   detail::RuntimeImpl& impl() const noexcept { return *_impl; }
 

@@ -78,6 +78,13 @@ void Endpoint::opened(LinkId link, const LinkInfo& info) {
   _resolver.opened(link, info);
 }
 
+std::vector<Endpoint::LinkView> Endpoint::links() const {
+  std::vector<LinkView> out;
+  out.reserve(_peers.size());
+  for (const auto& [link, peer] : _peers) out.push_back(LinkView{peer.info, peer.caller.process});
+  return out;
+}
+
 void Endpoint::ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::string& why) {
   CallerKey caller;
   if (auto it = _peers.find(link); it != _peers.end()) {

@@ -68,6 +68,12 @@ public:
   // Counts, for tests and the admin view.
   size_t callsInFlight() const { return _calls.size(); }
   size_t servedCallsKept() const { return _replies.entries(); }
+  // The open links and whose requests each carries, for the admin object (network thread).
+  struct LinkView {
+    LinkInfo info;
+    uint64_t callerProcess = 0;  // 0: none yet (an outbound link, or no request came)
+  };
+  std::vector<LinkView> links() const;
 
 private:
   // What the endpoint knows of an open link (network thread).

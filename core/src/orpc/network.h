@@ -43,6 +43,10 @@ struct LinkInfo {
   ferry::SecurityLevel level = ferry::SecurityLevel::none;
   std::string provider;
   std::string principal;
+  // The link's transport (its protseq) and the peer as the transport names it (inbound: the
+  // address it printed, e.g. "127.0.0.1:40312"; outbound: the binding), for the admin object.
+  std::string protseq;
+  std::string peer;
 };
 
 // How a link ended.

@@ -388,6 +388,8 @@ TransportHub::Connection* TransportHub::connectionFor(const StringBindingData& b
   connection->info.distance =
       instance->traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
   connection->info.transportCapabilities = capabilitiesOf(*instance);
+  connection->info.protseq = instance->name;
+  connection->info.peer = key;
   Connection* raw = connection.get();
   _connections[{instance->index, id}] = std::move(connection);
   _byKey[key] = raw;
@@ -469,6 +471,8 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
       instance.traits.localOnly ? MarshalContext::local : MarshalContext::differentMachine;
   connection->info.transportCapabilities = capabilitiesOf(instance);
   takeCredentials(connection->info, peer);
+  connection->info.protseq = instance.name;
+  if (peer != nullptr && peer->address != nullptr) connection->info.peer = peer->address;
   FERRY_LOG(debug, "accepted " << instance.name << " connection from "
                                << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
   Connection* raw = connection.get();
