@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include "../admin/admin.h"
 #include "../apartment-impl.h"
 #include <ferry/error.h>
 
@@ -301,8 +302,11 @@ void ActivationService::serveActivation(LinkId link, const orpc::LinkInfo& info,
                                                      "only this process's ferryd asks it that"));
         }
         if (request.isIdleQuery()) {
-          return _network.send(
-              link, idleReplyFrame(callId, static_cast<uint64_t>(stats().exportedObjects.load())));
+          // Objects exported for others: the runtime's own admin object holds the process for
+          // nobody.
+          int64_t objects = stats().exportedObjects.load() - admin::ownObjects();
+          return _network.send(link,
+                               idleReplyFrame(callId, static_cast<uint64_t>(std::max<int64_t>(0, objects))));
         }
         FERRY_LOG(info, "ferryd asks this process to exit: it held no references for others for "
                         "its class's idle timeout");

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <unordered_set>
 
@@ -56,6 +57,9 @@ struct Published {
   std::mutex mutex;
   std::string path;
 };
+
+// 1 while this process's admin object is exported (it stays in the table until the MTA goes).
+std::atomic<int> gOwnObjects{0};
 
 Published& published() {
   static Published p;
@@ -360,6 +364,7 @@ void start(RuntimeImpl& runtime) noexcept {
       Ref<wire::iface::Admin> servant = make<AdminServant>(runtime);
       return marshalInterface(servant, context, MarshalFlags::tableStrong);
     });
+    gOwnObjects.store(1, std::memory_order_relaxed);
     std::string dir = directory();
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       FERRY_LOG(warn, "the admin object is not published: cannot create " << dir << ": "
@@ -381,7 +386,10 @@ void start(RuntimeImpl& runtime) noexcept {
   }
 }
 
+int64_t ownObjects() noexcept { return gOwnObjects.load(std::memory_order_relaxed); }
+
 void stop() noexcept {
+  gOwnObjects.store(0, std::memory_order_relaxed);
   Published& p = published();
   std::lock_guard lock(p.mutex);
   if (!p.path.empty()) ::unlink(p.path.c_str());
