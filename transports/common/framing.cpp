@@ -81,10 +81,18 @@ int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* c
   }
 }
 
+namespace {
+// What readTarget() makes room for at least, when the message's buffer is full.
+constexpr size_t kReadAhead = 64 * 1024;
+}  // namespace
+
 std::span<uint8_t> FrameReader::readTarget() noexcept {
   if (_broken != 0 || _headerFilled < kFrameHeaderSize || _filled == 0) return {};
   try {
-    if (_filled == _held && !grow(1)) return {};
+    // Room for a read of a useful size, not one byte: under a short budget grow() holds only
+    // what is asked, and a message that grew by one byte per read would be reallocated (and
+    // copied whole) once per byte.
+    if (_filled == _held && !grow(std::min(_expected - _filled, kReadAhead))) return {};
   } catch (...) {
     return {};
   }
