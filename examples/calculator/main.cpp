@@ -131,6 +131,14 @@ int serve(const ferry::RuntimeOptions& options) {
   return 0;
 }
 
+// Reads one line of `fd`, waiting at most 10 s.
+std::string readLine(int fd) {
+  std::string line;
+  pollfd p{fd, POLLIN, 0};
+  for (char c; poll(&p, 1, 10000) > 0 && read(fd, &c, 1) == 1 && c != '\n';) line += c;
+  return line;
+}
+
 // A server process: this program started again with `arguments` (`--serve ...`). Its first
 // line is the reference to its calculator (a bounded wait): no OBJREF passes by hand.
 class ServerProcess {
@@ -156,10 +164,7 @@ public:
     _input = toChild[1];
     _output = fromChild[0];
     if (rc != 0) throw std::runtime_error("cannot start the server process");
-    pollfd p{_output, POLLIN, 0};
-    for (char c; poll(&p, 1, 10000) > 0 && read(_output, &c, 1) == 1 && c != '\n';) {
-      reference += c;
-    }
+    reference = readLine(_output);
   }
   ServerProcess(const ServerProcess&) = delete;
   ~ServerProcess() {
@@ -207,14 +212,6 @@ int serveClass() {
   }
   registration.revoke();
   return 0;
-}
-
-// Reads one line of `fd`, waiting at most 10 s.
-std::string readLine(int fd) {
-  std::string line;
-  pollfd p{fd, POLLIN, 0};
-  for (char c; poll(&p, 1, 10000) > 0 && read(fd, &c, 1) == 1 && c != '\n';) line += c;
-  return line;
 }
 
 pid_t spawn(const std::vector<std::string>& args, int stdoutFd) {
