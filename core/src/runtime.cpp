@@ -4,9 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "admin/admin.h"
 #include "channel.h"
@@ -35,72 +33,6 @@ namespace detail {
 namespace {
 
 std::atomic<RuntimeImpl*> gRuntime{nullptr};
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// The network namespace's inode: two namespaces of one machine are two hosts to the network.
-uint64_t networkNamespaceId() {
-  char link[64] = {};
-  ssize_t n = readlink("/proc/self/ns/net", link, sizeof link - 1);
-  if (n <= 0) return 0;
-  unsigned long long inode = 0;
-  return std::sscanf(link, "net:[%llu]", &inode) == 1 ? inode : 0;
-}
-
-// Reads the first 32 hex digits of `path` (dashes skipped) into `id`; false if the file is
-// missing, empty or not hex.
-bool readHexId(const char* path, std::array<uint8_t, 16>& id) {
-  std::ifstream in(path);
-  std::string text;
-  if (!(in >> text)) return false;
-  std::string hex;
-  for (char c : text) {
-    if (c != '-') hex.push_back(c);
-  }
-  if (hex.size() < 32) return false;
-  for (size_t i = 0; i < 16; ++i) {
-    unsigned value = 0;
-    if (std::sscanf(hex.c_str() + 2 * i, "%2x", &value) != 1) return false;
-    id[i] = static_cast<uint8_t>(value);
-  }
-  return true;
-}
-
-}  // namespace
-
-// This host's identity: the machine id mixed with the network namespace, so processes in
-// different namespaces (the cross-host tests' "hosts") see each other as other machines. Without
-// a machine id (minimal root filesystems, most container images) the kernel's boot id stands in:
-// every process of one kernel reads the same one, and another machine (or this one after a
-// reboot) has another. The two sources are mixed with different constants, so a host whose
-// machine id is hidden from some of its processes is two hosts to them, never a collision with
-// another machine.
-std::array<uint8_t, 16> readHostId(const char* machineIdPath, const char* bootIdPath) {
-  std::array<uint8_t, 16> id{};
-  uint64_t salt = 0;
-  if (!readHexId(machineIdPath, id)) {
-    FERRY_REQUIRE(readHexId(bootIdPath, id), Errc::unavailable,
-                  "cannot tell which host this is: neither {} nor {} holds an id; mount /proc, "
-                  "or create the machine id with systemd-machine-id-setup",
-                  machineIdPath, bootIdPath);
-    salt = 0x626f6f745f6964ull;  // "boot_id"
-  }
-  uint64_t ns = networkNamespaceId() ^ salt;
-  uint64_t a = mix64(ns);
-  uint64_t b = mix64(ns ^ 0x5bd1e995u);
-  for (size_t i = 0; i < 8; ++i) {
-    id[i] ^= static_cast<uint8_t>(a >> (8 * i));
-    id[8 + i] ^= static_cast<uint8_t>(b >> (8 * i));
-  }
-  return id;
-}
-
-namespace {
 
 uint64_t makeProcessId() {
   return (static_cast<uint64_t>(static_cast<uint32_t>(getpid())) << 32) |
@@ -536,141 +468,6 @@ void RuntimeImpl::shutdown() noexcept {
 // -----------------------------------------------------------------------------------------------
 // Public API
 
-std::string_view toString(ApartmentKind kind) noexcept {
-  return kind == ApartmentKind::sta ? "sta" : "mta";
-}
-
-std::string_view toString(ThreadingModel model) noexcept {
-  switch (model) {
-    case ThreadingModel::apartment:
-      return "apartment";
-    case ThreadingModel::free:
-      return "free";
-    case ThreadingModel::both:
-      return "both";
-  }
-  return "unknown";
-}
-
-ApartmentKind Apartment::kind() const { return _impl->kind(); }
-Oxid Apartment::oxid() const { return _impl->oxid(); }
-const std::string& Apartment::name() const { return _impl->name(); }
-bool Apartment::isCurrent() const {
-  return _impl != nullptr && detail::threadState().apartment == _impl.get();
-}
-
-void Apartment::post(std::function<void()> fn) const {
-  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument,
-                "post on an empty Apartment handle (default-constructed or moved from)");
-  std::unique_ptr<detail::WorkItem> task = detail::makeTask(std::move(fn));
-  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown,
-                "cannot queue work in apartment '{}': it is shutting down", _impl->label());
-}
-
-void Apartment::invokeErased(const std::function<void()>& fn) const {
-  FERRY_REQUIRE(_impl != nullptr, Errc::invalidArgument,
-                "invoke on an empty Apartment handle (default-constructed or moved from)");
-  if (isCurrent()) {
-    fn();
-    return;
-  }
-  // The task is waited for like a call: an STA caller keeps dispatching, an MTA thread or a
-  // thread in no apartment blocks; the wait is bounded either way.
-  detail::ApartmentImpl* current = detail::threadState().apartment;
-  detail::ApartmentImpl& here =
-      current != nullptr ? *current : static_cast<detail::ApartmentImpl&>(detail::currentRuntime().mta());
-  auto call = std::make_shared<detail::PendingCall>(here.shared_from_this(),
-                                                    detail::callDeadline(), CausalityId());
-  auto failure = std::make_shared<std::exception_ptr>();
-  std::unique_ptr<detail::WorkItem> task = detail::makeTask([fn, call, failure] {
-    if (call->done()) return;  // the caller gave up before the task started
-    try {
-      fn();
-    } catch (...) {
-      *failure = std::current_exception();
-    }
-    call->deliverReceived(nullptr);
-  });
-  FERRY_REQUIRE(_impl->post(task), Errc::shuttingDown,
-                "cannot queue work in apartment '{}': it is shutting down", _impl->label());
-  if (!call->done()) here.wait(*call);
-  call->throwIfFailed();
-  if (*failure) std::rethrow_exception(*failure);
-}
-
-Sta& Sta::operator=(Sta&& other) noexcept {
-  if (this != &other) {
-    stop();
-    Apartment::operator=(std::move(other));
-  }
-  return *this;
-}
-
-Sta::~Sta() { stop(); }
-
-uv_loop_t* Sta::loop() const { return static_cast<detail::StaImpl*>(impl())->loop(); }
-
-void Sta::stop() {
-  if (impl() == nullptr) return;
-  detail::stopSpawnedSta(*static_cast<detail::StaImpl*>(impl()));
-}
-
-CurrentSta::~CurrentSta() {
-  auto* sta = static_cast<detail::StaImpl*>(impl());
-  if (sta == nullptr) return;
-  if (_nested) {
-    sta->unnest();
-    return;
-  }
-  try {
-    sta->leave();
-  } catch (const std::exception& e) {
-    FERRY_LOG(error, "leaving the STA failed: " << e.what());
-  }
-}
-
-uv_loop_t* CurrentSta::loop() const { return static_cast<detail::StaImpl*>(impl())->loop(); }
-void CurrentSta::run() {
-  FERRY_REQUIRE(!_nested, Errc::invalidArgument,
-                "this handle is a nested entry into an STA the thread already was, and the loop "
-                "is run by whoever entered it first; call run() on that handle instead");
-  static_cast<detail::StaImpl*>(impl())->runLoop();
-}
-void CurrentSta::stop() { static_cast<detail::StaImpl*>(impl())->stop(); }
-
-AttachedSta::~AttachedSta() {
-  if (impl() == nullptr) return;
-  try {
-    static_cast<detail::StaImpl*>(impl())->leave();
-  } catch (const std::exception& e) {
-    FERRY_LOG(error, "detaching the STA failed: " << e.what());
-  }
-}
-
-MtaScope::MtaScope() {
-  detail::RuntimeImpl& runtime = detail::currentRuntime();
-  detail::ThreadState& state = detail::threadState();
-  FERRY_REQUIRE(state.apartment == nullptr || state.apartment == &runtime.mta(),
-                Errc::changedMode,
-                "this thread is the STA {} and cannot also join the MTA; make MTA calls from "
-                "another thread",
-                state.apartment->label());
-  _previous = std::exchange(state.apartment, &runtime.mta());
-}
-
-MtaScope::~MtaScope() { detail::threadState().apartment = _previous; }
-
-CallTimeout::CallTimeout(std::chrono::milliseconds timeout)
-    : _previous(detail::threadState().callTimeout) {
-  // Checked before the thread's timeout changes: a refused CallTimeout has no destructor to
-  // restore it.
-  FERRY_REQUIRE(timeout.count() > 0, Errc::invalidArgument,
-                "ferry::CallTimeout was given {} ms; it must be positive", timeout.count());
-  detail::threadState().callTimeout = timeout;
-}
-
-CallTimeout::~CallTimeout() { detail::threadState().callTimeout = _previous; }
-
 namespace {
 std::atomic<Runtime*> gPublicRuntime{nullptr};
 }
@@ -815,15 +612,6 @@ RuntimeStats Runtime::stats() {
   FERRY_RUNTIME_COUNTERS(FERRY_STATS_LOAD)
 #undef FERRY_STATS_LOAD
   return out;
-}
-
-Apartment currentApartment() {
-  return Apartment(detail::requireCurrentApartment().shared_from_this());
-}
-
-Apartment tryCurrentApartment() noexcept {
-  detail::ApartmentImpl* apartment = detail::threadState().apartment;
-  return apartment == nullptr ? Apartment() : Apartment(apartment->shared_from_this());
 }
 
 CausalityId currentCausalityId() noexcept { return detail::threadState().causality; }
