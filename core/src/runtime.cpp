@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "admin/admin.h"
@@ -39,6 +40,19 @@ uint64_t makeProcessId() {
          static_cast<uint32_t>(randomNonZero64());
 }
 
+// RuntimeOptions::tuneAllocator: one block just under the largest size glibc's dynamic mmap
+// threshold follows (DEFAULT_MMAP_THRESHOLD_MAX: 32 MiB on 64-bit, 512 KiB on 32-bit), which malloc maps and free
+// unmaps, raising the threshold to its size and the trim threshold to twice that (mallopt(3)).
+void raiseAllocatorThresholds() noexcept {
+#ifdef __GLIBC__
+  constexpr size_t kBlock = (sizeof(long) == 8 ? 32 * 1024 : 512) * size_t{1024} - 64 * 1024;
+  void* block = std::malloc(kBlock);
+  // Kept opaque, so that the compiler cannot drop the pair as unused.
+  asm volatile("" : : "r"(block) : "memory");
+  std::free(block);
+#endif
+}
+
 }  // namespace
 
 Stats& stats() noexcept {
@@ -66,6 +80,7 @@ RuntimeImpl::RuntimeImpl(RuntimeOptions opts)
       hostId(readHostId("/etc/machine-id", "/proc/sys/kernel/random/boot_id")),
       processId(makeProcessId()) {
   detail::checkLogEnvironment();
+  if (options.tuneAllocator) raiseAllocatorThresholds();
   // A peer that vanishes while a transport writes to it must be an error on that connection,
   // not a signal that ends the process. Only replaced if nobody installed a handler.
   struct sigaction current {};
