@@ -1268,6 +1268,113 @@ BOOST_AUTO_TEST_CASE(ferry_ls_json_shows_the_objects_a_server_exports_who_holds_
   peer.finish();
 }
 
+// What `ferry ls --json <pid>` printed, decoded.
+class Described {
+public:
+  explicit Described(pid_t pid) {
+    BOOST_REQUIRE_EQUAL(ferryTool({"ls", "--json", std::to_string(pid)}, text), 0);
+    capnp::JsonCodec codec;
+    codec.decode(kj::ArrayPtr<const char>(text.data(), text.size()),
+                 _message.initRoot<wire::Process>());
+  }
+
+  wire::Process::Reader process() { return _message.getRoot<wire::Process>().asReader(); }
+
+  // The connection over `protseq` that carries the requests of process `caller`, if any.
+  std::optional<wire::Connection::Reader> carrying(const std::string& protseq, uint64_t caller) {
+    for (auto c : process().getConnections()) {
+      if (c.getProtseq() == protseq && c.getCallerProcess() == caller) return c;
+    }
+    return std::nullopt;
+  }
+
+  std::string text;
+
+private:
+  capnp::MallocMessageBuilder _message;
+};
+
+BOOST_AUTO_TEST_CASE(ferry_ls_counts_each_connections_messages_and_bytes_and_shows_its_round_trip_time) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  const uint64_t self = detail::currentRuntime().processId;
+  Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+  constexpr uint64_t kCalls = 10;
+  const std::vector<uint8_t> data(4096, 0x5a);
+  for (const std::string& transport : crossProcessTransports()) {
+    setTransport(probe.get(), transport);
+    probe->nothing();  // the connection is open and has carried a request of this process
+    Described before(peer.pid());
+    auto was = before.carrying(transport, self);
+    BOOST_REQUIRE_MESSAGE(was, transport << ": no connection of this process in " << before.text);
+    for (uint64_t i = 0; i < kCalls; ++i) BOOST_REQUIRE(probe->echo(data) == data);
+    Described after(peer.pid());
+    auto now = after.carrying(transport, self);
+    BOOST_REQUIRE_MESSAGE(now, transport << ": the connection went: " << after.text);
+    // Each call is one request in and one response out, each with the 4096 bytes and a header
+    // of less than 512 bytes; a ping of this process's DGC may have come along.
+    uint64_t in = now->getMessagesReceived() - was->getMessagesReceived();
+    uint64_t inBytes = now->getBytesReceived() - was->getBytesReceived();
+    uint64_t out = now->getMessagesSent() - was->getMessagesSent();
+    uint64_t outBytes = now->getBytesSent() - was->getBytesSent();
+    BOOST_TEST_MESSAGE(transport << ": " << in << " in (" << inBytes << " bytes), " << out
+                                 << " out (" << outBytes << " bytes)");
+    BOOST_CHECK_MESSAGE(in >= kCalls && in <= kCalls + 1, transport << ": " << in << " in");
+    BOOST_CHECK_MESSAGE(out >= kCalls && out <= kCalls + 1, transport << ": " << out << " out");
+    BOOST_CHECK_GE(inBytes, kCalls * data.size());
+    BOOST_CHECK_LE(inBytes, kCalls * (data.size() + 512) + 512);
+    BOOST_CHECK_GE(outBytes, kCalls * data.size());
+    BOOST_CHECK_LE(outBytes, kCalls * (data.size() + 512) + 512);
+    BOOST_CHECK_EQUAL(now->getCallsInFlight(), 0u);  // the peer sent this process nothing
+    // The network transports measure the path; the pipe has nothing to measure.
+    if (transport == "pipe") {
+      BOOST_CHECK_EQUAL(now->getRttMicros(), 0u);
+    } else {
+      BOOST_CHECK_MESSAGE(now->getRttMicros() > 0, transport << ": no RTT in " << after.text);
+    }
+  }
+  // The readable tree says the same.
+  std::string output;
+  BOOST_REQUIRE_EQUAL(ferryTool({"ls", std::to_string(peer.pid())}, output), 0);
+  BOOST_CHECK_MESSAGE(output.find("byte(s) sent again") != std::string::npos &&
+                          output.find("call(s) in flight") != std::string::npos, output);
+  probe = nullptr;
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ls_shows_a_call_in_flight_on_the_connection_it_went_out_on) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  Ref<Probe> probe = unmarshalInterface<Probe>(peer.mtaProbe);
+  setTransport(probe.get(), "tcp");
+  probe->nothing();
+  auto outboundTcp = [&](Described& d) -> std::optional<wire::Connection::Reader> {
+    for (auto c : d.process().getConnections()) {
+      if (c.getOutbound() && c.getProtseq() == "tcp") return c;
+    }
+    return std::nullopt;
+  };
+  {
+    // The call waits in the peer until it is canceled.
+    Future<bool> waiting = probe->waitForCancelAsync(20000);
+    std::optional<Described> during;
+    BOOST_CHECK(eventually([&] {
+      during.emplace(getpid());
+      auto c = outboundTcp(*during);
+      return c && c->getCallsInFlight() == 1;
+    }));
+    BOOST_CHECK(during && during->process().getCallsInFlight() >= 1);
+    waiting.cancel();
+    BOOST_CHECK(waiting.get());
+  }
+  Described after(getpid());
+  auto c = outboundTcp(after);
+  BOOST_REQUIRE_MESSAGE(c, "no tcp connection to the peer in " << after.text);
+  BOOST_CHECK_EQUAL(c->getCallsInFlight(), 0u);
+  probe = nullptr;
+  peer.finish();
+}
+
 BOOST_AUTO_TEST_CASE(ferry_call_calls_a_method_by_reflection_and_prints_its_results_as_json) {
   Peer peer;
   auto mta = rt().joinMta();

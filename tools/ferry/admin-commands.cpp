@@ -275,7 +275,20 @@ void printTree(wire::Process::Reader p) {
       std::printf(", requests of pid %llu",
                   static_cast<unsigned long long>(c.getCallerProcess() >> 32));
     }
-    std::printf("\n");
+    std::printf("\n    sent %llu message(s), %llu byte(s); received %llu message(s), %llu "
+                "byte(s); %u call(s) in flight\n",
+                static_cast<unsigned long long>(c.getMessagesSent()),
+                static_cast<unsigned long long>(c.getBytesSent()),
+                static_cast<unsigned long long>(c.getMessagesReceived()),
+                static_cast<unsigned long long>(c.getBytesReceived()), c.getCallsInFlight());
+    if (c.getRttMicros() != 0) {
+      std::printf("    rtt %llu us (deviation %llu us), %llu packet(s) lost, %llu byte(s) sent "
+                  "again\n",
+                  static_cast<unsigned long long>(c.getRttMicros()),
+                  static_cast<unsigned long long>(c.getRttVarMicros()),
+                  static_cast<unsigned long long>(c.getPacketsLost()),
+                  static_cast<unsigned long long>(c.getBytesRetransmitted()));
+    }
   }
   for (auto t : p.getTransports()) {
     std::printf("  transport %s\n", t.getProtseq().cStr());
