@@ -1375,6 +1375,97 @@ BOOST_AUTO_TEST_CASE(ferry_ls_shows_a_call_in_flight_on_the_connection_it_went_o
   peer.finish();
 }
 
+// The line of `output` that begins with `pid` and a space; "" when none does.
+std::string lineOf(const std::string& output, pid_t pid) {
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(std::to_string(pid) + " ", 0) == 0) return line;
+  }
+  return "";
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ps_asks_ferryd_and_another_host_reaches_only_an_admin_object_served_to_the_network) {
+  Ferryd ferryd;
+  std::optional<Peer> network;
+  std::optional<Peer> local;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    network.emplace(std::vector<std::string>{"--admin", "network", "--admin-minimum-level", "none"});
+    local.emplace();
+  }
+  std::string output;
+  {
+    // This host's ferryd lists both, with the admin objects this user may call (registrations
+    // arrive as the peers start).
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    BOOST_CHECK_MESSAGE(eventually([&] {
+      return ferryTool({"ps"}, output) == 0 && !lineOf(output, network->pid()).empty() &&
+             !lineOf(output, local->pid()).empty();
+    }), output);
+    BOOST_CHECK_MESSAGE(output.rfind("from ferryd at " + ferryd.pipeBinding() + ":", 0) == 0, output);
+    BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("pipe:") != std::string::npos, output);
+    BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("uid " + std::to_string(getuid())) !=
+                            std::string::npos, output);
+  }
+  {
+    // Without a ferryd the tool says it read the runtime directory.
+    ScopedEnv resolver("FERRY_RESOLVER", "none");
+    BOOST_REQUIRE_EQUAL(ferryTool({"ps"}, output), 0);
+    BOOST_CHECK_MESSAGE(output.rfind("from the runtime directory ", 0) == 0, output);
+    BOOST_CHECK_MESSAGE(!lineOf(output, local->pid()).empty(), output);
+  }
+
+  // From another host (ferryd's tcp port), as a tool there would: without the pipe (its plugin
+  // is not on the tool's FERRY_PLUGIN_PATH). The admin object served to the network is given, the
+  // other one is not.
+  std::string networkOnly;
+  {
+    const char* path = std::getenv("FERRY_PLUGIN_PATH");
+    std::istringstream dirs(path != nullptr ? path : "");
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+      if (dir.find("/transports/pipe") != std::string::npos) continue;
+      networkOnly += (networkOnly.empty() ? "" : ":") + dir;
+    }
+  }
+  ScopedEnv plugins("FERRY_PLUGIN_PATH", networkOnly);
+  const std::string host = "127.0.0.1:" + ferryd.tcp.endpoint;
+  BOOST_REQUIRE_EQUAL(ferryTool({"ps", host}, output), 0);
+  BOOST_CHECK_MESSAGE(output.rfind("from the ferryd of " + host + ":", 0) == 0, output);
+  BOOST_CHECK_MESSAGE(lineOf(output, network->pid()).find("tcp:") != std::string::npos, output);
+  BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("(no admin object") != std::string::npos,
+                      output);
+
+  // ferry ls reaches it over the network, as a caller on another host would.
+  BOOST_REQUIRE_EQUAL(ferryTool({"ls", "--json", host + "/" + std::to_string(network->pid())}, output), 0);
+  {
+    capnp::JsonCodec codec;
+    capnp::MallocMessageBuilder message;
+    auto process = message.initRoot<wire::Process>();
+    codec.decode(kj::ArrayPtr<const char>(output.data(), output.size()), process);
+    BOOST_CHECK_EQUAL(process.getPid(), static_cast<uint32_t>(network->pid()));
+    // The describe call came in over a network transport, without the pipe's credentials.
+    bool overNetwork = false;
+    for (auto c : process.getConnections()) {
+      if (!c.getOutbound() && c.getProtseq() != "pipe" && c.getCallerProcess() != 0 &&
+          c.getPeerPid() == 0 && c.getMessagesReceived() > 0) {
+        overNetwork = true;
+      }
+    }
+    BOOST_CHECK_MESSAGE(overNetwork, output);
+  }
+  // The process that serves its own host only is refused, and the message names the setting.
+  BOOST_CHECK_EQUAL(ferryTool({"ls", host + "/" + std::to_string(local->pid())}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("accessDenied") != std::string::npos &&
+                          output.find("RuntimeOptions::admin") != std::string::npos, output);
+  // A pid no process registered.
+  BOOST_CHECK_EQUAL(ferryTool({"ls", host + "/1"}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("objectNotRegistered") != std::string::npos, output);
+
+  network->finish();
+  local->finish();
+}
+
 BOOST_AUTO_TEST_CASE(ferry_call_calls_a_method_by_reflection_and_prints_its_results_as_json) {
   Peer peer;
   auto mta = rt().joinMta();

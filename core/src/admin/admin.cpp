@@ -390,6 +390,10 @@ void start(RuntimeImpl& runtime) noexcept {
       return marshalInterface(servant, context, MarshalFlags::tableStrong);
     });
     gOwnObjects.store(1, std::memory_order_relaxed);
+    // ferryd lists it (`ferry ps`, from this host and, for admin = network, from others).
+    if (orpc::Endpoint* endpoint = runtime.endpoint()) {
+      endpoint->resolver().registerAdmin(objref, options.admin == RuntimeOptions::Admin::network);
+    }
     std::string dir = directory();
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       FERRY_LOG(warn, "the admin object is not published: cannot create " << dir << ": "

@@ -174,6 +174,7 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
     case FrameKind::classObject:
     case FrameKind::activation:
     case FrameKind::activationReply:
+    case FrameKind::adminRegistration:
       return _resolver.received(link, peer.info, header, std::move(*frame.message));
   }
 }
