@@ -53,6 +53,20 @@ FERRY_API std::string ferrydBinding();
 // process named by its pid, holding the OBJREF text of its admin object.
 FERRY_API std::string adminDirectory();
 
+// A process registered with a host's ferryd, as listProcesses() reports it.
+struct RegisteredProcess {
+  uint64_t processId = 0;          // as in its OBJREFs (its pid in the high 32 bits)
+  uint32_t uid = 0;                // its user
+  std::vector<uint8_t> admin;      // its admin object's OBJREF; empty: none, or not for this user
+  bool adminNetwork = false;       // it serves its admin object to other hosts
+};
+
+// The processes registered with the ferryd of `host` ("": this host's; "HOST[:PORT]" as in a
+// ferry:// reference), as far as that ferryd shows them to this process: every one, each with
+// its admin object where this process may call it (resolver.capnp RegisteredProcess). Throws as
+// ferry::listNames does (unavailable when that ferryd cannot be reached).
+FERRY_API std::vector<RegisteredProcess> listProcesses(std::string_view host);
+
 // Makes interface `iid` callable by method number in this program even though no schema compiled
 // into it declares it: registers a dynamic proxy for it (one without typed methods; calls go
 // through ProxyBase::newCall), named `name` in error messages. Does nothing for an interface

@@ -54,7 +54,8 @@ struct Process {
 }
 
 struct Connection {
-  # One open link. Bytes and refusals are counted per transport (Process.transports).
+  # One open link: who is at the other end, what it carried, and what its transport measures of
+  # its path. Refusals are counted per transport (Process.transports).
   protseq @0 :Text;
   peer @1 :Text;                # inbound: the peer's address as the transport prints it;
                                 # outbound: the binding
@@ -65,6 +66,15 @@ struct Connection {
   provider @6 :Text;            # the security provider that authenticated the peer, or ""
   principal @7 :Text;
   callerProcess @8 :UInt64;     # the process whose requests it carries (0: none yet)
+  messagesSent @9 :UInt64;      # ORPC frames handed to the transport, since it opened
+  bytesSent @10 :UInt64;        # their bytes (the transport's framing not included)
+  messagesReceived @11 :UInt64;
+  bytesReceived @12 :UInt64;
+  callsInFlight @13 :UInt32;    # calls this process sent on it and awaits
+  rttMicros @14 :UInt64;        # the transport's smoothed round-trip time; 0: not measured
+  rttVarMicros @15 :UInt64;     # its mean deviation; 0: not measured
+  packetsLost @16 :UInt64;      # udp: packets declared lost; tcp: segments retransmitted
+  bytesRetransmitted @17 :UInt64; # udp: message bytes sent again
 }
 
 struct Apartment {

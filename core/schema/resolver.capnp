@@ -77,6 +77,8 @@ struct NameRequest {
     # accessDenied elsewhere): NameReply.published, or error nameInUse naming the publisher's pid.
     list @2 :Void;
     # Every name published here: NameReply.names.
+    processes @3 :Void;
+    # The processes registered here (`ferry ps`): NameReply.processes.
   }
 }
 
@@ -93,6 +95,8 @@ struct NameReply {
     names @2 :List(PublishedName);
     # Sorted by name; at most 65,536 of them.
     error @3 :ErrorInfo;
+    processes @4 :List(RegisteredProcess);
+    # Sorted by process id; at most 65,536 of them.
   }
 }
 
@@ -106,4 +110,28 @@ struct NameWithdrawal {
   # Frame kind 18, oneway, to ferryd over its pipe: the publisher revokes `name`. From any other
   # process it is refused, logged and counted, and changes nothing.
   name @0 :Text;
+}
+
+# ---- Processes (`ferry ps`) ---------------------------------------------------------------------
+
+struct AdminRegistration {
+  # Frame kind 25, oneway, to ferryd over its pipe: the sending process's admin object
+  # (admin.capnp), sent with its registrations and again on every new connection; an empty
+  # `objref` withdraws it. Only the process the OBJREF names (the pipe peer's pid) may register
+  # it: another's is refused, logged and counted. ferryd forgets it with the connection.
+  objref @0 :Data;
+  network @1 :Bool;
+  # The process serves its admin object to other hosts too (RuntimeOptions::admin = network).
+}
+
+struct RegisteredProcess {
+  processId @0 :UInt64;
+  # As in its OBJREFs (its pid in the high 32 bits).
+  uid @1 :UInt32;
+  # Its user, from the kernel's credentials of its pipe connection to ferryd.
+  admin @2 :Data;
+  # Its admin object's OBJREF where the asker may call it: to a caller of this host over the pipe
+  # for the caller's own processes (every process for root), to anyone for a process that serves
+  # other hosts (`adminNetwork`). Empty otherwise, or when it has none.
+  adminNetwork @3 :Bool;
 }

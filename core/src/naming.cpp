@@ -15,6 +15,7 @@
 #include "orpc/endpoint.h"
 #include "resolver/names.h"
 #include "runtime-impl.h"
+#include "tool-support.h"
 
 namespace ferry {
 
@@ -234,6 +235,26 @@ void* bindErased(std::string_view reference, Iid iid) {
 }
 
 }  // namespace detail
+
+namespace internal {
+
+std::vector<RegisteredProcess> listProcesses(std::string_view host) {
+  ObjectUri uri;
+  std::string text = std::string(kScheme) + std::string(host) + "/name/any";
+  FERRY_REQUIRE(host.find('/') == std::string_view::npos, Errc::invalidArgument,
+                "'{}' is not a host; write HOST or HOST:PORT ([ADDRESS]:PORT for IPv6)", host);
+  parseAuthority(host, text, uri);
+  detail::RuntimeImpl& runtime = networkedRuntime("list a host's processes");
+  std::vector<detail::RegisteredProcessEntry> entries =
+      askResolvers(runtime, uri, [&](const detail::StringBindingData& binding) {
+        return runtime.endpoint()->resolver().listProcesses(binding);
+      });
+  std::vector<RegisteredProcess> out;
+  for (auto& e : entries) out.push_back({e.processId, e.uid, std::move(e.admin), e.adminNetwork});
+  return out;
+}
+
+}  // namespace internal
 
 std::vector<PublishedName> listNames(std::string_view host) {
   ObjectUri uri;

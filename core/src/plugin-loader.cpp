@@ -300,6 +300,8 @@ TransportTraits traitsOf(const ferry_transport_v1& table) noexcept {
   traits.sendAnyThread =
       FERRY_TABLE_HAS(table, send_any_thread) && table.send_any_thread != nullptr;
   traits.counters = FERRY_TABLE_HAS(table, counters) && table.counters != nullptr;
+  traits.connectionInfo =
+      FERRY_TABLE_HAS(table, connection_info) && table.connection_info != nullptr;
   if (FERRY_TABLE_HAS(table, cost_rank)) {
     uint32_t bits = table.capabilities;
     traits.localOnly = (bits & FERRY_TRANSPORT_LOCAL_ONLY) != 0;

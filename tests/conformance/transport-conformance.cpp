@@ -390,6 +390,49 @@ BOOST_AUTO_TEST_CASE(sixteen_connections_at_once_each_keep_their_messages_in_ord
   });
 }
 
+BOOST_AUTO_TEST_CASE(connection_info_describes_open_connections_only_and_network_ones_measure_the_rtt) {
+  const ferry_transport_v1& t = table();
+  BOOST_TEST(traits().connectionInfo == (t.connection_info != nullptr));
+  if (t.connection_info == nullptr) return;  // optional
+  forEachAddress([&](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    // Round trips, so that the network transports have measured the path.
+    for (uint32_t i = 0; i < 20; ++i) {
+      BOOST_REQUIRE(client.send(link.client, pattern(100, i)) == 0);
+      harness.runUntil([&] { return server.receivedCount(link.server) > i; }, kPatience, "a request");
+      BOOST_REQUIRE(server.send(link.server, pattern(100, i)) == 0);
+      harness.runUntil([&] { return client.receivedCount(link.client) > i; }, kPatience, "a reply");
+    }
+    for (auto [instance, conn] : {std::pair{&client, link.client}, std::pair{&server, link.server}}) {
+      ferry_connection_info_v1 info{};
+      info.struct_size = sizeof info;
+      BOOST_REQUIRE(t.connection_info(instance->transport(), conn, &info) == 0);
+      BOOST_TEST(info.struct_size == sizeof info);
+      if (!traits().localOnly) BOOST_TEST(info.rtt_us > 0u, "a network transport measures it");
+      // The host's older, shorter struct: nothing past it is written.
+      struct {
+        ferry_connection_info_v1 info;
+        uint64_t guard;
+      } shorter{};
+      shorter.info.struct_size = offsetof(ferry_connection_info_v1, rtt_var_us);
+      shorter.info.rtt_var_us = 77;
+      shorter.guard = 78;
+      BOOST_REQUIRE(t.connection_info(instance->transport(), conn, &shorter.info) == 0);
+      BOOST_TEST(shorter.info.rtt_var_us == 77u);
+      BOOST_TEST(shorter.guard == 78u);
+    }
+    ferry_connection_info_v1 info{};
+    info.struct_size = sizeof info;
+    BOOST_TEST(t.connection_info(client.transport(), 987654321, &info) == UV_ENOTCONN);
+    BOOST_TEST(t.connection_info(client.transport(), link.client, nullptr) == UV_EINVAL);
+    client.close(link.client);
+    BOOST_TEST(t.connection_info(client.transport(), link.client, &info) == UV_ENOTCONN);
+    harness.runUntil([&] { return server.closed.count(link.server) > 0; }, kPatience, "closed");
+  });
+}
+
 BOOST_AUTO_TEST_CASE(closing_one_side_reports_closed_on_both_and_send_on_a_closed_id_errors) {
   forEachAddress([](Harness& harness, const std::string& address) {
     Instance& server = harness.instance();

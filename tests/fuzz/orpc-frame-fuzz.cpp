@@ -144,6 +144,8 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
       auto reply = message.root<wire::NameReply>();
       if (reply.isNames()) {
         for (auto entry : reply.getNames()) (void)entry.getName().size();
+      } else if (reply.isProcesses()) {
+        for (auto entry : reply.getProcesses()) (void)entry.getAdmin().size();
       } else if (reply.isError()) {
         (void)reply.getError().getMessage().size();
       }
@@ -151,6 +153,9 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
     }
     case FrameKind::nameWithdrawal:
       (void)message.root<wire::NameWithdrawal>().getName().size();
+      break;
+    case FrameKind::adminRegistration:
+      (void)message.root<wire::AdminRegistration>().getObjref().size();
       break;
     case FrameKind::classObject:
       (void)message.root<wire::ClassObjectRegistration>().getClsid().size();

@@ -12,11 +12,13 @@
 //   ferry-test-peer [--listen ADDRESS] [--port PORT] [--transports tcp,pipe]
 //                   [--reply-cache-per-caller N] [--loop-spin MICROSECONDS]
 //                   [--pipe-directory DIR] [--publish NAME] [--insecure-network yes]
+//                   [--admin network|local|off] [--admin-minimum-level none|integrity|privacy]
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 #include <string>
 #include <tuple>
 
@@ -94,6 +96,18 @@ int main(int argc, char** argv) {
     }
     if (std::strcmp(argv[i], "--reply-cache-per-caller") == 0) {
       options.replyCachePerCaller = std::stoul(argv[i + 1]);
+    }
+    if (std::strcmp(argv[i], "--admin") == 0) {
+      std::string_view value = argv[i + 1];
+      options.admin = value == "network" ? ferry::RuntimeOptions::Admin::network
+                      : value == "off"   ? ferry::RuntimeOptions::Admin::off
+                                         : ferry::RuntimeOptions::Admin::local;
+    }
+    if (std::strcmp(argv[i], "--admin-minimum-level") == 0) {
+      std::string_view value = argv[i + 1];
+      options.adminMinimumLevel = value == "none"      ? ferry::SecurityLevel::none
+                                  : value == "privacy" ? ferry::SecurityLevel::privacy
+                                                       : ferry::SecurityLevel::integrity;
     }
     if (std::strcmp(argv[i], "--loop-spin") == 0) {
       options.loopSpin = std::chrono::microseconds(std::stoul(argv[i + 1]));

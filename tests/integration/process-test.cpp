@@ -1268,6 +1268,204 @@ BOOST_AUTO_TEST_CASE(ferry_ls_json_shows_the_objects_a_server_exports_who_holds_
   peer.finish();
 }
 
+// What `ferry ls --json <pid>` printed, decoded.
+class Described {
+public:
+  explicit Described(pid_t pid) {
+    BOOST_REQUIRE_EQUAL(ferryTool({"ls", "--json", std::to_string(pid)}, text), 0);
+    capnp::JsonCodec codec;
+    codec.decode(kj::ArrayPtr<const char>(text.data(), text.size()),
+                 _message.initRoot<wire::Process>());
+  }
+
+  wire::Process::Reader process() { return _message.getRoot<wire::Process>().asReader(); }
+
+  // The connection over `protseq` that carries the requests of process `caller`, if any.
+  std::optional<wire::Connection::Reader> carrying(const std::string& protseq, uint64_t caller) {
+    for (auto c : process().getConnections()) {
+      if (c.getProtseq() == protseq && c.getCallerProcess() == caller) return c;
+    }
+    return std::nullopt;
+  }
+
+  std::string text;
+
+private:
+  capnp::MallocMessageBuilder _message;
+};
+
+BOOST_AUTO_TEST_CASE(ferry_ls_counts_each_connections_messages_and_bytes_and_shows_its_round_trip_time) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  const uint64_t self = detail::currentRuntime().processId;
+  Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+  constexpr uint64_t kCalls = 10;
+  const std::vector<uint8_t> data(4096, 0x5a);
+  for (const std::string& transport : crossProcessTransports()) {
+    setTransport(probe.get(), transport);
+    probe->nothing();  // the connection is open and has carried a request of this process
+    Described before(peer.pid());
+    auto was = before.carrying(transport, self);
+    BOOST_REQUIRE_MESSAGE(was, transport << ": no connection of this process in " << before.text);
+    for (uint64_t i = 0; i < kCalls; ++i) BOOST_REQUIRE(probe->echo(data) == data);
+    Described after(peer.pid());
+    auto now = after.carrying(transport, self);
+    BOOST_REQUIRE_MESSAGE(now, transport << ": the connection went: " << after.text);
+    // Each call is one request in and one response out, each with the 4096 bytes and a header
+    // of less than 512 bytes; a ping of this process's DGC may have come along.
+    uint64_t in = now->getMessagesReceived() - was->getMessagesReceived();
+    uint64_t inBytes = now->getBytesReceived() - was->getBytesReceived();
+    uint64_t out = now->getMessagesSent() - was->getMessagesSent();
+    uint64_t outBytes = now->getBytesSent() - was->getBytesSent();
+    BOOST_TEST_MESSAGE(transport << ": " << in << " in (" << inBytes << " bytes), " << out
+                                 << " out (" << outBytes << " bytes)");
+    BOOST_CHECK_MESSAGE(in >= kCalls && in <= kCalls + 1, transport << ": " << in << " in");
+    BOOST_CHECK_MESSAGE(out >= kCalls && out <= kCalls + 1, transport << ": " << out << " out");
+    BOOST_CHECK_GE(inBytes, kCalls * data.size());
+    BOOST_CHECK_LE(inBytes, kCalls * (data.size() + 512) + 512);
+    BOOST_CHECK_GE(outBytes, kCalls * data.size());
+    BOOST_CHECK_LE(outBytes, kCalls * (data.size() + 512) + 512);
+    BOOST_CHECK_EQUAL(now->getCallsInFlight(), 0u);  // the peer sent this process nothing
+    // The network transports measure the path; the pipe has nothing to measure.
+    if (transport == "pipe") {
+      BOOST_CHECK_EQUAL(now->getRttMicros(), 0u);
+    } else {
+      BOOST_CHECK_MESSAGE(now->getRttMicros() > 0, transport << ": no RTT in " << after.text);
+    }
+  }
+  // The readable tree says the same.
+  std::string output;
+  BOOST_REQUIRE_EQUAL(ferryTool({"ls", std::to_string(peer.pid())}, output), 0);
+  BOOST_CHECK_MESSAGE(output.find("byte(s) sent again") != std::string::npos &&
+                          output.find("call(s) in flight") != std::string::npos, output);
+  probe = nullptr;
+  peer.finish();
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ls_shows_a_call_in_flight_on_the_connection_it_went_out_on) {
+  Peer peer;
+  auto mta = rt().joinMta();
+  Ref<Probe> probe = unmarshalInterface<Probe>(peer.mtaProbe);
+  setTransport(probe.get(), "tcp");
+  probe->nothing();
+  auto outboundTcp = [&](Described& d) -> std::optional<wire::Connection::Reader> {
+    for (auto c : d.process().getConnections()) {
+      if (c.getOutbound() && c.getProtseq() == "tcp") return c;
+    }
+    return std::nullopt;
+  };
+  {
+    // The call waits in the peer until it is canceled.
+    Future<bool> waiting = probe->waitForCancelAsync(20000);
+    std::optional<Described> during;
+    BOOST_CHECK(eventually([&] {
+      during.emplace(getpid());
+      auto c = outboundTcp(*during);
+      return c && c->getCallsInFlight() == 1;
+    }));
+    BOOST_CHECK(during && during->process().getCallsInFlight() >= 1);
+    waiting.cancel();
+    BOOST_CHECK(waiting.get());
+  }
+  Described after(getpid());
+  auto c = outboundTcp(after);
+  BOOST_REQUIRE_MESSAGE(c, "no tcp connection to the peer in " << after.text);
+  BOOST_CHECK_EQUAL(c->getCallsInFlight(), 0u);
+  probe = nullptr;
+  peer.finish();
+}
+
+// The line of `output` that begins with `pid` and a space; "" when none does.
+std::string lineOf(const std::string& output, pid_t pid) {
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(std::to_string(pid) + " ", 0) == 0) return line;
+  }
+  return "";
+}
+
+BOOST_AUTO_TEST_CASE(ferry_ps_asks_ferryd_and_another_host_reaches_only_an_admin_object_served_to_the_network) {
+  Ferryd ferryd;
+  std::optional<Peer> network;
+  std::optional<Peer> local;
+  {
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    network.emplace(std::vector<std::string>{"--admin", "network", "--admin-minimum-level", "none"});
+    local.emplace();
+  }
+  std::string output;
+  {
+    // This host's ferryd lists both, with the admin objects this user may call (registrations
+    // arrive as the peers start).
+    ScopedEnv resolver("FERRY_RESOLVER", ferryd.pipeBinding());
+    BOOST_CHECK_MESSAGE(eventually([&] {
+      return ferryTool({"ps"}, output) == 0 && !lineOf(output, network->pid()).empty() &&
+             !lineOf(output, local->pid()).empty();
+    }), output);
+    BOOST_CHECK_MESSAGE(output.rfind("from ferryd at " + ferryd.pipeBinding() + ":", 0) == 0, output);
+    BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("pipe:") != std::string::npos, output);
+    BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("uid " + std::to_string(getuid())) !=
+                            std::string::npos, output);
+  }
+  {
+    // Without a ferryd the tool says it read the runtime directory.
+    ScopedEnv resolver("FERRY_RESOLVER", "none");
+    BOOST_REQUIRE_EQUAL(ferryTool({"ps"}, output), 0);
+    BOOST_CHECK_MESSAGE(output.rfind("from the runtime directory ", 0) == 0, output);
+    BOOST_CHECK_MESSAGE(!lineOf(output, local->pid()).empty(), output);
+  }
+
+  // From another host (ferryd's tcp port), as a tool there would: without the pipe (its plugin
+  // is not on the tool's FERRY_PLUGIN_PATH). The admin object served to the network is given, the
+  // other one is not.
+  std::string networkOnly;
+  {
+    const char* path = std::getenv("FERRY_PLUGIN_PATH");
+    std::istringstream dirs(path != nullptr ? path : "");
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+      if (dir.find("/transports/pipe") != std::string::npos) continue;
+      networkOnly += (networkOnly.empty() ? "" : ":") + dir;
+    }
+  }
+  ScopedEnv plugins("FERRY_PLUGIN_PATH", networkOnly);
+  const std::string host = "127.0.0.1:" + ferryd.tcp.endpoint;
+  BOOST_REQUIRE_EQUAL(ferryTool({"ps", host}, output), 0);
+  BOOST_CHECK_MESSAGE(output.rfind("from the ferryd of " + host + ":", 0) == 0, output);
+  BOOST_CHECK_MESSAGE(lineOf(output, network->pid()).find("tcp:") != std::string::npos, output);
+  BOOST_CHECK_MESSAGE(lineOf(output, local->pid()).find("(no admin object") != std::string::npos,
+                      output);
+
+  // ferry ls reaches it over the network, as a caller on another host would.
+  BOOST_REQUIRE_EQUAL(ferryTool({"ls", "--json", host + "/" + std::to_string(network->pid())}, output), 0);
+  {
+    capnp::JsonCodec codec;
+    capnp::MallocMessageBuilder message;
+    auto process = message.initRoot<wire::Process>();
+    codec.decode(kj::ArrayPtr<const char>(output.data(), output.size()), process);
+    BOOST_CHECK_EQUAL(process.getPid(), static_cast<uint32_t>(network->pid()));
+    // The describe call came in over a network transport, without the pipe's credentials.
+    bool overNetwork = false;
+    for (auto c : process.getConnections()) {
+      if (!c.getOutbound() && c.getProtseq() != "pipe" && c.getCallerProcess() != 0 &&
+          c.getPeerPid() == 0 && c.getMessagesReceived() > 0) {
+        overNetwork = true;
+      }
+    }
+    BOOST_CHECK_MESSAGE(overNetwork, output);
+  }
+  // The process that serves its own host only is refused, and the message names the setting.
+  BOOST_CHECK_EQUAL(ferryTool({"ls", host + "/" + std::to_string(local->pid())}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("accessDenied") != std::string::npos &&
+                          output.find("RuntimeOptions::admin") != std::string::npos, output);
+  // A pid no process registered.
+  BOOST_CHECK_EQUAL(ferryTool({"ls", host + "/1"}, output), 1);
+  BOOST_CHECK_MESSAGE(output.find("objectNotRegistered") != std::string::npos, output);
+
+  network->finish();
+  local->finish();
+}
+
 BOOST_AUTO_TEST_CASE(ferry_call_calls_a_method_by_reflection_and_prints_its_results_as_json) {
   Peer peer;
   auto mta = rt().joinMta();

@@ -108,7 +108,7 @@ check "ferry keygen over an existing file" 1 err "never replaces a key file"
 run "$ferry" keygen "$work/other.psk" --id "two words"
 check "ferry keygen with a bad id" 2 err "not a key id" "ferry keygen <file>"
 run "$ferry" ls not-a-pid
-check "ferry ls with a bad pid" 2 err "ferry ls: not-a-pid: not a process id" "ferry ls <pid>"
+check "ferry ls with a bad pid" 2 err "ferry ls: not-a-pid: not a process: give a pid" "ferry ls [HOST[:PORT]/]<pid>"
 run "$ferry" ping -c 0 1
 check "ferry ping with a bad count" 2 err "not a count" "ferry ping <target>"
 run "$ferry" call 1

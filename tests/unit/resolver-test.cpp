@@ -156,6 +156,40 @@ BOOST_AUTO_TEST_CASE(a_closed_connection_takes_its_entries_with_it) {
   BOOST_TEST(registry.find(Oxid(3)) != nullptr);
 }
 
+BOOST_AUTO_TEST_CASE(each_registering_connection_is_one_process_listed_with_its_admin_object_until_it_closes) {
+  Registry registry;
+  const orpc::LinkId a{0, 1}, b{0, 2}, c{0, 3};
+  Registry::Registrant first{a, true, 1000, 1234};
+  Registry::Registrant second{b, true, 1001, 77};
+  Registry::Registrant third{c, true, 1000, 55};
+  registry.add(resolutionOf(1), first);
+  registry.add(resolutionOf(2), first);
+  Resolution other = resolutionOf(3);
+  other.processId = 77ull << 32;
+  registry.add(other, second);
+  // A process known by its admin object alone.
+  registry.setAdmin({ObjRefBytes{1, 2, 3}, true, 55ull << 32, third});
+  registry.setAdmin({ObjRefBytes{4, 5}, false, 1234ull << 32, first});
+
+  std::vector<Registry::Process> all = registry.processes();
+  BOOST_REQUIRE_EQUAL(all.size(), 3u);
+  BOOST_TEST(all[0].processId == 55ull << 32);
+  BOOST_REQUIRE(all[0].admin != nullptr);
+  BOOST_TEST(all[0].admin->network);
+  BOOST_TEST(all[1].processId == 77ull << 32);
+  BOOST_TEST(all[1].registrant.uid == 1001u);
+  BOOST_TEST(all[1].admin == nullptr);
+  BOOST_TEST(all[2].processId == 1234ull << 32);
+  BOOST_REQUIRE(all[2].admin != nullptr);
+  BOOST_TEST((all[2].admin->objref == ObjRefBytes{4, 5}));
+
+  // Withdrawn (an empty OBJREF), and gone with its connection.
+  registry.setAdmin({ObjRefBytes{}, false, 0, first});
+  BOOST_TEST(registry.processes()[2].admin == nullptr);
+  BOOST_TEST(registry.forget(c) == 1u);
+  BOOST_TEST(registry.processes().size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(without_credentials_only_the_same_connection_may_change_an_entry) {
   Registry registry;
   const orpc::LinkId a{0, 1}, b{0, 2};

@@ -132,8 +132,9 @@ Iid adminIid() { return Iid(capnp::typeId<wire::Admin>()); }
 // A process's admin object, ready for calls.
 class AdminClient {
 public:
-  explicit AdminClient(uint64_t pid)
-      : _pid(pid), _object(internal::unmarshalForCalls(adminObjRef(pid), adminIid())) {}
+  explicit AdminClient(uint64_t pid) : AdminClient(pid, adminObjRef(pid)) {}
+  AdminClient(uint64_t pid, const ObjRefBytes& objref)
+      : _pid(pid), _object(internal::unmarshalForCalls(objref, adminIid())) {}
 
   uint64_t pid() const { return _pid; }
 
@@ -275,7 +276,20 @@ void printTree(wire::Process::Reader p) {
       std::printf(", requests of pid %llu",
                   static_cast<unsigned long long>(c.getCallerProcess() >> 32));
     }
-    std::printf("\n");
+    std::printf("\n    sent %llu message(s), %llu byte(s); received %llu message(s), %llu "
+                "byte(s); %u call(s) in flight\n",
+                static_cast<unsigned long long>(c.getMessagesSent()),
+                static_cast<unsigned long long>(c.getBytesSent()),
+                static_cast<unsigned long long>(c.getMessagesReceived()),
+                static_cast<unsigned long long>(c.getBytesReceived()), c.getCallsInFlight());
+    if (c.getRttMicros() != 0) {
+      std::printf("    rtt %llu us (deviation %llu us), %llu packet(s) lost, %llu byte(s) sent "
+                  "again\n",
+                  static_cast<unsigned long long>(c.getRttMicros()),
+                  static_cast<unsigned long long>(c.getRttVarMicros()),
+                  static_cast<unsigned long long>(c.getPacketsLost()),
+                  static_cast<unsigned long long>(c.getBytesRetransmitted()));
+    }
   }
   for (auto t : p.getTransports()) {
     std::printf("  transport %s\n", t.getProtseq().cStr());
@@ -448,60 +462,166 @@ void registerInterfacesOf(capnp::StructSchema schema) {
 
 }  // namespace
 
-bool isProcess(const std::string& text) { return parseNumber(text, 10).has_value(); }
+bool isProcess(const std::string& text) {
+  size_t slash = text.rfind('/');
+  if (slash == std::string::npos) return parseNumber(text, 10).has_value();
+  return slash > 0 && parseNumber(std::string_view(text).substr(slash + 1), 10).has_value();
+}
 
 bool isTarget(const std::string& text) {
   return !text.empty();  // resolveTarget says what is wrong with one it cannot use
 }
 
-int ps(bool json) {
-  std::string dir = internal::adminDirectory();
+namespace {
+
+// A process `ferry ps` lists.
+struct Listed {
+  uint64_t pid = 0;
+  std::string name;                   // "" where unknown (another host)
+  std::optional<uint32_t> uid;        // as ferryd knows it
+  std::string admin;                  // its admin object's OBJREF text; "" when not shown
+  std::vector<std::string> bindings;  // its admin object's
+};
+
+std::string commOf(uint64_t pid) { return readLine("/proc/" + std::to_string(pid) + "/comm"); }
+
+// This user's processes whose admin file is in the runtime directory.
+std::vector<Listed> fromRuntimeDirectory() {
   std::vector<uint64_t> pids;
-  if (DIR* d = ::opendir(dir.c_str())) {
+  if (DIR* d = ::opendir(internal::adminDirectory().c_str())) {
     while (dirent* entry = ::readdir(d)) {
       if (auto pid = parseNumber(entry->d_name, 10); pid && processAlive(*pid)) pids.push_back(*pid);
     }
     ::closedir(d);
   }
   std::sort(pids.begin(), pids.end());
-  if (json) std::printf("[");
-  bool first = true;
+  std::vector<Listed> out;
   for (uint64_t pid : pids) {
-    std::string name = readLine("/proc/" + std::to_string(pid) + "/comm");
-    std::string text = readLine(adminFile(pid));
-    std::vector<std::string> bindings;
+    Listed l;
+    l.pid = pid;
+    l.name = commOf(pid);
+    l.admin = readLine(adminFile(pid));
     try {
-      bindings = decodeObjRef(objRefFromText(text)).bindings;
+      l.bindings = decodeObjRef(objRefFromText(l.admin)).bindings;
     } catch (const Error&) {
       continue;  // a file being replaced
     }
-    if (json) {
-      std::string list;
-      for (const auto& b : bindings) list += (list.empty() ? "" : ",") + jsonString(b);
-      std::printf("%s{\"pid\":%llu,\"name\":%s,\"admin\":%s,\"bindings\":[%s]}", first ? "" : ",",
-                  static_cast<unsigned long long>(pid), jsonString(name).c_str(),
-                  jsonString(text).c_str(), list.c_str());
-    } else {
-      std::string list;
-      for (const auto& b : bindings) list += (list.empty() ? "" : " ") + b;
-      std::printf("%-8llu %-16s %s\n", static_cast<unsigned long long>(pid), name.c_str(),
-                  list.c_str());
-    }
-    first = false;
+    out.push_back(std::move(l));
   }
-  if (json) std::printf("]\n");
-  if (!json && pids.empty()) std::printf("no ferry process of this user publishes an admin object in %s\n", dir.c_str());
+  return out;
+}
+
+// The processes registered with the ferryd of `host` ("": this host's).
+std::vector<Listed> fromFerryd(const std::string& host) {
+  std::vector<Listed> out;
+  for (const internal::RegisteredProcess& p : internal::listProcesses(host)) {
+    Listed l;
+    l.pid = p.processId >> 32;
+    if (host.empty()) l.name = commOf(l.pid);
+    l.uid = p.uid;
+    if (!p.admin.empty()) {
+      try {
+        l.bindings = decodeObjRef(p.admin).bindings;
+        l.admin = objRefToText(p.admin);
+      } catch (const Error&) {
+        // Not an OBJREF this tool reads: listed without its admin object.
+      }
+    }
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+// The admin object of process `pid` on `host`, as that host's ferryd gives it to this process.
+ObjRefBytes remoteAdmin(const std::string& host, uint64_t pid) {
+  for (const internal::RegisteredProcess& p : internal::listProcesses(host)) {
+    if (p.processId >> 32 != pid) continue;
+    FERRY_REQUIRE(!p.admin.empty(), Errc::accessDenied,
+                  "access denied: process {} on {} serves its admin object to its own host only "
+                  "(or has none); set its RuntimeOptions::admin to network to serve other hosts",
+                  pid, host);
+    return ObjRefBytes(p.admin.begin(), p.admin.end());
+  }
+  FERRY_FAIL(Errc::objectNotRegistered,
+             "no process {} is registered with the ferryd of {}; `ferry ps {}` lists those that "
+             "are",
+             pid, host, host);
+}
+
+}  // namespace
+
+int ps(const std::string& host, bool json) {
+  Runtime runtime(toolOptions());
+  auto mta = runtime.joinMta();
+  std::vector<Listed> listed;
+  std::string source;
+  if (!host.empty()) {
+    listed = fromFerryd(host);
+    source = "the ferryd of " + host;
+  } else {
+    std::string ferryd = internal::ferrydBinding();
+    std::string why = "this process registers with no ferryd";
+    if (!ferryd.empty()) {
+      try {
+        listed = fromFerryd("");
+        source = "ferryd at " + ferryd;
+      } catch (const Error& e) {
+        if (e.code() != Errc::unavailable) throw;
+        why = e.message();
+      }
+    }
+    if (source.empty()) {
+      listed = fromRuntimeDirectory();
+      source = "the runtime directory " + internal::adminDirectory() + " (" + why + ")";
+    }
+  }
+  if (json) {
+    std::printf("{\"source\":%s,\"processes\":[", jsonString(source).c_str());
+    bool first = true;
+    for (const Listed& l : listed) {
+      std::string list;
+      for (const auto& b : l.bindings) list += (list.empty() ? "" : ",") + jsonString(b);
+      std::string uid = l.uid ? ",\"uid\":" + std::to_string(*l.uid) : "";
+      std::printf("%s{\"pid\":%llu,\"name\":%s%s,\"admin\":%s,\"bindings\":[%s]}",
+                  first ? "" : ",", static_cast<unsigned long long>(l.pid),
+                  jsonString(l.name).c_str(), uid.c_str(), jsonString(l.admin).c_str(),
+                  list.c_str());
+      first = false;
+    }
+    std::printf("]}\n");
+    return 0;
+  }
+  std::printf("from %s:\n", source.c_str());
+  for (const Listed& l : listed) {
+    std::string list;
+    for (const auto& b : l.bindings) list += (list.empty() ? "" : " ") + b;
+    if (l.admin.empty()) list = "(no admin object this user may call)";
+    std::string uid = l.uid ? "uid " + std::to_string(*l.uid) : "";
+    std::printf("%-8llu %-16s %-10s %s\n", static_cast<unsigned long long>(l.pid),
+                l.name.empty() ? "-" : l.name.c_str(), uid.c_str(), list.c_str());
+  }
+  if (listed.empty()) std::printf("no ferry process is listed there\n");
   return 0;
 }
 
 int ls(const std::string& process, bool json) {
-  auto pid = parseNumber(process, 10);
-  FERRY_REQUIRE(pid.has_value(), Errc::invalidArgument,
-                "'{}' is not a process id: give the pid `ferry ps` lists", process);
+  size_t slash = process.rfind('/');
+  std::string host = slash == std::string::npos ? "" : process.substr(0, slash);
+  auto pid = parseNumber(slash == std::string::npos ? process : process.substr(slash + 1), 10);
+  FERRY_REQUIRE(pid.has_value() && (slash == std::string::npos || !host.empty()),
+                Errc::invalidArgument,
+                "'{}' is not a process: give a pid `ferry ps` lists, or HOST[:PORT]/<pid> for "
+                "one on another host",
+                process);
   Runtime runtime(toolOptions());
   auto mta = runtime.joinMta();
-  AdminClient admin(*pid);
-  detail::ClientResponse response = admin.describe();
+  std::optional<AdminClient> admin;
+  if (host.empty()) {
+    admin.emplace(*pid);
+  } else {
+    admin.emplace(*pid, remoteAdmin(host, *pid));
+  }
+  detail::ClientResponse response = admin->describe();
   wire::Process::Reader p = response.results<wire::Admin::DescribeResults>().getProcess();
   if (json) {
     capnp::JsonCodec codec;

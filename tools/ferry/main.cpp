@@ -13,8 +13,10 @@
 //                                    and releases it
 //   ferry keygen <file> [--id NAME]  writes a new key file for the psk security provider (mode
 //                                    0600; never replaces a file)
-//   ferry ps [--json]                this user's processes that publish an admin object
-//   ferry ls <pid> [--json]          what a process runs, exports, holds and serves (its admin
+//   ferry ps [HOST[:PORT]] [--json]  the processes registered with a host's ferryd (this host's
+//                                    without one; this user's admin files when none runs)
+//   ferry ls [HOST[:PORT]/]<pid> [--json]
+//                                    what a process runs, exports, holds and serves (its admin
 //                                    object, core/schema/admin.capnp)
 //   ferry ping <target> [-c N]       round trips to a process (its health) or an object
 //   ferry call <target> <Interface.method> [<json>] [--schema FILE]
@@ -49,8 +51,8 @@ constexpr char kUsage[] =
     "       ferry bind <ferry://reference>\n"
     "       ferry activate <ferry://[HOST[:PORT]]/class/CLASS>\n"
     "       ferry keygen <file> [--id NAME]\n"
-    "       ferry ps [--json]\n"
-    "       ferry ls <pid> [--json]\n"
+    "       ferry ps [HOST[:PORT]] [--json]\n"
+    "       ferry ls [HOST[:PORT]/]<pid> [--json]\n"
     "       ferry ping <target> [-c N]\n"
     "       ferry call <target> <Interface.method> [<json>] [--schema FILE [-I DIR]]\n"
     "       ferry --help | --version\n";
@@ -320,26 +322,36 @@ private:
 
   kj::MainFunc psMain() {
     return kj::MainBuilder(_context, ferry::tools::kVersion,
-                           "Lists this user's ferry processes on this host: those whose admin "
-                           "object is published in the runtime directory (pid, name, bindings).")
+                           "Lists the ferry processes registered with the ferryd of HOST (this "
+                           "host's without one; when none runs here, this user's processes whose "
+                           "admin object is published in the runtime directory), with the source "
+                           "it used: pid, name, user, and the bindings of each admin object this "
+                           "user may call.")
         .addOption({"json"}, [this] { _json = true; return true; }, "print JSON")
+        .expectOptionalArg("HOST[:PORT]", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          _text = text.cStr();
+          return true;
+        })
         .callAfterParsing([this]() -> kj::MainBuilder::Validity {
-          finish(ferry::tools::ps(_json));
+          finish(ferry::tools::ps(_text, _json));
         })
         .build();
   }
 
   kj::MainFunc lsMain() {
     return kj::MainBuilder(_context, ferry::tools::kVersion,
-                           "Shows what process <pid> runs, exports, holds and serves, as its admin "
+                           "Shows what process <pid> (on HOST, through its ferryd, with "
+                           "HOST[:PORT]/<pid>) runs, exports, holds and serves, as its admin "
                            "object answers: apartments, exported objects (OID, class, interfaces, "
                            "references by holder), proxies, transports and their counters, "
                            "plugins, the runtime counters, per-method calls, errors and latency, "
                            "health.")
         .addOption({"json"}, [this] { _json = true; return true; },
                    "print the admin interface's Process struct as JSON (capnp's JsonCodec)")
-        .expectArg("<pid>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
-          if (!ferry::tools::isProcess(text.cStr())) return "not a process id: give a pid";
+        .expectArg("[HOST[:PORT]/]<pid>", [this](kj::StringPtr text) -> kj::MainBuilder::Validity {
+          if (!ferry::tools::isProcess(text.cStr())) {
+            return "not a process: give a pid, or HOST[:PORT]/<pid> for one on another host";
+          }
           _text = text.cStr();
           return true;
         })

@@ -9,13 +9,15 @@
 // (wrap/unwrap). It must offer
 //   void log(int level, const std::string& message)   one line through the host; never throws
 // and, for each table function the plugin takes from AbiGlue, the member of that name (destroy,
-// listen, connect, send, sendAnyThread, close, counters) with the table function's arguments. A member may
+// listen, connect, send, sendAnyThread, close, counters, connectionInfo) with the table function's arguments. A member may
 // throw: the guards log what it threw, and a function that returns an error returns UV_ENOMEM
 // for std::bad_alloc and UV_EIO for anything else.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
@@ -155,6 +157,27 @@ struct AbiGlue {
     Transport* self = unwrap(transport);
     if (self == nullptr) return UV_EINVAL;
     return guardedCall(self, "counters", [&] { return self->counters(out, cap); });
+  }
+
+  // Instantiated only for a plugin that offers connection_info. The instance's member fills a
+  // zeroed ferry_connection_info_v1; only the part of it the host's struct_size covers is copied
+  // out.
+  static int connectionInfo(ferry_transport* transport, ferry_conn_id conn,
+                            ferry_connection_info_v1* out) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr || out == nullptr ||
+        out->struct_size < offsetof(ferry_connection_info_v1, reserved)) {
+      return UV_EINVAL;
+    }
+    return guardedCall(self, "connection_info", [&] {
+      ferry_connection_info_v1 info{};
+      int err = self->connectionInfo(conn, info);
+      if (err != 0) return err;
+      size_t size = std::min<size_t>(out->struct_size, sizeof info);
+      info.struct_size = static_cast<uint32_t>(size);
+      std::memcpy(out, &info, size);
+      return 0;
+    });
   }
 
   static void close(ferry_transport* transport, ferry_conn_id conn) noexcept {

@@ -785,6 +785,14 @@ void StreamTransport::sweep() {
   }
 }
 
+int StreamTransport::connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& out) {
+  auto found = _connections.find(conn);
+  if (found == _connections.end() || found->second->state != Connection::State::open) {
+    return UV_ENOTCONN;
+  }
+  return pathInfo(*found->second, out);
+}
+
 int StreamTransport::counters(ferry_counter_v1* out, size_t cap) {
   _counters.now_receive_buffer_bytes.store(_receiveBudget.used(), std::memory_order_relaxed);
   size_t n = 0;

@@ -142,6 +142,9 @@ public:
   void destroy(void (*done)(void*), void* arg);
   // ferry_transport_v1 counters: FERRY_STREAM_COUNTERS, in that order.
   int counters(ferry_counter_v1* out, size_t cap);
+  // ferry_transport_v1 connection_info: what pathInfo() measures of an open connection;
+  // UV_ENOTCONN for one that is not open.
+  int connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& out);
 
   // Logs one line through the host, prefixed with nothing: the host adds the plugin's name.
   void log(int level, const std::string& message) const noexcept;
@@ -182,6 +185,11 @@ protected:
   // the one that accepted it, or null for an outgoing connection.
   virtual int establish(Connection& connection, const Listener* listener,
                         PeerDescription& peer) = 0;
+  // What the socket's protocol measures of an open connection's path (round-trip time,
+  // retransmissions) into `out`, whose fields stay 0 where it measures nothing (the default).
+  virtual int pathInfo(Connection& /*connection*/, ferry_connection_info_v1& /*out*/) {
+    return 0;
+  }
 
 private:
   static void onConnection(uv_stream_t* server, int status) noexcept;
@@ -339,6 +347,7 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::check_bind
       .create_with_settings = &createStreamWithSettings<Plugin>,
       .check_settings = &checkStreamSettings,
       .counters = &StreamAbi::counters,
+      .connection_info = &StreamAbi::connectionInfo,
   };
 }
 

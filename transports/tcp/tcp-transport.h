@@ -7,8 +7,14 @@
 // it. IPv6 listeners are IPv6-only, so "::" and "0.0.0.0" are two separate listeners. Every
 // connection has TCP_NODELAY: ferry's messages are whole requests and replies, and waiting to
 // coalesce them only adds latency. Peers are described as "1.2.3.4:port" or "[::1]:port".
+// connection_info reports the kernel's TCP_INFO (RTT, its deviation, segments retransmitted).
 #pragma once
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <string>
 
 #include "inet-binding.h"
@@ -76,6 +82,23 @@ protected:
     err = uv_tcp_getpeername(&connection.handle.tcp, reinterpret_cast<sockaddr*>(&name), &length);
     if (err != 0) return err;
     peer.address = formatAddress(name);
+    return 0;
+  }
+
+  // The kernel's TCP_INFO: its smoothed RTT and deviation (microseconds) and the segments it
+  // retransmitted over the connection's life.
+  int pathInfo(Connection& connection, ferry_connection_info_v1& out) override {
+    uv_os_fd_t fd;
+    int err = uv_fileno(reinterpret_cast<const uv_handle_t*>(&connection.handle.tcp), &fd);
+    if (err != 0) return err;
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+      return uv_translate_sys_error(errno);
+    }
+    out.rtt_us = info.tcpi_rtt;
+    out.rtt_var_us = info.tcpi_rttvar;
+    out.packets_lost = info.tcpi_total_retrans;
     return 0;
   }
 };

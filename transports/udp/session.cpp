@@ -421,6 +421,7 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
   uint64_t newest = 0;
   for (const SentPacket& packet : lost) {
     ++_env.counters().packets_lost;
+    ++_packetsLost;
     if (packet.inFlight && packet.size > kBaseDatagramSize) ++_largeLostInRow;
     if (packet.inFlight) {
       bytes += packet.size;
@@ -428,7 +429,10 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
     }
     for (const SentFrame& frame : packet.frames) {
       sendAgain(frame);
-      if (frame.kind == SentFrame::Kind::data) _env.counters().bytes_retransmitted += frame.length;
+      if (frame.kind == SentFrame::Kind::data) {
+        _env.counters().bytes_retransmitted += frame.length;
+        _bytesRetransmitted += frame.length;
+      }
       if (frame.kind == SentFrame::Kind::pmtuProbe) probeFailed(frame.length, now);
     }
   }

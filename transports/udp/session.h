@@ -161,6 +161,9 @@ public:
   uint64_t reassemblyBytes() const noexcept { return _inbox ? _inbox->bytesHeld() : 0; }
   uint64_t sendQueueBytes() const noexcept { return _outbox ? _outbox->bytesQueued() : 0; }
   size_t packetsOutstanding() const noexcept { return _recovery.outstanding(); }
+  // This session's share of the instance's packets_lost and bytes_retransmitted.
+  uint64_t packetsLost() const noexcept { return _packetsLost; }
+  uint64_t bytesRetransmitted() const noexcept { return _bytesRetransmitted; }
 
 private:
   uint64_t now() { return _env.now(); }
@@ -271,6 +274,8 @@ private:
   uint32_t _probeFailures = 0;
   size_t _probeCeiling = 0;   // sizes at or above this are not probed again before _nextProbeAt
   uint32_t _largeLostInRow = 0;       // large packets lost since one was last acknowledged
+  uint64_t _packetsLost = 0;
+  uint64_t _bytesRetransmitted = 0;
   bool _smallAckedSinceLoss = false;  // ... while a small packet got through
   uint64_t _nextProbeAt = 0;  // when the next probe becomes due (0: not scheduled)
   bool _probeReady = false;   // a probe is due: it goes once the congestion window allows

@@ -126,6 +126,8 @@ public:
   int send(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
+  // ferry_transport_v1 connection_info of an open session's connection; UV_ENOTCONN otherwise.
+  int connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& out) const;
   // Writes up to `cap` counters; returns how many there are.
   size_t reportCounters(ferry_counter_v1* out, size_t cap) const;
 #ifdef FERRY_UDP_FAULT_LAYER
@@ -1458,6 +1460,20 @@ int counters(ferry_transport* transport, ferry_counter_v1* out, size_t cap) noex
                      [&] { return static_cast<int>(self->reportCounters(out, cap)); });
 }
 
+// connection_info: the session's RTT estimate and its losses.
+int UdpTransport::connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& out) const {
+  auto found = _connections.find(conn);
+  if (found == _connections.end() || found->second->state() != Session::State::open) {
+    return UV_ENOTCONN;
+  }
+  const Session& session = *found->second;
+  out.rtt_us = session.rtt().smoothed() / 1000;
+  out.rtt_var_us = session.rtt().variance() / 1000;
+  out.packets_lost = session.packetsLost();
+  out.bytes_retransmitted = session.bytesRetransmitted();
+  return 0;
+}
+
 const ferry_transport_v1 kTable = {
     .struct_size = sizeof(ferry_transport_v1),
     .abi_version = FERRY_PLUGIN_ABI_VERSION,
@@ -1480,6 +1496,7 @@ const ferry_transport_v1 kTable = {
     .create_with_settings = &createWithSettings,
     .check_settings = &checkSettings,
     .counters = &counters,
+    .connection_info = &UdpAbi::connectionInfo,
 };
 
 const ferry_plugin_v1 kDescriptor = {

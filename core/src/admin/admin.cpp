@@ -145,14 +145,28 @@ void describeApartment(ApartmentImpl& apartment, wire::Apartment::Builder out) {
   }
 }
 
-// The endpoint's open links, read on the network thread (bounded: 5 seconds).
-std::vector<orpc::Endpoint::LinkView> linksOf(RuntimeImpl& runtime) {
+// An open link as the endpoint and the hub know it.
+struct LinkRow {
+  orpc::Endpoint::LinkView view;
+  TransportHub::LinkFigures figures;
+};
+
+// The endpoint's open links with the hub's figures, read on the network thread (bounded: 5
+// seconds).
+std::vector<LinkRow> linksOf(RuntimeImpl& runtime) {
   TransportHub* hub = runtime.hub();
   orpc::Endpoint* endpoint = runtime.endpoint();
   if (hub == nullptr || endpoint == nullptr || runtime.bindings().empty()) return {};
-  auto promise = std::make_shared<std::promise<std::vector<orpc::Endpoint::LinkView>>>();
+  auto promise = std::make_shared<std::promise<std::vector<LinkRow>>>();
   auto future = promise->get_future();
-  hub->post([promise, endpoint] { promise->set_value(endpoint->links()); });
+  hub->post([promise, endpoint, hub] {
+    std::vector<LinkRow> rows;
+    for (orpc::Endpoint::LinkView& view : endpoint->links()) {
+      auto figures = hub->figures(view.link);
+      rows.push_back(LinkRow{std::move(view), figures.value_or(TransportHub::LinkFigures{})});
+    }
+    promise->set_value(std::move(rows));
+  });
   FERRY_REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready,
                 Errc::unavailable,
                 "the transport I/O thread did not list its connections within 5 seconds; it is "
@@ -160,7 +174,8 @@ std::vector<orpc::Endpoint::LinkView> linksOf(RuntimeImpl& runtime) {
   return future.get();
 }
 
-void describeLink(const orpc::Endpoint::LinkView& link, wire::Connection::Builder out) {
+void describeLink(const LinkRow& row, wire::Connection::Builder out) {
+  const orpc::Endpoint::LinkView& link = row.view;
   out.setProtseq(link.info.protseq);
   out.setPeer(link.info.peer);
   out.setOutbound(link.info.outbound);
@@ -172,6 +187,16 @@ void describeLink(const orpc::Endpoint::LinkView& link, wire::Connection::Builde
   out.setProvider(link.info.provider);
   out.setPrincipal(link.info.principal);
   out.setCallerProcess(link.callerProcess);
+  const TransportHub::LinkFigures& figures = row.figures;
+  out.setMessagesSent(figures.messagesSent);
+  out.setBytesSent(figures.bytesSent);
+  out.setMessagesReceived(figures.messagesReceived);
+  out.setBytesReceived(figures.bytesReceived);
+  out.setCallsInFlight(static_cast<uint32_t>(link.callsInFlight));
+  out.setRttMicros(figures.path.rtt_us);
+  out.setRttVarMicros(figures.path.rtt_var_us);
+  out.setPacketsLost(figures.path.packets_lost);
+  out.setBytesRetransmitted(figures.path.bytes_retransmitted);
 }
 
 template <typename List>
@@ -253,7 +278,7 @@ public:
       out.setCallsInFlight(static_cast<uint32_t>(endpoint->callsInFlight()));
       out.setServedCallsKept(static_cast<uint32_t>(endpoint->servedCallsKept()));
     }
-    std::vector<orpc::Endpoint::LinkView> links = linksOf(_runtime);
+    std::vector<LinkRow> links = linksOf(_runtime);
     auto linksOut = out.initConnections(static_cast<unsigned>(links.size()));
     for (unsigned i = 0; i < links.size(); ++i) describeLink(links[i], linksOut[i]);
     return result;
@@ -365,6 +390,10 @@ void start(RuntimeImpl& runtime) noexcept {
       return marshalInterface(servant, context, MarshalFlags::tableStrong);
     });
     gOwnObjects.store(1, std::memory_order_relaxed);
+    // ferryd lists it (`ferry ps`, from this host and, for admin = network, from others).
+    if (orpc::Endpoint* endpoint = runtime.endpoint()) {
+      endpoint->resolver().registerAdmin(objref, options.admin == RuntimeOptions::Admin::network);
+    }
     std::string dir = directory();
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       FERRY_LOG(warn, "the admin object is not published: cannot create " << dir << ": "

@@ -85,6 +85,13 @@ void CallTable::failAll(Errc code, std::string_view why) {
   for (auto& [id, e] : calls) e.call->fail(code, std::string(why));
 }
 
+std::unordered_map<LinkId, size_t, LinkIdHash> CallTable::sizeByLink() const {
+  std::lock_guard lock(_mutex);
+  std::unordered_map<LinkId, size_t, LinkIdHash> out;
+  for (const auto& [id, entry] : _calls) ++out[entry.link];
+  return out;
+}
+
 size_t CallTable::size() const {
   std::lock_guard lock(_mutex);
   return _calls.size();

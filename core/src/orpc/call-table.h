@@ -76,6 +76,8 @@ public:
   void failAll(Errc code, std::string_view why);
 
   size_t size() const;
+  // The calls in the table by the link each went out on.
+  std::unordered_map<LinkId, size_t, LinkIdHash> sizeByLink() const;
 
 private:
   mutable std::mutex _mutex;

@@ -81,7 +81,12 @@ void Endpoint::opened(LinkId link, const LinkInfo& info) {
 std::vector<Endpoint::LinkView> Endpoint::links() const {
   std::vector<LinkView> out;
   out.reserve(_peers.size());
-  for (const auto& [link, peer] : _peers) out.push_back(LinkView{peer.info, peer.caller.process});
+  auto calls = _calls.sizeByLink();
+  for (const auto& [link, peer] : _peers) {
+    auto inFlight = calls.find(link);
+    out.push_back(LinkView{peer.info, peer.caller.process, link,
+                           inFlight == calls.end() ? 0 : inFlight->second});
+  }
   return out;
 }
 
@@ -169,6 +174,7 @@ void Endpoint::received(LinkId link, const uint8_t* data, size_t size) {
     case FrameKind::classObject:
     case FrameKind::activation:
     case FrameKind::activationReply:
+    case FrameKind::adminRegistration:
       return _resolver.received(link, peer.info, header, std::move(*frame.message));
   }
 }

@@ -72,6 +72,8 @@ public:
   struct LinkView {
     LinkInfo info;
     uint64_t callerProcess = 0;  // 0: none yet (an outbound link, or no request came)
+    LinkId link;
+    size_t callsInFlight = 0;  // calls this process sent on it and awaits
   };
   std::vector<LinkView> links() const;
 

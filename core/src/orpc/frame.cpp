@@ -49,6 +49,7 @@ bool knownKind(uint8_t kind) noexcept {
     case FrameKind::classObject:
     case FrameKind::activation:
     case FrameKind::activationReply:
+    case FrameKind::adminRegistration:
       return true;
   }
   return false;

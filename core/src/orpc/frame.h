@@ -35,6 +35,7 @@ enum class FrameKind : uint8_t {
   classObject = 19,     // to ferryd: a class object registered or revoked (activation.capnp)
   activation = 20,      // an activation request (ActivationRequest)
   activationReply = 21,  // its answer (ActivationReply)
+  adminRegistration = 25,  // to ferryd: the sender's admin object (AdminRegistration)
 };
 
 // The kind of a sealed frame (security/record.h): not a FrameKind, since decodeFrame never sees

@@ -1,5 +1,7 @@
 #include "registry.h"
 
+#include <algorithm>
+
 #include "../stats.h"
 
 namespace ferry::detail {
@@ -34,7 +36,38 @@ Registry::Outcome Registry::withdraw(Oxid oxid, const Registrant& registrant) {
 
 size_t Registry::forget(orpc::LinkId link) {
   auto ofLink = [&](const auto& e) { return e.second.registrant.link == link; };
-  return std::erase_if(_entries, ofLink) + std::erase_if(_names, ofLink);
+  return std::erase_if(_entries, ofLink) + std::erase_if(_names, ofLink) +
+         std::erase_if(_admins, ofLink);
+}
+
+void Registry::setAdmin(Admin admin) {
+  orpc::LinkId link = admin.registrant.link;
+  if (admin.objref.empty()) {
+    _admins.erase(link);
+  } else {
+    _admins[link] = std::move(admin);
+  }
+}
+
+std::vector<Registry::Process> Registry::processes() const {
+  std::unordered_map<orpc::LinkId, Process, orpc::LinkIdHash> byLink;
+  auto note = [&](uint64_t processId, const Registrant& registrant) {
+    Process& p = byLink[registrant.link];
+    p.processId = processId;
+    p.registrant = registrant;
+  };
+  for (const auto& [oxid, entry] : _entries) note(entry.resolution.processId, entry.registrant);
+  for (const auto& [name, entry] : _names) note(entry.processId, entry.registrant);
+  for (const auto& [link, admin] : _admins) {
+    note(admin.processId, admin.registrant);
+    byLink[link].admin = &admin;
+  }
+  std::vector<Process> out;
+  out.reserve(byLink.size());
+  for (auto& [link, process] : byLink) out.push_back(process);
+  std::sort(out.begin(), out.end(),
+            [](const Process& a, const Process& b) { return a.processId < b.processId; });
+  return out;
 }
 
 Registry::Outcome Registry::publish(const std::string& name, Name entry) {

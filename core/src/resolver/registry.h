@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <ferry/marshal.h>
 
@@ -60,6 +61,25 @@ public:
   const Name* findName(const std::string& name) const;
   const std::map<std::string, Name>& names() const noexcept { return _names; }
 
+  // A process's admin object (resolver.capnp AdminRegistration), one per registering link.
+  struct Admin {
+    ObjRefBytes objref;
+    bool network = false;  // it serves other hosts too
+    uint64_t processId = 0;
+    Registrant registrant;
+  };
+  // Records the admin object of the process on `admin.registrant.link`, or forgets it (an empty
+  // objref).
+  void setAdmin(Admin admin);
+  // A process with something registered (an apartment, a name or its admin object): one per
+  // link, sorted by process id. `admin` is valid until the next change.
+  struct Process {
+    uint64_t processId = 0;
+    Registrant registrant;
+    const Admin* admin = nullptr;
+  };
+  std::vector<Process> processes() const;
+
 private:
   struct Entry {
     Resolution resolution;
@@ -69,6 +89,7 @@ private:
 
   std::unordered_map<Oxid, Entry> _entries;
   std::map<std::string, Name> _names;
+  std::unordered_map<orpc::LinkId, Admin, orpc::LinkIdHash> _admins;
 };
 
 }  // namespace ferry::detail

@@ -12,6 +12,7 @@
 #include "../error-impl.h"
 #include "../apartment-impl.h"
 #include "../log.h"
+#include "../objref.h"
 #include "../orpc/call-table.h"
 #include "../pending-call.h"
 #include "../runtime-impl.h"
@@ -137,6 +138,14 @@ std::vector<uint8_t> publicationFrame(uint64_t callId, const std::string& name,
   });
 }
 
+std::vector<uint8_t> adminFrame(const ObjRefBytes& objref, bool network) {
+  capnp::MallocMessageBuilder message(64);
+  auto root = message.initRoot<wire::AdminRegistration>();
+  root.setObjref(capnp::Data::Reader(objref.data(), objref.size()));
+  root.setNetwork(network);
+  return encodeFrame(FrameKind::adminRegistration, 0, Oxid(), message);
+}
+
 [[noreturn]] void failUnexpectedReply(const std::string& key) {
   FERRY_FAIL(Errc::protocolError,
              "the resolver at {} answered a named-object request with a reply of another kind; "
@@ -188,6 +197,38 @@ std::vector<PublishedName> ResolverService::listNames(const StringBindingData& b
     }
     return out;
   });
+}
+
+std::vector<RegisteredProcessEntry> ResolverService::listProcesses(
+    const StringBindingData& binding) {
+  FERRY_REQUIRE(!binding.protseq.empty(), Errc::unavailable,
+                "this process registers with no ferryd (RuntimeOptions::resolver) to ask which "
+                "processes run on this host");
+  uint64_t callId = orpc::CallTable::nextCallId();
+  std::string key = bindingText(binding);
+  std::unique_ptr<IncomingResponse> raw = ask(
+      &binding, callId,
+      nameRequestFrame(callId, [&](wire::NameRequest::Builder r) { r.setProcesses(); }));
+  return readNameReply(*raw, key, [&](wire::NameReply::Reader reply) {
+    if (!reply.isProcesses()) failUnexpectedReply(key);
+    std::vector<RegisteredProcessEntry> out;
+    for (auto entry : reply.getProcesses()) {
+      auto admin = entry.getAdmin();
+      out.push_back({entry.getProcessId(), entry.getUid(), ObjRefBytes(admin.begin(), admin.end()),
+                     entry.getAdminNetwork()});
+    }
+    return out;
+  });
+}
+
+void ResolverService::registerAdmin(ObjRefBytes objref, bool network) {
+  std::vector<uint8_t> frame = adminFrame(objref, network);
+  {
+    std::lock_guard lock(_namesMutex);
+    _admin = std::move(objref);
+    _adminNetwork = network;
+  }
+  sendToFerryd(std::move(frame));
 }
 
 void ResolverService::publishName(const std::string& name, const ObjRefBytes& objref) {
@@ -312,6 +353,12 @@ void ResolverService::received(LinkId link, const orpc::LinkInfo& info,
     case FrameKind::activationReply:
       if (_activation->receivedReply(link, header.callId, message)) return;
       return deliverReply(link, header.callId, std::move(message));
+    case FrameKind::adminRegistration:
+      if (!_runtime.options.acceptRegistrations || !info.hasCredentials) {
+        return _network.reject(link,
+                               "admin objects are only registered with ferryd, over the pipe");
+      }
+      return acceptAdmin(link, info, std::move(message));
     case FrameKind::registration:
     case FrameKind::withdrawal:
       // Registrations come from processes of this host over a transport that carries the
@@ -409,6 +456,25 @@ void ResolverService::serveNames(LinkId link, const orpc::LinkInfo& info, uint64
         }
         break;
       }
+      case wire::NameRequest::PROCESSES: {
+        std::vector<Registry::Process> all = _registry.processes();
+        auto list =
+            root.initProcesses(static_cast<unsigned>(std::min<size_t>(all.size(), 65536)));
+        for (unsigned i = 0; i < list.size(); ++i) {
+          const Registry::Process& p = all[i];
+          list[i].setProcessId(p.processId);
+          list[i].setUid(p.registrant.uid);
+          if (p.admin == nullptr) continue;
+          list[i].setAdminNetwork(p.admin->network);
+          // The OBJREF goes to whoever the process serves: its own user (and root) on this
+          // host, anyone when it serves other hosts (where its own check still applies).
+          bool sameUser = info.hasCredentials && (info.uid == 0 || info.uid == p.registrant.uid);
+          if (sameUser || p.admin->network) {
+            list[i].setAdmin(capnp::Data::Reader(p.admin->objref.data(), p.admin->objref.size()));
+          }
+        }
+        break;
+      }
       case wire::NameRequest::PUBLISH: {
         // Publications come from processes of this host over a transport that carries the
         // kernel's credentials of the sender (the pipe), and only ferryd takes them.
@@ -482,6 +548,32 @@ void ResolverService::acceptNameWithdrawal(LinkId link, const orpc::LinkInfo& in
                         << name << "' for pid " << info.pid
                         << ": only the process that published it may");
   }
+}
+
+void ResolverService::acceptAdmin(LinkId link, const orpc::LinkInfo& info,
+                                  OrpcMessage message) {
+  Registry::Admin admin;
+  try {
+    auto root = message.root<wire::AdminRegistration>();
+    auto objref = root.getObjref();
+    admin.objref.assign(objref.begin(), objref.end());
+    admin.network = root.getNetwork();
+    if (!admin.objref.empty()) admin.processId = decodeObjRef(admin.objref).processId;
+  } catch (const kj::Exception& e) {
+    return _network.reject(link, "malformed admin registration: " +
+                                     std::string(kjReason(e.getDescription().cStr())));
+  } catch (const Error& e) {
+    return _network.reject(link, "malformed admin registration: " + e.message());
+  }
+  uint64_t pid = admin.processId >> 32;
+  if (!admin.objref.empty() && pid != static_cast<uint32_t>(info.pid)) {
+    stats().registrationsRefused.fetch_add(1, std::memory_order_relaxed);
+    FERRY_LOG(warn, "ferryd: refused the admin object of process " << pid << " from pid "
+                        << info.pid << ": a process registers only its own");
+    return;
+  }
+  admin.registrant = Registry::Registrant{link, info.hasCredentials, info.uid, info.pid};
+  _registry.setAdmin(std::move(admin));
 }
 
 void ResolverService::acceptRegistration(LinkId link, const orpc::LinkInfo& info,
@@ -620,6 +712,7 @@ void ResolverService::connectFerryd() {
     _republished[callId] = name;
     _network.send(*link, publicationFrame(callId, name, objref));
   }
+  if (!_admin.empty()) _network.send(*link, adminFrame(_admin, _adminNetwork));
 }
 
 void ResolverService::ferrydLost(const std::string& why) {

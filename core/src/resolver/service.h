@@ -33,6 +33,14 @@ class IncomingResponse;
 class PendingCall;
 class RuntimeImpl;
 
+// A process registered with a ferryd, as its answer to NameRequest.processes gives it.
+struct RegisteredProcessEntry {
+  uint64_t processId = 0;
+  uint32_t uid = 0;
+  ObjRefBytes admin;  // empty: none, or not for the asker
+  bool adminNetwork = false;
+};
+
 class ResolverService {
 public:
   using LinkId = orpc::LinkId;
@@ -64,6 +72,12 @@ public:
   // at ferryd.
   void publishName(const std::string& name, const ObjRefBytes& objref);
   void withdrawName(const std::string& name);
+  // This process's admin object (admin/admin.h), registered with ferryd as the apartments are
+  // (any thread); `network`: it serves other hosts too.
+  void registerAdmin(ObjRefBytes objref, bool network);
+  // The processes registered with the ferryd at `binding` (`ferry ps`), waiting as listNames
+  // does; unavailable for an empty binding (no ferryd).
+  std::vector<RegisteredProcessEntry> listProcesses(const StringBindingData& binding);
   // The ferryd this process registers with: its pipe binding, or an empty protseq for none.
   const StringBindingData& ferryd() const noexcept { return _registration.ferryd(); }
 
@@ -108,6 +122,7 @@ private:
   void serveNames(LinkId link, const orpc::LinkInfo& info, uint64_t callId, OrpcMessage message);
   void acceptNameWithdrawal(LinkId link, const orpc::LinkInfo& info, OrpcMessage message);
   void acceptRegistration(LinkId link, const orpc::LinkInfo& info, OrpcMessage message, bool add);
+  void acceptAdmin(LinkId link, const orpc::LinkInfo& info, OrpcMessage message);
   // Registration, on the network thread: records the apartment (remUnknown) or its withdrawal
   // (null) and tells ferryd if linked; links if not and no retry waits.
   void tell(Oxid oxid, const Ipid* remUnknown);
@@ -137,6 +152,10 @@ private:
   mutable std::mutex _namesMutex;
   std::map<std::string, ObjRefBytes> _published;
   std::unordered_map<uint64_t, std::string> _republished;
+  // This process's admin object for ferryd (under _namesMutex): its OBJREF (empty: none) and
+  // whether it serves other hosts.
+  ObjRefBytes _admin;
+  bool _adminNetwork = false;
 
   std::unique_ptr<ActivationService> _activation;  // last: it uses the members above
 };

@@ -76,6 +76,7 @@ struct TransportHub::Connection {
   std::string key;  // outbound: the binding's text; inbound: ""
   bool open = false;
   orpc::LinkInfo info;
+  LinkTraffic traffic;
   std::vector<std::vector<uint8_t>> queued;  // frames sent before it opened
   // connect() callers waiting for the connection to open (completed empty) or fail.
   std::vector<std::shared_ptr<PendingCall>> openWaiters;
@@ -441,6 +442,25 @@ std::vector<TransportCounters> TransportHub::counters() {
   return future.get();
 }
 
+std::optional<TransportHub::LinkFigures> TransportHub::figures(LinkId link) {
+  Connection* connection = find(link);
+  if (connection == nullptr) return std::nullopt;
+  LinkFigures out;
+  out.messagesSent = connection->traffic.messagesSent.load(std::memory_order_relaxed);
+  out.bytesSent = connection->traffic.bytesSent.load(std::memory_order_relaxed);
+  out.messagesReceived = connection->traffic.messagesReceived;
+  out.bytesReceived = connection->traffic.bytesReceived;
+  Instance& instance = *connection->instance;
+  if (connection->open && instance.traits.connectionInfo) {
+    ferry_connection_info_v1 path{};
+    path.struct_size = sizeof path;
+    if (instance.table->connection_info(instance.transport, connection->id, &path) == 0) {
+      out.path = path;
+    }
+  }
+  return out;
+}
+
 void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame) {
   if (!connection.open) {
     connection.queued.push_back(std::move(frame));
@@ -448,6 +468,7 @@ void TransportHub::sendFrame(Connection& connection, std::vector<uint8_t> frame)
   }
   const ferry_transport_v1* table = connection.instance->table;
   int rc = table->send(connection.instance->transport, connection.id, frame.data(), frame.size());
+  if (rc == 0) connection.traffic.sent(frame.size());
   if (rc < 0) {
     std::string why = "send on " + (connection.key.empty() ? connection.instance->name : connection.key) +
                       " failed: " + table->strerror(rc);
@@ -477,6 +498,10 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
                                << (peer != nullptr && peer->address != nullptr ? peer->address : "?"));
   Connection* raw = connection.get();
   _connections[{instance.index, conn}] = std::move(connection);
+  {
+    std::unique_lock gate(_directGate);
+    _directTraffic[raw->link()] = &raw->traffic;
+  }
   _events->opened(raw->link(), raw->info);
 }
 
@@ -492,6 +517,10 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
   // The server's credentials: a client's security provider checks who it reached.
   takeCredentials(connection->info, peer);
   {
+    std::unique_lock gate(_directGate);
+    _directTraffic[connection->link()] = &connection->traffic;
+  }
+  {
     std::lock_guard lock(_openMutex);
     _openByKey[connection->key] = connection->link();
   }
@@ -502,7 +531,11 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
 
 void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint8_t* data,
                               size_t size) {
-  if (find({instance.index, conn}) != nullptr) _events->received({instance.index, conn}, data, size);
+  Connection* connection = find({instance.index, conn});
+  if (connection == nullptr) return;
+  ++connection->traffic.messagesReceived;
+  connection->traffic.bytesReceived += size;
+  _events->received({instance.index, conn}, data, size);
 }
 
 void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) {
@@ -515,6 +548,10 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
 
 void TransportHub::end(Connection& connection, orpc::LinkEnd how, const std::string& why) {
   LinkId link = connection.link();
+  {
+    std::unique_lock gate(_directGate);
+    _directTraffic.erase(link);
+  }
   if (!connection.key.empty()) {
     {
       std::lock_guard lock(_openMutex);
@@ -573,7 +610,13 @@ bool TransportHub::sendNow(LinkId link, std::span<const uint8_t> frame) {
       i.table->send_any_thread == nullptr) {
     return false;
   }
-  return i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) == 0;
+  if (i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) != 0) {
+    return false;
+  }
+  if (auto traffic = _directTraffic.find(link); traffic != _directTraffic.end()) {
+    traffic->second->sent(frame.size());
+  }
+  return true;
 }
 
 void TransportHub::connect(const StringBindingData& binding) {

@@ -63,6 +63,18 @@ public:
   std::vector<TransportCounters> counters();
   bool hasTransport(const std::string& protseq) const;
 
+  // What one link carried (frames the hub handed to its transport and took from it) and what
+  // its transport measures of its path.
+  struct LinkFigures {
+    uint64_t messagesSent = 0;
+    uint64_t bytesSent = 0;
+    uint64_t messagesReceived = 0;
+    uint64_t bytesReceived = 0;
+    ferry_connection_info_v1 path{};  // 0 where the transport measures nothing
+  };
+  // On the I/O thread: the figures of an open link; none for a link the hub does not hold.
+  std::optional<LinkFigures> figures(LinkId link);
+
   // Opens (or finds open) the connection to `binding`; waits in the calling apartment, bounded by
   // the call timeout and the connect timeout. Throws unavailable, with the transport's reason
   // (permission denied, refused, no route, timed out), when it cannot be opened.
@@ -82,6 +94,19 @@ public:
 private:
   struct Instance;
   struct Connection;
+  // A connection's message counts. Sends come from the I/O thread and from direct senders
+  // (relaxed atomics); receipts only from the I/O thread.
+  struct LinkTraffic {
+    std::atomic<uint64_t> messagesSent{0};
+    std::atomic<uint64_t> bytesSent{0};
+    uint64_t messagesReceived = 0;
+    uint64_t bytesReceived = 0;
+
+    void sent(size_t bytes) noexcept {
+      messagesSent.fetch_add(1, std::memory_order_relaxed);
+      bytesSent.fetch_add(bytes, std::memory_order_relaxed);
+    }
+  };
 
   // I/O thread plumbing.
   static void onAsync(uv_async_t* handle);
@@ -127,6 +152,9 @@ private:
   // Held shared by direct senders, exclusively by stop() before it destroys the instances.
   mutable std::shared_mutex _directGate;
   bool _directAllowed = false;  // guarded by _directGate
+  // The traffic counts of the open connections, for direct senders (guarded by _directGate;
+  // each points into its Connection, and leaves before it).
+  std::unordered_map<LinkId, LinkTraffic*, orpc::LinkIdHash> _directTraffic;
 
   // loopWake(): published by start(), withdrawn by stop().
   const std::shared_ptr<LoopState> _loopState = std::make_shared<LoopState>();

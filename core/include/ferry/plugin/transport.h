@@ -60,6 +60,18 @@ typedef struct ferry_transport_events_v1 {
   void (*closed)(void* context, ferry_conn_id conn, int status);
 } ferry_transport_events_v1;
 
+/* What a transport knows of one connection's path (ferry_transport_v1.connection_info). The
+ * host sets struct_size and zeroes the rest; the plugin writes the fields struct_size covers.
+ * 0 in a field: unknown, or not measured by this transport. */
+typedef struct ferry_connection_info_v1 {
+  uint32_t struct_size;
+  uint32_t reserved;
+  uint64_t rtt_us;             /* smoothed round-trip time */
+  uint64_t rtt_var_us;         /* its mean deviation */
+  uint64_t packets_lost;       /* udp: packets declared lost; tcp: segments retransmitted */
+  uint64_t bytes_retransmitted; /* udp: message bytes sent again */
+} ferry_connection_info_v1;
+
 /* One counter of an instance (ferry_transport_v1.counters). */
 typedef struct ferry_counter_v1 {
   const char* name;
@@ -159,6 +171,13 @@ typedef struct ferry_transport_v1 {
    * the same on every call for an instance; names are static, [a-z0-9_]+. Counters whose name
    * begins with "now_" are current levels; the others only grow. On the loop's thread. */
   int (*counters)(ferry_transport* transport, ferry_counter_v1* out, size_t cap);
+
+  /* Optional (NULL when not offered): what the transport measures of connection `conn`'s path
+   * (round-trip time, loss), written to `out` (see ferry_connection_info_v1). 0, or UV_ENOTCONN
+   * for an unknown or closed connection, UV_EINVAL for a null `out` or a struct_size too small
+   * for its first field. On the loop's thread. */
+  int (*connection_info)(ferry_transport* transport, ferry_conn_id conn,
+                         ferry_connection_info_v1* out);
 } ferry_transport_v1;
 
 /* capabilities: the transport reaches processes of this host only (pipe); without it, other
