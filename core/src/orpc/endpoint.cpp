@@ -232,13 +232,15 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
     peer.named = named;
   }
   if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
-  _pingServer.heard(callerId, Clock::now());
+  // One clock read serves the request's arrival: the caller heard, the reply cache, the deadline.
+  const Clock::time_point now = Clock::now();
+  _pingServer.heard(callerId, now);
 
   // The reply cache: a call that arrived before never runs again.
   std::shared_ptr<ReplySink> replyTo;
   std::shared_ptr<std::atomic<bool>> canceled;
   if (!oneway) {
-    auto admission = _replies.admit(callerId, callId, link, acknowledged, Clock::now());
+    auto admission = _replies.admit(callerId, callId, link, acknowledged, now);
     using Kind = ReplyCache::Admission::Kind;
     switch (admission.kind) {
       case Kind::running:
@@ -277,7 +279,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
                                  : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
-      apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled,
+      apartment, std::move(*request), now + left, peer.info.distance, replyTo, canceled,
       callerId, peer.blanket ? peer.blanket : std::make_shared<const ClientBlanket>());
   if (!apartment->post(item)) item->abandon();
 }
