@@ -94,7 +94,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
                   "the request has flag bits {} that this version of ferry does not know; the "
                   "caller runs a newer protocol",
                   root.getFlags() & ~kRequestFlagsKnown);
-    FERRY_REQUIRE(Clock::now() <= deadline, Errc::deadlineExceeded,
+    FERRY_REQUIRE(started <= deadline, Errc::deadlineExceeded,
                   "the call's deadline passed before the server started it; raise "
                   "RuntimeOptions::callTimeout or the caller's ferry::CallTimeout");
     Ipid ipid(root.getIpid().getHi(), root.getIpid().getLo());

@@ -31,7 +31,8 @@ CallItem::CallItem(std::shared_ptr<ApartmentImpl> target, IncomingRequest reques
     causality = CausalityId(c.getHi(), c.getLo());
     interfaceId = root.getInterfaceId();
     methodId = root.getMethodId();
-    internal = Ipid(root.getIpid().getHi(), root.getIpid().getLo()) == _target->remUnknownIpid();
+    auto ipid = root.getIpid();
+    internal = Ipid(ipid.getHi(), ipid.getLo()) == _target->remUnknownIpid();
   } catch (const kj::Exception&) {
   }
 }

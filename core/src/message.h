@@ -33,10 +33,63 @@ constexpr size_t kMaxErrorMessage = 4096;
 // First segment size for ORPC messages: a null call and a 1 KiB echo fit in one segment.
 constexpr unsigned kOrpcFirstSegmentWords = 256;
 
+// The first segments of built messages, reused through spares kept per thread. Cap'n Proto's
+// builder needs a zero-filled first segment; given one, it zeroes the words it used when it is
+// destroyed. So a spare costs the words the last message used instead of an allocation and
+// kOrpcFirstSegmentWords words of zeroes. A segment returns to the spares of the thread that
+// destroys its message (a message may be built on one thread and dropped on another); beyond
+// kKept spares per thread, and after the thread's spares are gone (thread exit), it is freed.
+namespace first_segments {
+
+constexpr size_t kKept = 8;
+
+struct Spares {
+  capnp::word* words[kKept] = {};
+  size_t count = 0;
+  ~Spares();
+};
+
+// Set when this thread's spares were destroyed: a message destroyed later frees its segment.
+inline thread_local bool sparesGone = false;
+inline thread_local Spares spares;
+
+inline Spares::~Spares() {
+  sparesGone = true;
+  for (size_t i = 0; i < count; ++i) delete[] words[i];
+  count = 0;
+}
+
+struct Release {
+  void operator()(capnp::word* words) const noexcept {
+    if (!sparesGone && spares.count < kKept) {
+      spares.words[spares.count++] = words;
+      return;
+    }
+    delete[] words;
+  }
+};
+
+using Segment = std::unique_ptr<capnp::word[], Release>;
+
+// A zero-filled first segment of kOrpcFirstSegmentWords words.
+inline Segment take() {
+  if (!sparesGone && spares.count > 0) return Segment(spares.words[--spares.count]);
+  return Segment(new capnp::word[kOrpcFirstSegmentWords]());
+}
+
+}  // namespace first_segments
+
+// A builder over a reused first segment. The segment is declared first so that it outlives the
+// builder, which zeroes the words it used as it goes.
+struct SegmentBuilder {
+  first_segments::Segment segment = first_segments::take();
+  capnp::MallocMessageBuilder builder{kj::arrayPtr(segment.get(), kOrpcFirstSegmentWords)};
+};
+
 // A Cap'n Proto message owned either as a builder or as received words.
 class OrpcMessage {
 public:
-  OrpcMessage() : _builder(std::make_unique<capnp::MallocMessageBuilder>(kOrpcFirstSegmentWords)) {}
+  OrpcMessage() : _builder(std::make_unique<SegmentBuilder>()) {}
 
   // Takes ownership of received words; `options` bound the reader.
   OrpcMessage(kj::Array<capnp::word> words, const capnp::ReaderOptions& options)
@@ -44,16 +97,16 @@ public:
         _reader(std::make_unique<capnp::FlatArrayMessageReader>(_words, options)) {}
 
   bool isBuilt() const noexcept { return _builder != nullptr; }
-  capnp::MallocMessageBuilder& builder() { return *_builder; }
+  capnp::MallocMessageBuilder& builder() { return _builder->builder; }
 
   template <typename T>
   typename T::Reader root() {
-    if (_builder) return _builder->getRoot<T>().asReader();
+    if (_builder) return _builder->builder.getRoot<T>().asReader();
     return _reader->getRoot<T>();
   }
 
 private:
-  std::unique_ptr<capnp::MallocMessageBuilder> _builder;
+  std::unique_ptr<SegmentBuilder> _builder;
   kj::Array<capnp::word> _words;
   std::unique_ptr<capnp::FlatArrayMessageReader> _reader;
 };

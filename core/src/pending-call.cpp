@@ -282,20 +282,28 @@ void DeadlineWatch::run() noexcept {
   }
 }
 
-Deadline callDeadline() {
+namespace {
+
+// The deadline of a call that starts at `now`.
+Deadline deadlineFrom(Clock::time_point now) {
   std::optional<std::chrono::milliseconds> scoped = threadState().callTimeout;
-  return Clock::now() + (scoped ? *scoped : currentRuntime().options.callTimeout);
+  return now + (scoped ? *scoped : currentRuntime().options.callTimeout);
 }
+
+}  // namespace
+
+Deadline callDeadline() { return deadlineFrom(Clock::now()); }
 
 namespace {
 
-void stampRequest(wire::Request::Builder root, Deadline deadline) {
+// `now` is the clock read the deadline was taken from: the request carries what is left of it.
+void stampRequest(wire::Request::Builder root, Deadline deadline, Clock::time_point now) {
   CausalityId causality = threadState().causality;
   if (!causality) causality = newCausalityId();
   auto c = root.initCausality();
   c.setHi(causality.hi);
   c.setLo(causality.lo);
-  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
   root.setTimeoutMicros(static_cast<uint64_t>(std::max<int64_t>(1, left.count())));
 }
 
@@ -303,8 +311,9 @@ void stampRequest(wire::Request::Builder root, Deadline deadline) {
 
 std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
                                        std::unique_ptr<OutgoingRequest> request) {
-  Deadline deadline = callDeadline();
-  stampRequest(request->root, deadline);
+  const Clock::time_point now = Clock::now();
+  Deadline deadline = deadlineFrom(now);
+  stampRequest(request->root, deadline, now);
   auto c = request->root.getCausality();
   auto call = std::make_shared<PendingCall>(home.shared_from_this(), deadline,
                                             CausalityId(c.getHi(), c.getLo()));
@@ -315,7 +324,7 @@ std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
     trace->methodId = root.getMethodId();
     trace->ipid = Ipid(root.getIpid().getHi(), root.getIpid().getLo());
     trace->channel = channel.describe();
-    trace->started = Clock::now();
+    trace->started = now;
     call->setTrace(std::move(trace));
   }
   channel.send(std::move(request), deadline, call);
@@ -324,8 +333,9 @@ std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
 
 void sendOneway(Channel& channel, std::unique_ptr<OutgoingRequest> request) noexcept {
   try {
-    Deadline deadline = callDeadline();
-    stampRequest(request->root, deadline);
+    const Clock::time_point now = Clock::now();
+    Deadline deadline = deadlineFrom(now);
+    stampRequest(request->root, deadline, now);
     request->root.setFlags(request->root.getFlags() | kRequestFlagOneway);
     channel.send(std::move(request), deadline, nullptr);
   } catch (const std::exception& e) {

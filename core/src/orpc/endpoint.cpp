@@ -1,5 +1,7 @@
 #include "endpoint.h"
 
+#include <array>
+
 #include <openssl/sha.h>
 
 #include <kj/exception.h>
@@ -206,14 +208,15 @@ CallerKey Endpoint::callerOf(const Peer& peer, uint64_t process, uint64_t token)
 
 void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                             OrpcMessage message) {
-  auto request = std::make_unique<IncomingRequest>(std::move(message));
+  IncomingRequest request(std::move(message));
   uint16_t flags;
   uint64_t timeoutMicros;
   CallerKey named;  // as the request names it
   CallerKey callerId;
-  std::vector<uint64_t> acknowledged;
+  std::array<uint64_t, CallTable::kMaxAcksPerRequest> acknowledged;
+  size_t acknowledgedCount = 0;
   try {
-    auto root = request->root();
+    auto root = request.root();
     flags = root.getFlags();
     timeoutMicros = root.getTimeoutMicros();
     named = CallerKey{root.getCaller(), root.getCallerToken()};
@@ -223,7 +226,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
       if (list.size() > CallTable::kMaxAcksPerRequest) {
         return reject(link, "a request acknowledges more than 64 calls");
       }
-      for (uint64_t id : list) acknowledged.push_back(id);
+      for (uint64_t id : list) acknowledged[acknowledgedCount++] = id;
     }
   } catch (const kj::Exception& e) {
     return reject(link, "bad request: " + std::string(kjReason(e.getDescription().cStr())));
@@ -238,13 +241,16 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
     peer.named = named;
   }
   if (peer.caller != callerId) return reject(link, "requests of two callers on one connection");
-  _pingServer.heard(callerId, Clock::now());
+  // One clock read serves the request's arrival: the caller heard, the reply cache, the deadline.
+  const Clock::time_point now = Clock::now();
+  _pingServer.heard(callerId, now);
 
   // The reply cache: a call that arrived before never runs again.
   std::shared_ptr<ReplySink> replyTo;
   std::shared_ptr<std::atomic<bool>> canceled;
   if (!oneway) {
-    auto admission = _replies.admit(callerId, callId, link, acknowledged, Clock::now());
+    auto admission = _replies.admit(callerId, callId, link,
+                                    std::span(acknowledged.data(), acknowledgedCount), now);
     using Kind = ReplyCache::Admission::Kind;
     switch (admission.kind) {
       case Kind::running:
@@ -283,7 +289,7 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
                                  : std::min(cap, std::chrono::microseconds(static_cast<int64_t>(
                                                      std::min<uint64_t>(timeoutMicros, INT64_MAX / 2))));
   std::unique_ptr<WorkItem> item = std::make_unique<CallItem>(
-      apartment, std::move(*request), Clock::now() + left, peer.info.distance, replyTo, canceled,
+      apartment, std::move(request), now + left, peer.info.distance, replyTo, canceled,
       callerId, peer.blanket ? peer.blanket : std::make_shared<const ClientBlanket>());
   if (!apartment->post(item)) item->abandon();
 }
