@@ -201,8 +201,15 @@ void UdpTransport::close(ferry_conn_id conn) {
 }
 
 size_t UdpTransport::reportCounters(ferry_counter_v1* out, size_t cap) const {
-  if (std::getenv("FERRY_UDP_DESCRIBE") != nullptr) {
-    for (const auto& [id, session] : _sessions) logLine(FERRY_LOG_WARN, session->describe());
+  // Each session's state goes to the host's debug log: what a reader of the counters needs to
+  // explain them (a stalled window, a growing queue), and nothing a user must turn on first.
+  for (const auto& [id, session] : _sessions) {
+    std::string text = session->describe();
+    for (size_t start = 0; start < text.size();) {
+      size_t end = std::min(text.find('\n', start), text.size());
+      logLine(FERRY_LOG_DEBUG, text.substr(start, end - start));
+      start = end + 1;
+    }
   }
   Counters c = _counters;
   c.now_sessions = _sessions.size();
