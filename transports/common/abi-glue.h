@@ -9,9 +9,9 @@
 // (wrap/unwrap). It must offer
 //   void log(int level, const std::string& message)   one line through the host; never throws
 // and, for each table function the plugin takes from AbiGlue, the member of that name (destroy,
-// listen, connect, send, sendAnyThread, close, counters, connectionInfo) with the table function's arguments. A member may
-// throw: the guards log what it threw, and a function that returns an error returns UV_ENOMEM
-// for std::bad_alloc and UV_EIO for anything else.
+// listen, connect, send, sendAnyThread, close, counters, connectionInfo) with the table
+// function's arguments. A member may throw: the guards log what it threw, and a function that
+// returns an error returns UV_ENOMEM for std::bad_alloc and UV_EIO for anything else.
 #pragma once
 
 #include <algorithm>

@@ -1,9 +1,9 @@
 // The fault layer's decisions: what happens to one datagram on its way out of or into an
 // instance (dropped, duplicated, held back, cut short, a bit flipped), drawn from a seeded PRNG so
 // that a seed gives the same sequence of decisions every run, like DCE's dglossy.c. The instance
-// of the test-only build applies the decisions (udp-transport.cpp with FERRY_UDP_FAULT_LAYER,
-// fault-layer.h); this file only parses the settings, decides and counts. The shipping plugin
-// does not contain it.
+// of the test-only build applies the decisions (udp-transport-faults.cpp with
+// FERRY_UDP_FAULT_LAYER, fault-layer.h); this file only parses the settings, decides and counts.
+// The shipping plugin does not contain it.
 #pragma once
 
 #include <cstddef>

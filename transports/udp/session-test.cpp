@@ -1,7 +1,7 @@
 // Two sessions over an in-memory network with a virtual clock: the protocol's behaviour in time
 // (handshake round trips, loss recovery, idle timeout, keepalives) checked deterministically,
 // without sockets or waiting. The test plays the instance's stateless part (COOKIE, creating the
-// server's session) the way udp-transport.cpp does.
+// server's session) the way udp-transport-handshake.cpp does.
 #define BOOST_TEST_MODULE udp session
 #include <boost/test/unit_test.hpp>
 

@@ -7,7 +7,7 @@
 // keeps an idle session alive, notices a dead peer, and closes.
 //
 // A session never touches a socket, a clock or the host's callbacks itself: it asks its
-// SessionEnv. The instance (udp-transport.cpp) implements SessionEnv with libuv; a test may
+// SessionEnv. The instance (udp-transport.h) implements SessionEnv with libuv; a test may
 // implement it with a virtual network and clock.
 //
 // Re-entrancy: SessionEnv's event functions (established, message, ended) run host callbacks,
