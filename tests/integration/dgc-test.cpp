@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include <ferry/ferry.h>
@@ -338,6 +339,78 @@ BOOST_AUTO_TEST_CASE(calls_to_a_killed_exporter_fail_with_an_error_that_names_th
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_udp_exporter_fails_the_call_in_flight_and_new_calls_without_a_reconnect) {
+  RuntimeOptions options = exporterOptions();
+  // The session is declared dead after 600 ms of silence (keepalives every 200 ms), far less
+  // than the 5 s a connect to a silent peer waits.
+  options.transportSettings["udp"] = "idle_timeout_ms=600";
+  Runtime runtime(options);
+  auto mta = runtime.joinMta();
+  Child peer({testArgument(2, kUsage)});
+  auto published = readAnnouncements(peer);
+  BOOST_REQUIRE(published.count("probe") == 1);
+  auto probe = unmarshalInterface<testing::iface::Probe>(objRefFromText(published["probe"]));
+  setTransport(probe.get(), "udp");
+  probe->nothing();
+  std::string binding = transportOf(probe.get());
+  BOOST_REQUIRE(binding.rfind("udp:", 0) == 0);
+
+  int64_t resentBefore = Runtime::stats().callsResent;
+  std::optional<Errc> inFlightCode;
+  std::string inFlightMessage;
+  std::thread caller([&] {
+    auto callerMta = runtime.joinMta();
+    try {
+      probe->sleepMillis(3000);
+    } catch (const Error& e) {
+      inFlightCode = e.code();
+      inFlightMessage = e.message();
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Stopped, its socket open: the host is gone as far as udp can tell.
+  peer.signal(SIGSTOP);
+  BOOST_REQUIRE(peer.waitStopped(std::chrono::seconds(10)));
+  caller.join();
+  BOOST_TEST_MESSAGE("the call in flight: " << inFlightMessage);
+  BOOST_REQUIRE(inFlightCode.has_value());
+  BOOST_CHECK(*inFlightCode == Errc::outcomeUnknown);
+  BOOST_CHECK_MESSAGE(inFlightMessage.find(binding) != std::string::npos, "the error names " << binding);
+  BOOST_CHECK(inFlightMessage.find("idle_timeout_ms") != std::string::npos);
+  // It failed where it was: no copy went out on a new session.
+  BOOST_CHECK_EQUAL(Runtime::stats().callsResent - resentBefore, 0);
+
+  // A new call fails at once, saying which binding went silent.
+  try {
+    probe->nothing();
+    BOOST_ERROR("a call to a silent exporter succeeded");
+  } catch (const Error& e) {
+    BOOST_TEST_MESSAGE("a new call: " << e.what());
+    BOOST_CHECK(e.code() == Errc::unavailable);
+    BOOST_CHECK_MESSAGE(e.message().find(binding) != std::string::npos, "the error names " << binding);
+    BOOST_CHECK(e.message().find("went silent") != std::string::npos);
+  }
+
+  // It answers again: calls reach it again once a connection to it opens.
+  peer.signal(SIGCONT);
+  std::string last;
+  BOOST_CHECK(waitUntil(
+      [&] {
+        try {
+          probe->nothing();
+          return true;
+        } catch (const Error& e) {
+          last = e.what();
+          return false;
+        }
+      },
+      std::chrono::seconds(30)));
+  BOOST_TEST_MESSAGE("the last failure before it answered again: " << last);
+  probe = nullptr;
+  peer.closeInput();
+  BOOST_CHECK_EQUAL(peer.wait(std::chrono::seconds(20)), 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_restarted_exporter_on_the_same_binding_is_not_taken_for_the_old_one) {
