@@ -6,8 +6,12 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -200,6 +204,57 @@ BOOST_AUTO_TEST_CASE(the_objects_of_a_killed_client_are_released_within_three_pi
       BOOST_CHECK_EQUAL(connectionsReleased - released, static_cast<int>(c.objects));
     }
   }
+}
+
+// The exporter's resident memory, from /proc/self/statm.
+int64_t residentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0;
+  int64_t resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+BOOST_AUTO_TEST_CASE(memory_and_objects_plateau_over_many_killed_client_processes) {
+  // FERRY_SOAK_CYCLES sets the count (the soak: 10000); the suite runs 200.
+  const char* setting = std::getenv("FERRY_SOAK_CYCLES");
+  const int cycles = setting != nullptr ? std::max(10, std::atoi(setting)) : 200;
+  const int every = cycles / 10;
+  constexpr uint32_t kTokens = 20;
+  Exporter exporter;
+  const int64_t exportedBefore = Runtime::stats().exportedObjects;
+  // Not udp: a udp client started while the sessions of killed udp clients are still open at
+  // the exporter (30 s, their idle timeout) at times never receives the response to its first
+  // call, which the exporter did serve; that hangs the cycle.
+  const std::array<const char*, 2> transports{"pipe", "tcp"};
+  std::vector<int64_t> resident;
+  for (int cycle = 1; cycle <= cycles; ++cycle) {
+    std::unique_ptr<Child> client =
+        exporter.client(cycle % 2 == 0 ? exporter.staFactory : exporter.mtaFactory,
+                        transports[(cycle / 4) % transports.size()], cycle % 4 < 2 ? "sta" : "mta");
+    BOOST_REQUIRE_EQUAL(ask(*client, "make " + std::to_string(kTokens)),
+                        "held " + std::to_string(kTokens));
+    kill9(*client);
+    if (cycle % every == 0) {
+      // Every killed client's objects are collected, and the memory they took is back.
+      BOOST_REQUIRE_MESSAGE(waitUntil([] { return tokensAlive == 0; }, kCollectionBound),
+                            tokensAlive.load() << " tokens still alive after cycle " << cycle);
+      BOOST_CHECK_EQUAL(Runtime::stats().exportedObjects, exportedBefore);
+      resident.push_back(residentBytes());
+      BOOST_TEST_MESSAGE("cycle " << cycle << ": resident " << resident.back() / 1024
+                                  << " KiB, exported objects "
+                                  << Runtime::stats().exportedObjects << ", tokens alive "
+                                  << tokensAlive.load());
+    }
+  }
+  // After the first fifth (warm-up: pools, caches and the allocator's arenas fill), resident
+  // memory grows by at most 8 MiB over the rest, whatever the count: a leak of 2 KiB per cycle
+  // breaks this bound in the 10000-cycle soak.
+  BOOST_REQUIRE_GE(resident.size(), 10u);
+  int64_t growth = resident.back() - resident[1];
+  BOOST_TEST_MESSAGE(cycles << " cycles: resident memory grew " << growth / 1024
+                            << " KiB after warm-up");
+  BOOST_CHECK_LT(growth, 8 * 1024 * 1024);
 }
 
 BOOST_AUTO_TEST_CASE(pings_cost_the_same_bytes_whatever_the_number_of_objects_held) {
