@@ -158,6 +158,11 @@ struct HeldAcrossHosts {
   std::optional<Child> client;
 };
 
+// The client host's veth end goes "down" (the host leaves the network) or "up" again.
+void setClientLink(const TwoHosts& hosts, const std::string& state) {
+  BOOST_REQUIRE_EQUAL(run("ip -n " + hosts.b + " link set " + hosts.vethB + " " + state), 0);
+}
+
 // Without network namespaces: says why and exits 77 (meson: skipped).
 void skipWithoutNamespaces() {
   if (std::string why = whyNoNetworkNamespaces(); !why.empty()) {
@@ -174,8 +179,7 @@ BOOST_AUTO_TEST_CASE(a_client_host_that_drops_off_is_collected_and_its_calls_fai
   TwoHosts hosts;
   constexpr std::chrono::milliseconds kPeriod{200};
   HeldAcrossHosts held(hosts, kPeriod, std::chrono::milliseconds(1500));
-  // The client's host leaves the network: its veth end goes down.
-  BOOST_REQUIRE_EQUAL(run("ip -n " + hosts.b + " link set " + hosts.vethB + " down"), 0);
+  setClientLink(hosts, "down");
   auto cut = std::chrono::steady_clock::now();
   // Three periods and one of slack, plus room for a loaded machine: the wait is bounded and its
   // length reported, not asserted.
@@ -205,9 +209,9 @@ BOOST_AUTO_TEST_CASE(a_client_host_whose_link_returns_before_collection_loses_no
   // Collection after 3 s of silence, a dead session after 4 s; the link is down for 1 s.
   constexpr std::chrono::milliseconds kPeriod{1000};
   HeldAcrossHosts held(hosts, kPeriod, std::chrono::milliseconds(4000));
-  BOOST_REQUIRE_EQUAL(run("ip -n " + hosts.b + " link set " + hosts.vethB + " down"), 0);
+  setClientLink(hosts, "down");
   std::this_thread::sleep_for(kPeriod);
-  BOOST_REQUIRE_EQUAL(run("ip -n " + hosts.b + " link set " + hosts.vethB + " up"), 0);
+  setClientLink(hosts, "up");
   BOOST_CHECK_EQUAL(ask(*held.client, "call"), "ok");
   BOOST_CHECK_EQUAL(ask(held.server, "alive"), "alive 5");
   // Pings resumed: past three more periods the server still has every token.
