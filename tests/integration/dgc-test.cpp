@@ -432,7 +432,8 @@ BOOST_AUTO_TEST_CASE(a_silent_udp_exporter_fails_the_call_in_flight_and_new_call
   BOOST_TEST_MESSAGE("the call in flight: " << inFlightMessage);
   BOOST_REQUIRE(inFlightCode.has_value());
   BOOST_CHECK(*inFlightCode == Errc::outcomeUnknown);
-  BOOST_CHECK_MESSAGE(inFlightMessage.find(binding) != std::string::npos, "the error names " << binding);
+  BOOST_CHECK_MESSAGE(inFlightMessage.find(binding) != std::string::npos,
+                      "the error names " << binding);
   BOOST_CHECK(inFlightMessage.find("idle_timeout_ms") != std::string::npos);
   // It failed where it was: no copy went out on a new session.
   BOOST_CHECK_EQUAL(Runtime::stats().callsResent - resentBefore, 0);
@@ -444,7 +445,8 @@ BOOST_AUTO_TEST_CASE(a_silent_udp_exporter_fails_the_call_in_flight_and_new_call
   } catch (const Error& e) {
     BOOST_TEST_MESSAGE("a new call: " << e.what());
     BOOST_CHECK(e.code() == Errc::unavailable);
-    BOOST_CHECK_MESSAGE(e.message().find(binding) != std::string::npos, "the error names " << binding);
+    BOOST_CHECK_MESSAGE(e.message().find(binding) != std::string::npos,
+                        "the error names " << binding);
     BOOST_CHECK(e.message().find("went silent") != std::string::npos);
   }
 

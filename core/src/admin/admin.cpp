@@ -386,7 +386,6 @@ void start(RuntimeImpl& runtime) noexcept {
   }
 }
 
-
 void stop() noexcept {
   Published& p = published();
   std::lock_guard lock(p.mutex);

@@ -120,9 +120,9 @@ private:
   std::unordered_map<LinkId, Peer, LinkIdHash> _peers;  // network thread
 
   // A binding whose link went silent (LinkEnd::silent): calls to it (not oneway messages) fail
-  // `unavailable` at once, without waiting out a connect, until a link to it opens again. Meanwhile one connection
-  // attempt to it is kept under way (started by a call, or by a ping), so that an exporter that
-  // answers again is reached again. Network thread.
+  // `unavailable` at once, without waiting out a connect, until a link to it opens again.
+  // Meanwhile one connection attempt to it is kept under way (started by a call, or by a ping),
+  // so that an exporter that answers again is reached again. Network thread.
   struct Silent {
     std::chrono::steady_clock::time_point since;
     std::string why;
