@@ -456,6 +456,24 @@ size_t ExportTable::size() {
   return _byIdentity.size();
 }
 
+size_t ExportTable::heldForOthers() {
+  std::lock_guard lock(_mutex);
+  size_t held = 0;
+  for (const auto& [identity, manager] : _byIdentity) {
+    if (manager->runtimeOwn) continue;
+    auto own = manager->clientRefs.find(ClientKey{});
+    uint32_t ownRefs = own == manager->clientRefs.end() ? 0 : own->second;
+    if (manager->strongRefs > ownRefs) ++held;
+  }
+  return held;
+}
+
+void ExportTable::markRuntimeOwn(Interface* object) {
+  Ref<Interface> identity = identityOf(object);
+  std::lock_guard lock(_mutex);
+  if (StubManager* manager = findByIdentityLocked(identity.get())) manager->runtimeOwn = true;
+}
+
 std::vector<ExportedObjectView> ExportTable::view() {
   std::lock_guard lock(_mutex);
   std::vector<ExportedObjectView> out;

@@ -91,6 +91,8 @@ public:
   std::unordered_map<ClientKey, uint32_t, ClientKeyHash> clientRefs;  // no zero entries
   uint32_t transitRefs = 0;
   bool noPing = false;  // marshaled with noPing once: never collected
+  // Exported by the runtime for itself (the admin object): never holds the process for others.
+  bool runtimeOwn = false;
 };
 
 // An object's stub for one interface, held by a caller: keeps the object alive while held (a
@@ -234,6 +236,15 @@ public:
 
   // Live stub managers (for tests and stats).
   size_t size();
+  // The objects that hold this process for another (COM's local-server rule: ferryd asks an
+  // activated server whether it is idle): those with strong references held by anyone other
+  // than this process's own apartments — another process's account, transit, the table
+  // (tableStrong entries, lockObjectExternal, unclaimed packets). Weak entries and the
+  // runtime's own objects (markRuntimeOwn) do not count.
+  size_t heldForOthers();
+  // Marks the object's stub manager as the runtime's own (the admin object). No-op when the
+  // object is not exported here.
+  void markRuntimeOwn(Interface* object);
   // Every live stub manager, for the admin object.
   std::vector<ExportedObjectView> view();
   // The object's stub manager as ferry::externalReferences reports it.

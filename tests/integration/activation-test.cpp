@@ -58,6 +58,7 @@ struct World {
     writeClass("test.Fifty", "start_timeout_ms = 60000\n");
     writeClass("test.Single", "argument = --single-use\nstart_timeout_ms = 60000\n");
     writeClass("test.Idle", "idle_timeout_ms = 300\n");
+    writeClass("test.IdleOwn", "argument = --hold-own\nidle_timeout_ms = 300\n");
     writeClass("test.Crash", "");
     writeClass("test.Failing", "argument = --fail\n");
     writeClass("test.Silent", "argument = --never-register\nstart_timeout_ms = 1500\n");
@@ -278,6 +279,23 @@ BOOST_AUTO_TEST_CASE(a_killed_server_is_relaunched_by_the_next_activation) {
   BOOST_CHECK_EQUAL(gWorld->launched("test.Crash").size(), 2u);
   // The first proxy's server is gone.
   BOOST_CHECK_THROW(first->pid(), ferry::Error);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_whose_exported_objects_only_it_holds_is_idle_while_a_client_reference_is_not) {
+  auto mta = gWorld->runtime->joinMta();
+  pid_t pid = 0;
+  {
+    auto object = createInstance<Activated>({"test.IdleOwn"});
+    pid = object->pid();
+    // This process's reference holds it (ferryd asks about once a second; 300 ms idle timeout).
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    BOOST_CHECK(alive(pid));
+    BOOST_CHECK_EQUAL(object->pid(), pid);
+  }
+  // Released: what it still exports (its own proxy's object, its admin object) holds it for
+  // nobody, so it is asked to exit and does.
+  BOOST_CHECK(waitGone(pid));
+  BOOST_CHECK_EQUAL(gWorld->launched("test.IdleOwn").size(), 1u);
 }
 
 BOOST_AUTO_TEST_CASE(an_idle_server_is_asked_to_exit_and_the_next_activation_launches_another) {

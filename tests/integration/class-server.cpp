@@ -1,10 +1,12 @@
 // A server that ferryd launches for the activation tests (tests/integration/activation-test.cpp,
 // netns-test.cpp), from class files those tests write:
 //   ferry-test-class-server --class CLASS [--single-use] [--pids FILE] [--listen ADDR]
-//                           [--fail | --never-register]
+//                           [--fail | --never-register | --hold-own]
 // It appends its pid to FILE first. Then, by mode: registers a class object for CLASS (serving
 // acttest::Activated) and runs until ferryd asks it to exit, exiting 0; --fail writes a line to
-// standard error and exits 3 at once; --never-register runs 60 s without registering.
+// standard error and exits 3 at once; --never-register runs 60 s without registering;
+// --hold-own also exports an object of its STA that its MTA holds a proxy to while it runs (a
+// reference that holds the process for nobody else).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
   bool singleUse = false;
   bool fail = false;
   bool neverRegister = false;
+  bool holdOwn = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--class" && i + 1 < argc) clsid = argv[++i];
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
     else if (a == "--single-use") singleUse = true;
     else if (a == "--fail") fail = true;
     else if (a == "--never-register") neverRegister = true;
+    else if (a == "--hold-own") holdOwn = true;
     else {
       std::fprintf(stderr, "class-server: unknown argument %s\n", a.c_str());
       return 2;
@@ -76,8 +80,18 @@ int main(int argc, char** argv) {
           {clsid}, [] { return ferry::Ref<ferry::Interface>(ferry::make<ActivatedImpl>()); },
           singleUse ? ferry::ClassUse::singleUse : ferry::ClassUse::multipleUse);
     });
+    ferry::Ref<acttest::iface::Activated> own;
+    if (holdOwn) {
+      ferry::ObjRefBytes packet = sta.invoke([] {
+        return ferry::marshalInterface(
+            ferry::Ref<acttest::iface::Activated>(ferry::make<ActivatedImpl>()));
+      });
+      own = runtime.mta().invoke(
+          [&] { return ferry::unmarshalInterface<acttest::iface::Activated>(packet); });
+    }
     while (!ferry::waitForExitRequest(std::chrono::milliseconds(200))) {
     }
+    runtime.mta().invoke([&] { own = nullptr; });
     registration.revoke();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "class-server: %s\n", e.what());

@@ -11,10 +11,17 @@
 //   stats           → "stats <pings sent> <ping bytes sent>"
 // It exits 0 when its input closes.
 //
+// With --serve it is the exporter instead (netns-test.cpp's hosts): it exports a Factory from an
+// STA, prints "factory <OBJREF text>" and "ready", and answers
+//   alive           → "alive <tokens of its factory not yet destroyed>"
+//
 //   ferry-test-dgc-client --factory OBJREF [--transport pipe|tcp|udp] [--ping-period MS]
-//                         [--apartment sta|mta]
+//                         [--apartment sta|mta] [--listen ADDRESS] [--udp-settings TEXT]
+//   ferry-test-dgc-client --serve [--ping-period MS] [--listen ADDRESS] [--udp-settings TEXT]
+// A --listen address other than loopback runs without a security provider (test hosts only).
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -27,6 +34,44 @@
 #include "import-table.h"
 
 namespace {
+
+std::atomic<int> tokensAlive{0};
+
+class TokenImpl final : public ferry::Implements<dgctest::iface::Token> {
+public:
+  TokenImpl() { ++tokensAlive; }
+  ~TokenImpl() override { --tokensAlive; }
+  uint64_t touch() override { return 1; }
+};
+
+class FactoryImpl final : public ferry::Implements<dgctest::iface::Factory> {
+public:
+  std::vector<ferry::Ref<dgctest::iface::Token>> make(uint32_t count) override {
+    std::vector<ferry::Ref<dgctest::iface::Token>> out;
+    for (uint32_t i = 0; i < count; ++i) out.push_back(ferry::make<TokenImpl>());
+    return out;
+  }
+};
+
+// --serve: exports a Factory until its input closes.
+int serve(ferry::Runtime& runtime) {
+  ferry::Sta sta = runtime.newSta("exporter");
+  ferry::ObjRefBytes factory = sta.invoke([] {
+    return ferry::marshalInterface(ferry::Ref<dgctest::iface::Factory>(ferry::make<FactoryImpl>()),
+                                   ferry::MarshalContext::differentMachine,
+                                   ferry::MarshalFlags::tableStrong);
+  });
+  std::printf("factory %s\nready\n", ferry::objRefToText(factory).c_str());
+  std::fflush(stdout);
+  for (std::string line; std::getline(std::cin, line);) {
+    std::string answer =
+        line == "alive" ? "alive " + std::to_string(tokensAlive.load()) : "unknown command";
+    std::printf("%s\n", answer.c_str());
+    std::fflush(stdout);
+  }
+  sta.invoke([&] { ferry::releaseMarshalData(factory); });
+  return 0;
+}
 
 struct Client {
   std::string factoryText;
@@ -86,16 +131,29 @@ int main(int argc, char** argv) {
   ferry::RuntimeOptions options;
   std::string factoryText;
   std::string apartment = "sta";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool serving = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--serve") == 0) {
+      serving = true;
+      continue;
+    }
+    if (i + 1 == argc) break;
     if (std::strcmp(argv[i], "--factory") == 0) factoryText = argv[i + 1];
     if (std::strcmp(argv[i], "--transport") == 0) options.preferredTransport = argv[i + 1];
     if (std::strcmp(argv[i], "--ping-period") == 0) {
       options.pingPeriod = std::chrono::milliseconds(std::stoul(argv[i + 1]));
     }
     if (std::strcmp(argv[i], "--apartment") == 0) apartment = argv[i + 1];
+    if (std::strcmp(argv[i], "--listen") == 0) {
+      options.listenAddresses = {argv[i + 1]};
+      options.allowInsecureNetwork = std::strcmp(argv[i + 1], "127.0.0.1") != 0;
+    }
+    if (std::strcmp(argv[i], "--udp-settings") == 0) options.transportSettings["udp"] = argv[i + 1];
+    ++i;
   }
   try {
     ferry::Runtime runtime(options);
+    if (serving) return serve(runtime);
     ferry::Apartment home = runtime.mta();
     ferry::Sta sta;
     if (apartment != "mta") {

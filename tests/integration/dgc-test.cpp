@@ -6,8 +6,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <thread>
 
 #include <ferry/ferry.h>
@@ -201,6 +206,57 @@ BOOST_AUTO_TEST_CASE(the_objects_of_a_killed_client_are_released_within_three_pi
   }
 }
 
+// The exporter's resident memory, from /proc/self/statm.
+int64_t residentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0;
+  int64_t resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+BOOST_AUTO_TEST_CASE(memory_and_objects_plateau_over_many_killed_client_processes) {
+  // FERRY_SOAK_CYCLES sets the count (the soak: 10000); the suite runs 200.
+  const char* setting = std::getenv("FERRY_SOAK_CYCLES");
+  const int cycles = setting != nullptr ? std::max(10, std::atoi(setting)) : 200;
+  const int every = cycles / 10;
+  constexpr uint32_t kTokens = 20;
+  Exporter exporter;
+  const int64_t exportedBefore = Runtime::stats().exportedObjects;
+  // Not udp: a udp client started while the sessions of killed udp clients are still open at
+  // the exporter (30 s, their idle timeout) at times never receives the response to its first
+  // call, which the exporter did serve; that hangs the cycle.
+  const std::array<const char*, 2> transports{"pipe", "tcp"};
+  std::vector<int64_t> resident;
+  for (int cycle = 1; cycle <= cycles; ++cycle) {
+    std::unique_ptr<Child> client =
+        exporter.client(cycle % 2 == 0 ? exporter.staFactory : exporter.mtaFactory,
+                        transports[(cycle / 4) % transports.size()], cycle % 4 < 2 ? "sta" : "mta");
+    BOOST_REQUIRE_EQUAL(ask(*client, "make " + std::to_string(kTokens)),
+                        "held " + std::to_string(kTokens));
+    kill9(*client);
+    if (cycle % every == 0) {
+      // Every killed client's objects are collected, and the memory they took is back.
+      BOOST_REQUIRE_MESSAGE(waitUntil([] { return tokensAlive == 0; }, kCollectionBound),
+                            tokensAlive.load() << " tokens still alive after cycle " << cycle);
+      BOOST_CHECK_EQUAL(Runtime::stats().exportedObjects, exportedBefore);
+      resident.push_back(residentBytes());
+      BOOST_TEST_MESSAGE("cycle " << cycle << ": resident " << resident.back() / 1024
+                                  << " KiB, exported objects "
+                                  << Runtime::stats().exportedObjects << ", tokens alive "
+                                  << tokensAlive.load());
+    }
+  }
+  // After the first fifth (warm-up: pools, caches and the allocator's arenas fill), resident
+  // memory grows by at most 8 MiB over the rest, whatever the count: a leak of 2 KiB per cycle
+  // breaks this bound in the 10000-cycle soak.
+  BOOST_REQUIRE_GE(resident.size(), 10u);
+  int64_t growth = resident.back() - resident[1];
+  BOOST_TEST_MESSAGE(cycles << " cycles: resident memory grew " << growth / 1024
+                            << " KiB after warm-up");
+  BOOST_CHECK_LT(growth, 8 * 1024 * 1024);
+}
+
 BOOST_AUTO_TEST_CASE(pings_cost_the_same_bytes_whatever_the_number_of_objects_held) {
   Exporter exporter;
   std::vector<double> bytesPerPing;
@@ -338,6 +394,80 @@ BOOST_AUTO_TEST_CASE(calls_to_a_killed_exporter_fail_with_an_error_that_names_th
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_udp_exporter_fails_the_call_in_flight_and_new_calls_without_a_reconnect) {
+  RuntimeOptions options = exporterOptions();
+  // The session is declared dead after 600 ms of silence (keepalives every 200 ms), far less
+  // than the 5 s a connect to a silent peer waits.
+  options.transportSettings["udp"] = "idle_timeout_ms=600";
+  Runtime runtime(options);
+  auto mta = runtime.joinMta();
+  Child peer({testArgument(2, kUsage)});
+  auto published = readAnnouncements(peer);
+  BOOST_REQUIRE(published.count("probe") == 1);
+  auto probe = unmarshalInterface<testing::iface::Probe>(objRefFromText(published["probe"]));
+  setTransport(probe.get(), "udp");
+  probe->nothing();
+  std::string binding = transportOf(probe.get());
+  BOOST_REQUIRE(binding.rfind("udp:", 0) == 0);
+
+  int64_t resentBefore = Runtime::stats().callsResent;
+  std::optional<Errc> inFlightCode;
+  std::string inFlightMessage;
+  std::thread caller([&] {
+    auto callerMta = runtime.joinMta();
+    try {
+      probe->sleepMillis(3000);
+    } catch (const Error& e) {
+      inFlightCode = e.code();
+      inFlightMessage = e.message();
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Stopped, its socket open: the host is gone as far as udp can tell.
+  peer.signal(SIGSTOP);
+  BOOST_REQUIRE(peer.waitStopped(std::chrono::seconds(10)));
+  caller.join();
+  BOOST_TEST_MESSAGE("the call in flight: " << inFlightMessage);
+  BOOST_REQUIRE(inFlightCode.has_value());
+  BOOST_CHECK(*inFlightCode == Errc::outcomeUnknown);
+  BOOST_CHECK_MESSAGE(inFlightMessage.find(binding) != std::string::npos,
+                      "the error names " << binding);
+  BOOST_CHECK(inFlightMessage.find("idle_timeout_ms") != std::string::npos);
+  // It failed where it was: no copy went out on a new session.
+  BOOST_CHECK_EQUAL(Runtime::stats().callsResent - resentBefore, 0);
+
+  // A new call fails at once, saying which binding went silent.
+  try {
+    probe->nothing();
+    BOOST_ERROR("a call to a silent exporter succeeded");
+  } catch (const Error& e) {
+    BOOST_TEST_MESSAGE("a new call: " << e.what());
+    BOOST_CHECK(e.code() == Errc::unavailable);
+    BOOST_CHECK_MESSAGE(e.message().find(binding) != std::string::npos,
+                        "the error names " << binding);
+    BOOST_CHECK(e.message().find("went silent") != std::string::npos);
+  }
+
+  // It answers again: calls reach it again once a connection to it opens.
+  peer.signal(SIGCONT);
+  std::string last;
+  BOOST_CHECK(waitUntil(
+      [&] {
+        try {
+          probe->nothing();
+          return true;
+        } catch (const Error& e) {
+          last = e.what();
+          return false;
+        }
+      },
+      std::chrono::seconds(30)));
+  BOOST_TEST_MESSAGE("the last failure before it answered again: " << last);
+  probe = nullptr;
+  peer.closeInput();
+  BOOST_CHECK_EQUAL(peer.wait(std::chrono::seconds(20)), 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_restarted_exporter_on_the_same_binding_is_not_taken_for_the_old_one) {

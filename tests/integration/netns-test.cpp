@@ -1,11 +1,15 @@
 // Cross-host calls: two network namespaces joined by a veth pair (192.0.2.1 and 192.0.2.2/24), a
 // server in one, a client in the other, references passed both ways.
 //   netns-test -- <ferry-test-peer> <ferry-netns-client> <ferryd> <ferry-test-class-server>
-//                 <ferry-activation-client>
+//                 <ferry-activation-client> [<ferry-test-dgc-client>]
 // The server host runs ferryd on its well-known port and the peer registers with it; the client
 // host runs the client twice: once resolving at the exporter's own bindings, once through the
 // server host's ferryd. Then activation: the client host activates a class whose server the
 // server host's ferryd launches from its class directory.
+// The cases labelled dgc (meson's netns-dgc, given ferry-test-dgc-client as a sixth argument)
+// take the client's host off the network by setting its veth end down: the server host collects
+// its objects, and its calls fail at once; or the link returns before collection and nothing is
+// lost.
 // It needs root in an environment that can make network namespaces (not a chroot or an
 // unprivileged container): without, it says why and exits 77 (meson: skipped). It removes every
 // namespace and link it made, also when a check fails.
@@ -18,7 +22,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "child-process.h"
@@ -30,7 +36,8 @@ namespace {
 
 std::string arg(int index) {
   return ferry::test::testArgument(
-      index, "usage: netns-test -- <peer> <client> <ferryd> <class-server> <activation-client>");
+      index, "usage: netns-test -- <peer> <client> <ferryd> <class-server> <activation-client> "
+             "[<dgc-client>]");
 }
 
 // Whether this environment can make network namespaces (a chroot or an unprivileged container
@@ -92,7 +99,126 @@ private:
   bool _created = false;
 };
 
+// One line to a ferry-test-dgc-client and its answer.
+std::string ask(Child& child, const std::string& command) {
+  BOOST_REQUIRE(child.writeLine(command));
+  std::string line;
+  BOOST_REQUIRE_MESSAGE(child.readLine(line, std::chrono::seconds(60)),
+                        "no answer to " << command);
+  return line;
+}
+
+// The server host exports a Factory (ferry-test-dgc-client --serve); the client host holds five
+// of its tokens over udp. Both ping every `period`; the client's udp sessions die after
+// `idleTimeout` of silence.
+struct HeldAcrossHosts {
+  HeldAcrossHosts(const TwoHosts& hosts, std::chrono::milliseconds period,
+                  std::chrono::milliseconds idleTimeout)
+      : server({"ip", "netns", "exec", hosts.a, arg(6), "--serve", "--listen", "192.0.2.1",
+                "--ping-period", std::to_string(period.count())}) {
+    std::string line;
+    BOOST_REQUIRE(server.readLine(line, std::chrono::seconds(20)));
+    BOOST_REQUIRE_EQUAL(line.rfind("factory ", 0), 0u);
+    std::string factory = line.substr(8);
+    BOOST_REQUIRE(server.readLine(line, std::chrono::seconds(20)));
+    BOOST_REQUIRE_EQUAL(line, "ready");
+    client.emplace(std::vector<std::string>{
+        "ip", "netns", "exec", hosts.b, arg(6), "--factory", factory, "--transport", "udp",
+        "--apartment", "mta", "--listen", "192.0.2.2", "--ping-period",
+        std::to_string(period.count()), "--udp-settings",
+        "idle_timeout_ms=" + std::to_string(idleTimeout.count())});
+    BOOST_REQUIRE(client->readLine(line, std::chrono::seconds(20)));
+    BOOST_REQUIRE_EQUAL(line, "ready");
+    BOOST_REQUIRE_EQUAL(ask(*client, "make 5"), "held 5");
+    BOOST_REQUIRE_EQUAL(ask(server, "alive"), "alive 5");
+    // Its pings flow.
+    std::this_thread::sleep_for(2 * period);
+    BOOST_REQUIRE_EQUAL(ask(*client, "call"), "ok");
+  }
+
+  ~HeldAcrossHosts() {
+    client->closeInput();
+    BOOST_CHECK_EQUAL(client->wait(std::chrono::seconds(30)), 0);
+    server.closeInput();
+    BOOST_CHECK_EQUAL(server.wait(std::chrono::seconds(30)), 0);
+  }
+
+  // Polls the server's count of live tokens until it is `expected` or `limit` passed.
+  bool aliveBecomes(int expected, std::chrono::milliseconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    std::string want = "alive " + std::to_string(expected);
+    while (ask(server, "alive") != want) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
+  Child server;
+  std::optional<Child> client;
+};
+
+// The client host's veth end goes "down" (the host leaves the network) or "up" again.
+void setClientLink(const TwoHosts& hosts, const std::string& state) {
+  BOOST_REQUIRE_EQUAL(run("ip -n " + hosts.b + " link set " + hosts.vethB + " " + state), 0);
+}
+
+// Without network namespaces: says why and exits 77 (meson: skipped).
+void skipWithoutNamespaces() {
+  if (std::string why = whyNoNetworkNamespaces(); !why.empty()) {
+    std::printf("SKIP: %s\n", why.c_str());
+    std::exit(77);
+  }
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(a_client_host_that_drops_off_is_collected_and_its_calls_fail_at_once,
+                     *boost::unit_test::label("dgc")) {
+  skipWithoutNamespaces();
+  TwoHosts hosts;
+  constexpr std::chrono::milliseconds kPeriod{200};
+  HeldAcrossHosts held(hosts, kPeriod, std::chrono::milliseconds(1500));
+  setClientLink(hosts, "down");
+  auto cut = std::chrono::steady_clock::now();
+  // Three periods and one of slack, plus room for a loaded machine: the wait is bounded and its
+  // length reported, not asserted.
+  BOOST_CHECK(held.aliveBecomes(0, 4 * kPeriod + std::chrono::seconds(10)));
+  BOOST_TEST_MESSAGE("the server collected the client's 5 tokens "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - cut).count()
+                     << " ms after the link went down (bound: " << (4 * kPeriod).count() << " ms)");
+  // On the client: the call in flight when its session went silent fails outcomeUnknown (or, if
+  // the session died before it was sent, unavailable); the next fails at once, naming the binding.
+  std::string first = ask(*held.client, "call");
+  BOOST_TEST_MESSAGE("client, first call: " << first);
+  BOOST_CHECK(first.rfind("error outcomeUnknown ", 0) == 0 ||
+              first.rfind("error unavailable ", 0) == 0);
+  BOOST_CHECK(first.find("192.0.2.1") != std::string::npos);
+  std::string next = ask(*held.client, "call");
+  BOOST_TEST_MESSAGE("client, next call: " << next);
+  BOOST_CHECK_EQUAL(next.rfind("error unavailable ", 0), 0u);
+  BOOST_CHECK(next.find("192.0.2.1") != std::string::npos);
+  BOOST_CHECK(next.find("went silent") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_client_host_whose_link_returns_before_collection_loses_nothing,
+                     *boost::unit_test::label("dgc")) {
+  skipWithoutNamespaces();
+  TwoHosts hosts;
+  // Collection after 3 s of silence, a dead session after 4 s; the link is down for 1 s.
+  constexpr std::chrono::milliseconds kPeriod{1000};
+  HeldAcrossHosts held(hosts, kPeriod, std::chrono::milliseconds(4000));
+  setClientLink(hosts, "down");
+  std::this_thread::sleep_for(kPeriod);
+  setClientLink(hosts, "up");
+  BOOST_CHECK_EQUAL(ask(*held.client, "call"), "ok");
+  BOOST_CHECK_EQUAL(ask(held.server, "alive"), "alive 5");
+  // Pings resumed: past three more periods the server still has every token.
+  std::this_thread::sleep_for(4 * kPeriod);
+  BOOST_CHECK_EQUAL(ask(held.server, "alive"), "alive 5");
+  BOOST_CHECK_EQUAL(ask(*held.client, "call"), "ok");
+}
 
 BOOST_AUTO_TEST_CASE(calls_cross_hosts_with_references_passed_both_ways) {
   if (std::string why = whyNoNetworkNamespaces(); !why.empty()) {

@@ -123,6 +123,15 @@ public:
     endHere(link, LinkEnd::lost, "the in-memory link was lost");
     _peer->endHere(peerLink, LinkEnd::lost, "the in-memory link was lost");
   }
+  // Network thread: this side's link went silent (a udp session's idle timeout); the peer's
+  // side is lost.
+  void silence(LinkId link) {
+    auto it = _links.find(link.conn);
+    if (it == _links.end()) return;
+    LinkId peerLink = it->second.peer;
+    endHere(link, LinkEnd::silent, "the in-memory link went silent");
+    _peer->endHere(peerLink, LinkEnd::lost, "the in-memory link was lost");
+  }
   std::optional<LinkId> anyLink() const {
     if (_links.empty()) return std::nullopt;
     return LinkId{0, _links.begin()->first};
@@ -395,6 +404,47 @@ BOOST_AUTO_TEST_CASE(a_call_whose_response_was_lost_with_its_link_runs_once_and_
   BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 1);
   BOOST_TEST(p.clientNet.linksMade == 2, "the copy went over a new link");
   BOOST_TEST(p.clientEndpoint.callsInFlight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_link_fails_its_call_where_it_is_and_new_calls_at_once_until_a_link_opens_again) {
+  Pair p(rt());
+  uint32_t before = p.strongRefs();
+  int64_t resentBefore = stats().callsResent.load();
+  // The response never comes: the link goes silent instead.
+  p.serverNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (kindOf(frame) != orpc::FrameKind::response) return false;
+    p.serverNet.dropIf = nullptr;
+    p.wire.post([&] {
+      if (auto link = p.clientNet.anyLink()) p.clientNet.silence(*link);
+    });
+    return true;
+  };
+  auto failure = [&](uint32_t refs) -> std::pair<Errc, std::string> {
+    try {
+      p.addRefs(refs);
+    } catch (const Error& e) {
+      return {e.code(), e.message()};
+    }
+    return {Errc::ok, ""};
+  };
+  auto inFlight = failure(2);
+  BOOST_TEST(int(inFlight.first) == int(Errc::outcomeUnknown), inFlight.second);
+  BOOST_TEST(inFlight.second.find("went silent") != std::string::npos, inFlight.second);
+  BOOST_TEST(stats().callsResent.load() - resentBefore == 0, "no copy went out on a new link");
+  BOOST_TEST(p.strongRefs() == before + 2, "it ran, as outcomeUnknown allows");
+  BOOST_TEST(p.clientNet.linksMade == 1);
+  // The next call fails at once, naming the binding, and starts one connection attempt.
+  auto next = failure(1);
+  BOOST_TEST(int(next.first) == int(Errc::unavailable), next.second);
+  BOOST_TEST(next.second.find("mem:") != std::string::npos, next.second);
+  BOOST_TEST(next.second.find("went silent") != std::string::npos, next.second);
+  BOOST_TEST(p.strongRefs() == before + 2);
+  BOOST_TEST(p.clientNet.linksMade == 2);
+  // The attempt's link opened: calls go through again.
+  p.wire.run([] {});
+  p.addRefs(1);
+  BOOST_TEST(p.strongRefs() == before + 3);
+  BOOST_TEST(p.clientNet.linksMade == 2, "the call took the link the attempt opened");
 }
 
 BOOST_AUTO_TEST_CASE(a_kept_response_goes_after_the_retention_on_the_network_clock) {

@@ -2,7 +2,6 @@
 
 #include <kj/exception.h>
 
-#include "../admin/admin.h"
 #include "../apartment-impl.h"
 #include <ferry/error.h>
 
@@ -302,11 +301,13 @@ void ActivationService::serveActivation(LinkId link, const orpc::LinkInfo& info,
                                                      "only this process's ferryd asks it that"));
         }
         if (request.isIdleQuery()) {
-          // Objects exported for others: the runtime's own admin object holds the process for
-          // nobody.
-          int64_t objects = stats().exportedObjects.load() - admin::ownObjects();
-          return _network.send(link,
-                               idleReplyFrame(callId, static_cast<uint64_t>(std::max<int64_t>(0, objects))));
+          // COM's local-server rule: the objects whose references another process holds (or
+          // the table holds for others), in every apartment.
+          uint64_t objects = 0;
+          for (const auto& apartment : _runtime.apartments()) {
+            objects += apartment->exports().heldForOthers();
+          }
+          return _network.send(link, idleReplyFrame(callId, objects));
         }
         FERRY_LOG(info, "ferryd asks this process to exit: it held no references for others for "
                         "its class's idle timeout");

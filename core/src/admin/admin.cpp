@@ -33,6 +33,7 @@
 #include "../plugin-loader.h"
 #include "../runtime-impl.h"
 #include "../stats.h"
+#include "../thread-state.h"
 #include "../transport/hub.h"
 #include "admin.ferry.h"
 #include "method-stats.h"
@@ -57,9 +58,6 @@ struct Published {
   std::mutex mutex;
   std::string path;
 };
-
-// 1 while this process's admin object is exported (it stays in the table until the MTA goes).
-std::atomic<int> gOwnObjects{0};
 
 Published& published() {
   static Published p;
@@ -387,9 +385,11 @@ void start(RuntimeImpl& runtime) noexcept {
                                  : MarshalContext::local;
     ObjRefBytes objref = Apartment(runtime.mtaShared()).invoke([&runtime, context] {
       Ref<wire::iface::Admin> servant = make<AdminServant>(runtime);
-      return marshalInterface(servant, context, MarshalFlags::tableStrong);
+      ObjRefBytes packet = marshalInterface(servant, context, MarshalFlags::tableStrong);
+      // It holds the process for nobody (ExportTable::heldForOthers).
+      requireCurrentApartment().exports().markRuntimeOwn(servant.get());
+      return packet;
     });
-    gOwnObjects.store(1, std::memory_order_relaxed);
     // ferryd lists it (`ferry ps`, from this host and, for admin = network, from others).
     if (orpc::Endpoint* endpoint = runtime.endpoint()) {
       endpoint->resolver().registerAdmin(objref, options.admin == RuntimeOptions::Admin::network);
@@ -415,10 +415,7 @@ void start(RuntimeImpl& runtime) noexcept {
   }
 }
 
-int64_t ownObjects() noexcept { return gOwnObjects.load(std::memory_order_relaxed); }
-
 void stop() noexcept {
-  gOwnObjects.store(0, std::memory_order_relaxed);
   Published& p = published();
   std::lock_guard lock(p.mutex);
   if (!p.path.empty()) ::unlink(p.path.c_str());

@@ -23,10 +23,6 @@ void start(RuntimeImpl& runtime) noexcept;
 // The start of ~Runtime: removes the file start() wrote. The object goes with the MTA.
 void stop() noexcept;
 
-// The objects counted in RuntimeStats::exportedObjects that the runtime exports for itself (the
-// admin object): what a process holds for nobody else, e.g. when ferryd asks whether it is idle.
-int64_t ownObjects() noexcept;
-
 // In ApartmentImpl::serve, for a call from another process: refuses an admin call (accessDenied,
 // counted in callsDenied) that came from another host (`distance` other than local, i.e. over a
 // transport that reaches other hosts) unless RuntimeOptions::admin is network and the caller's

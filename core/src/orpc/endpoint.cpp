@@ -77,6 +77,8 @@ void Endpoint::opened(LinkId link, const LinkInfo& info) {
   blanket->principal = info.principal;
   blanket->level = info.level;
   _peers[link] = Peer{info, CallerKey{}, CallerKey{}, std::move(blanket)};
+  // The binding answers again.
+  if (info.outbound && !_silent.empty()) _silent.erase(bindingText(info.binding));
   _resolver.opened(link, info);
 }
 
@@ -99,15 +101,27 @@ void Endpoint::ended(LinkId link, const LinkInfo& info, LinkEnd how, const std::
     _peers.erase(it);
   }
   // The calls it brought. A clean close means the caller went away: what still runs is canceled
-  // (nobody waits for it) and nothing is kept. A lost link leaves them to finish for the caller's
-  // resent copies.
-  if (how != LinkEnd::lost && caller.process != 0) _replies.dropLink(caller, link);
+  // (nobody waits for it) and nothing is kept. A lost or silent link leaves them to finish for the
+  // caller's resent copies.
+  if (how != LinkEnd::lost && how != LinkEnd::silent && caller.process != 0) {
+    _replies.dropLink(caller, link);
+  }
   // The calls that went out on it. One that could not be sent failed; a sent one may or may not
   // have run, so it goes out again on a new link, where the exporter's reply cache answers it if
   // it did.
+  // A silent peer is taken for unreachable: its calls fail at once rather than wait out a
+  // connect on a new link, and so do new calls, until a link to it opens again.
   Errc code = how == LinkEnd::neverOpened || how == LinkEnd::shutdown ? Errc::unavailable
                                                                       : Errc::outcomeUnknown;
-  bool again = code == Errc::outcomeUnknown && info.outbound;
+  bool again = code == Errc::outcomeUnknown && info.outbound && how != LinkEnd::silent;
+  if (info.outbound && (how == LinkEnd::silent || !_silent.empty())) {
+    std::string key = bindingText(info.binding);
+    if (how == LinkEnd::silent) {
+      _silent[key] = Silent{Clock::now(), why, LinkId{}};
+    } else if (auto it = _silent.find(key); it != _silent.end() && it->second.attempt == link) {
+      it->second.attempt = LinkId{};
+    }
+  }
   auto calls = _calls.dropLink(link, code, why, again);
   _resolver.ended(link, info, how, why);
   if (!calls.empty()) resend(std::move(calls), why);
@@ -415,6 +429,8 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
   }
   try {
     _network.post([this, key, binding, callId, call, frame] {
+      // A oneway message (a release) still goes out on a new link, whenever that opens.
+      if (call && !_silent.empty() && failIfSilent(key, binding, *call)) return;
       std::string why;
       std::optional<LinkId> link = _network.linkTo(binding, &why);
       if (!link) {
@@ -427,6 +443,23 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
   } catch (const Error& e) {
     if (call) call->fail(e.code(), e.message());
   }
+}
+
+bool Endpoint::failIfSilent(const std::string& key, const StringBindingData& binding,
+                            OutboundCall& call) {
+  auto it = _silent.find(key);
+  if (it == _silent.end()) return false;
+  Silent& silent = it->second;
+  if (!silent.attempt) {
+    std::string why;
+    if (std::optional<LinkId> attempt = _network.linkTo(binding, &why)) silent.attempt = *attempt;
+  }
+  auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - silent.since);
+  call.fail(Errc::unavailable,
+            "cannot reach " + key + ": it went silent " + std::to_string(ago.count()) +
+                " ms ago, and calls to it fail at once until a connection to it opens again (one "
+                "is being tried); " + silent.why);
+  return true;
 }
 
 void Endpoint::track(uint64_t callId, CallTable::Entry entry) {

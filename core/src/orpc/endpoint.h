@@ -120,6 +120,20 @@ private:
   dgc::PingClient _pings;
   dgc::PingServer _pingServer;
   std::unordered_map<LinkId, Peer, LinkIdHash> _peers;  // network thread
+
+  // A binding whose link went silent (LinkEnd::silent): calls to it (not oneway messages) fail
+  // `unavailable` at once, without waiting out a connect, until a link to it opens again.
+  // Meanwhile one connection attempt to it is kept under way (started by a call, or by a ping),
+  // so that an exporter that answers again is reached again. Network thread.
+  struct Silent {
+    std::chrono::steady_clock::time_point since;
+    std::string why;
+    LinkId attempt;  // the connection being tried; none: the next call starts one
+  };
+  // Fails `call` when `key` is a silent binding (starting a connection attempt to it if none is
+  // under way); false otherwise.
+  bool failIfSilent(const std::string& key, const StringBindingData& binding, OutboundCall& call);
+  std::unordered_map<std::string, Silent> _silent;  // by binding text
 };
 
 }  // namespace ferry::detail::orpc

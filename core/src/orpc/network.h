@@ -55,6 +55,10 @@ enum class LinkEnd {
   closed,       // the peer or this process closed it cleanly
   lost,         // it closed with an error: what was sent may or may not have arrived
   shutdown,     // this process stops
+  // The peer went silent: the transport heard nothing from it within its timeout (`closed` with
+  // UV_ETIMEDOUT, transport.h). What was sent may or may not have arrived, and the peer is taken
+  // for unreachable rather than reconnected to at once.
+  silent,
 };
 
 class Network {

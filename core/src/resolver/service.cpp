@@ -619,7 +619,8 @@ void ResolverService::opened(LinkId link, const orpc::LinkInfo&) {
 
 void ResolverService::ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkEnd how,
                             const std::string& why) {
-  if (info.outbound && (how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::lost)) {
+  if (info.outbound && (how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::lost ||
+                        how == orpc::LinkEnd::silent)) {
     // The exporters resolved to this binding may be gone: they are resolved again.
     _runtime.resolutions().invalidateBinding(info.binding);
   }
@@ -635,7 +636,9 @@ void ResolverService::ended(LinkId link, const orpc::LinkInfo& info, orpc::LinkE
     _ferrydLink.reset();
     _republished.clear();
     if (how != orpc::LinkEnd::shutdown) {
-      ferrydLost(how == orpc::LinkEnd::neverOpened ? why : "it closed the connection");
+      ferrydLost(how == orpc::LinkEnd::neverOpened || how == orpc::LinkEnd::silent
+                     ? why
+                     : "it closed the connection");
     }
   }
 }

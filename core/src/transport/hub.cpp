@@ -541,8 +541,15 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
 void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) {
   Connection* connection = find({instance.index, conn});
   if (connection == nullptr) return;
-  std::string why = "the connection " + (connection->key.empty() ? instance.name : connection->key) +
-                    " closed" + (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
+  std::string which = connection->key.empty() ? instance.name : connection->key;
+  // UV_ETIMEDOUT: the peer went silent (transport.h).
+  if (status == UV_ETIMEDOUT) {
+    return end(*connection, orpc::LinkEnd::silent,
+               "the connection " + which + " went silent: nothing came from the peer within the " +
+                   instance.name + " transport's idle timeout (its idle_timeout_ms setting)");
+  }
+  std::string why = "the connection " + which + " closed" +
+                    (status < 0 ? std::string(": ") + instance.table->strerror(status) : "");
   end(*connection, status < 0 ? orpc::LinkEnd::lost : orpc::LinkEnd::closed, why);
 }
 

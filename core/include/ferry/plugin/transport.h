@@ -56,7 +56,10 @@ typedef struct ferry_transport_events_v1 {
   /* One whole message arrived; `data` is valid during the call only. */
   void (*received)(void* context, ferry_conn_id conn, const uint8_t* data, size_t size);
   /* An established connection is gone: the peer closed it (status 0), an error (status < 0,
-   * e.g. a malformed frame), or the host closed it. No event follows for it. */
+   * e.g. a malformed frame), or the host closed it. No event follows for it. UV_ETIMEDOUT says
+   * the peer went silent: nothing came from it within the transport's timeout (udp: its idle
+   * timeout, three keepalive periods; a stream: a message left incomplete, or an accepted
+   * connection idle), and the host takes the peer for unreachable, not merely disconnected. */
   void (*closed)(void* context, ferry_conn_id conn, int status);
 } ferry_transport_events_v1;
 
