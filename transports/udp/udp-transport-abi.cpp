@@ -114,7 +114,8 @@ const ferry_transport_v1 kTable = {
     .close = &UdpAbi::close,
     .check_binding = &checkInetBinding,
     .strerror = &transportStrerror,
-    .send_any_thread = &UdpAbi::sendAnyThread,
+    // Not offered: a session's state belongs to the loop thread (see PROTOCOL.md, "Threads").
+    .send_any_thread = nullptr,
     .listen_with_flags = nullptr,
     // A network transport over datagrams: cheaper than tcp (no handshake per connection beyond
     // the cookie's, no head-of-line blocking between messages), dearer than a local pipe.
