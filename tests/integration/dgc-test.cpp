@@ -254,7 +254,14 @@ BOOST_AUTO_TEST_CASE(memory_and_objects_plateau_over_many_killed_client_processe
   int64_t growth = resident.back() - resident[1];
   BOOST_TEST_MESSAGE(cycles << " cycles: resident memory grew " << growth / 1024
                             << " KiB after warm-up");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // A sanitizer keeps freed memory in quarantine (ASan: up to 256 MiB) and adds shadow memory,
+  // so resident memory says nothing about leaks there; LeakSanitizer checks those at exit.
+  BOOST_TEST_MESSAGE("resident memory bound not checked: a sanitizer's quarantine holds "
+                     "freed memory");
+#else
   BOOST_CHECK_LT(growth, 8 * 1024 * 1024);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(pings_cost_the_same_bytes_whatever_the_number_of_objects_held) {
