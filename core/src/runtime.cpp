@@ -41,8 +41,9 @@ uint64_t makeProcessId() {
 }
 
 // RuntimeOptions::tuneAllocator: one block just under the largest size glibc's dynamic mmap
-// threshold follows (DEFAULT_MMAP_THRESHOLD_MAX: 32 MiB on 64-bit, 512 KiB on 32-bit), which malloc maps and free
-// unmaps, raising the threshold to its size and the trim threshold to twice that (mallopt(3)).
+// threshold follows (DEFAULT_MMAP_THRESHOLD_MAX: 32 MiB on 64-bit, 512 KiB on 32-bit), which
+// malloc maps and free unmaps, raising the threshold to its size and the trim threshold to twice
+// that (mallopt(3)).
 void raiseAllocatorThresholds() noexcept {
 #ifdef __GLIBC__
   constexpr size_t kBlock = (sizeof(long) == 8 ? 32 * 1024 : 512) * size_t{1024} - 64 * 1024;
