@@ -3,6 +3,9 @@
 
 #include <ferry/runtime.h>
 
+#include <exception>
+#include <utility>
+
 #include "log.h"
 #include "pending-call.h"
 #include "runtime-impl.h"
@@ -69,7 +72,9 @@ void Apartment::invokeErased(const std::function<void()>& fn) const {
                 "cannot queue work in apartment '{}': it is shutting down", _impl->label());
   if (!call->done()) here.wait(*call);
   call->throwIfFailed();
-  if (*failure) std::rethrow_exception(*failure);
+  // Taken out, so that the task, destroyed later on the apartment's thread, holds no reference
+  // to the exception this thread goes on to read.
+  if (std::exception_ptr thrown = std::exchange(*failure, nullptr)) std::rethrow_exception(thrown);
 }
 
 Sta& Sta::operator=(Sta&& other) noexcept {
