@@ -262,8 +262,13 @@ private:
   // Waking with the loop (wakeWithLoop), guarded by _mutex but for the atomics.
   LoopWake _wake;
   int _pollerFd = -1;                        // the polling thread's eventfd, while it polls
+  bool _pollerWoken = false;                 // _pollerFd was written
   std::atomic<bool> _pollerSpinning{false};  // it will see _queued without a wake-up
   std::atomic<size_t> _queued{0};            // _queue.size(), for the spinning poller
+  // The loop woke the polling thread this many times in a row with nothing posted; at
+  // kPollerIdleWakes the pool stops polling until the next post().
+  static constexpr unsigned kPollerIdleWakes = 16;
+  unsigned _pollerIdleWakes = 0;
   bool _shutDown = false;
 };
 

@@ -475,7 +475,8 @@ bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
     std::lock_guard lock(_mutex);
     if (_stopping) return false;
     _queue.push_back(std::move(item));
-    _queued.store(_queue.size(), std::memory_order_release);
+    _queued.store(_queue.size());  // sequentially consistent: before _pollerSpinning is read
+    _pollerIdleWakes = 0;
     // Every pool thread is busy (typically blocked in an outgoing call): grow, so a call back
     // into the MTA cannot deadlock.
     if (_idle == 0 && _threads.size() < _maxThreads) {
@@ -485,7 +486,10 @@ bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
     // The polling thread takes the first item: it sees _queued while it spins, or wakes on its
     // eventfd. Further items wake sleeping threads as well.
     if (_pollerFd >= 0 && _queue.size() == 1) {
-      if (!_pollerSpinning.load(std::memory_order_acquire)) wakeEventFd(_pollerFd);
+      if (!_pollerSpinning.load()) {
+        wakeEventFd(_pollerFd);
+        _pollerWoken = true;
+      }
       return true;
     }
   }
@@ -495,9 +499,10 @@ bool MtaImpl::post(std::unique_ptr<WorkItem>& item) {
 
 void MtaImpl::wakeWithLoop(const LoopWake& wake) {
   // The pool threads sleeping on the condition variable are left alone: a pool thread polls
-  // once it has run MTA work, so a process whose MTA serves nobody (a client) has no poller
-  // taking CPU from its callers on every response (measured: udp null 78-93 us with one, 69-71
-  // without, on 2 cores).
+  // once it has run MTA work, and stops after kPollerIdleWakes wake-ups in a row that brought
+  // the MTA nothing, so a process whose MTA serves nobody (a client) has no poller taking CPU
+  // from its callers on every response (measured: udp null 78-93 us with one, 69-71 without,
+  // on 2 cores).
   std::lock_guard lock(_mutex);
   _wake = wake;
 }
@@ -509,11 +514,15 @@ void MtaImpl::pollLocked(std::unique_lock<std::mutex>& lock) noexcept {
   lock.unlock();
   // Bounded, so the thread also sees a stop request that came without its eventfd. Whatever
   // post() did meanwhile, the queue is checked again under the lock.
-  pollWithLoop(wake, own, std::chrono::milliseconds(1000),
-               [this] { return _queued.load(std::memory_order_acquire) != 0; }, &_pollerSpinning);
+  bool woke = pollWithLoop(wake, own, std::chrono::milliseconds(1000),
+                           [this] { return _queued.load() != 0; }, &_pollerSpinning);
   lock.lock();
   _pollerFd = -1;
-  drainEventFd(own);  // a post()'s wake-up, if one came
+  if (std::exchange(_pollerWoken, false)) drainEventFd(own);  // post()'s or shutdown()'s wake-up
+  // Woken by the loop for nothing of the MTA's (a response to one of this process's calls, a
+  // connection's keepalive): a process whose MTA serves nobody stops polling after a few of
+  // these, until work is posted again.
+  if (woke && _queue.empty()) ++_pollerIdleWakes;
 }
 
 void MtaImpl::workerLoop(size_t) noexcept {
@@ -523,7 +532,7 @@ void MtaImpl::workerLoop(size_t) noexcept {
   for (;;) {
     while (_queue.empty() && !_stopping) {
       ++_idle;
-      if (_wake && _pollerFd < 0 && threadEventFd() >= 0) {
+      if (_wake && _pollerFd < 0 && _pollerIdleWakes < kPollerIdleWakes && threadEventFd() >= 0) {
         pollLocked(lock);
       } else {
         _work.wait(lock);
@@ -576,7 +585,10 @@ void MtaImpl::shutdown() {
     std::lock_guard lock(_mutex);
     _stopping = true;
     _work.notify_all();
-    if (_pollerFd >= 0) wakeEventFd(_pollerFd);
+    if (_pollerFd >= 0) {
+      wakeEventFd(_pollerFd);
+      _pollerWoken = true;
+    }
   }
   // Pool threads finish what is queued (releases, replies) and exit. New threads cannot appear:
   // post() refuses work once _stopping is set.

@@ -50,7 +50,10 @@ void drainEventFd(int fd) noexcept;
 // Sleeps until `own` is written or the loop has an event, for at most `timeout`; after a loop
 // event, spins until `ready()`, the loop finishing that iteration, or the loop's spin time, with
 // `*spinning` (if given) true meanwhile. Returns false when it timed out, poll failed, or the loop
-// stopped.
+// stopped. A hander-over may skip the eventfd write while `*spinning` is true if it made its work
+// visible (a sequentially consistent store) before reading the flag (sequentially consistent),
+// and the thread reads `ready()` (sequentially consistent) after this returns and before it polls
+// again: then either the hander-over sees false and writes, or the thread sees the work.
 template <typename Ready>
 bool pollWithLoop(const LoopWake& wake, int own, std::chrono::milliseconds timeout, Ready ready,
                   std::atomic<bool>* spinning = nullptr) noexcept;
@@ -84,13 +87,13 @@ bool pollWithLoop(const LoopWake& wake, int own, std::chrono::milliseconds timeo
   int woke = pollTwo(own, fd, timeout);
   if (woke <= 0) return false;
   if (woke == 2) {
-    if (spinning != nullptr) spinning->store(true, std::memory_order_release);
+    if (spinning != nullptr) spinning->store(true);
     auto until = std::chrono::steady_clock::now() + loop.spin;
     while (!ready() && loop.iterations.load(std::memory_order_acquire) == before &&
            std::chrono::steady_clock::now() < until) {
       sched_yield();
     }
-    if (spinning != nullptr) spinning->store(false, std::memory_order_release);
+    if (spinning != nullptr) spinning->store(false);
   }
   return true;
 }

@@ -2,6 +2,8 @@
 
 #include <kj/exception.h>
 
+#include <utility>
+
 #include "interface-registry.h"
 #include "log.h"
 #include "loop-wake.h"
@@ -78,9 +80,12 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
     _response = std::move(response);
     _error = std::move(error);
     continuation = std::move(_continuation);
-    _done.store(true, std::memory_order_release);
+    _done.store(true);  // sequentially consistent: before _waiterSpinning is read (loop-wake.h)
     watchedBy = std::move(_watchedBy);
-    if (_waiterFd >= 0) wakeEventFd(_waiterFd);
+    if (_waiterFd >= 0 && !_waiterSpinning.load()) {
+      wakeEventFd(_waiterFd);
+      _waiterWoken = true;
+    }
   }
   if (watchedBy != nullptr) watchedBy->forget(_deadline, _watchId);
   if (_trace) {
@@ -209,16 +214,18 @@ void PendingCall::waitPolling() noexcept {
   }
   // A loop event may be another one (this thread's own request, posted to the loop, wakes it
   // first), so a few rounds; then the condition variable.
-  auto isDone = [this] { return _done.load(std::memory_order_acquire); };
+  auto isDone = [this] { return _done.load(); };
   for (int round = 0; own >= 0 && round < 8 && !isDone(); ++round) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now());
-    if (left.count() <= 0 || !pollWithLoop(_wake, own, left, isDone)) break;
+    if (left.count() <= 0 || !pollWithLoop(_wake, own, left, isDone, &_waiterSpinning)) break;
   }
+  bool woken = false;
   {
     std::lock_guard lock(_mutex);
     _waiterFd = -1;
+    woken = std::exchange(_waiterWoken, false);
   }
-  if (own >= 0) drainEventFd(own);  // a completion's wake-up, if one came
+  if (woken) drainEventFd(own);  // the completion's wake-up
   pollers.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -89,6 +89,9 @@ private:
   bool _cancelRequested = false;
   LoopWake _wake;      // set before the request is sent
   int _waiterFd = -1;  // guarded by _mutex: the eventfd of the thread polling in waitBlocking()
+  bool _waiterWoken = false;  // guarded by _mutex: complete() wrote _waiterFd
+  // The polling thread spins (loop-wake.h): it sees _done without the eventfd write.
+  std::atomic<bool> _waiterSpinning{false};
   // Set while a DeadlineWatch holds this call (guarded by _mutex): completion takes it out.
   std::shared_ptr<WatchedCalls> _watchedBy;
   uint64_t _watchId = 0;
