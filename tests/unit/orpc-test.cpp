@@ -267,15 +267,36 @@ BOOST_AUTO_TEST_CASE(answered_calls_are_acknowledged_at_most_64_per_request_on_t
     BOOST_REQUIRE(table.answer(id, linkA) != nullptr);
   }
   BOOST_TEST(table.acknowledgementsFor(linkB).empty());
-  std::vector<uint64_t> first = table.acknowledgementsFor(linkA);
-  std::vector<uint64_t> second = table.acknowledgementsFor(linkA);
+  CallTable::Acknowledgements first = table.acknowledgementsFor(linkA);
+  CallTable::Acknowledgements second = table.acknowledgementsFor(linkA);
   BOOST_TEST(first.size() == CallTable::kMaxAcksPerRequest);
   BOOST_TEST(second.size() == 100u - CallTable::kMaxAcksPerRequest);
   BOOST_TEST(table.acknowledgementsFor(linkA).empty());
-  std::vector<uint64_t> all = first;
+  std::vector<uint64_t> all(first.begin(), first.end());
   all.insert(all.end(), second.begin(), second.end());
   std::sort(all.begin(), all.end());
   BOOST_TEST(all == ids, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_call_is_found_on_its_link_until_answered_and_the_next_call_keeps_nothing_of_it) {
+  CallTable table;
+  auto first = std::make_shared<RecordingCall>();
+  uint64_t firstId = CallTable::nextCallId();
+  table.add(firstId, entryOn(first, linkA));
+  BOOST_TEST((table.linkOf(firstId) == linkA));
+  BOOST_REQUIRE(table.answer(firstId, linkA) == first);
+  BOOST_TEST(!table.linkOf(firstId).has_value(), "an answered call has nothing left to cancel");
+  BOOST_TEST(first.use_count() == 1, "the table holds nothing of an answered call");
+  // The next call takes the answered one's place in the table, under its own id and link.
+  auto second = std::make_shared<RecordingCall>();
+  uint64_t secondId = CallTable::nextCallId();
+  table.add(secondId, entryOn(second, linkB, false));
+  BOOST_TEST((table.linkOf(secondId) == linkB));
+  BOOST_TEST(table.answer(firstId, linkA) == nullptr);
+  BOOST_TEST(table.dropLink(linkB, Errc::unavailable, "gone", true).empty(),
+             "the second call has no frame to be sent again, not the first one's");
+  BOOST_TEST(second->failures.size() == 1u);
+  BOOST_TEST(first->failures.empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_lost_link_gives_back_its_resendable_calls_and_fails_the_others) {
@@ -371,6 +392,34 @@ BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
   BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0).kind) == int(Kind::run));
   BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
   BOOST_TEST(cache.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_call_admitted_while_an_acknowledged_one_is_forgotten_is_held_as_itself) {
+  ReplyCache::Limits limits;
+  limits.perLink = 1;
+  ReplyCache cache(limits);
+  const CallerKey caller{7, 1};
+  auto first = cache.admit(caller, 1, linkA, {}, t0);
+  cache.complete(caller, 1, linkA, reply(8), t0);
+  // The acknowledgement frees the link's one share before call 2 asks for it.
+  const uint64_t ackFirst[] = {1};
+  auto second = cache.admit(caller, 2, linkA, ackFirst, t0);
+  BOOST_REQUIRE(int(second.kind) == int(Kind::run));
+  BOOST_TEST(first.canceled.use_count() == 1, "nothing of the forgotten call is kept");
+  BOOST_TEST(int(cache.admit(caller, 2, linkB, {}, t0).kind) == int(Kind::running),
+             "call 2 runs, whatever call 1 was");
+  auto third = cache.admit(caller, 3, linkA, {}, t0);
+  BOOST_TEST(int(third.code) == int(Errc::retryLater), "call 2 holds the link's share");
+  BOOST_TEST((cache.complete(caller, 2, linkA, reply(16), t0) == linkB));
+  auto copy = cache.admit(caller, 2, linkA, {}, t0);
+  BOOST_REQUIRE(int(copy.kind) == int(Kind::replay));
+  BOOST_TEST(copy.reply->size() == 16u);
+  // A share that fell to zero (kept until expire()) is taken again by the next call.
+  const uint64_t ackSecond[] = {2};
+  BOOST_TEST(int(cache.admit(caller, 3, linkA, ackSecond, t0).kind) == int(Kind::run));
+  cache.expire(t0);
+  BOOST_TEST(int(cache.admit(caller, 4, linkA, {}, t0).code) == int(Errc::retryLater),
+             "call 3 still holds the share after the sweep");
 }
 
 BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_copy_may_have_run) {

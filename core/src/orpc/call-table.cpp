@@ -1,5 +1,6 @@
 #include "call-table.h"
 
+#include <algorithm>
 #include <string>
 
 namespace ferry::detail::orpc {
@@ -14,7 +15,15 @@ uint64_t CallTable::nextCallId() noexcept {
 
 void CallTable::add(uint64_t callId, Entry entry) {
   std::lock_guard lock(_mutex);
-  _calls[callId] = std::move(entry);
+  if (_spare.empty()) {
+    _calls[callId] = std::move(entry);
+    return;
+  }
+  _spare.key() = callId;
+  _spare.mapped() = std::move(entry);
+  auto inserted = _calls.insert(std::move(_spare));
+  // An id already in the table (never, as ids are unique) keeps its entry replaced, as above.
+  if (!inserted.inserted) inserted.position->second = std::move(inserted.node.mapped());
 }
 
 std::shared_ptr<OutboundCall> CallTable::answer(uint64_t callId, LinkId link) {
@@ -22,7 +31,8 @@ std::shared_ptr<OutboundCall> CallTable::answer(uint64_t callId, LinkId link) {
   auto it = _calls.find(callId);
   if (it == _calls.end() || it->second.link != link) return nullptr;
   std::shared_ptr<OutboundCall> call = std::move(it->second.call);
-  _calls.erase(it);
+  _spare = _calls.extract(it);
+  _spare.mapped() = Entry{};
   auto& acks = _acks[link];
   if (acks.size() < kMaxAcksKept) acks.push_back(callId);
   return call;
@@ -37,15 +47,23 @@ std::optional<CallTable::Entry> CallTable::take(uint64_t callId, LinkId link) {
   return entry;
 }
 
-std::vector<uint64_t> CallTable::acknowledgementsFor(LinkId link) {
+CallTable::Acknowledgements CallTable::acknowledgementsFor(LinkId link) {
+  Acknowledgements out;
   std::lock_guard lock(_mutex);
   auto it = _acks.find(link);
-  if (it == _acks.end() || it->second.empty()) return {};
+  if (it == _acks.end() || it->second.empty()) return out;
   auto& ids = it->second;
-  size_t n = std::min(ids.size(), kMaxAcksPerRequest);
-  std::vector<uint64_t> out(ids.end() - static_cast<ptrdiff_t>(n), ids.end());
-  ids.resize(ids.size() - n);
+  out.count = std::min(ids.size(), kMaxAcksPerRequest);
+  std::copy(ids.end() - static_cast<ptrdiff_t>(out.count), ids.end(), out.ids.begin());
+  ids.resize(ids.size() - out.count);
   return out;
+}
+
+std::optional<LinkId> CallTable::linkOf(uint64_t callId) const {
+  std::lock_guard lock(_mutex);
+  auto it = _calls.find(callId);
+  if (it == _calls.end()) return std::nullopt;
+  return it->second.link;
 }
 
 std::vector<std::pair<uint64_t, CallTable::Entry>> CallTable::dropLink(LinkId link, Errc code,

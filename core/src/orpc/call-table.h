@@ -9,6 +9,7 @@
 // can forget those responses early.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -61,9 +62,21 @@ public:
   // Takes back a call that went out on `link` (it could not be written there); null as answer().
   std::optional<Entry> take(uint64_t callId, LinkId link);
 
-  // The ids to acknowledge in the next request on `link` (at most kMaxAcksPerRequest, newest
-  // first), taken out of the table.
-  std::vector<uint64_t> acknowledgementsFor(LinkId link);
+  // The ids of one Request.acknowledged, held in place: taking them allocates nothing.
+  struct Acknowledgements {
+    std::array<uint64_t, kMaxAcksPerRequest> ids;
+    size_t count = 0;
+    bool empty() const noexcept { return count == 0; }
+    size_t size() const noexcept { return count; }
+    const uint64_t* begin() const noexcept { return ids.data(); }
+    const uint64_t* end() const noexcept { return ids.data() + count; }
+  };
+  // The ids to acknowledge in the next request on `link` (at most kMaxAcksPerRequest, the newest
+  // of those kept), taken out of the table.
+  Acknowledgements acknowledgementsFor(LinkId link);
+
+  // The link a call in the table went out on; none once it is answered or taken.
+  std::optional<LinkId> linkOf(uint64_t callId) const;
 
   // `link` is gone. With `resend`, the calls on it that have a frame and resends left come back,
   // out of the table, to be sent again; every other call on it fails with `code` — except that a
@@ -80,8 +93,12 @@ public:
   std::unordered_map<LinkId, size_t, LinkIdHash> sizeByLink() const;
 
 private:
+  using Calls = std::unordered_map<uint64_t, Entry>;
   mutable std::mutex _mutex;
-  std::unordered_map<uint64_t, Entry> _calls;
+  Calls _calls;
+  // The node of the last answered call, emptied, for the next add(): with one call at a time on
+  // a link, adding and answering allocate nothing.
+  Calls::node_type _spare;
   std::unordered_map<LinkId, std::vector<uint64_t>, LinkIdHash> _acks;
 };
 

@@ -401,10 +401,11 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
     request->root.setCallerToken(_callerToken);
     if (call) {
       // The responses received on this link since its previous request.
-      std::vector<uint64_t> acks = open ? _calls.acknowledgementsFor(*open) : std::vector<uint64_t>{};
+      CallTable::Acknowledgements acks =
+          open ? _calls.acknowledgementsFor(*open) : CallTable::Acknowledgements{};
       if (!acks.empty()) {
         auto list = request->root.initAcknowledged(static_cast<unsigned>(acks.size()));
-        for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks[i]);
+        for (unsigned i = 0; i < acks.size(); ++i) list.set(i, acks.ids[i]);
       }
     }
     *frame = encodeFrame(FrameKind::request, callId, oxid, request->message.builder());
@@ -463,15 +464,18 @@ bool Endpoint::failIfSilent(const std::string& key, const StringBindingData& bin
 }
 
 void Endpoint::track(uint64_t callId, CallTable::Entry entry) {
-  LinkId link = entry.link;
   std::shared_ptr<OutboundCall> call = entry.call;
   _calls.add(callId, std::move(entry));
-  call->setCancelHook([this, link, callId] { sendCancel(link, callId); });
+  // Two words, which std::function holds without an allocation.
+  call->setCancelHook([this, callId] { sendCancel(callId); });
 }
 
-void Endpoint::sendCancel(LinkId link, uint64_t callId) {
-  sendAnyThread(link, std::make_shared<const std::vector<uint8_t>>(
-                          encodeBareFrame(FrameKind::cancel, callId)));
+void Endpoint::sendCancel(uint64_t callId) {
+  // The link the call is on now; none once it is answered or failed, with nothing to cancel.
+  std::optional<LinkId> link = _calls.linkOf(callId);
+  if (!link) return;
+  sendAnyThread(*link, std::make_shared<const std::vector<uint8_t>>(
+                           encodeBareFrame(FrameKind::cancel, callId)));
 }
 
 void Endpoint::resend(std::vector<std::pair<uint64_t, CallTable::Entry>> calls,

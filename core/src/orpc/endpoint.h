@@ -103,7 +103,7 @@ private:
   // Sends the calls of a lost link again, on new links.
   void resend(std::vector<std::pair<uint64_t, CallTable::Entry>> calls, const std::string& why);
   // Asks the exporter to cancel a call this process sent. Any thread.
-  void sendCancel(LinkId link, uint64_t callId);
+  void sendCancel(uint64_t callId);
   // Sends a frame on `link`, from this thread if the transport can, else through the network
   // thread. Any thread.
   void sendAnyThread(LinkId link, std::shared_ptr<const std::vector<uint8_t>> frame);

@@ -4,6 +4,19 @@
 
 namespace ferry::detail::orpc {
 
+namespace {
+
+// The node of the last call this thread forgot, emptied, for the next call it admits: requests
+// arrive on the network thread, and a call's entry is forgotten when a later request of its
+// caller acknowledges it, so admitting one call at a time allocates no node.
+template <typename Calls>
+typename Calls::node_type& spareNode() {
+  thread_local typename Calls::node_type spare;
+  return spare;
+}
+
+}  // namespace
+
 ReplyCache::~ReplyCache() { clear(); }
 
 ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, LinkId link,
@@ -85,7 +98,14 @@ ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, Lin
     served.origin = link;
     served.link = link;
     served.canceled = out.canceled;
-    caller.calls.emplace(callId, std::move(served));
+    auto& spare = spareNode<decltype(caller.calls)>();
+    if (spare.empty()) {
+      caller.calls.emplace(callId, std::move(served));
+    } else {
+      spare.key() = callId;
+      spare.mapped() = std::move(served);
+      caller.calls.insert(std::move(spare));  // callId is not in `calls` (found above)
+    }
     ++_entries;
     stats().replyCacheEntries.fetch_add(1, std::memory_order_relaxed);
   }
@@ -158,6 +178,9 @@ void ReplyCache::expire(Clock::time_point now) {
     if (idle) releaseShare(caller.origin, &LinkShare::callers);
     c = idle ? _callers.erase(c) : std::next(c);
   }
+  std::erase_if(_links, [](const auto& share) {
+    return share.second.calls == 0 && share.second.callers == 0;
+  });
 }
 
 void ReplyCache::clear() {
@@ -182,7 +205,9 @@ size_t ReplyCache::bytes() const {
 void ReplyCache::forget(std::map<uint64_t, Served>::iterator it, Caller& caller) {
   if (it->second.reply != nullptr) _bytes -= it->second.reply->size();
   releaseShare(it->second.origin, &LinkShare::calls);
-  caller.calls.erase(it);
+  auto& spare = spareNode<decltype(caller.calls)>();
+  spare = caller.calls.extract(it);
+  spare.mapped() = Served{};
   --_entries;
   stats().replyCacheEntries.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -190,8 +215,9 @@ void ReplyCache::forget(std::map<uint64_t, Served>::iterator it, Caller& caller)
 void ReplyCache::releaseShare(LinkId link, size_t LinkShare::*what) {
   auto share = _links.find(link);
   if (share == _links.end()) return;
+  // A share at zero stays until expire(), so that a link whose calls come one at a time does not
+  // remove and add it on every call.
   --(share->second.*what);
-  if (share->second.calls == 0 && share->second.callers == 0) _links.erase(share);
 }
 
 void ReplyCache::evictFromLargest() {
