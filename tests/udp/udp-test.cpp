@@ -429,7 +429,8 @@ BOOST_AUTO_TEST_CASE(sends_from_four_threads_at_once_arrive_once_each_in_order_u
   Link link = connectPair(harness, server, client, server.listen(), kPatience);
   constexpr uint32_t kThreads = 4;
   constexpr uint32_t kEach = 400;
-  // Mostly a datagram or less, every 40th a 40 KiB message cut into many.
+  // Mostly a datagram or less (mostly written by the senders), every 40th a 40 KiB message
+  // cut into many (the loop sends these).
   auto sizeOf = [](uint32_t stream, uint32_t i) -> size_t {
     return i % 40 == 39 ? 40 * 1024 : 8 + ((i + 1) * (stream + 3) * 7919u) % 1500u;
   };

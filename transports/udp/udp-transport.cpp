@@ -205,12 +205,21 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
   auto found = _connections.find(conn);
   if (found == _connections.end()) return UV_ENOTCONN;
   Session& session = *found->second;
+  bool behindOthers = session.hasSendable();
   int err = session.send(data, size);
   if (err != 0) return err;
   if (_inHost > 0) {
     // The loop is inside an event, between two steps of some session's work: it flushes once
     // the event returns (callHost).
     _dirty.insert(&session);
+    return 0;
+  }
+  if (behindOthers || size > kSenderFlushMax) {
+    // Queued behind data that waits for the window, pacing or the loop's flush, or too large for
+    // a few datagrams: the loop sends it, and this thread does not hold the lock through dozens
+    // of sendto calls while the loop waits with the ACKs that open the window.
+    _dirty.insert(&session);
+    wakeLoop();
     return 0;
   }
   _offLoop = true;

@@ -30,13 +30,15 @@
 //     from inside an event, and other threads may wait on the host while they hold a lock of
 //     their own;
 //   - send_any_thread holds it while it queues the message on its session; when the loop is
-//     not inside an event (_inHost == 0) the calling thread then flushes the session itself
+//     not inside an event (_inHost == 0), the message is at most kSenderFlushMax and nothing of
+//     the session waited to be sent before it, the calling thread then flushes the session itself
 //     (packet numbers, the retransmission record, sendto on the socket's descriptor), with
 //     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
 //     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
 //     work: a session's deadline (retransmission, pacing) earlier than the loop's timer, a
 //     datagram the kernel refused with EAGAIN, a session with more to send than one flush
-//     sends; a connection closed, or an instance destroyed, answers UV_ENOTCONN;
+//     sends. A larger message, or one queued behind others, it marks dirty and wakes the loop,
+//     which flushes it. A connection closed, or an instance destroyed, answers UV_ENOTCONN;
 //   - while the loop is inside an event, send_any_thread only queues the message and marks the
 //     session dirty, as send() from inside the event would: session code is then between two
 //     steps, and the loop flushes when the event returns.
@@ -92,6 +94,9 @@ inline constexpr size_t kRecvChunks = 8;
 // Bytes waiting in uv_udp_send after EAGAIN; beyond this a datagram is dropped (recovery repeats
 // it, and the congestion controller learns something true about this host).
 inline constexpr uint64_t kMaxKernelQueue = 8ull << 20;
+// The largest message a thread other than the loop's writes itself (send_any_thread): a few
+// datagrams. Larger ones, like messages queued behind others, the loop sends.
+inline constexpr size_t kSenderFlushMax = 8 * 1024;
 // The smallest datagram a REJECT answers: a REJECT is never larger than what it answers.
 inline constexpr size_t kRejectSize = kLongHeaderSize + 1 + 1 + 8 + kCrcSize;
 inline constexpr uint64_t kDebugLinesPerSecond = 20;
