@@ -27,6 +27,7 @@
 #include "objref.h"
 #include "runtime-impl.h"
 #include "servants.h"
+#include "transport/hub.h"
 
 using namespace ferry;
 using namespace ferry::test;
@@ -529,6 +530,34 @@ BOOST_AUTO_TEST_CASE(malformed_frames_close_their_connection_only_and_are_counte
   }
   peer.finish();
   BOOST_CHECK_EQUAL(peer.protocolErrors, static_cast<int64_t>(cases.size()));
+}
+
+BOOST_AUTO_TEST_CASE(a_call_running_when_its_server_rejects_the_connection_runs_once_and_is_answered_on_the_next) {
+  Peer peer;
+  {
+    auto mta = rt().joinMta();
+    // In the peer's MTA, so that peek runs beside countSlowly.
+    Ref<Probe> probe = unmarshalInterface<Probe>(peer.mtaProbe);
+    BOOST_REQUIRE_EQUAL(probe->peek(), 0u);
+    int64_t resentBefore = Runtime::stats().callsResent;
+    auto running = probe->countSlowlyAsync(1000);
+    for (int i = 0; i < 500 && probe->peek() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    BOOST_REQUIRE_EQUAL(probe->peek(), 1u);
+    // While it runs, a frame with a bad magic on its connection: the peer closes the connection
+    // for a protocol error. The call goes out again on a new connection, where the peer's reply
+    // cache answers it with the first run's response.
+    auto& hub = *rt().impl().hub();
+    std::optional<detail::orpc::LinkId> link = hub.openLink(transportOf(probe.get()));
+    BOOST_REQUIRE(link.has_value());
+    hub.post([&hub, link = *link] { hub.send(link, std::vector<uint8_t>(24, 'X')); });
+    BOOST_CHECK_EQUAL(running.get(), 1u);
+    BOOST_CHECK_EQUAL(probe->peek(), 1u);
+    BOOST_CHECK_EQUAL(Runtime::stats().callsResent - resentBefore, 1);
+  }
+  peer.finish();
+  BOOST_CHECK_EQUAL(peer.protocolErrors, 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_burst_of_calls_is_acknowledged_by_the_calls_that_follow_it) {

@@ -10,10 +10,14 @@
 #define BOOST_TEST_MODULE udp transport
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "udp-harness.h"
 #include "wire.h"
@@ -378,6 +382,138 @@ BOOST_AUTO_TEST_CASE(sixteen_mebibytes_complete_under_five_percent_loss) {
       BOOST_TEST(client.closed.empty());
       harness.destroy(client);
       harness.destroy(server);
+    }
+  }
+}
+
+// --- Sends from other threads. ---
+
+// The stream and index a tagged() message carries.
+std::pair<uint32_t, uint32_t> tagOf(const Bytes& message) {
+  uint32_t stream = 0;
+  uint32_t index = 0;
+  for (int i = 0; i < 4; ++i) {
+    stream |= uint32_t{message.at(i)} << (8 * i);
+    index |= uint32_t{message.at(4 + i)} << (8 * i);
+  }
+  return {stream, index};
+}
+
+// Checks that `got` holds, per stream, exactly messages 0..count-1 of what sizeOf made, in order.
+void checkStreams(const std::vector<Bytes>& got, const std::vector<uint32_t>& streams,
+                  uint32_t count, const std::function<size_t(uint32_t, uint32_t)>& sizeOf) {
+  std::map<uint32_t, uint32_t> next;
+  for (const Bytes& m : got) {
+    BOOST_REQUIRE_GE(m.size(), 8u);
+    auto [stream, index] = tagOf(m);
+    uint32_t expected = next[stream]++;
+    if (index != expected || m != tagged(stream, index, sizeOf(stream, index))) {
+      BOOST_ERROR("stream " << stream << ": message " << index << " came where " << expected
+                            << " was due");
+      return;
+    }
+  }
+  for (uint32_t stream : streams) BOOST_CHECK_EQUAL(next[stream], count);
+  BOOST_CHECK_EQUAL(next.size(), streams.size());
+}
+
+BOOST_AUTO_TEST_CASE(sends_from_four_threads_at_once_arrive_once_each_in_order_under_loss) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  // Five percent of datagrams dropped both ways: the loop retransmits and takes ACKs while the
+  // senders' threads send on the same session. The server echoes every message from inside its
+  // received event (send_any_thread on the loop's thread, while it is inside an event), so the
+  // client's session also receives while its senders send.
+  Harness harness;
+  Instance& server = harness.instance(kFastSmall, "seed=31,dir=tx,drop=0.05");
+  Instance& client = harness.instance(kFastSmall, "seed=31,dir=tx,drop=0.05");
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  constexpr uint32_t kThreads = 4;
+  constexpr uint32_t kEach = 400;
+  // Mostly a datagram or less (mostly written by the senders), every 40th a 40 KiB message
+  // cut into many (the loop sends these).
+  auto sizeOf = [](uint32_t stream, uint32_t i) -> size_t {
+    return i % 40 == 39 ? 40 * 1024 : 8 + ((i + 1) * (stream + 3) * 7919u) % 1500u;
+  };
+  int echoFailures = 0;
+  server.onReceived = [&](ferry_conn_id conn, const uint8_t* data, size_t size) {
+    if (server.sendAnyThread(conn, Bytes(data, data + size)) != 0) ++echoFailures;
+  };
+  std::atomic<int> failures{0};
+  std::vector<std::thread> senders;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (uint32_t i = 0; i < kEach; ++i) {
+        if (client.sendAnyThread(link.client, tagged(t, i, sizeOf(t, i))) != 0) ++failures;
+      }
+    });
+  }
+  bool arrived = harness.runBounded(
+      [&] { return client.receivedCount(link.client) >= kThreads * kEach; }, kPatience);
+  for (std::thread& sender : senders) sender.join();
+  report("client", client.counters());
+  report("server", server.counters());
+  BOOST_REQUIRE_MESSAGE(arrived, "every message and its echo arrived: the server has "
+                                     << server.receivedCount(link.server) << ", the client "
+                                     << client.receivedCount(link.client) << " of "
+                                     << kThreads * kEach);
+  BOOST_CHECK_EQUAL(failures.load(), 0);
+  BOOST_CHECK_EQUAL(echoFailures, 0);
+  std::vector<uint32_t> streams{0, 1, 2, 3};
+  checkStreams(server.received[link.server], streams, kEach, sizeOf);
+  checkStreams(client.received[link.client], streams, kEach, sizeOf);
+  UdpCounters c = client.counters();
+  BOOST_TEST(c.fault_tx_dropped > 0u, "the fault layer dropped nothing");
+  BOOST_TEST(c.packets_lost + c.pto_expirations > 0u, "nothing was sent again");
+  BOOST_TEST(c.protocol_violations == 0u);
+  BOOST_TEST(server.closed.empty());
+  BOOST_TEST(client.closed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(sends_from_another_thread_racing_close_get_enotconn_once_it_is_closed) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  auto sizeOf = [](uint32_t, uint32_t i) -> size_t { return 8 + i % 700; };
+  std::atomic<bool> started{false};
+  std::atomic<int> unexpected{0};
+  std::atomic<int> accepted{0};
+  std::atomic<int> sentAfterRefusal{0};
+  std::atomic<int> refusals{0};
+  // Sends until the close has refused it many times (or the patience runs out).
+  std::thread sender([&] {
+    auto deadline = Clock::now() + kPatience;
+    for (uint32_t i = 0; refusals.load() < 1000 && Clock::now() < deadline; ++i) {
+      int rc = client.sendAnyThread(link.client, tagged(0, i, sizeOf(0, i)));
+      started = true;
+      if (rc == 0) {
+        ++accepted;
+        if (refusals.load() > 0) ++sentAfterRefusal;
+      } else if (rc == UV_ENOTCONN) {
+        ++refusals;
+      } else {
+        ++unexpected;
+      }
+      if (i % 64 == 0) std::this_thread::yield();
+    }
+  });
+  harness.runUntil([&] { return started.load() && server.receivedCount(link.server) > 20; },
+                   kPatience, "the first messages");
+  client.close(link.client);
+  sender.join();
+  harness.runUntil([&] { return server.closed.count(link.server) == 1; }, kPatience,
+                   "the server to hear the close");
+  BOOST_CHECK_EQUAL(unexpected.load(), 0);
+  BOOST_CHECK_EQUAL(sentAfterRefusal.load(), 0);
+  BOOST_CHECK_EQUAL(refusals.load(), 1000);
+  // What arrived is what was sent, from the first message on, without a gap.
+  const std::vector<Bytes>& got = server.received[link.server];
+  BOOST_TEST(got.size() <= static_cast<size_t>(accepted.load()));
+  for (uint32_t i = 0; i < got.size(); ++i) {
+    if (got[i] != tagged(0, i, sizeOf(0, i))) {
+      BOOST_ERROR("message " << i << " is not the one sent " << i << "th");
+      break;
     }
   }
 }

@@ -183,7 +183,8 @@ public:
     auto it = _links.find(link.conn);
     if (it == _links.end()) return;
     LinkId peerLink = it->second.peer;
-    endHere(link, LinkEnd::closed, why);
+    // As the hub's: lost on this side (its peer did not go away), closed on the peer's.
+    endHere(link, LinkEnd::lost, why);
     _peer->endHere(peerLink, LinkEnd::closed, "the peer closed the link");
   }
 

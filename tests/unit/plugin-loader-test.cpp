@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(ferrys_transports_declare_what_they_are_and_rank_pipe_udp_t
   BOOST_TEST(udp.datagram);
   BOOST_TEST(!udp.kernelCredentials);
   BOOST_TEST(!udp.pathAddresses);
-  BOOST_TEST(!udp.sendAnyThread);
+  BOOST_TEST(udp.sendAnyThread);
   BOOST_TEST(!tcp.localOnly);
   BOOST_TEST(!tcp.datagram);
   BOOST_TEST(!tcp.kernelCredentials);

@@ -121,6 +121,8 @@ public:
 
   // Host requests. send: 0, UV_ENOTCONN or UV_EMSGSIZE.
   int send(const uint8_t* data, size_t size);
+  // Whether messages the host sent wait to be sent (for the window, pacing or a flush).
+  bool hasSendable() { return _outbox && _outbox->hasSendable(); }
   // The host closed an open session: CLOSE goes out, the session lingers in `closing`.
   void closeByHost();
   // The host gave up on a connecting session, or the instance is going away: no event, no

@@ -114,8 +114,7 @@ const ferry_transport_v1 kTable = {
     .close = &UdpAbi::close,
     .check_binding = &checkInetBinding,
     .strerror = &transportStrerror,
-    // Not offered: a session's state belongs to the loop thread (see PROTOCOL.md, "Threads").
-    .send_any_thread = nullptr,
+    .send_any_thread = &UdpAbi::sendAnyThread,
     .listen_with_flags = nullptr,
     // A network transport over datagrams: cheaper than tcp (no handshake per connection beyond
     // the cookie's, no head-of-line blocking between messages), dearer than a local pipe.

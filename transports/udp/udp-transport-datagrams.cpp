@@ -1,6 +1,10 @@
 // The udp instance (udp-transport.h): its sockets, and datagrams out and in.
 #include "udp-transport.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 namespace ferry::transports::udp {
 
 // --- Sockets. ---
@@ -22,6 +26,7 @@ int UdpTransport::openSocket(const sockaddr_storage& bindAddress, bool listener,
   uv_os_fd_t fd;
   err = uv_fileno(reinterpret_cast<uv_handle_t*>(&socket->handle), &fd);
   if (err == 0) {
+    socket->fd = fd;
     // Never let the kernel fragment: datagrams keep DF, and a size the path refuses fails or
     // vanishes, which PMTU probing handles (RFC 8899, RFC 8900). PROBE also ignores the
     // kernel's cached PMTU estimate, which an ICMP message could have lowered.
@@ -96,6 +101,7 @@ void UdpTransport::onRecv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
   }
   if (addr == nullptr) return;  // nothing read, or the end of a recvmmsg batch
   guarded(self, "receive", [&] {
+    std::lock_guard lock(self->_mutex);
     sockaddr_storage from{};
     std::memcpy(&from, addr, addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
     if ((flags & UV_UDP_PARTIAL) != 0) {
@@ -122,19 +128,13 @@ int UdpTransport::sendDatagram(UdpSocket& socket, const sockaddr_storage& peer,
 int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
                           size_t size) {
   if (socket.closing) return UV_EBADF;
+  if (_offLoop) return sendOffLoop(socket, peer, data, size);
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(data)),
                              static_cast<unsigned>(size));
   const sockaddr* address = reinterpret_cast<const sockaddr*>(&peer);
   int rc = uv_udp_try_send(&socket.handle, &buf, 1, address);
   if (rc >= 0) return 0;
-  if (rc != UV_EAGAIN) {
-    ++_counters.send_errors;
-    if (rc != UV_EMSGSIZE) {
-      logLine(FERRY_LOG_DEBUG, "sending " + std::to_string(size) + " bytes to " +
-                                   formatAddress(peer) + " failed: " + uv_strerror(rc));
-    }
-    return rc;
-  }
+  if (rc != UV_EAGAIN) return sendFailed(rc, size, peer);
   // The socket buffer is full, or earlier datagrams are still queued: queue this one behind.
   if (_kernelQueued + size > kMaxKernelQueue) {
     ++_counters.send_queue_drops;
@@ -157,9 +157,42 @@ int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const
   return 0;
 }
 
+int UdpTransport::sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer,
+                              const uint8_t* data, size_t size) {
+  if (_kernelQueued == 0) {
+    // libuv's send queue is empty, so this datagram overtakes none of the loop's.
+    socklen_t length = peer.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    ssize_t sent;
+    do {
+      sent = ::sendto(socket.fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL,
+                      reinterpret_cast<const sockaddr*>(&peer), length);
+    } while (sent < 0 && errno == EINTR);
+    if (sent >= 0) return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return sendFailed(-errno, size, peer);
+  }
+  if (_kernelQueued + _handedOffBytes + size > kMaxKernelQueue) {
+    ++_counters.send_queue_drops;
+    return 0;
+  }
+  _handedOff.push_back({&socket, peer, std::vector<uint8_t>(data, data + size)});
+  _handedOffBytes += size;
+  wakeLoop();
+  return 0;
+}
+
+int UdpTransport::sendFailed(int rc, size_t size, const sockaddr_storage& peer) {
+  ++_counters.send_errors;
+  if (rc != UV_EMSGSIZE) {
+    logLine(FERRY_LOG_DEBUG, "sending " + std::to_string(size) + " bytes to " +
+                                 formatAddress(peer) + " failed: " + uv_strerror(rc));
+  }
+  return rc;
+}
+
 void UdpTransport::onSent(uv_udp_send_t* request, int status) noexcept {
   std::unique_ptr<QueuedSend> queued(static_cast<QueuedSend*>(request->data));
   UdpTransport* self = queued->owner;
+  std::lock_guard lock(self->_mutex);
   self->_kernelQueued -= queued->size;
   if (status < 0 && status != UV_ECANCELED) ++self->_counters.send_errors;
 }

@@ -63,6 +63,10 @@ void UdpTransport::hold(bool outgoing, UdpSocket& socket, const sockaddr_storage
 
 void UdpTransport::armFaultTimer() {
   if (_held.empty() || _destroying) return;
+  if (_offLoop) {
+    wakeLoop();
+    return;
+  }
   uv_update_time(_loop);
   uint64_t t = uv_hrtime();
   uint64_t due = _held.begin()->first;
@@ -73,6 +77,7 @@ void UdpTransport::armFaultTimer() {
 void UdpTransport::onFaultTimer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<UdpTransport*>(timer->data);
   guarded(self, "fault timer", [&] {
+    std::lock_guard lock(self->_mutex);
     uint64_t t = uv_hrtime() + kGranularityNs;
     std::vector<HeldDatagram> due;
     while (!self->_held.empty() && self->_held.begin()->first <= t) {

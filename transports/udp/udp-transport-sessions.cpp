@@ -76,6 +76,22 @@ ferry_peer_info_v1 UdpTransport::peerInfo(const Session& session, std::string& t
   return info;
 }
 
+template <typename Raise>
+void UdpTransport::callHost(Raise&& raise) {
+  ++_inHost;
+  _mutex.unlock();
+  struct Relock {
+    UdpTransport& self;
+    ~Relock() {
+      self._mutex.lock();
+      --self._inHost;
+      // Sessions send_any_thread marked meanwhile.
+      if (!self._dirty.empty() && !self._destroying) self.startIdle();
+    }
+  } relock{*this};
+  raise();
+}
+
 void UdpTransport::established(Session& session) {
   _byRemote.emplace(session.remoteId(), &session);
   if (session.role() == SessionConfig::Role::server) {
@@ -87,18 +103,20 @@ void UdpTransport::established(Session& session) {
     if (_destroying) return;
     std::string text;
     ferry_peer_info_v1 info = peerInfo(session, text);
-    _events.accepted(_events.context, conn, &info);
+    callHost([&] { _events.accepted(_events.context, conn, &info); });
     return;
   }
   if (_destroying || session.conn() == 0) return;
   std::string text;
   ferry_peer_info_v1 info = peerInfo(session, text);
-  _events.connected(_events.context, session.conn(), 0, &info);
+  ferry_conn_id conn = session.conn();
+  callHost([&] { _events.connected(_events.context, conn, 0, &info); });
 }
 
 void UdpTransport::message(Session& session, const uint8_t* data, size_t size) {
   if (_destroying || session.conn() == 0) return;
-  _events.received(_events.context, session.conn(), data, size);
+  ferry_conn_id conn = session.conn();
+  callHost([&] { _events.received(_events.context, conn, data, size); });
 }
 
 void UdpTransport::ended(Session& session, int status) {
@@ -108,9 +126,9 @@ void UdpTransport::ended(Session& session, int status) {
   _connections.erase(conn);
   if (_destroying) return;
   if (session.established()) {
-    _events.closed(_events.context, conn, status);
+    callHost([&] { _events.closed(_events.context, conn, status); });
   } else {
-    _events.connected(_events.context, conn, status, nullptr);
+    callHost([&] { _events.connected(_events.context, conn, status, nullptr); });
   }
 }
 
@@ -151,10 +169,7 @@ void UdpTransport::finished(Session& session) {
     _graveyard.push_back(std::move(found->second));
     _sessions.erase(found);
   }
-  if (!_idleActive && !_destroying) {
-    _idleActive = true;
-    uv_idle_start(&_idle, &onIdle);
-  }
+  if (!_destroying) startIdle();
 }
 
 bool UdpTransport::admitServerSession(const sockaddr_storage& from) {
@@ -189,18 +204,54 @@ void UdpTransport::forgetHalfOpen(Session& session) {
 void UdpTransport::markDirty(Session& session) {
   if (_destroying || session.state() == Session::State::finished) return;
   _dirty.insert(&session);
-  if (!_idleActive) {
-    _idleActive = true;
-    uv_idle_start(&_idle, &onIdle);
-  }
+  startIdle();
 }
 
 void UdpTransport::defer(Deferred::Kind kind, ferry_conn_id conn, int status) {
   _deferred.push_back({kind, conn, status});
-  if (!_idleActive) {
-    _idleActive = true;
-    uv_idle_start(&_idle, &onIdle);
+  startIdle();
+}
+
+void UdpTransport::startIdle() {
+  if (_idleActive) return;
+  if (_offLoop) {
+    wakeLoop();
+    return;
   }
+  _idleActive = true;
+  uv_idle_start(&_idle, &onIdle);
+}
+
+void UdpTransport::wakeLoop() {
+  if (_wakePending || _destroying) return;
+  _wakePending = true;
+  uv_async_send(&_wake);
+}
+
+void UdpTransport::onWake(uv_async_t* async) noexcept {
+  auto* self = static_cast<UdpTransport*>(async->data);
+  guarded(self, "wake", [&] {
+    std::lock_guard lock(self->_mutex);
+    self->woken();
+  });
+}
+
+void UdpTransport::woken() {
+  _wakePending = false;
+  if (_destroying) return;
+  std::vector<HandedOff> handedOff;
+  handedOff.swap(_handedOff);
+  _handedOffBytes = 0;
+  for (HandedOff& datagram : handedOff) {
+    rawSend(*datagram.socket, datagram.peer, datagram.bytes.data(), datagram.bytes.size());
+  }
+  if (!_deadlines.empty() && (_armedAt == 0 || _deadlines.begin()->first < _armedAt)) {
+    armTimer(_deadlines.begin()->first);
+  }
+  if (!_dirty.empty()) startIdle();
+#ifdef FERRY_UDP_FAULT_LAYER
+  armFaultTimer();
+#endif
 }
 
 void UdpTransport::deadlineChanged(Session& session) {
@@ -214,7 +265,12 @@ void UdpTransport::deadlineChanged(Session& session) {
   }
   if (deadline == 0) return;
   _deadlineOf.emplace(&session, _deadlines.emplace(deadline, &session));
-  if (_armedAt == 0 || deadline < _armedAt) armTimer(deadline);
+  if (_armedAt != 0 && deadline >= _armedAt) return;
+  if (_offLoop) {
+    wakeLoop();  // the loop arms its timer for the earliest deadline
+  } else {
+    armTimer(deadline);
+  }
 }
 
 void UdpTransport::armTimer(uint64_t deadline) {
@@ -247,6 +303,7 @@ void UdpTransport::runDue() {
 void UdpTransport::onTimer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<UdpTransport*>(timer->data);
   guarded(self, "timer", [&] {
+    std::lock_guard lock(self->_mutex);
     self->_armedAt = 0;
     self->runDue();
     if (self->_destroying) return;
@@ -265,7 +322,10 @@ void UdpTransport::onIdle(uv_idle_t*) noexcept {
 
 void UdpTransport::onCheck(uv_check_t* check) noexcept {
   auto* self = static_cast<UdpTransport*>(check->data);
-  guarded(self, "check", [&] { self->check(); });
+  guarded(self, "check", [&] {
+    std::lock_guard lock(self->_mutex);
+    self->check();
+  });
 }
 
 void UdpTransport::check() {
@@ -275,9 +335,9 @@ void UdpTransport::check() {
     for (size_t i = 0; i < _deferred.size() && !_destroying; ++i) {
       Deferred event = _deferred[i];
       if (event.kind == Deferred::Kind::connectFailed) {
-        _events.connected(_events.context, event.conn, event.status, nullptr);
+        callHost([&] { _events.connected(_events.context, event.conn, event.status, nullptr); });
       } else {
-        _events.closed(_events.context, event.conn, event.status);
+        callHost([&] { _events.closed(_events.context, event.conn, event.status); });
       }
     }
     if (_destroying) return;

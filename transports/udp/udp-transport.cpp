@@ -26,6 +26,11 @@ int UdpTransport::start() {
   _cookies = std::make_unique<CookieJar>(_epoch, _options.cookieLifetimeMs * kNsPerMs,
                                          _options.cookieRotateMs * kNsPerMs, uv_hrtime());
   _recvBuffer.reset(new uint8_t[kRecvChunk * kRecvChunks]);
+  int err = uv_async_init(_loop, &_wake, &onWake);
+  if (err != 0) return err;
+  _wake.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&_wake));
+  ++_liveHandles;
   // Cannot fail for a valid loop.
   uv_timer_init(_loop, &_timer);
   _timer.data = this;
@@ -50,11 +55,11 @@ void UdpTransport::logLine(int level, const std::string& message) const noexcept
   if (level >= FERRY_LOG_DEBUG) {
     // Drops can come by the million; their debug lines are rate-limited (counters are not).
     uint64_t t = uv_hrtime();
-    if (t - _debugWindowStart > 1000 * kNsPerMs) {
-      _debugWindowStart = t;
-      _debugLines = 0;
+    if (t - _debugWindowStart.load(std::memory_order_relaxed) > 1000 * kNsPerMs) {
+      _debugWindowStart.store(t, std::memory_order_relaxed);
+      _debugLines.store(0, std::memory_order_relaxed);
     }
-    if (++_debugLines > kDebugLinesPerSecond) return;
+    if (_debugLines.fetch_add(1, std::memory_order_relaxed) + 1 > kDebugLinesPerSecond) return;
   }
   try {
     _host->log(_host->context, level, "udp", message.c_str());
@@ -63,6 +68,7 @@ void UdpTransport::logLine(int level, const std::string& message) const noexcept
 }
 
 void UdpTransport::destroy(void (*done)(void*), void* arg) {
+  std::lock_guard lock(_mutex);
   if (_destroying) {
     logLine(FERRY_LOG_ERROR, "destroy called twice on one instance; the second call is ignored");
     return;
@@ -84,10 +90,12 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   _deadlineOf.clear();
   _dirty.clear();
   _blocked.clear();
+  _handedOff.clear();
+  _handedOffBytes = 0;
   for (UdpSocket* socket : _sockets) closeSocket(*socket);
   for (uv_handle_t* handle :
        {reinterpret_cast<uv_handle_t*>(&_timer), reinterpret_cast<uv_handle_t*>(&_check),
-        reinterpret_cast<uv_handle_t*>(&_idle)}) {
+        reinterpret_cast<uv_handle_t*>(&_idle), reinterpret_cast<uv_handle_t*>(&_wake)}) {
     uv_close(handle, &onHandleClosed);
   }
 #ifdef FERRY_UDP_FAULT_LAYER
@@ -97,7 +105,10 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
 }
 
 void UdpTransport::handleClosed() {
-  if (--_liveHandles > 0 || !_destroying) return;
+  {
+    std::lock_guard lock(_mutex);
+    if (--_liveHandles > 0 || !_destroying) return;
+  }
   void (*done)(void*) = _done;
   void* arg = _doneArg;
   delete this;
@@ -112,6 +123,7 @@ void UdpTransport::onHandleClosed(uv_handle_t* handle) noexcept {
 
 int UdpTransport::listen(const char* address, const char* endpoint, char* endpointOut,
                          size_t endpointCap) {
+  std::lock_guard lock(_mutex);
   sockaddr_storage bindAddress;
   std::string why;
   int err = parseBinding(address, endpoint, true, bindAddress, why);
@@ -148,6 +160,7 @@ int UdpTransport::listen(const char* address, const char* endpoint, char* endpoi
 int UdpTransport::connect(const char* address, const char* endpoint, uint32_t timeoutMs,
                           ferry_conn_id* out) {
   if (out == nullptr) return UV_EINVAL;
+  std::lock_guard lock(_mutex);
   sockaddr_storage peer;
   std::string why;
   int err = parseBinding(address, endpoint, false, peer, why);
@@ -176,6 +189,7 @@ int UdpTransport::connect(const char* address, const char* endpoint, uint32_t ti
 int UdpTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
   if (size > _maxMessageSize) return UV_EMSGSIZE;
   if (data == nullptr && size > 0) return UV_EINVAL;
+  std::lock_guard lock(_mutex);
   auto found = _connections.find(conn);
   if (found == _connections.end()) return UV_ENOTCONN;
   int err = found->second->send(data, size);
@@ -183,7 +197,39 @@ int UdpTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
   return err;
 }
 
+int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size) {
+  if (size > _maxMessageSize) return UV_EMSGSIZE;
+  if (data == nullptr && size > 0) return UV_EINVAL;
+  std::lock_guard lock(_mutex);
+  if (_destroying) return UV_ENOTCONN;
+  auto found = _connections.find(conn);
+  if (found == _connections.end()) return UV_ENOTCONN;
+  Session& session = *found->second;
+  bool behindOthers = session.hasSendable();
+  int err = session.send(data, size);
+  if (err != 0) return err;
+  if (_inHost > 0) {
+    // The loop is inside an event, between two steps of some session's work: it flushes once
+    // the event returns (callHost).
+    _dirty.insert(&session);
+    return 0;
+  }
+  if (behindOthers || size > kSenderFlushMax) {
+    // Queued behind data that waits for the window, pacing or the loop's flush, or too large for
+    // a few datagrams: the loop sends it, and this thread does not hold the lock through dozens
+    // of sendto calls while the loop waits with the ACKs that open the window.
+    _dirty.insert(&session);
+    wakeLoop();
+    return 0;
+  }
+  _offLoop = true;
+  session.flush();
+  _offLoop = false;
+  return 0;
+}
+
 void UdpTransport::close(ferry_conn_id conn) {
+  std::lock_guard lock(_mutex);
   auto found = _connections.find(conn);
   if (found == _connections.end()) return;
   Session& session = *found->second;
@@ -215,6 +261,7 @@ int UdpTransport::connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& o
 }
 
 size_t UdpTransport::reportCounters(ferry_counter_v1* out, size_t cap) const {
+  std::lock_guard lock(_mutex);
   // Each session's state goes to the host's debug log: what a reader of the counters needs to
   // explain them (a stalled window, a growing queue), and nothing a user must turn on first.
   for (const auto& [id, session] : _sessions) {
@@ -280,6 +327,7 @@ size_t UdpTransport::reportCounters(ferry_counter_v1* out, size_t cap) const {
 
 #ifdef FERRY_UDP_FAULT_LAYER
 bool UdpTransport::setFault(const char* spec, std::string& why) {
+  std::lock_guard lock(_mutex);
   FaultConfig fault;
   std::vector<std::string> problems;
   parseFault(spec, fault, problems);

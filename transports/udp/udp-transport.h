@@ -20,6 +20,30 @@
 // session table, the timer, the check phase), udp-transport-faults.cpp (the fault layer) and
 // udp-transport-abi.cpp (the C ABI: settings, create, the table).
 //
+// Threads and the lock. The loop thread runs everything, except send_any_thread, which any thread
+// may call. One mutex per instance, _mutex, guards every member of UdpTransport except its libuv
+// handles and receive buffer (loop-only) and what start() sets once, and through them every
+// session's state (reliability, outbox and inbox, packet numbers, RTT estimator), the congestion
+// controllers, the counters and the memory budget:
+//   - every libuv callback and every table function holds it while it runs, and releases it
+//     only around a call to the host's events (callHost): the host may call table functions
+//     from inside an event, and other threads may wait on the host while they hold a lock of
+//     their own;
+//   - send_any_thread holds it while it queues the message on its session; when the loop is
+//     not inside an event (_inHost == 0), the message is at most kSenderFlushMax and nothing of
+//     the session waited to be sent before it, the calling thread then flushes the session itself
+//     (packet numbers, the retransmission record, sendto on the socket's descriptor), with
+//     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
+//     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
+//     work: a session's deadline (retransmission, pacing) earlier than the loop's timer, a
+//     datagram the kernel refused with EAGAIN, a session with more to send than one flush
+//     sends. A larger message, or one queued behind others, it marks dirty and wakes the loop,
+//     which flushes it. A connection closed, or an instance destroyed, answers UV_ENOTCONN;
+//   - while the loop is inside an event, send_any_thread only queues the message and marks the
+//     session dirty, as send() from inside the event would: session code is then between two
+//     steps, and the loop flushes when the event returns.
+// libuv handles and the receive buffer are loop-only.
+//
 // Built twice. The shipping plugin (ferry-transport-udp.so) is these files alone. The test-only
 // build (fault-layer/, installed nowhere) compiles them with FERRY_UDP_FAULT_LAYER: it adds the
 // fault layer (fault.h) just before sendmsg and just after receipt, configured by
@@ -39,6 +63,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <set>
 #include <string>
@@ -69,6 +94,9 @@ inline constexpr size_t kRecvChunks = 8;
 // Bytes waiting in uv_udp_send after EAGAIN; beyond this a datagram is dropped (recovery repeats
 // it, and the congestion controller learns something true about this host).
 inline constexpr uint64_t kMaxKernelQueue = 8ull << 20;
+// The largest message a thread other than the loop's writes itself (send_any_thread): a few
+// datagrams. Larger ones, like messages queued behind others, the loop sends.
+inline constexpr size_t kSenderFlushMax = 8 * 1024;
 // The smallest datagram a REJECT answers: a REJECT is never larger than what it answers.
 inline constexpr size_t kRejectSize = kLongHeaderSize + 1 + 1 + 8 + kCrcSize;
 inline constexpr uint64_t kDebugLinesPerSecond = 20;
@@ -83,6 +111,7 @@ class UdpTransport;
 struct UdpSocket {
   UdpTransport* owner = nullptr;
   uv_udp_t handle{};
+  int fd = -1;  // the handle's descriptor, for sends from other threads
   bool listener = false;
   bool closing = false;
 };
@@ -105,6 +134,14 @@ struct HeldDatagram {
 };
 #endif
 
+// A datagram a thread other than the loop's could not send (EAGAIN, or uv_udp_send's queue not
+// empty): the loop sends it.
+struct HandedOff {
+  UdpSocket* socket = nullptr;
+  sockaddr_storage peer{};
+  std::vector<uint8_t> bytes;
+};
+
 struct Deferred {
   enum class Kind { connectFailed, closed } kind;
   ferry_conn_id conn;
@@ -121,6 +158,8 @@ public:
   int listen(const char* address, const char* endpoint, char* endpointOut, size_t endpointCap);
   int connect(const char* address, const char* endpoint, uint32_t timeoutMs, ferry_conn_id* out);
   int send(ferry_conn_id conn, const uint8_t* data, size_t size);
+  // send() from any thread (the ABI's send_any_thread; see "Threads and the lock" above).
+  int sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
   // ferry_transport_v1 connection_info of an open session's connection; UV_ENOTCONN otherwise.
@@ -162,10 +201,14 @@ private:
   static void onHandleClosed(uv_handle_t* handle) noexcept;
 
   // Datagrams out: (in the test build, through the fault layer,) then uv_udp_try_send or the
-  // queue.
+  // queue; off the loop (_offLoop), sendto on the descriptor or a hand-off to the loop.
   int sendDatagram(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
                    size_t size);
   int rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data, size_t size);
+  int sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
+                  size_t size);
+  // Counts a send the kernel refused (not EAGAIN) and returns `rc`.
+  int sendFailed(int rc, size_t size, const sockaddr_storage& peer);
   void sendUnvalidated(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
                        size_t size);
 
@@ -217,6 +260,14 @@ private:
   static void onIdle(uv_idle_t* idle) noexcept;
   void check();
   void handleClosed();
+  void startIdle();
+  // Runs the host's event `raise` without the lock (see "Threads and the lock"); the loop only.
+  template <typename Raise>
+  void callHost(Raise&& raise);
+  // Asks the loop to do what only it may (the lock held, off the loop).
+  void wakeLoop();
+  static void onWake(uv_async_t* async) noexcept;
+  void woken();
 
   const ferry_host_v1* _host;
   uv_loop_t* _loop;
@@ -270,6 +321,15 @@ private:
   ferry_conn_id _nextConn = 1;
   size_t _halfOpen = 0;
 
+  // Off the loop's thread, the lock held: the thread that flushes a session for send_any_thread.
+  bool _offLoop = false;
+  // Host events running now, the lock released (the loop's thread).
+  int _inHost = 0;
+  bool _wakePending = false;
+  std::vector<HandedOff> _handedOff;
+  uint64_t _handedOffBytes = 0;
+  uv_async_t _wake{};  // unreferenced: it never keeps the loop alive
+
   uv_timer_t _timer{};
   uint64_t _armedAt = 0;
   uv_check_t _check{};
@@ -280,8 +340,12 @@ private:
   void (*_done)(void*) = nullptr;
   void* _doneArg = nullptr;
 
-  mutable uint64_t _debugWindowStart = 0;
-  mutable uint64_t _debugLines = 0;
+  // The debug lines' rate limit: logLine runs with or without the lock.
+  mutable std::atomic<uint64_t> _debugWindowStart{0};
+  mutable std::atomic<uint64_t> _debugLines{0};
+
+  // Guards what "Threads and the lock" at the top of this file says.
+  mutable std::mutex _mutex;
 };
 
 }  // namespace ferry::transports::udp

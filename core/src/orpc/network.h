@@ -54,6 +54,7 @@ enum class LinkEnd {
   neverOpened,  // an outbound link that could not be opened
   closed,       // the peer or this process closed it cleanly
   lost,         // it closed with an error: what was sent may or may not have arrived
+                // (also a link this process rejected: its peer did not go away)
   shutdown,     // this process stops
   // The peer went silent: the transport heard nothing from it within its timeout (`closed` with
   // UV_ETIMEDOUT, transport.h). What was sent may or may not have arrived, and the peer is taken
@@ -75,7 +76,8 @@ public:
   virtual std::optional<LinkId> linkTo(const StringBindingData& binding, std::string* why) = 0;
   // Network thread: sends a frame on a link (a refusal is reported by LinkEvents::sendFailed).
   virtual void send(LinkId link, std::vector<uint8_t> frame) = 0;
-  // Network thread: closes a link whose peer broke the protocol (counted as a protocol error).
+  // Network thread: closes a link whose peer broke the protocol (counted as a protocol error);
+  // it ends LinkEnd::lost.
   virtual void reject(LinkId link, const std::string& why) = 0;
 
   // Any thread: the open link to the binding with this text, if any.

@@ -80,6 +80,8 @@ struct TransportHub::Connection {
   std::vector<std::vector<uint8_t>> queued;  // frames sent before it opened
   // connect() callers waiting for the connection to open (completed empty) or fail.
   std::vector<std::shared_ptr<PendingCall>> openWaiters;
+  // Why this process closed it for a protocol error (reject); empty otherwise.
+  std::string rejected;
 
   LinkId link() const noexcept { return {instance->index, id}; }
 };
@@ -542,6 +544,13 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
   Connection* connection = find({instance.index, conn});
   if (connection == nullptr) return;
   std::string which = connection->key.empty() ? instance.name : connection->key;
+  // Closed by this process for a protocol error: what it sent last (a response) may not have
+  // arrived, and the peer, which did not go away, sends its calls again on a new connection, where
+  // the reply cache must still answer them. Lost, not closed cleanly.
+  if (!connection->rejected.empty()) {
+    return end(*connection, orpc::LinkEnd::lost,
+               "the connection " + which + " was closed: " + connection->rejected);
+  }
   // UV_ETIMEDOUT: the peer went silent (transport.h).
   if (status == UV_ETIMEDOUT) {
     return end(*connection, orpc::LinkEnd::silent,
@@ -599,6 +608,7 @@ void TransportHub::reject(LinkId link, const std::string& why) {
   stats().protocolErrors.fetch_add(1, std::memory_order_relaxed);
   FERRY_LOG(warn, "protocol error on a " << connection->instance->name
                                          << " connection, closing it: " << why);
+  connection->rejected = why.empty() ? "a protocol error" : why;
   connection->instance->table->close(connection->instance->transport, connection->id);
 }
 
