@@ -120,6 +120,9 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
     }
   }
   if (congestion) _config.controller->onLost(bytes, newest, now);
+  // Nothing left out to probe with (all of it lost by the time threshold): what is due goes as
+  // new packets again, which the next PTOs find out about.
+  if (_recovery.outstanding() == 0) _peerSilent = false;
   checkBlackHole(now);
 }
 
