@@ -565,6 +565,42 @@ BOOST_AUTO_TEST_CASE(a_black_holed_server_makes_the_client_close_with_an_error_a
   BOOST_TEST(server.closed[link.server] == UV_ETIMEDOUT);
 }
 
+BOOST_AUTO_TEST_CASE(a_black_holed_client_with_data_in_flight_does_not_hold_up_another_clients_reply) {
+  // A client process killed while the server was sending to it: its session stays open at the
+  // server until the idle timeout, with a window of data unacknowledged. The sessions to one
+  // address share a congestion controller; a new client from that address must still get its
+  // replies at once, not after the dead session is gone.
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& dead = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  std::string port = server.listen();
+  Link gone = connectPair(harness, server, dead, port);
+  dead.setFault("blackhole=1");
+  for (uint32_t i = 0; i < 4; ++i) BOOST_REQUIRE_EQUAL(server.send(gone.server, pattern(1 << 20, i)), 0);
+  harness.runUntil([&] { return server.counters().pto_expirations >= 3; }, kPatience,
+                   "the server to probe the silent client");
+  server.onReceived = [&](ferry_conn_id conn, const uint8_t* data, size_t size) {
+    if (conn != gone.server) BOOST_CHECK_EQUAL(server.send(conn, Bytes(data, data + size)), 0);
+  };
+  Link link = connectPair(harness, server, client, port);
+  Bytes call = pattern(300, 7);
+  BOOST_REQUIRE_EQUAL(client.send(link.client, call), 0);
+  harness.runUntil(
+      [&] { return client.receivedCount(link.client) == 1 || server.closed.count(gone.server) != 0; },
+      kPatience, "the reply, or the dead session's idle timeout");
+  BOOST_TEST(server.closed.count(gone.server) == 0u,
+             "the reply waited for the dead client's session to time out");
+  BOOST_REQUIRE_EQUAL(client.receivedCount(link.client), 1u);
+  BOOST_TEST((client.received[link.client][0] == call));
+  report("server", server.counters());
+  BOOST_TEST(server.counters().silent_peers == 1u, "only the dead client's session went silent");
+  // The dead session still ends at its idle timeout, and what it had in flight leaves with it.
+  harness.runUntil([&] { return server.closed.count(gone.server) != 0; }, kPatience,
+                   "the dead client's session to time out");
+  BOOST_TEST(server.closed[gone.server] == UV_ETIMEDOUT);
+}
+
 BOOST_AUTO_TEST_CASE(a_restarted_server_rejects_the_old_session_and_a_new_connect_works) {
   Harness harness;
   Instance& first = harness.instance(kFast);

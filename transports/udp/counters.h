@@ -56,6 +56,7 @@
   X(bytes_retransmitted)     /* DATA bytes sent again */                                         \
   X(pto_expirations)                                                                             \
   X(persistent_congestion)                                                                       \
+  X(silent_peers)            /* PTOs unanswered in a row: flight set aside (PROTOCOL.md §8) */   \
   X(keepalives_sent)                                                                             \
   X(pmtu_probes_sent)                                                                            \
   X(pmtu_raised)                                                                                 \

@@ -56,6 +56,31 @@ BOOST_AUTO_TEST_CASE(an_ack_acknowledges_its_ranges_and_samples_the_rtt_of_the_l
   BOOST_TEST(recovery.deadline(0) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(packets_set_aside_leave_the_flight_but_are_still_acknowledged_or_lost) {
+  Recovery recovery(10 * kMs);
+  SentPacket probe = packet(0, 1500);
+  probe.inFlight = false;  // a PMTU probe: never in flight, never set aside
+  recovery.onSent(std::move(probe), 0);
+  for (uint64_t pn = 1; pn < 8; ++pn) recovery.onSent(packet(pn), 0);
+  BOOST_TEST(recovery.bytesInFlight() == 8400u);
+  BOOST_TEST(recovery.setAsideFlight() == 8400u);
+  BOOST_TEST(recovery.bytesInFlight() == 0u);
+  BOOST_TEST(recovery.outstanding() == 8u, "setting aside is no acknowledgement");
+  BOOST_TEST(recovery.setAsideFlight() == 0u, "set aside twice");
+  AckOutcome outcome;
+  recovery.onAck(ackRange(7, 7), 1 * kMs, 0, outcome);
+  BOOST_REQUIRE(outcome.acked.size() == 1u);
+  BOOST_TEST(outcome.acked[0].setAside);
+  BOOST_TEST(!outcome.acked[0].inFlight);
+  // Three behind the largest acknowledged: lost, and reported as set aside (a congestion signal
+  // for the session), except the probe.
+  BOOST_REQUIRE(outcome.lost.size() == 5u);
+  BOOST_TEST(!outcome.lost[0].setAside, "the PMTU probe");
+  for (size_t i = 1; i < 5; ++i) BOOST_TEST(outcome.lost[i].setAside);
+  BOOST_TEST(recovery.outstanding() == 2u);
+  BOOST_TEST(recovery.bytesInFlight() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_packet_three_behind_the_largest_acknowledged_is_lost) {
   Recovery recovery(10 * kMs);
   for (uint64_t pn = 0; pn < 5; ++pn) recovery.onSent(packet(pn), 0);

@@ -175,6 +175,18 @@ bool Recovery::onTimeout(uint64_t nowNs, uint64_t maxAckDelayNs, AckOutcome& out
   return true;
 }
 
+uint64_t Recovery::setAsideFlight() noexcept {
+  uint64_t bytes = 0;
+  for (SentPacket& packet : _sent) {
+    if (packet.done || !packet.inFlight) continue;
+    packet.inFlight = false;
+    packet.setAside = true;
+    bytes += packet.size;
+  }
+  _bytesInFlight -= bytes;
+  return bytes;
+}
+
 const SentPacket* Recovery::oldestOutstanding() const noexcept {
   for (const SentPacket& packet : _sent) {
     if (!packet.done) return &packet;

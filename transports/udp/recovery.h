@@ -70,6 +70,9 @@ struct SentPacket {
   uint64_t timeSent = 0;
   uint32_t size = 0;
   bool inFlight = true;   // counted in bytes in flight (everything but PMTU probes)
+  // Was in flight, and was set aside because the peer went silent (Recovery::setAsideFlight):
+  // its bytes no longer count, but its loss is still a congestion signal.
+  bool setAside = false;
   bool immediateAck = false;  // carried IMMEDIATE_ACK: the peer acknowledges it without delay
   bool done = false;      // acknowledged, lost or discarded: kept only until it reaches the front
   std::vector<SentFrame> frames;
@@ -108,6 +111,10 @@ public:
   // returns them so their bytes leave the congestion controller.
   template <typename Pred>
   void discardIf(Pred&& pred, std::vector<SentPacket>& out);
+
+  // Takes every outstanding packet out of the bytes in flight (marking it setAside) and returns
+  // their bytes, which the caller takes out of its congestion controller.
+  uint64_t setAsideFlight() noexcept;
 
   // The oldest packet still outstanding, whose frames a probe repeats; null when none is.
   const SentPacket* oldestOutstanding() const noexcept;

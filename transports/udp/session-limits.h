@@ -17,6 +17,8 @@ inline constexpr uint64_t kBlackHoleRetryNs = 1000 * kNsPerMs;
 // Large packets lost in a row (no large one acknowledged since), with a small one acknowledged
 // meanwhile, that make a black hole. Random loss of p makes this p^5 likely per large packet.
 inline constexpr uint32_t kBlackHolePackets = 5;
+// PTOs in a row without an ACK after which a peer counts as silent (session.h, _peerSilent).
+inline constexpr uint32_t kSilentPeerPtos = 2;
 // Packets one flush() sends before it yields to the loop (and asks to be called again).
 inline constexpr int kMaxPacketsPerFlush = 256;
 // ACK ranges remembered; older ones are forgotten (their packets count as received).

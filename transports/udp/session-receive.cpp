@@ -79,6 +79,7 @@ bool Session::handleAck(const AckFrame& ack, uint64_t now) {
     }
   }
   if (outcome.rttSampled) cc.onRttSample(_recovery.rtt().smoothed());
+  if (_recovery.ptoCount() == 0) _peerSilent = false;  // it answered
   _env.counters().spurious_losses += outcome.spurious;
   if (outcome.spurious > 0) {
     // Packets called lost arrived after all: reordering, which says nothing about a black hole.
@@ -97,12 +98,16 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
   if (lost.empty()) return;
   uint64_t bytes = 0;
   uint64_t newest = 0;
+  bool congestion = false;
   for (const SentPacket& packet : lost) {
     ++_env.counters().packets_lost;
     ++_packetsLost;
     if (packet.inFlight && packet.size > kBaseDatagramSize) ++_largeLostInRow;
-    if (packet.inFlight) {
-      bytes += packet.size;
+    if (packet.inFlight) bytes += packet.size;
+    if (packet.inFlight || packet.setAside) {
+      // A packet set aside while the peer was silent left the bytes in flight already; its
+      // loss still says the path dropped something.
+      congestion = true;
       newest = std::max(newest, packet.timeSent);
     }
     for (const SentFrame& frame : packet.frames) {
@@ -114,7 +119,10 @@ void Session::handleLost(std::vector<SentPacket>& lost, uint64_t now) {
       if (frame.kind == SentFrame::Kind::pmtuProbe) probeFailed(frame.length, now);
     }
   }
-  if (bytes > 0) _config.controller->onLost(bytes, newest, now);
+  if (congestion) _config.controller->onLost(bytes, newest, now);
+  // Nothing left out to probe with (all of it lost by the time threshold): what is due goes as
+  // new packets again, which the next PTOs find out about.
+  if (_recovery.outstanding() == 0) _peerSilent = false;
   checkBlackHole(now);
 }
 
@@ -148,6 +156,15 @@ void Session::onLossTimer(uint64_t now) {
     return;
   }
   ++_env.counters().pto_expirations;
+  if (!_peerSilent && _recovery.ptoCount() >= kSilentPeerPtos) {
+    // Its outstanding packets would hold the window of every session to the peer's address
+    // until this one times out; the probes find out whether the peer is still there.
+    _peerSilent = true;
+    ++_env.counters().silent_peers;
+    _config.controller->onDiscarded(_recovery.setAsideFlight());
+    // Sessions the window blocked may go on now.
+    _env.wantFlush(*this);
+  }
   const SentPacket* oldest = _recovery.oldestOutstanding();
   if (oldest != nullptr) {
     // The probe repeats what the oldest packet carried (RFC 9002 §6.2.4), under a new number.

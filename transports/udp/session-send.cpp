@@ -33,6 +33,9 @@ void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool in
   SentPacket packet;
   packet.pn = pn;
   packet.size = static_cast<uint32_t>(out.size());
+  // A silent peer's probes are kept out of the shared window like the rest of its flight.
+  packet.setAside = inFlight && _peerSilent;
+  inFlight = inFlight && !_peerSilent;
   packet.inFlight = inFlight;
   packet.immediateAck = immediateAck;
   packet.frames = std::move(_frames);
@@ -133,7 +136,9 @@ void Session::sendShortPackets(uint64_t now) {
       // and lets everything else go meanwhile.
       allowed = true;
     } else if (elicit && !probe) {
-      if (!cc.canSend(_maxDatagram)) {
+      if (_peerSilent) {
+        // Nothing new into a silence: the probes carry what is due until the peer answers.
+      } else if (!cc.canSend(_maxDatagram)) {
         blocked = true;
         _blockedOn = _maxDatagram;
       } else if (uint64_t until = cc.pacedUntil(_maxDatagram, now); until != 0) {

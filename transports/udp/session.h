@@ -253,6 +253,12 @@ private:
   bool _keepaliveDue = false;
   bool _sessionCreditDue = false;
   uint32_t _probesDue = 0;
+  // The peer answered kSilentPeerPtos PTOs in a row with nothing (a killed process, a dead
+  // path): what this session has outstanding no longer counts in the bytes in flight of the
+  // controller it shares with the other sessions to that address, and it sends nothing
+  // ack-eliciting but its probes (which do not count either) until an ACK comes, or until
+  // nothing it sent is outstanding any more.
+  bool _peerSilent = false;
   uint64_t _pacingWakeup = 0;
   size_t _blockedOn = 0;
   std::vector<SentFrame> _frames;  // of the packet being built
