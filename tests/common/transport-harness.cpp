@@ -316,8 +316,15 @@ Harness::~Harness() {
 bool Harness::runBounded(const std::function<bool()>& condition, milliseconds limit) {
   bool expired = false;
   _deadline.data = &expired;
+  // libuv (1.44) runs due timers at the start of uv_run, before it polls. A deadline that fires
+  // there leaves no timer to bound the poll, and UV_RUN_ONCE would sleep until some descriptor
+  // woke the loop: uv_stop makes that poll return at once.
   uv_timer_start(
-      &_deadline, [](uv_timer_t* timer) { *static_cast<bool*>(timer->data) = true; },
+      &_deadline,
+      [](uv_timer_t* timer) {
+        *static_cast<bool*>(timer->data) = true;
+        uv_stop(timer->loop);
+      },
       static_cast<uint64_t>(limit.count()), 0);
   while (!condition() && !expired) uv_run(_loop.get(), UV_RUN_ONCE);
   uv_timer_stop(&_deadline);

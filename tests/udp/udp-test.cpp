@@ -1044,5 +1044,33 @@ BOOST_AUTO_TEST_CASE(the_shipping_build_has_no_fault_layer_and_exports_its_entry
   }
 }
 
+// --- The harness. ---
+
+// libuv runs due timers before it polls: a wait whose deadline passed before the loop polled
+// (the test thread preempted, a slow condition) must still end then, and not sleep in poll until
+// some other handle wakes the loop. Here the only other handle is a timer of 5 s, so the wait
+// either ends at its deadline or only when that timer fires.
+BOOST_AUTO_TEST_CASE(a_wait_ends_at_its_deadline_even_when_it_passed_before_the_loop_polled) {
+  uv_timer_t wakeUp{};  // outlives the harness, whose end closes what it left in the loop
+  bool wokenUp = false;
+  Harness harness;
+  BOOST_REQUIRE(uv_timer_init(harness.loop(), &wakeUp) == 0);
+  wakeUp.data = &wokenUp;
+  uv_timer_start(&wakeUp, [](uv_timer_t* timer) { *static_cast<bool*>(timer->data) = true; }, 5000,
+                 0);
+  bool first = true;
+  bool met = harness.runBounded(
+      [&] {
+        // The first look at the condition outlasts the whole wait, before the loop runs once.
+        if (first) std::this_thread::sleep_for(milliseconds(20));
+        first = false;
+        return false;
+      },
+      milliseconds(1));
+  BOOST_TEST(!met);
+  BOOST_TEST(!wokenUp, "the wait outlived its deadline until another timer woke the loop");
+  uv_close(reinterpret_cast<uv_handle_t*>(&wakeUp), nullptr);
+}
+
 }  // namespace
 }  // namespace ferry::udptest
