@@ -316,6 +316,8 @@ Harness::~Harness() {
 bool Harness::runBounded(const std::function<bool()>& condition, milliseconds limit) {
   bool expired = false;
   _deadline.data = &expired;
+  // The limit counts from now, not from the loop's cached time of its last iteration.
+  uv_update_time(_loop.get());
   // libuv (1.44) runs due timers at the start of uv_run, before it polls. A deadline that fires
   // there leaves no timer to bound the poll, and UV_RUN_ONCE would sleep until some descriptor
   // woke the loop: uv_stop makes that poll return at once.
