@@ -205,7 +205,7 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
   auto found = _connections.find(conn);
   if (found == _connections.end()) return UV_ENOTCONN;
   Session& session = *found->second;
-  bool behindOthers = session.hasSendable();
+  bool behindOthers = session.hasSendable() || session.packetsOutstanding() > 0;
   int err = session.send(data, size);
   if (err != 0) return err;
   if (_inHost > 0) {
@@ -215,9 +215,10 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
     return 0;
   }
   if (behindOthers || size > kSenderFlushMax) {
-    // Queued behind data that waits for the window, pacing or the loop's flush, or too large for
-    // a few datagrams: the loop sends it, and this thread does not hold the lock through dozens
-    // of sendto calls while the loop waits with the ACKs that open the window.
+    // Queued behind data that waits for the window, pacing or the loop's flush, sent while packets
+    // of the session are unacknowledged (calls in flight: the loop, which takes their ACKs, sends
+    // on), or too large for a few datagrams: the loop sends it, and this thread does not hold the
+    // lock through dozens of sendto calls while the loop waits with the ACKs that open the window.
     _dirty.insert(&session);
     wakeLoop();
     return 0;

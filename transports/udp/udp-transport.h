@@ -30,8 +30,9 @@
 //     from inside an event, and other threads may wait on the host while they hold a lock of
 //     their own;
 //   - send_any_thread holds it while it queues the message on its session; when the loop is
-//     not inside an event (_inHost == 0), the message is at most kSenderFlushMax and nothing of
-//     the session waited to be sent before it, the calling thread then flushes the session itself
+//     not inside an event (_inHost == 0), the message is at most kSenderFlushMax, nothing of
+//     the session waited to be sent before it and none of its packets is unacknowledged (no
+//     calls in flight), the calling thread then flushes the session itself
 //     (packet numbers, the retransmission record, sendto on the socket's descriptor), with
 //     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
 //     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
