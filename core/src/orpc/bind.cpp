@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include <capnp/message.h>
 #include <kj/exception.h>
@@ -86,7 +87,9 @@ BindMessage readBind(const uint8_t* data, size_t size, size_t maxToken) {
 
 struct BindLayer::Link {
   bool client = false;
-  Stage stage = Stage::awaiting;
+  // Written on the network thread; read there and by any-thread senders (under the layer's lock,
+  // which the writes other than `open` do not take).
+  std::atomic<Stage> stage{Stage::awaiting};
   LinkInfo info;
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   SecurityLevel requested = SecurityLevel::none;  // client: the least it accepts
