@@ -249,6 +249,8 @@ void UdpTransport::close(ferry_conn_id conn) {
 
 // connection_info: the session's RTT estimate and its losses.
 int UdpTransport::connectionInfo(ferry_conn_id conn, ferry_connection_info_v1& out) const {
+  // Senders on other threads update the session's recovery state (send_any_thread).
+  std::lock_guard lock(_mutex);
   auto found = _connections.find(conn);
   if (found == _connections.end() || found->second->state() != Session::State::open) {
     return UV_ENOTCONN;
