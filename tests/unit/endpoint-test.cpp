@@ -195,8 +195,13 @@ public:
     return it->second;
   }
 
-  // Every frame goes through the network thread, where the filter sees it.
-  bool sendNow(LinkId, std::span<const uint8_t>) override { return false; }
+  // Every frame goes through the network thread, where the filter sees it. A test may run
+  // something first, on the sender's thread, as if it happened while the sender tried to write.
+  std::function<void(LinkId)> whileSendingNow;
+  bool sendNow(LinkId link, std::span<const uint8_t>) override {
+    if (auto hook = std::exchange(whileSendingNow, nullptr)) hook(link);
+    return false;
+  }
   LoopWake loopWake() const noexcept override { return {}; }
   std::vector<StringBindingData> bindings() const override { return {{"mem", "", _name}}; }
 
@@ -404,6 +409,30 @@ BOOST_AUTO_TEST_CASE(a_call_whose_response_was_lost_with_its_link_runs_once_and_
   BOOST_TEST(stats().callsResent.load() - resentBefore == 1);
   BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 1);
   BOOST_TEST(p.clientNet.linksMade == 2, "the copy went over a new link");
+  BOOST_TEST(p.clientEndpoint.callsInFlight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_call_whose_link_is_lost_while_its_caller_writes_it_goes_out_once) {
+  Pair p(rt());
+  uint32_t before = p.strongRefs();
+  p.addRefs(1);  // opens the link: the next call finds it open and its caller writes it
+  int requests = 0;  // network thread
+  p.clientNet.dropIf = [&](const std::vector<uint8_t>& frame) {
+    if (kindOf(frame) == orpc::FrameKind::request) ++requests;
+    return false;
+  };
+  int64_t duplicatesBefore = stats().duplicateRequests.load();
+  int64_t resentBefore = stats().callsResent.load();
+  // The link is lost after the call was entered on it and before the caller's write is refused:
+  // the loss sends the call again on a new link, and the caller must not send it a second time.
+  p.clientNet.whileSendingNow = [&](LinkId link) { p.wire.run([&] { p.clientNet.lose(link); }); };
+  p.addRefs(2);
+  p.wire.run([] {});
+  BOOST_TEST(p.strongRefs() == before + 3);
+  BOOST_TEST(stats().callsResent.load() - resentBefore == 1, "the loss sent it again");
+  BOOST_TEST(requests == 1, "one copy of the call went out");
+  BOOST_TEST(stats().duplicateRequests.load() - duplicatesBefore == 0);
+  BOOST_TEST(p.clientNet.linksMade == 2);
   BOOST_TEST(p.clientEndpoint.callsInFlight() == 0u);
 }
 

@@ -426,7 +426,9 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
     if (call) track(callId, CallTable::Entry{call, *open, frame, binding});
     if (_network.sendNow(*open, *frame)) return;
     // Not written (closing, or no direct path): the network thread links if needed and sends.
-    if (call) _calls.take(callId, *open);
+    // Unless the call left the link meanwhile: the link ended and its end sent the call again
+    // on another, or failed it. It is that path's now, and a second copy would go out.
+    if (call && !_calls.take(callId, *open)) return;
   }
   try {
     _network.post([this, key, binding, callId, call, frame] {
