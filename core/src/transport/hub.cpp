@@ -1,10 +1,12 @@
 #include "hub.h"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <future>
 
@@ -96,7 +98,10 @@ uint64_t tickMillis(const RuntimeOptions& options) {
 
 TransportHub::TransportHub(RuntimeImpl& runtime) : _runtime(runtime) {}
 
-TransportHub::~TransportHub() { stop(); }
+TransportHub::~TransportHub() {
+  stop();
+  if (_wakeFd >= 0) ::close(_wakeFd);
+}
 
 bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events) {
   if (!options.outOfProcess) return false;
@@ -132,8 +137,15 @@ bool TransportHub::start(const RuntimeOptions& options, orpc::LinkEvents& events
   }
 
   FERRY_UV(uv_loop_init(&_loop));
-  FERRY_UV(uv_async_init(&_loop, &_async, &TransportHub::onAsync));
-  _async.data = this;
+  if (_wakeFd < 0) _wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  FERRY_UV(_wakeFd >= 0 ? 0 : uv_translate_sys_error(errno));
+  FERRY_UV(uv_poll_init(&_loop, &_wakeWatch, _wakeFd));
+  _wakeWatch.data = this;
+  FERRY_UV(uv_poll_start(&_wakeWatch, UV_READABLE, &TransportHub::onWake));
+  {
+    std::lock_guard lock(_tasksMutex);
+    _tasksWoken = false;
+  }
   // The endpoint's clock: reply cache expiry, registration retries.
   FERRY_UV(uv_timer_init(&_loop, &_tick));
   _tick.data = this;
@@ -280,7 +292,7 @@ void TransportHub::stop() noexcept {
       }
       uv_close(reinterpret_cast<uv_handle_t*>(&_tick), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&_prepare), nullptr);
-      uv_close(reinterpret_cast<uv_handle_t*>(&_async), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&_wakeWatch), nullptr);
     };
     if (*remaining == 0) {
       finish();
@@ -317,15 +329,29 @@ bool TransportHub::stopping() const noexcept {
 }
 
 void TransportHub::post(std::function<void()> fn) {
-  std::lock_guard lock(_tasksMutex);
-  FERRY_REQUIRE(_started && !_stopping, Errc::shuttingDown,
-                "the transports of this process are not running (the runtime is stopping, or "
-                "runs no transport)");
-  _tasks.push_back(std::move(fn));
-  uv_async_send(&_async);
+  bool wake;
+  {
+    std::lock_guard lock(_tasksMutex);
+    FERRY_REQUIRE(_started && !_stopping, Errc::shuttingDown,
+                  "the transports of this process are not running (the runtime is stopping, or "
+                  "runs no transport)");
+    _tasks.push_back(std::move(fn));
+    wake = !std::exchange(_tasksWoken, true);
+  }
+  // Outside the lock, so the woken I/O thread does not wait for it.
+  if (wake) wakeEventFd(_wakeFd);
 }
 
-void TransportHub::onAsync(uv_async_t* handle) { static_cast<TransportHub*>(handle->data)->drainTasks(); }
+void TransportHub::onWake(uv_poll_t* handle, int, int) {
+  auto* hub = static_cast<TransportHub*>(handle->data);
+  drainEventFd(hub->_wakeFd);
+  {
+    // From here a post() writes the eventfd again: what it queues after this drain is not lost.
+    std::lock_guard lock(hub->_tasksMutex);
+    hub->_tasksWoken = false;
+  }
+  hub->drainTasks();
+}
 
 void TransportHub::drainTasks() noexcept {
   for (;;) {

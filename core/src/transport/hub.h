@@ -109,7 +109,7 @@ private:
   };
 
   // I/O thread plumbing.
-  static void onAsync(uv_async_t* handle);
+  static void onWake(uv_poll_t* handle, int status, int events);
   void runLoop() noexcept;
   void drainTasks() noexcept;
 
@@ -133,11 +133,17 @@ private:
 
   // I/O thread.
   uv_loop_t _loop{};
-  uv_async_t _async{};
+  // post() wakes the loop through this eventfd, written outside _tasksMutex; closed by the
+  // destructor, so a post() that got in before the stop may still write it. Not a uv_async_t:
+  // libuv 1.44's async handle makes the woken loop spin until the sender's write system call
+  // has returned.
+  int _wakeFd = -1;
+  uv_poll_t _wakeWatch{};
   uv_timer_t _tick{};
   std::thread _thread;
   mutable std::mutex _tasksMutex;
   std::deque<std::function<void()>> _tasks;
+  bool _tasksWoken = false;  // guarded by _tasksMutex: _wakeFd written, the loop not drained since
   bool _stopping = false;  // guarded by _tasksMutex
   bool _started = false;
 
