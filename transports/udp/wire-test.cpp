@@ -66,6 +66,40 @@ BOOST_AUTO_TEST_CASE(crc32c_equals_the_bitwise_definition_at_every_block_boundar
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_crc_taken_piece_by_piece_equals_the_crc_of_the_whole) {
+  Bytes data(70000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31 + (i >> 9));
+  uint32_t whole = crc32c(data.data(), data.size());
+  for (size_t cut : {0, 1, 17, 1200, 24576, 65507, 70000}) {
+    uint32_t first = crc32c(data.data(), cut);
+    BOOST_TEST(crc32c(data.data() + cut, data.size() - cut, first) == whole);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_datagram_in_pieces_is_its_pieces_in_order_around_a_skipped_hole) {
+  uint8_t buffer[16];
+  Writer out(buffer, sizeof(buffer));
+  out.u8(0xa1);
+  size_t hole = out.size();
+  out.skip(3);
+  out.u8(0xb2);
+  BOOST_TEST(out.size() == 5u);
+  BOOST_TEST(out.remaining() == 11u);
+  out.skip(12);
+  BOOST_TEST(out.overflow());
+  const uint8_t payload[3] = {1, 2, 3};
+  DatagramPieces datagram;
+  datagram.add(buffer, hole);
+  datagram.add(payload, sizeof(payload));
+  datagram.add(buffer + hole + 3, 0);  // empty: left out
+  datagram.add(buffer + hole + 3, 1);
+  BOOST_TEST(datagram.count == 3u);
+  BOOST_TEST(datagram.total == 5u);
+  Bytes whole(datagram.total);
+  datagram.copyTo(whole.data());
+  BOOST_TEST((whole == Bytes{0xa1, 1, 2, 3, 0xb2}));
+}
+
 BOOST_AUTO_TEST_CASE(varints_take_the_sizes_of_rfc_9000_and_read_back) {
   const std::pair<uint64_t, size_t> cases[] = {
       {0, 1}, {63, 1}, {64, 2}, {16383, 2}, {16384, 4}, {1073741823, 4}, {1073741824, 8},

@@ -148,11 +148,26 @@ const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 
 }  // namespace
 
-uint32_t crc32c(const uint8_t* data, size_t size) noexcept {
+uint32_t crc32c(const uint8_t* data, size_t size, uint32_t prior) noexcept {
 #if defined(__x86_64__)
-  if (kHaveSse42) return ~crc32cHardware(~0u, data, size);
+  if (kHaveSse42) return ~crc32cHardware(~prior, data, size);
 #endif
-  return ~crc32cSoftware(~0u, data, size);
+  return ~crc32cSoftware(~prior, data, size);
+}
+
+void DatagramPieces::add(const uint8_t* bytes, size_t length) noexcept {
+  if (length == 0) return;
+  data[count] = bytes;
+  size[count] = length;
+  ++count;
+  total += length;
+}
+
+void DatagramPieces::copyTo(uint8_t* out) const noexcept {
+  for (size_t i = 0; i < count; ++i) {
+    std::memcpy(out, data[i], size[i]);
+    out += size[i];
+  }
 }
 
 // --- Names. ---
@@ -256,6 +271,11 @@ void Writer::bytes(const uint8_t* data, size_t size) noexcept {
 void Writer::zeros(size_t size) noexcept {
   if (size == 0 || !room(size)) return;
   std::memset(_buffer + _size, 0, size);
+  _size += size;
+}
+
+void Writer::skip(size_t size) noexcept {
+  if (size == 0 || !room(size)) return;
   _size += size;
 }
 
