@@ -33,7 +33,7 @@
 //     not inside an event (_inHost == 0), the message is at most kSenderFlushMax, nothing of
 //     the session waited to be sent before it and none of its packets is unacknowledged (no
 //     calls in flight), the calling thread then flushes the session itself
-//     (packet numbers, the retransmission record, sendto on the socket's descriptor), with
+//     (packet numbers, the retransmission record, sendmsg on the socket's descriptor), with
 //     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
 //     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
 //     work: a session's deadline (retransmission, pacing) earlier than the loop's timer, a
