@@ -17,6 +17,11 @@ namespace ferry::transports::udp {
 
 void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool inFlight,
                            bool probe, bool immediateAck) {
+  if (out.overflow() || out.remaining() < kCrcSize) {
+    _holes.clear();
+    _env.log(FERRY_LOG_ERROR, "session to " + _config.peerText + ": a packet overflowed its buffer");
+    return;
+  }
   // The datagram is the buffer with each hole's payload in its place; the CRC covers it so.
   DatagramPieces datagram;
   uint32_t crc = 0;
@@ -30,10 +35,6 @@ void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool in
   }
   _holes.clear();
   out.u32(crc32c(out.data() + at, out.size() - at, crc));
-  if (out.overflow()) {
-    _env.log(FERRY_LOG_ERROR, "session to " + _config.peerText + ": a packet overflowed its buffer");
-    return;
-  }
   datagram.add(out.data() + at, out.size() - at);
   int err = _env.transmit(*this, datagram);
   uint64_t pn = _nextPn++;
