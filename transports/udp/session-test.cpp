@@ -121,8 +121,7 @@ public:
   // SessionEnv.
   uint64_t now() override { return _clock; }
   int transmit(Session& from, const DatagramPieces& datagram) override {
-    Bytes bytes(datagram.total);
-    datagram.copyTo(bytes.data());
+    Bytes bytes = datagram.joined();
     if (datagram.count > 1) ++gathered;
     const uint8_t* data = bytes.data();
     size_t size = bytes.size();

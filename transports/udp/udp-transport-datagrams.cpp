@@ -122,8 +122,7 @@ int UdpTransport::sendDatagram(UdpSocket& socket, const sockaddr_storage& peer,
   _counters.bytes_sent += datagram.total;
 #ifdef FERRY_UDP_FAULT_LAYER
   if (_faultTx) {
-    std::vector<uint8_t> whole(datagram.total);
-    datagram.copyTo(whole.data());
+    std::vector<uint8_t> whole = datagram.joined();
     return sendThroughFaults(socket, peer, whole.data(), whole.size());
   }
 #endif
@@ -192,8 +191,7 @@ int UdpTransport::sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer,
     ++_counters.send_queue_drops;
     return 0;
   }
-  _handedOff.push_back({&socket, peer, std::vector<uint8_t>(size)});
-  datagram.copyTo(_handedOff.back().bytes.data());
+  _handedOff.push_back({&socket, peer, datagram.joined()});
   _handedOffBytes += size;
   wakeLoop();
   return 0;

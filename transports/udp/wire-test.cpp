@@ -98,6 +98,7 @@ BOOST_AUTO_TEST_CASE(a_datagram_in_pieces_is_its_pieces_in_order_around_a_skippe
   Bytes whole(datagram.total);
   datagram.copyTo(whole.data());
   BOOST_TEST((whole == Bytes{0xa1, 1, 2, 3, 0xb2}));
+  BOOST_TEST((datagram.joined() == whole));
 }
 
 BOOST_AUTO_TEST_CASE(varints_take_the_sizes_of_rfc_9000_and_read_back) {

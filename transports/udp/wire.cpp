@@ -170,6 +170,13 @@ void DatagramPieces::copyTo(uint8_t* out) const noexcept {
   }
 }
 
+std::vector<uint8_t> DatagramPieces::joined() const {
+  std::vector<uint8_t> out;
+  out.reserve(total);
+  for (size_t i = 0; i < count; ++i) out.insert(out.end(), data[i], data[i] + size[i]);
+  return out;
+}
+
 // --- Names. ---
 
 const char* packetTypeName(PacketType type) noexcept {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace ferry::transports::udp {
 
@@ -66,6 +67,8 @@ struct DatagramPieces {
   void add(const uint8_t* bytes, size_t length) noexcept;
   // Writes the datagram, total bytes, to `out`.
   void copyTo(uint8_t* out) const noexcept;
+  // The datagram in one piece of its own.
+  std::vector<uint8_t> joined() const;
 };
 
 enum class DecodeError { none, tooShort, badFirstByte, badCrc, badVersion };
