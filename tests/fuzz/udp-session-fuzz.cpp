@@ -28,7 +28,7 @@ constexpr uint64_t kBudget = 1 << 20;
 class Env final : public SessionEnv {
 public:
   uint64_t now() override { return clock; }
-  int transmit(Session&, const uint8_t*, size_t) override { return 0; }
+  int transmit(Session&, const DatagramPieces&) override { return 0; }
   void established(Session&) override { event(); }
   void message(Session&, const uint8_t*, size_t) override { event(); }
   void ended(Session&, int) override {

@@ -79,6 +79,13 @@ public:
   std::string describe() const;
   uint64_t bytesHeld() const noexcept { return _held; }
   size_t openMessages() const noexcept { return _open.size(); }
+  // True while bytes of a message that began are missing: one partly received, or one after
+  // which a later message arrived (open ids are _nextDeliver and up, so a gap makes the last id
+  // reach past the count).
+  bool missingBytes() const noexcept {
+    return _incomplete > 0 ||
+           (!_open.empty() && _open.rbegin()->first - _nextDeliver >= _open.size());
+  }
 
   // Stops granting beyond what is promised (the instance is over its memory budget) or resumes.
   void extendGrant();

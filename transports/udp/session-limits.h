@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "wire.h"
+
 namespace ferry::transports::udp {
 
 inline constexpr uint64_t kNsPerMs = 1000000;
@@ -34,5 +36,10 @@ inline constexpr uint64_t kMinClosingNs = 20 * kNsPerMs;
 inline constexpr uint64_t kMaxClosingNs = 3000 * kNsPerMs;
 // The smallest DATA frame worth trying to fit: its header and a byte (or an empty message).
 inline constexpr size_t kMinDataFrame = 12;
+// DATA payloads of at least this many bytes go from the outbox to the socket as pieces of their
+// own (DatagramPieces), not copied into the packet; smaller ones cost less to copy than to gather.
+inline constexpr size_t kGatherMinBytes = 1024;
+// Holes per packet: a datagram has a buffer piece before, between and after them.
+inline constexpr size_t kMaxHoles = (DatagramPieces::kMaxPieces - 1) / 2;
 
 }  // namespace ferry::transports::udp

@@ -36,8 +36,13 @@ void Session::recordReceived(uint64_t pn, bool ackEliciting, uint64_t now) {
   _ackPending = true;
   if (!ackEliciting) return;
   ++_elicitingSinceAck;
-  // RFC 9000 §13.2: at once for every second packet and for anything out of order.
-  if (!inOrder || _elicitingSinceAck >= 2 || _state != State::open) {
+  // RFC 9000 §13.2: at once for anything out of order, and for every second packet while bytes
+  // of a message are missing (its sender is likely sending more, and its ACK clock runs on
+  // these). Packets that completed every message they began are acknowledged like a single one,
+  // within max_ack_delay: a request's reply, the next packet this side sends, carries the ACK;
+  // a sender whose window fills asks for it at once with IMMEDIATE_ACK.
+  bool missing = _inbox != nullptr && _inbox->missingBytes();
+  if (!inOrder || (_elicitingSinceAck >= 2 && missing) || _state != State::open) {
     _ackNow = true;
   } else if (_ackDeadline == 0) {
     _ackDeadline = now + _localMaxAckDelayNs;

@@ -17,12 +17,26 @@ namespace ferry::transports::udp {
 
 void Session::finishPacket(Writer& out, uint64_t now, bool ackEliciting, bool inFlight,
                            bool probe, bool immediateAck) {
-  writeCrc(out);
-  if (out.overflow()) {
+  if (out.overflow() || out.remaining() < kCrcSize) {
+    _holes.clear();
     _env.log(FERRY_LOG_ERROR, "session to " + _config.peerText + ": a packet overflowed its buffer");
     return;
   }
-  int err = _env.transmit(*this, out.data(), out.size());
+  // The datagram is the buffer with each hole's payload in its place; the CRC covers it so.
+  DatagramPieces datagram;
+  uint32_t crc = 0;
+  size_t at = 0;
+  for (const Hole& hole : _holes) {
+    crc = crc32c(out.data() + at, hole.offset - at, crc);
+    crc = crc32c(hole.bytes, hole.length, crc);
+    datagram.add(out.data() + at, hole.offset - at);
+    datagram.add(hole.bytes, hole.length);
+    at = hole.offset + hole.length;
+  }
+  _holes.clear();
+  out.u32(crc32c(out.data() + at, out.size() - at, crc));
+  datagram.add(out.data() + at, out.size() - at);
+  int err = _env.transmit(*this, datagram);
   uint64_t pn = _nextPn++;
   if (!ackEliciting) return;
   bool pmtuProbe = !_frames.empty() && _frames[0].kind == SentFrame::Kind::pmtuProbe;
@@ -196,7 +210,13 @@ void Session::sendShortPackets(uint64_t now) {
       while (room() > kMinDataFrame + 1 && _outbox->next(room() - 1, chunk)) {
         writeDataHeader(out, chunk.msgId, chunk.total, chunk.offset,
                         static_cast<uint16_t>(chunk.length));
-        out.bytes(chunk.bytes, chunk.length);
+        if (chunk.length >= kGatherMinBytes && _holes.size() < kMaxHoles) {
+          // Sent from the outbox: the CRC and the kernel read it there, and nothing copies it.
+          _holes.push_back({out.size(), chunk.bytes, chunk.length});
+          out.skip(chunk.length);
+        } else {
+          out.bytes(chunk.bytes, chunk.length);
+        }
         _frames.push_back({SentFrame::Kind::data, chunk.msgId, chunk.offset, chunk.length});
         eliciting = true;
       }

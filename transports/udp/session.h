@@ -41,9 +41,10 @@ class SessionEnv {
 public:
   // Nanoseconds on a monotonic clock.
   virtual uint64_t now() = 0;
-  // Sends one datagram to the session's peer from its socket: 0, UV_EMSGSIZE when the path
-  // cannot carry that size, or another error (the datagram is then as good as lost).
-  virtual int transmit(Session& session, const uint8_t* data, size_t size) = 0;
+  // Sends one datagram, in pieces, to the session's peer from its socket: 0, UV_EMSGSIZE when
+  // the path cannot carry that size, or another error (the datagram is then as good as lost).
+  // The pieces are valid only during the call.
+  virtual int transmit(Session& session, const DatagramPieces& datagram) = 0;
   // Host events. established: a client's `connected`, or a server's `accepted`.
   virtual void established(Session& session) = 0;
   virtual void message(Session& session, const uint8_t* data, size_t size) = 0;
@@ -262,6 +263,14 @@ private:
   uint64_t _pacingWakeup = 0;
   size_t _blockedOn = 0;
   std::vector<SentFrame> _frames;  // of the packet being built
+  // DATA payloads the packet being built leaves in the outbox: `length` bytes at `offset` of the
+  // packet buffer are a hole (Writer::skip) that `bytes` fills when the datagram is sent.
+  struct Hole {
+    size_t offset;
+    const uint8_t* bytes;
+    size_t length;
+  };
+  std::vector<Hole> _holes;
 
   // Timers.
   uint64_t _created = 0;

@@ -2,6 +2,7 @@
 #include "udp-transport.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 
@@ -116,23 +117,30 @@ void UdpTransport::onRecv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
 // --- Datagrams out. ---
 
 int UdpTransport::sendDatagram(UdpSocket& socket, const sockaddr_storage& peer,
-                               const uint8_t* data, size_t size) {
+                               const DatagramPieces& datagram) {
   ++_counters.datagrams_sent;
-  _counters.bytes_sent += size;
+  _counters.bytes_sent += datagram.total;
 #ifdef FERRY_UDP_FAULT_LAYER
-  if (_faultTx) return sendThroughFaults(socket, peer, data, size);
+  if (_faultTx) {
+    std::vector<uint8_t> whole = datagram.joined();
+    return sendThroughFaults(socket, peer, whole.data(), whole.size());
+  }
 #endif
-  return rawSend(socket, peer, data, size);
+  return rawSend(socket, peer, datagram);
 }
 
-int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
-                          size_t size) {
+int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer,
+                          const DatagramPieces& datagram) {
   if (socket.closing) return UV_EBADF;
-  if (_offLoop) return sendOffLoop(socket, peer, data, size);
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(data)),
-                             static_cast<unsigned>(size));
+  if (_offLoop) return sendOffLoop(socket, peer, datagram);
+  size_t size = datagram.total;
+  uv_buf_t bufs[DatagramPieces::kMaxPieces];
+  for (size_t i = 0; i < datagram.count; ++i) {
+    bufs[i] = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(datagram.data[i])),
+                          static_cast<unsigned>(datagram.size[i]));
+  }
   const sockaddr* address = reinterpret_cast<const sockaddr*>(&peer);
-  int rc = uv_udp_try_send(&socket.handle, &buf, 1, address);
+  int rc = uv_udp_try_send(&socket.handle, bufs, static_cast<unsigned>(datagram.count), address);
   if (rc >= 0) return 0;
   if (rc != UV_EAGAIN) return sendFailed(rc, size, peer);
   // The socket buffer is full, or earlier datagrams are still queued: queue this one behind.
@@ -144,7 +152,7 @@ int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const
   queued->owner = this;
   queued->size = size;
   queued->bytes.reset(new uint8_t[size]);
-  std::memcpy(queued->bytes.get(), data, size);
+  datagram.copyTo(queued->bytes.get());
   queued->request.data = queued.get();
   uv_buf_t copy = uv_buf_init(reinterpret_cast<char*>(queued->bytes.get()), static_cast<unsigned>(size));
   rc = uv_udp_send(&queued->request, &socket.handle, &copy, 1, address, &onSent);
@@ -158,14 +166,23 @@ int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer, const
 }
 
 int UdpTransport::sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer,
-                              const uint8_t* data, size_t size) {
+                              const DatagramPieces& datagram) {
+  size_t size = datagram.total;
   if (_kernelQueued == 0) {
     // libuv's send queue is empty, so this datagram overtakes none of the loop's.
-    socklen_t length = peer.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    iovec pieces[DatagramPieces::kMaxPieces];
+    for (size_t i = 0; i < datagram.count; ++i) {
+      pieces[i].iov_base = const_cast<uint8_t*>(datagram.data[i]);
+      pieces[i].iov_len = datagram.size[i];
+    }
+    msghdr message{};
+    message.msg_name = const_cast<sockaddr_storage*>(&peer);
+    message.msg_namelen = peer.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    message.msg_iov = pieces;
+    message.msg_iovlen = datagram.count;
     ssize_t sent;
     do {
-      sent = ::sendto(socket.fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL,
-                      reinterpret_cast<const sockaddr*>(&peer), length);
+      sent = ::sendmsg(socket.fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
     if (sent >= 0) return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return sendFailed(-errno, size, peer);
@@ -174,7 +191,7 @@ int UdpTransport::sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer,
     ++_counters.send_queue_drops;
     return 0;
   }
-  _handedOff.push_back({&socket, peer, std::vector<uint8_t>(data, data + size)});
+  _handedOff.push_back({&socket, peer, datagram.joined()});
   _handedOffBytes += size;
   wakeLoop();
   return 0;
@@ -201,12 +218,12 @@ void UdpTransport::sendUnvalidated(UdpSocket& socket, const sockaddr_storage& pe
                                    const uint8_t* data, size_t size) {
   _counters.unvalidated_bytes_sent += size;
   ++_counters.unvalidated_datagrams_sent;
-  sendDatagram(socket, peer, data, size);
+  sendDatagram(socket, peer, DatagramPieces(data, size));
 }
 
-int UdpTransport::transmit(Session& session, const uint8_t* data, size_t size) {
+int UdpTransport::transmit(Session& session, const DatagramPieces& datagram) {
   auto* socket = static_cast<UdpSocket*>(session.socket());
-  return sendDatagram(*socket, session.peer(), data, size);
+  return sendDatagram(*socket, session.peer(), datagram);
 }
 
 // --- Datagrams in. ---

@@ -33,7 +33,7 @@
 //     not inside an event (_inHost == 0), the message is at most kSenderFlushMax, nothing of
 //     the session waited to be sent before it and none of its packets is unacknowledged (no
 //     calls in flight), the calling thread then flushes the session itself
-//     (packet numbers, the retransmission record, sendto on the socket's descriptor), with
+//     (packet numbers, the retransmission record, sendmsg on the socket's descriptor), with
 //     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
 //     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
 //     work: a session's deadline (retransmission, pacing) earlier than the loop's timer, a
@@ -176,7 +176,7 @@ public:
 
   // SessionEnv.
   uint64_t now() override { return uv_hrtime(); }
-  int transmit(Session& session, const uint8_t* data, size_t size) override;
+  int transmit(Session& session, const DatagramPieces& datagram) override;
   void established(Session& session) override;
   void message(Session& session, const uint8_t* data, size_t size) override;
   void ended(Session& session, int status) override;
@@ -202,12 +202,16 @@ private:
   static void onHandleClosed(uv_handle_t* handle) noexcept;
 
   // Datagrams out: (in the test build, through the fault layer,) then uv_udp_try_send or the
-  // queue; off the loop (_offLoop), sendto on the descriptor or a hand-off to the loop.
-  int sendDatagram(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
-                   size_t size);
-  int rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data, size_t size);
-  int sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,
-                  size_t size);
+  // queue; off the loop (_offLoop), sendmsg on the descriptor or a hand-off to the loop. The
+  // pieces go to the kernel as they are (iovecs); what must outlive the call is copied.
+  int sendDatagram(UdpSocket& socket, const sockaddr_storage& peer,
+                   const DatagramPieces& datagram);
+  int rawSend(UdpSocket& socket, const sockaddr_storage& peer, const DatagramPieces& datagram);
+  int rawSend(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data, size_t size) {
+    return rawSend(socket, peer, DatagramPieces(data, size));
+  }
+  int sendOffLoop(UdpSocket& socket, const sockaddr_storage& peer,
+                  const DatagramPieces& datagram);
   // Counts a send the kernel refused (not EAGAIN) and returns `rc`.
   int sendFailed(int rc, size_t size, const sockaddr_storage& peer);
   void sendUnvalidated(UdpSocket& socket, const sockaddr_storage& peer, const uint8_t* data,

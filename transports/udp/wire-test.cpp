@@ -29,6 +29,78 @@ BOOST_AUTO_TEST_CASE(crc32c_matches_the_published_check_values) {
   BOOST_TEST(crc32c(ascending.data(), ascending.size()) == 0x46DD794Eu);
 }
 
+// The CRC one bit at a time, straight from the definition: what every faster form must equal.
+uint32_t crc32cBitwise(const uint8_t* data, size_t size) {
+  uint32_t crc = ~0u;
+  for (size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1) != 0 ? 0x82F63B78u : 0);
+  }
+  return ~crc;
+}
+
+BOOST_AUTO_TEST_CASE(crc32c_equals_the_bitwise_definition_at_every_block_boundary_and_alignment) {
+  // Lengths around the sizes where the fast CRC changes how it splits its input (three blocks of
+  // 256 and of 8192 bytes), up to the largest datagram, at several start offsets.
+  Bytes data(65507 + 8);
+  uint32_t state = 0x9E3779B9u;
+  for (uint8_t& byte : data) {
+    state = state * 1664525u + 1013904223u;
+    byte = static_cast<uint8_t>(state >> 24);
+  }
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n <= 800; ++n) lengths.push_back(n);
+  for (size_t base : {3 * 8192, 2 * 3 * 8192, 3 * 8192 + 3 * 256}) {
+    for (size_t n = base - 9; n <= base + 9; ++n) lengths.push_back(n);
+  }
+  lengths.push_back(1200);
+  lengths.push_back(8952);
+  lengths.push_back(65507);
+  for (size_t offset : {0, 1, 3, 7}) {
+    for (size_t length : lengths) {
+      BOOST_TEST_CONTEXT("offset " << offset << ", length " << length) {
+        BOOST_TEST(crc32c(data.data() + offset, length) ==
+                   crc32cBitwise(data.data() + offset, length));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_crc_taken_piece_by_piece_equals_the_crc_of_the_whole) {
+  Bytes data(70000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31 + (i >> 9));
+  uint32_t whole = crc32c(data.data(), data.size());
+  for (size_t cut : {0, 1, 17, 1200, 24576, 65507, 70000}) {
+    uint32_t first = crc32c(data.data(), cut);
+    BOOST_TEST(crc32c(data.data() + cut, data.size() - cut, first) == whole);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_datagram_in_pieces_is_its_pieces_in_order_around_a_skipped_hole) {
+  uint8_t buffer[16];
+  Writer out(buffer, sizeof(buffer));
+  out.u8(0xa1);
+  size_t hole = out.size();
+  out.skip(3);
+  out.u8(0xb2);
+  BOOST_TEST(out.size() == 5u);
+  BOOST_TEST(out.remaining() == 11u);
+  out.skip(12);
+  BOOST_TEST(out.overflow());
+  const uint8_t payload[3] = {1, 2, 3};
+  DatagramPieces datagram;
+  datagram.add(buffer, hole);
+  datagram.add(payload, sizeof(payload));
+  datagram.add(buffer + hole + 3, 0);  // empty: left out
+  datagram.add(buffer + hole + 3, 1);
+  BOOST_TEST(datagram.count == 3u);
+  BOOST_TEST(datagram.total == 5u);
+  Bytes whole(datagram.total);
+  datagram.copyTo(whole.data());
+  BOOST_TEST((whole == Bytes{0xa1, 1, 2, 3, 0xb2}));
+  BOOST_TEST((datagram.joined() == whole));
+}
+
 BOOST_AUTO_TEST_CASE(varints_take_the_sizes_of_rfc_9000_and_read_back) {
   const std::pair<uint64_t, size_t> cases[] = {
       {0, 1}, {63, 1}, {64, 2}, {16383, 2}, {16384, 4}, {1073741823, 4}, {1073741824, 8},

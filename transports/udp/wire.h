@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace ferry::transports::udp {
 
@@ -45,8 +46,30 @@ struct Header {
   uint64_t pn = 0;
 };
 
-// CRC32C (Castagnoli), as in iSCSI and ext4: hardware instructions when the CPU has them.
-uint32_t crc32c(const uint8_t* data, size_t size) noexcept;
+// CRC32C (Castagnoli), as in iSCSI and ext4: hardware instructions when the CPU has them. With
+// `prior`, the CRC of bytes that `prior` is the CRC of, followed by these: a packet's CRC can be
+// taken piece by piece.
+uint32_t crc32c(const uint8_t* data, size_t size, uint32_t prior = 0) noexcept;
+
+// One datagram in pieces, sent as one (sendmsg's iovecs): the packet buffer's bytes around the
+// large DATA payloads, which stay where the outbox holds them instead of being copied into the
+// packet.
+struct DatagramPieces {
+  static constexpr size_t kMaxPieces = 9;
+  const uint8_t* data[kMaxPieces] = {};
+  size_t size[kMaxPieces] = {};
+  size_t count = 0;
+  size_t total = 0;
+
+  DatagramPieces() = default;
+  DatagramPieces(const uint8_t* bytes, size_t length) noexcept { add(bytes, length); }
+  // Appends a piece; empty ones are left out. The caller keeps count below kMaxPieces.
+  void add(const uint8_t* bytes, size_t length) noexcept;
+  // Writes the datagram, total bytes, to `out`.
+  void copyTo(uint8_t* out) const noexcept;
+  // The datagram in one piece of its own.
+  std::vector<uint8_t> joined() const;
+};
 
 enum class DecodeError { none, tooShort, badFirstByte, badCrc, badVersion };
 const char* decodeErrorName(DecodeError error) noexcept;
@@ -71,6 +94,8 @@ public:
   void varint(uint64_t value) noexcept;  // RFC 9000 §16; values must be below 2^62
   void bytes(const uint8_t* data, size_t size) noexcept;
   void zeros(size_t size) noexcept;
+  // Leaves `size` bytes unwritten: a hole the caller fills in the datagram by other means.
+  void skip(size_t size) noexcept;
 
   size_t size() const noexcept { return _size; }
   size_t remaining() const noexcept { return _capacity - _size; }
