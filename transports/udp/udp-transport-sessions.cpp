@@ -81,7 +81,7 @@ void UdpTransport::callHost(Raise&& raise) {
   ++_inHost;
   {
     std::lock_guard pending(_pendingMutex);
-    ++_pendingHostEvents;
+    _pendingHostEvents.fetch_add(1, std::memory_order_relaxed);
   }
   _mutex.unlock();
   struct Relock {
@@ -91,7 +91,7 @@ void UdpTransport::callHost(Raise&& raise) {
       --self._inHost;
       {
         std::lock_guard pending(self._pendingMutex);
-        --self._pendingHostEvents;
+        self._pendingHostEvents.fetch_sub(1, std::memory_order_relaxed);
       }
       // Sessions send_any_thread marked, and messages it handed off (the check phase drains
       // them), meanwhile.

@@ -261,30 +261,42 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
 
 std::optional<int> UdpTransport::handOff(ferry_conn_id conn, const uint8_t* data, size_t size,
                                          bool lockBusy) {
+  // A hint, read again under the lock: a loop that enters an event after this finds the lock
+  // free, and send_any_thread queues under it.
+  if (!lockBusy && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
   {
     std::lock_guard lock(_pendingMutex);
     if (_pendingClosed) return UV_ENOTCONN;
-    if (!lockBusy && _pendingHostEvents == 0) return std::nullopt;
+    if (!lockBusy && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
     auto found = _sendable.find(conn);
     if (found == _sendable.end()) return UV_ENOTCONN;
     if (size > found->second) return UV_EMSGSIZE;
     if (_pendingBytes + size > _options.globalBudget) return std::nullopt;
     _pendingBytes += size;  // reserved while the message is copied
   }
-  PendingMessage message;
-  message.conn = conn;
-  message.size = size;
-  if (size > 0) {
-    message.bytes.reset(new uint8_t[size]);
-    std::memcpy(message.bytes.get(), data, size);
+  std::unique_lock lock(_pendingMutex, std::defer_lock);
+  try {
+    PendingMessage message;
+    message.conn = conn;
+    message.size = size;
+    if (size > 0) {
+      message.bytes.reset(new uint8_t[size]);
+      std::memcpy(message.bytes.get(), data, size);
+    }
+    lock.lock();
+    if (_pendingClosed) return UV_ENOTCONN;
+    _pending.push_back(std::move(message));
+  } catch (...) {
+    if (!lock.owns_lock()) lock.lock();
+    if (!_pendingClosed) _pendingBytes -= size;
+    throw;
   }
-  std::lock_guard lock(_pendingMutex);
-  if (_pendingClosed) return UV_ENOTCONN;
-  _pending.push_back(std::move(message));
   _pendingAny.store(true, std::memory_order_release);
   // The loop drains when its event returns; otherwise the first message wakes it (uv_async_send
   // coalesces), and it drains the queue with whatever joined it meanwhile.
-  if (_pending.size() == 1 && _pendingHostEvents == 0) uv_async_send(&_wake);
+  if (_pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0) {
+    uv_async_send(&_wake);
+  }
   return 0;
 }
 
@@ -296,6 +308,11 @@ bool UdpTransport::drainPending() {
     for (const PendingMessage& message : _draining) _pendingBytes -= message.size;
     _pendingAny.store(false, std::memory_order_relaxed);
   }
+  // Emptied however this ends (a session that cannot allocate drops the rest).
+  struct Clear {
+    std::vector<PendingMessage>& batch;
+    ~Clear() { batch.clear(); }
+  } clear{_draining};
   bool queued = false;
   for (PendingMessage& message : _draining) {
     ++_counters.any_thread_handed_off;
@@ -309,7 +326,6 @@ bool UdpTransport::drainPending() {
     _dirty.insert(&session);
     queued = true;
   }
-  _draining.clear();
   return queued;
 }
 

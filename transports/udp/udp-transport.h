@@ -42,14 +42,16 @@
 //     one flush sends. A larger message, or one queued behind others, it marks dirty and wakes
 //     the loop, which flushes it;
 //   - the hand-off: a queue of whole messages (_pending) with its own small mutex,
-//     _pendingMutex, which guards every _pending* member and _sendable (the open connections,
+//     _pendingMutex, which guards every _pending* member (the two atomic ones are changed under
+//     it and also read without it, as hints) and _sendable (the open connections,
 //     mirrored from _connections, with the largest message each takes, so that a hand-off
 //     refuses what send() would: UV_ENOTCONN, UV_EMSGSIZE). Whoever holds _mutex and queues on
 //     a session drains the hand-off first (drainPending, taking _pendingMutex inside _mutex,
-//     never the other way round): the loop when an event returns, in its check phase and when
-//     woken, and send() and send_any_thread's locked path, so that no message overtakes one its
-//     thread handed off before. A sender wakes the loop when its message is the first in the
-//     queue and the loop is not inside an event (which drains when it returns). The queue holds
+//     never the other way round): the loop in its check phase and when woken, and send() and
+//     send_any_thread's locked path, so that no message overtakes one its thread handed off
+//     before. A sender wakes the loop when its message is the first in the queue and the loop
+//     is not inside an event; an event that returns with messages handed off keeps the loop
+//     from blocking (the idle handle) until its check phase has drained them. The queue holds
 //     at most the instance's global budget in bytes; a sender that finds it full takes _mutex
 //     and waits, as send() does. A handed-off message whose connection closed before the drain
 //     is dropped, as any message queued on a connection that then closes. destroy() empties
@@ -369,7 +371,9 @@ private:
   mutable std::mutex _pendingMutex;
   std::vector<PendingMessage> _pending;
   uint64_t _pendingBytes = 0;     // queued and reserved by senders copying their message
-  int _pendingHostEvents = 0;     // the loop is inside a host event: it drains when it returns
+  // The loop is inside a host event (it drains when the event returns); changed under the mutex,
+  // read without it as a hint.
+  std::atomic<int> _pendingHostEvents{0};
   bool _pendingClosed = false;    // destroy() was called
   std::unordered_map<ferry_conn_id, uint64_t> _sendable;  // open connections: largest message
   // Whether _pending may hold messages: a hint read without the mutex (set under it).
