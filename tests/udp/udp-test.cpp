@@ -598,32 +598,49 @@ BOOST_AUTO_TEST_CASE(sends_from_another_thread_while_the_loop_is_inside_an_event
   BOOST_TEST(c.now_handoff_bytes == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_to_a_connection_closed_before_the_drain_are_dropped) {
-  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+// A connected pair whose client, inside a `received` event, has a thread hand off `count`
+// messages of `size` bytes (the results in `results`), then runs `then` still inside the event.
+struct HandOffInsideEvent {
   Harness harness;
   Instance& server = harness.instance(kFast);
   Instance& client = harness.instance(kFast);
   Link link = connectPair(harness, server, client, server.listen(), kPatience);
-  // Inside the client's `received` event: a thread hands off kCount messages, then the event
-  // closes the connection before the loop could drain them, then another send is refused.
-  constexpr uint32_t kCount = 20;
-  auto sizeOf = [](uint32_t, uint32_t) -> size_t { return 1000; };
   std::vector<int> results;
+
+  void start(uint32_t count, size_t size, std::function<void()> then) {
+    client.onReceived = [this, count, size, then](ferry_conn_id, const uint8_t*, size_t) {
+      auto sizeOf = [size](uint32_t, uint32_t) { return size; };
+      sendFromAnotherThread(client, link.client, count, sizeOf, results).join();
+      then();
+    };
+    BOOST_REQUIRE_EQUAL(server.send(link.server, pattern(16, 1)), 0);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_to_a_connection_closed_before_the_drain_are_dropped) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  // The event closes the connection before the loop could drain the messages handed off; then
+  // another send is refused.
+  HandOffInsideEvent pair;
+  constexpr uint32_t kCount = 20;
   int afterClose = 0;
-  client.onReceived = [&](ferry_conn_id, const uint8_t*, size_t) {
-    sendFromAnotherThread(client, link.client, kCount, sizeOf, results).join();
-    client.close(link.client);
-    std::thread late([&] { afterClose = client.sendAnyThread(link.client, tagged(1, 0, 1000)); });
+  pair.start(kCount, 1000, [&] {
+    pair.client.close(pair.link.client);
+    std::thread late([&] {
+      afterClose = pair.client.sendAnyThread(pair.link.client, tagged(1, 0, 1000));
+    });
     late.join();
-  };
-  BOOST_REQUIRE_EQUAL(server.send(link.server, pattern(16, 1)), 0);
-  harness.runUntil(
-      [&] { return server.closed.count(link.server) == 1 && client.closed.count(link.client) == 1; },
+  });
+  pair.harness.runUntil(
+      [&] {
+        return pair.server.closed.count(pair.link.server) == 1 &&
+               pair.client.closed.count(pair.link.client) == 1;
+      },
       kPatience, "both sides to close");
-  BOOST_TEST(results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
+  BOOST_TEST(pair.results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
   BOOST_TEST(afterClose == UV_ENOTCONN);
-  BOOST_TEST(server.receivedCount(link.server) == 0u);
-  UdpCounters c = client.counters();
+  BOOST_TEST(pair.server.receivedCount(pair.link.server) == 0u);
+  UdpCounters c = pair.client.counters();
   BOOST_TEST(c.any_thread_handed_off == kCount);
   BOOST_TEST(c.now_handoff_bytes == 0u);
   BOOST_TEST(c.now_send_queue_bytes == 0u);
@@ -631,24 +648,16 @@ BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_to_a_connection_closed
 
 BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_when_the_instance_is_destroyed_are_never_sent) {
   BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
-  Harness harness;
-  Instance& server = harness.instance(kFast);
-  Instance& client = harness.instance(kFast);
-  Link link = connectPair(harness, server, client, server.listen(), kPatience);
-  // Inside the client's `received` event: a thread hands off kCount messages of 64 KiB (held by
-  // the hand-off: ASan reports them if destroy leaks them), then the event destroys the client.
+  // Messages of 64 KiB held by the hand-off (ASan reports them if destroy leaks them) when the
+  // event destroys the client.
+  HandOffInsideEvent pair;
   constexpr uint32_t kCount = 16;
-  auto sizeOf = [](uint32_t, uint32_t) -> size_t { return 64 * 1024; };
-  std::vector<int> results;
-  client.onReceived = [&](ferry_conn_id, const uint8_t*, size_t) {
-    sendFromAnotherThread(client, link.client, kCount, sizeOf, results).join();
-    client.destroy();
-  };
-  BOOST_REQUIRE_EQUAL(server.send(link.server, pattern(16, 1)), 0);
-  harness.runUntil([&] { return client.doneCalls == 1 && server.closed.count(link.server) == 1; },
-                   kPatience, "the client's destruction and the server to hear it");
-  BOOST_TEST(results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
-  BOOST_TEST(server.receivedCount(link.server) == 0u);
+  pair.start(kCount, 64 * 1024, [&] { pair.client.destroy(); });
+  pair.harness.runUntil(
+      [&] { return pair.client.doneCalls == 1 && pair.server.closed.count(pair.link.server) == 1; },
+      kPatience, "the client's destruction and the server to hear it");
+  BOOST_TEST(pair.results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
+  BOOST_TEST(pair.server.receivedCount(pair.link.server) == 0u);
 }
 
 // --- Liveness. ---
