@@ -244,8 +244,9 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
   if (behindOthers || size > kSenderFlushMax) {
     // Queued behind data that waits for the window, pacing or the loop's flush, sent while packets
     // of the session are unacknowledged (calls in flight: the loop, which takes their ACKs, sends
-    // on), or too large for a few datagrams: the loop sends it, and this thread does not hold the
-    // lock through dozens of sendto calls while the loop waits with the ACKs that open the window.
+    // on), or too large for a few datagrams (the hand-off was full): the loop sends it, and this
+    // thread does not hold the lock through dozens of sendto calls while the loop waits with the
+    // ACKs that open the window.
     _dirty.insert(&session);
     ++_counters.any_thread_queued;
     wakeLoop();
@@ -261,13 +262,16 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
 
 std::optional<int> UdpTransport::handOff(ferry_conn_id conn, const uint8_t* data, size_t size,
                                          bool lockBusy) {
-  // A hint, read again under the lock: a loop that enters an event after this finds the lock
-  // free, and send_any_thread queues under it.
-  if (!lockBusy && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
+  // A message larger than kSenderFlushMax the loop sends in any case: it is copied without the
+  // instance lock, which the loop would otherwise wait for through the copy. The count of host
+  // events is a hint, read again under the lock: a loop that enters an event after this finds
+  // the lock free, and send_any_thread queues under it.
+  bool anyway = lockBusy || size > kSenderFlushMax;
+  if (!anyway && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
   {
     std::lock_guard lock(_pendingMutex);
     if (_pendingClosed) return UV_ENOTCONN;
-    if (!lockBusy && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
+    if (!anyway && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
     auto found = _sendable.find(conn);
     if (found == _sendable.end()) return UV_ENOTCONN;
     if (size > found->second) return UV_EMSGSIZE;

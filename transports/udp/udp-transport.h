@@ -29,8 +29,9 @@
 //     only around a call to the host's events (callHost): the host may call table functions
 //     from inside an event, and other threads may wait on the host while they hold a lock of
 //     their own;
-//   - send_any_thread never waits for the loop on _mutex. While the loop is inside an event, or
-//     when _mutex is held (try_lock fails), it hands the message off (next item). Otherwise it
+//   - send_any_thread never waits for the loop on _mutex. While the loop is inside an event,
+//     for a message larger than kSenderFlushMax (which the loop sends in any case), or when
+//     _mutex is held (try_lock fails), it hands the message off (next item). Otherwise it
 //     holds _mutex while it queues the message on its session; when the message is at most
 //     kSenderFlushMax, nothing of the session waited to be sent before it and none of its
 //     packets is unacknowledged (no calls in flight), the calling thread then flushes the
@@ -39,8 +40,8 @@
 //     the idle handle, uv_udp_send) is handed to the loop by waking it (_wake). It wakes the
 //     loop only for such work: a session's deadline (retransmission, pacing) earlier than the
 //     loop's timer, a datagram the kernel refused with EAGAIN, a session with more to send than
-//     one flush sends. A larger message, or one queued behind others, it marks dirty and wakes
-//     the loop, which flushes it;
+//     one flush sends. A message queued behind others it marks dirty and wakes the loop, which
+//     flushes it;
 //   - the hand-off: a queue of whole messages (_pending) with its own small mutex,
 //     _pendingMutex, which guards every _pending* member (the two atomic ones are changed under
 //     it and also read without it, as hints) and _sendable (the open connections,
@@ -292,9 +293,9 @@ private:
   // Asks the loop to do what only it may (the lock held, off the loop).
   void wakeLoop();
   // The hand-off ("Threads and the lock"). handOff: queues the message without _mutex when the
-  // loop is inside an event or `lockBusy`, and returns send_any_thread's result; nothing when
-  // the caller must queue it under _mutex (the loop is not inside an event and the lock is
-  // free, or the queue is full).
+  // loop is inside an event, the message is larger than kSenderFlushMax or `lockBusy`, and
+  // returns send_any_thread's result; nothing when the caller must queue it under _mutex (none
+  // of these, or the queue is full).
   std::optional<int> handOff(ferry_conn_id conn, const uint8_t* data, size_t size, bool lockBusy);
   // _mutex held: queues the handed-off messages on their sessions, in order, and marks those
   // dirty; true when it queued any (the caller schedules the flush).
