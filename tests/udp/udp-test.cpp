@@ -518,6 +518,152 @@ BOOST_AUTO_TEST_CASE(sends_from_another_thread_racing_close_get_enotconn_once_it
   }
 }
 
+// Sends `count` tagged messages of stream 0 from a new thread, which the caller joins.
+std::thread sendFromAnotherThread(Instance& from, ferry_conn_id conn, uint32_t count,
+                                  const std::function<size_t(uint32_t, uint32_t)>& sizeOf,
+                                  std::vector<int>& results) {
+  return std::thread([&from, conn, count, sizeOf, &results] {
+    for (uint32_t i = 0; i < count; ++i) {
+      results.push_back(from.sendAnyThread(conn, tagged(0, i, sizeOf(0, i))));
+    }
+  });
+}
+
+BOOST_AUTO_TEST_CASE(sends_from_another_thread_while_the_loop_is_inside_an_event_are_handed_off_in_order) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  // One stream to the server, sent in this order:
+  //   0..59 from a thread while the client's loop is inside its `received` event: handed off;
+  //   60 by send() on the loop's thread, still inside the event;
+  //   61..99 from a thread, still inside the event: handed off;
+  //   100..199 from a thread while the loop runs a check callback of this test, before the
+  //   client's own check phase drained 61..99: that thread takes the instance lock itself,
+  //   except for the messages above 8 KiB (kSenderFlushMax), which it hands off.
+  // A message queued under the lock before the handed-off ones drained would overtake them.
+  auto sizeOf = [](uint32_t, uint32_t i) -> size_t {
+    return i % 25 == 24 ? 20000 : 8 + (i * 7919u) % 1500u;
+  };
+  auto sendRange = [&](uint32_t first, uint32_t end) {
+    int failures = 0;
+    std::thread([&] {
+      for (uint32_t i = first; i < end; ++i) {
+        if (client.sendAnyThread(link.client, tagged(0, i, sizeOf(0, i))) != 0) ++failures;
+      }
+    }).join();
+    return failures;
+  };
+  int failures = 0;
+  int sendResult = -1;
+  bool inEvent = false;
+  client.onReceived = [&](ferry_conn_id, const uint8_t*, size_t) {
+    failures += sendRange(0, 60);
+    sendResult = client.send(link.client, tagged(0, 60, sizeOf(0, 60)));
+    failures += sendRange(61, 100);
+    inEvent = true;
+  };
+  // Check handles started later run earlier in libuv's check phase: this one before the
+  // client's (started when the instance was created).
+  struct AfterEvent {
+    uv_check_t check{};
+    std::function<void()> run;
+    bool closed = false;
+  } after;
+  uint64_t handedOffBefore = 0;
+  after.run = [&] {
+    if (!inEvent) return;
+    inEvent = false;
+    handedOffBefore = client.counters().now_handoff_bytes;
+    failures += sendRange(100, 200);
+  };
+  uv_check_init(harness.loop(), &after.check);
+  after.check.data = &after;
+  uv_check_start(&after.check, [](uv_check_t* check) { static_cast<AfterEvent*>(check->data)->run(); });
+  BOOST_REQUIRE_EQUAL(server.send(link.server, pattern(16, 1)), 0);
+  bool arrived = harness.runBounded([&] { return server.receivedCount(link.server) >= 200; },
+                                    kPatience);
+  uv_close(reinterpret_cast<uv_handle_t*>(&after.check),
+           [](uv_handle_t* handle) { static_cast<AfterEvent*>(handle->data)->closed = true; });
+  harness.runUntil([&] { return after.closed; }, kPatience, "the test's check handle to close");
+  BOOST_REQUIRE_MESSAGE(arrived, "every message arrived: the server has "
+                                     << server.receivedCount(link.server) << " of 200");
+  BOOST_CHECK_EQUAL(failures, 0);
+  BOOST_CHECK_EQUAL(sendResult, 0);
+  BOOST_TEST(handedOffBefore > 0u, "messages 61..99 were drained before the test's check ran");
+  checkStreams(server.received[link.server], {0}, 200, sizeOf);
+  UdpCounters c = client.counters();
+  uint32_t large = 0;
+  for (uint32_t i = 100; i < 200; ++i) large += sizeOf(0, i) > 8 * 1024 ? 1 : 0;
+  BOOST_TEST(large == 4u);
+  BOOST_TEST(c.any_thread_handed_off == 99u + large);
+  BOOST_TEST(c.any_thread_queued + c.any_thread_flushed == 100u - large);
+  BOOST_TEST(c.now_handoff_bytes == 0u);
+}
+
+// A connected pair whose client, inside a `received` event, has a thread hand off `count`
+// messages of `size` bytes (the results in `results`), then runs `then` still inside the event.
+struct HandOffInsideEvent {
+  Harness harness;
+  Instance& server = harness.instance(kFast);
+  Instance& client = harness.instance(kFast);
+  Link link = connectPair(harness, server, client, server.listen(), kPatience);
+  std::vector<int> results;
+
+  void start(uint32_t count, size_t size, std::function<void()> then) {
+    client.onReceived = [this, count, size, then](ferry_conn_id, const uint8_t*, size_t) {
+      auto sizeOf = [size](uint32_t, uint32_t) { return size; };
+      sendFromAnotherThread(client, link.client, count, sizeOf, results).join();
+      then();
+    };
+    BOOST_REQUIRE_EQUAL(server.send(link.server, pattern(16, 1)), 0);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_to_a_connection_closed_before_the_drain_are_dropped) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  // The event closes the connection before the loop could drain the messages handed off; then
+  // another send is refused.
+  HandOffInsideEvent pair;
+  constexpr uint32_t kCount = 20;
+  int afterClose = 0;
+  pair.start(kCount, 1000, [&] {
+    pair.client.close(pair.link.client);
+    std::thread late([&] {
+      afterClose = pair.client.sendAnyThread(pair.link.client, tagged(1, 0, 1000));
+    });
+    late.join();
+  });
+  pair.harness.runUntil(
+      [&] {
+        return pair.server.closed.count(pair.link.server) == 1 &&
+               pair.client.closed.count(pair.link.client) == 1;
+      },
+      kPatience, "both sides to close");
+  BOOST_TEST(pair.results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
+  BOOST_TEST(afterClose == UV_ENOTCONN);
+  BOOST_TEST(pair.server.receivedCount(pair.link.server) == 0u);
+  UdpCounters c = pair.client.counters();
+  BOOST_TEST(c.any_thread_handed_off == kCount);
+  BOOST_TEST(c.now_handoff_bytes == 0u);
+  BOOST_TEST(c.now_send_queue_bytes == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(sends_from_another_thread_handed_off_when_the_instance_is_destroyed_are_never_sent) {
+  BOOST_REQUIRE(plugin().table->send_any_thread != nullptr);
+  // Messages of 64 KiB held by the hand-off (ASan reports them if destroy leaks them) when the
+  // event destroys the client.
+  HandOffInsideEvent pair;
+  constexpr uint32_t kCount = 16;
+  pair.start(kCount, 64 * 1024, [&] { pair.client.destroy(); });
+  pair.harness.runUntil(
+      [&] { return pair.client.doneCalls == 1 && pair.server.closed.count(pair.link.server) == 1; },
+      kPatience, "the client's destruction and the server to hear it");
+  BOOST_TEST(pair.results == std::vector<int>(kCount, 0), boost::test_tools::per_element());
+  BOOST_TEST(pair.server.receivedCount(pair.link.server) == 0u);
+}
+
 // --- Liveness. ---
 
 BOOST_AUTO_TEST_CASE(an_idle_session_stays_open_for_many_idle_timeouts_thanks_to_keepalives) {

@@ -63,6 +63,12 @@
   X(pmtu_black_holes)                                                                            \
   X(messages_delivered)                                                                          \
   X(messages_sent)                                                                               \
+  /* send_any_thread, by what became of each message. */                                         \
+  X(any_thread_flushed)      /* written by the calling thread itself */                          \
+  X(any_thread_queued)       /* queued on its session by the calling thread, sent by the loop */ \
+  X(any_thread_handed_off)   /* handed off without the instance lock (the loop was inside an    \
+                                event, or the lock busy), queued by its next holder */           \
+  X(any_thread_waits)        /* the hand-off full: the calling thread waited for the lock */     \
   /* Sessions. */                                                                                \
   X(sessions_established)    /* connected or accepted */                                         \
   X(sessions_closed_by_peer)                                                                     \
@@ -77,6 +83,7 @@
   X(now_bytes_in_flight)     /* summed over congestion controllers */                            \
   X(now_controllers)                                                                             \
   X(now_kernel_queue_bytes)  /* waiting in uv_udp_send after EAGAIN */                           \
+  X(now_handoff_bytes)       /* send_any_thread's messages handed off, not yet queued */         \
   X(now_max_datagram_size)   /* largest datagram size any open session uses */                   \
   X(now_smoothed_rtt_us)     /* of the open session with the highest one */
 

@@ -30,13 +30,19 @@ Outbox::Message* Outbox::find(uint64_t msgId) noexcept {
 }
 
 void Outbox::push(const uint8_t* data, size_t size) {
+  std::unique_ptr<uint8_t[]> bytes;
+  if (size > 0) {
+    bytes.reset(new uint8_t[size]);
+    std::memcpy(bytes.get(), data, size);
+  }
+  push(std::move(bytes), size);
+}
+
+void Outbox::push(std::unique_ptr<uint8_t[]> bytes, size_t size) {
   Message message;
   message.id = _nextId;
   message.total = static_cast<uint32_t>(size);
-  if (size > 0) {
-    message.bytes.reset(new uint8_t[size]);
-    std::memcpy(message.bytes.get(), data, size);
-  }
+  message.bytes = std::move(bytes);
   _messages.push_back(std::move(message));
   ++_nextId;
   _bytesQueued += size;

@@ -37,6 +37,8 @@ public:
 
   // Queues a copy of a message (size fits 32 bits: callers check it against the maximum).
   void push(const uint8_t* data, size_t size);
+  // Queues a message whose `size` bytes the outbox takes over (null for an empty message).
+  void push(std::unique_ptr<uint8_t[]> bytes, size_t size);
 
   // The next chunk for a DATA frame of at most `room` bytes (frame header included), marked as
   // sent; false when nothing may be sent now.

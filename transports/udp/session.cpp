@@ -312,10 +312,24 @@ void Session::becomeOpen(uint64_t now) {
 // --- Host requests. ---
 
 int Session::send(const uint8_t* data, size_t size) {
-  if (_state != State::open) return UV_ENOTCONN;
-  if (size > _peerMaxMessage) return UV_EMSGSIZE;
+  int err = refusal(size);
+  if (err != 0) return err;
   _outbox->push(data, size);
   ++_env.counters().messages_sent;
+  return 0;
+}
+
+int Session::send(std::unique_ptr<uint8_t[]> bytes, size_t size) {
+  int err = refusal(size);
+  if (err != 0) return err;
+  _outbox->push(std::move(bytes), size);
+  ++_env.counters().messages_sent;
+  return 0;
+}
+
+int Session::refusal(size_t size) const noexcept {
+  if (_state != State::open) return UV_ENOTCONN;
+  if (size > _peerMaxMessage) return UV_EMSGSIZE;
   return 0;
 }
 

@@ -122,6 +122,10 @@ public:
 
   // Host requests. send: 0, UV_ENOTCONN or UV_EMSGSIZE.
   int send(const uint8_t* data, size_t size);
+  // send() of a message whose `size` bytes the session takes over (null for an empty message).
+  int send(std::unique_ptr<uint8_t[]> bytes, size_t size);
+  // The largest message the peer takes (known once the session is open).
+  uint64_t peerMaxMessage() const noexcept { return _peerMaxMessage; }
   // Whether messages the host sent wait to be sent (for the window, pacing or a flush).
   bool hasSendable() { return _outbox && _outbox->hasSendable(); }
   // The host closed an open session: CLOSE goes out, the session lingers in `closing`.
@@ -170,6 +174,8 @@ public:
 
 private:
   uint64_t now() { return _env.now(); }
+  // Why send() would refuse a message of `size` bytes now (UV_ENOTCONN, UV_EMSGSIZE), or 0.
+  int refusal(size_t size) const noexcept;
   bool expired(uint64_t deadline, uint64_t now) const noexcept;
   uint64_t maxAckDelayForPto() const noexcept;
   uint64_t idleTimeoutNs() const noexcept;

@@ -14,16 +14,16 @@ namespace {
 // The table functions that only forward to the instance.
 using UdpAbi = AbiGlue<UdpTransport>;
 
-// The options `settings` (RuntimeOptions::transportSettings) and FERRY_UDP_OPTIONS give, or the
-// first problem (a phrase that names the setting) and where it was.
-bool readOptions(const char* settings, Options& options, std::string& why) {
+// The options `settings` (RuntimeOptions::transportSettings) and `override` (FERRY_UDP_OPTIONS,
+// or null) give, or the first problem (a phrase that names the setting) and where it was.
+bool readOptions(const char* settings, const char* override, Options& options, std::string& why) {
   std::vector<std::string> problems;
   parseOptions(settings, options, problems);
   if (!problems.empty()) {
     why = problems.front();
     return false;
   }
-  if (const char* override = std::getenv("FERRY_UDP_OPTIONS")) {
+  if (override != nullptr) {
     parseOptions(override, options, problems);
     if (!problems.empty()) {
       why = "FERRY_UDP_OPTIONS: " + problems.front();
@@ -53,11 +53,13 @@ int createWithSettings(const ferry_host_v1* host, uv_loop_t* loop,
   try {
     Options options;
     std::string why;
-    if (!readOptions(settings, options, why)) {
+    // Read once: what is logged is what was applied.
+    const char* override = std::getenv("FERRY_UDP_OPTIONS");
+    if (!readOptions(settings, override, options, why)) {
       hostLog(host, FERRY_LOG_ERROR, "settings refused, no instance created: " + why);
       return UV_EINVAL;
     }
-    if (const char* override = std::getenv("FERRY_UDP_OPTIONS")) {
+    if (override != nullptr) {
       hostLog(host, FERRY_LOG_INFO,
               std::string("FERRY_UDP_OPTIONS overrides the settings: ") + override);
     }

@@ -79,14 +79,24 @@ ferry_peer_info_v1 UdpTransport::peerInfo(const Session& session, std::string& t
 template <typename Raise>
 void UdpTransport::callHost(Raise&& raise) {
   ++_inHost;
+  {
+    std::lock_guard pending(_pendingMutex);
+    _pendingHostEvents.fetch_add(1, std::memory_order_relaxed);
+  }
   _mutex.unlock();
   struct Relock {
     UdpTransport& self;
     ~Relock() {
       self._mutex.lock();
       --self._inHost;
-      // Sessions send_any_thread marked meanwhile.
-      if (!self._dirty.empty() && !self._destroying) self.startIdle();
+      {
+        std::lock_guard pending(self._pendingMutex);
+        self._pendingHostEvents.fetch_sub(1, std::memory_order_relaxed);
+      }
+      // Sessions send_any_thread marked, and messages it handed off (the check phase drains
+      // them), meanwhile.
+      bool handedOff = self._pendingAny.load(std::memory_order_acquire);
+      if ((handedOff || !self._dirty.empty()) && !self._destroying) self.startIdle();
     }
   } relock{*this};
   raise();
@@ -101,6 +111,7 @@ void UdpTransport::established(Session& session) {
     session.setConn(conn);
     _connections.emplace(conn, &session);
     if (_destroying) return;
+    setSendable(conn, session.peerMaxMessage());
     std::string text;
     ferry_peer_info_v1 info = peerInfo(session, text);
     callHost([&] { _events.accepted(_events.context, conn, &info); });
@@ -110,6 +121,7 @@ void UdpTransport::established(Session& session) {
   std::string text;
   ferry_peer_info_v1 info = peerInfo(session, text);
   ferry_conn_id conn = session.conn();
+  setSendable(conn, session.peerMaxMessage());
   callHost([&] { _events.connected(_events.context, conn, 0, &info); });
 }
 
@@ -124,6 +136,7 @@ void UdpTransport::ended(Session& session, int status) {
   if (conn == 0) return;
   session.setConn(0);
   _connections.erase(conn);
+  forgetSendable(conn);
   if (_destroying) return;
   if (session.established()) {
     callHost([&] { _events.closed(_events.context, conn, status); });
@@ -135,6 +148,7 @@ void UdpTransport::ended(Session& session, int status) {
 void UdpTransport::finished(Session& session) {
   if (session.conn() != 0) {
     _connections.erase(session.conn());
+    forgetSendable(session.conn());
     session.setConn(0);
   }
   if (session.role() == SessionConfig::Role::server) {
@@ -239,6 +253,7 @@ void UdpTransport::onWake(uv_async_t* async) noexcept {
 void UdpTransport::woken() {
   _wakePending = false;
   if (_destroying) return;
+  drainPending();
   std::vector<HandedOff> handedOff;
   handedOff.swap(_handedOff);
   _handedOffBytes = 0;
@@ -342,6 +357,7 @@ void UdpTransport::check() {
     }
     if (_destroying) return;
     _deferred.clear();
+    drainPending();
     for (Session* session : std::vector<Session*>(_blocked.begin(), _blocked.end())) {
       if (session->controller().canSend(session->blockedOn())) {
         _blocked.erase(session);
@@ -358,7 +374,8 @@ void UdpTransport::check() {
     }
   }
   _graveyard.clear();
-  if (_deferred.empty() && _dirty.empty() && _idleActive) {
+  if (_deferred.empty() && _dirty.empty() && !_pendingAny.load(std::memory_order_acquire) &&
+      _idleActive) {
     _idleActive = false;
     uv_idle_stop(&_idle);
   }

@@ -92,6 +92,15 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   _blocked.clear();
   _handedOff.clear();
   _handedOffBytes = 0;
+  {
+    // No hand-off from here on: _wake is closed below.
+    std::lock_guard pending(_pendingMutex);
+    _pendingClosed = true;
+    _pending.clear();
+    _pendingBytes = 0;
+    _pendingAny.store(false, std::memory_order_relaxed);
+    _sendable.clear();
+  }
   for (UdpSocket* socket : _sockets) closeSocket(*socket);
   for (uv_handle_t* handle :
        {reinterpret_cast<uv_handle_t*>(&_timer), reinterpret_cast<uv_handle_t*>(&_check),
@@ -190,6 +199,8 @@ int UdpTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
   if (size > _maxMessageSize) return UV_EMSGSIZE;
   if (data == nullptr && size > 0) return UV_EINVAL;
   std::lock_guard lock(_mutex);
+  // Messages handed off before this one go first.
+  if (drainPending()) startIdle();
   auto found = _connections.find(conn);
   if (found == _connections.end()) return UV_ENOTCONN;
   int err = found->second->send(data, size);
@@ -200,33 +211,136 @@ int UdpTransport::send(ferry_conn_id conn, const uint8_t* data, size_t size) {
 int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size) {
   if (size > _maxMessageSize) return UV_EMSGSIZE;
   if (data == nullptr && size > 0) return UV_EINVAL;
-  std::lock_guard lock(_mutex);
+  if (std::optional<int> handed = handOff(conn, data, size, false)) return *handed;
+  std::unique_lock lock(_mutex, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    if (std::optional<int> handed = handOff(conn, data, size, true)) return *handed;
+    lock.lock();  // the hand-off is full: wait, as send() does
+    ++_counters.any_thread_waits;
+  }
   if (_destroying) return UV_ENOTCONN;
+  // Messages handed off before this one go first.
+  bool drained = drainPending();
   auto found = _connections.find(conn);
-  if (found == _connections.end()) return UV_ENOTCONN;
+  if (found == _connections.end()) {
+    if (drained && _inHost == 0) wakeLoop();
+    return UV_ENOTCONN;
+  }
   Session& session = *found->second;
   bool behindOthers = session.hasSendable() || session.packetsOutstanding() > 0;
   int err = session.send(data, size);
-  if (err != 0) return err;
+  if (err == UV_ENOTCONN) forgetSendable(conn);
+  if (err != 0) {
+    if (drained && _inHost == 0) wakeLoop();
+    return err;
+  }
   if (_inHost > 0) {
     // The loop is inside an event, between two steps of some session's work: it flushes once
     // the event returns (callHost).
     _dirty.insert(&session);
+    ++_counters.any_thread_queued;
     return 0;
   }
   if (behindOthers || size > kSenderFlushMax) {
     // Queued behind data that waits for the window, pacing or the loop's flush, sent while packets
     // of the session are unacknowledged (calls in flight: the loop, which takes their ACKs, sends
-    // on), or too large for a few datagrams: the loop sends it, and this thread does not hold the
-    // lock through dozens of sendto calls while the loop waits with the ACKs that open the window.
+    // on), or too large for a few datagrams (the hand-off was full): the loop sends it, and this
+    // thread does not hold the lock through dozens of sendto calls while the loop waits with the
+    // ACKs that open the window.
     _dirty.insert(&session);
+    ++_counters.any_thread_queued;
     wakeLoop();
     return 0;
   }
+  ++_counters.any_thread_flushed;
   _offLoop = true;
   session.flush();
   _offLoop = false;
+  if (drained) wakeLoop();
   return 0;
+}
+
+std::optional<int> UdpTransport::handOff(ferry_conn_id conn, const uint8_t* data, size_t size,
+                                         bool lockBusy) {
+  // A message larger than kSenderFlushMax the loop sends in any case: it is copied without the
+  // instance lock, which the loop would otherwise wait for through the copy. The count of host
+  // events is a hint, read again under the lock: a loop that enters an event after this finds
+  // the lock free, and send_any_thread queues under it.
+  bool anyway = lockBusy || size > kSenderFlushMax;
+  if (!anyway && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
+  {
+    std::lock_guard lock(_pendingMutex);
+    if (_pendingClosed) return UV_ENOTCONN;
+    if (!anyway && _pendingHostEvents.load(std::memory_order_relaxed) == 0) return std::nullopt;
+    auto found = _sendable.find(conn);
+    if (found == _sendable.end()) return UV_ENOTCONN;
+    if (size > found->second) return UV_EMSGSIZE;
+    if (_pendingBytes + size > _options.globalBudget) return std::nullopt;
+    _pendingBytes += size;  // reserved while the message is copied
+  }
+  std::unique_lock lock(_pendingMutex, std::defer_lock);
+  try {
+    PendingMessage message;
+    message.conn = conn;
+    message.size = size;
+    if (size > 0) {
+      message.bytes.reset(new uint8_t[size]);
+      std::memcpy(message.bytes.get(), data, size);
+    }
+    lock.lock();
+    if (_pendingClosed) return UV_ENOTCONN;
+    _pending.push_back(std::move(message));
+  } catch (...) {
+    if (!lock.owns_lock()) lock.lock();
+    if (!_pendingClosed) _pendingBytes -= size;
+    throw;
+  }
+  _pendingAny.store(true, std::memory_order_release);
+  // The loop drains when its event returns; otherwise the first message wakes it (uv_async_send
+  // coalesces), and it drains the queue with whatever joined it meanwhile.
+  if (_pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0) {
+    uv_async_send(&_wake);
+  }
+  return 0;
+}
+
+bool UdpTransport::drainPending() {
+  if (!_pendingAny.load(std::memory_order_acquire)) return false;
+  {
+    std::lock_guard lock(_pendingMutex);
+    _draining.swap(_pending);
+    for (const PendingMessage& message : _draining) _pendingBytes -= message.size;
+    _pendingAny.store(false, std::memory_order_relaxed);
+  }
+  // Emptied however this ends (a session that cannot allocate drops the rest).
+  struct Clear {
+    std::vector<PendingMessage>& batch;
+    ~Clear() { batch.clear(); }
+  } clear{_draining};
+  bool queued = false;
+  for (PendingMessage& message : _draining) {
+    ++_counters.any_thread_handed_off;
+    auto found = _connections.find(message.conn);
+    // A connection closed meanwhile: the message goes as any message queued on it.
+    if (found == _connections.end()) continue;
+    Session& session = *found->second;
+    int err = session.send(std::move(message.bytes), message.size);
+    if (err == UV_ENOTCONN) forgetSendable(message.conn);
+    if (err != 0) continue;
+    _dirty.insert(&session);
+    queued = true;
+  }
+  return queued;
+}
+
+void UdpTransport::setSendable(ferry_conn_id conn, uint64_t maxMessage) {
+  std::lock_guard lock(_pendingMutex);
+  _sendable[conn] = maxMessage;
+}
+
+void UdpTransport::forgetSendable(ferry_conn_id conn) {
+  std::lock_guard lock(_pendingMutex);
+  _sendable.erase(conn);
 }
 
 void UdpTransport::close(ferry_conn_id conn) {
@@ -235,6 +349,7 @@ void UdpTransport::close(ferry_conn_id conn) {
   if (found == _connections.end()) return;
   Session& session = *found->second;
   _connections.erase(found);
+  forgetSendable(conn);
   session.setConn(0);
   if (session.established()) {
     session.closeByHost();
@@ -280,6 +395,10 @@ size_t UdpTransport::reportCounters(ferry_counter_v1* out, size_t cap) const {
   c.now_half_open = _halfOpen;
   c.now_reassembly_bytes = _budget.used;
   c.now_kernel_queue_bytes = _kernelQueued;
+  {
+    std::lock_guard pending(_pendingMutex);
+    c.now_handoff_bytes = _pendingBytes;
+  }
   for (const auto& [id, session] : _sessions) {
     c.now_send_queue_bytes += session->sendQueueBytes();
     c.now_packets_outstanding += session->packetsOutstanding();

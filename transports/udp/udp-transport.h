@@ -22,27 +22,44 @@
 //
 // Threads and the lock. The loop thread runs everything, except send_any_thread, which any thread
 // may call. One mutex per instance, _mutex, guards every member of UdpTransport except its libuv
-// handles and receive buffer (loop-only) and what start() sets once, and through them every
-// session's state (reliability, outbox and inbox, packet numbers, RTT estimator), the congestion
-// controllers, the counters and the memory budget:
+// handles and receive buffer (loop-only), what start() sets once, and the hand-off (below); and
+// through them every session's state (reliability, outbox and inbox, packet numbers, RTT
+// estimator), the congestion controllers, the counters and the memory budget:
 //   - every libuv callback and every table function holds it while it runs, and releases it
 //     only around a call to the host's events (callHost): the host may call table functions
 //     from inside an event, and other threads may wait on the host while they hold a lock of
 //     their own;
-//   - send_any_thread holds it while it queues the message on its session; when the loop is
-//     not inside an event (_inHost == 0), the message is at most kSenderFlushMax, nothing of
-//     the session waited to be sent before it and none of its packets is unacknowledged (no
-//     calls in flight), the calling thread then flushes the session itself
-//     (packet numbers, the retransmission record, sendmsg on the socket's descriptor), with
-//     _offLoop set so that what only the loop may do (libuv handles: timers, the idle handle,
-//     uv_udp_send) is handed to the loop by waking it (_wake). It wakes the loop only for such
-//     work: a session's deadline (retransmission, pacing) earlier than the loop's timer, a
-//     datagram the kernel refused with EAGAIN, a session with more to send than one flush
-//     sends. A larger message, or one queued behind others, it marks dirty and wakes the loop,
-//     which flushes it. A connection closed, or an instance destroyed, answers UV_ENOTCONN;
-//   - while the loop is inside an event, send_any_thread only queues the message and marks the
-//     session dirty, as send() from inside the event would: session code is then between two
-//     steps, and the loop flushes when the event returns.
+//   - send_any_thread never waits for the loop on _mutex. While the loop is inside an event,
+//     for a message larger than kSenderFlushMax (which the loop sends in any case), or when
+//     _mutex is held (try_lock fails), it hands the message off (next item). Otherwise it
+//     holds _mutex while it queues the message on its session; when the message is at most
+//     kSenderFlushMax, nothing of the session waited to be sent before it and none of its
+//     packets is unacknowledged (no calls in flight), the calling thread then flushes the
+//     session itself (packet numbers, the retransmission record, sendmsg on the socket's
+//     descriptor), with _offLoop set so that what only the loop may do (libuv handles: timers,
+//     the idle handle, uv_udp_send) is handed to the loop by waking it (_wake). It wakes the
+//     loop only for such work: a session's deadline (retransmission, pacing) earlier than the
+//     loop's timer, a datagram the kernel refused with EAGAIN, a session with more to send than
+//     one flush sends. A message queued behind others it marks dirty and wakes the loop, which
+//     flushes it;
+//   - the hand-off: a queue of whole messages (_pending) with its own small mutex,
+//     _pendingMutex, which guards every _pending* member (the two atomic ones are changed under
+//     it and also read without it, as hints) and _sendable (the open connections,
+//     mirrored from _connections, with the largest message each takes, so that a hand-off
+//     refuses what send() would: UV_ENOTCONN, UV_EMSGSIZE). Whoever holds _mutex and queues on
+//     a session drains the hand-off first (drainPending, taking _pendingMutex inside _mutex,
+//     never the other way round): the loop in its check phase and when woken, and send() and
+//     send_any_thread's locked path, so that no message overtakes one its thread handed off
+//     before. A sender wakes the loop when its message is the first in the queue and the loop
+//     is not inside an event; an event that returns with messages handed off keeps the loop
+//     from blocking (the idle handle) until its check phase has drained them. The queue holds
+//     at most the instance's global budget in bytes; a sender that finds it full takes _mutex
+//     and waits, as send() does. A handed-off message whose connection closed before the drain
+//     is dropped, as any message queued on a connection that then closes. destroy() empties
+//     the queue and closes it (UV_ENOTCONN from then on) before it closes _wake;
+//   - while the loop is inside an event, messages reach their sessions when the event returns:
+//     session code is then between two steps, and the loop flushes after the event. A
+//     connection closed, or an instance destroyed, answers UV_ENOTCONN.
 // libuv handles and the receive buffer are loop-only.
 //
 // Built twice. The shipping plugin (ferry-transport-udp.so) is these files alone. The test-only
@@ -66,6 +83,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -141,6 +159,13 @@ struct HandedOff {
   UdpSocket* socket = nullptr;
   sockaddr_storage peer{};
   std::vector<uint8_t> bytes;
+};
+
+// A message send_any_thread handed to the loop without taking _mutex ("Threads and the lock").
+struct PendingMessage {
+  ferry_conn_id conn = 0;
+  size_t size = 0;
+  std::unique_ptr<uint8_t[]> bytes;  // null for an empty message
 };
 
 struct Deferred {
@@ -271,6 +296,17 @@ private:
   void callHost(Raise&& raise);
   // Asks the loop to do what only it may (the lock held, off the loop).
   void wakeLoop();
+  // The hand-off ("Threads and the lock"). handOff: queues the message without _mutex when the
+  // loop is inside an event, the message is larger than kSenderFlushMax or `lockBusy`, and
+  // returns send_any_thread's result; nothing when the caller must queue it under _mutex (none
+  // of these, or the queue is full).
+  std::optional<int> handOff(ferry_conn_id conn, const uint8_t* data, size_t size, bool lockBusy);
+  // _mutex held: queues the handed-off messages on their sessions, in order, and marks those
+  // dirty; true when it queued any (the caller schedules the flush).
+  bool drainPending();
+  // _mutex held: the connection is open for sends, or no longer.
+  void setSendable(ferry_conn_id conn, uint64_t maxMessage);
+  void forgetSendable(ferry_conn_id conn);
   static void onWake(uv_async_t* async) noexcept;
   void woken();
 
@@ -334,6 +370,19 @@ private:
   std::vector<HandedOff> _handedOff;
   uint64_t _handedOffBytes = 0;
   uv_async_t _wake{};  // unreferenced: it never keeps the loop alive
+  std::vector<PendingMessage> _draining;  // drainPending's batch, kept for its capacity
+
+  // The hand-off, guarded by _pendingMutex (taken inside _mutex when both are held).
+  mutable std::mutex _pendingMutex;
+  std::vector<PendingMessage> _pending;
+  uint64_t _pendingBytes = 0;     // queued and reserved by senders copying their message
+  // The loop is inside a host event (it drains when the event returns); changed under the mutex,
+  // read without it as a hint.
+  std::atomic<int> _pendingHostEvents{0};
+  bool _pendingClosed = false;    // destroy() was called
+  std::unordered_map<ferry_conn_id, uint64_t> _sendable;  // open connections: largest message
+  // Whether _pending may hold messages: a hint read without the mutex (set under it).
+  std::atomic<bool> _pendingAny{false};
 
   uv_timer_t _timer{};
   uint64_t _armedAt = 0;
