@@ -1,9 +1,5 @@
 #include "apartment-impl.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include <kj/exception.h>
@@ -240,9 +236,7 @@ StaImpl::StaImpl(RuntimeImpl& runtime, std::string name, Mode mode, uv_loop_t* e
       _mode(mode),
       _loop(externalLoop) {}
 
-StaImpl::~StaImpl() {
-  if (_wakeFd >= 0) ::close(_wakeFd);
-}
+StaImpl::~StaImpl() = default;
 
 void StaImpl::enter() {
   if (ApartmentImpl* here = threadState().apartment) {
@@ -259,25 +253,15 @@ void StaImpl::enter() {
     FERRY_UV(uv_loop_init(_ownLoop.get()));
     _loop = _ownLoop.get();
   }
-  _wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  int rc = _wakeFd >= 0 ? 0 : uv_translate_sys_error(errno);
-  auto watch = std::make_unique<uv_poll_t>();
-  if (rc == 0) rc = uv_poll_init(_loop, watch.get(), _wakeFd);
-  if (rc == 0) {
-    watch->data = this;
-    rc = uv_poll_start(watch.get(), UV_READABLE, &StaImpl::onWake);
-    if (rc < 0) {
-      // Initialized, so the loop frees it.
-      uv_close(reinterpret_cast<uv_handle_t*>(watch.release()),
-               [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
-      if (_mode != Mode::attached) uv_run(_loop, UV_RUN_NOWAIT);
-    }
-  }
+  _async = new uv_async_t;
+  int rc = uv_async_init(_loop, _async, &StaImpl::onAsync);
   if (rc < 0) {
+    delete _async;
+    _async = nullptr;
     if (_mode != Mode::attached) uv_loop_close(_ownLoop.get());
     FERRY_UV(rc);
   }
-  _wakeWatch = watch.release();
+  _async->data = this;
   _threadId = std::this_thread::get_id();
   threadState().apartment = this;
   {
@@ -287,15 +271,8 @@ void StaImpl::enter() {
   runtime().registerApartment(shared_from_this());
 }
 
-void StaImpl::onWake(uv_poll_t* handle, int, int) {
-  auto* self = static_cast<StaImpl*>(handle->data);
-  drainEventFd(self->_wakeFd);
-  {
-    // From here a post() writes the eventfd again: what it queued after this drain is not lost.
-    std::lock_guard lock(self->_mutex);
-    self->_wakeWritten = false;
-  }
-  self->drain();
+void StaImpl::onAsync(uv_async_t* handle) {
+  static_cast<StaImpl*>(handle->data)->drain();
 }
 
 void StaImpl::drain() noexcept {
@@ -340,28 +317,23 @@ void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept {
   item->run();
 }
 
-StaImpl::Wake StaImpl::wakeLocked() noexcept {
-  if (_modalDepth > 0) return Wake::modal;
-  if (!_accepting || _wakeWritten) return Wake::none;
-  _wakeWritten = true;
-  return Wake::loop;
-}
-
-void StaImpl::wake(Wake how) noexcept {
-  // Outside the lock, so the woken thread does not block on it straight away.
-  if (how == Wake::modal) _wakeModal.notify_one();
-  if (how == Wake::loop) wakeEventFd(_wakeFd);
+bool StaImpl::wakeLoopLocked() {
+  if (_modalDepth > 0) return true;
+  // uv_async_send stays under the lock: leave() closes the handle under it.
+  if (_async != nullptr && _accepting) uv_async_send(_async);
+  return false;
 }
 
 bool StaImpl::post(std::unique_ptr<WorkItem>& item) {
-  Wake how;
+  bool notifyModal;
   {
     std::lock_guard lock(_mutex);
     if (!_accepting) return false;
     _queue.push_back(std::move(item));
-    how = wakeLocked();
+    notifyModal = wakeLoopLocked();
   }
-  wake(how);
+  // Outside the lock, so the woken thread does not block on it straight away.
+  if (notifyModal) _wakeModal.notify_one();
   return true;
 }
 
@@ -373,10 +345,9 @@ void StaImpl::runLoop() {
   {
     std::unique_lock lock(_mutex);
     if (!_stopRequested) {
-      // Work queued before the loop started (or while nobody ran it) is picked up at once.
-      Wake how = _queue.empty() ? Wake::none : wakeLocked();
       lock.unlock();
-      wake(how);
+      // Work queued before the loop started (or while nobody ran it) is picked up at once.
+      uv_async_send(_async);
       uv_run(_loop, UV_RUN_DEFAULT);
       lock.lock();
     }
@@ -386,13 +357,13 @@ void StaImpl::runLoop() {
 }
 
 void StaImpl::stop() {
-  Wake how;
+  bool notifyModal;
   {
     std::lock_guard lock(_mutex);
     _stopRequested = true;
-    how = wakeLocked();
+    notifyModal = wakeLoopLocked();
   }
-  wake(how);
+  if (notifyModal) _wakeModal.notify_one();
 }
 
 void StaImpl::pause(Deadline until) {
@@ -426,11 +397,8 @@ void StaImpl::wait(PendingCall& call) {
   }
   --_modalDepth;
   _waitingOn.pop_back();
-  // Whatever arrived during the wait and is still queued is run by the loop, and a stop asked
-  // for meanwhile ends it.
-  Wake how = _modalDepth == 0 && (!_queue.empty() || _stopRequested) ? wakeLocked() : Wake::none;
-  lock.unlock();
-  wake(how);
+  // Whatever arrived during the wait and is still queued is run by the loop.
+  if (_modalDepth == 0 && !_queue.empty()) (void)wakeLoopLocked();
 }
 
 void StaImpl::leave() {
@@ -451,11 +419,9 @@ void StaImpl::leave() {
   for (auto& item : leftovers) item->abandon();
   leftovers.clear();
 
-  // The eventfd stays open until the destructor: a post() that found the apartment accepting
-  // may still write it.
-  uv_close(reinterpret_cast<uv_handle_t*>(_wakeWatch),
-           [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
-  _wakeWatch = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(_async),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
+  _async = nullptr;
   threadState().apartment = nullptr;
   if (_mode == Mode::attached) return;  // the embedder's loop runs the close callback
 
