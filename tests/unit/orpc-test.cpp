@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,6 +24,28 @@
 #include "orpc/frame.h"
 #include "orpc/reply-cache.h"
 #include "resolver.capnp.h"
+
+// The test counts the heap allocations of a piece of code on its thread: every operator new
+// (array and sized forms go through this one) adds one while a counter is armed.
+namespace {
+thread_local size_t* armedAllocations = nullptr;
+}  // namespace
+
+void* operator new(size_t size) {
+  if (armedAllocations != nullptr) ++*armedAllocations;
+  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
+  throw std::bad_alloc();
+}
+// GCC takes the free() of a replaced operator delete for a mismatch with operator new.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void operator delete(void* block) noexcept { std::free(block); }
+void operator delete(void* block, size_t) noexcept { std::free(block); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 using namespace ferry;
 using namespace ferry::detail;
@@ -78,6 +103,21 @@ using Kind = ReplyCache::Admission::Kind;
 const LinkId linkA{0, 1};
 const LinkId linkB{0, 2};
 const ReplyCache::Clock::time_point t0{};
+
+// The heap allocations `fn` makes on this thread.
+template <typename Fn>
+size_t allocationsOf(Fn&& fn) {
+  size_t count = 0;
+  armedAllocations = &count;
+  try {
+    fn();
+  } catch (...) {
+    armedAllocations = nullptr;
+    throw;
+  }
+  armedAllocations = nullptr;
+  return count;
+}
 
 // Where a built message's first segment begins.
 const capnp::word* firstSegmentOf(OrpcMessage& message) {
@@ -210,6 +250,26 @@ BOOST_AUTO_TEST_CASE(a_cancel_frame_is_a_bare_header_and_may_not_carry_a_payload
   BOOST_TEST(!decoded.message.has_value());
   cancel.resize(kFrameHeader + 8);
   BOOST_TEST(int(decodeError(cancel)) == int(Errc::protocolError));
+}
+
+// (A message of several segments adds the reader's table of them.)
+BOOST_AUTO_TEST_CASE(a_received_one_segment_messages_words_and_their_reader_are_one_allocation) {
+  for (size_t bytes : {size_t{0}, size_t{1024}}) {
+    auto request = filledRequest(bytes);
+    std::vector<uint8_t> frame =
+        encodeFrame(FrameKind::request, 9, Oxid(5), request->message.builder());
+    std::optional<Frame> decoded;
+    size_t allocations =
+        allocationsOf([&] { decoded.emplace(decodeFrame(frame.data(), frame.size())); });
+    BOOST_TEST(allocations == 1u, bytes << " bytes of params");
+    // The words are a copy: the frame's bytes may go, the message still reads.
+    std::fill(frame.begin(), frame.end(), uint8_t{0});
+    auto root = decoded->message->root<wire::Request>();
+    BOOST_TEST(root.getInterfaceId() == 0x0123456789abcdefull);
+    auto params = root.getParams().getAs<capnp::Data>();
+    BOOST_TEST(params.size() == bytes);
+    BOOST_TEST(std::all_of(params.begin(), params.end(), [](uint8_t b) { return b == 0x5a; }));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(malformed_frames_are_protocol_errors_that_say_what_is_wrong) {
