@@ -205,14 +205,14 @@ inline void writeError(wire::ErrorInfo::Builder out, Errc code, std::string_view
 }
 
 // A response that carries an error and no results.
-inline std::unique_ptr<OutgoingResponse> errorResponse(Errc code, std::string_view message) {
-  auto response = std::make_unique<OutgoingResponse>();
-  writeError(response->root.initError(), code, message);
+inline OutgoingResponse errorResponse(Errc code, std::string_view message) {
+  OutgoingResponse response;
+  writeError(response.root.initError(), code, message);
   return response;
 }
 
 // A response that carries `error`, with its schema-declared detail if it has one.
-std::unique_ptr<OutgoingResponse> errorResponse(const Error& error);
+OutgoingResponse errorResponse(const Error& error);
 
 // Throws the error an error response carries (as Error::rethrow does: a schema-declared detail as
 // its exception class). A malformed detail is a protocolError.

@@ -4,9 +4,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <optional>
 #include <set>
@@ -56,7 +58,7 @@ namespace {
 // A call as the table sees it: records what reached it.
 class RecordingCall final : public OutboundCall {
 public:
-  void deliver(std::unique_ptr<OutgoingResponse>) noexcept override { ++responses; }
+  void deliver(OutgoingResponse) noexcept override { ++responses; }
   void deliverReceived(std::unique_ptr<IncomingResponse>) noexcept override { ++responses; }
   void fail(Errc code, std::string message) noexcept override {
     failures.push_back(code);
@@ -94,6 +96,9 @@ CallTable::Entry entryOn(std::shared_ptr<RecordingCall> call, LinkId link, bool 
   e.binding = {"tcp", "127.0.0.1", "5000"};
   return e;
 }
+
+// A call's cancel flag, for the reply cache to keep while the call runs.
+std::shared_ptr<std::atomic<bool>> newFlag() { return std::make_shared<std::atomic<bool>>(false); }
 
 ReplyCache::Frame reply(size_t bytes) {
   return std::make_shared<const std::vector<uint8_t>>(bytes, uint8_t{0x5a});
@@ -404,17 +409,16 @@ BOOST_AUTO_TEST_SUITE(reply_cache)
 
 BOOST_AUTO_TEST_CASE(a_call_runs_once_and_a_later_copy_gets_the_kept_response_on_the_newest_link) {
   ReplyCache cache({});
-  auto first = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
+  auto first = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(first.kind) == int(Kind::run));
-  BOOST_REQUIRE(first.canceled != nullptr);
   BOOST_TEST(cache.entries() == 1u);
 
   // A copy resent over another link while the call runs: dropped, and the response goes there.
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0).kind) == int(Kind::running));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0, newFlag()).kind) == int(Kind::running));
   BOOST_TEST((cache.complete(CallerKey{7, 1}, 100, linkA, reply(40), t0) == linkB));
   BOOST_TEST(cache.bytes() == 40u);
 
-  auto again = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
+  auto again = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(again.kind) == int(Kind::replay));
   BOOST_REQUIRE(again.reply != nullptr);
   BOOST_TEST(again.reply->size() == 40u);
@@ -424,32 +428,33 @@ BOOST_AUTO_TEST_CASE(a_peer_naming_anothers_process_id_reaches_none_of_its_calls
   ReplyCache cache({});
   const CallerKey victim{7, 0x1111};
   const CallerKey impostor{7, 0x2222};
-  BOOST_TEST(int(cache.admit(victim, 100, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(victim, 100, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
   cache.complete(victim, 100, linkA, reply(40), t0);
   // The impostor's request with the victim's call id runs as its own call: it gets nothing of
   // the victim's response.
-  auto stolen = cache.admit(impostor, 100, linkB, {}, t0);
+  auto stolen = cache.admit(impostor, 100, linkB, {}, t0, newFlag());
   BOOST_TEST(int(stolen.kind) == int(Kind::run));
   BOOST_TEST(stolen.reply == nullptr);
   // Its acknowledgements and a huge call id change nothing for the victim.
   const uint64_t acked[] = {100};
-  cache.admit(impostor, uint64_t{1} << 40, linkB, acked, t0);
-  auto copy = cache.admit(victim, 100, linkA, {}, t0);
+  cache.admit(impostor, uint64_t{1} << 40, linkB, acked, t0, newFlag());
+  auto copy = cache.admit(victim, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.kind) == int(Kind::replay), "the victim's kept response is still there");
-  BOOST_TEST(int(cache.admit(victim, 101, linkA, {}, t0).kind) == int(Kind::run),
+  BOOST_TEST(int(cache.admit(victim, 101, linkA, {}, t0, newFlag()).kind) == int(Kind::run),
              "the victim's next call runs");
   // Nor can the impostor cancel the victim's running call.
-  auto running = cache.admit(victim, 102, linkA, {}, t0);
+  auto runningCanceled = newFlag();
+  auto running = cache.admit(victim, 102, linkA, {}, t0, runningCanceled);
   cache.cancel(impostor, 102, linkA);
-  BOOST_TEST(!running.canceled->load());
+  BOOST_TEST(!runningCanceled->load());
 }
 
 BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
   ReplyCache cache({});
-  cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0);
+  cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{7, 1}, 1, linkA, reply(8), t0);
   const uint64_t acked[] = {1};
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0, newFlag()).kind) == int(Kind::run));
   BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
   BOOST_TEST(cache.bytes() == 0u);
 }
@@ -459,26 +464,27 @@ BOOST_AUTO_TEST_CASE(a_call_admitted_while_an_acknowledged_one_is_forgotten_is_h
   limits.perLink = 1;
   ReplyCache cache(limits);
   const CallerKey caller{7, 1};
-  auto first = cache.admit(caller, 1, linkA, {}, t0);
+  auto firstCanceled = newFlag();
+  auto first = cache.admit(caller, 1, linkA, {}, t0, firstCanceled);
   cache.complete(caller, 1, linkA, reply(8), t0);
   // The acknowledgement frees the link's one share before call 2 asks for it.
   const uint64_t ackFirst[] = {1};
-  auto second = cache.admit(caller, 2, linkA, ackFirst, t0);
+  auto second = cache.admit(caller, 2, linkA, ackFirst, t0, newFlag());
   BOOST_REQUIRE(int(second.kind) == int(Kind::run));
-  BOOST_TEST(first.canceled.use_count() == 1, "nothing of the forgotten call is kept");
-  BOOST_TEST(int(cache.admit(caller, 2, linkB, {}, t0).kind) == int(Kind::running),
+  BOOST_TEST(firstCanceled.use_count() == 1, "nothing of the forgotten call is kept");
+  BOOST_TEST(int(cache.admit(caller, 2, linkB, {}, t0, newFlag()).kind) == int(Kind::running),
              "call 2 runs, whatever call 1 was");
-  auto third = cache.admit(caller, 3, linkA, {}, t0);
+  auto third = cache.admit(caller, 3, linkA, {}, t0, newFlag());
   BOOST_TEST(int(third.code) == int(Errc::retryLater), "call 2 holds the link's share");
   BOOST_TEST((cache.complete(caller, 2, linkA, reply(16), t0) == linkB));
-  auto copy = cache.admit(caller, 2, linkA, {}, t0);
+  auto copy = cache.admit(caller, 2, linkA, {}, t0, newFlag());
   BOOST_REQUIRE(int(copy.kind) == int(Kind::replay));
   BOOST_TEST(copy.reply->size() == 16u);
   // A share that fell to zero (kept until expire()) is taken again by the next call.
   const uint64_t ackSecond[] = {2};
-  BOOST_TEST(int(cache.admit(caller, 3, linkA, ackSecond, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(caller, 3, linkA, ackSecond, t0, newFlag()).kind) == int(Kind::run));
   cache.expire(t0);
-  BOOST_TEST(int(cache.admit(caller, 4, linkA, {}, t0).code) == int(Errc::retryLater),
+  BOOST_TEST(int(cache.admit(caller, 4, linkA, {}, t0, newFlag()).code) == int(Errc::retryLater),
              "call 3 still holds the share after the sweep");
 }
 
@@ -486,18 +492,18 @@ BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_cop
   ReplyCache::Limits limits;
   limits.retention = std::chrono::seconds(10);
   ReplyCache cache(limits);
-  cache.admit(CallerKey{7, 1}, 5, linkA, {}, t0);
+  cache.admit(CallerKey{7, 1}, 5, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{7, 1}, 5, linkA, reply(8), t0);
   cache.expire(t0 + std::chrono::seconds(10));
   BOOST_TEST(cache.entries() == 1u, "kept for exactly the retention");
   cache.expire(t0 + std::chrono::seconds(11));
   BOOST_TEST(cache.entries() == 0u);
   for (uint64_t id : {uint64_t{5}, uint64_t{3}}) {
-    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12));
+    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12), newFlag());
     BOOST_TEST(int(late.kind) == int(Kind::refuse));
     BOOST_TEST(int(late.code) == int(Errc::outcomeUnknown));
   }
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12)).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12), newFlag()).kind) == int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_later) {
@@ -505,13 +511,13 @@ BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_la
   limits.perCaller = 2;
   limits.maxEntries = 3;
   ReplyCache cache(limits);
-  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0).kind) == int(Kind::run));
-  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 2, linkA, {}, t0).kind) == int(Kind::run));
-  auto third = cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 2, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+  auto third = cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0, newFlag());
   BOOST_TEST(int(third.kind) == int(Kind::refuse));
   BOOST_TEST(int(third.code) == int(Errc::retryLater));
-  BOOST_TEST(int(cache.admit(CallerKey{2, 1}, 1, linkB, {}, t0).kind) == int(Kind::run));
-  auto full = cache.admit(CallerKey{3, 1}, 1, linkB, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{2, 1}, 1, linkB, {}, t0, newFlag()).kind) == int(Kind::run));
+  auto full = cache.admit(CallerKey{3, 1}, 1, linkB, {}, t0, newFlag());
   BOOST_TEST(int(full.code) == int(Errc::retryLater));
   BOOST_TEST(full.message == "the exporter's reply cache is full");
   BOOST_TEST(cache.entries() == 3u);
@@ -526,7 +532,7 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   int ran = 0;
   int refused = 0;
   for (uint64_t token = 1; token <= 5000; ++token) {
-    auto admission = cache.admit(CallerKey{66, token}, 1, linkA, {}, t0);
+    auto admission = cache.admit(CallerKey{66, token}, 1, linkA, {}, t0, newFlag());
     if (admission.kind == Kind::run) {
       ++ran;
     } else {
@@ -541,7 +547,7 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   for (uint64_t call = 1; call <= 500; ++call) {
     std::vector<uint64_t> acknowledged;
     if (call > 1) acknowledged.push_back(call - 1);
-    auto admission = cache.admit(CallerKey{7, 42}, call, linkB, acknowledged, t0);
+    auto admission = cache.admit(CallerKey{7, 42}, call, linkB, acknowledged, t0, newFlag());
     BOOST_REQUIRE(int(admission.kind) == int(Kind::run));
     cache.complete(CallerKey{7, 42}, call, linkB, reply(10), t0);
   }
@@ -549,7 +555,7 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   // A clean close of the flooding link gives its share back.
   for (uint64_t token = 1; token <= 100; ++token) cache.dropLink(CallerKey{66, token}, linkA);
   BOOST_TEST(cache.entries() == 1u);
-  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_runs_the_newcomer) {
@@ -558,47 +564,50 @@ BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_
   ReplyCache cache(limits);
   // One caller answered ten calls and acknowledges none: the cache is full.
   for (uint64_t call = 1; call <= 10; ++call) {
-    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0).kind) == int(Kind::run));
+    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
     cache.complete(CallerKey{66, 1}, call, linkA, reply(10), t0);
   }
-  auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0);
+  auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0, newFlag());
   BOOST_TEST(int(victim.kind) == int(Kind::run));
   BOOST_TEST(cache.entries() == 10u);
   // The hoarder's oldest answer went: a copy of it may have run.
-  auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0);
+  auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
-  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0).kind) == int(Kind::replay));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0, newFlag()).kind) == int(Kind::replay));
 }
 
 BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unknown) {
   ReplyCache::Limits limits;
   limits.maxBytes = 100;
   ReplyCache cache(limits);
-  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{1, 1}, 1, linkA, reply(101), t0);
   BOOST_TEST(cache.bytes() == 0u);
-  auto copy = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  auto copy = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.kind) == int(Kind::refuse));
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
 }
 
 BOOST_AUTO_TEST_CASE(only_the_link_the_response_goes_to_may_cancel) {
   ReplyCache cache({});
-  auto admitted = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  auto canceled = newFlag();
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceled).kind) == int(Kind::run));
   cache.cancel(CallerKey{1, 1}, 1, linkB);
-  BOOST_TEST(!admitted.canceled->load());
+  BOOST_TEST(!canceled->load());
   cache.cancel(CallerKey{1, 1}, 1, linkA);
-  BOOST_TEST(admitted.canceled->load());
+  BOOST_TEST(canceled->load());
 }
 
 BOOST_AUTO_TEST_CASE(a_clean_close_cancels_the_callers_running_calls_and_keeps_nothing) {
   ReplyCache cache({});
-  auto onA = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
-  auto onB = cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0);
+  auto canceledOnA = newFlag();
+  auto canceledOnB = newFlag();
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceledOnA);
+  cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0, canceledOnB);
   cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
   cache.dropLink(CallerKey{1, 1}, linkA);
-  BOOST_TEST(onA.canceled->load());
-  BOOST_TEST(!onB.canceled->load());
+  BOOST_TEST(canceledOnA->load());
+  BOOST_TEST(!canceledOnB->load());
   BOOST_TEST(cache.entries() == 1u);
   BOOST_TEST(cache.bytes() == 0u);
 }

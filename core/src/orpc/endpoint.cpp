@@ -20,14 +20,21 @@ namespace ferry::detail::orpc {
 
 namespace {
 
-// A served call's response, sent back on the link it came from.
+// A served call's response, sent back on the link it came from, and the flag a cancel of the
+// call sets (one allocation: the reply cache keeps the flag, the CallItem the sink).
 class NetworkReplySink final : public ReplySink {
 public:
   NetworkReplySink(Endpoint& endpoint, LinkId link, CallerKey caller, uint64_t callId)
       : _endpoint(endpoint), _link(link), _caller(caller), _callId(callId) {}
 
-  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
-    _endpoint.sendResponse(_link, _caller, _callId, std::move(response));
+  // The flag, sharing the sink's ownership.
+  static std::shared_ptr<std::atomic<bool>> canceledFlag(
+      const std::shared_ptr<NetworkReplySink>& sink) noexcept {
+    return std::shared_ptr<std::atomic<bool>>(sink, &sink->_canceled);
+  }
+
+  void deliver(OutgoingResponse response) noexcept override {
+    _endpoint.sendResponse(_link, _caller, _callId, response);
   }
 
   void fail(Errc code, std::string message) noexcept override {
@@ -39,6 +46,7 @@ public:
   }
 
 private:
+  std::atomic<bool> _canceled{false};
   Endpoint& _endpoint;
   LinkId _link;
   CallerKey _caller;
@@ -263,8 +271,10 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   std::shared_ptr<ReplySink> replyTo;
   std::shared_ptr<std::atomic<bool>> canceled;
   if (!oneway) {
-    auto admission = _replies.admit(callerId, callId, link,
-                                    std::span(acknowledged.data(), acknowledgedCount), now);
+    auto sink = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+    auto admission =
+        _replies.admit(callerId, callId, link, std::span(acknowledged.data(), acknowledgedCount),
+                       now, NetworkReplySink::canceledFlag(sink));
     using Kind = ReplyCache::Admission::Kind;
     switch (admission.kind) {
       case Kind::running:
@@ -278,11 +288,11 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
         auto response = errorResponse(admission.code, admission.message);
         return sendAnyThread(link, std::make_shared<const std::vector<uint8_t>>(encodeFrame(
                                        FrameKind::response, callId, Oxid(),
-                                       response->message.builder())));
+                                       response.message.builder())));
       }
       case Kind::run:
-        canceled = std::move(admission.canceled);
-        replyTo = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+        canceled = NetworkReplySink::canceledFlag(sink);
+        replyTo = std::move(sink);
         break;
     }
   }
@@ -363,11 +373,11 @@ void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) 
 }
 
 void Endpoint::sendResponse(LinkId link, CallerKey callerId, uint64_t callId,
-                            std::unique_ptr<OutgoingResponse> response) {
+                            OutgoingResponse& response) {
   std::shared_ptr<const std::vector<uint8_t>> frame;
   try {
     frame = std::make_shared<const std::vector<uint8_t>>(
-        encodeFrame(FrameKind::response, callId, Oxid(), response->message.builder()));
+        encodeFrame(FrameKind::response, callId, Oxid(), response.message.builder()));
   } catch (const std::exception& e) {
     FERRY_LOG(warn, "response not sent: " << e.what());
     return;

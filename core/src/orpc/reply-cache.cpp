@@ -21,7 +21,8 @@ ReplyCache::~ReplyCache() { clear(); }
 
 ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, LinkId link,
                                         std::span<const uint64_t> acknowledged,
-                                        Clock::time_point now) {
+                                        Clock::time_point now,
+                                        std::shared_ptr<std::atomic<bool>> canceled) {
   Admission out;
   std::lock_guard lock(_mutex);
   // Whether a new entry finds no room, once the largest holder gave one up.
@@ -92,12 +93,11 @@ ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, Lin
                   " calls of this connection (running, or answered and not acknowledged)";
   } else {
     out.kind = Admission::Kind::run;
-    out.canceled = std::make_shared<std::atomic<bool>>(false);
     ++_links[link].calls;
     Served served;
     served.origin = link;
     served.link = link;
-    served.canceled = out.canceled;
+    served.canceled = std::move(canceled);
     auto& spare = spareNode<decltype(caller.calls)>();
     if (spare.empty()) {
       caller.calls.emplace(callId, std::move(served));
