@@ -604,12 +604,47 @@ BOOST_AUTO_TEST_CASE(a_clean_close_cancels_the_callers_running_calls_and_keeps_n
   auto canceledOnB = newFlag();
   cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceledOnA);
   cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0, canceledOnB);
-  cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
+  cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0, newFlag());
+  cache.complete(CallerKey{1, 1}, 3, linkA, reply(8), t0);
   cache.dropLink(CallerKey{1, 1}, linkA);
   BOOST_TEST(canceledOnA->load());
   BOOST_TEST(!canceledOnB->load());
   BOOST_TEST(cache.entries() == 1u);
   BOOST_TEST(cache.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_done_call_lets_go_of_its_cancel_flag_and_a_late_cancel_sets_nothing) {
+  ReplyCache cache({});
+  auto canceled = newFlag();
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceled);
+  BOOST_TEST(canceled.use_count() == 2);
+  cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
+  BOOST_TEST(canceled.use_count() == 1);
+  cache.cancel(CallerKey{1, 1}, 1, linkA);
+  cache.dropLink(CallerKey{1, 1}, linkA);
+  BOOST_TEST(!canceled->load());
+  BOOST_TEST(cache.entries() == 0u);
+}
+
+// As the endpoint's reply sink holds both: the flag and the response in one allocation.
+BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_goes_although_its_flag_shares_its_allocation) {
+  struct FlagAndFrame {
+    std::atomic<bool> canceled{false};
+    std::vector<uint8_t> frame = std::vector<uint8_t>(101, uint8_t{0x5a});
+  };
+  ReplyCache::Limits limits;
+  limits.maxBytes = 100;
+  ReplyCache cache(limits);
+  auto block = std::make_shared<FlagAndFrame>();
+  std::weak_ptr<FlagAndFrame> watch = block;
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0,
+              std::shared_ptr<std::atomic<bool>>(block, &block->canceled));
+  cache.complete(CallerKey{1, 1}, 1, linkA,
+                 std::shared_ptr<const std::vector<uint8_t>>(block, &block->frame), t0);
+  BOOST_TEST(cache.entries() == 1u);
+  BOOST_TEST(cache.bytes() == 0u);
+  block.reset();
+  BOOST_TEST(watch.expired(), "the cache holds nothing of a response it does not keep");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

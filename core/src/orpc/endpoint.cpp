@@ -20,9 +20,11 @@ namespace ferry::detail::orpc {
 
 namespace {
 
-// A served call's response, sent back on the link it came from, and the flag a cancel of the
-// call sets (one allocation: the reply cache keeps the flag, the CallItem the sink).
-class NetworkReplySink final : public ReplySink {
+// A served call's response, sent back on the link it came from; the flag a cancel of the call
+// sets; and the response's frame. One allocation: the CallItem holds the sink, the reply cache
+// the flag while the call runs and the frame once it is done.
+class NetworkReplySink final : public ReplySink,
+                               public std::enable_shared_from_this<NetworkReplySink> {
 public:
   NetworkReplySink(Endpoint& endpoint, LinkId link, CallerKey caller, uint64_t callId)
       : _endpoint(endpoint), _link(link), _caller(caller), _callId(callId) {}
@@ -34,7 +36,14 @@ public:
   }
 
   void deliver(OutgoingResponse response) noexcept override {
-    _endpoint.sendResponse(_link, _caller, _callId, response);
+    try {
+      _frame = encodeFrame(FrameKind::response, _callId, Oxid(), response.message.builder());
+    } catch (const std::exception& e) {
+      FERRY_LOG(warn, "response not sent: " << e.what());
+      return;
+    }
+    _endpoint.sendResponse(_link, _caller, _callId,
+                           std::shared_ptr<const std::vector<uint8_t>>(shared_from_this(), &_frame));
   }
 
   void fail(Errc code, std::string message) noexcept override {
@@ -47,6 +56,7 @@ public:
 
 private:
   std::atomic<bool> _canceled{false};
+  std::vector<uint8_t> _frame;  // written once, by deliver()
   Endpoint& _endpoint;
   LinkId _link;
   CallerKey _caller;
@@ -373,15 +383,7 @@ void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) 
 }
 
 void Endpoint::sendResponse(LinkId link, CallerKey callerId, uint64_t callId,
-                            OutgoingResponse& response) {
-  std::shared_ptr<const std::vector<uint8_t>> frame;
-  try {
-    frame = std::make_shared<const std::vector<uint8_t>>(
-        encodeFrame(FrameKind::response, callId, Oxid(), response.message.builder()));
-  } catch (const std::exception& e) {
-    FERRY_LOG(warn, "response not sent: " << e.what());
-    return;
-  }
+                            std::shared_ptr<const std::vector<uint8_t>> frame) {
   // Kept for a resent copy of the request, and sent where the newest copy came from.
   link = _replies.complete(callerId, callId, link, frame, Clock::now());
   sendAnyThread(link, std::move(frame));

@@ -55,7 +55,8 @@ public:
   // For replies of served calls: sends a response frame to the caller (on the link the request
   // came on, or the newest that carried a resent copy) and keeps it in the reply cache. Any
   // thread.
-  void sendResponse(LinkId link, CallerKey caller, uint64_t callId, OutgoingResponse& response);
+  void sendResponse(LinkId link, CallerKey caller, uint64_t callId,
+                    std::shared_ptr<const std::vector<uint8_t>> frame);
 
   // LinkEvents (network thread).
   void opened(LinkId link, const LinkInfo& info) override;

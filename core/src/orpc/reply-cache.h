@@ -111,7 +111,7 @@ private:
   struct Served {
     LinkId origin;  // the link it was admitted on, whose share it takes
     LinkId link;  // where the response goes: the newest link the request came on
-    std::shared_ptr<std::atomic<bool>> canceled;
+    std::shared_ptr<std::atomic<bool>> canceled;  // until done
     bool done = false;
     Frame reply;  // once done; null if too large to keep
     Clock::time_point doneAt{};
