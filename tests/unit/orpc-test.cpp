@@ -414,7 +414,8 @@ BOOST_AUTO_TEST_CASE(a_call_runs_once_and_a_later_copy_gets_the_kept_response_on
   BOOST_TEST(cache.entries() == 1u);
 
   // A copy resent over another link while the call runs: dropped, and the response goes there.
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0, newFlag()).kind) == int(Kind::running));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0, newFlag()).kind) ==
+             int(Kind::running));
   BOOST_TEST((cache.complete(CallerKey{7, 1}, 100, linkA, reply(40), t0) == linkB));
   BOOST_TEST(cache.bytes() == 40u);
 
@@ -454,7 +455,8 @@ BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
   cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{7, 1}, 1, linkA, reply(8), t0);
   const uint64_t acked[] = {1};
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0, newFlag()).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0, newFlag()).kind) ==
+             int(Kind::run));
   BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
   BOOST_TEST(cache.bytes() == 0u);
 }
@@ -499,11 +501,13 @@ BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_cop
   cache.expire(t0 + std::chrono::seconds(11));
   BOOST_TEST(cache.entries() == 0u);
   for (uint64_t id : {uint64_t{5}, uint64_t{3}}) {
-    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12), newFlag());
+    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12),
+                            newFlag());
     BOOST_TEST(int(late.kind) == int(Kind::refuse));
     BOOST_TEST(int(late.code) == int(Errc::outcomeUnknown));
   }
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12), newFlag()).kind) == int(Kind::run));
+  auto next = cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12), newFlag());
+  BOOST_TEST(int(next.kind) == int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_later) {
@@ -555,7 +559,8 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   // A clean close of the flooding link gives its share back.
   for (uint64_t token = 1; token <= 100; ++token) cache.dropLink(CallerKey{66, token}, linkA);
   BOOST_TEST(cache.entries() == 1u);
-  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0, newFlag()).kind) ==
+             int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_runs_the_newcomer) {
@@ -564,7 +569,8 @@ BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_
   ReplyCache cache(limits);
   // One caller answered ten calls and acknowledges none: the cache is full.
   for (uint64_t call = 1; call <= 10; ++call) {
-    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0, newFlag()).kind) ==
+                  int(Kind::run));
     cache.complete(CallerKey{66, 1}, call, linkA, reply(10), t0);
   }
   auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0, newFlag());
@@ -573,7 +579,8 @@ BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_
   // The hoarder's oldest answer went: a copy of it may have run.
   auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
-  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0, newFlag()).kind) == int(Kind::replay));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0, newFlag()).kind) ==
+             int(Kind::replay));
 }
 
 BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unknown) {

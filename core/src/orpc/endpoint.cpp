@@ -42,8 +42,8 @@ public:
       FERRY_LOG(warn, "response not sent: " << e.what());
       return;
     }
-    _endpoint.sendResponse(_link, _caller, _callId,
-                           std::shared_ptr<const std::vector<uint8_t>>(shared_from_this(), &_frame));
+    std::shared_ptr<const std::vector<uint8_t>> frame(shared_from_this(), &_frame);
+    _endpoint.sendResponse(_link, _caller, _callId, std::move(frame));
   }
 
   void fail(Errc code, std::string message) noexcept override {

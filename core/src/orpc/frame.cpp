@@ -128,9 +128,9 @@ Frame decodeFrame(const uint8_t* data, size_t size) {
   FERRY_REQUIRE(payload != 0 && payload % sizeof(capnp::word) == 0 &&
                     payload <= kMaxMessageBytes + 4096,
                 Errc::protocolError, "bad payload length {}", payload);
-  // Aligned words for the reader, in one allocation with it. The traversal limit is linear in the payload, so a message
-  // cannot make the reader do much more work than its size (capnp counts every pointer followed,
-  // and the call path reads the header fields several times).
+  // Aligned words for the reader, in one allocation with it. The traversal limit is linear in the
+  // payload, so a message cannot make the reader do much more work than its size (capnp counts
+  // every pointer followed, and the call path reads the header fields several times).
   size_t words = payload / sizeof(capnp::word);
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words * 64 + 8192;
