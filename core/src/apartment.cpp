@@ -77,7 +77,7 @@ ApartmentImpl::~ApartmentImpl() = default;
 
 void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalContext distance,
                           const std::shared_ptr<ReplySink>& replyTo) noexcept {
-  auto response = std::make_unique<OutgoingResponse>();
+  OutgoingResponse response;
   std::optional<Error> failure;
   const Clock::time_point started = Clock::now();
   uint64_t servedInterface = 0;  // stays 0 for a request that could not be read
@@ -108,7 +108,7 @@ void ApartmentImpl::serve(IncomingRequest& request, Deadline deadline, MarshalCo
     auto causality = root.getCausality();
     servedCausality = CausalityId(causality.getHi(), causality.getLo());
     CausalityScope scope(servedCausality);
-    ServerCallImpl call(root, *response, distance);
+    ServerCallImpl call(root, response, distance);
     if (ipid == _remUnknownIpid) {
       std::optional<StubLease> servant = remUnknown();
       FERRY_REQUIRE(servant.has_value(), Errc::disconnected,

@@ -76,10 +76,10 @@ void Error::rethrow() const {
 
 namespace detail {
 
-std::unique_ptr<OutgoingResponse> errorResponse(const Error& error) {
-  auto response = errorResponse(error.code(), error.message());
+OutgoingResponse errorResponse(const Error& error) {
+  OutgoingResponse response = errorResponse(error.code(), error.message());
   if (const ErrorDetail* detail = error.detail().get()) {
-    auto info = response->root.getError();
+    auto info = response.root.getError();
     info.setDetailType(detail->typeId());
     info.initDetail().setAs<capnp::AnyStruct>(detail->fields());
   }

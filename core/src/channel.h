@@ -22,10 +22,12 @@ class OutgoingRequest;
 class OutgoingResponse;
 
 // Where a response goes. deliver/fail may be called from any thread, at most once in total.
+// A response moves as a value: its message lives in a block of its own (message.h), so the
+// server builds it on its stack.
 class ReplySink {
 public:
   virtual ~ReplySink() = default;
-  virtual void deliver(std::unique_ptr<OutgoingResponse> response) noexcept = 0;
+  virtual void deliver(OutgoingResponse response) noexcept = 0;
   virtual void fail(Errc code, std::string message) noexcept = 0;
 };
 

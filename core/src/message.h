@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string_view>
 
 #include <capnp/message.h>
@@ -86,15 +87,51 @@ struct SegmentBuilder {
   capnp::MallocMessageBuilder builder{kj::arrayPtr(segment.get(), kOrpcFirstSegmentWords)};
 };
 
+// Received words and their reader in one allocation: the reader, then the words it reads (an
+// allocation per received message, not one for the words and one for the reader).
+class ReceivedWords {
+public:
+  struct Free {
+    void operator()(ReceivedWords* received) const noexcept {
+      received->~ReceivedWords();
+      ::operator delete(received);
+    }
+  };
+  using Ptr = std::unique_ptr<ReceivedWords, Free>;
+
+  // A copy of `count` words from `bytes` (any alignment), read with `options`. Throws
+  // kj::Exception when Cap'n Proto cannot read them.
+  static Ptr copyOf(const void* bytes, size_t count, const capnp::ReaderOptions& options) {
+    static_assert(sizeof(ReceivedWords) % alignof(capnp::word) == 0 &&
+                  alignof(ReceivedWords) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    void* block = ::operator new(sizeof(ReceivedWords) + count * sizeof(capnp::word));
+    auto* words = reinterpret_cast<capnp::word*>(static_cast<char*>(block) + sizeof(ReceivedWords));
+    std::memcpy(words, bytes, count * sizeof(capnp::word));
+    try {
+      return Ptr(new (block) ReceivedWords(kj::arrayPtr(words, count), options));
+    } catch (...) {
+      ::operator delete(block);
+      throw;
+    }
+  }
+
+  capnp::FlatArrayMessageReader& reader() noexcept { return _reader; }
+
+private:
+  ReceivedWords(kj::ArrayPtr<const capnp::word> words, const capnp::ReaderOptions& options)
+      : _reader(words, options) {}
+  ~ReceivedWords() = default;
+
+  capnp::FlatArrayMessageReader _reader;
+};
+
 // A Cap'n Proto message owned either as a builder or as received words.
 class OrpcMessage {
 public:
   OrpcMessage() : _builder(std::make_unique<SegmentBuilder>()) {}
 
-  // Takes ownership of received words; `options` bound the reader.
-  OrpcMessage(kj::Array<capnp::word> words, const capnp::ReaderOptions& options)
-      : _words(kj::mv(words)),
-        _reader(std::make_unique<capnp::FlatArrayMessageReader>(_words, options)) {}
+  // Takes ownership of received words.
+  explicit OrpcMessage(ReceivedWords::Ptr received) : _received(std::move(received)) {}
 
   bool isBuilt() const noexcept { return _builder != nullptr; }
   capnp::MallocMessageBuilder& builder() { return _builder->builder; }
@@ -102,13 +139,12 @@ public:
   template <typename T>
   typename T::Reader root() {
     if (_builder) return _builder->builder.getRoot<T>().asReader();
-    return _reader->getRoot<T>();
+    return _received->reader().getRoot<T>();
   }
 
 private:
   std::unique_ptr<SegmentBuilder> _builder;
-  kj::Array<capnp::word> _words;
-  std::unique_ptr<capnp::FlatArrayMessageReader> _reader;
+  ReceivedWords::Ptr _received;
 };
 
 // A request being built by a proxy.
@@ -169,14 +205,14 @@ inline void writeError(wire::ErrorInfo::Builder out, Errc code, std::string_view
 }
 
 // A response that carries an error and no results.
-inline std::unique_ptr<OutgoingResponse> errorResponse(Errc code, std::string_view message) {
-  auto response = std::make_unique<OutgoingResponse>();
-  writeError(response->root.initError(), code, message);
+inline OutgoingResponse errorResponse(Errc code, std::string_view message) {
+  OutgoingResponse response;
+  writeError(response.root.initError(), code, message);
   return response;
 }
 
 // A response that carries `error`, with its schema-declared detail if it has one.
-std::unique_ptr<OutgoingResponse> errorResponse(const Error& error);
+OutgoingResponse errorResponse(const Error& error);
 
 // Throws the error an error response carries (as Error::rethrow does: a schema-declared detail as
 // its exception class). A malformed detail is a protocolError.

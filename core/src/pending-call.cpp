@@ -20,9 +20,9 @@ PendingCall::PendingCall(std::shared_ptr<ApartmentImpl> home, Deadline deadline,
 
 PendingCall::~PendingCall() = default;
 
-void PendingCall::deliver(std::unique_ptr<OutgoingResponse> response) noexcept {
+void PendingCall::deliver(OutgoingResponse response) noexcept {
   // In one process the built message is handed over as it is.
-  deliverReceived(std::make_unique<IncomingResponse>(std::move(response->message)));
+  deliverReceived(std::make_unique<IncomingResponse>(std::move(response.message)));
 }
 
 void PendingCall::deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept {

@@ -27,7 +27,7 @@ public:
   PendingCall(std::shared_ptr<ApartmentImpl> home, Deadline deadline, CausalityId causality);
   ~PendingCall() override;
 
-  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override;
+  void deliver(OutgoingResponse response) noexcept override;
   void deliverReceived(std::unique_ptr<IncomingResponse> response) noexcept override;
   void fail(Errc code, std::string message) noexcept override;
 

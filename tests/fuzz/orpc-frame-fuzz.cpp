@@ -9,6 +9,7 @@
 // inconsistent.
 //
 // Input: the frame as it came off the transport.
+#include <atomic>
 #include <cstdlib>
 
 #include <capnp/any.h>
@@ -85,7 +86,8 @@ void serve(const Frame& frame, OrpcMessage& message, LinkId link, ReplyCache::Cl
         walk(request.getParams());
       }
       for (auto cap : request.getCaps()) (void)cap;
-      auto admission = cache().admit(caller, frame.header.callId, link, acknowledged, now);
+      auto admission = cache().admit(caller, frame.header.callId, link, acknowledged, now,
+                                     std::make_shared<std::atomic<bool>>(false));
       if (admission.kind == ReplyCache::Admission::Kind::run) {
         auto reply = std::make_shared<const std::vector<uint8_t>>(frame.header.callId % 200, 0);
         cache().complete(caller, frame.header.callId, link, reply, now);

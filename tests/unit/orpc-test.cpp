@@ -4,8 +4,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -22,6 +27,28 @@
 #include "orpc/reply-cache.h"
 #include "resolver.capnp.h"
 
+// The test counts the heap allocations of a piece of code on its thread: every operator new
+// (array and sized forms go through this one) adds one while a counter is armed.
+namespace {
+thread_local size_t* armedAllocations = nullptr;
+}  // namespace
+
+void* operator new(size_t size) {
+  if (armedAllocations != nullptr) ++*armedAllocations;
+  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
+  throw std::bad_alloc();
+}
+// GCC takes the free() of a replaced operator delete for a mismatch with operator new.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void operator delete(void* block) noexcept { std::free(block); }
+void operator delete(void* block, size_t) noexcept { std::free(block); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 using namespace ferry;
 using namespace ferry::detail;
 using namespace ferry::detail::orpc;
@@ -31,7 +58,7 @@ namespace {
 // A call as the table sees it: records what reached it.
 class RecordingCall final : public OutboundCall {
 public:
-  void deliver(std::unique_ptr<OutgoingResponse>) noexcept override { ++responses; }
+  void deliver(OutgoingResponse) noexcept override { ++responses; }
   void deliverReceived(std::unique_ptr<IncomingResponse>) noexcept override { ++responses; }
   void fail(Errc code, std::string message) noexcept override {
     failures.push_back(code);
@@ -70,6 +97,9 @@ CallTable::Entry entryOn(std::shared_ptr<RecordingCall> call, LinkId link, bool 
   return e;
 }
 
+// A call's cancel flag, for the reply cache to keep while the call runs.
+std::shared_ptr<std::atomic<bool>> newFlag() { return std::make_shared<std::atomic<bool>>(false); }
+
 ReplyCache::Frame reply(size_t bytes) {
   return std::make_shared<const std::vector<uint8_t>>(bytes, uint8_t{0x5a});
 }
@@ -78,6 +108,21 @@ using Kind = ReplyCache::Admission::Kind;
 const LinkId linkA{0, 1};
 const LinkId linkB{0, 2};
 const ReplyCache::Clock::time_point t0{};
+
+// The heap allocations `fn` makes on this thread.
+template <typename Fn>
+size_t allocationsOf(Fn&& fn) {
+  size_t count = 0;
+  armedAllocations = &count;
+  try {
+    fn();
+  } catch (...) {
+    armedAllocations = nullptr;
+    throw;
+  }
+  armedAllocations = nullptr;
+  return count;
+}
 
 // Where a built message's first segment begins.
 const capnp::word* firstSegmentOf(OrpcMessage& message) {
@@ -212,6 +257,26 @@ BOOST_AUTO_TEST_CASE(a_cancel_frame_is_a_bare_header_and_may_not_carry_a_payload
   BOOST_TEST(int(decodeError(cancel)) == int(Errc::protocolError));
 }
 
+// (A message of several segments adds the reader's table of them.)
+BOOST_AUTO_TEST_CASE(a_received_one_segment_messages_words_and_their_reader_are_one_allocation) {
+  for (size_t bytes : {size_t{0}, size_t{1024}}) {
+    auto request = filledRequest(bytes);
+    std::vector<uint8_t> frame =
+        encodeFrame(FrameKind::request, 9, Oxid(5), request->message.builder());
+    std::optional<Frame> decoded;
+    size_t allocations =
+        allocationsOf([&] { decoded.emplace(decodeFrame(frame.data(), frame.size())); });
+    BOOST_TEST(allocations == 1u, bytes << " bytes of params");
+    // The words are a copy: the frame's bytes may go, the message still reads.
+    std::fill(frame.begin(), frame.end(), uint8_t{0});
+    auto root = decoded->message->root<wire::Request>();
+    BOOST_TEST(root.getInterfaceId() == 0x0123456789abcdefull);
+    auto params = root.getParams().getAs<capnp::Data>();
+    BOOST_TEST(params.size() == bytes);
+    BOOST_TEST(std::all_of(params.begin(), params.end(), [](uint8_t b) { return b == 0x5a; }));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(malformed_frames_are_protocol_errors_that_say_what_is_wrong) {
   std::vector<uint8_t> good = resolveFrame(1, 1);
   std::vector<uint8_t> shortFrame(good.begin(), good.begin() + 10);
@@ -344,17 +409,17 @@ BOOST_AUTO_TEST_SUITE(reply_cache)
 
 BOOST_AUTO_TEST_CASE(a_call_runs_once_and_a_later_copy_gets_the_kept_response_on_the_newest_link) {
   ReplyCache cache({});
-  auto first = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
+  auto first = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(first.kind) == int(Kind::run));
-  BOOST_REQUIRE(first.canceled != nullptr);
   BOOST_TEST(cache.entries() == 1u);
 
   // A copy resent over another link while the call runs: dropped, and the response goes there.
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0).kind) == int(Kind::running));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 100, linkB, {}, t0, newFlag()).kind) ==
+             int(Kind::running));
   BOOST_TEST((cache.complete(CallerKey{7, 1}, 100, linkA, reply(40), t0) == linkB));
   BOOST_TEST(cache.bytes() == 40u);
 
-  auto again = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0);
+  auto again = cache.admit(CallerKey{7, 1}, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(again.kind) == int(Kind::replay));
   BOOST_REQUIRE(again.reply != nullptr);
   BOOST_TEST(again.reply->size() == 40u);
@@ -364,32 +429,34 @@ BOOST_AUTO_TEST_CASE(a_peer_naming_anothers_process_id_reaches_none_of_its_calls
   ReplyCache cache({});
   const CallerKey victim{7, 0x1111};
   const CallerKey impostor{7, 0x2222};
-  BOOST_TEST(int(cache.admit(victim, 100, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(victim, 100, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
   cache.complete(victim, 100, linkA, reply(40), t0);
   // The impostor's request with the victim's call id runs as its own call: it gets nothing of
   // the victim's response.
-  auto stolen = cache.admit(impostor, 100, linkB, {}, t0);
+  auto stolen = cache.admit(impostor, 100, linkB, {}, t0, newFlag());
   BOOST_TEST(int(stolen.kind) == int(Kind::run));
   BOOST_TEST(stolen.reply == nullptr);
   // Its acknowledgements and a huge call id change nothing for the victim.
   const uint64_t acked[] = {100};
-  cache.admit(impostor, uint64_t{1} << 40, linkB, acked, t0);
-  auto copy = cache.admit(victim, 100, linkA, {}, t0);
+  cache.admit(impostor, uint64_t{1} << 40, linkB, acked, t0, newFlag());
+  auto copy = cache.admit(victim, 100, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.kind) == int(Kind::replay), "the victim's kept response is still there");
-  BOOST_TEST(int(cache.admit(victim, 101, linkA, {}, t0).kind) == int(Kind::run),
+  BOOST_TEST(int(cache.admit(victim, 101, linkA, {}, t0, newFlag()).kind) == int(Kind::run),
              "the victim's next call runs");
   // Nor can the impostor cancel the victim's running call.
-  auto running = cache.admit(victim, 102, linkA, {}, t0);
+  auto runningCanceled = newFlag();
+  auto running = cache.admit(victim, 102, linkA, {}, t0, runningCanceled);
   cache.cancel(impostor, 102, linkA);
-  BOOST_TEST(!running.canceled->load());
+  BOOST_TEST(!runningCanceled->load());
 }
 
 BOOST_AUTO_TEST_CASE(an_acknowledged_response_is_forgotten_at_once) {
   ReplyCache cache({});
-  cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0);
+  cache.admit(CallerKey{7, 1}, 1, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{7, 1}, 1, linkA, reply(8), t0);
   const uint64_t acked[] = {1};
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 2, linkA, acked, t0, newFlag()).kind) ==
+             int(Kind::run));
   BOOST_TEST(cache.entries() == 1u, "call 1 went, call 2 is held");
   BOOST_TEST(cache.bytes() == 0u);
 }
@@ -399,26 +466,27 @@ BOOST_AUTO_TEST_CASE(a_call_admitted_while_an_acknowledged_one_is_forgotten_is_h
   limits.perLink = 1;
   ReplyCache cache(limits);
   const CallerKey caller{7, 1};
-  auto first = cache.admit(caller, 1, linkA, {}, t0);
+  auto firstCanceled = newFlag();
+  auto first = cache.admit(caller, 1, linkA, {}, t0, firstCanceled);
   cache.complete(caller, 1, linkA, reply(8), t0);
   // The acknowledgement frees the link's one share before call 2 asks for it.
   const uint64_t ackFirst[] = {1};
-  auto second = cache.admit(caller, 2, linkA, ackFirst, t0);
+  auto second = cache.admit(caller, 2, linkA, ackFirst, t0, newFlag());
   BOOST_REQUIRE(int(second.kind) == int(Kind::run));
-  BOOST_TEST(first.canceled.use_count() == 1, "nothing of the forgotten call is kept");
-  BOOST_TEST(int(cache.admit(caller, 2, linkB, {}, t0).kind) == int(Kind::running),
+  BOOST_TEST(firstCanceled.use_count() == 1, "nothing of the forgotten call is kept");
+  BOOST_TEST(int(cache.admit(caller, 2, linkB, {}, t0, newFlag()).kind) == int(Kind::running),
              "call 2 runs, whatever call 1 was");
-  auto third = cache.admit(caller, 3, linkA, {}, t0);
+  auto third = cache.admit(caller, 3, linkA, {}, t0, newFlag());
   BOOST_TEST(int(third.code) == int(Errc::retryLater), "call 2 holds the link's share");
   BOOST_TEST((cache.complete(caller, 2, linkA, reply(16), t0) == linkB));
-  auto copy = cache.admit(caller, 2, linkA, {}, t0);
+  auto copy = cache.admit(caller, 2, linkA, {}, t0, newFlag());
   BOOST_REQUIRE(int(copy.kind) == int(Kind::replay));
   BOOST_TEST(copy.reply->size() == 16u);
   // A share that fell to zero (kept until expire()) is taken again by the next call.
   const uint64_t ackSecond[] = {2};
-  BOOST_TEST(int(cache.admit(caller, 3, linkA, ackSecond, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(caller, 3, linkA, ackSecond, t0, newFlag()).kind) == int(Kind::run));
   cache.expire(t0);
-  BOOST_TEST(int(cache.admit(caller, 4, linkA, {}, t0).code) == int(Errc::retryLater),
+  BOOST_TEST(int(cache.admit(caller, 4, linkA, {}, t0, newFlag()).code) == int(Errc::retryLater),
              "call 3 still holds the share after the sweep");
 }
 
@@ -426,18 +494,20 @@ BOOST_AUTO_TEST_CASE(a_response_kept_past_the_retention_is_forgotten_and_its_cop
   ReplyCache::Limits limits;
   limits.retention = std::chrono::seconds(10);
   ReplyCache cache(limits);
-  cache.admit(CallerKey{7, 1}, 5, linkA, {}, t0);
+  cache.admit(CallerKey{7, 1}, 5, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{7, 1}, 5, linkA, reply(8), t0);
   cache.expire(t0 + std::chrono::seconds(10));
   BOOST_TEST(cache.entries() == 1u, "kept for exactly the retention");
   cache.expire(t0 + std::chrono::seconds(11));
   BOOST_TEST(cache.entries() == 0u);
   for (uint64_t id : {uint64_t{5}, uint64_t{3}}) {
-    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12));
+    auto late = cache.admit(CallerKey{7, 1}, id, linkA, {}, t0 + std::chrono::seconds(12),
+                            newFlag());
     BOOST_TEST(int(late.kind) == int(Kind::refuse));
     BOOST_TEST(int(late.code) == int(Errc::outcomeUnknown));
   }
-  BOOST_TEST(int(cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12)).kind) == int(Kind::run));
+  auto next = cache.admit(CallerKey{7, 1}, 6, linkA, {}, t0 + std::chrono::seconds(12), newFlag());
+  BOOST_TEST(int(next.kind) == int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_later) {
@@ -445,13 +515,13 @@ BOOST_AUTO_TEST_CASE(a_caller_past_its_share_or_a_full_cache_is_told_to_retry_la
   limits.perCaller = 2;
   limits.maxEntries = 3;
   ReplyCache cache(limits);
-  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0).kind) == int(Kind::run));
-  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 2, linkA, {}, t0).kind) == int(Kind::run));
-  auto third = cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 2, linkA, {}, t0, newFlag()).kind) == int(Kind::run));
+  auto third = cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0, newFlag());
   BOOST_TEST(int(third.kind) == int(Kind::refuse));
   BOOST_TEST(int(third.code) == int(Errc::retryLater));
-  BOOST_TEST(int(cache.admit(CallerKey{2, 1}, 1, linkB, {}, t0).kind) == int(Kind::run));
-  auto full = cache.admit(CallerKey{3, 1}, 1, linkB, {}, t0);
+  BOOST_TEST(int(cache.admit(CallerKey{2, 1}, 1, linkB, {}, t0, newFlag()).kind) == int(Kind::run));
+  auto full = cache.admit(CallerKey{3, 1}, 1, linkB, {}, t0, newFlag());
   BOOST_TEST(int(full.code) == int(Errc::retryLater));
   BOOST_TEST(full.message == "the exporter's reply cache is full");
   BOOST_TEST(cache.entries() == 3u);
@@ -466,7 +536,7 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   int ran = 0;
   int refused = 0;
   for (uint64_t token = 1; token <= 5000; ++token) {
-    auto admission = cache.admit(CallerKey{66, token}, 1, linkA, {}, t0);
+    auto admission = cache.admit(CallerKey{66, token}, 1, linkA, {}, t0, newFlag());
     if (admission.kind == Kind::run) {
       ++ran;
     } else {
@@ -481,7 +551,7 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   for (uint64_t call = 1; call <= 500; ++call) {
     std::vector<uint64_t> acknowledged;
     if (call > 1) acknowledged.push_back(call - 1);
-    auto admission = cache.admit(CallerKey{7, 42}, call, linkB, acknowledged, t0);
+    auto admission = cache.admit(CallerKey{7, 42}, call, linkB, acknowledged, t0, newFlag());
     BOOST_REQUIRE(int(admission.kind) == int(Kind::run));
     cache.complete(CallerKey{7, 42}, call, linkB, reply(10), t0);
   }
@@ -489,7 +559,8 @@ BOOST_AUTO_TEST_CASE(a_link_minting_fresh_caller_tokens_takes_its_share_and_othe
   // A clean close of the flooding link gives its share back.
   for (uint64_t token = 1; token <= 100; ++token) cache.dropLink(CallerKey{66, token}, linkA);
   BOOST_TEST(cache.entries() == 1u);
-  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0).kind) == int(Kind::run));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 9999}, 1, linkA, {}, t0, newFlag()).kind) ==
+             int(Kind::run));
 }
 
 BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_runs_the_newcomer) {
@@ -498,49 +569,89 @@ BOOST_AUTO_TEST_CASE(a_full_cache_forgets_its_largest_holders_oldest_answer_and_
   ReplyCache cache(limits);
   // One caller answered ten calls and acknowledges none: the cache is full.
   for (uint64_t call = 1; call <= 10; ++call) {
-    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0).kind) == int(Kind::run));
+    BOOST_REQUIRE(int(cache.admit(CallerKey{66, 1}, call, linkA, {}, t0, newFlag()).kind) ==
+                  int(Kind::run));
     cache.complete(CallerKey{66, 1}, call, linkA, reply(10), t0);
   }
-  auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0);
+  auto victim = cache.admit(CallerKey{7, 42}, 1, linkB, {}, t0, newFlag());
   BOOST_TEST(int(victim.kind) == int(Kind::run));
   BOOST_TEST(cache.entries() == 10u);
   // The hoarder's oldest answer went: a copy of it may have run.
-  auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0);
+  auto copy = cache.admit(CallerKey{66, 1}, 1, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
-  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0).kind) == int(Kind::replay));
+  BOOST_TEST(int(cache.admit(CallerKey{66, 1}, 2, linkA, {}, t0, newFlag()).kind) ==
+             int(Kind::replay));
 }
 
 BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_makes_a_later_copy_outcome_unknown) {
   ReplyCache::Limits limits;
   limits.maxBytes = 100;
   ReplyCache cache(limits);
-  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag());
   cache.complete(CallerKey{1, 1}, 1, linkA, reply(101), t0);
   BOOST_TEST(cache.bytes() == 0u);
-  auto copy = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  auto copy = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, newFlag());
   BOOST_TEST(int(copy.kind) == int(Kind::refuse));
   BOOST_TEST(int(copy.code) == int(Errc::outcomeUnknown));
 }
 
 BOOST_AUTO_TEST_CASE(only_the_link_the_response_goes_to_may_cancel) {
   ReplyCache cache({});
-  auto admitted = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
+  auto canceled = newFlag();
+  BOOST_TEST(int(cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceled).kind) == int(Kind::run));
   cache.cancel(CallerKey{1, 1}, 1, linkB);
-  BOOST_TEST(!admitted.canceled->load());
+  BOOST_TEST(!canceled->load());
   cache.cancel(CallerKey{1, 1}, 1, linkA);
-  BOOST_TEST(admitted.canceled->load());
+  BOOST_TEST(canceled->load());
 }
 
 BOOST_AUTO_TEST_CASE(a_clean_close_cancels_the_callers_running_calls_and_keeps_nothing) {
   ReplyCache cache({});
-  auto onA = cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0);
-  auto onB = cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0);
-  cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
+  auto canceledOnA = newFlag();
+  auto canceledOnB = newFlag();
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceledOnA);
+  cache.admit(CallerKey{1, 1}, 2, linkB, {}, t0, canceledOnB);
+  cache.admit(CallerKey{1, 1}, 3, linkA, {}, t0, newFlag());
+  cache.complete(CallerKey{1, 1}, 3, linkA, reply(8), t0);
   cache.dropLink(CallerKey{1, 1}, linkA);
-  BOOST_TEST(onA.canceled->load());
-  BOOST_TEST(!onB.canceled->load());
+  BOOST_TEST(canceledOnA->load());
+  BOOST_TEST(!canceledOnB->load());
   BOOST_TEST(cache.entries() == 1u);
   BOOST_TEST(cache.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_done_call_lets_go_of_its_cancel_flag_and_a_late_cancel_sets_nothing) {
+  ReplyCache cache({});
+  auto canceled = newFlag();
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0, canceled);
+  BOOST_TEST(canceled.use_count() == 2);
+  cache.complete(CallerKey{1, 1}, 1, linkA, reply(8), t0);
+  BOOST_TEST(canceled.use_count() == 1);
+  cache.cancel(CallerKey{1, 1}, 1, linkA);
+  cache.dropLink(CallerKey{1, 1}, linkA);
+  BOOST_TEST(!canceled->load());
+  BOOST_TEST(cache.entries() == 0u);
+}
+
+// As the endpoint's reply sink holds both: the flag and the response in one allocation.
+BOOST_AUTO_TEST_CASE(a_response_too_large_to_keep_goes_although_its_flag_shares_its_allocation) {
+  struct FlagAndFrame {
+    std::atomic<bool> canceled{false};
+    std::vector<uint8_t> frame = std::vector<uint8_t>(101, uint8_t{0x5a});
+  };
+  ReplyCache::Limits limits;
+  limits.maxBytes = 100;
+  ReplyCache cache(limits);
+  auto block = std::make_shared<FlagAndFrame>();
+  std::weak_ptr<FlagAndFrame> watch = block;
+  cache.admit(CallerKey{1, 1}, 1, linkA, {}, t0,
+              std::shared_ptr<std::atomic<bool>>(block, &block->canceled));
+  cache.complete(CallerKey{1, 1}, 1, linkA,
+                 std::shared_ptr<const std::vector<uint8_t>>(block, &block->frame), t0);
+  BOOST_TEST(cache.entries() == 1u);
+  BOOST_TEST(cache.bytes() == 0u);
+  block.reset();
+  BOOST_TEST(watch.expired(), "the cache holds nothing of a response it does not keep");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

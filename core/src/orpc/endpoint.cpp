@@ -20,14 +20,30 @@ namespace ferry::detail::orpc {
 
 namespace {
 
-// A served call's response, sent back on the link it came from.
-class NetworkReplySink final : public ReplySink {
+// A served call's response, sent back on the link it came from; the flag a cancel of the call
+// sets; and the response's frame. One allocation: the CallItem holds the sink, the reply cache
+// the flag while the call runs and the frame once it is done.
+class NetworkReplySink final : public ReplySink,
+                               public std::enable_shared_from_this<NetworkReplySink> {
 public:
   NetworkReplySink(Endpoint& endpoint, LinkId link, CallerKey caller, uint64_t callId)
       : _endpoint(endpoint), _link(link), _caller(caller), _callId(callId) {}
 
-  void deliver(std::unique_ptr<OutgoingResponse> response) noexcept override {
-    _endpoint.sendResponse(_link, _caller, _callId, std::move(response));
+  // The flag, sharing the sink's ownership.
+  static std::shared_ptr<std::atomic<bool>> canceledFlag(
+      const std::shared_ptr<NetworkReplySink>& sink) noexcept {
+    return std::shared_ptr<std::atomic<bool>>(sink, &sink->_canceled);
+  }
+
+  void deliver(OutgoingResponse response) noexcept override {
+    try {
+      _frame = encodeFrame(FrameKind::response, _callId, Oxid(), response.message.builder());
+    } catch (const std::exception& e) {
+      FERRY_LOG(warn, "response not sent: " << e.what());
+      return;
+    }
+    std::shared_ptr<const std::vector<uint8_t>> frame(shared_from_this(), &_frame);
+    _endpoint.sendResponse(_link, _caller, _callId, std::move(frame));
   }
 
   void fail(Errc code, std::string message) noexcept override {
@@ -39,6 +55,8 @@ public:
   }
 
 private:
+  std::atomic<bool> _canceled{false};
+  std::vector<uint8_t> _frame;  // written once, by deliver()
   Endpoint& _endpoint;
   LinkId _link;
   CallerKey _caller;
@@ -263,8 +281,10 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
   std::shared_ptr<ReplySink> replyTo;
   std::shared_ptr<std::atomic<bool>> canceled;
   if (!oneway) {
-    auto admission = _replies.admit(callerId, callId, link,
-                                    std::span(acknowledged.data(), acknowledgedCount), now);
+    auto sink = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+    auto admission =
+        _replies.admit(callerId, callId, link, std::span(acknowledged.data(), acknowledgedCount),
+                       now, NetworkReplySink::canceledFlag(sink));
     using Kind = ReplyCache::Admission::Kind;
     switch (admission.kind) {
       case Kind::running:
@@ -278,11 +298,11 @@ void Endpoint::serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid,
         auto response = errorResponse(admission.code, admission.message);
         return sendAnyThread(link, std::make_shared<const std::vector<uint8_t>>(encodeFrame(
                                        FrameKind::response, callId, Oxid(),
-                                       response->message.builder())));
+                                       response.message.builder())));
       }
       case Kind::run:
-        canceled = std::move(admission.canceled);
-        replyTo = std::make_shared<NetworkReplySink>(*this, link, callerId, callId);
+        canceled = NetworkReplySink::canceledFlag(sink);
+        replyTo = std::move(sink);
         break;
     }
   }
@@ -363,15 +383,7 @@ void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) 
 }
 
 void Endpoint::sendResponse(LinkId link, CallerKey callerId, uint64_t callId,
-                            std::unique_ptr<OutgoingResponse> response) {
-  std::shared_ptr<const std::vector<uint8_t>> frame;
-  try {
-    frame = std::make_shared<const std::vector<uint8_t>>(
-        encodeFrame(FrameKind::response, callId, Oxid(), response->message.builder()));
-  } catch (const std::exception& e) {
-    FERRY_LOG(warn, "response not sent: " << e.what());
-    return;
-  }
+                            std::shared_ptr<const std::vector<uint8_t>> frame) {
   // Kept for a resent copy of the request, and sent where the newest copy came from.
   link = _replies.complete(callerId, callId, link, frame, Clock::now());
   sendAnyThread(link, std::move(frame));

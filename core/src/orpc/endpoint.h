@@ -56,7 +56,7 @@ public:
   // came on, or the newest that carried a resent copy) and keeps it in the reply cache. Any
   // thread.
   void sendResponse(LinkId link, CallerKey caller, uint64_t callId,
-                    std::unique_ptr<OutgoingResponse> response);
+                    std::shared_ptr<const std::vector<uint8_t>> frame);
 
   // LinkEvents (network thread).
   void opened(LinkId link, const LinkInfo& info) override;

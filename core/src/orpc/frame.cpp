@@ -128,16 +128,15 @@ Frame decodeFrame(const uint8_t* data, size_t size) {
   FERRY_REQUIRE(payload != 0 && payload % sizeof(capnp::word) == 0 &&
                     payload <= kMaxMessageBytes + 4096,
                 Errc::protocolError, "bad payload length {}", payload);
-  // Aligned words for the reader. The traversal limit is linear in the payload, so a message
-  // cannot make the reader do much more work than its size (capnp counts every pointer followed,
-  // and the call path reads the header fields several times).
-  auto words = kj::heapArray<capnp::word>(payload / sizeof(capnp::word));
-  std::memcpy(words.begin(), data + kFrameHeader, payload);
+  // Aligned words for the reader, in one allocation with it. The traversal limit is linear in the
+  // payload, so a message cannot make the reader do much more work than its size (capnp counts
+  // every pointer followed, and the call path reads the header fields several times).
+  size_t words = payload / sizeof(capnp::word);
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() * 64 + 8192;
+  options.traversalLimitInWords = words * 64 + 8192;
   options.nestingLimit = 64;
   try {
-    frame.message.emplace(kj::mv(words), options);
+    frame.message.emplace(ReceivedWords::copyOf(data + kFrameHeader, words, options));
   } catch (const kj::Exception& e) {
     FERRY_FAIL(Errc::protocolError, "bad message: {}", kjReason(e.getDescription().cStr()));
   }

@@ -21,7 +21,8 @@ ReplyCache::~ReplyCache() { clear(); }
 
 ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, LinkId link,
                                         std::span<const uint64_t> acknowledged,
-                                        Clock::time_point now) {
+                                        Clock::time_point now,
+                                        std::shared_ptr<std::atomic<bool>> canceled) {
   Admission out;
   std::lock_guard lock(_mutex);
   // Whether a new entry finds no room, once the largest holder gave one up.
@@ -92,12 +93,11 @@ ReplyCache::Admission ReplyCache::admit(CallerKey callerId, uint64_t callId, Lin
                   " calls of this connection (running, or answered and not acknowledged)";
   } else {
     out.kind = Admission::Kind::run;
-    out.canceled = std::make_shared<std::atomic<bool>>(false);
     ++_links[link].calls;
     Served served;
     served.origin = link;
     served.link = link;
-    served.canceled = out.canceled;
+    served.canceled = std::move(canceled);
     auto& spare = spareNode<decltype(caller.calls)>();
     if (spare.empty()) {
       caller.calls.emplace(callId, std::move(served));
@@ -124,6 +124,9 @@ LinkId ReplyCache::complete(CallerKey callerId, uint64_t callId, LinkId link, Fr
   if (it == caller->second.calls.end() || it->second.done) return link;
   it->second.done = true;
   it->second.doneAt = now;
+  // A done call has nothing to cancel. The flag may share an allocation with the reply (the
+  // endpoint's reply sink), which must go with the reply when it is not kept.
+  it->second.canceled = nullptr;
   if (_bytes + reply->size() <= _limits.maxBytes) {
     _bytes += reply->size();
     it->second.reply = std::move(reply);
@@ -136,7 +139,8 @@ void ReplyCache::cancel(CallerKey callerId, uint64_t callId, LinkId link) {
   auto caller = _callers.find(callerId);
   if (caller == _callers.end()) return;
   auto served = caller->second.calls.find(callId);
-  if (served != caller->second.calls.end() && served->second.link == link) {
+  if (served != caller->second.calls.end() && served->second.link == link &&
+      served->second.canceled != nullptr) {
     served->second.canceled->store(true, std::memory_order_release);
   }
 }
@@ -149,7 +153,7 @@ void ReplyCache::dropLink(CallerKey callerId, LinkId link) {
   for (auto it = calls.begin(); it != calls.end();) {
     auto next = std::next(it);
     if (it->second.link == link) {
-      it->second.canceled->store(true, std::memory_order_release);
+      if (it->second.canceled) it->second.canceled->store(true, std::memory_order_release);
       forget(it, caller->second);
     }
     it = next;

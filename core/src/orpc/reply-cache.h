@@ -63,13 +63,12 @@ public:
   // What to do with an arriving request.
   struct Admission {
     enum class Kind {
-      run,      // new: run it; `canceled` is set by a cancel or a clean close of the link
+      run,      // new: run it; its cancel flag is set by a cancel or a clean close of the link
       running,  // a copy of a call that runs: drop it
       replay,   // a copy of a call that is done: send `reply` again
       refuse,   // answer with `code` and `message` without running it
     };
     Kind kind = Kind::run;
-    std::shared_ptr<std::atomic<bool>> canceled;
     Frame reply;
     Errc code = Errc::ok;
     std::string message;
@@ -80,9 +79,12 @@ public:
   ~ReplyCache();
 
   // A request `callId` of `caller` arrived on `link`, acknowledging the responses `acknowledged`
-  // (those entries go first).
+  // (those entries go first). A call admitted to run keeps `canceled` with its entry, to set on
+  // a cancel; the caller passes the flag in so that it may share an allocation with what the
+  // call needs (the endpoint's reply sink).
   Admission admit(CallerKey caller, uint64_t callId, LinkId link,
-                  std::span<const uint64_t> acknowledged, Clock::time_point now);
+                  std::span<const uint64_t> acknowledged, Clock::time_point now,
+                  std::shared_ptr<std::atomic<bool>> canceled);
 
   // The call completed with the response frame `reply`, which is kept (within the limits). Returns
   // the link to send it on: the newest that carried a copy of the request, else `link`.
@@ -109,7 +111,7 @@ private:
   struct Served {
     LinkId origin;  // the link it was admitted on, whose share it takes
     LinkId link;  // where the response goes: the newest link the request came on
-    std::shared_ptr<std::atomic<bool>> canceled;
+    std::shared_ptr<std::atomic<bool>> canceled;  // until done
     bool done = false;
     Frame reply;  // once done; null if too large to keep
     Clock::time_point doneAt{};
