@@ -135,12 +135,16 @@ int UdpTransport::rawSend(UdpSocket& socket, const sockaddr_storage& peer,
   if (_offLoop) return sendOffLoop(socket, peer, datagram);
   size_t size = datagram.total;
   uv_buf_t bufs[DatagramPieces::kMaxPieces];
+  unsigned count = 0;
   for (size_t i = 0; i < datagram.count; ++i) {
-    bufs[i] = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(datagram.data[i])),
-                          static_cast<unsigned>(datagram.size[i]));
+    bufs[count++] = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(datagram.data[i])),
+                                static_cast<unsigned>(datagram.size[i]));
   }
+  // An empty datagram (the fault layer truncates some to nothing) is one empty piece: libuv
+  // asserts on a send of no buffers, which would abort the process.
+  if (count == 0) bufs[count++] = uv_buf_init(nullptr, 0);
   const sockaddr* address = reinterpret_cast<const sockaddr*>(&peer);
-  int rc = uv_udp_try_send(&socket.handle, bufs, static_cast<unsigned>(datagram.count), address);
+  int rc = uv_udp_try_send(&socket.handle, bufs, count, address);
   if (rc >= 0) return 0;
   if (rc != UV_EAGAIN) return sendFailed(rc, size, peer);
   // The socket buffer is full, or earlier datagrams are still queued: queue this one behind.
