@@ -357,6 +357,26 @@ BOOST_AUTO_TEST_CASE(truncated_and_corrupted_datagrams_are_all_caught_and_counte
   });
 }
 
+BOOST_AUTO_TEST_CASE(truncated_to_nothing_datagrams_go_out_empty_and_are_dropped_as_malformed) {
+  // On the way out, so that empty datagrams reach the send paths (the loop's uv_udp_try_send,
+  // which asserts on a send of no buffers; the fault timer's, for the held ones) and the peer's
+  // decoder. Every message still arrives: recovery repeats what was cut.
+  const std::string fault = "seed=16,dir=tx,truncate=0.05,truncate_max=0,reorder=0.05,reorder_ms=5";
+  impairedRounds(kFastSmall, fault, [](Instance& server, Instance& client) {
+    for (auto [sender, receiver] : {std::pair{&server, &client}, std::pair{&client, &server}}) {
+      UdpCounters out = sender->counters();
+      UdpCounters in = receiver->counters();
+      BOOST_TEST_MESSAGE("sent " << out.fault_tx_truncated << " empty, "
+                                 << in.dropped_malformed << " dropped as malformed");
+      BOOST_TEST(out.fault_tx_truncated > 0u);
+      BOOST_TEST(in.dropped_malformed > 0u, "no empty datagram reached the peer");
+      BOOST_TEST(in.dropped_malformed <= out.fault_tx_truncated);
+      BOOST_TEST(in.dropped_crc == 0u, "an empty datagram was read as a damaged one");
+      BOOST_TEST(in.protocol_violations == 0u);
+    }
+  }, 2);
+}
+
 BOOST_AUTO_TEST_CASE(sixteen_mebibytes_complete_under_five_percent_loss) {
   Harness harness;
   for (const char* fault : {"", "seed=21,dir=tx,drop=0.05"}) {

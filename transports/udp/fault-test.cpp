@@ -112,6 +112,32 @@ BOOST_AUTO_TEST_CASE(truncation_shortens_and_corruption_flips_a_bit_inside_the_d
   }
 }
 
+BOOST_AUTO_TEST_CASE(truncate_max_bounds_the_cut_and_zero_cuts_every_datagram_to_nothing) {
+  FaultConfig fault;
+  std::vector<std::string> problems;
+  parseFault("seed=3,dir=tx,truncate=1,truncate_max=0,rx.truncate_max=x", fault, problems);
+  BOOST_TEST(problems.size() == 1u);
+  BOOST_TEST(fault.tx.truncateMax == 0u);
+  BOOST_TEST(fault.rx.truncateMax == FaultDirection().truncateMax,
+             "a malformed value leaves the default");
+  FaultInjector empty(fault.tx, fault.seed);
+  for (size_t size : {1u, 2u, 37u, 1200u}) {
+    FaultCopy copies[2];
+    BOOST_REQUIRE_EQUAL(empty.decide(size, copies), 1u);
+    BOOST_TEST(copies[0].length == 0u);
+  }
+  BOOST_TEST(empty.counts().truncated == 4u);
+  FaultDirection bounded;
+  bounded.truncate = 1.0;
+  bounded.truncateMax = 10;
+  FaultInjector cut(bounded, 5);
+  for (int i = 0; i < 1000; ++i) {
+    FaultCopy copies[2];
+    cut.decide(500, copies);
+    BOOST_REQUIRE_LE(copies[0].length, 10u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_size_limit_drops_only_larger_datagrams) {
   FaultDirection config;
   config.maxSize = 1300;

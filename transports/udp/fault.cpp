@@ -1,5 +1,6 @@
 #include "fault.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -45,10 +46,11 @@ bool setFault(FaultDirection& direction, const std::string& key, const std::stri
     }
     return true;
   }
-  uint64_t* amount = key == "delay_ms"     ? &direction.delayMs
-                     : key == "reorder_ms" ? &direction.reorderMs
-                     : key == "max_size"   ? &direction.maxSize
-                                           : nullptr;
+  uint64_t* amount = key == "delay_ms"       ? &direction.delayMs
+                     : key == "reorder_ms"   ? &direction.reorderMs
+                     : key == "max_size"     ? &direction.maxSize
+                     : key == "truncate_max" ? &direction.truncateMax
+                                             : nullptr;
   if (amount != nullptr) {
     if (!parseUnsigned(value, *amount)) problems.push_back(key + "=" + value + ": not a number");
     return true;
@@ -87,7 +89,9 @@ void FaultInjector::shape(FaultCopy& copy, size_t size) noexcept {
   }
   if (copy.delayNs > 0) ++_counts.delayed;
   if (_config.truncate > 0 && size > 0 && _random.uniform() < _config.truncate) {
-    copy.length = static_cast<size_t>(_random.below(size));
+    // Shorter than the datagram and at most truncateMax (unset, the draw is below(size)).
+    uint64_t longest = std::min<uint64_t>(size - 1, _config.truncateMax);
+    copy.length = static_cast<size_t>(_random.below(longest + 1));
     ++_counts.truncated;
   }
   if (_config.corrupt > 0 && copy.length > 0 && _random.uniform() < _config.corrupt) {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -19,11 +20,14 @@ struct FaultDirection {
   double drop = 0;
   double dup = 0;         // send one extra copy
   double reorder = 0;     // hold the datagram back for a random delay up to reorder_ms
-  double truncate = 0;    // cut at a random length
+  double truncate = 0;    // cut at a random length, below the datagram's and up to truncateMax
   double corrupt = 0;     // flip one random bit
   uint64_t delayMs = 0;   // added to every datagram
   uint64_t reorderMs = 10;
   uint64_t maxSize = 0;   // datagrams larger than this vanish (a PMTU black hole); 0: no limit
+  // The longest a cut datagram stays (truncate_max; 0 sends every cut one empty); no bound
+  // unless set.
+  uint64_t truncateMax = std::numeric_limits<uint64_t>::max();
 
   bool active() const noexcept {
     return drop > 0 || dup > 0 || reorder > 0 || truncate > 0 || corrupt > 0 || delayMs > 0 ||
@@ -41,8 +45,9 @@ struct FaultConfig {
 
 // Parses a fault spec: `seed`, `dir` (tx, rx or both; default both) saying where the keys without
 // a prefix apply, the per-direction keys drop, dup, reorder, truncate, corrupt, delay_ms,
-// reorder_ms, max_size with an optional `tx.` or `rx.` prefix, and `blackhole=1` (nothing in or
-// out: tx.drop=1,rx.drop=1; `rx.drop=1` alone makes an instance deaf but not mute).
+// reorder_ms, max_size, truncate_max with an optional `tx.` or `rx.` prefix, and `blackhole=1`
+// (nothing in or out: tx.drop=1,rx.drop=1; `rx.drop=1` alone makes an instance deaf but not
+// mute).
 void parseFault(const char* text, FaultConfig& fault, std::vector<std::string>& problems);
 
 // What the fault layer did, per direction; the tests compare these with the drops they observe.
