@@ -24,8 +24,10 @@
 #include "rem-unknown.h"
 
 // libuv's handle types, by name only: the STA's loop code includes uv.h itself.
-struct uv_async_s;
-typedef struct uv_async_s uv_async_t;  // NOLINT: matches uv.h
+struct uv_poll_s;
+typedef struct uv_poll_s uv_poll_t;  // NOLINT: matches uv.h
+struct uv_prepare_s;
+typedef struct uv_prepare_s uv_prepare_t;  // NOLINT: matches uv.h
 
 namespace ferry::detail {
 
@@ -196,19 +198,47 @@ public:
   std::thread thread;
 
 private:
-  static void onAsync(uv_async_t* handle);
-  void drain() noexcept;
+  static void onWake(uv_poll_t* handle, int status, int events);
+  static void onPrepare(uv_prepare_t* handle);
+  // Runs what is queued; returns true when a stop was asked for (the loop is told to end).
+  bool drain() noexcept;
+  // Before the loop sleeps, after an iteration that ran work: polls the queue for up to
+  // RuntimeOptions::loopSpin and runs what arrives, so a caller that posts the next call soon
+  // after its response does not pay a wake-up of a sleeping thread for it.
+  void spinForWork() noexcept;
   // Pops the next item, waiting until `deadline`; null on timeout.
   std::unique_ptr<WorkItem> popUntil(Deadline deadline);
   // Runs one dequeued item (calls go through the message filter).
   void runItem(std::unique_ptr<WorkItem> item) noexcept;
-  // Wakes the loop (uv_async_send) or returns true when the modal wait must be notified instead.
-  bool wakeLoopLocked();
+  // How to wake the thread for what was just queued, decided under _mutex (wakeLocked) and done
+  // after it is let go (wake): the modal wait's condition variable, the loop's eventfd, or
+  // nothing (the eventfd was written and the loop has not taken its work yet, the loop thread
+  // is polling the queue, or the apartment accepts no work). `evenWhileSpinning`: a stop, which
+  // the polling thread does not look for.
+  enum class Wake : uint8_t { none, modal, loop };
+  Wake wakeLocked(bool evenWhileSpinning = false) noexcept;
+  void wake(Wake how) noexcept;
 
   const Mode _mode;
   uv_loop_t* _loop = nullptr;
   std::unique_ptr<uv_loop_t> _ownLoop;  // spawned and current modes
-  uv_async_t* _async = nullptr;  // heap: its close callback may outlive `this` (attached mode)
+  // The loop wakes for queued work on this eventfd (written outside _mutex, so the loop thread
+  // does not wake into a held lock; it is closed by the destructor, so a post() that holds a
+  // reference may write it after leave()). Not a uv_async_t: libuv 1.44's async handle spins
+  // the woken loop until the sender's write system call returns.
+  int _wakeFd = -1;
+  uv_poll_t* _wakeWatch = nullptr;  // heap: its close callback may outlive `this` (attached mode)
+  // Spawned and current modes (an attached loop is the embedder's, and sleeps as it decides).
+  std::unique_ptr<uv_prepare_t> _spinPrepare;
+  std::chrono::microseconds _spin{0};  // RuntimeOptions::loopSpin
+  bool _ranWork = false;               // the loop ran queued work since its last prepare
+  // The queue's size, and whether the loop thread polls it (spinForWork). post() stores the
+  // first and then reads the second, spinForWork() the reverse (both sequentially consistent):
+  // either post() sees the thread polling and need not write the eventfd, or the thread sees
+  // the work.
+  std::atomic<size_t> _queued{0};
+  std::atomic<bool> _spinning{false};
+  std::atomic<bool> _stopAsked{false};  // _stopRequested, for spinForWork to read without the lock
   std::thread::id _threadId;
 
   std::mutex _mutex;
@@ -218,6 +248,7 @@ private:
   // Causality ids of the outgoing calls this thread waits on, innermost last (STA thread only).
   std::vector<CausalityId> _waitingOn;
   std::shared_ptr<MessageFilter> _filter;  // STA thread only
+  bool _wakeWritten = false;  // _wakeFd was written and the loop has not drained since
   bool _accepting = false;   // between enter() and leave()
   int _nesting = 0;          // nested enterSta handles alive (STA thread only)
   bool _stopRequested = false;

@@ -1,5 +1,8 @@
 #include "apartment-impl.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include <kj/exception.h>
@@ -236,7 +239,9 @@ StaImpl::StaImpl(RuntimeImpl& runtime, std::string name, Mode mode, uv_loop_t* e
       _mode(mode),
       _loop(externalLoop) {}
 
-StaImpl::~StaImpl() = default;
+StaImpl::~StaImpl() {
+  if (_wakeFd >= 0) ::close(_wakeFd);
+}
 
 void StaImpl::enter() {
   if (ApartmentImpl* here = threadState().apartment) {
@@ -253,15 +258,35 @@ void StaImpl::enter() {
     FERRY_UV(uv_loop_init(_ownLoop.get()));
     _loop = _ownLoop.get();
   }
-  _async = new uv_async_t;
-  int rc = uv_async_init(_loop, _async, &StaImpl::onAsync);
+  _wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int rc = _wakeFd >= 0 ? 0 : uv_translate_sys_error(errno);
+  auto watch = std::make_unique<uv_poll_t>();
+  if (rc == 0) rc = uv_poll_init(_loop, watch.get(), _wakeFd);
+  if (rc == 0) {
+    watch->data = this;
+    rc = uv_poll_start(watch.get(), UV_READABLE, &StaImpl::onWake);
+    if (rc < 0) {
+      // Initialized, so the loop frees it.
+      uv_close(reinterpret_cast<uv_handle_t*>(watch.release()),
+               [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+      if (_mode != Mode::attached) uv_run(_loop, UV_RUN_NOWAIT);
+    }
+  }
   if (rc < 0) {
-    delete _async;
-    _async = nullptr;
     if (_mode != Mode::attached) uv_loop_close(_ownLoop.get());
     FERRY_UV(rc);
   }
-  _async->data = this;
+  _wakeWatch = watch.release();
+  _spin = runtime().options.loopSpin;
+  if (_mode != Mode::attached && _spin.count() > 0) {
+    // Cannot fail on an initialized loop (libuv's prepare handles allocate nothing).
+    _spinPrepare = std::make_unique<uv_prepare_t>();
+    uv_prepare_init(_loop, _spinPrepare.get());
+    _spinPrepare->data = this;
+    uv_prepare_start(_spinPrepare.get(), &StaImpl::onPrepare);
+    // It does not keep the loop running; the wake-up watch does, until leave().
+    uv_unref(reinterpret_cast<uv_handle_t*>(_spinPrepare.get()));
+  }
   _threadId = std::this_thread::get_id();
   threadState().apartment = this;
   {
@@ -271,11 +296,18 @@ void StaImpl::enter() {
   runtime().registerApartment(shared_from_this());
 }
 
-void StaImpl::onAsync(uv_async_t* handle) {
-  static_cast<StaImpl*>(handle->data)->drain();
+void StaImpl::onWake(uv_poll_t* handle, int, int) {
+  auto* self = static_cast<StaImpl*>(handle->data);
+  drainEventFd(self->_wakeFd);
+  {
+    // From here a post() writes the eventfd again: what it queued after this drain is not lost.
+    std::lock_guard lock(self->_mutex);
+    self->_wakeWritten = false;
+  }
+  self->drain();
 }
 
-void StaImpl::drain() noexcept {
+bool StaImpl::drain() noexcept {
   for (;;) {
     std::unique_ptr<WorkItem> item;
     {
@@ -283,7 +315,9 @@ void StaImpl::drain() noexcept {
       if (_queue.empty()) break;
       item = std::move(_queue.front());
       _queue.pop_front();
+      _queued.store(_queue.size(), std::memory_order_relaxed);
     }
+    _ranWork = true;
     runItem(std::move(item));
   }
   bool stop;
@@ -292,6 +326,36 @@ void StaImpl::drain() noexcept {
     stop = _stopRequested;
   }
   if (stop) uv_stop(_loop);
+  return stop;
+}
+
+void StaImpl::onPrepare(uv_prepare_t* handle) { static_cast<StaImpl*>(handle->data)->spinForWork(); }
+
+void StaImpl::spinForWork() noexcept {
+  // Only after work: an STA that serves nothing, or only timers, sleeps at once.
+  if (!std::exchange(_ranWork, false)) return;
+  _spinning.store(true);
+  auto until = std::chrono::steady_clock::now() + _spin;
+  bool stopped = false;
+  for (;;) {
+    if (_queued.load() != 0) {
+      stopped = drain();
+      if (stopped) break;
+      stats().staPolledWork.fetch_add(1, std::memory_order_relaxed);
+      // Work came: poll as long again after it.
+      until = std::chrono::steady_clock::now() + _spin;
+      continue;
+    }
+    // A stop writes the eventfd even while this polls: the loop then wakes at once and ends.
+    if (_stopAsked.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) {
+      break;
+    }
+    // Lets a poster on the same core run (on one core, spinning without it only delays the work).
+    sched_yield();
+  }
+  _spinning.store(false);
+  // A post() that saw the flag still set did not write the eventfd: its work is run here.
+  if (!stopped && _queued.load() != 0) (void)drain();
 }
 
 void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept {
@@ -317,23 +381,33 @@ void StaImpl::runItem(std::unique_ptr<WorkItem> item) noexcept {
   item->run();
 }
 
-bool StaImpl::wakeLoopLocked() {
-  if (_modalDepth > 0) return true;
-  // uv_async_send stays under the lock: leave() closes the handle under it.
-  if (_async != nullptr && _accepting) uv_async_send(_async);
-  return false;
+StaImpl::Wake StaImpl::wakeLocked(bool evenWhileSpinning) noexcept {
+  if (_modalDepth > 0) return Wake::modal;
+  if (!_accepting || _wakeWritten) return Wake::none;
+  if (!evenWhileSpinning && _spinning.load()) return Wake::none;
+  _wakeWritten = true;
+  return Wake::loop;
+}
+
+void StaImpl::wake(Wake how) noexcept {
+  // Outside the lock, so the woken thread does not block on it straight away.
+  if (how == Wake::modal) _wakeModal.notify_one();
+  if (how == Wake::loop) {
+    wakeEventFd(_wakeFd);
+    stats().staWakeUps.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 bool StaImpl::post(std::unique_ptr<WorkItem>& item) {
-  bool notifyModal;
+  Wake how;
   {
     std::lock_guard lock(_mutex);
     if (!_accepting) return false;
     _queue.push_back(std::move(item));
-    notifyModal = wakeLoopLocked();
+    _queued.store(_queue.size());  // sequentially consistent: before _spinning is read
+    how = wakeLocked();
   }
-  // Outside the lock, so the woken thread does not block on it straight away.
-  if (notifyModal) _wakeModal.notify_one();
+  wake(how);
   return true;
 }
 
@@ -345,25 +419,28 @@ void StaImpl::runLoop() {
   {
     std::unique_lock lock(_mutex);
     if (!_stopRequested) {
-      lock.unlock();
       // Work queued before the loop started (or while nobody ran it) is picked up at once.
-      uv_async_send(_async);
+      Wake how = _queue.empty() ? Wake::none : wakeLocked();
+      lock.unlock();
+      wake(how);
       uv_run(_loop, UV_RUN_DEFAULT);
       lock.lock();
     }
     // A stop ends one run(); the next run() turns the loop again.
     _stopRequested = false;
+    _stopAsked.store(false, std::memory_order_relaxed);
   }
 }
 
 void StaImpl::stop() {
-  bool notifyModal;
+  Wake how;
   {
     std::lock_guard lock(_mutex);
     _stopRequested = true;
-    notifyModal = wakeLoopLocked();
+    _stopAsked.store(true, std::memory_order_relaxed);
+    how = wakeLocked(true);
   }
-  if (notifyModal) _wakeModal.notify_one();
+  wake(how);
 }
 
 void StaImpl::pause(Deadline until) {
@@ -391,14 +468,19 @@ void StaImpl::wait(PendingCall& call) {
     }
     std::unique_ptr<WorkItem> item = std::move(_queue.front());
     _queue.pop_front();
+    _queued.store(_queue.size(), std::memory_order_relaxed);
     lock.unlock();
     runItem(std::move(item));
     lock.lock();
   }
   --_modalDepth;
   _waitingOn.pop_back();
-  // Whatever arrived during the wait and is still queued is run by the loop.
-  if (_modalDepth == 0 && !_queue.empty()) (void)wakeLoopLocked();
+  // Whatever arrived during the wait and is still queued is run by the loop, and a stop asked
+  // for meanwhile ends it.
+  Wake how = _modalDepth == 0 && (!_queue.empty() || _stopRequested) ? wakeLocked(_stopRequested)
+                                                                      : Wake::none;
+  lock.unlock();
+  wake(how);
 }
 
 void StaImpl::leave() {
@@ -413,15 +495,19 @@ void StaImpl::leave() {
     std::lock_guard lock(_mutex);
     _accepting = false;
     leftovers.swap(_queue);
+    _queued.store(0, std::memory_order_relaxed);
   }
   markClosed();
   runtime().unregisterApartment(oxid());
   for (auto& item : leftovers) item->abandon();
   leftovers.clear();
 
-  uv_close(reinterpret_cast<uv_handle_t*>(_async),
-           [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
-  _async = nullptr;
+  // The eventfd stays open until the destructor: a post() that found the apartment accepting
+  // may still write it.
+  uv_close(reinterpret_cast<uv_handle_t*>(_wakeWatch),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+  _wakeWatch = nullptr;
+  if (_spinPrepare) uv_close(reinterpret_cast<uv_handle_t*>(_spinPrepare.get()), nullptr);
   threadState().apartment = nullptr;
   if (_mode == Mode::attached) return;  // the embedder's loop runs the close callback
 

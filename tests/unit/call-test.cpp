@@ -437,3 +437,72 @@ BOOST_AUTO_TEST_CASE(an_sta_can_attach_to_an_embedders_loop) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// An STA whose loop ferry runs polls its queue for RuntimeOptions::loopSpin after work before its
+// loop sleeps. A long spin makes the effect certain on a loaded machine: calls from the MTA find
+// the STA polling, and nobody writes its eventfd for them.
+template <int SpinMicroseconds>
+struct SpinFixture : RuntimeFixture {
+  static RuntimeOptions withSpin() {
+    RuntimeOptions options;
+    options.loopSpin = std::chrono::microseconds(SpinMicroseconds);
+    // In-process only: the MTA's threads poll the transport loop with the same setting.
+    options.outOfProcess = false;
+    return options;
+  }
+  SpinFixture() : RuntimeFixture(withSpin()) {}
+};
+
+BOOST_FIXTURE_TEST_SUITE(sta_polling, SpinFixture<600'000'000>)
+
+// Also a test of the stop: the STA polls for up to ten minutes after each call, and the runtime's
+// destruction at the end must end that poll at once (or the test runs into its timeout).
+BOOST_AUTO_TEST_CASE(calls_into_an_sta_that_polls_after_work_wake_nobody) {
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("server");
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(sta);
+  uint64_t staThread = probe->threadId();
+  RuntimeStats before = statsNow();
+  for (int i = 0; i < 20; ++i) {
+    // Long enough for the STA to find its queue empty after each call: without polling it would
+    // go to sleep, and each call would write its eventfd (as in sta_without_polling).
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    BOOST_CHECK_EQUAL(probe->threadId(), staThread);
+  }
+  RuntimeStats after = statsNow();
+  BOOST_CHECK_EQUAL(after.staWakeUps - before.staWakeUps, 0);
+  BOOST_CHECK_GE(after.staPolledWork - before.staPolledWork, 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_sta_that_polls_still_stops_when_asked) {
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("server");
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(sta);
+  BOOST_CHECK_NE(probe->threadId(), threadHash());
+  probe.reset();
+  int64_t apartments = statsNow().apartments;
+  // It polls now (for ten minutes); stop() ends the poll and the loop, and joins the thread.
+  sta.stop();
+  BOOST_CHECK_EQUAL(statsNow().apartments, apartments - 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(sta_without_polling, SpinFixture<0>)
+
+BOOST_AUTO_TEST_CASE(with_loop_spin_zero_an_sta_never_polls_and_is_woken_for_each_call) {
+  auto mta = rt().joinMta();
+  Sta sta = rt().newSta("server");
+  Ref<Probe> probe = exportFrom<Probe, ProbeImpl>(sta);
+  RuntimeStats before = statsNow();
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    probe->threadId();
+  }
+  RuntimeStats after = statsNow();
+  // Each call is queued after the STA took the previous one's wake-up, so each writes it anew.
+  BOOST_CHECK_EQUAL(after.staWakeUps - before.staWakeUps, 20);
+  BOOST_CHECK_EQUAL(after.staPolledWork - before.staPolledWork, 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -147,7 +147,9 @@ struct RuntimeOptions {
   // while the I/O thread handles the event: up to this long, or until the loop goes back to
   // waiting. Saves a wake-up per hand-over (tens of microseconds on an idle VM) for some CPU. At
   // most two response waiters and one pool thread (once the MTA has run work) poll at a time;
-  // the others sleep. Zero: never poll. STA threads always wait in their own loop.
+  // the others sleep. An STA whose loop ferry runs (not an attached one) polls its queue for
+  // as long after an iteration that ran work, before its loop sleeps, so the caller's next call
+  // finds it awake. Zero: never poll.
   std::chrono::microseconds loopSpin{50};
   // Keeps the C library's allocator from handing the memory of large messages back to the
   // kernel after every call. glibc's malloc returns the free space at the top of a heap once it
@@ -408,7 +410,11 @@ struct RefusedPlugin {
     "access check")                                                                           \
   X(linksClosedForForgeries,                                                                  \
     "protected connections closed because 32 of their frames failed to open (malformed, "     \
-    "tampered or forged; replays not counted)")
+    "tampered or forged; replays not counted)")                                               \
+  X(staWakeUps, "times a thread woke an STA's loop (its eventfd) for work it queued")         \
+  X(staPolledWork,                                                                            \
+    "times an STA found queued work while it polled its queue before sleeping "               \
+    "(RuntimeOptions::loopSpin), so nobody had to wake it")
 
 #define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
 
