@@ -1,10 +1,6 @@
 // The udp instance (udp-transport.h): the session table, the timer and the check phase.
 #include "udp-transport.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-
 namespace ferry::transports::udp {
 
 namespace {
@@ -241,38 +237,14 @@ void UdpTransport::startIdle() {
 }
 
 void UdpTransport::wakeLoop() {
-  // Only send_any_thread's work under the lock gets here (directly, or through _offLoop), and it
-  // writes what this records once it released the lock (unlockAndWake).
   if (_wakePending || _destroying) return;
   _wakePending = true;
-  _wakeOwed = true;
+  uv_async_send(&_wake);
 }
 
-void UdpTransport::unlockAndWake(std::unique_lock<std::mutex>& lock) noexcept {
-  bool owed = std::exchange(_wakeOwed, false);
-  lock.unlock();
-  if (owed) writeWake();
-}
-
-void UdpTransport::writeWake() noexcept {
-  uint64_t one = 1;
-  // Fails only with EAGAIN, at a counter near 2^64: the descriptor is readable then anyway.
-  while (::write(_wakeFd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
-
-void UdpTransport::onWake(uv_poll_t* poll, int, int) noexcept {
-  auto* self = static_cast<UdpTransport*>(poll->data);
+void UdpTransport::onWake(uv_async_t* async) noexcept {
+  auto* self = static_cast<UdpTransport*>(async->data);
   guarded(self, "wake", [&] {
-    // The descriptor is read before woken() clears _wakePending under the lock, and the order
-    // matters. A write this read consumes was made after its sender had queued its work and
-    // set the flag under the lock (or queued a hand-off), so the drain below finds that work;
-    // a sender that finds the flag cleared writes after this read, and the descriptor stays
-    // readable for the next round. Cleared first and read after, the read could consume the
-    // write of a sender that set the flag after the clear: its work would wait with the flag
-    // set, and no later sender would write again.
-    uint64_t count;
-    (void)!::read(self->_wakeFd, &count, sizeof count);
     std::lock_guard lock(self->_mutex);
     self->woken();
   });

@@ -1,11 +1,6 @@
 // The udp instance (udp-transport.h): its life, and the table functions it implements.
 #include "udp-transport.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 namespace ferry::transports::udp {
 
 // --- Life. ---
@@ -24,23 +19,16 @@ UdpTransport::UdpTransport(const ferry_host_v1* host, uv_loop_t* loop,
   _budget.limit = options.globalBudget;
 }
 
-UdpTransport::~UdpTransport() {
-  // Its poll handle is closed (or was never initialized): no watcher is left on the descriptor.
-  if (_wakeFd >= 0) ::close(_wakeFd);
-}
+UdpTransport::~UdpTransport() = default;
 
 int UdpTransport::start() {
   if (RAND_bytes(reinterpret_cast<uint8_t*>(&_epoch), sizeof(_epoch)) != 1) return UV_EIO;
   _cookies = std::make_unique<CookieJar>(_epoch, _options.cookieLifetimeMs * kNsPerMs,
                                          _options.cookieRotateMs * kNsPerMs, uv_hrtime());
   _recvBuffer.reset(new uint8_t[kRecvChunk * kRecvChunks]);
-  _wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (_wakeFd < 0) return uv_translate_sys_error(errno);
-  int err = uv_poll_init(_loop, &_wake, _wakeFd);
-  if (err != 0) return err;  // the destructor closes the descriptor
+  int err = uv_async_init(_loop, &_wake, &onWake);
+  if (err != 0) return err;
   _wake.data = this;
-  // Cannot fail for a descriptor uv_poll_init took: it is no other watcher's.
-  uv_poll_start(&_wake, UV_READABLE, &onWake);
   uv_unref(reinterpret_cast<uv_handle_t*>(&_wake));
   ++_liveHandles;
   // Cannot fail for a valid loop.
@@ -105,11 +93,7 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   _handedOff.clear();
   _handedOffBytes = 0;
   {
-    // No hand-off from here on. The poll handle on _wakeFd is closed below, the descriptor only
-    // by the destructor: a sender writes it after releasing the locks. The ABI allows no
-    // send_any_thread once destroy() was called (core's hub closes its gate for direct sends
-    // before it destroys an instance), so no call writes it after this one; a call that raced
-    // this one anyway finds it open until the instance is freed, the bound of any such call.
+    // No hand-off from here on: _wake is closed below.
     std::lock_guard pending(_pendingMutex);
     _pendingClosed = true;
     _pending.clear();
@@ -234,13 +218,6 @@ int UdpTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t 
     lock.lock();  // the hand-off is full: wait, as send() does
     ++_counters.any_thread_waits;
   }
-  // However this returns (or throws), the wake-up that the work under the lock recorded
-  // (wakeLoop) is written once the lock is released: the woken loop does not wait for it.
-  struct Release {
-    UdpTransport& self;
-    std::unique_lock<std::mutex>& lock;
-    ~Release() { self.unlockAndWake(lock); }
-  } release{*this, lock};
   if (_destroying) return UV_ENOTCONN;
   // Messages handed off before this one go first.
   bool drained = drainPending();
@@ -319,14 +296,11 @@ std::optional<int> UdpTransport::handOff(ferry_conn_id conn, const uint8_t* data
     throw;
   }
   _pendingAny.store(true, std::memory_order_release);
-  // The loop drains when its event returns; otherwise the first message wakes it, and it drains
-  // the queue with whatever joined it meanwhile. The write comes after the unlock, so the woken
-  // loop does not wait for _pendingMutex; a drain that runs before it finds the message anyway
-  // (onWake reads the descriptor before it drains), and the late write wakes the loop once for
-  // nothing.
-  bool wake = _pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0;
-  lock.unlock();
-  if (wake) writeWake();
+  // The loop drains when its event returns; otherwise the first message wakes it (uv_async_send
+  // coalesces), and it drains the queue with whatever joined it meanwhile.
+  if (_pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0) {
+    uv_async_send(&_wake);
+  }
   return 0;
 }
 

@@ -37,13 +37,11 @@
 //     packets is unacknowledged (no calls in flight), the calling thread then flushes the
 //     session itself (packet numbers, the retransmission record, sendmsg on the socket's
 //     descriptor), with _offLoop set so that what only the loop may do (libuv handles: timers,
-//     the idle handle, uv_udp_send) is handed to the loop by waking it. It wakes the loop
-//     only for such work: a session's deadline (retransmission, pacing) earlier than the
+//     the idle handle, uv_udp_send) is handed to the loop by waking it (_wake). It wakes the
+//     loop only for such work: a session's deadline (retransmission, pacing) earlier than the
 //     loop's timer, a datagram the kernel refused with EAGAIN, a session with more to send than
 //     one flush sends. A message queued behind others it marks dirty and wakes the loop, which
-//     flushes it. A wake-up is decided under _mutex (_wakePending: one until the loop is woken)
-//     and written to the instance's eventfd (_wakeFd) once send_any_thread released _mutex, so
-//     that the woken loop does not wait for a lock its sender still holds;
+//     flushes it;
 //   - the hand-off: a queue of whole messages (_pending) with its own small mutex,
 //     _pendingMutex, which guards every _pending* member (the two atomic ones are changed under
 //     it and also read without it, as hints) and _sendable (the open connections,
@@ -52,15 +50,13 @@
 //     a session drains the hand-off first (drainPending, taking _pendingMutex inside _mutex,
 //     never the other way round): the loop in its check phase and when woken, and send() and
 //     send_any_thread's locked path, so that no message overtakes one its thread handed off
-//     before. A sender wakes the loop (after releasing _pendingMutex) when its message is the
-//     first in the queue and the loop is not inside an event; an event that returns with
-//     messages handed off keeps the loop from blocking (the idle handle) until its check phase
-//     has drained them. The queue holds at most the instance's global budget in bytes; a
-//     sender that finds it full takes _mutex and waits, as send() does. A handed-off message
-//     whose connection closed before the drain is dropped, as any message queued on a
-//     connection that then closes. destroy() empties the queue and closes it (UV_ENOTCONN from
-//     then on) before it closes the poll handle on _wakeFd; the descriptor itself stays open
-//     until the instance is freed;
+//     before. A sender wakes the loop when its message is the first in the queue and the loop
+//     is not inside an event; an event that returns with messages handed off keeps the loop
+//     from blocking (the idle handle) until its check phase has drained them. The queue holds
+//     at most the instance's global budget in bytes; a sender that finds it full takes _mutex
+//     and waits, as send() does. A handed-off message whose connection closed before the drain
+//     is dropped, as any message queued on a connection that then closes. destroy() empties
+//     the queue and closes it (UV_ENOTCONN from then on) before it closes _wake;
 //   - while the loop is inside an event, messages reach their sessions when the event returns:
 //     session code is then between two steps, and the loop flushes after the event. A
 //     connection closed, or an instance destroyed, answers UV_ENOTCONN.
@@ -92,7 +88,6 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <utility>
 #include <vector>
 
 #include <ferry/plugin/transport.h>
@@ -299,13 +294,8 @@ private:
   // Runs the host's event `raise` without the lock (see "Threads and the lock"); the loop only.
   template <typename Raise>
   void callHost(Raise&& raise);
-  // Asks the loop to do what only it may (the lock held, off the loop): records the wake-up, which
-  // send_any_thread writes once it released the lock (unlockAndWake).
+  // Asks the loop to do what only it may (the lock held, off the loop).
   void wakeLoop();
-  // Releases `lock` (_mutex), then writes the wake-up wakeLoop recorded meanwhile, if any.
-  void unlockAndWake(std::unique_lock<std::mutex>& lock) noexcept;
-  // Writes _wakeFd: the loop runs woken() (onWake). Outside _mutex and _pendingMutex.
-  void writeWake() noexcept;
   // The hand-off ("Threads and the lock"). handOff: queues the message without _mutex when the
   // loop is inside an event, the message is larger than kSenderFlushMax or `lockBusy`, and
   // returns send_any_thread's result; nothing when the caller must queue it under _mutex (none
@@ -317,7 +307,7 @@ private:
   // _mutex held: the connection is open for sends, or no longer.
   void setSendable(ferry_conn_id conn, uint64_t maxMessage);
   void forgetSendable(ferry_conn_id conn);
-  static void onWake(uv_poll_t* poll, int status, int events) noexcept;
+  static void onWake(uv_async_t* async) noexcept;
   void woken();
 
   const ferry_host_v1* _host;
@@ -376,20 +366,10 @@ private:
   bool _offLoop = false;
   // Host events running now, the lock released (the loop's thread).
   int _inHost = 0;
-  // _wakeFd written or about to be (send_any_thread writes after unlocking: _wakeOwed), and the
-  // loop not woken since: one write per drain.
   bool _wakePending = false;
-  bool _wakeOwed = false;  // wakeLoop set _wakePending; the holder of _mutex writes after unlocking
   std::vector<HandedOff> _handedOff;
   uint64_t _handedOffBytes = 0;
-  // The loop's wake-up from other threads: an eventfd of the instance's own, written outside
-  // _mutex and _pendingMutex, and a poll handle on it (unreferenced: it never keeps the loop
-  // alive). Not a uv_async_t: libuv 1.44's woken loop spins until the sender's write system call
-  // has returned, and the sender wrote it under a lock the woken loop then waited for.
-  // WARNING: closed by the destructor, not by destroy(): a sender may write it after releasing
-  // the locks, so it stays open as long as the instance does (see destroy()).
-  int _wakeFd = -1;
-  uv_poll_t _wake{};
+  uv_async_t _wake{};  // unreferenced: it never keeps the loop alive
   std::vector<PendingMessage> _draining;  // drainPending's batch, kept for its capacity
 
   // The hand-off, guarded by _pendingMutex (taken inside _mutex when both are held).
