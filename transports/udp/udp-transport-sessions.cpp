@@ -1,6 +1,8 @@
 // The udp instance (udp-transport.h): the session table, the timer and the check phase.
 #include "udp-transport.h"
 
+#include <unistd.h>
+
 namespace ferry::transports::udp {
 
 namespace {
@@ -245,6 +247,17 @@ void UdpTransport::wakeLoop() {
 void UdpTransport::onWake(uv_async_t* async) noexcept {
   auto* self = static_cast<UdpTransport*>(async->data);
   guarded(self, "wake", [&] {
+    std::lock_guard lock(self->_mutex);
+    self->woken();
+  });
+}
+
+void UdpTransport::onHandOffWake(uv_poll_t* poll, int, int) noexcept {
+  auto* self = static_cast<UdpTransport*>(poll->data);
+  guarded(self, "hand-off wake", [&] {
+    // Read before the drain: a write this consumes was made after its message was queued.
+    uint64_t count;
+    (void)!::read(self->_handOffFd, &count, sizeof count);
     std::lock_guard lock(self->_mutex);
     self->woken();
   });

@@ -1,6 +1,11 @@
 // The udp instance (udp-transport.h): its life, and the table functions it implements.
 #include "udp-transport.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace ferry::transports::udp {
 
 // --- Life. ---
@@ -19,7 +24,10 @@ UdpTransport::UdpTransport(const ferry_host_v1* host, uv_loop_t* loop,
   _budget.limit = options.globalBudget;
 }
 
-UdpTransport::~UdpTransport() = default;
+UdpTransport::~UdpTransport() {
+  // Its poll handle is closed (or was never initialized): no watcher is left on the descriptor.
+  if (_handOffFd >= 0) ::close(_handOffFd);
+}
 
 int UdpTransport::start() {
   if (RAND_bytes(reinterpret_cast<uint8_t*>(&_epoch), sizeof(_epoch)) != 1) return UV_EIO;
@@ -30,6 +38,15 @@ int UdpTransport::start() {
   if (err != 0) return err;
   _wake.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&_wake));
+  ++_liveHandles;
+  _handOffFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (_handOffFd < 0) return uv_translate_sys_error(errno);
+  err = uv_poll_init(_loop, &_handOffWatch, _handOffFd);
+  if (err != 0) return err;  // the destructor closes the descriptor
+  _handOffWatch.data = this;
+  // Cannot fail for a descriptor uv_poll_init took: it is no other watcher's.
+  uv_poll_start(&_handOffWatch, UV_READABLE, &onHandOffWake);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&_handOffWatch));
   ++_liveHandles;
   // Cannot fail for a valid loop.
   uv_timer_init(_loop, &_timer);
@@ -93,7 +110,11 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   _handedOff.clear();
   _handedOffBytes = 0;
   {
-    // No hand-off from here on: _wake is closed below.
+    // No hand-off from here on: _wake and _handOffWatch are closed below, the descriptor of the
+    // second only by the destructor, as handOff() writes it after releasing the lock. The ABI
+    // allows no send_any_thread once destroy() was called (core's hub closes its gate for
+    // direct sends before it destroys an instance); a call that raced this one anyway finds the
+    // descriptor open until the instance is freed.
     std::lock_guard pending(_pendingMutex);
     _pendingClosed = true;
     _pending.clear();
@@ -104,7 +125,8 @@ void UdpTransport::destroy(void (*done)(void*), void* arg) {
   for (UdpSocket* socket : _sockets) closeSocket(*socket);
   for (uv_handle_t* handle :
        {reinterpret_cast<uv_handle_t*>(&_timer), reinterpret_cast<uv_handle_t*>(&_check),
-        reinterpret_cast<uv_handle_t*>(&_idle), reinterpret_cast<uv_handle_t*>(&_wake)}) {
+        reinterpret_cast<uv_handle_t*>(&_idle), reinterpret_cast<uv_handle_t*>(&_wake),
+        reinterpret_cast<uv_handle_t*>(&_handOffWatch)}) {
     uv_close(handle, &onHandleClosed);
   }
 #ifdef FERRY_UDP_FAULT_LAYER
@@ -296,10 +318,18 @@ std::optional<int> UdpTransport::handOff(ferry_conn_id conn, const uint8_t* data
     throw;
   }
   _pendingAny.store(true, std::memory_order_release);
-  // The loop drains when its event returns; otherwise the first message wakes it (uv_async_send
-  // coalesces), and it drains the queue with whatever joined it meanwhile.
-  if (_pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0) {
-    uv_async_send(&_wake);
+  // The loop drains when its event returns; otherwise the first message wakes it, and it drains
+  // the queue with whatever joined it meanwhile. The write comes after the unlock, so the woken
+  // loop does not wait for _pendingMutex; a drain that runs before it finds the message anyway
+  // (onHandOffWake reads the descriptor before it drains), and the late write wakes the loop
+  // once for nothing.
+  bool wake = _pending.size() == 1 && _pendingHostEvents.load(std::memory_order_relaxed) == 0;
+  lock.unlock();
+  if (wake) {
+    uint64_t one = 1;
+    // Fails only with EAGAIN, at a counter near 2^64: the descriptor is readable then anyway.
+    while (::write(_handOffFd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
   }
   return 0;
 }

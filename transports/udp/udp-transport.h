@@ -51,12 +51,13 @@
 //     never the other way round): the loop in its check phase and when woken, and send() and
 //     send_any_thread's locked path, so that no message overtakes one its thread handed off
 //     before. A sender wakes the loop when its message is the first in the queue and the loop
-//     is not inside an event; an event that returns with messages handed off keeps the loop
-//     from blocking (the idle handle) until its check phase has drained them. The queue holds
-//     at most the instance's global budget in bytes; a sender that finds it full takes _mutex
-//     and waits, as send() does. A handed-off message whose connection closed before the drain
-//     is dropped, as any message queued on a connection that then closes. destroy() empties
-//     the queue and closes it (UV_ENOTCONN from then on) before it closes _wake;
+//     is not inside an event, through _handOffFd after releasing _pendingMutex; an event that
+//     returns with messages handed off keeps the loop from blocking (the idle handle) until its
+//     check phase has drained them. The queue holds at most the instance's global budget in
+//     bytes; a sender that finds it full takes _mutex and waits, as send() does. A handed-off
+//     message whose connection closed before the drain is dropped, as any message queued on a
+//     connection that then closes. destroy() empties the queue and closes it (UV_ENOTCONN from
+//     then on) before it closes _wake and _handOffWatch;
 //   - while the loop is inside an event, messages reach their sessions when the event returns:
 //     session code is then between two steps, and the loop flushes after the event. A
 //     connection closed, or an instance destroyed, answers UV_ENOTCONN.
@@ -308,6 +309,7 @@ private:
   void setSendable(ferry_conn_id conn, uint64_t maxMessage);
   void forgetSendable(ferry_conn_id conn);
   static void onWake(uv_async_t* async) noexcept;
+  static void onHandOffWake(uv_poll_t* poll, int status, int events) noexcept;
   void woken();
 
   const ferry_host_v1* _host;
@@ -370,6 +372,15 @@ private:
   std::vector<HandedOff> _handedOff;
   uint64_t _handedOffBytes = 0;
   uv_async_t _wake{};  // unreferenced: it never keeps the loop alive
+  // handOff()'s wake-up: an eventfd written after _pendingMutex is released, watched by an
+  // unreferenced poll handle; closed by the destructor (see destroy()). Not _wake: libuv 1.44's
+  // woken loop spins in uv__async_spin until the sender's write() returns, which on one core
+  // cost a 64 KiB echo about 4 context switches per call. wakeLoop() keeps _wake: written under
+  // _mutex, it wakes the loop late enough that messages sent with calls in flight go out
+  // together (with this eventfd instead, 32 calls in flight sent one datagram per message:
+  // 35k instead of 60-87k calls/s on 2 cores).
+  int _handOffFd = -1;
+  uv_poll_t _handOffWatch{};
   std::vector<PendingMessage> _draining;  // drainPending's batch, kept for its capacity
 
   // The hand-off, guarded by _pendingMutex (taken inside _mutex when both are held).
