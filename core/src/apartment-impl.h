@@ -238,7 +238,6 @@ private:
   // the work.
   std::atomic<size_t> _queued{0};
   std::atomic<bool> _spinning{false};
-  std::atomic<bool> _stopAsked{false};  // _stopRequested, for spinForWork to read without the lock
   std::thread::id _threadId;
 
   std::mutex _mutex;
@@ -251,7 +250,8 @@ private:
   bool _wakeWritten = false;  // _wakeFd was written and the loop has not drained since
   bool _accepting = false;   // between enter() and leave()
   int _nesting = 0;          // nested enterSta handles alive (STA thread only)
-  bool _stopRequested = false;
+  // Written under _mutex; read without it by the loop thread (drain, spinForWork).
+  std::atomic<bool> _stopRequested{false};
 };
 
 // The process's multithreaded apartment.

@@ -320,11 +320,7 @@ bool StaImpl::drain() noexcept {
     _ranWork = true;
     runItem(std::move(item));
   }
-  bool stop;
-  {
-    std::lock_guard lock(_mutex);
-    stop = _stopRequested;
-  }
+  bool stop = _stopRequested.load();
   if (stop) uv_stop(_loop);
   return stop;
 }
@@ -347,7 +343,8 @@ void StaImpl::spinForWork() noexcept {
       continue;
     }
     // A stop writes the eventfd even while this polls: the loop then wakes at once and ends.
-    if (_stopAsked.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) {
+    if (_stopRequested.load(std::memory_order_relaxed) ||
+        std::chrono::steady_clock::now() >= until) {
       break;
     }
     // Lets a poster on the same core run (on one core, spinning without it only delays the work).
@@ -428,7 +425,6 @@ void StaImpl::runLoop() {
     }
     // A stop ends one run(); the next run() turns the loop again.
     _stopRequested = false;
-    _stopAsked.store(false, std::memory_order_relaxed);
   }
 }
 
@@ -437,7 +433,6 @@ void StaImpl::stop() {
   {
     std::lock_guard lock(_mutex);
     _stopRequested = true;
-    _stopAsked.store(true, std::memory_order_relaxed);
     how = wakeLocked(true);
   }
   wake(how);
