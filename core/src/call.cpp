@@ -141,7 +141,7 @@ ClientResponse ClientCall::send() {
     std::unique_ptr<OutgoingRequest> kept;
     if (filter != nullptr || hasCaps || _idempotent) kept = OutgoingRequest::copyOf(*_request);
     std::shared_ptr<ExporterLink> link = manager.link();
-    auto call = startCall(home, link->channel(), std::move(_request));
+    auto call = startCall(home, link->channel(), std::move(_request), /*waitsAtOnce=*/true);
     try {
       return ClientResponse(finishCall(*call));
     } catch (const Error& e) {

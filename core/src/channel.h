@@ -5,15 +5,19 @@
 // transport channels of other processes and hosts serialize it.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ferry/marshal.h>
 
 #include "apartment-impl.h"
 #include "loop-wake.h"
 #include "message.h"
+#include "orpc/link.h"
 
 namespace ferry::detail {
 
@@ -31,6 +35,33 @@ public:
   virtual void fail(Errc code, std::string message) noexcept = 0;
 };
 
+// Where a thread waiting for a response may read it off the link itself (the ORPC endpoint, over
+// a transport that lends its connections; orpc/network.h receiveNow).
+class ReplyReader {
+public:
+  enum class Outcome {
+    taken,   // a response was taken (this call's, or another's of this process)
+    waited,  // none: woken through `wakeFd`, timed out, or a frame went to the I/O thread
+    cannot,  // not now: wait to be handed the response
+  };
+  virtual Outcome readReply(orpc::LinkId link, int wakeFd,
+                            std::chrono::milliseconds timeout) noexcept = 0;
+  // The same, after sending the request frame of call `callId` that the sender held back for the
+  // waiting thread (OutboundCall::sendWhenWaiting): `cannot` when it was sent the usual way
+  // instead (or the call failed).
+  virtual Outcome sendAndRead(orpc::LinkId link, uint64_t callId,
+                              const std::shared_ptr<std::vector<uint8_t>>& frame, int wakeFd,
+                              std::chrono::milliseconds timeout) noexcept = 0;
+  // A held-back request, sent the usual way (the waiting thread cannot read its link).
+  virtual void sendHeld(orpc::LinkId link, uint64_t callId,
+                        const std::shared_ptr<std::vector<uint8_t>>& frame) noexcept = 0;
+  // A held-back request whose call ended before it was sent (canceled, past its deadline).
+  virtual void abandon(orpc::LinkId link, uint64_t callId) noexcept = 0;
+
+protected:
+  ~ReplyReader() = default;
+};
+
 // A call sent through a channel and waiting for its response (PendingCall): what the channels
 // and the ORPC layer need of it.
 class OutboundCall : public ReplySink {
@@ -43,6 +74,16 @@ public:
   virtual void setCancelHook(std::function<void()> hook) = 0;
   // The loop that will hand this call its response, for a caller that polls it (loop-wake.h).
   virtual void wakeWith(const LoopWake& wake) noexcept = 0;
+  // The request went out on `link` from the calling thread, which may read the response there
+  // itself while it waits (`reader` outlives the call's wait).
+  virtual void readWith(ReplyReader& /*reader*/, orpc::LinkId /*link*/) noexcept {}
+  // Whether the thread that starts the call waits for it at once, in a way that can send the
+  // request itself (a synchronous call from an MTA thread): the sender may then hand the request
+  // frame to the call (sendWhenWaiting) for the waiting thread to send as it takes the link's
+  // reads, so that the response cannot reach the I/O thread first.
+  virtual bool sendsWhenWaiting() const noexcept { return false; }
+  virtual void sendWhenWaiting(ReplyReader& /*reader*/, orpc::LinkId /*link*/, uint64_t /*callId*/,
+                               std::shared_ptr<std::vector<uint8_t>> /*frame*/) noexcept {}
 };
 
 class Channel {

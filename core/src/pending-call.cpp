@@ -14,6 +14,12 @@
 
 namespace ferry::detail {
 
+namespace {
+// The call whose response this thread is reading itself: its completion, on this thread, need
+// not write this thread's eventfd.
+thread_local const PendingCall* t_reading = nullptr;
+}  // namespace
+
 PendingCall::PendingCall(std::shared_ptr<ApartmentImpl> home, Deadline deadline,
                          CausalityId causality)
     : _home(std::move(home)), _deadline(deadline), _causality(causality) {}
@@ -82,7 +88,7 @@ void PendingCall::complete(std::unique_ptr<IncomingResponse> response,
     continuation = std::move(_continuation);
     _done.store(true);  // sequentially consistent: before _waiterSpinning is read (loop-wake.h)
     watchedBy = std::move(_watchedBy);
-    if (_waiterFd >= 0 && !_waiterSpinning.load()) {
+    if (_waiterFd >= 0 && !_waiterSpinning.load() && t_reading != this) {
       wakeEventFd(_waiterFd);
       _waiterWoken = true;
     }
@@ -192,12 +198,72 @@ void PendingCall::cancel() noexcept {
 }
 
 void PendingCall::waitBlocking() {
-  if (_wake) waitPolling();
+  if (_reader != nullptr) waitReading();
+  if (_wake && !_done.load()) waitPolling();
   std::unique_lock lock(_mutex);
   if (!_cv.wait_until(lock, _deadline, [this] { return _done.load(std::memory_order_relaxed); })) {
     lock.unlock();
     expire();
   }
+}
+
+void PendingCall::releaseHeld() noexcept {
+  if (!_heldFrame) return;
+  std::shared_ptr<std::vector<uint8_t>> frame = std::move(_heldFrame);
+  if (_done.load()) {
+    _reader->abandon(_readLink, _heldCallId);
+  } else {
+    _reader->sendHeld(_readLink, _heldCallId, frame);
+  }
+}
+
+void PendingCall::waitReading() noexcept {
+  int own = threadEventFd();
+  if (own < 0) return releaseHeld();
+  {
+    std::lock_guard lock(_mutex);
+    if (_done.load(std::memory_order_relaxed)) {
+      // Canceled (or failed) before its request went out.
+      if (_heldFrame) _reader->abandon(_readLink, _heldCallId);
+      _heldFrame.reset();
+      return;
+    }
+    // Completed by the I/O thread instead (the lease was refused, or another thread read it), the
+    // call wakes this thread through `own`, which the read polls too.
+    _waiterFd = own;
+  }
+  t_reading = this;
+  while (!_done.load()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now());
+    if (left.count() <= 0) break;
+    ReplyReader::Outcome outcome;
+    if (_heldFrame) {
+      // Sent now, as this thread takes the link's reads (or the usual way, when it cannot).
+      std::shared_ptr<std::vector<uint8_t>> frame = std::move(_heldFrame);
+      outcome = _reader->sendAndRead(_readLink, _heldCallId, frame, own, left);
+    } else {
+      outcome = _reader->readReply(_readLink, own, left);
+    }
+    if (outcome == ReplyReader::Outcome::cannot) break;
+    if (outcome == ReplyReader::Outcome::waited && !_done.load()) {
+      // Woken for nothing this call needs (a stale write; the hub stopping), or a frame went to
+      // the I/O thread: read on, after taking the write so the next poll does not return at once.
+      std::lock_guard lock(_mutex);
+      if (!_done.load(std::memory_order_relaxed)) {
+        drainEventFd(own);
+        _waiterWoken = false;
+      }
+    }
+  }
+  t_reading = nullptr;
+  releaseHeld();  // past its deadline before it was sent
+  bool woken = false;
+  {
+    std::lock_guard lock(_mutex);
+    _waiterFd = -1;
+    woken = std::exchange(_waiterWoken, false);
+  }
+  if (woken) drainEventFd(own);
 }
 
 void PendingCall::waitPolling() noexcept {
@@ -317,7 +383,8 @@ void stampRequest(wire::Request::Builder root, Deadline deadline, Clock::time_po
 }  // namespace
 
 std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
-                                       std::unique_ptr<OutgoingRequest> request) {
+                                       std::unique_ptr<OutgoingRequest> request,
+                                       bool waitsAtOnce) {
   const Clock::time_point now = Clock::now();
   Deadline deadline = deadlineFrom(now);
   stampRequest(request->root, deadline, now);
@@ -334,6 +401,8 @@ std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
     trace->started = now;
     call->setTrace(std::move(trace));
   }
+  // Only an MTA thread waits in waitBlocking, which can send the request itself.
+  if (waitsAtOnce && home.kind() == ApartmentKind::mta) call->waitsAtOnce();
   channel.send(std::move(request), deadline, call);
   return call;
 }
@@ -351,7 +420,9 @@ void sendOneway(Channel& channel, std::unique_ptr<OutgoingRequest> request) noex
 }
 
 std::unique_ptr<IncomingResponse> finishCall(PendingCall& call) {
-  if (!call.done()) call.home().wait(call);
+  // A call whose request waits for this thread (sendsWhenWaiting) goes through the wait even when
+  // it is done, canceled before it was sent: the wait gives the request up.
+  if (!call.done() || call.holdsRequest()) call.home().wait(call);
   return call.takeResponse();
 }
 

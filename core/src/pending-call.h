@@ -53,6 +53,24 @@ public:
 
   // The loop that will hand this call its response: waitBlocking() wakes with it (loop-wake.h).
   void wakeWith(const LoopWake& wake) noexcept override { _wake = wake; }
+  // The link the request went out on, where the waiting thread may read the response itself.
+  // Set by the thread that sent the request, which is the one that waits.
+  void readWith(ReplyReader& reader, orpc::LinkId link) noexcept override {
+    _reader = &reader;
+    _readLink = link;
+  }
+  bool sendsWhenWaiting() const noexcept override { return _sendsWhenWaiting; }
+  void sendWhenWaiting(ReplyReader& reader, orpc::LinkId link, uint64_t callId,
+                       std::shared_ptr<std::vector<uint8_t>> frame) noexcept override {
+    readWith(reader, link);
+    _heldCallId = callId;
+    _heldFrame = std::move(frame);
+  }
+  // Set by startCall before the request is sent: the starting thread waits at once, in
+  // waitBlocking (sendsWhenWaiting).
+  void waitsAtOnce() noexcept { _sendsWhenWaiting = true; }
+  // The sender held the request back for the waiting thread, which has not sent it yet.
+  bool holdsRequest() const noexcept { return _heldFrame != nullptr; }
 
   // For MTA waiters: blocks until done or the deadline (then fails the call).
   void waitBlocking();
@@ -73,7 +91,10 @@ public:
 
 private:
   void complete(std::unique_ptr<IncomingResponse> response, std::optional<Error> error) noexcept;
-  // waitBlocking()'s first part, for a call with a loop to wake with (RuntimeOptions::loopSpin).
+  // waitBlocking()'s first part, for a call whose response the waiting thread may read itself
+  // (readWith); it ends when the link cannot be read (then the thread waits to be handed it).
+  void waitReading() noexcept;
+  // waitBlocking()'s next part, for a call with a loop to wake with (RuntimeOptions::loopSpin).
   void waitPolling() noexcept;
 
   const std::shared_ptr<ApartmentImpl> _home;
@@ -88,6 +109,14 @@ private:
   std::function<void()> _cancelHook;
   bool _cancelRequested = false;
   LoopWake _wake;      // set before the request is sent
+  ReplyReader* _reader = nullptr;  // set after, by the waiting thread itself
+  orpc::LinkId _readLink;
+  bool _sendsWhenWaiting = false;
+  // The request frame the sender held back for the waiting thread (sendWhenWaiting), until sent.
+  std::shared_ptr<std::vector<uint8_t>> _heldFrame;
+  uint64_t _heldCallId = 0;
+  // Sends the held-back request the usual way, or gives it up for a call that already ended.
+  void releaseHeld() noexcept;
   int _waiterFd = -1;  // guarded by _mutex: the eventfd of the thread polling in waitBlocking()
   bool _waiterWoken = false;  // guarded by _mutex: complete() wrote _waiterFd
   // The polling thread spins (loop-wake.h): it sees _done without the eventfd write.
@@ -134,8 +163,11 @@ Deadline callDeadline();
 
 // Fills the request's routing fields, sends it and returns the call to wait on. The calling
 // thread must be in `home`.
+// `waitsAtOnce`: the calling thread calls finishCall next, with nothing in between (a synchronous
+// call), so that the request may wait for it to be sent (OutboundCall::sendsWhenWaiting).
 std::shared_ptr<PendingCall> startCall(ApartmentImpl& home, Channel& channel,
-                                       std::unique_ptr<OutgoingRequest> request);
+                                       std::unique_ptr<OutgoingRequest> request,
+                                       bool waitsAtOnce = false);
 // Sends without a response. Any thread.
 void sendOneway(Channel& channel, std::unique_ptr<OutgoingRequest> request) noexcept;
 // Waits in the calling apartment and returns the response or throws the call's error.

@@ -132,6 +132,20 @@ int Instance::sendAnyThread(ferry_conn_id conn, const Bytes& message) {
   return _table.send_any_thread(_transport, conn, message.data(), message.size());
 }
 
+int Instance::receiveAnyThread(ferry_conn_id conn, int wakeFd, uint32_t timeoutMs,
+                               const std::function<bool(const uint8_t*, size_t)>& take,
+                               const Bytes* request) {
+  // No Boost.Test here either.
+  auto offer = [](void* context, const uint8_t* data, size_t size) -> int {
+    return (*static_cast<const std::function<bool(const uint8_t*, size_t)>*>(context))(data, size)
+               ? 1
+               : 0;
+  };
+  return _table.receive_any_thread(_transport, conn, request ? request->data() : nullptr,
+                                   request ? request->size() : 0, wakeFd, timeoutMs, offer,
+                                   const_cast<std::function<bool(const uint8_t*, size_t)>*>(&take));
+}
+
 void Instance::close(ferry_conn_id conn) {
   TableCall call(_harness);
   _table.close(_transport, conn);

@@ -81,6 +81,11 @@ public:
   int send(ferry_conn_id conn, const Bytes& message);
   // send_any_thread, from whatever thread calls it (not a table call of the loop's thread).
   int sendAnyThread(ferry_conn_id conn, const Bytes& message);
+  // receive_any_thread, from whatever thread calls it: sends `request` first when given; each
+  // message read is offered to `take` (true: taken).
+  int receiveAnyThread(ferry_conn_id conn, int wakeFd, uint32_t timeoutMs,
+                       const std::function<bool(const uint8_t*, size_t)>& take,
+                       const Bytes* request = nullptr);
   void close(ferry_conn_id conn);
   void destroy();
 

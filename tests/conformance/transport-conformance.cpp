@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -318,6 +319,211 @@ BOOST_AUTO_TEST_CASE(sends_from_other_threads_keep_each_senders_order_alongside_
     }
     for (uint32_t t = 0; t < kThreads; ++t) BOOST_CHECK_EQUAL(next[t], kEach);
     BOOST_CHECK_EQUAL(next[9], kEach);
+  });
+}
+
+// --- receive_any_thread: a waiting thread reads its outgoing connection itself. ---
+
+bool offersReceiveAnyThread() {
+  if (table().struct_size < offsetof(ferry_transport_v1, receive_any_thread) + sizeof(void*) ||
+      table().receive_any_thread == nullptr) {
+    BOOST_TEST_MESSAGE(pluginName() << " does not offer receive_any_thread");
+    return false;
+  }
+  return true;
+}
+
+// An eventfd of the test's, for the wake_fd of receive_any_thread.
+struct WakeFd {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ~WakeFd() { ::close(fd); }
+  void write() const {
+    uint64_t one = 1;
+    BOOST_REQUIRE(::write(fd, &one, sizeof one) == sizeof one);
+  }
+};
+
+// What one receive_any_thread on another thread returned and was offered.
+struct Reading {
+  int rc = -99999;
+  std::vector<Bytes> offered;
+  std::chrono::milliseconds took{0};
+};
+
+// receive_any_thread on a thread of its own; `takeFirst`: take the first message offered.
+// `request`: sent first, by the same call.
+std::thread readOnOtherThread(Instance& instance, ferry_conn_id conn, int wakeFd,
+                              uint32_t timeoutMs, bool takeFirst, Reading& out,
+                              const Bytes* request = nullptr) {
+  return std::thread([&instance, conn, wakeFd, timeoutMs, takeFirst, &out, request] {
+    auto start = std::chrono::steady_clock::now();
+    out.rc = instance.receiveAnyThread(
+        conn, wakeFd, timeoutMs,
+        [&](const uint8_t* data, size_t size) {
+          out.offered.emplace_back(data, data + size);
+          return takeFirst;
+        },
+        request);
+    out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_waiting_thread_takes_its_reply_and_the_loop_delivers_the_rest_in_order) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    // Written at once by the server (libuv writes before it queues); the loop does not run while
+    // the other thread reads, so nothing but that thread can read them.
+    Bytes reply = taggedMessage(1, 0, 100);
+    Bytes large = taggedMessage(1, 1, 300 * 1024);  // read in part by the thread, then the loop
+    Bytes last = taggedMessage(1, 2, 10);
+    BOOST_REQUIRE(server.send(link.server, reply) == 0);
+    BOOST_REQUIRE(server.send(link.server, large) == 0);
+    BOOST_REQUIRE(server.send(link.server, last) == 0);
+    Reading reading;
+    readOnOtherThread(client, link.client, wake.fd, 10000, true, reading).join();
+    BOOST_TEST(reading.rc == 1);
+    BOOST_REQUIRE_EQUAL(reading.offered.size(), 1u);
+    BOOST_TEST((reading.offered[0] == reply));
+    BOOST_TEST(counter(client, "messages_read_by_caller") == 1u);
+    // What it read past its reply (part of the large message) and the rest: through the loop,
+    // each once, in order.
+    harness.runUntil([&] { return client.receivedCount(link.client) >= 2; }, kPatience,
+                     "the messages after the reply");
+    harness.runFor(milliseconds(50));
+    BOOST_REQUIRE_EQUAL(client.receivedCount(link.client), 2u);
+    BOOST_TEST((client.received[link.client][0] == large));
+    BOOST_TEST((client.received[link.client][1] == last));
+    BOOST_TEST(counter(client, "messages_received") == 3u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_round_trip_on_the_calling_thread_keeps_the_reply_from_the_running_loop) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    Bytes request = taggedMessage(4, 0, 2000);
+    Bytes reply = taggedMessage(4, 1, 3000);
+    // The server answers from inside its event, while the loop runs on this thread.
+    server.onReceived = [&](ferry_conn_id conn, const uint8_t*, size_t) {
+      if (conn == link.server) BOOST_REQUIRE(server.send(link.server, reply) == 0);
+    };
+    Reading reading;
+    std::atomic<bool> finished{false};
+    std::thread caller([&] {
+      readOnOtherThread(client, link.client, wake.fd, 20000, true, reading, &request).join();
+      finished = true;
+    });
+    harness.runUntil([&] { return finished.load(); }, kPatience, "the round trip");
+    caller.join();
+    BOOST_TEST(reading.rc == 1);
+    BOOST_REQUIRE_EQUAL(server.receivedCount(link.server), 1u);
+    BOOST_TEST((server.received[link.server][0] == request));
+    BOOST_REQUIRE_EQUAL(reading.offered.size(), 1u);
+    BOOST_TEST((reading.offered[0] == reply));
+    // The loop ran all along, and never saw the reply.
+    harness.runFor(milliseconds(50));
+    BOOST_TEST(client.receivedCount(link.client) == 0u);
+    BOOST_TEST(counter(client, "messages_read_by_caller") == 1u);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_the_waiting_thread_leaves_goes_to_the_loop_with_what_follows) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    std::vector<Bytes> sent;
+    for (uint32_t i = 0; i < 3; ++i) {
+      sent.push_back(taggedMessage(2, i, 1000 + i));
+      BOOST_REQUIRE(server.send(link.server, sent.back()) == 0);
+    }
+    Reading reading;
+    readOnOtherThread(client, link.client, wake.fd, 10000, false, reading).join();
+    BOOST_TEST(reading.rc == 0);
+    BOOST_REQUIRE_EQUAL(reading.offered.size(), 1u);
+    BOOST_TEST((reading.offered[0] == sent[0]));
+    harness.runUntil([&] { return client.receivedCount(link.client) >= 3; }, kPatience,
+                     "the three messages through the loop");
+    BOOST_TEST((client.received[link.client] == sent));
+    BOOST_TEST(counter(client, "messages_read_by_caller") == 0u);
+    // The socket is the loop's again: a later message arrives as usual.
+    Bytes later = taggedMessage(2, 3, 5);
+    BOOST_REQUIRE(server.send(link.server, later) == 0);
+    harness.runUntil([&] { return client.receivedCount(link.client) >= 4; }, kPatience,
+                     "a message after the lease");
+    BOOST_TEST((client.received[link.client][3] == later));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_waiting_reader_ends_on_its_wake_fd_its_timeout_or_the_connection_closing) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    // The wake descriptor, written while the thread waits; meanwhile a second reader is refused.
+    Reading woken;
+    std::thread reader = readOnOtherThread(client, link.client, wake.fd, 30000, true, woken);
+    std::this_thread::sleep_for(milliseconds(200));
+    WakeFd other;
+    int busy = client.receiveAnyThread(link.client, other.fd, 0,
+                                       [](const uint8_t*, size_t) { return true; });
+    wake.write();
+    reader.join();
+    BOOST_TEST(busy == UV_EBUSY);
+    BOOST_TEST(woken.rc == 0);
+    BOOST_TEST(woken.offered.empty());
+    BOOST_TEST(woken.took.count() < 10000);
+    uint64_t drained;
+    BOOST_REQUIRE(::read(wake.fd, &drained, sizeof drained) == sizeof drained);
+    // The timeout.
+    Reading timedOut;
+    readOnOtherThread(client, link.client, wake.fd, 100, true, timedOut).join();
+    BOOST_TEST(timedOut.rc == 0);
+    BOOST_TEST(timedOut.took.count() >= 90);
+    // The loop has the socket back after each: a message arrives as usual.
+    Bytes message = taggedMessage(3, 0, 64);
+    BOOST_REQUIRE(server.send(link.server, message) == 0);
+    harness.runUntil([&] { return client.receivedCount(link.client) >= 1; }, kPatience,
+                     "a message after two leases");
+    BOOST_TEST((client.received[link.client][0] == message));
+    // The connection closed on the loop while a thread waits on it: the thread returns at once.
+    Reading closing;
+    reader = readOnOtherThread(client, link.client, wake.fd, 30000, true, closing);
+    std::this_thread::sleep_for(milliseconds(200));
+    client.close(link.client);
+    reader.join();
+    BOOST_TEST(closing.rc == UV_ENOTCONN);
+    BOOST_TEST(closing.took.count() < 10000);
+    harness.runUntil([&] { return client.closed.count(link.client) == 1; }, kPatience,
+                     "the client's closed event");
+    BOOST_TEST(client.receiveAnyThread(link.client, wake.fd, 0,
+                                       [](const uint8_t*, size_t) { return true; }) ==
+               UV_ENOTCONN);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(only_outgoing_connections_are_lent_to_a_waiting_thread) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    auto take = [](const uint8_t*, size_t) { return true; };
+    BOOST_TEST(server.receiveAnyThread(link.server, wake.fd, 0, take) == UV_ENOTSUP);
+    BOOST_TEST(client.receiveAnyThread(987654, wake.fd, 0, take) == UV_ENOTCONN);
   });
 }
 

@@ -405,6 +405,59 @@ BOOST_AUTO_TEST_CASE(calls_keep_their_results_deadlines_and_concurrency_with_and
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_mta_thread_reads_its_own_responses_off_tcp_and_pipe_connections) {
+  // A thread of the MTA that waits for its call's response takes it off the connection itself
+  // (ferry_transport_v1 receive_any_thread); over udp, and for an STA that waits in its loop, the
+  // I/O thread hands it over. A few may still come the usual way (a DGC ping's reply on the
+  // connection at that moment), so at least 15 of 20.
+  Peer peer;
+  auto mta = rt().joinMta();
+  Ref<Probe> probe = unmarshalInterface<Probe>(peer.probe);
+  Sta sta = rt().newSta("waits in its loop");
+  Ref<Probe> fromSta = sta.invoke([&] { return unmarshalInterface<Probe>(peer.probe); });
+  std::vector<uint8_t> data(3000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
+  for (const std::string& transport : crossProcessTransports()) {
+    BOOST_TEST_CONTEXT(transport) {
+      bool lends = transport != "udp";
+      setTransport(probe.get(), transport);
+      BOOST_CHECK_EQUAL(probe->echo(data).size(), data.size());  // the connection opens
+      int64_t before = Runtime::stats().repliesReadByCaller;
+      int right = 0;
+      for (int i = 0; i < 20; ++i) right += probe->echo(data) == data ? 1 : 0;
+      int64_t read = Runtime::stats().repliesReadByCaller - before;
+      BOOST_CHECK_EQUAL(right, 20);
+      if (lends) {
+        BOOST_CHECK_GE(read, 15);
+        BOOST_CHECK_LE(read, 20);
+      } else {
+        BOOST_CHECK_EQUAL(read, 0);
+      }
+      // Calls whose futures the thread waits on later read what they can as well.
+      before = Runtime::stats().repliesReadByCaller;
+      std::vector<Future<std::vector<uint8_t>>> futures;
+      for (int i = 0; i < 8; ++i) futures.push_back(probe->echoAsync(data));
+      right = 0;
+      for (auto& f : futures) right += f.get() == data ? 1 : 0;
+      BOOST_CHECK_EQUAL(right, 8);
+      if (!lends) BOOST_CHECK_EQUAL(Runtime::stats().repliesReadByCaller - before, 0);
+      // An STA caller never does.
+      sta.invoke([&] { setTransport(fromSta.get(), transport); });
+      before = Runtime::stats().repliesReadByCaller;
+      right = sta.invoke([&] {
+        int same = 0;
+        for (int i = 0; i < 10; ++i) same += fromSta->echo(data) == data ? 1 : 0;
+        return same;
+      });
+      BOOST_CHECK_EQUAL(right, 10);
+      BOOST_CHECK_EQUAL(Runtime::stats().repliesReadByCaller - before, 0);
+    }
+  }
+  fromSta = sta.invoke([&] { return Ref<Probe>(); });
+  probe.reset();
+  peer.finish();
+}
+
 BOOST_AUTO_TEST_CASE(an_objects_identity_marshals_across_processes_and_names_the_object) {
   Peer peer;
   BOOST_REQUIRE(!peer.identity.empty());

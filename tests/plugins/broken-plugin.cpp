@@ -31,7 +31,7 @@ const ferry_transport_v1 kTable = {
 #endif
     &fakeClose, &fakeCheck, &fakeStrerror, nullptr, nullptr,
     /* capabilities: a network stream transport */ 0, /* cost_rank */ 300, nullptr, nullptr,
-    nullptr, nullptr};
+    nullptr, nullptr, /* receive_any_thread */ nullptr};
 
 [[maybe_unused]] const ferry_plugin_v1 kDescriptor = {
     sizeof(ferry_plugin_v1),

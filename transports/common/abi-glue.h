@@ -9,7 +9,7 @@
 // (wrap/unwrap). It must offer
 //   void log(int level, const std::string& message)   one line through the host; never throws
 // and, for each table function the plugin takes from AbiGlue, the member of that name (destroy,
-// listen, connect, send, sendAnyThread, close, counters, connectionInfo) with the table
+// listen, connect, send, sendAnyThread, close, counters, connectionInfo, receiveAnyThread) with the table
 // function's arguments. A member may throw: the guards log what it threw, and a function that
 // returns an error returns UV_ENOMEM for std::bad_alloc and UV_EIO for anything else.
 #pragma once
@@ -177,6 +177,18 @@ struct AbiGlue {
       info.struct_size = static_cast<uint32_t>(size);
       std::memcpy(out, &info, size);
       return 0;
+    });
+  }
+
+  // Instantiated only for a plugin that offers receive_any_thread.
+  static int receiveAnyThread(ferry_transport* transport, ferry_conn_id conn,
+                              const uint8_t* data, size_t size, int wakeFd, uint32_t timeoutMs,
+                              int (*take)(void* context, const uint8_t* data, size_t size),
+                              void* context) noexcept {
+    Transport* self = unwrap(transport);
+    if (self == nullptr || take == nullptr) return UV_EINVAL;
+    return guardedCall(self, "receive_any_thread", [&] {
+      return self->receiveAnyThread(conn, data, size, wakeFd, timeoutMs, take, context);
     });
   }
 

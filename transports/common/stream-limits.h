@@ -53,6 +53,7 @@ void parseStreamLimits(const char* text, StreamLimits& limits, std::vector<std::
   X(connections_refused_per_peer)  /* max_connections_per_peer reached */                        \
   X(accept_errors)                 /* the kernel refused an accept (e.g. the descriptor limit) */ \
   X(messages_received)                                                                           \
+  X(messages_read_by_caller)       /* of those, read by a waiting thread (receive_any_thread) */ \
   X(closed_oversized)              /* a length prefix above max_message_size */                  \
   X(closed_over_budget)            /* receive_budget full */                                     \
   X(closed_truncated)              /* the stream ended inside a message */                       \

@@ -1,6 +1,8 @@
 #include "stream-internal.h"
 
 #include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -11,11 +13,6 @@
 namespace ferry::transports {
 
 namespace {
-
-// What libuv offers per read when no split message waits for its rest; onAlloc hands out the
-// whole shared buffer. Larger than the messages of most calls, so that one read usually takes a
-// message whole (and the reader delivers it from here, uncopied).
-constexpr size_t kReadBufferSize = 256 * 1024;
 
 // Whom the connection caps count a peer against: its user when the kernel says who it is, else
 // its address without the port ("127.0.0.1:40312" -> "127.0.0.1", "[::1]:5000" -> "[::1]").
@@ -55,6 +52,17 @@ StreamTransport::StreamTransport(const char* pluginName, const ferry_host_v1* ho
     _handoverOpen = true;
     ++_liveHandles;
   }
+  // The read set of the outgoing connections (stream-lease.cpp). Without it libuv reads them.
+  _readSetFd = epoll_create1(EPOLL_CLOEXEC);
+  if (_readSetFd >= 0 && uv_poll_init(_loop, &_readSetWatch, _readSetFd) == 0) {
+    _readSetWatch.data = this;
+    _readSetOpen = true;
+    ++_liveHandles;
+    uv_poll_start(&_readSetWatch, UV_READABLE, &onReadSet);
+  } else if (_readSetFd >= 0) {
+    ::close(_readSetFd);
+    _readSetFd = -1;
+  }
   if (uint64_t interval = sweepIntervalMs(_limits); interval != 0) {
     if (uv_timer_init(_loop, &_sweepTimer) == 0) {
       _sweepTimer.data = this;
@@ -74,7 +82,10 @@ int checkStreamSettings(const char* settings, char* whyOut, size_t whyCap) noexc
                            });
 }
 
-StreamTransport::~StreamTransport() = default;
+StreamTransport::~StreamTransport() {
+  // Its watch is closed by now (destroy()); the descriptor is the instance's to close.
+  if (_readSetFd >= 0) ::close(_readSetFd);
+}
 
 void StreamTransport::log(int level, const std::string& message) const noexcept {
   try {
@@ -211,9 +222,14 @@ void StreamTransport::destroy(void (*done)(void*), void* arg) {
     _sweepOpen = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&_sweepTimer), &onFinalClosed);
   }
+  if (_readSetOpen) {
+    _readSetOpen = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&_readSetWatch), &onFinalClosed);
+  }
   {
     std::lock_guard lock(_directMutex);
     _handovers.clear();
+    _returnedReads.clear();
     if (_handoverOpen) {
       _handoverOpen = false;
       uv_close(reinterpret_cast<uv_handle_t*>(&_handoverAsync), &onFinalClosed);
@@ -231,6 +247,7 @@ void StreamTransport::closeConnection(Connection& connection, Connection::Report
                                       int status) {
   if (connection.state == Connection::State::closing) return;
   closeDirect(connection.id);
+  endLeasedReads(connection);
   _connections.erase(connection.id);
   if (connection.state == Connection::State::open) {
     _counters.now_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -354,7 +371,11 @@ void StreamTransport::connectDone(Connection& connection, int status) {
   }
   PeerDescription peer;
   int err = establish(connection, nullptr, peer);
-  if (err == 0) err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  // A waiting thread may read an outgoing connection itself (stream-lease.cpp); libuv reads it
+  // when the read set cannot take it.
+  if (err == 0 && !startLeasedReads(connection)) {
+    err = uv_read_start(&connection.handle.stream, &onAlloc, &onRead);
+  }
   if (err != 0) {
     closeConnection(connection, Connection::Report::connectFailed, err);
     return;
@@ -379,48 +400,62 @@ bool StreamTransport::deliver(void* context, const uint8_t* data, size_t size) {
 
 void StreamTransport::readDone(Connection& connection, ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0 || connection.state != Connection::State::open) return;
-  if (nread > 0) {
-    uint64_t now = uv_now(_loop);
-    connection.lastActivityMs = now;
-    int err = 0;
-    try {
-      if (buf->base == reinterpret_cast<char*>(_readBuffer.get())) {
-        err = connection.reader.feed(reinterpret_cast<const uint8_t*>(buf->base),
-                                     static_cast<size_t>(nread), &deliver, &connection,
-                                     &_readBuffer, kReadBufferSize);
-      } else {
-        // Read straight into the split message's buffer (onAlloc).
-        err = connection.reader.filled(static_cast<size_t>(nread), &deliver, &connection);
-      }
-    } catch (const std::bad_alloc&) {
-      err = UV_ENOMEM;
-    } catch (...) {
-      // Thrown through `received` by the host: the rest of these bytes is lost, and with it the
-      // framing of this stream.
-      err = UV_EIO;
+  if (nread < 0) return streamEnded(connection, static_cast<int>(nread));
+  const auto* data = reinterpret_cast<const uint8_t*>(buf->base);
+  // onAlloc handed out the shared buffer, or the split message's own.
+  bytesArrived(connection, data, static_cast<size_t>(nread),
+               data == _readBuffer.get() ? ReadInto::sharedBuffer : ReadInto::splitMessage);
+}
+
+void StreamTransport::bytesArrived(Connection& connection, const uint8_t* data, size_t size,
+                                   ReadInto into) {
+  if (connection.state != Connection::State::open) return;
+  uint64_t now = uv_now(_loop);
+  connection.lastActivityMs = now;
+  int err = 0;
+  try {
+    switch (into) {
+      case ReadInto::sharedBuffer:
+        err = connection.reader.feed(data, size, &deliver, &connection, &_readBuffer,
+                                     kReadBufferSize);
+        break;
+      case ReadInto::splitMessage:
+        err = connection.reader.filled(size, &deliver, &connection);
+        break;
+      case ReadInto::elsewhere:
+        err = connection.reader.feed(data, size, &deliver, &connection);
+        break;
     }
-    if (err < 0 && connection.state == Connection::State::open) {
-      std::string why = uv_strerror(err);
-      if (err == UV_EMSGSIZE) {
-        _counters.closed_oversized.fetch_add(1, std::memory_order_relaxed);
-        why = "the peer announced a message larger than the maximum of " +
-              std::to_string(_limits.maxMessageSize) + " bytes (max_message_size)";
-      } else if (err == UV_ENOBUFS) {
-        _counters.closed_over_budget.fetch_add(1, std::memory_order_relaxed);
-        why = "the " + std::to_string(_limits.receiveBudget) +
-              " bytes for partly received messages (receive_budget) are taken";
-      }
-      log(FERRY_LOG_WARN, describeConnection(connection.id) + " closed: " + why);
-      closeConnection(connection, Connection::Report::closed, err);
-      return;
+  } catch (const std::bad_alloc&) {
+    err = UV_ENOMEM;
+  } catch (...) {
+    // Thrown through `received` by the host: the rest of these bytes is lost, and with it the
+    // framing of this stream.
+    err = UV_EIO;
+  }
+  if (err < 0 && connection.state == Connection::State::open) {
+    std::string why = uv_strerror(err);
+    if (err == UV_EMSGSIZE) {
+      _counters.closed_oversized.fetch_add(1, std::memory_order_relaxed);
+      why = "the peer announced a message larger than the maximum of " +
+            std::to_string(_limits.maxMessageSize) + " bytes (max_message_size)";
+    } else if (err == UV_ENOBUFS) {
+      _counters.closed_over_budget.fetch_add(1, std::memory_order_relaxed);
+      why = "the " + std::to_string(_limits.receiveBudget) +
+            " bytes for partly received messages (receive_budget) are taken";
     }
-    if (connection.reader.midFrame() && connection.frameStartMs == 0) {
-      connection.frameStartMs = now;
-    }
+    log(FERRY_LOG_WARN, describeConnection(connection.id) + " closed: " + why);
+    closeConnection(connection, Connection::Report::closed, err);
     return;
   }
-  int status = static_cast<int>(nread);
-  if (nread == UV_EOF) {
+  if (connection.reader.midFrame() && connection.frameStartMs == 0) {
+    connection.frameStartMs = now;
+  }
+}
+
+void StreamTransport::streamEnded(Connection& connection, int status) {
+  if (connection.state != Connection::State::open) return;
+  if (status == UV_EOF) {
     // The peer closed cleanly, unless it stopped in the middle of a message.
     status = connection.reader.midFrame() ? UV_EPROTO : 0;
     if (status != 0) {

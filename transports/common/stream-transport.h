@@ -73,6 +73,29 @@ struct PeerDescription {
 
 class StreamTransport;
 
+// The reads of an outgoing connection, which a waiting thread may take from the loop for a while
+// (receive_any_thread, stream-lease.cpp). Such a connection is not read through libuv: its socket
+// is in the instance's read set (an epoll set the loop watches), and the loop reads it from there
+// while no thread holds the lease; a thread that takes the lease removes it from the set first.
+// Shared by the connection and the thread holding the lease: `fd` is a duplicate of the socket,
+// open while either has it, so that a thread that still polls it after the loop closed the
+// connection never polls a reused descriptor.
+struct ReadLease {
+  explicit ReadLease(int fd) noexcept : fd(fd) {}
+  ReadLease(const ReadLease&) = delete;
+  ~ReadLease();
+
+  const int fd;
+  std::mutex mutex;  // guards what follows
+  bool leased = false;       // a thread reads the socket; it is out of the read set
+  bool loopReading = false;  // the loop is reading it or delivering what it read
+  bool midMessage = false;   // the loop's reader holds part of a message
+  bool closed = false;       // the loop closed the connection (the socket is shut down)
+  bool inSet = false;        // the socket is in the read set
+  // What a thread read and did not take: the loop delivers it before reading the socket again.
+  std::vector<uint8_t> returned;
+};
+
 // One listening socket. Owned by its transport until uv_close, then by its close callback.
 struct Listener {
   explicit Listener(StreamTransport* owner) noexcept : owner(owner) {}
@@ -118,6 +141,8 @@ struct Connection {
   bool readPaused = false;      // reading stopped: the peer leaves its queue unread
   // Bytes send() and sendAnyThread took for it and the kernel has not (any thread).
   std::atomic<size_t> queuedBytes{0};
+  // An outgoing connection read through the read set (ReadLease); null: read through libuv.
+  std::shared_ptr<ReadLease> lease;
 };
 
 class StreamTransport {
@@ -140,6 +165,10 @@ public:
   int sendAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size);
   void close(ferry_conn_id conn);
   void destroy(void (*done)(void*), void* arg);
+  // receive_any_thread: a waiting thread reads an outgoing connection itself (stream-lease.cpp).
+  using Take = int (*)(void* context, const uint8_t* data, size_t size);
+  int receiveAnyThread(ferry_conn_id conn, const uint8_t* data, size_t size, int wakeFd,
+                       uint32_t timeoutMs, Take take, void* context);
   // ferry_transport_v1 counters: FERRY_STREAM_COUNTERS, in that order.
   int counters(ferry_counter_v1* out, size_t cap);
   // ferry_transport_v1 connection_info: what pathInfo() measures of an open connection;
@@ -229,6 +258,22 @@ private:
   void accept(Listener& listener);
   void connectDone(Connection& connection, int status);
   void readDone(Connection& connection, ssize_t nread, const uv_buf_t* buf);
+  // Where bytes that came from the peer lie: the shared read buffer (which a split message may
+  // adopt), the split message's own buffer (read there directly), or elsewhere (a lease's rest).
+  enum class ReadInto { sharedBuffer, splitMessage, elsewhere };
+  // Feeds bytes that came from the peer to the connection's reader, which delivers the whole
+  // messages; closes the connection on a refused length or budget.
+  void bytesArrived(Connection& connection, const uint8_t* data, size_t size, ReadInto into);
+  // The peer's stream ended (UV_EOF) or failed (an error): closes the connection.
+  void streamEnded(Connection& connection, int status);
+
+  // The read set (stream-lease.cpp). startLeasedReads puts an outgoing connection's socket in it
+  // (false: it cannot, and libuv reads the connection instead); pullLeased reads what a lease
+  // returned and then the socket, on the loop, unless a thread holds the lease.
+  bool startLeasedReads(Connection& connection);
+  void pullLeased(Connection& connection);
+  void endLeasedReads(Connection& connection) noexcept;
+  static void onReadSet(uv_poll_t* handle, int status, int events) noexcept;
   // The argument of an accepted/connected event; valid while `peer` is.
   static ferry_peer_info_v1 peerInfo(const PeerDescription& peer) noexcept;
   // Starts closing a connection: it leaves the id map, and the stream's close callback reports
@@ -269,6 +314,7 @@ private:
     int fd;
     int loopWrites;
     std::atomic<size_t>* queued;  // the connection's queuedBytes, alive while the entry is
+    std::shared_ptr<ReadLease> lease;  // the connection's, or null
   };
   struct Handover {
     ferry_conn_id conn;
@@ -277,9 +323,16 @@ private:
   };
   // Queues handed-over frames on their connections, in order (on the loop).
   void queueHandovers(std::deque<Handover>& batch);
-  std::mutex _directMutex;  // guards _direct, _handovers, _handoverOpen
+  std::mutex _directMutex;  // guards _direct, _handovers, _returnedReads, _handoverOpen
   std::unordered_map<ferry_conn_id, DirectEntry> _direct;
   std::deque<Handover> _handovers;
+  // Connections whose lease ended with bytes for the loop (ReadLease::returned), to pull.
+  std::vector<ferry_conn_id> _returnedReads;
+  // The read set: an epoll descriptor with the sockets of the outgoing connections no thread
+  // holds, watched by the loop (-1: none could be made; libuv reads every connection then).
+  int _readSetFd = -1;
+  uv_poll_t _readSetWatch{};
+  bool _readSetOpen = false;
   uv_async_t _handoverAsync{};
   bool _handoverOpen = false;
 };
@@ -348,6 +401,7 @@ constexpr ferry_transport_v1 streamTable(decltype(ferry_transport_v1::check_bind
       .check_settings = &checkStreamSettings,
       .counters = &StreamAbi::counters,
       .connection_info = &StreamAbi::connectionInfo,
+      .receive_any_thread = &StreamAbi::receiveAnyThread,
   };
 }
 

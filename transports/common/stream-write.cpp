@@ -175,11 +175,18 @@ int StreamTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size
 
 void StreamTransport::drainHandovers() {
   std::deque<Handover> batch;
+  std::vector<ferry_conn_id> returned;
   {
     std::lock_guard lock(_directMutex);
     batch.swap(_handovers);
+    returned.swap(_returnedReads);
   }
   queueHandovers(batch);
+  // Bytes a waiting thread read and did not take (stream-lease.cpp).
+  for (ferry_conn_id conn : returned) {
+    auto found = _connections.find(conn);
+    if (found != _connections.end()) pullLeased(*found->second);
+  }
 }
 
 void StreamTransport::queueHandovers(std::deque<Handover>& batch) {
@@ -209,7 +216,7 @@ void StreamTransport::openDirect(Connection& connection) {
   uv_os_fd_t fd;
   if (uv_fileno(&connection.handle.handle, &fd) != 0) return;  // any-thread sends refused
   std::lock_guard lock(_directMutex);
-  _direct[connection.id] = DirectEntry{fd, 0, &connection.queuedBytes};
+  _direct[connection.id] = DirectEntry{fd, 0, &connection.queuedBytes, connection.lease};
 }
 
 void StreamTransport::closeDirect(ferry_conn_id conn) {

@@ -126,6 +126,10 @@ const ferry_transport_v1 kTable = {
     .check_settings = &checkSettings,
     .counters = &counters,
     .connection_info = &UdpAbi::connectionInfo,
+    // Not offered: a udp socket serves every session of the instance, and its datagrams carry
+    // acknowledgements and retransmissions that the loop must see; a waiting thread cannot take
+    // one session's reads.
+    .receive_any_thread = nullptr,
 };
 
 const ferry_plugin_v1 kDescriptor = {

@@ -142,8 +142,8 @@ struct RuntimeOptions {
   // and the calls of other connections still run. Beyond it, requests are answered retryLater.
   size_t replyCachePerConnection = 32768;
   // Waking with the transport loop. A thread that waits for what the loop's I/O thread will hand
-  // it (an MTA thread's response from another process; one idle MTA pool thread's next request)
-  // also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
+  // it (an MTA thread's response from another process, over a transport that cannot lend it its
+  // connection, such as udp; one idle MTA pool thread's next request) also polls the loop, so it wakes when the I/O thread does rather than after it, and spins
   // while the I/O thread handles the event: up to this long, or until the loop goes back to
   // waiting. Saves a wake-up per hand-over (tens of microseconds on an idle VM) for some CPU. At
   // most two response waiters and one pool thread (once the MTA has run work) poll at a time;
@@ -414,7 +414,10 @@ struct RefusedPlugin {
   X(staWakeUps, "times a thread woke an STA's loop (its eventfd) for work it queued")         \
   X(staPolledWork,                                                                            \
     "times an STA found queued work while it polled its queue before sleeping "               \
-    "(RuntimeOptions::loopSpin), so nobody had to wake it")
+    "(RuntimeOptions::loopSpin), so nobody had to wake it")                                   \
+  X(repliesReadByCaller,                                                                      \
+    "responses the waiting thread read off its connection itself, not handed to it by the "   \
+    "transport's I/O thread (tcp and pipe connections this process opened)")
 
 #define FERRY_RUNTIME_COUNTERS(X) FERRY_LIVE_COUNTERS(X) FERRY_EVENT_COUNTERS(X)
 

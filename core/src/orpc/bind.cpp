@@ -188,6 +188,19 @@ bool BindLayer::sendNow(LinkId id, std::span<const uint8_t> frame) {
   return _below.sendNow(id, sealed);
 }
 
+ReadOutcome BindLayer::receiveNow(LinkId id, std::span<const uint8_t> request, int wakeFd,
+                                  std::chrono::milliseconds timeout, FrameTaker take,
+                                  void* context) {
+  {
+    std::lock_guard lock(_mutex);
+    auto it = _links.find(id);
+    if (it != _links.end() && (it->second->stage != Stage::open || it->second->record)) {
+      return ReadOutcome::cannot;
+    }
+  }
+  return _below.receiveNow(id, request, wakeFd, timeout, take, context);
+}
+
 // ---- LinkEvents ----------------------------------------------------------------------------------
 
 void BindLayer::opened(LinkId id, const LinkInfo& info) {

@@ -70,6 +70,11 @@ public:
   void reject(LinkId link, const std::string& why) override { _below.reject(link, why); }
   std::optional<LinkId> openLink(const std::string& bindingKey) override;
   bool sendNow(LinkId link, std::span<const uint8_t> frame) override;
+  // Frames of a link without a record layer only: a sealed frame is opened on the network thread,
+  // which counts what fails to open.
+  ReadOutcome receiveNow(LinkId link, std::span<const uint8_t> request, int wakeFd,
+                         std::chrono::milliseconds timeout, FrameTaker take,
+                         void* context) override;
   LoopWake loopWake() const noexcept override { return _below.loopWake(); }
   std::vector<StringBindingData> bindings() const override { return _below.bindings(); }
 

@@ -382,6 +382,83 @@ void Endpoint::serveResponse(LinkId link, uint64_t callId, OrpcMessage message) 
   call->deliverReceived(std::make_unique<IncomingResponse>(std::move(message)));
 }
 
+struct ReadingLink {
+  Endpoint* endpoint;
+  LinkId link;
+};
+
+bool Endpoint::takeResponse(void* context, const uint8_t* data, size_t size) noexcept {
+  auto* reading = static_cast<ReadingLink*>(context);
+  // Only a response is served on the reading thread: what else comes (requests, pings, resolver
+  // frames, a malformed frame to reject) needs the network thread's state.
+  if (size < kFrameHeader || data[4] != static_cast<uint8_t>(FrameKind::response)) return false;
+  Frame frame;
+  try {
+    frame = decodeFrame(data, size);
+  } catch (...) {
+    return false;  // the network thread rejects it, and says why
+  }
+  if (frame.header.kind != FrameKind::response) return false;
+  try {
+    reading->endpoint->serveResponse(reading->link, frame.header.callId,
+                                     std::move(*frame.message));
+  } catch (...) {
+    // Only an allocation can fail here; the call then meets its deadline.
+  }
+  return true;
+}
+
+ReplyReader::Outcome Endpoint::readReply(LinkId link, int wakeFd,
+                                         std::chrono::milliseconds timeout) noexcept {
+  return receive(link, {}, wakeFd, timeout);
+}
+
+ReplyReader::Outcome Endpoint::sendAndRead(LinkId link, uint64_t callId,
+                                           const std::shared_ptr<std::vector<uint8_t>>& frame,
+                                           int wakeFd, std::chrono::milliseconds timeout) noexcept {
+  Outcome outcome = receive(link, *frame, wakeFd, timeout);
+  if (outcome == Outcome::cannot) sendHeld(link, callId, frame);
+  return outcome;
+}
+
+void Endpoint::sendHeld(LinkId link, uint64_t callId,
+                        const std::shared_ptr<std::vector<uint8_t>>& frame) noexcept {
+  if (_network.sendNow(link, *frame)) return;
+  // As sendRequest does when it cannot write: unless the link's end took the call meanwhile
+  // (and sends it again, or failed it), the network thread sends it.
+  std::optional<CallTable::Entry> entry = _calls.take(callId, link);
+  if (!entry) return;
+  try {
+    sendThroughNetworkThread(bindingText(entry->binding), entry->binding, callId, entry->call,
+                             frame);
+  } catch (const Error& e) {
+    entry->call->fail(e.code(), e.message());
+  } catch (const std::exception& e) {
+    entry->call->fail(Errc::internal, e.what());
+  }
+}
+
+void Endpoint::abandon(LinkId link, uint64_t callId) noexcept { _calls.take(callId, link); }
+
+ReplyReader::Outcome Endpoint::receive(LinkId link, std::span<const uint8_t> request, int wakeFd,
+                                       std::chrono::milliseconds timeout) noexcept {
+  ReadingLink reading{this, link};
+  try {
+    switch (_network.receiveNow(link, request, wakeFd, timeout, &Endpoint::takeResponse,
+                                &reading)) {
+      case ReadOutcome::taken:
+        stats().repliesReadByCaller.fetch_add(1, std::memory_order_relaxed);
+        return Outcome::taken;
+      case ReadOutcome::waited:
+        return Outcome::waited;
+      case ReadOutcome::cannot:
+        return Outcome::cannot;
+    }
+  } catch (...) {
+  }
+  return Outcome::cannot;
+}
+
 void Endpoint::sendResponse(LinkId link, CallerKey callerId, uint64_t callId,
                             std::shared_ptr<const std::vector<uint8_t>> frame) {
   // Kept for a resent copy of the request, and sent where the newest copy came from.
@@ -436,28 +513,43 @@ void Endpoint::sendRequest(const std::string& key, const StringBindingData& bind
   }
   if (open) {
     if (call) track(callId, CallTable::Entry{call, *open, frame, binding});
-    if (_network.sendNow(*open, *frame)) return;
+    if (call && call->sendsWhenWaiting()) {
+      // The waiting thread sends it as it takes the link's reads (sendAndRead), next.
+      call->sendWhenWaiting(*this, *open, callId, frame);
+      return;
+    }
+    if (_network.sendNow(*open, *frame)) {
+      // Written from this thread: the thread that waits for the response may read it there.
+      if (call) call->readWith(*this, *open);
+      return;
+    }
     // Not written (closing, or no direct path): the network thread links if needed and sends.
     // Unless the call left the link meanwhile: the link ended and its end sent the call again
     // on another, or failed it. It is that path's now, and a second copy would go out.
     if (call && !_calls.take(callId, *open)) return;
   }
   try {
-    _network.post([this, key, binding, callId, call, frame] {
-      // A oneway message (a release) still goes out on a new link, whenever that opens.
-      if (call && !_silent.empty() && failIfSilent(key, binding, *call)) return;
-      std::string why;
-      std::optional<LinkId> link = _network.linkTo(binding, &why);
-      if (!link) {
-        if (call) call->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
-        return;
-      }
-      if (call) track(callId, CallTable::Entry{call, *link, frame, binding});
-      _network.send(*link, *frame);
-    });
+    sendThroughNetworkThread(key, binding, callId, call, frame);
   } catch (const Error& e) {
     if (call) call->fail(e.code(), e.message());
   }
+}
+
+void Endpoint::sendThroughNetworkThread(const std::string& key, const StringBindingData& binding,
+                                        uint64_t callId, std::shared_ptr<OutboundCall> call,
+                                        std::shared_ptr<std::vector<uint8_t>> frame) {
+  _network.post([this, key, binding, callId, call = std::move(call), frame = std::move(frame)] {
+    // A oneway message (a release) still goes out on a new link, whenever that opens.
+    if (call && !_silent.empty() && failIfSilent(key, binding, *call)) return;
+    std::string why;
+    std::optional<LinkId> link = _network.linkTo(binding, &why);
+    if (!link) {
+      if (call) call->fail(Errc::unavailable, "cannot connect to " + key + ": " + why);
+      return;
+    }
+    if (call) track(callId, CallTable::Entry{call, *link, frame, binding});
+    _network.send(*link, *frame);
+  });
 }
 
 bool Endpoint::failIfSilent(const std::string& key, const StringBindingData& binding,

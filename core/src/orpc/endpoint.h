@@ -32,7 +32,7 @@ namespace ferry::detail::orpc {
 // cache entries). Null or anonymous `blanket`: the key as named.
 CallerKey callerKeyOf(uint64_t process, uint64_t token, const ClientBlanket* blanket);
 
-class Endpoint final : public LinkEvents, public RequestSender {
+class Endpoint final : public LinkEvents, public RequestSender, public ReplyReader {
 public:
   Endpoint(RuntimeImpl& runtime, Network& network);
   Endpoint(const Endpoint&) = delete;
@@ -51,6 +51,17 @@ public:
                    std::unique_ptr<OutgoingRequest> request, Deadline deadline,
                    std::shared_ptr<OutboundCall> call) override;
   LoopWake loopWake() const noexcept override { return _network.loopWake(); }
+
+  // ReplyReader (any thread): the waiting thread reads `link` itself, where the network lets it,
+  // and takes a response frame it reads (its own or another call's); any other frame goes to the
+  // network thread.
+  Outcome readReply(LinkId link, int wakeFd, std::chrono::milliseconds timeout) noexcept override;
+  Outcome sendAndRead(LinkId link, uint64_t callId,
+                      const std::shared_ptr<std::vector<uint8_t>>& frame, int wakeFd,
+                      std::chrono::milliseconds timeout) noexcept override;
+  void sendHeld(LinkId link, uint64_t callId,
+                const std::shared_ptr<std::vector<uint8_t>>& frame) noexcept override;
+  void abandon(LinkId link, uint64_t callId) noexcept override;
 
   // For replies of served calls: sends a response frame to the caller (on the link the request
   // came on, or the newest that carried a resent copy) and keeps it in the reply cache. Any
@@ -96,8 +107,18 @@ private:
   void serveRequest(LinkId link, Peer& peer, uint64_t callId, Oxid oxid, bool resent,
                     OrpcMessage message);
   void serveResponse(LinkId link, uint64_t callId, OrpcMessage message);
+  // readReply's FrameTaker: takes a response frame (true), leaves any other (false).
+  static bool takeResponse(void* context, const uint8_t* data, size_t size) noexcept;
+  // What readReply and sendAndRead share: the network's round trip, with `request` or none.
+  Outcome receive(LinkId link, std::span<const uint8_t> request, int wakeFd,
+                  std::chrono::milliseconds timeout) noexcept;
   void servePing(LinkId link, Peer& peer, uint64_t setName, OrpcMessage message);
   void servePingReply(uint64_t setName, OrpcMessage message);
+  // Sends a tracked call's frame through the network thread, which links to `binding` first if
+  // need be (the caller could not write it on an open link).
+  void sendThroughNetworkThread(const std::string& key, const StringBindingData& binding,
+                                uint64_t callId, std::shared_ptr<OutboundCall> call,
+                                std::shared_ptr<std::vector<uint8_t>> frame);
   // Registers `entry` and lets its call cancel over the link it went out on.
   void track(uint64_t callId, CallTable::Entry entry);
   // Sends the calls of a lost link again, on new links.

@@ -49,6 +49,18 @@ struct LinkInfo {
   std::string peer;
 };
 
+// What a thread that tried to read its link itself got (Network::receiveNow).
+enum class ReadOutcome {
+  taken,   // `take` took a frame
+  waited,  // none taken: the wait ended (woken, timed out), or a frame went to the network thread
+  cannot,  // not now, or not on this link: the network thread reads it; wait to be handed frames
+};
+
+// Offered each frame a thread reads itself (Network::receiveNow): true when it took the frame
+// (then `data` is its during the call only); false leaves it, and what follows it, to the network
+// thread's LinkEvents::received.
+using FrameTaker = bool (*)(void* context, const uint8_t* data, size_t size) noexcept;
+
 // How a link ended.
 enum class LinkEnd {
   neverOpened,  // an outbound link that could not be opened
@@ -85,6 +97,18 @@ public:
   // Any thread: writes the frame from the calling thread; false when the transport cannot (no
   // any-thread send, the link closing, the network stopping) — then post() and send().
   virtual bool sendNow(LinkId link, std::span<const uint8_t> frame) = 0;
+
+  // Any thread: a round trip on the calling thread, where the transport lends its connection
+  // (ferry_transport_v1 receive_any_thread): takes the link's reads from the network thread,
+  // writes `request` (unless empty), waits at most `timeout` for frames, or until `wakeFd` is
+  // readable, and offers the frames that arrive to `take`, on this thread. A frame `take` leaves,
+  // and what follows it, the network thread delivers as usual, in order. `cannot`: nothing was
+  // sent, and the network thread keeps the reads.
+  virtual ReadOutcome receiveNow(LinkId /*link*/, std::span<const uint8_t> /*request*/,
+                                 int /*wakeFd*/, std::chrono::milliseconds /*timeout*/,
+                                 FrameTaker /*take*/, void* /*context*/) {
+    return ReadOutcome::cannot;
+  }
 
   // The loop that runs the network thread, for callers that poll it (loop-wake.h).
   virtual LoopWake loopWake() const noexcept = 0;

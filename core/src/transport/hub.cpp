@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <limits>
 
 #include "../apartment-impl.h"
 #include "../log.h"
@@ -275,7 +276,13 @@ void TransportHub::stop() noexcept {
     if (_stopping) return;
   }
   {
-    // No thread writes directly once the instances start closing.
+    // Threads reading their own responses leave the gate (their reads return 0, woken).
+    std::lock_guard lock(_readersMutex);
+    _readersClosed = true;
+    for (int fd : _readers) wakeEventFd(fd);
+  }
+  {
+    // No thread writes (or reads) directly once the instances start closing.
     std::unique_lock gate(_directGate);
     _directAllowed = false;
   }
@@ -476,8 +483,8 @@ std::optional<TransportHub::LinkFigures> TransportHub::figures(LinkId link) {
   LinkFigures out;
   out.messagesSent = connection->traffic.messagesSent.load(std::memory_order_relaxed);
   out.bytesSent = connection->traffic.bytesSent.load(std::memory_order_relaxed);
-  out.messagesReceived = connection->traffic.messagesReceived;
-  out.bytesReceived = connection->traffic.bytesReceived;
+  out.messagesReceived = connection->traffic.messagesReceived.load(std::memory_order_relaxed);
+  out.bytesReceived = connection->traffic.bytesReceived.load(std::memory_order_relaxed);
   Instance& instance = *connection->instance;
   if (connection->open && instance.traits.connectionInfo) {
     ferry_connection_info_v1 path{};
@@ -527,7 +534,7 @@ void TransportHub::onAccepted(Instance& instance, ferry_conn_id conn,
   Connection* raw = connection.get();
   _connections[{instance.index, conn}] = std::move(connection);
   {
-    std::unique_lock gate(_directGate);
+    std::unique_lock traffic(_trafficGate);
     _directTraffic[raw->link()] = &raw->traffic;
   }
   _events->opened(raw->link(), raw->info);
@@ -545,7 +552,7 @@ void TransportHub::onConnected(Instance& instance, ferry_conn_id conn, int statu
   // The server's credentials: a client's security provider checks who it reached.
   takeCredentials(connection->info, peer);
   {
-    std::unique_lock gate(_directGate);
+    std::unique_lock traffic(_trafficGate);
     _directTraffic[connection->link()] = &connection->traffic;
   }
   {
@@ -561,8 +568,7 @@ void TransportHub::onReceived(Instance& instance, ferry_conn_id conn, const uint
                               size_t size) {
   Connection* connection = find({instance.index, conn});
   if (connection == nullptr) return;
-  ++connection->traffic.messagesReceived;
-  connection->traffic.bytesReceived += size;
+  connection->traffic.received(size);
   _events->received({instance.index, conn}, data, size);
 }
 
@@ -591,7 +597,7 @@ void TransportHub::onClosed(Instance& instance, ferry_conn_id conn, int status) 
 void TransportHub::end(Connection& connection, orpc::LinkEnd how, const std::string& why) {
   LinkId link = connection.link();
   {
-    std::unique_lock gate(_directGate);
+    std::unique_lock traffic(_trafficGate);
     _directTraffic.erase(link);
   }
   if (!connection.key.empty()) {
@@ -656,10 +662,61 @@ bool TransportHub::sendNow(LinkId link, std::span<const uint8_t> frame) {
   if (i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) != 0) {
     return false;
   }
+  std::shared_lock counts(_trafficGate);
   if (auto traffic = _directTraffic.find(link); traffic != _directTraffic.end()) {
     traffic->second->sent(frame.size());
   }
   return true;
+}
+
+orpc::ReadOutcome TransportHub::receiveNow(LinkId link, std::span<const uint8_t> request,
+                                           int wakeFd, std::chrono::milliseconds timeout,
+                                           orpc::FrameTaker take, void* context) {
+  std::shared_lock gate(_directGate);
+  if (!_directAllowed || link.transport >= _instances.size()) return orpc::ReadOutcome::cannot;
+  Instance& i = *_instances[link.transport];
+  if (i.table->struct_size < offsetof(ferry_transport_v1, receive_any_thread) + sizeof(void*) ||
+      i.table->receive_any_thread == nullptr) {
+    return orpc::ReadOutcome::cannot;
+  }
+  {
+    std::lock_guard lock(_readersMutex);
+    if (_readersClosed) return orpc::ReadOutcome::cannot;
+    _readers.push_back(wakeFd);
+  }
+  // Counted once the read is over: the connection may end meanwhile, and its counts with it.
+  struct Reading {
+    orpc::FrameTaker take;
+    void* context;
+    uint64_t messages = 0;
+    uint64_t bytes = 0;
+  } reading{take, context};
+  auto offer = [](void* arg, const uint8_t* data, size_t size) -> int {
+    auto* r = static_cast<Reading*>(arg);
+    if (!r->take(r->context, data, size)) return 0;
+    ++r->messages;
+    r->bytes += size;
+    return 1;
+  };
+  uint32_t ms = static_cast<uint32_t>(
+      std::clamp<int64_t>(timeout.count(), 0, std::numeric_limits<int32_t>::max()));
+  int rc = i.table->receive_any_thread(i.transport, link.conn,
+                                       request.empty() ? nullptr : request.data(), request.size(),
+                                       wakeFd, ms, offer, &reading);
+  {
+    std::lock_guard lock(_readersMutex);
+    _readers.erase(std::find(_readers.begin(), _readers.end(), wakeFd));
+  }
+  {
+    std::shared_lock counts(_trafficGate);
+    if (auto traffic = _directTraffic.find(link); traffic != _directTraffic.end()) {
+      if (rc >= 0 && !request.empty()) traffic->second->sent(request.size());
+      traffic->second->messagesReceived.fetch_add(reading.messages, std::memory_order_relaxed);
+      traffic->second->bytesReceived.fetch_add(reading.bytes, std::memory_order_relaxed);
+    }
+  }
+  if (rc > 0) return orpc::ReadOutcome::taken;
+  return rc == 0 ? orpc::ReadOutcome::waited : orpc::ReadOutcome::cannot;
 }
 
 void TransportHub::connect(const StringBindingData& binding) {

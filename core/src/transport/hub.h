@@ -88,23 +88,30 @@ public:
   void reject(LinkId link, const std::string& why) override;
   std::optional<LinkId> openLink(const std::string& bindingKey) override;
   bool sendNow(LinkId link, std::span<const uint8_t> frame) override;
+  orpc::ReadOutcome receiveNow(LinkId link, std::span<const uint8_t> request, int wakeFd,
+                               std::chrono::milliseconds timeout, orpc::FrameTaker take,
+                               void* context) override;
   LoopWake loopWake() const noexcept override { return {_loopState}; }
   std::vector<StringBindingData> bindings() const override;
 
 private:
   struct Instance;
   struct Connection;
-  // A connection's message counts. Sends come from the I/O thread and from direct senders
-  // (relaxed atomics); receipts only from the I/O thread.
+  // A connection's message counts, from the I/O thread, direct senders and threads that read
+  // their own responses (relaxed atomics).
   struct LinkTraffic {
     std::atomic<uint64_t> messagesSent{0};
     std::atomic<uint64_t> bytesSent{0};
-    uint64_t messagesReceived = 0;
-    uint64_t bytesReceived = 0;
+    std::atomic<uint64_t> messagesReceived{0};
+    std::atomic<uint64_t> bytesReceived{0};
 
     void sent(size_t bytes) noexcept {
       messagesSent.fetch_add(1, std::memory_order_relaxed);
       bytesSent.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    void received(size_t bytes) noexcept {
+      messagesReceived.fetch_add(1, std::memory_order_relaxed);
+      bytesReceived.fetch_add(bytes, std::memory_order_relaxed);
     }
   };
 
@@ -155,12 +162,20 @@ private:
   // Open outbound connections by binding text, for senders on any thread.
   std::mutex _openMutex;
   std::unordered_map<std::string, LinkId> _openByKey;  // guarded by _openMutex
-  // Held shared by direct senders, exclusively by stop() before it destroys the instances.
+  // Held shared by direct senders and readers (receiveNow, for as long as they wait), exclusively
+  // by start() and stop() only: stop() before it destroys the instances.
   mutable std::shared_mutex _directGate;
   bool _directAllowed = false;  // guarded by _directGate
-  // The traffic counts of the open connections, for direct senders (guarded by _directGate;
-  // each points into its Connection, and leaves before it).
+  // The traffic counts of the open connections, for direct senders and readers (guarded by
+  // _trafficGate, which the I/O thread takes exclusively as connections come and go; each points
+  // into its Connection, and leaves before it).
+  std::shared_mutex _trafficGate;
   std::unordered_map<LinkId, LinkTraffic*, orpc::LinkIdHash> _directTraffic;
+  // The wake descriptors of the threads in receiveNow, which hold _directGate shared while they
+  // wait: stop() writes them before it takes the gate, so that it waits for none of them.
+  std::mutex _readersMutex;
+  std::vector<int> _readers;     // guarded by _readersMutex
+  bool _readersClosed = false;   // guarded by _readersMutex: stop() began
 
   // loopWake(): published by start(), withdrawn by stop().
   const std::shared_ptr<LoopState> _loopState = std::make_shared<LoopState>();

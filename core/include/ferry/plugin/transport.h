@@ -16,7 +16,8 @@
  * connection, UV_ETIMEDOUT for a connect timeout, UV_ENOBUFS for a send over the connection's
  * queue limit); the table's `strerror` names them. Table
  * functions return 0 on success; when listen() or connect() returns an error, no event follows
- * for it. No function blocks. */
+ * for it. No function blocks, but receive_any_thread, which waits for bytes as long as its
+ * caller asks. */
 #ifndef FERRY_PLUGIN_TRANSPORT_H
 #define FERRY_PLUGIN_TRANSPORT_H
 
@@ -181,6 +182,35 @@ typedef struct ferry_transport_v1 {
    * for its first field. On the loop's thread. */
   int (*connection_info)(ferry_transport* transport, ferry_conn_id conn,
                          ferry_connection_info_v1* out);
+
+  /* Optional (NULL when not offered): lets the calling thread, ANY thread, make a round trip on
+   * connection `conn` itself, for latency: a thread that sends a request and waits for its reply
+   * takes the reply off the socket, instead of being woken by the loop's thread after it read it.
+   *
+   * The thread takes the connection's reads from the loop (the loop reads nothing of it meanwhile
+   * and is not woken by its bytes). Then, when `data` is not NULL, it sends that message as
+   * send_any_thread would (after the reads are taken, so the reply cannot reach the loop first).
+   * Then it waits at most `timeout_ms` for bytes, and offers the whole messages it reads to
+   * `take`, in order, on the calling thread. `take` returns nonzero when it took the message
+   * (`data` is valid during the call only), 0 when it did not. The reads go back to the loop at the
+   * first message refused, or once the messages read whole are all taken: the refused message
+   * and whatever was read past the last one taken are received() by the loop, before anything
+   * it reads later, so every message arrives once and in order either way. The wait also ends
+   * when `wake_fd` (an eventfd or a pipe of the caller's, which it does not read; -1: none)
+   * becomes readable, at the timeout, and when the loop closes the connection or the instance is
+   * destroyed (then UV_ENOTCONN, soon).
+   *
+   * Returns how many messages `take` took (0 or more). UV_EBUSY when the loop or another thread
+   * holds the connection's reads now (the loop is in the middle of a message, or delivering), and
+   * the caller sends and waits as usual; UV_ENOTCONN for an unknown or closed connection;
+   * UV_ENOTSUP for a connection this transport does not lend (ferry's stream plugins: those
+   * accepted by a listener); the errors of send_any_thread for `data`. With any error, nothing
+   * was sent: once `data` is sent the result is what was taken, even when the connection closes
+   * during the wait (the loop reports that as usual). Never called once destroy() was called. */
+  int (*receive_any_thread)(ferry_transport* transport, ferry_conn_id conn, const uint8_t* data,
+                            size_t size, int wake_fd, uint32_t timeout_ms,
+                            int (*take)(void* context, const uint8_t* data, size_t size),
+                            void* context);
 } ferry_transport_v1;
 
 /* capabilities: the transport reaches processes of this host only (pipe); without it, other
