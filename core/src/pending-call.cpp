@@ -210,7 +210,9 @@ void PendingCall::waitBlocking() {
 void PendingCall::releaseHeld() noexcept {
   if (!_heldFrame) return;
   std::shared_ptr<std::vector<uint8_t>> frame = std::move(_heldFrame);
-  if (_done.load()) {
+  // A request past its deadline is not sent at all: the caller hears deadlineExceeded next, and
+  // the server must not run a call nobody waits for.
+  if (_done.load() || Clock::now() >= _deadline) {
     _reader->abandon(_readLink, _heldCallId);
   } else {
     _reader->sendHeld(_readLink, _heldCallId, frame);

@@ -13,6 +13,11 @@
 // to the loop (ReadLease::returned, through the handover async), which delivers it before anything
 // it reads from the socket later: each message reaches the host once, in order, by one of the two.
 //
+// Memory: a lessee reads into a buffer of its thread's (64 KiB, grown to the size of a larger
+// message while it reads one, at most max_message_size, and freed after a lease over 1 MiB). It is
+// not taken from receive_budget: that budget bounds what peers make the loop hold for messages
+// nobody waits for, while this is one waiting thread's own reply.
+//
 // Closing: the loop shuts the socket down when it closes a leased connection, so the lessee's
 // poll() returns; the lessee holds a duplicate of the descriptor (ReadLease::fd), so it never
 // polls a descriptor number the process has reused meanwhile.
@@ -84,7 +89,13 @@ bool StreamTransport::startLeasedReads(Connection& connection) {
   if (uv_fileno(&connection.handle.handle, &socket) != 0) return false;
   int copy = fcntl(socket, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return false;
-  auto lease = std::make_shared<ReadLease>(copy);
+  std::shared_ptr<ReadLease> lease;
+  try {
+    lease = std::make_shared<ReadLease>(copy);
+  } catch (const std::bad_alloc&) {
+    ::close(copy);
+    return false;
+  }
   if (!addToSet(_readSetFd, *lease, connection.id)) return false;  // ~ReadLease closes the copy
   lease->inSet = true;
   connection.lease = std::move(lease);
@@ -98,6 +109,8 @@ void StreamTransport::endLeasedReads(Connection& connection) noexcept {
   lease.closed = true;
   lease.returned.clear();
   if (lease.inSet) {
+    // Cannot fail for a descriptor in the set; were it to, the loop would find the connection
+    // gone when the socket is next readable, and the descriptor leaves the set as it closes.
     epoll_ctl(_readSetFd, EPOLL_CTL_DEL, lease.fd, nullptr);
     lease.inSet = false;
   }
@@ -107,7 +120,12 @@ void StreamTransport::endLeasedReads(Connection& connection) noexcept {
 
 void StreamTransport::onReadSet(uv_poll_t* handle, int status, int) noexcept {
   auto* self = static_cast<StreamTransport*>(handle->data);
-  if (status < 0) return;
+  if (status < 0) {
+    // libuv reports an error of the watch itself, not of a connection: say so, since outgoing
+    // connections may go unread after it.
+    self->log(FERRY_LOG_ERROR, std::string("watching the read set failed: ") + uv_strerror(status));
+    return;
+  }
   guarded(self, "read", [&] {
     epoll_event events[64];
     int n = epoll_wait(self->_readSetFd, events, 64, 0);
@@ -126,12 +144,26 @@ void StreamTransport::pullLeased(Connection& connection) {
   std::shared_ptr<ReadLease> lease = connection.lease;
   std::vector<uint8_t> returned;
   bool reAdd = false;
+  int failed = 0;
   {
     std::lock_guard lock(lease->mutex);
     if (lease->leased || lease->closed) return;  // the lessee's now; or a stale readiness
     lease->loopReading = true;
     returned.swap(lease->returned);
     reAdd = !lease->inSet;
+    failed = lease->failed;
+  }
+  if (failed != 0) {
+    // A lessee could not hand back what it read: the stream lost bytes.
+    {
+      std::lock_guard lock(lease->mutex);
+      lease->loopReading = false;
+    }
+    log(FERRY_LOG_WARN, describeConnection(connection.id) +
+                            " closed: a waiting thread could not hand back what it read: " +
+                            uv_strerror(failed));
+    closeConnection(connection, Connection::Report::closed, failed);
+    return;
   }
   if (reAdd) {
     // The lessee could not put the socket back in the set: the loop tries, and closes the
@@ -204,7 +236,9 @@ int StreamTransport::receiveAnyThread(ferry_conn_id conn, const uint8_t* data, s
   }
   // Back to the loop: the socket into the set, and `rest` (bytes read and not taken) ahead of
   // what the loop reads next. False when the loop closed the connection meanwhile.
-  auto release = [&](const uint8_t* rest, size_t restSize) {
+  // Never throws: without memory for what it hands back, the connection ends (the loop reads
+  // the end of the stream, after what it was handed, and closes it with the error).
+  auto release = [&](const uint8_t* rest, size_t restSize) noexcept {
     bool kick = false;
     {
       std::lock_guard lock(lease->mutex);
@@ -214,7 +248,7 @@ int StreamTransport::receiveAnyThread(ferry_conn_id conn, const uint8_t* data, s
         try {
           lease->returned.assign(rest, rest + restSize);
         } catch (const std::bad_alloc&) {
-          // The stream lost bytes: it ends here, and the loop closes it when it reads the end.
+          lease->failed = UV_ENOMEM;
           shutdown(lease->fd, SHUT_RDWR);
         }
         kick = true;
@@ -225,15 +259,29 @@ int StreamTransport::receiveAnyThread(ferry_conn_id conn, const uint8_t* data, s
     if (kick) {
       std::lock_guard lock(_directMutex);
       if (_handoverOpen) {
-        _returnedReads.push_back(conn);
-        uv_async_send(&_handoverAsync);
+        try {
+          _returnedReads.push_back(conn);
+          uv_async_send(&_handoverAsync);
+        } catch (const std::bad_alloc&) {
+          std::lock_guard leaseLock(lease->mutex);
+          lease->failed = UV_ENOMEM;
+          shutdown(lease->fd, SHUT_RDWR);
+        }
       }
     }
     return true;
   };
   if (data != nullptr) {
-    // The request goes out once its reply can no longer reach the loop.
-    int err = sendAnyThread(conn, data, size);
+    // The request goes out once its reply can no longer reach the loop. Nothing was sent when
+    // this fails (sendAnyThread ends the connection if it wrote part of the message and could
+    // not queue the rest).
+    int err;
+    try {
+      err = sendAnyThread(conn, data, size);
+    } catch (...) {
+      release(nullptr, 0);
+      throw;
+    }
     if (err != 0) {
       release(nullptr, 0);
       return err;

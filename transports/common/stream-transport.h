@@ -92,6 +92,7 @@ struct ReadLease {
   bool midMessage = false;   // the loop's reader holds part of a message
   bool closed = false;       // the loop closed the connection (the socket is shut down)
   bool inSet = false;        // the socket is in the read set
+  int failed = 0;            // a lessee lost bytes (no memory to hand them back): the loop closes
   // What a thread read and did not take: the loop delivers it before reading the socket again.
   std::vector<uint8_t> returned;
 };

@@ -4,6 +4,7 @@
 #include "stream-internal.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstring>
@@ -160,12 +161,23 @@ int StreamTransport::sendAnyThread(ferry_conn_id conn, const uint8_t* data, size
   }
   // The rest goes through the loop, behind whatever is queued there.
   if (!_handoverOpen) return UV_ENOTCONN;
-  std::unique_ptr<uint8_t[]> rest(new uint8_t[total - written]);
-  size_t fromHeader = written < kFrameHeaderSize ? kFrameHeaderSize - written : 0;
-  if (fromHeader > 0) std::memcpy(rest.get(), header + written, fromHeader);
-  size_t dataOffset = written > kFrameHeaderSize ? written - kFrameHeaderSize : 0;
-  if (size > dataOffset) std::memcpy(rest.get() + fromHeader, data + dataOffset, size - dataOffset);
-  _handovers.push_back({conn, std::move(rest), total - written});
+  try {
+    std::unique_ptr<uint8_t[]> rest(new uint8_t[total - written]);
+    size_t fromHeader = written < kFrameHeaderSize ? kFrameHeaderSize - written : 0;
+    if (fromHeader > 0) std::memcpy(rest.get(), header + written, fromHeader);
+    size_t dataOffset = written > kFrameHeaderSize ? written - kFrameHeaderSize : 0;
+    if (size > dataOffset) {
+      std::memcpy(rest.get() + fromHeader, data + dataOffset, size - dataOffset);
+    }
+    _handovers.push_back({conn, std::move(rest), total - written});
+  } catch (const std::bad_alloc&) {
+    if (written == 0) throw;  // nothing went out: the caller hears UV_ENOMEM
+    // Part of the frame is out and its rest cannot be kept: the stream is torn. It ends here, and
+    // the peer and the loop see it end; the message counts as sent, and is lost with the
+    // connection, as any message in flight when a connection fails.
+    shutdown(entry->second.fd, SHUT_RDWR);
+    return 0;
+  }
   ++entry->second.loopWrites;
   addQueued(*entry->second.queued, total - written);
   // Under the lock: destroy() closes the handle under it too.

@@ -197,8 +197,9 @@ typedef struct ferry_transport_v1 {
    * and whatever was read past the last one taken are received() by the loop, before anything
    * it reads later, so every message arrives once and in order either way. The wait also ends
    * when `wake_fd` (an eventfd or a pipe of the caller's, which it does not read; -1: none)
-   * becomes readable, at the timeout, and when the loop closes the connection or the instance is
-   * destroyed (then UV_ENOTCONN, soon).
+   * becomes readable, at the timeout, and when the loop closes the connection (then UV_ENOTCONN,
+   * soon). The host must not call destroy() while a thread is inside this function: it wakes
+   * such threads through their `wake_fd` first and waits for them to return.
    *
    * Returns how many messages `take` took (0 or more). UV_EBUSY when the loop or another thread
    * holds the connection's reads now (the loop is in the middle of a message, or delivering), and
