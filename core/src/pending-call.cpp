@@ -222,18 +222,15 @@ void PendingCall::releaseHeld() noexcept {
 void PendingCall::waitReading() noexcept {
   int own = threadEventFd();
   if (own < 0) return releaseHeld();
+  bool done;
   {
     std::lock_guard lock(_mutex);
-    if (_done.load(std::memory_order_relaxed)) {
-      // Canceled (or failed) before its request went out.
-      if (_heldFrame) _reader->abandon(_readLink, _heldCallId);
-      _heldFrame.reset();
-      return;
-    }
+    done = _done.load(std::memory_order_relaxed);
     // Completed by the I/O thread instead (the lease was refused, or another thread read it), the
     // call wakes this thread through `own`, which the read polls too.
-    _waiterFd = own;
+    if (!done) _waiterFd = own;
   }
+  if (done) return releaseHeld();  // canceled or failed before its request went out
   t_reading = this;
   while (!_done.load()) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(_deadline - Clock::now());

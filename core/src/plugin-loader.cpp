@@ -299,6 +299,8 @@ TransportTraits traitsOf(const ferry_transport_v1& table) noexcept {
   TransportTraits traits;
   traits.sendAnyThread =
       FERRY_TABLE_HAS(table, send_any_thread) && table.send_any_thread != nullptr;
+  traits.receiveAnyThread =
+      FERRY_TABLE_HAS(table, receive_any_thread) && table.receive_any_thread != nullptr;
   traits.counters = FERRY_TABLE_HAS(table, counters) && table.counters != nullptr;
   traits.connectionInfo =
       FERRY_TABLE_HAS(table, connection_info) && table.connection_info != nullptr;

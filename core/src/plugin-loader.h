@@ -80,6 +80,7 @@ struct TransportTraits {
   bool kernelCredentials = false;  // a listener learns each peer's uid, gid and pid
   bool pathAddresses = false;      // addresses are directories; "" is the runtime directory
   bool sendAnyThread = false;      // send_any_thread is offered
+  bool receiveAnyThread = false;   // receive_any_thread is offered
   bool counters = false;           // counters is offered
   bool connectionInfo = false;     // connection_info is offered
   uint32_t costRank = kUndeclaredCostRank;  // lower is cheaper

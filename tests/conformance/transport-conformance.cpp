@@ -343,6 +343,21 @@ struct WakeFd {
   }
 };
 
+// Runs `body` on a connected pair of instances per address, with a wake descriptor, for a plugin
+// that offers receive_any_thread (for another, says so and returns).
+void forEachLentLink(
+    const std::function<void(Harness&, Instance& server, Instance& client, const Link&,
+                             const WakeFd&)>& body) {
+  if (!offersReceiveAnyThread()) return;
+  forEachAddress([&](Harness& harness, const std::string& address) {
+    Instance& server = harness.instance();
+    Instance& client = harness.instance();
+    Link link = connectPair(harness, server, client, address, server.listen(address));
+    WakeFd wake;
+    body(harness, server, client, link, wake);
+  });
+}
+
 // What one receive_any_thread on another thread returned and was offered.
 struct Reading {
   int rc = -99999;
@@ -370,12 +385,8 @@ std::thread readOnOtherThread(Instance& instance, ferry_conn_id conn, int wakeFd
 }
 
 BOOST_AUTO_TEST_CASE(a_waiting_thread_takes_its_reply_and_the_loop_delivers_the_rest_in_order) {
-  if (!offersReceiveAnyThread()) return;
-  forEachAddress([](Harness& harness, const std::string& address) {
-    Instance& server = harness.instance();
-    Instance& client = harness.instance();
-    Link link = connectPair(harness, server, client, address, server.listen(address));
-    WakeFd wake;
+  forEachLentLink([](Harness& harness, Instance& server, Instance& client, const Link& link,
+                     const WakeFd& wake) {
     // Written at once by the server (libuv writes before it queues); the loop does not run while
     // the other thread reads, so nothing but that thread can read them.
     Bytes reply = taggedMessage(1, 0, 100);
@@ -403,12 +414,8 @@ BOOST_AUTO_TEST_CASE(a_waiting_thread_takes_its_reply_and_the_loop_delivers_the_
 }
 
 BOOST_AUTO_TEST_CASE(a_round_trip_on_the_calling_thread_keeps_the_reply_from_the_running_loop) {
-  if (!offersReceiveAnyThread()) return;
-  forEachAddress([](Harness& harness, const std::string& address) {
-    Instance& server = harness.instance();
-    Instance& client = harness.instance();
-    Link link = connectPair(harness, server, client, address, server.listen(address));
-    WakeFd wake;
+  forEachLentLink([](Harness& harness, Instance& server, Instance& client, const Link& link,
+                     const WakeFd& wake) {
     Bytes request = taggedMessage(4, 0, 2000);
     Bytes reply = taggedMessage(4, 1, 3000);
     // The server answers from inside its event, while the loop runs on this thread.
@@ -436,12 +443,8 @@ BOOST_AUTO_TEST_CASE(a_round_trip_on_the_calling_thread_keeps_the_reply_from_the
 }
 
 BOOST_AUTO_TEST_CASE(a_message_the_waiting_thread_leaves_goes_to_the_loop_with_what_follows) {
-  if (!offersReceiveAnyThread()) return;
-  forEachAddress([](Harness& harness, const std::string& address) {
-    Instance& server = harness.instance();
-    Instance& client = harness.instance();
-    Link link = connectPair(harness, server, client, address, server.listen(address));
-    WakeFd wake;
+  forEachLentLink([](Harness& harness, Instance& server, Instance& client, const Link& link,
+                     const WakeFd& wake) {
     std::vector<Bytes> sent;
     for (uint32_t i = 0; i < 3; ++i) {
       sent.push_back(taggedMessage(2, i, 1000 + i));
@@ -466,12 +469,8 @@ BOOST_AUTO_TEST_CASE(a_message_the_waiting_thread_leaves_goes_to_the_loop_with_w
 }
 
 BOOST_AUTO_TEST_CASE(a_waiting_reader_ends_on_its_wake_fd_its_timeout_or_the_connection_closing) {
-  if (!offersReceiveAnyThread()) return;
-  forEachAddress([](Harness& harness, const std::string& address) {
-    Instance& server = harness.instance();
-    Instance& client = harness.instance();
-    Link link = connectPair(harness, server, client, address, server.listen(address));
-    WakeFd wake;
+  forEachLentLink([](Harness& harness, Instance& server, Instance& client, const Link& link,
+                     const WakeFd& wake) {
     // The wake descriptor, written while the thread waits; meanwhile a second reader is refused.
     Reading woken;
     std::thread reader = readOnOtherThread(client, link.client, wake.fd, 30000, true, woken);
@@ -515,12 +514,8 @@ BOOST_AUTO_TEST_CASE(a_waiting_reader_ends_on_its_wake_fd_its_timeout_or_the_con
 }
 
 BOOST_AUTO_TEST_CASE(only_outgoing_connections_are_lent_to_a_waiting_thread) {
-  if (!offersReceiveAnyThread()) return;
-  forEachAddress([](Harness& harness, const std::string& address) {
-    Instance& server = harness.instance();
-    Instance& client = harness.instance();
-    Link link = connectPair(harness, server, client, address, server.listen(address));
-    WakeFd wake;
+  forEachLentLink([](Harness&, Instance& server, Instance& client, const Link& link,
+                     const WakeFd& wake) {
     auto take = [](const uint8_t*, size_t) { return true; };
     BOOST_TEST(server.receiveAnyThread(link.server, wake.fd, 0, take) == UV_ENOTSUP);
     BOOST_TEST(client.receiveAnyThread(987654, wake.fd, 0, take) == UV_ENOTCONN);

@@ -14,6 +14,12 @@ void encodeFrameHeader(uint8_t* header, size_t size) noexcept {
   for (size_t i = 0; i < kFrameHeaderSize; ++i) header[i] = static_cast<uint8_t>(length >> (8 * i));
 }
 
+size_t decodeFrameHeader(const uint8_t* header) noexcept {
+  uint32_t length = 0;
+  for (size_t i = 0; i < kFrameHeaderSize; ++i) length |= uint32_t{header[i]} << (8 * i);
+  return length;
+}
+
 void FreeBytes::operator()(uint8_t* p) const noexcept { std::free(p); }
 
 ByteBuffer allocateBytes(size_t size) {
@@ -34,8 +40,7 @@ int FrameReader::feed(const uint8_t* data, size_t size, Deliver deliver, void* c
       data += take;
       size -= take;
       if (_headerFilled < kFrameHeaderSize) return 0;
-      uint32_t length = 0;
-      for (size_t i = 0; i < kFrameHeaderSize; ++i) length |= uint32_t{_header[i]} << (8 * i);
+      size_t length = decodeFrameHeader(_header);
       if (length > _maxMessageSize) {
         _broken = UV_EMSGSIZE;
         return _broken;

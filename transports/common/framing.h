@@ -14,6 +14,8 @@ inline constexpr size_t kFrameHeaderSize = 4;
 // Writes the length prefix of a `size`-byte message into header[0..3]. `size` fits 32 bits
 // because callers check it against the transport's maximum first.
 void encodeFrameHeader(uint8_t* header, size_t size) noexcept;
+// The message size a length prefix header[0..3] announces.
+size_t decodeFrameHeader(const uint8_t* header) noexcept;
 
 // Bytes of partly received messages held by the readers that share it (one transport instance's),
 // against a limit. On one thread.

@@ -67,11 +67,6 @@ struct LeaseBuffer {
 
 thread_local LeaseBuffer t_leaseBuffer;
 
-size_t frameLength(const uint8_t* header) noexcept {
-  return size_t{header[0]} | size_t{header[1]} << 8 | size_t{header[2]} << 16 |
-         size_t{header[3]} << 24;
-}
-
 bool addToSet(int set, const ReadLease& lease, ferry_conn_id conn) noexcept {
   epoll_event event{};
   event.events = EPOLLIN;
@@ -189,13 +184,8 @@ void StreamTransport::pullLeased(Connection& connection) {
     bytesArrived(connection, returned.data(), returned.size(), ReadInto::elsewhere);
   }
   if (connection.state == Connection::State::open) {
-    std::span<uint8_t> target = connection.reader.readTarget();
-    ReadInto into = ReadInto::splitMessage;
-    if (target.empty()) {
-      if (!_readBuffer) _readBuffer = allocateBytes(kReadBufferSize);
-      target = {_readBuffer.get(), kReadBufferSize};
-      into = ReadInto::sharedBuffer;
-    }
+    ReadInto into;
+    std::span<uint8_t> target = readSpace(connection, into);
     ssize_t n;
     do {
       n = recv(lease->fd, target.data(), target.size(), MSG_DONTWAIT);
@@ -300,13 +290,16 @@ int StreamTransport::receiveAnyThread(ferry_conn_id conn, const uint8_t* data, s
   try {
     for (;;) {
       // Every whole message read is offered, up to the first refused; the lease ends after them.
-      bool refused = false;
-      while (have - handled >= kFrameHeaderSize) {
+      // A length above the maximum ends it too: the loop's reader refuses it, closes the
+      // connection and says why.
+      bool stop = false;
+      while (!stop && have - handled >= kFrameHeaderSize) {
         const uint8_t* at = buffer.bytes.get() + handled;
-        size_t length = frameLength(at);
-        if (length > _limits.maxMessageSize || have - handled - kFrameHeaderSize < length) break;
+        size_t length = decodeFrameHeader(at);
+        if (length > _limits.maxMessageSize) stop = true;
+        if (stop || have - handled - kFrameHeaderSize < length) break;
         if (take(context, at + kFrameHeaderSize, length) == 0) {
-          refused = true;
+          stop = true;
           break;
         }
         handled += kFrameHeaderSize + length;
@@ -314,16 +307,11 @@ int StreamTransport::receiveAnyThread(ferry_conn_id conn, const uint8_t* data, s
         _counters.messages_received.fetch_add(1, std::memory_order_relaxed);
         _counters.messages_read_by_caller.fetch_add(1, std::memory_order_relaxed);
       }
-      if (refused || taken > 0) break;
-      // A length above the maximum: refused by the loop's reader, which closes the connection
-      // and says why.
-      if (have - handled >= kFrameHeaderSize &&
-          frameLength(buffer.bytes.get() + handled) > _limits.maxMessageSize) {
-        break;
-      }
+      if (stop || taken > 0) break;
       if (readable) {
+        // Nothing is handled yet: the message being read starts the buffer.
         size_t wanted = have >= kFrameHeaderSize
-                            ? kFrameHeaderSize + frameLength(buffer.bytes.get())
+                            ? kFrameHeaderSize + decodeFrameHeader(buffer.bytes.get())
                             : kFrameHeaderSize;
         uint8_t* into = buffer.reserve(std::max(wanted, have + kLeaseReadSize), have);
         ssize_t n = recv(lease->fd, into + have, buffer.capacity - have, MSG_DONTWAIT);

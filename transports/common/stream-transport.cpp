@@ -499,31 +499,32 @@ void StreamTransport::onConnectTimeout(uv_timer_t* timer) noexcept {
   });
 }
 
-void StreamTransport::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
-  auto* connection = static_cast<Connection*>(handle->data);
+std::span<uint8_t> StreamTransport::readSpace(Connection& connection, ReadInto& into) {
   // The rest of a split message goes straight to its buffer, once copied (by the kernel).
-  std::span<uint8_t> target = connection->state == Connection::State::open
-                                  ? connection->reader.readTarget()
+  std::span<uint8_t> target = connection.state == Connection::State::open
+                                  ? connection.reader.readTarget()
                                   : std::span<uint8_t>();
   if (!target.empty()) {
-    buf->base = reinterpret_cast<char*>(target.data());
-    buf->len = target.size();
-    return;
+    into = ReadInto::splitMessage;
+    return target;
   }
-  ByteBuffer& readBuffer = connection->owner->_readBuffer;
-  if (!readBuffer) {
-    // The last one went to a split message. Without memory, libuv reports UV_ENOBUFS to onRead,
-    // which closes the connection.
-    try {
-      readBuffer = allocateBytes(kReadBufferSize);
-    } catch (const std::bad_alloc&) {
-      buf->base = nullptr;
-      buf->len = 0;
-      return;
-    }
+  // The last shared buffer went to a split message: another.
+  if (!_readBuffer) _readBuffer = allocateBytes(kReadBufferSize);
+  into = ReadInto::sharedBuffer;
+  return {_readBuffer.get(), kReadBufferSize};
+}
+
+void StreamTransport::onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* connection = static_cast<Connection*>(handle->data);
+  std::span<uint8_t> space;
+  try {
+    ReadInto into;
+    space = connection->owner->readSpace(*connection, into);
+  } catch (const std::bad_alloc&) {
+    // Without memory, libuv reports UV_ENOBUFS to onRead, which closes the connection.
   }
-  buf->base = reinterpret_cast<char*>(readBuffer.get());
-  buf->len = kReadBufferSize;
+  buf->base = reinterpret_cast<char*>(space.data());
+  buf->len = space.size();
 }
 
 void StreamTransport::onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {

@@ -262,6 +262,10 @@ private:
   // Where bytes that came from the peer lie: the shared read buffer (which a split message may
   // adopt), the split message's own buffer (read there directly), or elsewhere (a lease's rest).
   enum class ReadInto { sharedBuffer, splitMessage, elsewhere };
+  // Where the connection's next bytes are read to, and what that space is (the split message's
+  // own buffer, or the shared read buffer, allocated again if a split message took it). Throws
+  // std::bad_alloc.
+  std::span<uint8_t> readSpace(Connection& connection, ReadInto& into);
   // Feeds bytes that came from the peer to the connection's reader, which delivers the whole
   // messages; closes the connection on a refused length or budget.
   void bytesArrived(Connection& connection, const uint8_t* data, size_t size, ReadInto into);

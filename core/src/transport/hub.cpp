@@ -655,10 +655,7 @@ bool TransportHub::sendNow(LinkId link, std::span<const uint8_t> frame) {
   std::shared_lock gate(_directGate);
   if (!_directAllowed || link.transport >= _instances.size()) return false;
   Instance& i = *_instances[link.transport];
-  if (i.table->struct_size < offsetof(ferry_transport_v1, send_any_thread) + sizeof(void*) ||
-      i.table->send_any_thread == nullptr) {
-    return false;
-  }
+  if (!i.traits.sendAnyThread) return false;
   if (i.table->send_any_thread(i.transport, link.conn, frame.data(), frame.size()) != 0) {
     return false;
   }
@@ -675,10 +672,7 @@ orpc::ReadOutcome TransportHub::receiveNow(LinkId link, std::span<const uint8_t>
   std::shared_lock gate(_directGate);
   if (!_directAllowed || link.transport >= _instances.size()) return orpc::ReadOutcome::cannot;
   Instance& i = *_instances[link.transport];
-  if (i.table->struct_size < offsetof(ferry_transport_v1, receive_any_thread) + sizeof(void*) ||
-      i.table->receive_any_thread == nullptr) {
-    return orpc::ReadOutcome::cannot;
-  }
+  if (!i.traits.receiveAnyThread) return orpc::ReadOutcome::cannot;
   {
     std::lock_guard lock(_readersMutex);
     if (_readersClosed) return orpc::ReadOutcome::cannot;
